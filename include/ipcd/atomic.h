@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * atomic.h - the only way IPC-Direct code touches memory that another thread
+ * or process writes concurrently.
+ *
+ * Built on the __atomic builtins (as liburing's barrier.h is on C11 atomics)
+ * so that the ordering is portable and visible to ThreadSanitizer. Plain
+ * `volatile` is never used for synchronisation.
+ */
+#ifndef IPCD_ATOMIC_H
+#define IPCD_ATOMIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ipcd_load_relaxed(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
+#define ipcd_load_acquire(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define ipcd_store_relaxed(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ipcd_store_release(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define ipcd_xchg(p, v)			__atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#define ipcd_fetch_add(p, v)		__atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+#define ipcd_fetch_or(p, v)		__atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
+
+/* Full barrier: orders a prior store before a later load (Dekker / eventcount). */
+#define ipcd_smp_mb()			__atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+/*
+ * ipcd_cas - strong compare-and-swap, sequentially consistent on success,
+ * acquire on failure. On failure *expected is updated with the current value.
+ */
+#define ipcd_cas(p, expected, desired)						\
+	__atomic_compare_exchange_n((p), (expected), (desired), false,		\
+				    __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)
+
+#endif /* IPCD_ATOMIC_H */

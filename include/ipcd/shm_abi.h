@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm_abi.h - every structure that IPC-Direct shares between processes.
+ *
+ * WARNING: this file is an ABI between the monitor and every preloaded
+ * process, possibly built from different versions. Appending a field into
+ * reserved space, or a new region kind, bumps IPCD_SHM_ABI_MINOR. Any other
+ * change (moving, resizing or re-typing a field, changing a meaning) bumps
+ * IPCD_SHM_ABI_MAJOR. A reader refuses a different major and accepts a newer
+ * minor.
+ *
+ * Rules for everything below:
+ *  - fixed-width integers only: no pointers (offsets instead), no bool, enum,
+ *    long or size_t;
+ *  - padding is explicit; reserved[] space is zero and kept for growth;
+ *  - each field names its writer ("W:"); every other party only reads it;
+ *  - fields written by one side and read by another sit IPCD_CACHE_GUARD
+ *    bytes apart;
+ *  - everything an application can write is untrusted input to the monitor
+ *    and to its peer: readers bounds-check and copy before validating.
+ */
+#ifndef IPCD_SHM_ABI_H
+#define IPCD_SHM_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+
+#define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
+#define IPCD_SHM_ABI_MAJOR	1
+#define IPCD_SHM_ABI_MINOR	0
+
+/* Region kinds (struct ipcd_shm_hdr.kind). */
+#define IPCD_REGION_CONN	1	/* one connection: two SPSC data rings */
+#define IPCD_REGION_CLIENT	2	/* one process: request + response rings */
+#define IPCD_REGION_GLOBAL	3	/* monitor state + shared request doorbells */
+
+/* Sub-area indices (struct ipcd_shm_hdr.area[]). */
+#define IPCD_AREA_CONN_A2B	0	/* struct ipcd_spsc_shm: A writes, B reads */
+#define IPCD_AREA_CONN_B2A	1	/* struct ipcd_spsc_shm: B writes, A reads */
+#define IPCD_AREA_CLIENT_CTL	0	/* struct ipcd_client_ctl */
+#define IPCD_AREA_CLIENT_REQ	1	/* struct ipcd_spsc_shm: client -> monitor */
+#define IPCD_AREA_CLIENT_RESP	2	/* struct ipcd_spsc_shm: monitor -> client */
+#define IPCD_AREA_GLOBAL_CTL	0	/* struct ipcd_global_ctl */
+#define IPCD_AREA_GLOBAL_MPSC	1	/* struct ipcd_mpsc_shm (shared mode only) */
+#define IPCD_SHM_MAX_AREAS	6
+
+/* struct ipcd_shm_hdr.features */
+#define IPCD_FEAT_FUTEX_WAIT	(1u << 0)	/* sleepers use futexes on doorbell words */
+
+/**
+ * struct ipcd_shm_area - where one sub-area of a region lives.
+ * @off:  byte offset from the start of the region; 0 means absent.
+ * @size: byte size of the sub-area.
+ */
+struct ipcd_shm_area {
+	uint64_t off;
+	uint64_t size;
+};
+
+/**
+ * struct ipcd_shm_hdr - first bytes of every shared region.
+ *
+ * Written once by the region's creator (the monitor, or a test), which stores
+ * @ready last with release semantics. A reader waits for @ready, copies the
+ * whole header, and validates the copy (magic, major, sizes, every area
+ * inside the region) before it maps a single pointer from it.
+ */
+struct ipcd_shm_hdr {
+	uint32_t magic;			/* W: creator. IPCD_SHM_MAGIC */
+	uint16_t abi_major;		/* W: creator. IPCD_SHM_ABI_MAJOR */
+	uint16_t abi_minor;		/* W: creator. IPCD_SHM_ABI_MINOR */
+	uint32_t hdr_size;		/* W: creator. sizeof(struct ipcd_shm_hdr) */
+	uint32_t kind;			/* W: creator. IPCD_REGION_* */
+	uint64_t region_size;		/* W: creator. bytes mapped */
+	uint64_t features;		/* W: creator. IPCD_FEAT_* */
+	uint32_t n_areas;		/* W: creator. used entries of area[] */
+	uint32_t ready;			/* W: creator, last, release. 0: not yet */
+	struct ipcd_shm_area area[IPCD_SHM_MAX_AREAS];	/* W: creator */
+	uint8_t reserved[56];
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_shm_area) == 16);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_shm_hdr) == 3 * IPCD_CACHE_LINE);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_shm_hdr, ready) == 36);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_shm_hdr, area) == 40);
+
+/*
+ * ---------------------------------------------------------------------------
+ * SPSC ring of records (connection data, per-process requests and responses)
+ * ---------------------------------------------------------------------------
+ *
+ * A byte ring of @capacity bytes (a power of two) holding 8-byte aligned
+ * records: a struct ipcd_rec_hdr, then @len payload bytes, padded to 8.
+ * Positions are free-running uint32_t byte counters; the ring offset of a
+ * position is (pos & (capacity - 1)). A header never straddles the end (every
+ * record starts 8-aligned and capacity is a multiple of 8); a payload may, and
+ * is then copied in two pieces.
+ *
+ * Publication: the producer writes the payload, then stamps the header of the
+ * *next* record position as not-yet-written (seq = ~next), then stores this
+ * record's header with release, seq = its own position. The consumer polls the
+ * header at its head position and owns the record once seq == head. So the
+ * consumer's fast path touches only the record's own cache lines, never a
+ * producer index, and a stale header or stale payload bytes from an earlier
+ * lap can never look valid: the slot a consumer polls was always stamped
+ * before the record ahead of it was published.
+ *
+ * In message mode a record is one message. In stream mode a record is one
+ * write; the consumer may take part of it and records how much in @head_off.
+ */
+#define IPCD_SPSC_F_STREAM	(1u << 0)	/* byte stream; else messages */
+
+#define IPCD_SPSC_MIN_CAPACITY	64u
+#define IPCD_SPSC_MAX_CAPACITY	(1u << 30)
+#define IPCD_REC_ALIGN		8u
+
+/**
+ * struct ipcd_rec_hdr - header of one record in an SPSC ring.
+ * @len: payload bytes (W: producer).
+ * @seq: the record's own position; anything else means "not yet" (W: producer).
+ *
+ * Stored as one 64-bit release store so the consumer never sees half of it.
+ */
+struct ipcd_rec_hdr {
+	uint32_t len;
+	uint32_t seq;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_rec_hdr) == 8);
+
+/**
+ * struct ipcd_spsc_shm - control block of one SPSC ring; data follows it.
+ *
+ * Four guarded groups: constants, producer-written, consumer-written, and the
+ * doorbell. The doorbell words change only when a side goes to sleep or shuts
+ * down, so the other side's check of them after every publish is a cache hit.
+ */
+struct ipcd_spsc_shm {
+	/* constants, W: creator before the region is ready */
+	uint32_t capacity;		/* data bytes, power of two */
+	uint32_t flags;			/* IPCD_SPSC_F_* */
+	uint32_t max_msg;		/* largest payload a record may carry */
+	uint32_t reserved0[29];
+
+	/* producer group */
+	uint32_t tail __ipcd_guard_aligned;	/* W: producer. next record position */
+	uint32_t reserved1;
+	uint64_t prod_bytes;		/* W: producer. payload bytes ever written */
+	uint64_t prod_msgs;		/* W: producer. records ever written */
+	uint8_t reserved2[IPCD_CACHE_GUARD - 24];
+
+	/* consumer group */
+	uint32_t head __ipcd_guard_aligned;	/* W: consumer. position of the oldest record */
+	uint32_t head_off;		/* W: consumer. bytes taken from that record (stream) */
+	uint64_t cons_bytes;		/* W: consumer. payload bytes ever read */
+	uint64_t cons_msgs;		/* W: consumer. records ever finished */
+	uint8_t reserved3[IPCD_CACHE_GUARD - 24];
+
+	/* doorbell group: futex words and shutdown flags */
+	uint32_t cons_wait __ipcd_guard_aligned; /* W: consumer sets 1 to sleep; producer clears */
+	uint32_t prod_wait;		/* W: producer sets 1 to sleep; consumer clears */
+	uint32_t prod_closed;		/* W: producer (or monitor on its death). no more data */
+	uint32_t cons_closed;		/* W: consumer (or monitor on its death). nobody reads */
+	uint8_t reserved4[IPCD_CACHE_GUARD - 16];
+};
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_spsc_shm, tail) == 1 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_spsc_shm, head) == 2 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_spsc_shm, cons_wait) == 3 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_spsc_shm) == 4 * IPCD_CACHE_GUARD);
+
+/*
+ * ---------------------------------------------------------------------------
+ * Multi-producer doorbell queue (shared request-queue mode)
+ * ---------------------------------------------------------------------------
+ *
+ * @capacity slots of 64 bits: the low half is a sequence number, the high
+ * half a 32-bit payload. Slot i starts as seq = i. A producer claims position
+ * p by CAS on @tail when slot[p].seq == p, and publishes with one 64-bit CAS
+ * from {p, 0} to {p + 1, payload}. The consumer takes slot[p] when its seq is
+ * p + 1 and frees it as {p + capacity, 0}.
+ *
+ * A producer that dies or stalls between claim and publish leaves seq == p
+ * while @tail > p. After a bounded time the consumer CASes {p, 0} to
+ * {p + capacity, 0} and moves on. Both sides change the slot only by CAS, so
+ * exactly one of "publish" and "skip" wins: a late producer learns that its
+ * entry was dropped and enqueues again; nothing is ever half-written.
+ *
+ * Every process in shared mode can write this memory, so a payload proves
+ * nothing about who wrote it: the queue carries doorbells only ("client slot
+ * N has work"). Requests themselves travel in each client's private ring.
+ */
+#define IPCD_MPSC_MIN_SLOTS	8u
+#define IPCD_MPSC_MAX_SLOTS	(1u << 20)
+
+struct ipcd_mpsc_shm {
+	uint32_t capacity;		/* W: creator. slots, power of two */
+	uint32_t reserved0[31];
+
+	uint32_t tail __ipcd_guard_aligned;	/* W: producers (CAS). next position to claim */
+	uint8_t reserved1[IPCD_CACHE_GUARD - 4];
+
+	uint32_t head __ipcd_guard_aligned;	/* W: consumer. informational (depth) */
+	uint32_t cons_heartbeat;	/* W: consumer. bumped every poll batch */
+	uint64_t skipped;		/* W: consumer. claims skipped after a stall */
+	uint64_t corrupt;		/* W: consumer. slots found with an impossible seq */
+	uint8_t reserved2[IPCD_CACHE_GUARD - 24];
+
+	uint32_t cons_wait __ipcd_guard_aligned; /* W: consumer sets 1 to sleep; producers clear */
+	uint8_t reserved3[IPCD_CACHE_GUARD - 4];
+
+	uint64_t slot[];		/* W: producers and consumer, CAS only */
+};
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_mpsc_shm, tail) == 1 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_mpsc_shm, head) == 2 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_mpsc_shm, cons_wait) == 3 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_mpsc_shm, slot) == 4 * IPCD_CACHE_GUARD);
+
+/*
+ * ---------------------------------------------------------------------------
+ * Per-process request channel and monitor-global state
+ * ---------------------------------------------------------------------------
+ */
+
+/**
+ * struct ipcd_client_ctl - control words of one process's request channel.
+ *
+ * Mapped only by that process and the monitor.
+ */
+struct ipcd_client_ctl {
+	uint32_t slot;			/* W: monitor. this client's index in its table */
+	uint32_t gen;			/* W: monitor. generation of that index */
+	uint32_t reserved0[30];
+
+	/*
+	 * Shared mode: 1 while a doorbell for this client is queued or being
+	 * served. The client sets it (exchange) after queueing requests and
+	 * rings only on a 0 -> 1 transition; the monitor clears it (exchange)
+	 * before it drains the request ring. So each client has at most one
+	 * doorbell in flight.
+	 */
+	uint32_t doorbell_pending __ipcd_guard_aligned;	/* W: client and monitor */
+	uint8_t reserved1[IPCD_CACHE_GUARD - 4];
+};
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_client_ctl, doorbell_pending) == IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 2 * IPCD_CACHE_GUARD);
+
+/* struct ipcd_global_ctl.queue_mode */
+#define IPCD_QMODE_PER_PROCESS	1
+#define IPCD_QMODE_SHARED	2
+
+/**
+ * struct ipcd_global_ctl - the monitor's public state, mapped by every client.
+ */
+struct ipcd_global_ctl {
+	uint32_t queue_mode;		/* W: monitor. IPCD_QMODE_* */
+	uint32_t monitor_pid;		/* W: monitor */
+	uint64_t start_ns;		/* W: monitor. CLOCK_MONOTONIC at start */
+	uint32_t reserved0[28];
+
+	uint64_t heartbeat __ipcd_guard_aligned; /* W: monitor. bumped by its loop */
+	uint8_t reserved1[IPCD_CACHE_GUARD - 8];
+
+	uint32_t mon_wait __ipcd_guard_aligned;	/* W: monitor sets 1 to sleep; clients clear */
+	uint8_t reserved2[IPCD_CACHE_GUARD - 4];
+};
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_global_ctl, heartbeat) == IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_global_ctl, mon_wait) == 2 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_global_ctl) == 3 * IPCD_CACHE_GUARD);
+
+/*
+ * ---------------------------------------------------------------------------
+ * Request and response envelopes (records of a client's request channel)
+ * ---------------------------------------------------------------------------
+ *
+ * Opcodes and the meaning of @body per opcode are in proto.h. The monitor
+ * copies a request out of the ring before it looks at any field, and rejects
+ * a record whose length is not exactly sizeof(struct ipcd_req).
+ */
+#define IPCD_REQ_BODY		48
+
+struct ipcd_req {
+	uint16_t opcode;		/* IPCD_OP_* */
+	uint16_t len;			/* bytes of @body in use */
+	uint32_t flags;
+	uint64_t cookie;		/* echoed in the response */
+	uint8_t body[IPCD_REQ_BODY];
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_req) == IPCD_CACHE_LINE);
+
+struct ipcd_resp {
+	uint16_t opcode;		/* the request's opcode */
+	uint16_t len;			/* bytes of @body in use */
+	int32_t status;			/* 0 or -errno */
+	uint64_t cookie;		/* the request's cookie */
+	uint8_t body[IPCD_REQ_BODY];
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_resp) == IPCD_CACHE_LINE);
+
+#endif /* IPCD_SHM_ABI_H */

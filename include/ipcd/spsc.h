@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spsc.h - single-producer/single-consumer ring of records in shared memory.
+ *
+ * Layout and publication rules: struct ipcd_spsc_shm in shm_abi.h. One ring
+ * serves two uses, fixed when the ring is created:
+ *  - message mode: each send is one record, each receive returns one whole
+ *    record (connection-level messages, monitor requests and responses);
+ *  - stream mode: each write is one record, reads take any number of bytes
+ *    across record boundaries (TCP-like byte streams, partial reads).
+ *
+ * Ordering points (each has its partner):
+ *   R1 producer: release-store of a record header   -> A1 consumer: acquire-load of it
+ *   R2 consumer: release-store of head             -> A2 producer: acquire-load of it
+ *   R3 producer: release-store of prod_closed       -> A3 consumer: acquire-load of it
+ *   doorbells: S1/W1 in wait.h.
+ *
+ * The peer is untrusted: every index and length read from shared memory is
+ * checked before use, and a violation returns -EPROTO (the caller tears the
+ * channel down). Copies are always masked into the ring, so a corrupted ring
+ * can never make us read or write outside it.
+ *
+ * Return convention: counts or 0 on success, -errno on failure; -EAGAIN means
+ * "would block" (full for a producer, empty for a consumer).
+ */
+#ifndef IPCD_SPSC_H
+#define IPCD_SPSC_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "atomic.h"
+#include "compiler.h"
+#include "shm_abi.h"
+#include "wait.h"
+
+IPCD_BUILD_ASSERT(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__);	/* rec header packing */
+
+/**
+ * struct ipcd_spsc - one process's handle on an SPSC ring.
+ *
+ * The geometry is a validated private copy: nothing the peer later writes to
+ * the shared control block can change it.
+ */
+struct ipcd_spsc {
+	struct ipcd_spsc_shm *shm;
+	uint8_t *data;
+	uint32_t capacity;
+	uint32_t mask;
+	uint32_t max_msg;
+	uint32_t flags;
+	uint32_t head_cache;	/* producer side: last head seen (A2) */
+	uint32_t pad;
+};
+
+/* ipcd_spsc_read() flags */
+#define IPCD_SPSC_PEEK		(1u << 0)	/* copy without consuming */
+
+/**
+ * ipcd_spsc_mem_size - bytes needed for a ring of @capacity data bytes.
+ */
+static inline size_t ipcd_spsc_mem_size(uint32_t capacity)
+{
+	return sizeof(struct ipcd_spsc_shm) + capacity;
+}
+
+/**
+ * ipcd_spsc_init - format a ring in @mem (creator side, before publication).
+ * @mem:      ipcd_spsc_mem_size(@capacity) bytes, 8-byte aligned, zeroed.
+ * @capacity: data bytes, a power of two in [IPCD_SPSC_MIN_CAPACITY, MAX].
+ * @max_msg:  largest record payload; 0 means the largest that fits.
+ * @flags:    IPCD_SPSC_F_*.
+ *
+ * Returns 0 or -EINVAL.
+ */
+int ipcd_spsc_init(void *mem, uint32_t capacity, uint32_t max_msg, uint32_t flags);
+
+/**
+ * ipcd_spsc_attach - validate a ring of @mem_size bytes at @mem and fill @r.
+ *
+ * Safe on hostile memory: the geometry is copied, then checked against
+ * @mem_size. Returns 0, -EINVAL (bad arguments) or -EPROTO (bad ring).
+ */
+int ipcd_spsc_attach(struct ipcd_spsc *r, void *mem, size_t mem_size);
+
+/* ---- internals ---------------------------------------------------------- */
+
+static __ipcd_always_inline uint32_t __ipcd_rec_size(uint32_t len)
+{
+	return (uint32_t)sizeof(struct ipcd_rec_hdr) + IPCD_ALIGN_UP(len, IPCD_REC_ALIGN);
+}
+
+static __ipcd_always_inline uint64_t __ipcd_rec_pack(uint32_t len, uint32_t seq)
+{
+	return (uint64_t)seq << 32 | len;	/* == struct ipcd_rec_hdr on little endian */
+}
+
+static __ipcd_always_inline uint64_t *__ipcd_rec_at(const struct ipcd_spsc *r, uint32_t pos)
+{
+	return (uint64_t *)(void *)(r->data + (pos & r->mask));
+}
+
+/* Copy @len bytes into the ring starting at position @pos, wrapping once. */
+static __ipcd_always_inline void __ipcd_spsc_copy_in(const struct ipcd_spsc *r, uint32_t pos,
+						      const void *src, size_t len)
+{
+	uint32_t off = pos & r->mask;
+	size_t first = r->capacity - off;
+
+	if (likely(len <= first)) {
+		memcpy(r->data + off, src, len);
+	} else {
+		memcpy(r->data + off, src, first);
+		memcpy(r->data, (const uint8_t *)src + first, len - first);
+	}
+}
+
+static __ipcd_always_inline void __ipcd_spsc_copy_out(const struct ipcd_spsc *r, uint32_t pos,
+						       void *dst, size_t len)
+{
+	uint32_t off = pos & r->mask;
+	size_t first = r->capacity - off;
+
+	if (likely(len <= first)) {
+		memcpy(dst, r->data + off, len);
+	} else {
+		memcpy(dst, r->data + off, first);
+		memcpy((uint8_t *)dst + first, r->data, len - first);
+	}
+}
+
+/*
+ * Bytes the producer may still use at @tail, refreshing the cached head only
+ * when the cache says there is not enough. -EPROTO if the consumer's head is
+ * impossible.
+ */
+static __ipcd_always_inline int64_t __ipcd_spsc_room(struct ipcd_spsc *r, uint32_t tail,
+						     uint32_t need)
+{
+	uint32_t used = tail - r->head_cache;
+	uint32_t head;
+
+	if (likely(used <= r->capacity && r->capacity - used >= need))
+		return r->capacity - used;
+	head = ipcd_load_acquire(&r->shm->head);	/* A2: pairs with R2 in the consumer */
+	used = tail - head;
+	if (unlikely(used > r->capacity || (head & (IPCD_REC_ALIGN - 1)) != 0))
+		return -EPROTO;
+	r->head_cache = head;
+	return r->capacity - used;
+}
+
+/*
+ * Write one record of @len payload bytes gathered from @iov at @tail (room
+ * already checked, including the 8 bytes of the next header's stamp).
+ * Returns the next tail. The caller publishes prod counters and rings.
+ */
+static __ipcd_always_inline uint32_t __ipcd_spsc_put(struct ipcd_spsc *r, uint32_t tail,
+						     const void *buf, uint32_t len)
+{
+	uint32_t next = tail + __ipcd_rec_size(len);
+
+	__ipcd_spsc_copy_in(r, tail + (uint32_t)sizeof(struct ipcd_rec_hdr), buf, len);
+	/* Stamp the next slot as not-yet-written before this record becomes visible. */
+	ipcd_store_relaxed(__ipcd_rec_at(r, next), __ipcd_rec_pack(0, ~next));
+	/* R1: publishes payload and stamp; pairs with A1 in __ipcd_spsc_peek */
+	ipcd_store_release(__ipcd_rec_at(r, tail), __ipcd_rec_pack(len, tail));
+	return next;
+}
+
+static __ipcd_always_inline void __ipcd_spsc_produced(struct ipcd_spsc *r, uint32_t tail,
+						      uint64_t bytes, uint32_t msgs)
+{
+	struct ipcd_spsc_shm *s = r->shm;
+
+	ipcd_store_relaxed(&s->tail, tail);
+	ipcd_store_relaxed(&s->prod_bytes, ipcd_load_relaxed(&s->prod_bytes) + bytes);
+	ipcd_store_relaxed(&s->prod_msgs, ipcd_load_relaxed(&s->prod_msgs) + msgs);
+	ipcd_doorbell_ring(&s->cons_wait);
+}
+
+/*
+ * Look at the record at the consumer's head. Returns its payload length,
+ * -EAGAIN if none is published yet, -EPROTO if the header is impossible.
+ */
+static __ipcd_always_inline int64_t __ipcd_spsc_peek(const struct ipcd_spsc *r, uint32_t head)
+{
+	uint64_t h = ipcd_load_acquire(__ipcd_rec_at(r, head));	/* A1: pairs with R1 */
+	uint32_t len = (uint32_t)h;
+
+	if ((uint32_t)(h >> 32) != head)
+		return -EAGAIN;
+	if (unlikely(len > r->max_msg))
+		return -EPROTO;
+	return len;
+}
+
+/* ---- producer ----------------------------------------------------------- */
+
+/**
+ * ipcd_spsc_send - append one message (message mode).
+ *
+ * Returns 0, -EAGAIN (no room now), -EMSGSIZE (@len > max_msg), -EPIPE
+ * (consumer closed) or -EPROTO (ring corrupted by the peer).
+ */
+static inline int ipcd_spsc_send(struct ipcd_spsc *r, const void *msg, uint32_t len)
+{
+	uint32_t tail = ipcd_load_relaxed(&r->shm->tail);
+	uint32_t need = __ipcd_rec_size(len) + (uint32_t)sizeof(struct ipcd_rec_hdr);
+	int64_t room;
+
+	if (unlikely(len > r->max_msg))
+		return -EMSGSIZE;
+	if (unlikely(ipcd_load_relaxed(&r->shm->cons_closed)))
+		return -EPIPE;
+	room = __ipcd_spsc_room(r, tail, need);
+	if (unlikely(room < (int64_t)need))
+		return room < 0 ? (int)room : -EAGAIN;
+	tail = __ipcd_spsc_put(r, tail, msg, len);
+	__ipcd_spsc_produced(r, tail, len, 1);
+	return 0;
+}
+
+/**
+ * ipcd_spsc_send_burst - append as many of @n messages as fit, ringing once.
+ *
+ * Returns how many were appended (possibly 0), or -EMSGSIZE / -EPIPE /
+ * -EPROTO if nothing was appended because of that error.
+ */
+int ipcd_spsc_send_burst(struct ipcd_spsc *r, const struct iovec *msgs, unsigned int n);
+
+/**
+ * ipcd_spsc_writev - append up to the sum of @iov bytes (stream mode).
+ *
+ * Partial writes as the kernel does them: returns the bytes appended (> 0),
+ * -EAGAIN if there was no room for a single byte, -EPIPE or -EPROTO.
+ */
+ssize_t ipcd_spsc_writev(struct ipcd_spsc *r, const struct iovec *iov, int iovcnt);
+
+static inline ssize_t ipcd_spsc_write(struct ipcd_spsc *r, const void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
+
+	return ipcd_spsc_writev(r, &iov, 1);
+}
+
+/** ipcd_spsc_close_prod - no more data: the consumer drains, then sees EOF. */
+static inline void ipcd_spsc_close_prod(struct ipcd_spsc *r)
+{
+	ipcd_store_release(&r->shm->prod_closed, 1);	/* R3: pairs with A3 */
+	ipcd_doorbell_ring(&r->shm->cons_wait);
+}
+
+/** ipcd_spsc_close_cons - nobody reads any more: the producer gets -EPIPE. */
+static inline void ipcd_spsc_close_cons(struct ipcd_spsc *r)
+{
+	ipcd_store_release(&r->shm->cons_closed, 1);
+	ipcd_doorbell_ring(&r->shm->prod_wait);
+}
+
+/* ---- consumer ----------------------------------------------------------- */
+
+/**
+ * ipcd_spsc_recv - take one whole message (message mode).
+ *
+ * Copies min(len, @buflen) bytes to @buf and consumes the message, like a
+ * datagram socket. Returns the message's full length (compare with @buflen
+ * to detect truncation), -EAGAIN if none is ready, -EPIPE once the producer
+ * closed and the ring is drained (messages may be empty, so EOF cannot be 0),
+ * or -EPROTO on a corrupted ring.
+ */
+static inline ssize_t ipcd_spsc_recv(struct ipcd_spsc *r, void *buf, size_t buflen)
+{
+	struct ipcd_spsc_shm *s = r->shm;
+	uint32_t head = ipcd_load_relaxed(&s->head);
+	int64_t len = __ipcd_spsc_peek(r, head);
+
+	if (unlikely(len < 0)) {
+		if (len == -EAGAIN && ipcd_load_acquire(&s->prod_closed) &&	/* A3 */
+		    __ipcd_spsc_peek(r, head) == -EAGAIN)
+			return -EPIPE;
+		return len;
+	}
+	__ipcd_spsc_copy_out(r, head + (uint32_t)sizeof(struct ipcd_rec_hdr), buf,
+			     IPCD_MIN((size_t)len, buflen));
+	ipcd_store_relaxed(&s->cons_bytes, ipcd_load_relaxed(&s->cons_bytes) + (uint64_t)len);
+	ipcd_store_relaxed(&s->cons_msgs, ipcd_load_relaxed(&s->cons_msgs) + 1);
+	/* R2: the slot may be reused only after our copy; pairs with A2 */
+	ipcd_store_release(&s->head, head + __ipcd_rec_size((uint32_t)len));
+	ipcd_doorbell_ring(&s->prod_wait);
+	return len;
+}
+
+/**
+ * ipcd_spsc_recv_burst - take up to @n whole messages, freeing space once.
+ * @buf:  messages are copied back to back, each starting 8-byte aligned.
+ * @lens: receives each message's length.
+ *
+ * Stops early at the first message that does not fit in what remains of
+ * @buflen. Returns the count taken (0 if none is ready), or -EPROTO.
+ */
+int ipcd_spsc_recv_burst(struct ipcd_spsc *r, void *buf, size_t buflen, uint32_t *lens,
+			 unsigned int n);
+
+/**
+ * ipcd_spsc_readv - take up to the sum of @iov bytes (stream mode).
+ * @flags: IPCD_SPSC_PEEK to copy without consuming.
+ *
+ * Returns the bytes copied (> 0), 0 at end of stream (producer closed and
+ * ring drained), -EAGAIN if empty, or -EPROTO.
+ */
+ssize_t ipcd_spsc_readv(struct ipcd_spsc *r, const struct iovec *iov, int iovcnt,
+			unsigned int flags);
+
+static inline ssize_t ipcd_spsc_read(struct ipcd_spsc *r, void *buf, size_t len,
+				     unsigned int flags)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+
+	return ipcd_spsc_readv(r, &iov, 1, flags);
+}
+
+/** ipcd_spsc_readable - true if a record is ready or the producer closed. */
+static inline bool ipcd_spsc_readable(const struct ipcd_spsc *r)
+{
+	return __ipcd_spsc_peek(r, ipcd_load_relaxed(&r->shm->head)) != -EAGAIN ||
+	       ipcd_load_acquire(&r->shm->prod_closed) != 0;
+}
+
+/**
+ * ipcd_spsc_bytes_ready - payload bytes the consumer could read now (FIONREAD).
+ * Approximate only while the producer is writing concurrently.
+ */
+static inline uint64_t ipcd_spsc_bytes_ready(const struct ipcd_spsc *r)
+{
+	uint64_t in = ipcd_load_acquire(&r->shm->prod_bytes);
+	uint64_t out = ipcd_load_relaxed(&r->shm->cons_bytes);
+	uint64_t pending = in - out;
+
+	return pending > r->capacity ? 0 : pending;
+}
+
+/**
+ * ipcd_spsc_writable - true if a record of @len payload bytes would fit now.
+ */
+static inline bool ipcd_spsc_writable(struct ipcd_spsc *r, uint32_t len)
+{
+	uint32_t need = __ipcd_rec_size(len) + (uint32_t)sizeof(struct ipcd_rec_hdr);
+
+	int64_t room = __ipcd_spsc_room(r, ipcd_load_relaxed(&r->shm->tail), need);
+
+	/* A corrupted ring counts as writable: the write reports -EPROTO. */
+	return room < 0 || room >= (int64_t)need || ipcd_load_relaxed(&r->shm->cons_closed) != 0;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/**
+ * ipcd_spsc_wait_readable - until a record is ready or the producer closed.
+ * @spin_ns:    busy-poll budget before sleeping (0: sleep at once).
+ * @timeout_ns: negative waits forever.
+ *
+ * Returns 0, -ETIMEDOUT or -EINTR (a signal arrived while asleep).
+ */
+int ipcd_spsc_wait_readable(struct ipcd_spsc *r, uint64_t spin_ns, int64_t timeout_ns);
+
+/**
+ * ipcd_spsc_wait_writable - until @len payload bytes fit or the consumer closed.
+ * Same arguments and returns as ipcd_spsc_wait_readable(); -EPROTO as well.
+ */
+int ipcd_spsc_wait_writable(struct ipcd_spsc *r, uint32_t len, uint64_t spin_ns,
+			    int64_t timeout_ns);
+
+#endif /* IPCD_SPSC_H */

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* futex.c - sleep and wake on 32-bit words that may be shared between processes. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <ipcd/wait.h>
+
+/*
+ * No FUTEX_PRIVATE_FLAG: the words live in MAP_SHARED memory and the sleeper
+ * and the waker are usually different processes.
+ */
+int ipcd_futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	long rc;
+
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tsp = &ts;
+	}
+	rc = syscall(SYS_futex, word, FUTEX_WAIT, val, tsp, NULL, 0);
+	if (rc == 0 || errno == EAGAIN)
+		return 0;
+	return -errno;
+}
+
+int ipcd_futex_wake(uint32_t *word)
+{
+	long rc = syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+
+	return rc < 0 ? -errno : (int)rc;
+}
