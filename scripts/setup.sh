@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# setup.sh - install the Debian 12 packages IPC-Direct needs (idempotent).
+#
+# Usage: scripts/setup.sh [build|test|bench]...   (default: build)
+# Installs only what is missing; runs apt-get update only when it must.
+set -euo pipefail
+
+declare -A groups=(
+	[build]="build-essential cmake pkg-config libcmocka-dev libnuma-dev libjemalloc-dev"
+	[test]="build-essential cmake pkg-config libcmocka-dev procps"
+	[bench]="gnuplot-nox"
+)
+
+want=()
+for g in "${@:-build}"; do
+	[[ -n "${groups[$g]+x}" ]] || { echo "setup.sh: unknown group '$g'" >&2; exit 2; }
+	# shellcheck disable=SC2206
+	want+=(${groups[$g]})
+done
+
+missing=()
+for p in "${want[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "setup.sh: missing Debian packages: ${missing[*]}" >&2
+	echo "setup.sh: run as root (or: apt-get install ${missing[*]})" >&2
+	exit 1
+fi
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

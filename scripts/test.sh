@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# test.sh - set up, build and run the whole IPC-Direct test suite.
+#
+#   1. release build (-Werror): every test (unit, stress, fault, integration)
+#   2. ASan+UBSan build: unit and fault tests
+#   3. TSan build: unit tests (thread variants of the stress engine included)
+#   4. the queue benchmark in --quick mode, as a smoke test (never gates on speed)
+#
+# Environment: IPCD_TEST_FLAVOURS="release asan tsan" to choose builds.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+"$top/scripts/setup.sh" build test
+
+flavours=${IPCD_TEST_FLAVOURS:-release asan tsan}
+jobs=$(nproc)
+status=0
+
+run_ctest() {	# dir, ctest args...
+	local dir=$1; shift
+	ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs" "$@" || status=1
+}
+
+for f in $flavours; do
+	echo "=== build: $f"
+	"$top/scripts/build.sh" "$f"
+	echo "=== tests: $f"
+	case $f in
+	release) run_ctest build/release ;;
+	asan)    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		 run_ctest build/asan -L 'unit|fault' ;;
+	# TSan's shadow layout needs a fixed address space on recent kernels.
+	tsan)    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		 setarch "$(uname -m)" -R ctest --test-dir build/tsan --output-on-failure \
+		 --no-tests=error -j "$jobs" -L unit || status=1 ;;
+	esac
+done
+
+if [[ " $flavours " == *" release "* ]]; then
+	echo "=== benchmark smoke (numbers are not checked)"
+	./build/release/bench/ipcd-bench-queues --quick --json build/release/bench-queues-quick.json \
+		|| status=1
+fi
+exit $status
