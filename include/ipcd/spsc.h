@@ -190,7 +190,15 @@ static __ipcd_always_inline void __ipcd_spsc_produced(struct ipcd_spsc *r, uint3
  */
 static __ipcd_always_inline int64_t __ipcd_spsc_peek(const struct ipcd_spsc *r, uint32_t head)
 {
-	uint64_t h = ipcd_load_acquire(__ipcd_rec_at(r, head));	/* A1: pairs with R1 */
+	uint64_t h;
+
+	/*
+	 * A record of more than a few bytes spans two cache lines. Ask for the
+	 * second one while we look at the header, so that the two transfers
+	 * overlap instead of the payload's waiting for the header's.
+	 */
+	__builtin_prefetch(r->data + ((head + IPCD_CACHE_LINE) & r->mask));
+	h = ipcd_load_acquire(__ipcd_rec_at(r, head));	/* A1: pairs with R1 */
 	uint32_t len = (uint32_t)h;
 
 	if ((uint32_t)(h >> 32) != head)
