@@ -9,7 +9,6 @@
 #define CLIENT_BATCH	16u		/* requests per client per turn (fairness) */
 #define DB_BATCH	32u		/* doorbells per dequeue */
 #define SWEEP_NS	10000000ull	/* shared mode: full scan at least this often */
-#define SKIP_NS		200000ull	/* shared mode: a stalled doorbell claim is skipped */
 
 /* Doorbell payload: slot in the low 16 bits, low 16 bits of its generation above. */
 #define DB_PACK(slot, gen)	((uint32_t)(slot) | (uint32_t)(gen) << 16)
@@ -247,11 +246,17 @@ static unsigned int drain(struct ipcd_reqq_srv *srv, uint32_t slot, unsigned int
 	return n;
 }
 
+/*
+ * Work the server can do now. A client whose response ring is full has none:
+ * otherwise a client that stops reading responses would keep the monitor
+ * spinning. It is served again when it rings, or by the next periodic pass.
+ */
 static bool client_has_work(const struct ipcd_reqq_srv *srv, uint32_t slot)
 {
 	const struct client *c = &srv->clients[slot];
 
-	return c->state == CLIENT_ACTIVE && ipcd_spsc_readable(&c->chan->req);
+	return c->state == CLIENT_ACTIVE && ipcd_spsc_readable(&c->chan->req) &&
+	       ipcd_spsc_writable(&c->chan->resp, sizeof(struct ipcd_resp));
 }
 
 /* ---- backend: per-process (scan every channel, round robin) -------------- */
