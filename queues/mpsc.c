@@ -45,13 +45,33 @@ int ipcd_mpsc_attach(struct ipcd_mpsc *q, void *mem, size_t mem_size, uint64_t s
  * (tail beyond head) and, if it has been stuck longer than the skip budget,
  * take it away from that producer. Returns true if the head moved.
  */
+/*
+ * Positions claimed at or beyond @head: 0 if none, and 0 as well after
+ * repairing an impossible tail (behind the head, or more than a lap ahead),
+ * which only a hostile process can write. Producers then claim from the head
+ * again; an honest claim caught by the repair fails its publish with -ESTALE
+ * and retries, so nothing is lost or duplicated.
+ */
+static uint32_t claimed_from(struct ipcd_mpsc *q, uint32_t head)
+{
+	uint32_t tail = ipcd_load_relaxed(&q->shm->tail);
+	uint32_t claimed = tail - head;
+
+	if (claimed > q->capacity) {
+		if (ipcd_cas(&q->shm->tail, &tail, head))
+			q->corrupt++;
+		return 0;
+	}
+	return claimed;
+}
+
 static bool unstick(struct ipcd_mpsc *q, uint64_t *slot, uint32_t head, uint64_t *now_ns)
 {
-	uint32_t claimed = ipcd_load_relaxed(&q->shm->tail) - head;
+	uint32_t claimed = claimed_from(q, head);
 	uint64_t expect;
 
-	if (claimed == 0 || claimed > q->capacity) {
-		q->stall_since = 0;	/* empty (an impossible tail is treated as empty) */
+	if (claimed == 0) {
+		q->stall_since = 0;	/* empty */
 		return false;
 	}
 	if (!*now_ns)
@@ -96,12 +116,18 @@ unsigned int ipcd_mpsc_dequeue_burst(struct ipcd_mpsc *q, uint32_t *out, unsigne
 		} else {
 			/*
 			 * Honest parties only ever leave head or head + 1 here: a
-			 * hostile process wrote this slot. Repair it and move on.
+			 * hostile process wrote this slot. If a producer had claimed
+			 * it, drop the claim like a skip (its publish gets -ESTALE);
+			 * if not, give the slot back to the current lap and stay.
 			 */
-			ipcd_store_release(slot, __ipcd_mpsc_pack(head + q->capacity, 0));
 			q->corrupt++;
-			head++;
 			q->stall_since = 0;
+			if (claimed_from(q, head) == 0) {
+				ipcd_store_release(slot, __ipcd_mpsc_pack(head, 0));
+				break;
+			}
+			ipcd_store_release(slot, __ipcd_mpsc_pack(head + q->capacity, 0));
+			head++;
 		}
 	}
 	q->head = head;

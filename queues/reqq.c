@@ -49,6 +49,7 @@ struct ipcd_reqq_srv {
 	uint32_t runq_head;
 	uint32_t runq_len;
 	uint64_t last_sweep;
+	bool sweep_now;		/* shared: sh_wait found work without a doorbell */
 	struct ipcd_mpsc *db;
 	uint32_t *mon_wait;
 	const struct ipcd_reqq_ops *ops;
@@ -259,6 +260,17 @@ static bool client_has_work(const struct ipcd_reqq_srv *srv, uint32_t slot)
 	       ipcd_spsc_writable(&c->chan->resp, sizeof(struct ipcd_resp));
 }
 
+/* O(clients): the per-process wait, and the shared mode's lost-doorbell check. */
+static bool any_work(const struct ipcd_reqq_srv *srv)
+{
+	uint32_t i;
+
+	for (i = 0; i < srv->n_active; i++)
+		if (client_has_work(srv, srv->active[i]))
+			return true;
+	return false;
+}
+
 /* ---- backend: per-process (scan every channel, round robin) -------------- */
 
 static unsigned int pp_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
@@ -276,23 +288,13 @@ static unsigned int pp_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
 	return n;
 }
 
-static bool pp_ready(const struct ipcd_reqq_srv *srv)
-{
-	uint32_t i;
-
-	for (i = 0; i < srv->n_active; i++)
-		if (client_has_work(srv, srv->active[i]))
-			return true;
-	return false;
-}
-
 static int pp_wait(struct ipcd_reqq_srv *srv, uint64_t spin_ns, int64_t timeout_ns)
 {
 	uint64_t deadline = ipcd_deadline(timeout_ns);
 	uint64_t end = spin_ns ? ipcd_now_ns() + spin_ns : 0;
 
 	do {
-		if (pp_ready(srv))
+		if (any_work(srv))
 			return 0;
 		ipcd_cpu_relax();
 	} while (ipcd_now_ns() < end);
@@ -302,11 +304,11 @@ static int pp_wait(struct ipcd_reqq_srv *srv, uint64_t spin_ns, int64_t timeout_
 		if (left == 0)
 			return -ETIMEDOUT;
 		ipcd_doorbell_arm(srv->mon_wait);
-		if (pp_ready(srv))
+		if (any_work(srv))
 			return 0;
 		if (ipcd_futex_wait(srv->mon_wait, 1, left) == -EINTR)
 			return -EINTR;
-		if (pp_ready(srv))
+		if (any_work(srv))
 			return 0;
 	}
 }
@@ -388,7 +390,8 @@ static unsigned int sh_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
 	}
 	if (n == 0 && got == 0) {
 		now = ipcd_now_ns();
-		if (now - srv->last_sweep >= SWEEP_NS) {
+		if (srv->sweep_now || now - srv->last_sweep >= SWEEP_NS) {
+			srv->sweep_now = false;
 			srv->last_sweep = now;
 			n += sh_sweep(srv, budget);
 		}
@@ -396,17 +399,35 @@ static unsigned int sh_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
 	return n;
 }
 
+
+/*
+ * Sleep on the doorbell queue in sweep-period slices. Between slices, look
+ * for requests whose doorbell was lost (a jammed queue): a doorbell wakes us
+ * at once, a lost one within one period.
+ */
 static int sh_wait(struct ipcd_reqq_srv *srv, uint64_t spin_ns, int64_t timeout_ns)
 {
-	int rc;
+	uint64_t deadline = ipcd_deadline(timeout_ns);
 
 	if (srv->runq_len)
 		return 0;
-	/* Wake up for the sweep even if no doorbell ever comes. */
-	if (timeout_ns < 0 || (uint64_t)timeout_ns > SWEEP_NS)
-		timeout_ns = SWEEP_NS;
-	rc = ipcd_mpsc_wait(srv->db, spin_ns, timeout_ns);
-	return rc == -ETIMEDOUT ? 0 : rc;
+	for (;;) {
+		int64_t left = ipcd_remaining(deadline);
+		int rc;
+
+		if (left == 0)
+			return -ETIMEDOUT;
+		if (left < 0 || (uint64_t)left > SWEEP_NS)
+			left = SWEEP_NS;
+		rc = ipcd_mpsc_wait(srv->db, spin_ns, left);
+		if (rc != -ETIMEDOUT)
+			return rc;
+		spin_ns = 0;
+		if (any_work(srv)) {
+			srv->sweep_now = true;
+			return 0;
+		}
+	}
 }
 
 static const struct reqq_backend sh_backend = {

@@ -145,7 +145,10 @@ int ipcd_reqq_srv_respond(struct ipcd_reqq_srv *srv, uint32_t slot,
 
 /**
  * ipcd_reqq_srv_wait - spin up to @spin_ns, then sleep until a client rings
- * or @timeout_ns passes. Returns 0, -ETIMEDOUT or -EINTR.
+ * or @timeout_ns passes. Returns 0 (poll now), -ETIMEDOUT or -EINTR.
+ *
+ * In shared mode the sleep is cut into sweep periods (10 ms); between them the
+ * server looks for requests whose doorbell was lost and returns 0 if any.
  */
 int ipcd_reqq_srv_wait(struct ipcd_reqq_srv *srv, uint64_t spin_ns, int64_t timeout_ns);
 

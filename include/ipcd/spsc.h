@@ -100,9 +100,13 @@ static __ipcd_always_inline uint64_t __ipcd_rec_pack(uint32_t len, uint32_t seq)
 	return (uint64_t)seq << 32 | len;	/* == struct ipcd_rec_hdr on little endian */
 }
 
+/*
+ * Header slot at @pos. Callers pass only positions checked to be 8-aligned;
+ * the extra mask keeps even an unchecked one inside the ring.
+ */
 static __ipcd_always_inline uint64_t *__ipcd_rec_at(const struct ipcd_spsc *r, uint32_t pos)
 {
-	return (uint64_t *)(void *)(r->data + (pos & r->mask));
+	return (uint64_t *)(void *)(r->data + (pos & r->mask & ~(IPCD_REC_ALIGN - 1)));
 }
 
 /* Copy @len bytes into the ring starting at position @pos, wrapping once. */
@@ -145,6 +149,9 @@ static __ipcd_always_inline int64_t __ipcd_spsc_room(struct ipcd_spsc *r, uint32
 	uint32_t used = tail - r->head_cache;
 	uint32_t head;
 
+	/* Our own index lives in memory the peer can write, too. */
+	if (unlikely(tail & (IPCD_REC_ALIGN - 1)))
+		return -EPROTO;
 	if (likely(used <= r->capacity && r->capacity - used >= need))
 		return r->capacity - used;
 	head = ipcd_load_acquire(&r->shm->head);	/* A2: pairs with R2 in the consumer */
@@ -197,6 +204,8 @@ static __ipcd_always_inline int64_t __ipcd_spsc_peek(const struct ipcd_spsc *r, 
 	 * second one while we look at the header, so that the two transfers
 	 * overlap instead of the payload's waiting for the header's.
 	 */
+	if (unlikely(head & (IPCD_REC_ALIGN - 1)))
+		return -EPROTO;		/* the peer wrote our index */
 	__builtin_prefetch(r->data + ((head + IPCD_CACHE_LINE) & r->mask));
 	h = ipcd_load_acquire(__ipcd_rec_at(r, head));	/* A1: pairs with R1 */
 	uint32_t len = (uint32_t)h;
