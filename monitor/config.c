@@ -79,11 +79,9 @@ static int parse_u32(struct parser *p, const char *v, uint32_t lo, uint32_t hi, 
 
 static int parse_pow2(struct parser *p, const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
 {
-	int rc = parse_u32(p, v, lo, hi, out);
-
-	if (!rc && !IPCD_IS_POW2(*out))
+	if (parse_u32(p, v, lo, hi, out) || !IPCD_IS_POW2(*out))
 		return fail(p, "expected a power of two in [%u, %u], got '%s'", lo, hi, v);
-	return rc;
+	return 0;
 }
 
 static int parse_enum(struct parser *p, const char *v, const char *const *names, unsigned int n,
