@@ -138,12 +138,6 @@ unsigned int ipcd_mpsc_dequeue_burst(struct ipcd_mpsc *q, uint32_t *out, unsigne
 	return got;
 }
 
-/* True if the head slot holds an entry (or garbage to repair). */
-static bool mpsc_ready(const struct ipcd_mpsc *q)
-{
-	return (uint32_t)ipcd_load_acquire(__ipcd_mpsc_slot(q, q->head)) != q->head;
-}
-
 int ipcd_mpsc_wait(struct ipcd_mpsc *q, uint64_t spin_ns, int64_t timeout_ns)
 {
 	uint64_t deadline = ipcd_deadline(timeout_ns);
@@ -152,7 +146,7 @@ int ipcd_mpsc_wait(struct ipcd_mpsc *q, uint64_t spin_ns, int64_t timeout_ns)
 
 	for (;;) {
 		for (i = 0; i < 64; i++) {
-			if (mpsc_ready(q))
+			if (ipcd_mpsc_ready(q))
 				return 0;
 			ipcd_cpu_relax();
 		}
@@ -167,20 +161,20 @@ int ipcd_mpsc_wait(struct ipcd_mpsc *q, uint64_t spin_ns, int64_t timeout_ns)
 		if (left == 0)
 			return -ETIMEDOUT;
 		ipcd_doorbell_arm(&q->shm->cons_wait);
-		if (mpsc_ready(q))
+		if (ipcd_mpsc_ready(q))
 			return 0;
 		/*
 		 * A claim that is not published yet: its producer rings when it
 		 * publishes, but it may be dead, so sleep no longer than the skip
 		 * budget and let the caller's next dequeue decide.
 		 */
-		claimed = ipcd_load_relaxed(&q->shm->tail) != q->head;
+		claimed = ipcd_mpsc_claim_pending(q);
 		if (claimed && (left < 0 || (uint64_t)left > q->skip_ns))
 			left = (int64_t)q->skip_ns;
 		rc = ipcd_futex_wait(&q->shm->cons_wait, 1, left);
 		if (rc == -EINTR)
 			return -EINTR;
-		if (mpsc_ready(q) || claimed)
+		if (ipcd_mpsc_ready(q) || claimed)
 			return 0;
 	}
 }

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* reqq.c - request channels and the monitor's request server in both modes. */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <ipcd/reqq.h>
 
@@ -29,11 +32,16 @@ struct client {
 /*
  * A backend is how the server discovers work: chosen once, at creation
  * (nginx's actions table), never by branching in the poll loop.
+ *  poll:        handle up to @budget requests;
+ *  busy:        cheap "is there work?" for the spin phase of a wait;
+ *  sleep_bound: after every client was told we sleep, 0 if there is work,
+ *               else how long we may sleep (-1: until woken).
  */
 struct reqq_backend {
 	const char *name;
 	unsigned int (*poll)(struct ipcd_reqq_srv *srv, unsigned int budget);
-	int (*wait)(struct ipcd_reqq_srv *srv, uint64_t spin_ns, int64_t timeout_ns);
+	bool (*busy)(const struct ipcd_reqq_srv *srv);
+	int64_t (*sleep_bound)(struct ipcd_reqq_srv *srv);
 };
 
 struct ipcd_reqq_srv {
@@ -49,9 +57,9 @@ struct ipcd_reqq_srv {
 	uint32_t runq_head;
 	uint32_t runq_len;
 	uint64_t last_sweep;
-	bool sweep_now;		/* shared: sh_wait found work without a doorbell */
+	bool sweep_now;		/* shared: a wait found work without a doorbell */
+	int wake_fd;		/* eventfd the clients signal */
 	struct ipcd_mpsc *db;
-	uint32_t *mon_wait;
 	const struct ipcd_reqq_ops *ops;
 	void *arg;
 	struct ipcd_reqq_stats st;
@@ -142,23 +150,27 @@ int ipcd_reqq_submit(struct ipcd_reqq_client *cl, const struct ipcd_req *req)
 	rc = ipcd_spsc_send(&cl->chan.req, req, sizeof(*req));
 	if (rc)
 		return rc;
-	if (!cl->db) {
-		if (cl->mon_wait)
-			ipcd_doorbell_ring(cl->mon_wait);
-		return 0;
-	}
-	/* Ring only on 0 -> 1: the full barrier of xchg orders it after the send. */
-	if (ipcd_xchg(&ctl->doorbell_pending, 1) == 0) {
-		uint32_t v = DB_PACK(ipcd_load_relaxed(&ctl->slot), ipcd_load_relaxed(&ctl->gen));
+	if (cl->db) {
+		uint32_t v;
 
+		/*
+		 * At most one doorbell in flight: if one is, the monitor will
+		 * drain our ring after clearing the flag, and sees this request.
+		 * The full barrier of xchg orders it after the send.
+		 */
+		if (ipcd_xchg(&ctl->doorbell_pending, 1) != 0)
+			return 0;
+		v = DB_PACK(ipcd_load_relaxed(&ctl->slot), ipcd_load_relaxed(&ctl->gen));
 		/*
 		 * A full or jammed queue loses only the doorbell, not the
 		 * request: the monitor's periodic sweep finds it. Clear the
 		 * flag so the next submit tries to ring again.
 		 */
-		if (ipcd_mpsc_enqueue(cl->db, v))
+		if (ipcd_mpsc_push(cl->db, v))
 			ipcd_store_release(&ctl->doorbell_pending, 0);
 	}
+	if (ipcd_doorbell_take(&ctl->mon_wait) && cl->wake_fd >= 0)
+		ipcd_eventfd_signal(cl->wake_fd);
 	return 0;
 }
 
@@ -288,35 +300,16 @@ static unsigned int pp_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
 	return n;
 }
 
-static int pp_wait(struct ipcd_reqq_srv *srv, uint64_t spin_ns, int64_t timeout_ns)
+static int64_t pp_sleep_bound(struct ipcd_reqq_srv *srv)
 {
-	uint64_t deadline = ipcd_deadline(timeout_ns);
-	uint64_t end = spin_ns ? ipcd_now_ns() + spin_ns : 0;
-
-	do {
-		if (any_work(srv))
-			return 0;
-		ipcd_cpu_relax();
-	} while (ipcd_now_ns() < end);
-	for (;;) {
-		int64_t left = ipcd_remaining(deadline);
-
-		if (left == 0)
-			return -ETIMEDOUT;
-		ipcd_doorbell_arm(srv->mon_wait);
-		if (any_work(srv))
-			return 0;
-		if (ipcd_futex_wait(srv->mon_wait, 1, left) == -EINTR)
-			return -EINTR;
-		if (any_work(srv))
-			return 0;
-	}
+	return any_work(srv) ? 0 : -1;
 }
 
 static const struct reqq_backend pp_backend = {
 	.name = "per-process",
 	.poll = pp_poll,
-	.wait = pp_wait,
+	.busy = any_work,
+	.sleep_bound = pp_sleep_bound,
 };
 
 /* ---- backend: shared (doorbells in one multi-producer queue) ------------- */
@@ -400,54 +393,52 @@ static unsigned int sh_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
 }
 
 
-/*
- * Sleep on the doorbell queue in sweep-period slices. Between slices, look
- * for requests whose doorbell was lost (a jammed queue): a doorbell wakes us
- * at once, a lost one within one period.
- */
-static int sh_wait(struct ipcd_reqq_srv *srv, uint64_t spin_ns, int64_t timeout_ns)
+static bool sh_busy(const struct ipcd_reqq_srv *srv)
 {
-	uint64_t deadline = ipcd_deadline(timeout_ns);
+	return srv->runq_len || ipcd_mpsc_ready(srv->db);
+}
 
-	if (srv->runq_len)
+static int64_t sh_sleep_bound(struct ipcd_reqq_srv *srv)
+{
+	uint64_t now, since;
+
+	if (sh_busy(srv))
 		return 0;
-	for (;;) {
-		int64_t left = ipcd_remaining(deadline);
-		int rc;
-
-		if (left == 0)
-			return -ETIMEDOUT;
-		if (left < 0 || (uint64_t)left > SWEEP_NS)
-			left = SWEEP_NS;
-		rc = ipcd_mpsc_wait(srv->db, spin_ns, left);
-		if (rc != -ETIMEDOUT)
-			return rc;
-		spin_ns = 0;
-		if (any_work(srv)) {
-			srv->sweep_now = true;
-			return 0;
-		}
+	/* A claim not yet published: its producer may be dead. Time it. */
+	if (ipcd_mpsc_claim_pending(srv->db))
+		return (int64_t)IPCD_MAX(srv->db->skip_ns, 1);
+	/* Every sweep period, look for requests whose doorbell was lost. */
+	now = ipcd_now_ns();
+	since = now - srv->last_sweep;
+	if (since < SWEEP_NS)
+		return (int64_t)(SWEEP_NS - since);
+	srv->last_sweep = now;
+	if (any_work(srv)) {
+		srv->sweep_now = true;
+		return 0;
 	}
+	return (int64_t)SWEEP_NS;
 }
 
 static const struct reqq_backend sh_backend = {
 	.name = "shared",
 	.poll = sh_poll,
-	.wait = sh_wait,
+	.busy = sh_busy,
+	.sleep_bound = sh_sleep_bound,
 };
 
 /* ---- server: public ----------------------------------------------------- */
 
 int ipcd_reqq_srv_create(uint32_t mode, uint32_t max_clients, struct ipcd_mpsc *db,
-			 uint32_t *mon_wait, const struct ipcd_reqq_ops *ops, void *arg,
-			 struct ipcd_reqq_srv **out)
+			 const struct ipcd_reqq_ops *ops, void *arg, struct ipcd_reqq_srv **out)
 {
 	struct ipcd_reqq_srv *srv;
+	int rc;
 
 	if (!ops || !ops->request || !out || max_clients == 0 ||
 	    max_clients > IPCD_REQQ_MAX_CLIENTS)
 		return -EINVAL;
-	if ((mode == IPCD_QMODE_SHARED && !db) || (mode == IPCD_QMODE_PER_PROCESS && !mon_wait))
+	if (mode == IPCD_QMODE_SHARED && !db)
 		return -EINVAL;
 	if (mode != IPCD_QMODE_SHARED && mode != IPCD_QMODE_PER_PROCESS)
 		return -EINVAL;
@@ -455,6 +446,12 @@ int ipcd_reqq_srv_create(uint32_t mode, uint32_t max_clients, struct ipcd_mpsc *
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return -ENOMEM;
+	srv->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (srv->wake_fd < 0) {
+		rc = -errno;
+		free(srv);
+		return rc;
+	}
 	srv->clients = calloc(max_clients, sizeof(*srv->clients));
 	srv->active = calloc(max_clients, sizeof(*srv->active));
 	srv->runq = calloc(max_clients, sizeof(*srv->runq));
@@ -466,7 +463,6 @@ int ipcd_reqq_srv_create(uint32_t mode, uint32_t max_clients, struct ipcd_mpsc *
 	srv->mode = mode;
 	srv->max_clients = max_clients;
 	srv->db = db;
-	srv->mon_wait = mon_wait;
 	srv->ops = ops;
 	srv->arg = arg;
 	srv->last_sweep = ipcd_now_ns();
@@ -478,6 +474,7 @@ void ipcd_reqq_srv_destroy(struct ipcd_reqq_srv *srv)
 {
 	if (!srv)
 		return;
+	close(srv->wake_fd);
 	free(srv->runq);
 	free(srv->active);
 	free(srv->clients);
@@ -506,6 +503,7 @@ found:
 	ipcd_store_relaxed(&chan->ctl->slot, s);
 	ipcd_store_relaxed(&chan->ctl->gen, c->gen & 0xffffu);
 	ipcd_store_relaxed(&chan->ctl->doorbell_pending, 0);
+	ipcd_store_relaxed(&chan->ctl->mon_wait, 0);
 	if (slot)
 		*slot = s;
 	return 0;
@@ -545,9 +543,65 @@ int ipcd_reqq_srv_respond(struct ipcd_reqq_srv *srv, uint32_t slot,
 	return ipcd_spsc_send(&c->chan->resp, resp, sizeof(*resp));
 }
 
+int ipcd_reqq_srv_wake_fd(const struct ipcd_reqq_srv *srv)
+{
+	return srv->wake_fd;
+}
+
+int64_t ipcd_reqq_srv_prepare_sleep(struct ipcd_reqq_srv *srv)
+{
+	uint32_t i;
+
+	for (i = 0; i < srv->n_active; i++)
+		ipcd_store_relaxed(&srv->clients[srv->active[i]].chan->ctl->mon_wait, 1);
+	ipcd_smp_mb();	/* S1: announcements before the re-check; pairs with W1 in submit */
+	return srv->be->sleep_bound(srv);
+}
+
+void ipcd_reqq_srv_woken(struct ipcd_reqq_srv *srv)
+{
+	uint64_t n;
+
+	while (read(srv->wake_fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+		;
+}
+
 int ipcd_reqq_srv_wait(struct ipcd_reqq_srv *srv, uint64_t spin_ns, int64_t timeout_ns)
 {
-	return srv->be->wait(srv, spin_ns, timeout_ns);
+	uint64_t deadline = ipcd_deadline(timeout_ns);
+	uint64_t end = spin_ns ? ipcd_now_ns() + spin_ns : 0;
+
+	do {
+		if (srv->be->busy(srv))
+			return 0;
+		ipcd_cpu_relax();
+	} while (ipcd_now_ns() < end);
+
+	for (;;) {
+		struct pollfd pfd = { .fd = srv->wake_fd, .events = POLLIN };
+		int64_t left = ipcd_remaining(deadline);
+		int64_t bound = ipcd_reqq_srv_prepare_sleep(srv);
+		struct timespec ts;
+		int rc;
+
+		if (bound == 0)
+			return 0;
+		if (left == 0)
+			return -ETIMEDOUT;
+		if (bound > 0 && (left < 0 || bound < left))
+			left = bound;
+		if (left >= 0) {
+			ts.tv_sec = left / 1000000000;
+			ts.tv_nsec = left % 1000000000;
+		}
+		rc = ppoll(&pfd, 1, left >= 0 ? &ts : NULL, NULL);
+		if (rc < 0 && errno == EINTR)
+			return -EINTR;
+		if (rc > 0) {
+			ipcd_reqq_srv_woken(srv);
+			return 0;
+		}
+	}
 }
 
 void ipcd_reqq_srv_stats(const struct ipcd_reqq_srv *srv, struct ipcd_reqq_stats *st)

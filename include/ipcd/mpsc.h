@@ -108,28 +108,40 @@ static inline int ipcd_mpsc_claim(struct ipcd_mpsc *q, uint32_t *pos)
 	return -EBUSY;
 }
 
-/**
- * ipcd_mpsc_publish - fill the slot claimed at @pos (second half).
- *
- * Returns 0, or -ESTALE if the consumer already skipped this claim because
- * it stalled too long: nothing was written, enqueue again.
- */
-static inline int ipcd_mpsc_publish(struct ipcd_mpsc *q, uint32_t pos, uint32_t payload)
+/* Fill the slot claimed at @pos without waking anyone; -ESTALE if skipped. */
+static __ipcd_always_inline int __ipcd_mpsc_commit(struct ipcd_mpsc *q, uint32_t pos,
+						   uint32_t payload)
 {
 	uint64_t expect = __ipcd_mpsc_pack(pos, 0);
 
 	/* R1: pairs with A1 in ipcd_mpsc_dequeue_burst */
 	if (!ipcd_cas(__ipcd_mpsc_slot(q, pos), &expect, __ipcd_mpsc_pack(pos + 1, payload)))
 		return -ESTALE;
-	ipcd_doorbell_ring(&q->shm->cons_wait);
 	return 0;
 }
 
 /**
- * ipcd_mpsc_enqueue - claim and publish one entry, retrying after a skip.
- * Returns 0, -EAGAIN (full) or -EBUSY.
+ * ipcd_mpsc_publish - fill the slot claimed at @pos (second half) and wake a
+ * consumer sleeping in ipcd_mpsc_wait().
+ *
+ * Returns 0, or -ESTALE if the consumer already skipped this claim because
+ * it stalled too long: nothing was written, enqueue again.
  */
-static inline int ipcd_mpsc_enqueue(struct ipcd_mpsc *q, uint32_t payload)
+static inline int ipcd_mpsc_publish(struct ipcd_mpsc *q, uint32_t pos, uint32_t payload)
+{
+	int rc = __ipcd_mpsc_commit(q, pos, payload);
+
+	if (!rc)
+		ipcd_doorbell_ring(&q->shm->cons_wait);
+	return rc;
+}
+
+/**
+ * ipcd_mpsc_push - claim and publish one entry, retrying after a skip, without
+ * waking the consumer: for callers with a wake-up scheme of their own (the
+ * monitor's request queues). Returns 0, -EAGAIN (full) or -EBUSY.
+ */
+static inline int ipcd_mpsc_push(struct ipcd_mpsc *q, uint32_t payload)
 {
 	unsigned int tries;
 	uint32_t pos;
@@ -139,11 +151,36 @@ static inline int ipcd_mpsc_enqueue(struct ipcd_mpsc *q, uint32_t payload)
 		rc = ipcd_mpsc_claim(q, &pos);
 		if (rc)
 			return rc;
-		rc = ipcd_mpsc_publish(q, pos, payload);
+		rc = __ipcd_mpsc_commit(q, pos, payload);
 		if (rc != -ESTALE)
 			return rc;
 	}
 	return -EBUSY;
+}
+
+/**
+ * ipcd_mpsc_enqueue - ipcd_mpsc_push(), then wake a consumer sleeping in
+ * ipcd_mpsc_wait(). Returns 0, -EAGAIN (full) or -EBUSY.
+ */
+static inline int ipcd_mpsc_enqueue(struct ipcd_mpsc *q, uint32_t payload)
+{
+	int rc = ipcd_mpsc_push(q, payload);
+
+	if (!rc)
+		ipcd_doorbell_ring(&q->shm->cons_wait);
+	return rc;
+}
+
+/** ipcd_mpsc_ready - consumer: true if the head slot holds an entry (or garbage to repair). */
+static inline bool ipcd_mpsc_ready(const struct ipcd_mpsc *q)
+{
+	return (uint32_t)ipcd_load_acquire(__ipcd_mpsc_slot(q, q->head)) != q->head;
+}
+
+/** ipcd_mpsc_claim_pending - consumer: true if a producer claimed the head slot. */
+static inline bool ipcd_mpsc_claim_pending(const struct ipcd_mpsc *q)
+{
+	return ipcd_load_relaxed(&q->shm->tail) != q->head;
 }
 
 /**

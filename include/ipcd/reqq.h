@@ -17,6 +17,12 @@
  * at slot N". The request itself is read from slot N's private ring, which
  * no other process can map. A forged doorbell makes the monitor look at a
  * ring that holds only what its owner wrote.
+ *
+ * Waking the monitor: the server owns an eventfd (the monitor puts it in its
+ * epoll set next to its sockets). Before sleeping, the server sets mon_wait
+ * in every client's private ctl; a client that queued work clears its own
+ * word and writes the eventfd (wait.h protocol). A process can therefore
+ * only suppress the wake-ups of its own requests.
  */
 #ifndef IPCD_REQQ_H
 #define IPCD_REQQ_H
@@ -55,14 +61,14 @@ int ipcd_reqq_chan_attach(const struct ipcd_region *reg, struct ipcd_reqq_chan *
 
 /**
  * struct ipcd_reqq_client - what a process needs to talk to the monitor.
- * @db:       the doorbell queue in shared mode, NULL in per-process mode.
- * @mon_wait: the monitor's sleep word (struct ipcd_global_ctl.mon_wait),
- *            rung in per-process mode.
+ * @db:      the doorbell queue in shared mode, NULL in per-process mode.
+ * @wake_fd: the server's eventfd (ipcd_reqq_srv_wake_fd()), -1 for none.
  */
 struct ipcd_reqq_client {
 	struct ipcd_reqq_chan chan;
 	struct ipcd_mpsc *db;
-	uint32_t *mon_wait;
+	int wake_fd;
+	uint32_t pad;
 	uint64_t next_cookie;
 };
 
@@ -111,12 +117,25 @@ struct ipcd_reqq_stats {
  * ipcd_reqq_srv_create - a request server for up to @max_clients.
  * @mode: IPCD_QMODE_PER_PROCESS or IPCD_QMODE_SHARED.
  * @db:   the consumer handle of the doorbell queue (shared mode only).
- * @mon_wait: the word the monitor sleeps on in per-process mode.
- * Returns 0, -EINVAL or -ENOMEM.
+ * Returns 0, -EINVAL, -ENOMEM, or -errno from eventfd().
  */
 int ipcd_reqq_srv_create(uint32_t mode, uint32_t max_clients, struct ipcd_mpsc *db,
-			 uint32_t *mon_wait, const struct ipcd_reqq_ops *ops, void *arg,
-			 struct ipcd_reqq_srv **out);
+			 const struct ipcd_reqq_ops *ops, void *arg, struct ipcd_reqq_srv **out);
+
+/** ipcd_reqq_srv_wake_fd - the eventfd that clients signal (nonblocking, CLOEXEC). */
+int ipcd_reqq_srv_wake_fd(const struct ipcd_reqq_srv *srv);
+
+/**
+ * ipcd_reqq_srv_prepare_sleep - announce a sleep to every client, then
+ * re-check for work. Returns how long the caller may sleep on the wake fd:
+ * 0 (work is waiting: poll now), a bound in ns, or -1 (until woken).
+ * In shared mode the bound is the next lost-doorbell sweep, or the skip
+ * budget of a claim that a producer has not published yet.
+ */
+int64_t ipcd_reqq_srv_prepare_sleep(struct ipcd_reqq_srv *srv);
+
+/** ipcd_reqq_srv_woken - the wake fd was readable: reset it. */
+void ipcd_reqq_srv_woken(struct ipcd_reqq_srv *srv);
 
 void ipcd_reqq_srv_destroy(struct ipcd_reqq_srv *srv);
 

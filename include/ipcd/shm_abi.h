@@ -240,9 +240,19 @@ struct ipcd_client_ctl {
 	 */
 	uint32_t doorbell_pending __ipcd_guard_aligned;	/* W: client and monitor */
 	uint8_t reserved1[IPCD_CACHE_GUARD - 4];
+
+	/*
+	 * The monitor sets this to 1 in every client before it sleeps; a client
+	 * that queued work clears it (exchange) and, on 1 -> 0, signals the
+	 * monitor's eventfd (wait.h protocol, S1/W1). Per client, so a process
+	 * can only suppress wake-ups of its own requests.
+	 */
+	uint32_t mon_wait __ipcd_guard_aligned;	/* W: monitor sets, client clears */
+	uint8_t reserved2[IPCD_CACHE_GUARD - 4];
 };
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_client_ctl, doorbell_pending) == IPCD_CACHE_GUARD);
-IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 2 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_client_ctl, mon_wait) == 2 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 3 * IPCD_CACHE_GUARD);
 
 /* struct ipcd_global_ctl.queue_mode */
 #define IPCD_QMODE_PER_PROCESS	1
@@ -259,13 +269,9 @@ struct ipcd_global_ctl {
 
 	uint64_t heartbeat __ipcd_guard_aligned; /* W: monitor. bumped by its loop */
 	uint8_t reserved1[IPCD_CACHE_GUARD - 8];
-
-	uint32_t mon_wait __ipcd_guard_aligned;	/* W: monitor sets 1 to sleep; clients clear */
-	uint8_t reserved2[IPCD_CACHE_GUARD - 4];
 };
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_global_ctl, heartbeat) == IPCD_CACHE_GUARD);
-IPCD_BUILD_ASSERT(offsetof(struct ipcd_global_ctl, mon_wait) == 2 * IPCD_CACHE_GUARD);
-IPCD_BUILD_ASSERT(sizeof(struct ipcd_global_ctl) == 3 * IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_global_ctl) == 2 * IPCD_CACHE_GUARD);
 
 /*
  * ---------------------------------------------------------------------------

@@ -47,15 +47,30 @@ int ipcd_futex_wait(uint32_t *word, uint32_t val, int64_t timeout_ns);
 int ipcd_futex_wake(uint32_t *word);
 
 /**
- * ipcd_doorbell_ring - wake the other side if it announced it may sleep.
+ * ipcd_eventfd_signal - add 1 to eventfd @fd with a raw syscall (the preload
+ * interposes write()). Returns 0 or -errno; a full counter is not an error.
+ */
+int ipcd_eventfd_signal(int fd);
+
+/**
+ * ipcd_doorbell_take - after publishing: true if the other side announced a
+ * sleep and this caller must wake it (the word is cleared).
  *
- * Call after publishing. Costs a full barrier and a (normally cached) load;
- * a syscall only when a sleeper announced itself.
+ * Costs a full barrier and a (normally cached) load.
+ */
+static __ipcd_always_inline bool ipcd_doorbell_take(uint32_t *word)
+{
+	ipcd_smp_mb();	/* W1: orders the caller's publish before the load; pairs with S1 */
+	return unlikely(ipcd_load_relaxed(word) != 0) && ipcd_xchg(word, 0) != 0;
+}
+
+/**
+ * ipcd_doorbell_ring - wake a futex sleeper on @word if it announced itself.
+ * A syscall only when someone may be asleep.
  */
 static __ipcd_always_inline void ipcd_doorbell_ring(uint32_t *word)
 {
-	ipcd_smp_mb();	/* W1: orders the caller's publish before the load; pairs with S1 */
-	if (unlikely(ipcd_load_relaxed(word) != 0) && ipcd_xchg(word, 0) != 0)
+	if (ipcd_doorbell_take(word))
 		ipcd_futex_wake(word);
 }
 

@@ -84,7 +84,7 @@ static int setup(void **state)
 	    ipcd_mpsc_attach(&f->dbc, f->dbmem, ipcd_mpsc_mem_size(DB_SLOTS), SKIP_NS))
 		return -1;
 	if (ipcd_reqq_srv_create(f->mode, 64, f->mode == IPCD_QMODE_SHARED ? &f->dbc : NULL,
-				 &f->gctl->mon_wait, &ops, f, &f->srv))
+				 &ops, f, &f->srv))
 		return -1;
 	for (i = 0; i < NCL; i++) {
 		if (ipcd_reqq_chan_create(RING, &f->reg[i], &f->schan[i]) ||
@@ -120,7 +120,7 @@ static void client_open(struct fx *f, unsigned int i, struct ipcd_reqq_client *c
 		T_CHECK_EQ(ipcd_mpsc_attach(db, f->dbmem, ipcd_mpsc_mem_size(DB_SLOTS), 0), 0);
 		cl->db = db;
 	}
-	cl->mon_wait = &f->gctl->mon_wait;
+	cl->wake_fd = ipcd_reqq_srv_wake_fd(f->srv);
 }
 
 /* Child: @count requests as fast as the rings allow, checking every response. */

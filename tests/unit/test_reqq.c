@@ -104,7 +104,7 @@ static int setup(void **state)
 	    ipcd_mpsc_attach(&f->dbp, f->dbmem, ipcd_mpsc_mem_size(DB_SLOTS), 0))
 		return -1;
 	if (ipcd_reqq_srv_create(f->mode, MAX_CLIENTS, f->mode == IPCD_QMODE_SHARED ? &f->dbc
-				 : NULL, &f->gctl->mon_wait, &ops, f, &f->srv))
+				 : NULL, &ops, f, &f->srv))
 		return -1;
 	for (i = 0; i < NCL; i++) {
 		struct tcl *c = &f->cl[i];
@@ -114,7 +114,7 @@ static int setup(void **state)
 		    ipcd_reqq_srv_add(f->srv, &c->schan, &c->slot))
 			return -1;
 		c->c.db = f->mode == IPCD_QMODE_SHARED ? &f->dbp : NULL;
-		c->c.mon_wait = &f->gctl->mon_wait;
+		c->c.wake_fd = ipcd_reqq_srv_wake_fd(f->srv);
 	}
 	return 0;
 }
@@ -196,16 +196,15 @@ static void test_create_args(void **state)
 {
 	struct fx *f = *state;
 	struct ipcd_reqq_srv *s;
-	uint32_t w = 0;
 
-	assert_int_equal(ipcd_reqq_srv_create(0, 4, &f->dbc, &w, &ops, f, &s), -EINVAL);
-	assert_int_equal(ipcd_reqq_srv_create(99, 4, &f->dbc, &w, &ops, f, &s), -EINVAL);
-	assert_int_equal(ipcd_reqq_srv_create(f->mode, 0, &f->dbc, &w, &ops, f, &s), -EINVAL);
-	assert_int_equal(ipcd_reqq_srv_create(f->mode, IPCD_REQQ_MAX_CLIENTS + 1, &f->dbc, &w,
+	assert_int_equal(ipcd_reqq_srv_create(0, 4, &f->dbc, &ops, f, &s), -EINVAL);
+	assert_int_equal(ipcd_reqq_srv_create(99, 4, &f->dbc, &ops, f, &s), -EINVAL);
+	assert_int_equal(ipcd_reqq_srv_create(f->mode, 0, &f->dbc, &ops, f, &s), -EINVAL);
+	assert_int_equal(ipcd_reqq_srv_create(f->mode, IPCD_REQQ_MAX_CLIENTS + 1, &f->dbc,
 					      &ops, f, &s), -EINVAL);
-	assert_int_equal(ipcd_reqq_srv_create(IPCD_QMODE_SHARED, 4, NULL, &w, &ops, f, &s),
+	assert_int_equal(ipcd_reqq_srv_create(IPCD_QMODE_SHARED, 4, NULL, &ops, f, &s),
 			 -EINVAL);
-	assert_int_equal(ipcd_reqq_srv_create(f->mode, 4, &f->dbc, &w, NULL, f, &s), -EINVAL);
+	assert_int_equal(ipcd_reqq_srv_create(f->mode, 4, &f->dbc, NULL, f, &s), -EINVAL);
 	assert_string_equal(ipcd_reqq_mode_name(IPCD_QMODE_PER_PROCESS), "per-process");
 	assert_string_equal(ipcd_reqq_mode_name(IPCD_QMODE_SHARED), "shared");
 	assert_null(ipcd_reqq_mode_name(0));
@@ -370,7 +369,7 @@ static void run_fault(struct fx *f, bool wrong_size)
 	if (wrong_size)
 		assert_int_equal(submit(f, 2), 0);	/* rings; never served */
 	else
-		ipcd_doorbell_ring(&f->gctl->mon_wait);
+		ipcd_eventfd_signal(ipcd_reqq_srv_wake_fd(f->srv));
 	if (f->mode == IPCD_QMODE_SHARED && !wrong_size) {
 		/* make sure a doorbell for the bad client is queued */
 		assert_int_equal(ipcd_mpsc_enqueue(&f->dbp, DB(bad->slot,
@@ -519,11 +518,11 @@ static void test_srv_wait_timeout(void **state)
 static void test_srv_wait_cross_process(void **state)
 {
 	struct fx *f = *state;
-	uint32_t *word = f->mode == IPCD_QMODE_SHARED ? &f->dbc.shm->cons_wait
-						      : &f->gctl->mon_wait;
 	unsigned int round;
 
 	for (round = 0; round < 6; round++) {
+		/* The server announces its sleep in each client's private ctl. */
+		uint32_t *word = &f->cl[round % NCL].c.chan.ctl->mon_wait;
 		uint64_t deadline;
 		pid_t pid;
 

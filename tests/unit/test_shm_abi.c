@@ -65,17 +65,17 @@ PIN(offsetof(struct ipcd_mpsc_shm, cons_wait) == 384);
 PIN(offsetof(struct ipcd_mpsc_shm, slot) == 512);
 PIN(sizeof(struct ipcd_mpsc_shm) == 512);
 
-PIN(sizeof(struct ipcd_client_ctl) == 256);
+PIN(sizeof(struct ipcd_client_ctl) == 384);
 PIN(offsetof(struct ipcd_client_ctl, slot) == 0);
 PIN(offsetof(struct ipcd_client_ctl, gen) == 4);
 PIN(offsetof(struct ipcd_client_ctl, doorbell_pending) == 128);
+PIN(offsetof(struct ipcd_client_ctl, mon_wait) == 256);
 
-PIN(sizeof(struct ipcd_global_ctl) == 384);
+PIN(sizeof(struct ipcd_global_ctl) == 256);
 PIN(offsetof(struct ipcd_global_ctl, queue_mode) == 0);
 PIN(offsetof(struct ipcd_global_ctl, monitor_pid) == 4);
 PIN(offsetof(struct ipcd_global_ctl, start_ns) == 8);
 PIN(offsetof(struct ipcd_global_ctl, heartbeat) == 128);
-PIN(offsetof(struct ipcd_global_ctl, mon_wait) == 256);
 
 PIN(sizeof(struct ipcd_req) == 64);
 PIN(offsetof(struct ipcd_req, opcode) == 0);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* futex.c - sleep and wake on 32-bit words that may be shared between processes. */
+/* wait.c - sleep and wake: futexes on shared words, eventfd signals. */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -33,4 +33,13 @@ int ipcd_futex_wake(uint32_t *word)
 	long rc = syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 
 	return rc < 0 ? -errno : (int)rc;
+}
+
+int ipcd_eventfd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	if (syscall(SYS_write, fd, &one, sizeof(one)) == (long)sizeof(one) || errno == EAGAIN)
+		return 0;
+	return -errno;
 }
