@@ -8,7 +8,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+
+#include <ipcd/ctl.h>
+#include <ipcd/mpsc.h>
+#include <ipcd/proto.h>
+#include <ipcd/reqq.h>
+#include <ipcd/shm.h>
 
 /* ---- logging ------------------------------------------------------------ */
 
@@ -95,5 +102,210 @@ bool ipcd_config_bind_allowed(const struct ipcd_config *cfg, uid_t uid, gid_t gi
 			      uint16_t port);
 
 const char *ipcd_log_level_name(enum ipcd_log_level l);
+
+/* ---- log.c -------------------------------------------------------------- */
+
+/* Messages say what, where and why; the level filters (config or --log-level). */
+void ipcd_log_init(enum ipcd_log_level level, bool use_syslog);
+void ipcd_log_set_level(enum ipcd_log_level level);
+bool ipcd_log_enabled(enum ipcd_log_level level);
+void ipcd_log(enum ipcd_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_err(...)	ipcd_log(IPCD_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)	ipcd_log(IPCD_LOG_WARN, __VA_ARGS__)
+#define log_info(...)	ipcd_log(IPCD_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)						\
+	do {							\
+		if (ipcd_log_enabled(IPCD_LOG_DEBUG))		\
+			ipcd_log(IPCD_LOG_DEBUG, __VA_ARGS__);	\
+	} while (0)
+
+/* ---- port namespace (ns.c) ----------------------------------------------- */
+
+/*
+ * The monitor's view of who is bound to which local TCP address and port, with
+ * the kernel's rules for conflicts (see ns.c). Addresses are IPv6 or
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d), in network byte order; the port is in
+ * host byte order. Bounded: at most max_binds entries.
+ */
+struct ipcd_ns;
+
+/* ipcd_ns_bind() flags */
+#define IPCD_NS_REUSEADDR	(1u << 0)
+#define IPCD_NS_REUSEPORT	(1u << 1)
+#define IPCD_NS_V6ONLY		(1u << 2)	/* an in6addr_any bind does not cover IPv4 */
+#define IPCD_NS_PRIV		(1u << 3)	/* caller may bind ports < 1024 (root, CAP) */
+
+/**
+ * struct ipcd_ns_who - the process asking (from SO_PEERCRED, never the request).
+ */
+struct ipcd_ns_who {
+	uint64_t owner;		/* client id: everything an owner holds is freed together */
+	uint32_t uid;
+	uint32_t gid;
+};
+
+int ipcd_ns_create(uint32_t max_binds, uint16_t eph_lo, uint16_t eph_hi, struct ipcd_ns **out);
+void ipcd_ns_destroy(struct ipcd_ns *ns);
+
+/**
+ * ipcd_ns_bind - bind @addr:@port (port 0: an ephemeral port) for @who.
+ * @cfg:  the config's bind rules apply after the kernel's own checks.
+ * @id:   receives the bind's id; @port_out receives the port bound.
+ * Returns 0, -EADDRINUSE, -EACCES (privileged port or a config rule),
+ * -EADDRNOTAVAIL (no free ephemeral port), -ENOSPC (table full), -EINVAL.
+ */
+int ipcd_ns_bind(struct ipcd_ns *ns, const struct ipcd_ns_who *who, const uint8_t addr[16],
+		 uint16_t port, uint32_t flags, const struct ipcd_config *cfg, uint32_t *id,
+		 uint16_t *port_out);
+
+/** ipcd_ns_listen - mark bind @id listening. -ENOENT, -EPERM (not the owner), -EADDRINUSE. */
+int ipcd_ns_listen(struct ipcd_ns *ns, uint64_t owner, uint32_t id);
+
+/** ipcd_ns_unbind - release bind @id. -ENOENT or -EPERM (not the owner). */
+int ipcd_ns_unbind(struct ipcd_ns *ns, uint64_t owner, uint32_t id);
+
+/** ipcd_ns_release_owner - release every bind of @owner (a dead process). Returns the count. */
+uint32_t ipcd_ns_release_owner(struct ipcd_ns *ns, uint64_t owner);
+
+/**
+ * ipcd_ns_lookup_listener - the listening bind a connect to @addr:@port
+ * reaches: an exact address match before a wildcard; among SO_REUSEPORT
+ * listeners of one address, round robin. Returns the id, or -ECONNREFUSED.
+ */
+int64_t ipcd_ns_lookup_listener(struct ipcd_ns *ns, const uint8_t addr[16], uint16_t port);
+
+/** struct ipcd_ns_entry - one bind, as ipcd_ns_get()/ipcd_ns_next() report it. */
+struct ipcd_ns_entry {
+	uint32_t id;
+	uint64_t owner;
+	uint32_t uid;
+	uint8_t addr[16];
+	uint16_t port;
+	uint32_t flags;
+	bool listening;
+};
+
+/** ipcd_ns_get - copy out bind @id. -ENOENT if none. */
+int ipcd_ns_get(const struct ipcd_ns *ns, uint32_t id, struct ipcd_ns_entry *e);
+
+/** ipcd_ns_next - iterate: first call with *@cursor = 0. false at the end. */
+bool ipcd_ns_next(const struct ipcd_ns *ns, uint32_t *cursor, struct ipcd_ns_entry *e);
+
+/** ipcd_ns_count - binds in use. */
+uint32_t ipcd_ns_count(const struct ipcd_ns *ns);
+
+/* ---- the monitor: state shared by main.c, control.c, clients.c, reqs.c ---- */
+
+#define MON_REQ_BUDGET		256	/* requests per poll-loop turn */
+#define MON_CONTROL_EVERY	64	/* busy turns between control-socket checks */
+#define MON_MAX_PENDING		64	/* accepted sockets still owing a hello */
+#define MON_HELLO_TIMEOUT_NS	1000000000ull
+#define MON_HOUSEKEEP_NS	100000000ull	/* longest sleep: pending hellos, heartbeat */
+
+enum client_state { CL_FREE, CL_ACTIVE, CL_DEAD };
+
+/**
+ * struct mon_client - a registered process. Identity comes from SO_PEERCRED
+ * at registration, never from anything the process writes.
+ */
+struct mon_client {
+	enum client_state state;
+	uint64_t id;			/* unique for the monitor's lifetime */
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	bool priv_ports;		/* root or CAP_NET_BIND_SERVICE at registration */
+	uint16_t abi_minor;		/* the library's: newer ones may send opcodes we lack */
+	char comm[16];
+	const char *why_dead;		/* CL_DEAD: reason, reaped after the poll turn */
+	int sock;			/* control socket: EOF = the process is gone */
+	uint32_t slot;			/* request-server slot == index in mon.clients */
+	struct ipcd_region reg;		/* its IPCD_REGION_CLIENT */
+	struct ipcd_reqq_chan chan;
+	uint64_t since_ns;
+	uint64_t reqs[IPCD_OP_MAX + 1];	/* requests served, by opcode (0: unknown) */
+};
+
+/** struct mon_pending - an accepted control connection that has not said hello yet. */
+struct mon_pending {
+	int sock;			/* -1: free */
+	uint64_t since_ns;
+	struct ucred cred;
+};
+
+struct mon_counters {
+	uint64_t registered;
+	uint64_t refused;		/* bad hello, version mismatch, table full */
+	uint64_t reaped;		/* processes gone (EOF) */
+	uint64_t faults;		/* processes cut off for breaking the protocol */
+	uint64_t admin_queries;
+	uint64_t sleeps;
+	uint64_t wakeups;
+	uint64_t loops;
+	uint64_t ops[IPCD_OP_MAX + 1];	/* requests served, by opcode (0: unknown) */
+};
+
+struct monitor {
+	struct ipcd_config cfg;
+	const char *config_path;	/* NULL: embedded default only */
+	bool config_must_exist;
+	int epfd;
+	int sigfd;
+	int lsock;			/* listening control socket */
+	char sock_path[108];
+	uint64_t start_ns;
+	struct ipcd_region global;	/* IPCD_REGION_GLOBAL */
+	struct ipcd_global_ctl *gctl;
+	struct ipcd_mpsc db;		/* consumer side of the doorbell queue (shared mode) */
+	struct ipcd_reqq_srv *srv;
+	struct mon_client **clients;	/* [cfg.max_processes], indexed by slot */
+	uint32_t n_clients;
+	uint32_t *dead;			/* slots killed during a poll turn, reaped after it */
+	uint32_t n_dead;
+	uint64_t next_client_id;
+	struct mon_pending pending[MON_MAX_PENDING];
+	struct ipcd_ns *ns;
+	struct mon_counters ctr;
+	bool stop;
+	bool reload;
+};
+
+extern struct monitor mon;
+
+/* epoll tags: the kind in the top byte, an index below */
+#define MON_EV_LISTEN		1ull
+#define MON_EV_SIGNAL		2ull
+#define MON_EV_WAKE		3ull
+#define MON_EV_CLIENT		4ull
+#define MON_EV_PENDING		5ull
+#define MON_EV(kind, idx)	((kind) << 56 | (uint64_t)(idx))
+#define MON_EV_KIND(v)		((v) >> 56)
+#define MON_EV_IDX(v)		((uint32_t)(v))
+
+/* control.c: the control socket, handshake and admin queries */
+int control_init(void);
+void control_exit(void);
+void control_accept(void);
+void control_pending_ready(uint32_t idx);
+void control_pending_expire(uint64_t now);
+int control_send_fds(int sock, const void *msg, size_t len, const int *fds, unsigned int nfds);
+
+/* clients.c: the registered processes */
+int clients_init(void);
+void clients_exit(void);
+int clients_register(int sock, const struct ucred *cred, const struct ipcd_ctl_hello *hello,
+		     char *why, size_t whylen);
+void clients_kill(uint32_t slot, const char *why);
+void clients_reap_dead(void);
+void clients_event(uint32_t slot, uint32_t events);
+struct mon_client *clients_get(uint32_t slot);
+
+/* reqs.c: request handlers */
+extern const struct ipcd_reqq_ops reqs_ops;
+
+/* report.c: answers for ipcdctl */
+void report_query(int sock, const struct ucred *cred, const struct ipcd_ctl_query *q);
 
 #endif /* IPCD_MONITOR_H */

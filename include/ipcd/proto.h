@@ -3,15 +3,65 @@
  * proto.h - monitor request opcodes and the meaning of their bodies.
  *
  * The envelopes (struct ipcd_req, struct ipcd_resp) are shared-memory
- * layouts and live in shm_abi.h. Adding an opcode bumps IPCD_SHM_ABI_MINOR.
+ * layouts and live in shm_abi.h; so do these bodies, by the same rules
+ * (fixed-width fields, explicit padding). Adding an opcode bumps
+ * IPCD_SHM_ABI_MINOR. The monitor treats every body as hostile: it checks
+ * req.len against the opcode's body size and every field's range.
  */
 #ifndef IPCD_PROTO_H
 #define IPCD_PROTO_H
 
+#include <stdint.h>
+
+#include "compiler.h"
 #include "shm_abi.h"
 
 #define IPCD_OP_NOP		1	/* no body; answered with status 0 */
 #define IPCD_OP_ECHO		2	/* body echoed back; for tests and benchmarks */
-#define IPCD_OP_MAX		2
+#define IPCD_OP_BIND		3	/* struct ipcd_bind_req -> struct ipcd_bind_resp */
+#define IPCD_OP_LISTEN		4	/* struct ipcd_listen_req */
+#define IPCD_OP_UNBIND		5	/* struct ipcd_unbind_req */
+#define IPCD_OP_MAX		5
+
+/* struct ipcd_bind_req.flags */
+#define IPCD_BIND_REUSEADDR	(1u << 0)
+#define IPCD_BIND_REUSEPORT	(1u << 1)
+#define IPCD_BIND_V6ONLY	(1u << 2)
+#define IPCD_BIND_FLAGS		(IPCD_BIND_REUSEADDR | IPCD_BIND_REUSEPORT | IPCD_BIND_V6ONLY)
+
+/**
+ * struct ipcd_bind_req - bind an accelerated TCP address.
+ * @addr:  IPv6, or IPv4-mapped IPv6 (::ffff:a.b.c.d), network byte order.
+ * @port:  host byte order; 0 asks for an ephemeral port.
+ * @flags: IPCD_BIND_*; the privilege to bind ports < 1024 is the monitor's
+ *         finding (uid 0 or CAP_NET_BIND_SERVICE), never the request's.
+ */
+struct ipcd_bind_req {
+	uint8_t addr[16];
+	uint16_t port;
+	uint16_t pad;
+	uint32_t flags;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_bind_req) == 24);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_bind_req) <= IPCD_REQ_BODY);
+
+struct ipcd_bind_resp {
+	uint32_t id;		/* names the bind in LISTEN and UNBIND */
+	uint16_t port;		/* the port bound */
+	uint16_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_bind_resp) == 8);
+
+struct ipcd_listen_req {
+	uint32_t id;
+	uint32_t backlog;	/* as listen(2); the monitor caps it */
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_listen_req) == 8);
+
+struct ipcd_unbind_req {
+	uint32_t id;
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_unbind_req) == 8);
 
 #endif /* IPCD_PROTO_H */

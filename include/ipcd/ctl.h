@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl.h - messages on the monitor's control socket (AF_UNIX, SOCK_SEQPACKET).
+ *
+ * The control socket carries what shared memory cannot: the handshake, file
+ * descriptors (SCM_RIGHTS), and the process's liveness (EOF when it dies).
+ * Requests of the control plane travel in shared memory (reqq.h).
+ *
+ *   client                                    monitor
+ *   connect()                   ------>       accept(); SO_PEERCRED -> pid/uid/gid
+ *   struct ipcd_ctl_hello       ------>       check magic and ABI major
+ *                               <------       struct ipcd_ctl_welcome
+ *                                             + SCM_RIGHTS: client region, global
+ *                                               region, monitor wake eventfd
+ *   ... requests in shared memory ...
+ *   exit / crash / close        ------>       EOF: the monitor reaps the client
+ *
+ * An admin connection (ipcdctl) sends a hello with IPCD_CTL_ADMIN, then one
+ * struct ipcd_ctl_query; the monitor answers with text chunks (each one
+ * message) and a final empty message.
+ *
+ * Same rules as shm_abi.h: fixed-width fields, explicit padding. Changing a
+ * message bumps IPCD_SHM_ABI_MAJOR (one ABI version covers both).
+ */
+#ifndef IPCD_CTL_H
+#define IPCD_CTL_H
+
+#include <stdint.h>
+
+#include "compiler.h"
+#include "shm_abi.h"
+
+#define IPCD_CTL_MAGIC		0x4c544349u	/* "ICTL" */
+#define IPCD_CTL_DEFAULT_PATH	"/run/ipcd/monitor.sock"
+#define IPCD_CTL_ENV_PATH	"IPCD_SOCKET"	/* overrides the path for clients */
+
+/* struct ipcd_ctl_hello.kind */
+#define IPCD_CTL_CLIENT		1	/* register this process */
+#define IPCD_CTL_ADMIN		2	/* ipcdctl: one query, then close */
+
+/* Welcome fds, in this order. */
+#define IPCD_CTL_FD_CLIENT	0	/* IPCD_REGION_CLIENT memfd */
+#define IPCD_CTL_FD_GLOBAL	1	/* IPCD_REGION_GLOBAL memfd */
+#define IPCD_CTL_FD_WAKE	2	/* eventfd that wakes the monitor */
+#define IPCD_CTL_NFDS		3
+
+struct ipcd_ctl_hello {
+	uint32_t magic;			/* IPCD_CTL_MAGIC */
+	uint16_t abi_major;		/* IPCD_SHM_ABI_MAJOR of the sender */
+	uint16_t abi_minor;
+	uint32_t kind;			/* IPCD_CTL_CLIENT or IPCD_CTL_ADMIN */
+	uint32_t flags;			/* 0 */
+	char comm[16];			/* informational (the process name) */
+	uint8_t reserved[32];
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_hello) == 64);
+
+struct ipcd_ctl_welcome {
+	uint32_t magic;			/* IPCD_CTL_MAGIC */
+	uint16_t abi_major;		/* the monitor's */
+	uint16_t abi_minor;
+	int32_t status;			/* 0, or -errno: refused (see msg) */
+	uint32_t queue_mode;		/* IPCD_QMODE_* */
+	uint64_t client_id;		/* unique for the monitor's lifetime */
+	uint32_t slot;			/* request-server slot (informational) */
+	uint32_t pid;			/* as the monitor saw it (SO_PEERCRED) */
+	char msg[160];			/* why, when refused; NUL-terminated */
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_welcome) == 192);
+
+/* struct ipcd_ctl_query.what */
+#define IPCD_Q_STATUS		1
+#define IPCD_Q_PROCESSES	2
+#define IPCD_Q_LISTENERS	3
+#define IPCD_Q_CONNECTIONS	4
+#define IPCD_Q_COUNTERS		5
+#define IPCD_Q_QUEUES		6
+
+#define IPCD_QF_JSON		(1u << 0)
+
+struct ipcd_ctl_query {
+	uint32_t what;			/* IPCD_Q_* */
+	uint32_t flags;			/* IPCD_QF_* */
+	uint8_t reserved[24];
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
+
+#define IPCD_CTL_CHUNK		4096	/* largest answer message */
+
+#endif /* IPCD_CTL_H */

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/* reqs.c - the monitor's request handlers (requests arrive copied and sized). */
+#include <errno.h>
+#include <string.h>
+
+#include "monitor.h"
+
+static void respond(uint32_t slot, const struct ipcd_req *req, int32_t status,
+		    const void *body, uint16_t len)
+{
+	struct ipcd_resp resp = {
+		.opcode = req->opcode,
+		.len = len,
+		.status = status,
+		.cookie = req->cookie,
+	};
+
+	if (len)
+		memcpy(resp.body, body, len);
+	/* drain() checked for room before handing us the request. */
+	if (ipcd_reqq_srv_respond(mon.srv, slot, &resp))
+		clients_kill(slot, "its response ring was full");
+}
+
+static void op_nop(struct mon_client *c, const struct ipcd_req *req)
+{
+	respond(c->slot, req, 0, NULL, 0);
+}
+
+static void op_echo(struct mon_client *c, const struct ipcd_req *req)
+{
+	respond(c->slot, req, 0, req->body, req->len);
+}
+
+/*
+ * Bodies are copied out of the request (already a private copy) into an
+ * aligned struct; a wrong length is a protocol violation.
+ */
+static bool take_body(struct mon_client *c, const struct ipcd_req *req, void *out, size_t len)
+{
+	if (req->len != len) {
+		log_warn("process %d (%s): opcode %u with a %u-byte body, expected %zu: "
+			 "disconnecting", c->pid, c->comm, req->opcode, req->len, len);
+		mon.ctr.faults++;
+		clients_kill(c->slot, "malformed request body");
+		return false;
+	}
+	memcpy(out, req->body, len);
+	return true;
+}
+
+static void op_bind(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_ns_who who = { .owner = c->id, .uid = c->uid, .gid = c->gid };
+	struct ipcd_bind_resp out = { 0 };
+	struct ipcd_bind_req b;
+	uint32_t flags = 0;
+	int rc;
+
+	if (!take_body(c, req, &b, sizeof(b)))
+		return;
+	if (b.flags & ~IPCD_BIND_FLAGS) {
+		respond(c->slot, req, -EINVAL, NULL, 0);
+		return;
+	}
+	if (b.flags & IPCD_BIND_REUSEADDR)
+		flags |= IPCD_NS_REUSEADDR;
+	if (b.flags & IPCD_BIND_REUSEPORT)
+		flags |= IPCD_NS_REUSEPORT;
+	if (b.flags & IPCD_BIND_V6ONLY)
+		flags |= IPCD_NS_V6ONLY;
+	if (c->priv_ports)
+		flags |= IPCD_NS_PRIV;
+	rc = ipcd_ns_bind(mon.ns, &who, b.addr, b.port, flags, &mon.cfg, &out.id, &out.port);
+	if (rc == -EACCES)
+		log_info("process %d (%s, uid %u): bind to port %u denied", c->pid, c->comm,
+			 c->uid, b.port);
+	respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+}
+
+static void op_listen(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_listen_req l;
+
+	if (take_body(c, req, &l, sizeof(l)))
+		respond(c->slot, req, ipcd_ns_listen(mon.ns, c->id, l.id), NULL, 0);
+}
+
+static void op_unbind(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_unbind_req u;
+
+	if (take_body(c, req, &u, sizeof(u)))
+		respond(c->slot, req, ipcd_ns_unbind(mon.ns, c->id, u.id), NULL, 0);
+}
+
+typedef void (*op_fn)(struct mon_client *c, const struct ipcd_req *req);
+
+static const op_fn ops_table[IPCD_OP_MAX + 1] = {
+	[IPCD_OP_NOP] = op_nop,
+	[IPCD_OP_ECHO] = op_echo,
+	[IPCD_OP_BIND] = op_bind,
+	[IPCD_OP_LISTEN] = op_listen,
+	[IPCD_OP_UNBIND] = op_unbind,
+};
+
+static void on_request(void *arg, uint32_t slot, const struct ipcd_req *req)
+{
+	struct mon_client *c = clients_get(slot);
+
+	(void)arg;
+	if (!c || c->state != CL_ACTIVE)
+		return;
+	if (req->len > IPCD_REQ_BODY) {
+		log_warn("process %d (%s): request opcode %u claims a %u-byte body (max %u): "
+			 "disconnecting", c->pid, c->comm, req->opcode, req->len, IPCD_REQ_BODY);
+		mon.ctr.faults++;
+		clients_kill(slot, "malformed request");
+		return;
+	}
+	if (req->opcode > IPCD_OP_MAX || !ops_table[req->opcode]) {
+		c->reqs[0]++;
+		mon.ctr.ops[0]++;
+		/* A newer library may know opcodes we do not: that is not hostile. */
+		if (c->abi_minor > IPCD_SHM_ABI_MINOR) {
+			respond(slot, req, -ENOSYS, NULL, 0);
+			return;
+		}
+		log_warn("process %d (%s): unknown request opcode %u from a library of ABI "
+			 "1.%u: disconnecting", c->pid, c->comm, req->opcode, c->abi_minor);
+		mon.ctr.faults++;
+		clients_kill(slot, "unknown request opcode");
+		return;
+	}
+	c->reqs[req->opcode]++;
+	mon.ctr.ops[req->opcode]++;
+	ops_table[req->opcode](c, req);
+}
+
+static void on_fault(void *arg, uint32_t slot, int err)
+{
+	struct mon_client *c = clients_get(slot);
+
+	(void)arg;
+	if (!c)
+		return;
+	log_warn("process %d (%s): its request ring is corrupt (%s): disconnecting", c->pid,
+		 c->comm, strerror(-err));
+	mon.ctr.faults++;
+	clients_kill(slot, "corrupt request ring");
+}
+
+const struct ipcd_reqq_ops reqs_ops = {
+	.request = on_request,
+	.fault = on_fault,
+};
