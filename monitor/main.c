@@ -352,6 +352,9 @@ static void run_loop(void)
 			ipcd_cpu_relax();
 			continue;
 		}
+		/* The periodic look at epoll may have seen SIGTERM: never sleep past it. */
+		if (mon.stop)
+			break;
 		if (mon.reload) {
 			mon.reload = false;
 			reload_config();
