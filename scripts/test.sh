@@ -4,7 +4,7 @@
 #   1. release build (-Werror): every test (unit, stress, fault, integration)
 #   2. ASan+UBSan build: unit and fault tests
 #   3. TSan build: unit tests (thread variants of the stress engine included)
-#   4. the queue benchmark in --quick mode, as a smoke test (never gates on speed)
+#   4. both benchmarks in --quick mode, as smoke tests (never gate on speed)
 #
 # Environment: IPCD_TEST_FLAVOURS="release asan tsan" to choose builds.
 set -euo pipefail
@@ -42,5 +42,7 @@ if [[ " $flavours " == *" release "* ]]; then
 	echo "=== benchmark smoke (numbers are not checked)"
 	./build/release/bench/ipcd-bench-queues --quick --json build/release/bench-queues-quick.json \
 		|| status=1
+	./build/release/bench/ipcd-bench-modes --quick --no-plot \
+		--json build/release/bench-modes-quick.json || status=1
 fi
 exit $status
