@@ -17,6 +17,21 @@
 #define PENDING_ADMIN	(1u << 31)
 
 static uint32_t pending_flags[MON_MAX_PENDING];
+static bool accept_paused;	/* pending table full: the kernel backlog holds the rest */
+
+/* Stop or resume taking connections from the listening socket. */
+static void accept_pause(bool pause)
+{
+	struct epoll_event ev = {
+		.events = pause ? 0 : EPOLLIN,
+		.data.u64 = MON_EV(MON_EV_LISTEN, 0),
+	};
+
+	if (accept_paused == pause || mon.lsock < 0)
+		return;
+	accept_paused = pause;
+	epoll_ctl(mon.epfd, EPOLL_CTL_MOD, mon.lsock, &ev);
+}
 
 /* mkdir -p the socket's directory (0755: the socket itself is what clients reach). */
 static int make_parent_dir(const char *path)
@@ -86,7 +101,7 @@ int control_init(void)
 		return rc;
 	}
 	if (bind(mon.lsock, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(mon.sock_path, 0666) < 0 || listen(mon.lsock, 128) < 0) {
+	    chmod(mon.sock_path, 0666) < 0 || listen(mon.lsock, SOMAXCONN) < 0) {
 		rc = -errno;
 		log_err("control socket %s: %s", mon.sock_path, strerror(errno));
 		goto err_close;
@@ -116,6 +131,7 @@ static void pending_close(uint32_t idx)
 	close(p->sock);
 	p->sock = -1;
 	pending_flags[idx] = 0;
+	accept_pause(false);
 }
 
 void control_exit(void)
@@ -168,6 +184,13 @@ void control_accept(void)
 		uint32_t i;
 		int fd;
 
+		for (i = 0; i < MON_MAX_PENDING && mon.pending[i].sock >= 0; i++)
+			;
+		if (i == MON_MAX_PENDING) {
+			/* Leave the rest queued in the kernel until a handshake ends. */
+			accept_pause(true);
+			return;
+		}
 		fd = accept4(mon.lsock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
@@ -176,15 +199,6 @@ void control_accept(void)
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 			log_warn("control socket: SO_PEERCRED: %s", strerror(errno));
-			close(fd);
-			continue;
-		}
-		for (i = 0; i < MON_MAX_PENDING && mon.pending[i].sock >= 0; i++)
-			;
-		if (i == MON_MAX_PENDING) {
-			log_warn("control socket: %d connections owe a hello; refusing pid %d",
-				 MON_MAX_PENDING, cred.pid);
-			mon.ctr.refused++;
 			close(fd);
 			continue;
 		}
@@ -285,6 +299,7 @@ void control_pending_ready(uint32_t idx)
 		}
 		p->sock = -1;		/* the socket now belongs to the client */
 		pending_flags[idx] = 0;
+		accept_pause(false);
 		return;
 	case IPCD_CTL_ADMIN:
 		pending_flags[idx] |= PENDING_ADMIN;

@@ -14,12 +14,24 @@ static void respond(uint32_t slot, const struct ipcd_req *req, int32_t status,
 		.status = status,
 		.cookie = req->cookie,
 	};
+	int rc;
 
 	if (len)
 		memcpy(resp.body, body, len);
-	/* drain() checked for room before handing us the request. */
-	if (ipcd_reqq_srv_respond(mon.srv, slot, &resp))
-		clients_kill(slot, "its response ring was full");
+	/*
+	 * drain() checked for room before handing us the request, so a failure
+	 * is a response ring the client corrupted (-EPROTO) or closed (-EPIPE).
+	 */
+	rc = ipcd_reqq_srv_respond(mon.srv, slot, &resp);
+	if (rc) {
+		struct mon_client *c = clients_get(slot);
+
+		log_warn("process %d (%s): cannot answer it (%s): disconnecting",
+			 c ? c->pid : 0, c ? c->comm : "?", strerror(-rc));
+		mon.ctr.faults++;
+		clients_kill(slot, rc == -EPIPE ? "closed its response ring"
+						: "corrupt response ring");
+	}
 }
 
 static void op_nop(struct mon_client *c, const struct ipcd_req *req)

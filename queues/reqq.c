@@ -12,6 +12,13 @@
 #define CLIENT_BATCH	16u		/* requests per client per turn (fairness) */
 #define DB_BATCH	32u		/* doorbells per dequeue */
 #define SWEEP_NS	10000000ull	/* shared mode: full scan at least this often */
+/*
+ * A client whose response ring was full is looked at again this often: it
+ * does not tell us when it has read its responses (that would cost every
+ * client a check on every receive), so while any client is in that state the
+ * server never sleeps longer than this.
+ */
+#define BP_RECHECK_NS	1000000ull
 
 /* Doorbell payload: slot in the low 16 bits, low 16 bits of its generation above. */
 #define DB_PACK(slot, gen)	((uint32_t)(slot) | (uint32_t)(gen) << 16)
@@ -25,7 +32,8 @@ struct client {
 	uint32_t gen;
 	uint8_t state;		/* enum client_state */
 	uint8_t queued;		/* shared mode: on the run queue */
-	uint16_t pad;
+	uint8_t bp;		/* its response ring was full at its last turn */
+	uint8_t pad;
 	uint32_t active_idx;	/* position in srv->active[] */
 };
 
@@ -56,6 +64,7 @@ struct ipcd_reqq_srv {
 	uint32_t *runq;		/* shared: clients with requests left after their turn */
 	uint32_t runq_head;
 	uint32_t runq_len;
+	uint32_t n_bp;		/* clients with bp set */
 	uint64_t last_sweep;
 	bool sweep_now;		/* shared: a wait found work without a doorbell */
 	int wake_fd;		/* eventfd the clients signal */
@@ -243,7 +252,15 @@ static unsigned int drain(struct ipcd_reqq_srv *srv, uint32_t slot, unsigned int
 			break;
 		if (!ipcd_spsc_writable(&chan->resp, sizeof(struct ipcd_resp))) {
 			srv->st.backpressure++;
+			if (!c->bp) {
+				c->bp = 1;
+				srv->n_bp++;
+			}
 			break;
+		}
+		if (c->bp) {
+			c->bp = 0;
+			srv->n_bp--;
 		}
 		len = ipcd_spsc_recv(&chan->req, &req, sizeof(req));
 		if (len == -EAGAIN || len == -EPIPE)
@@ -302,7 +319,9 @@ static unsigned int pp_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
 
 static int64_t pp_sleep_bound(struct ipcd_reqq_srv *srv)
 {
-	return any_work(srv) ? 0 : -1;
+	if (any_work(srv))
+		return 0;
+	return srv->n_bp ? (int64_t)BP_RECHECK_NS : -1;
 }
 
 static const struct reqq_backend pp_backend = {
@@ -383,7 +402,8 @@ static unsigned int sh_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
 	}
 	if (n == 0 && got == 0) {
 		now = ipcd_now_ns();
-		if (srv->sweep_now || now - srv->last_sweep >= SWEEP_NS) {
+		if (srv->sweep_now || now - srv->last_sweep >= SWEEP_NS ||
+		    (srv->n_bp && now - srv->last_sweep >= BP_RECHECK_NS)) {
 			srv->sweep_now = false;
 			srv->last_sweep = now;
 			n += sh_sweep(srv, budget);
@@ -407,11 +427,14 @@ static int64_t sh_sleep_bound(struct ipcd_reqq_srv *srv)
 	/* A claim not yet published: its producer may be dead. Time it. */
 	if (ipcd_mpsc_claim_pending(srv->db))
 		return (int64_t)IPCD_MAX(srv->db->skip_ns, 1);
-	/* Every sweep period, look for requests whose doorbell was lost. */
+	/*
+	 * Every sweep period, look for requests whose doorbell was lost; more
+	 * often while a client is held back by its full response ring.
+	 */
 	now = ipcd_now_ns();
 	since = now - srv->last_sweep;
-	if (since < SWEEP_NS)
-		return (int64_t)(SWEEP_NS - since);
+	if (since < (srv->n_bp ? BP_RECHECK_NS : SWEEP_NS))
+		return (int64_t)((srv->n_bp ? BP_RECHECK_NS : SWEEP_NS) - since);
 	srv->last_sweep = now;
 	if (any_work(srv)) {
 		srv->sweep_now = true;
@@ -517,6 +540,10 @@ void ipcd_reqq_srv_del(struct ipcd_reqq_srv *srv, uint32_t slot)
 	if (slot >= srv->max_clients || srv->clients[slot].state == CLIENT_FREE)
 		return;
 	c = &srv->clients[slot];
+	if (c->bp) {
+		c->bp = 0;
+		srv->n_bp--;
+	}
 	/* Swap-remove from the dense active list. */
 	last = srv->active[--srv->n_active];
 	srv->active[c->active_idx] = last;
