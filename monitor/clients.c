@@ -38,8 +38,10 @@ static void reap(uint32_t slot, const char *why)
 		return;
 	if (c->state == CL_ACTIVE)
 		ipcd_reqq_srv_del(mon.srv, slot);
-	if (mon.ns)
+	if (mon.ns) {
+		conns_client_gone(c);	/* before its binds go: it releases its own ports */
 		ipcd_ns_release_owner(mon.ns, c->id);
+	}
 	epoll_ctl(mon.epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	close(c->sock);
 	ipcd_region_close(&c->reg);

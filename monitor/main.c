@@ -185,6 +185,7 @@ static const struct init_step {
 	{ "cpu", cpu_init, NULL },
 	{ "global region", global_init, global_exit },
 	{ "port namespace", ns_init, ns_exit },
+	{ "connections", conns_init, conns_exit },
 	{ "clients", clients_init, clients_exit },
 	{ "control socket", control_init, control_exit },
 };

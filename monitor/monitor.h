@@ -193,6 +193,13 @@ int ipcd_ns_get(const struct ipcd_ns *ns, uint32_t id, struct ipcd_ns_entry *e);
 /** ipcd_ns_next - iterate: first call with *@cursor = 0. false at the end. */
 bool ipcd_ns_next(const struct ipcd_ns *ns, uint32_t *cursor, struct ipcd_ns_entry *e);
 
+/**
+ * ipcd_ns_index - the table index of live bind @id: in [0, max_binds), unique
+ * among live binds, so other parts can keep per-bind state in a parallel
+ * array (conns.c: backlogs). -ENOENT if @id is not live.
+ */
+int64_t ipcd_ns_index(const struct ipcd_ns *ns, uint32_t id);
+
 /** ipcd_ns_count - binds in use. */
 uint32_t ipcd_ns_count(const struct ipcd_ns *ns);
 
@@ -301,6 +308,76 @@ void clients_kill(uint32_t slot, const char *why);
 void clients_reap_dead(void);
 void clients_event(uint32_t slot, uint32_t events);
 struct mon_client *clients_get(uint32_t slot);
+
+/* ---- connections (conns.c) ---------------------------------------------- */
+
+/*
+ * The connection table (cfg.max_connections entries, allocated once), each
+ * listener's backlog (a bounded FIFO threaded through the table), and what a
+ * CLOSE or a death means for a connection. The monitor keeps each region's
+ * memfd, never a mapping: it maps a region only for the moment it marks a
+ * dead side's rings.
+ */
+
+/* struct conns_entry.state */
+enum conn_state {
+	CONN_BACKLOG,		/* queued on a listener, not accepted yet */
+	CONN_ESTABLISHED,	/* both ends hold it */
+	CONN_HALF_CLOSED,	/* accepted; one end closed it or died */
+	CONN_CLOSING,		/* never to be accepted (connector closed, or listener gone) */
+};
+
+/** struct conns_entry - one connection, as conns_next() reports it. A connects, B accepts. */
+struct conns_entry {
+	uint64_t id;
+	uint8_t a_addr[16];
+	uint8_t b_addr[16];
+	uint16_t a_port;
+	uint16_t b_port;
+	pid_t a_pid;
+	pid_t b_pid;		/* the listener's owner until accepted */
+	uid_t a_uid;
+	uid_t b_uid;
+	enum conn_state state;
+	uint32_t reset;		/* IPCD_CONN_RESET_* the monitor set */
+	bool bytes_known;	/* false if the region could not be read */
+	uint64_t a2b_bytes;	/* prod_bytes of each ring (written by the endpoints) */
+	uint64_t b2a_bytes;
+};
+
+struct conns_stats {
+	uint64_t created;	/* CONNECTs answered 0 */
+	uint64_t accepted;
+	uint64_t closed;	/* CLOSE requests */
+	uint64_t freed;		/* connections whose two ends were done */
+	uint64_t dead_ends;	/* ends the monitor closed for a process that died */
+	uint64_t reset;		/* connections given a reset bit */
+	uint64_t refused;	/* CONNECT -> -ECONNREFUSED */
+	uint64_t backlog_full;	/* CONNECT -> -EAGAIN */
+	uint64_t no_room;	/* CONNECT -> -ENOBUFS, -EMFILE, -EADDRNOTAVAIL, ... */
+	uint64_t fd_faults;	/* processes cut off: they did not read their control socket */
+	uint32_t active;
+	uint32_t max;
+};
+
+int conns_init(void);
+void conns_exit(void);
+/* Handlers: return the response status; *out is the response body when 0. */
+int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
+		  struct ipcd_conn_resp *out);
+int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
+		 struct ipcd_conn_resp *out);
+int conns_close(struct mon_client *c, const struct ipcd_close_req *r);
+/* After a successful ipcd_ns_listen(): (re)sets the bind's backlog. */
+void conns_listen(struct mon_client *c, uint32_t bind_id, uint32_t backlog);
+/* Before ipcd_ns_unbind(): resets the connections still in the bind's backlog. */
+void conns_unbind(struct mon_client *c, uint32_t bind_id);
+/* From reap(), before ipcd_ns_release_owner(): @c's process is gone or cut off. */
+void conns_client_gone(struct mon_client *c);
+/** conns_next - iterate: first call with *@cursor = 0. false at the end. */
+bool conns_next(uint32_t *cursor, struct conns_entry *e);
+void conns_get_stats(struct conns_stats *st);
+const char *conns_state_name(enum conn_state s);
 
 /* reqs.c: request handlers */
 extern const struct ipcd_reqq_ops reqs_ops;

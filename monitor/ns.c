@@ -466,6 +466,13 @@ bool ipcd_ns_next(const struct ipcd_ns *ns, uint32_t *cursor, struct ipcd_ns_ent
 	return false;
 }
 
+int64_t ipcd_ns_index(const struct ipcd_ns *ns, uint32_t id)
+{
+	const struct bind *b = find_id(ns, id);
+
+	return b ? (int64_t)slot_of(ns, b) : -ENOENT;
+}
+
 uint32_t ipcd_ns_count(const struct ipcd_ns *ns)
 {
 	return ns->count;

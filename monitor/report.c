@@ -92,15 +92,19 @@ static void q_status(struct out *o)
 	const struct ipcd_config *c = &mon.cfg;
 	double up = (double)(ipcd_now_ns() - mon.start_ns) / 1e9;
 	uint32_t listeners = mon.ns ? ipcd_ns_count(mon.ns) : 0;
+	struct conns_stats cn;
+
+	conns_get_stats(&cn);
 
 	if (o->json) {
 		put(o, "{\"pid\":%d,\"uptime_s\":%.1f,\"abi\":\"%u.%u\",\"queue_mode\":\"%s\","
 		    "\"core\":%d,\"spin_us\":%u,\"processes\":%u,\"max_processes\":%u,"
-		    "\"binds\":%u,\"socket\":\"%s\",\"config\":\"%s\",\"log_level\":\"%s\","
+		    "\"binds\":%u,\"connections\":%u,\"socket\":\"%s\",\"config\":\"%s\","
+		    "\"log_level\":\"%s\","
 		    "\"heartbeat\":%" PRIu64 "}\n",
 		    (int)getpid(), up, IPCD_SHM_ABI_MAJOR, IPCD_SHM_ABI_MINOR,
 		    ipcd_reqq_mode_name(c->queue_mode), c->core, c->spin_us, mon.n_clients,
-		    c->max_processes, listeners, mon.sock_path,
+		    c->max_processes, listeners, cn.active, mon.sock_path,
 		    mon.config_path ? mon.config_path : "<embedded default>",
 		    ipcd_log_level_name(c->log_level), mon.gctl->heartbeat);
 		return;
@@ -115,6 +119,7 @@ static void q_status(struct out *o)
 		put(o, "core           not pinned, spin %u us before sleeping\n", c->spin_us);
 	put(o, "processes      %u of %u\n", mon.n_clients, c->max_processes);
 	put(o, "binds          %u\n", listeners);
+	put(o, "connections    %u of %u\n", cn.active, cn.max);
 	put(o, "socket         %s\n", mon.sock_path);
 	put(o, "config         %s\n", mon.config_path ? mon.config_path : "<embedded default>");
 	put(o, "log level      %s\n", ipcd_log_level_name(c->log_level));
@@ -222,14 +227,73 @@ static void q_listeners(struct out *o, const struct ucred *who)
 		put(o, "]\n");
 }
 
-/* Connections are matched by the namespace work (issue #3, item 4): none exist yet. */
-static void q_connections(struct out *o)
+/* "a.b.c.d:port" or "[v6]:port" */
+static const char *ep_str(const uint8_t a[16], uint16_t port, char *buf, size_t len)
 {
+	char addr[INET6_ADDRSTRLEN];
+
+	addr_str(a, addr, sizeof(addr));
+	snprintf(buf, len, strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr, port);
+	return buf;
+}
+
+/* One text row per end, as ss(8) lists both sockets of a loopback connection. */
+static void conn_row(struct out *o, const struct conns_entry *e, bool b_side)
+{
+	char l[INET6_ADDRSTRLEN + 10], p[INET6_ADDRSTRLEN + 10], bo[24] = "?", bi[24] = "?";
+
+	ep_str(b_side ? e->b_addr : e->a_addr, b_side ? e->b_port : e->a_port, l, sizeof(l));
+	ep_str(b_side ? e->a_addr : e->b_addr, b_side ? e->a_port : e->b_port, p, sizeof(p));
+	if (e->bytes_known) {
+		snprintf(bo, sizeof(bo), "%" PRIu64, b_side ? e->b2a_bytes : e->a2b_bytes);
+		snprintf(bi, sizeof(bi), "%" PRIu64, b_side ? e->a2b_bytes : e->b2a_bytes);
+	}
+	put(o, "%-12" PRIu64 " %-4s %-26s %-26s %8d %-12s %-11s %12s %12s\n", e->id,
+	    b_side ? "B" : "A", l, p, (int)(b_side ? e->b_pid : e->a_pid),
+	    conns_state_name(e->state), "yes", bo, bi);
+}
+
+/*
+ * Every accelerated connection one of whose ends @who may see; A connected,
+ * B accepted (until then, B is the listener). Bytes are the rings'
+ * prod_bytes, read with pread() from the memfd (no mapping): written by the
+ * endpoints, so informational only.
+ */
+static void q_connections(struct out *o, const struct ucred *who)
+{
+	char a[INET6_ADDRSTRLEN + 10], b[INET6_ADDRSTRLEN + 10];
+	struct conns_entry e;
+	uint32_t cursor = 0;
+
 	if (o->json)
-		put(o, "[]\n");
+		put(o, "[");
 	else
-		put(o, "%-24s %-24s %-12s %-11s %s\n", "LOCAL", "PEER", "STATE", "ACCELERATED",
-		    "WHY");
+		put(o, "%-12s %-4s %-26s %-26s %8s %-12s %-11s %12s %12s\n", "ID", "SIDE", "LOCAL",
+		    "PEER", "PID", "STATE", "ACCELERATED", "BYTES-OUT", "BYTES-IN");
+	while (conns_next(&cursor, &e)) {
+		if (!visible(who, e.a_uid) && !visible(who, e.b_uid))
+			continue;
+		if (!o->json) {
+			conn_row(o, &e, false);
+			conn_row(o, &e, true);
+			continue;
+		}
+		ep_str(e.a_addr, e.a_port, a, sizeof(a));
+		ep_str(e.b_addr, e.b_port, b, sizeof(b));
+		elem(o);
+		put(o, "{\"id\":%" PRIu64 ",\"a\":\"%s\",\"a_pid\":%d,\"b\":\"%s\",\"b_pid\":%d,"
+		    "\"state\":\"%s\",\"accelerated\":true,\"reset_a\":%s,\"reset_b\":%s", e.id,
+		    a, (int)e.a_pid, b, (int)e.b_pid, conns_state_name(e.state),
+		    e.reset & IPCD_CONN_RESET_A ? "true" : "false",
+		    e.reset & IPCD_CONN_RESET_B ? "true" : "false");
+		if (e.bytes_known)
+			put(o, ",\"a2b_bytes\":%" PRIu64 ",\"b2a_bytes\":%" PRIu64 "}", e.a2b_bytes,
+			    e.b2a_bytes);
+		else
+			put(o, ",\"a2b_bytes\":null,\"b2a_bytes\":null}");
+	}
+	if (o->json)
+		put(o, "]\n");
 }
 
 static void q_counters(struct out *o)
@@ -237,11 +301,15 @@ static void q_counters(struct out *o)
 	static const char *const op_names[IPCD_OP_MAX + 1] = {
 		[0] = "unknown", [IPCD_OP_NOP] = "nop", [IPCD_OP_ECHO] = "echo",
 		[IPCD_OP_BIND] = "bind", [IPCD_OP_LISTEN] = "listen", [IPCD_OP_UNBIND] = "unbind",
+		[IPCD_OP_CONNECT] = "connect", [IPCD_OP_ACCEPT] = "accept",
+		[IPCD_OP_CLOSE] = "close",
 	};
 	struct ipcd_reqq_stats st;
+	struct conns_stats cn;
 	unsigned int k;
 
 	ipcd_reqq_srv_stats(mon.srv, &st);
+	conns_get_stats(&cn);
 	if (o->json) {
 		put(o, "{\"registered\":%" PRIu64 ",\"refused\":%" PRIu64 ",\"reaped\":%" PRIu64
 		    ",\"faults\":%" PRIu64 ",\"admin_queries\":%" PRIu64 ",\"sleeps\":%" PRIu64
@@ -253,7 +321,12 @@ static void q_counters(struct out *o)
 		    st.requests, st.doorbells, st.stale, st.sweeps, st.backpressure);
 		for (k = 0; k <= IPCD_OP_MAX; k++)
 			put(o, "%s\"%s\":%" PRIu64, k ? "," : "", op_names[k], mon.ctr.ops[k]);
-		put(o, "}}\n");
+		put(o, "},\"connections\":{\"active\":%u,\"created\":%" PRIu64 ",\"accepted\":%"
+		    PRIu64 ",\"closed\":%" PRIu64 ",\"freed\":%" PRIu64 ",\"dead_ends\":%" PRIu64
+		    ",\"reset\":%" PRIu64 ",\"refused_connects\":%" PRIu64
+		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
+		    "}}\n", cn.active, cn.created, cn.accepted, cn.closed, cn.freed, cn.dead_ends,
+		    cn.reset, cn.refused, cn.backlog_full, cn.no_room, cn.fd_faults);
 		return;
 	}
 	put(o, "registered      %" PRIu64 "\n", mon.ctr.registered);
@@ -270,6 +343,19 @@ static void q_counters(struct out *o)
 	    st.backpressure);
 	put(o, "loop            %" PRIu64 " turns, %" PRIu64 " sleeps, %" PRIu64 " wake-ups\n",
 	    mon.ctr.loops, mon.ctr.sleeps, mon.ctr.wakeups);
+	put(o, "connections     %u of %u now\n", cn.active, cn.max);
+	put(o, "  created       %" PRIu64 "\n", cn.created);
+	put(o, "  accepted      %" PRIu64 "\n", cn.accepted);
+	put(o, "  closed        %" PRIu64 "  (CLOSE requests)\n", cn.closed);
+	put(o, "  freed         %" PRIu64 "\n", cn.freed);
+	put(o, "  dead ends     %" PRIu64 "  (closed by the monitor for a dead process)\n",
+	    cn.dead_ends);
+	put(o, "  reset         %" PRIu64 "\n", cn.reset);
+	put(o, "  refused       %" PRIu64 "  (no accelerated listener)\n", cn.refused);
+	put(o, "  backlog full  %" PRIu64 "\n", cn.backlog_full);
+	put(o, "  no room       %" PRIu64 "  (connection table, ports or fds)\n", cn.no_room);
+	put(o, "  fd faults     %" PRIu64 "  (processes cut off: control socket not read)\n",
+	    cn.fd_faults);
 }
 
 static void q_queues(struct out *o, const struct ucred *who)
@@ -296,7 +382,7 @@ void report_query(int sock, const struct ucred *cred, const struct ipcd_ctl_quer
 		q_listeners(&o, cred);
 		break;
 	case IPCD_Q_CONNECTIONS:
-		q_connections(&o);
+		q_connections(&o, cred);
 		break;
 	case IPCD_Q_COUNTERS:
 		q_counters(&o);

@@ -94,16 +94,63 @@ static void op_listen(struct mon_client *c, const struct ipcd_req *req)
 {
 	struct ipcd_listen_req l;
 
-	if (take_body(c, req, &l, sizeof(l)))
-		respond(c->slot, req, ipcd_ns_listen(mon.ns, c->id, l.id), NULL, 0);
+	int rc;
+
+	if (!take_body(c, req, &l, sizeof(l)))
+		return;
+	rc = ipcd_ns_listen(mon.ns, c->id, l.id);
+	if (!rc)
+		conns_listen(c, l.id, l.backlog);
+	respond(c->slot, req, rc, NULL, 0);
 }
 
 static void op_unbind(struct mon_client *c, const struct ipcd_req *req)
 {
 	struct ipcd_unbind_req u;
 
-	if (take_body(c, req, &u, sizeof(u)))
-		respond(c->slot, req, ipcd_ns_unbind(mon.ns, c->id, u.id), NULL, 0);
+	if (!take_body(c, req, &u, sizeof(u)))
+		return;
+	conns_unbind(c, u.id);	/* its backlog first: the bind's index is still valid */
+	respond(c->slot, req, ipcd_ns_unbind(mon.ns, c->id, u.id), NULL, 0);
+}
+
+/*
+ * CONNECT and ACCEPT send the region's fd on the control socket before the
+ * response; a process whose control socket is full is cut off there instead
+ * (conns.c), and gets no response.
+ */
+static void op_connect(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_conn_resp out;
+	struct ipcd_connect_req r;
+	int rc;
+
+	if (!take_body(c, req, &r, sizeof(r)))
+		return;
+	rc = conns_connect(c, &r, &out);
+	if (c->state == CL_ACTIVE)
+		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+}
+
+static void op_accept(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_conn_resp out;
+	struct ipcd_accept_req r;
+	int rc;
+
+	if (!take_body(c, req, &r, sizeof(r)))
+		return;
+	rc = conns_accept(c, &r, &out);
+	if (c->state == CL_ACTIVE)
+		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+}
+
+static void op_close(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_close_req r;
+
+	if (take_body(c, req, &r, sizeof(r)))
+		respond(c->slot, req, conns_close(c, &r), NULL, 0);
 }
 
 typedef void (*op_fn)(struct mon_client *c, const struct ipcd_req *req);
@@ -114,6 +161,9 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_BIND] = op_bind,
 	[IPCD_OP_LISTEN] = op_listen,
 	[IPCD_OP_UNBIND] = op_unbind,
+	[IPCD_OP_CONNECT] = op_connect,
+	[IPCD_OP_ACCEPT] = op_accept,
+	[IPCD_OP_CLOSE] = op_close,
 };
 
 static void on_request(void *arg, uint32_t slot, const struct ipcd_req *req)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* attach.c - register with the monitor: handshake, fds over SCM_RIGHTS, map the queues. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <ipcd/wait.h>
+
 #include "attach.h"
+
+#define MSG_MAX_FDS	4	/* more than a message may carry: any excess is closed */
 
 const char *ipcd_ctl_path(const char *path)
 {
@@ -200,4 +205,153 @@ void ipcd_detach(struct ipcd_attach *a)
 	close(a->sock);
 	a->sock = -1;
 	a->wake_fd = -1;
+}
+
+/* Wait for POLLIN on @sock until @deadline. 0, -ETIMEDOUT or -errno. */
+static int wait_in(int sock, uint64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int64_t left = ipcd_remaining(deadline);
+		int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000);
+		int n = poll(&p, 1, ms);
+
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n == 0 && ipcd_remaining(deadline) == 0)
+			return -ETIMEDOUT;
+	}
+}
+
+int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m, int *fd, int timeout_ms)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * MSG_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
+	uint64_t deadline = ipcd_deadline(timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
+	int fds[MSG_MAX_FDS];
+	unsigned int nfds = 0;
+	struct cmsghdr *cm;
+	struct msghdr mh;
+	struct iovec iov;
+	ssize_t n;
+	int rc;
+
+	*fd = -1;
+	for (;;) {
+		iov.iov_base = m;
+		iov.iov_len = sizeof(*m);
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		n = recvmsg(a->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n >= 0)
+			break;
+		if (errno == ECONNRESET)
+			return -ECONNRESET;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (timeout_ms == 0)
+			return -ETIMEDOUT;
+		rc = wait_in(a->sock, deadline);
+		if (rc)
+			return rc;
+	}
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t k;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (k > MSG_MAX_FDS - nfds)
+			k = MSG_MAX_FDS - nfds;
+		memcpy(fds + nfds, CMSG_DATA(cm), k * sizeof(int));
+		nfds += (unsigned int)k;
+	}
+	if (n == 0 && !nfds)
+		return -ECONNRESET;	/* EOF: the monitor let us go */
+	rc = -EPROTO;
+	if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    m->magic != IPCD_CTL_MAGIC)
+		goto err_close;
+	switch (m->type) {
+	case IPCD_CTL_CONN_FD:
+		if (nfds != 1 || !m->conn_id)
+			goto err_close;
+		*fd = fds[0];
+		return 0;
+	case IPCD_CTL_LISTEN_READY:
+		if (nfds)
+			goto err_close;
+		return 0;
+	}
+err_close:
+	close_fds(fds, nfds);
+	return rc;
+}
+
+int ipcd_conn_open(int fd, uint64_t region_size, bool acceptor, struct ipcd_conn *out)
+{
+	struct ipcd_spsc a2b, b2a;
+	size_t size[3];
+	void *area[3];
+	uint32_t i;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->reg.fd = -1;
+	rc = ipcd_region_map(fd, IPCD_REGION_CONN, &out->reg);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	rc = -EPROTO;
+	if (out->reg.size != region_size)
+		goto err_close;
+	for (i = 0; i < 3; i++) {
+		area[i] = ipcd_region_area(&out->reg, i, &size[i]);
+		if (!area[i])
+			goto err_close;
+	}
+	if (size[IPCD_AREA_CONN_CTL] < sizeof(struct ipcd_conn_ctl))
+		goto err_close;
+	out->ctl = area[IPCD_AREA_CONN_CTL];
+	out->conn_id = ipcd_load_relaxed(&out->ctl->conn_id);
+	if (!out->conn_id)
+		goto err_close;
+	rc = ipcd_spsc_attach(&a2b, area[IPCD_AREA_CONN_A2B], size[IPCD_AREA_CONN_A2B]);
+	if (!rc)
+		rc = ipcd_spsc_attach(&b2a, area[IPCD_AREA_CONN_B2A], size[IPCD_AREA_CONN_B2A]);
+	if (rc)
+		goto err_close;
+	if (!(a2b.flags & IPCD_SPSC_F_STREAM) || !(b2a.flags & IPCD_SPSC_F_STREAM)) {
+		rc = -EPROTO;
+		goto err_close;
+	}
+	out->tx = acceptor ? b2a : a2b;
+	out->rx = acceptor ? a2b : b2a;
+	out->acceptor = acceptor;
+	return 0;
+
+err_close:
+	ipcd_region_close(&out->reg);
+	memset(out, 0, sizeof(*out));
+	out->reg.fd = -1;
+	return rc;
+}
+
+void ipcd_conn_close(struct ipcd_conn *c)
+{
+	if (!c->reg.base)
+		return;
+	ipcd_spsc_close_prod(&c->tx);
+	ipcd_spsc_close_cons(&c->rx);
+	ipcd_region_close(&c->reg);
+	memset(c, 0, sizeof(*c));
+	c->reg.fd = -1;
 }

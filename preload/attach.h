@@ -8,6 +8,7 @@
 #ifndef IPCD_ATTACH_H
 #define IPCD_ATTACH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,7 @@
 #include <ipcd/mpsc.h>
 #include <ipcd/reqq.h>
 #include <ipcd/shm.h>
+#include <ipcd/spsc.h>
 
 /**
  * struct ipcd_attach - one registration with the monitor.
@@ -52,5 +54,55 @@ int ipcd_attach(const char *path, const char *comm, struct ipcd_attach *a, char 
 
 /** ipcd_detach - unregister (close the control socket) and unmap. */
 void ipcd_detach(struct ipcd_attach *a);
+
+/**
+ * ipcd_attach_recv_msg - receive one monitor message (ctl.h, struct
+ * ipcd_ctl_msg) from the control socket.
+ * @fd:         receives the descriptor sent with IPCD_CTL_CONN_FD (close-on-exec),
+ *              -1 for IPCD_CTL_LISTEN_READY.
+ * @timeout_ms: negative waits forever, 0 only looks.
+ *
+ * Returns 0, -ETIMEDOUT (nothing arrived), -ECONNRESET (the monitor closed
+ * the socket: this process is no longer registered), -EPROTO (a message that
+ * is not one of ours: wrong size, magic or type, or a CONN_FD without exactly
+ * one descriptor; any descriptors that came with it are closed), or -errno.
+ */
+int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m, int *fd, int timeout_ms);
+
+/**
+ * struct ipcd_conn - one end of an accelerated connection (IPCD_REGION_CONN).
+ * @tx:  the ring this end writes (A2B for the connector, B2A for the acceptor).
+ * @rx:  the ring this end reads.
+ * @ctl: identity and the monitor's reset bits (read ipcd_conn_ctl.reset with
+ *       acquire after seeing the peer's prod_closed).
+ * @conn_id: copied from @ctl at open: the id to send in IPCD_OP_CLOSE.
+ */
+struct ipcd_conn {
+	struct ipcd_region reg;
+	struct ipcd_conn_ctl *ctl;
+	struct ipcd_spsc tx;
+	struct ipcd_spsc rx;
+	uint64_t conn_id;
+	bool acceptor;
+};
+
+/**
+ * ipcd_conn_open - map the connection region in @fd (from a CONN_FD message)
+ * and attach this end's rings.
+ * @region_size: the message's region_size; the memfd must have that size.
+ * @acceptor:    false for the connecting side (A), true for the accepting side (B).
+ *
+ * Always takes @fd (closed on failure). Returns 0, -EPROTO (not a valid
+ * connection region: bad header, areas, rings or conn_ctl), or -errno.
+ */
+int ipcd_conn_open(int fd, uint64_t region_size, bool acceptor, struct ipcd_conn *out);
+
+/**
+ * ipcd_conn_close - this end is done: prod_closed on @tx (the peer reads EOF
+ * once drained), cons_closed on @rx (the peer's writes fail with EPIPE),
+ * then unmap. The caller tells the monitor with IPCD_OP_CLOSE {conn_id}.
+ * Does nothing on a closed or zeroed struct.
+ */
+void ipcd_conn_close(struct ipcd_conn *c);
 
 #endif /* IPCD_ATTACH_H */

@@ -87,4 +87,29 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
 
 #define IPCD_CTL_CHUNK		4096	/* largest answer message */
 
+/*
+ * After the welcome, the monitor sends a registered process only these
+ * (the process sends nothing on the control socket; anything it sends is a
+ * protocol violation):
+ *   IPCD_CTL_CONN_FD       + SCM_RIGHTS (one fd): the region of connection
+ *                          @conn_id, sent before the CONNECT/ACCEPT response
+ *                          that names it;
+ *   IPCD_CTL_LISTEN_READY  listening bind @bind_id's backlog went from empty
+ *                          to non-empty (so a blocking accept or a poll on
+ *                          the listener can sleep on this socket).
+ */
+#define IPCD_CTL_CONN_FD	1
+#define IPCD_CTL_LISTEN_READY	2
+
+struct ipcd_ctl_msg {
+	uint32_t magic;			/* IPCD_CTL_MAGIC */
+	uint16_t type;			/* IPCD_CTL_CONN_FD, IPCD_CTL_LISTEN_READY */
+	uint16_t pad;
+	uint64_t conn_id;
+	uint32_t bind_id;
+	uint32_t pad2;
+	uint64_t region_size;		/* CONN_FD: the memfd's size */
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_msg) == 32);
+
 #endif /* IPCD_CTL_H */

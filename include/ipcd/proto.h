@@ -21,7 +21,10 @@
 #define IPCD_OP_BIND		3	/* struct ipcd_bind_req -> struct ipcd_bind_resp */
 #define IPCD_OP_LISTEN		4	/* struct ipcd_listen_req */
 #define IPCD_OP_UNBIND		5	/* struct ipcd_unbind_req */
-#define IPCD_OP_MAX		5
+#define IPCD_OP_CONNECT		6	/* struct ipcd_connect_req -> struct ipcd_conn_resp */
+#define IPCD_OP_ACCEPT		7	/* struct ipcd_accept_req -> struct ipcd_conn_resp */
+#define IPCD_OP_CLOSE		8	/* struct ipcd_close_req */
+#define IPCD_OP_MAX		8
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -63,5 +66,52 @@ struct ipcd_unbind_req {
 	uint32_t pad;
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_unbind_req) == 8);
+
+/**
+ * struct ipcd_connect_req - connect to an accelerated listener.
+ * @addr, @port: the destination, as in struct ipcd_bind_req.
+ *
+ * Status: 0 (connected: the region's fd was sent on the control socket
+ * first, in a struct ipcd_ctl_msg of type IPCD_CTL_CONN_FD with this conn id),
+ * -ECONNREFUSED (no accelerated listener: the caller may try the kernel),
+ * -EAGAIN (the listener's backlog is full: retry as the kernel would),
+ * -EMFILE / -ENOBUFS (a connection limit), -EACCES.
+ */
+struct ipcd_connect_req {
+	uint8_t addr[16];
+	uint16_t port;
+	uint16_t pad;
+	uint32_t flags;		/* 0 */
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_connect_req) == 24);
+
+/** struct ipcd_accept_req - take one connection from listening bind @id. -EAGAIN: none. */
+struct ipcd_accept_req {
+	uint32_t id;
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_accept_req) == 8);
+
+/**
+ * struct ipcd_conn_resp - the answer to CONNECT and ACCEPT.
+ * @conn_id:   names the connection (and its CONN_FD message).
+ * @peer_addr, @peer_port: the other end.
+ * @self_port: this end's port (an ephemeral one for the connecting side).
+ */
+struct ipcd_conn_resp {
+	uint64_t conn_id;
+	uint8_t peer_addr[16];
+	uint16_t peer_port;
+	uint16_t self_port;
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_resp) == 32);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_resp) <= IPCD_REQ_BODY);
+
+/** struct ipcd_close_req - this process no longer uses connection @conn_id. */
+struct ipcd_close_req {
+	uint64_t conn_id;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_close_req) == 8);
 
 #endif /* IPCD_PROTO_H */

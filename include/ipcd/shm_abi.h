@@ -36,9 +36,10 @@
 #define IPCD_REGION_CLIENT	2	/* one process: request + response rings */
 #define IPCD_REGION_GLOBAL	3	/* monitor state + shared request doorbells */
 
-/* Sub-area indices (struct ipcd_shm_hdr.area[]). */
+/* Sub-area indices (struct ipcd_shm_hdr.area[]). A connects, B accepts. */
 #define IPCD_AREA_CONN_A2B	0	/* struct ipcd_spsc_shm: A writes, B reads */
 #define IPCD_AREA_CONN_B2A	1	/* struct ipcd_spsc_shm: B writes, A reads */
+#define IPCD_AREA_CONN_CTL	2	/* struct ipcd_conn_ctl */
 #define IPCD_AREA_CLIENT_CTL	0	/* struct ipcd_client_ctl */
 #define IPCD_AREA_CLIENT_REQ	1	/* struct ipcd_spsc_shm: client -> monitor */
 #define IPCD_AREA_CLIENT_RESP	2	/* struct ipcd_spsc_shm: monitor -> client */
@@ -253,6 +254,34 @@ struct ipcd_client_ctl {
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_client_ctl, doorbell_pending) == IPCD_CACHE_GUARD);
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_client_ctl, mon_wait) == 2 * IPCD_CACHE_GUARD);
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 3 * IPCD_CACHE_GUARD);
+
+/* struct ipcd_conn_ctl.reset */
+#define IPCD_CONN_RESET_A	(1u << 0)	/* A is gone abortively: B sees ECONNRESET */
+#define IPCD_CONN_RESET_B	(1u << 1)	/* B is gone abortively: A sees ECONNRESET */
+
+/**
+ * struct ipcd_conn_ctl - one connection's identity and fate, beside its rings.
+ *
+ * Mapped by the two endpoints; the monitor maps it only to record a death.
+ * An endpoint that closes normally marks its own rings (prod_closed on the
+ * ring it writes: the peer reads EOF; cons_closed on the ring it reads: the
+ * peer's writes fail with EPIPE) and tells the monitor with IPCD_OP_CLOSE.
+ * When a process dies, the monitor does the same for it, and sets the reset
+ * bit when the kernel would have sent an RST (the dead side had unread data).
+ */
+struct ipcd_conn_ctl {
+	uint64_t conn_id;		/* W: monitor at creation */
+	uint8_t a_addr[16];		/* W: monitor. the connecting side's address */
+	uint8_t b_addr[16];		/* W: monitor. the accepting side's address */
+	uint16_t a_port;		/* W: monitor. host byte order */
+	uint16_t b_port;		/* W: monitor */
+	uint32_t reserved0[21];
+
+	uint32_t reset __ipcd_guard_aligned;	/* W: monitor. IPCD_CONN_RESET_* */
+	uint8_t reserved1[IPCD_CACHE_GUARD - 4];
+};
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, reset) == IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_ctl) == 2 * IPCD_CACHE_GUARD);
 
 /* struct ipcd_global_ctl.queue_mode */
 #define IPCD_QMODE_PER_PROCESS	1
