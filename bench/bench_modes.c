@@ -10,8 +10,10 @@
  *   throughput: up to 4 busy clients with 32 requests in flight each:
  *               requests/s and the monitor's CPU use.
  * The host may move the vCPUs during a run (the cross-core round trip then
- * changes several-fold), so the two modes are interleaved for each N and each
- * figure is the median of REPS repetitions.
+ * changes several-fold), so the two modes are interleaved for each N, each
+ * repetition is normalised by the cache-line floor measured at its start
+ * (latency in floor round trips; throughput scaled to a REF_FLOOR_NS floor),
+ * and each figure is the median of the repetitions. Raw figures are kept too.
  * Output: a table, a JSON file and a PNG plot (gnuplot, if installed).
  */
 #include <errno.h>
@@ -38,6 +40,7 @@
 #define PIPELINE	32
 #define MAX_SAMPLES	(1u << 20)
 #define MAX_REPS	5
+#define REF_FLOOR_NS	110.0	/* the common placement on the project's VMs */
 
 enum phase { PH_WAIT, PH_LAT_NOP, PH_LAT_BIND, PH_TPUT, PH_EXIT };
 
@@ -58,12 +61,15 @@ struct result {
 	const char *mode;
 	unsigned int n;
 	double floor;			/* ns: one cache line ping-ponged between CPU 0 and 1 */
+	double floor_tput;		/* the same, just before the throughput phase */
 	double idle_cpu;		/* % of one core */
 	double nop_p50, nop_p99;	/* ns */
 	double bind_p50, bind_p99;	/* ns, bind + unbind */
 	unsigned int busy;
 	double tput;			/* requests/s */
 	double tput_cpu;
+	double nop_norm;		/* nop_p50 / floor */
+	double tput_norm;		/* tput * floor / REF_FLOOR_NS */
 };
 
 static struct shared *sh;
@@ -112,24 +118,21 @@ static void pin(int cpu)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
-static uint64_t cpu_ticks(pid_t pid)
+/* Time @pid has spent on a CPU, in ns (schedstat: far finer than utime's ticks). */
+static uint64_t cpu_ns(pid_t pid)
 {
-	unsigned long long ut = 0, st = 0;
-	char path[64], buf[1024], *p;
+	unsigned long long run = 0;
+	char path[64];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
 		return 0;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
+	if (fscanf(f, "%llu", &run) != 1)
+		run = 0;
 	fclose(f);
-	p = strrchr(buf, ')');	/* comm may contain spaces */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
-		return 0;
-	return ut + st;
+	return run;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -365,7 +368,6 @@ static void percentiles(double *p50, double *p99)
 static void measure(const char *bin, const char *mode, unsigned int n, struct result *r)
 {
 	char sock[128];
-	double hz = (double)sysconf(_SC_CLK_TCK);
 	uint64_t t0, c0;
 	pid_t mon;
 	unsigned int i;
@@ -390,30 +392,31 @@ static void measure(const char *bin, const char *mode, unsigned int n, struct re
 	}
 	r->mode = mode;
 	r->n = n;
-	r->floor = probe_floor();
 
 	/* idle: nobody busy */
 	usleep(200000);
-	c0 = cpu_ticks(mon);
+	c0 = cpu_ns(mon);
 	t0 = ipcd_now_ns();
 	usleep((useconds_t)(phase_s * 1e6));
-	r->idle_cpu = 100.0 * (double)(cpu_ticks(mon) - c0) / hz /
-		      ((double)(ipcd_now_ns() - t0) / 1e9);
+	r->idle_cpu = 100.0 * (double)(cpu_ns(mon) - c0) / (double)(ipcd_now_ns() - t0);
 
+	r->floor = probe_floor();	/* just before the phase it normalises */
 	run_phase(PH_LAT_NOP, n);
 	percentiles(&r->nop_p50, &r->nop_p99);
 	run_phase(PH_LAT_BIND, n);
 	percentiles(&r->bind_p50, &r->bind_p99);
 
-	c0 = cpu_ticks(mon);
+	r->floor_tput = probe_floor();
+	c0 = cpu_ns(mon);
 	t0 = ipcd_now_ns();
 	run_phase(PH_TPUT, n);
-	r->tput_cpu = 100.0 * (double)(cpu_ticks(mon) - c0) / hz /
-		      ((double)(ipcd_now_ns() - t0) / 1e9);
+	r->tput_cpu = 100.0 * (double)(cpu_ns(mon) - c0) / (double)(ipcd_now_ns() - t0);
 	r->busy = IPCD_MIN(n, MAX_BUSY);
 	r->tput = 0;
 	for (i = 0; i < r->busy; i++)
 		r->tput += (double)sh->count[i] / phase_s;
+	r->nop_norm = r->nop_p50 / r->floor;
+	r->tput_norm = r->tput * r->floor_tput / REF_FLOOR_NS;
 
 	__atomic_store_n(&sh->phase, PH_EXIT, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&sh->gen, 1, __ATOMIC_RELEASE);
@@ -454,6 +457,8 @@ static void median_of(const struct result *rr, unsigned int n, struct result *ou
 	out->bind_p99 = med(rr, n, offsetof(struct result, bind_p99));
 	out->tput = med(rr, n, offsetof(struct result, tput));
 	out->tput_cpu = med(rr, n, offsetof(struct result, tput_cpu));
+	out->nop_norm = med(rr, n, offsetof(struct result, nop_norm));
+	out->tput_norm = med(rr, n, offsetof(struct result, tput_norm));
 }
 
 static void write_outputs(const struct result *r, unsigned int nr, const char *json,
@@ -472,9 +477,11 @@ static void write_outputs(const struct result *r, unsigned int nr, const char *j
 		fprintf(f, "%s{\"mode\":\"%s\",\"processes\":%u,\"idle_cpu_pct\":%.2f,"
 			"\"nop_p50_ns\":%.0f,\"nop_p99_ns\":%.0f,\"bind_unbind_p50_ns\":%.0f,"
 			"\"bind_unbind_p99_ns\":%.0f,\"busy\":%u,\"requests_per_s\":%.0f,"
-			"\"busy_cpu_pct\":%.1f,\"floor_ns\":%.0f}", i ? "," : "", r[i].mode, r[i].n, r[i].idle_cpu,
+			"\"busy_cpu_pct\":%.1f,\"floor_ns\":%.0f,\"nop_p50_floors\":%.2f,"
+			"\"requests_per_s_at_ref_floor\":%.0f}", i ? "," : "", r[i].mode, r[i].n,
+			r[i].idle_cpu,
 			r[i].nop_p50, r[i].nop_p99, r[i].bind_p50, r[i].bind_p99, r[i].busy,
-			r[i].tput, r[i].tput_cpu, r[i].floor);
+			r[i].tput, r[i].tput_cpu, r[i].floor, r[i].nop_norm, r[i].tput_norm);
 	fprintf(f, "]}\n");
 	fclose(f);
 
@@ -490,7 +497,7 @@ static void write_outputs(const struct result *r, unsigned int nr, const char *j
 	for (i = 0; i < nr; i++) {
 		if (i && strcmp(r[i].mode, r[i - 1].mode))
 			fprintf(f, "\n\n");
-		fprintf(f, "%u %.0f %.0f %.2f %.1f\n", r[i].n, r[i].tput / 1e3, r[i].nop_p50,
+		fprintf(f, "%u %.0f %.2f %.2f %.1f\n", r[i].n, r[i].tput_norm / 1e3, r[i].nop_norm,
 			r[i].idle_cpu, r[i].tput_cpu);
 	}
 	fclose(f);
@@ -503,17 +510,17 @@ static void write_outputs(const struct result *r, unsigned int nr, const char *j
 		"set multiplot layout 1,3 title 'IPC-Direct request queues: per-process vs shared'\n"
 		"set logscale x 2\nset xrange [0.8:320]\nset xlabel 'registered processes'\n"
 		"set key top left\nset grid\n"
-		"set title 'throughput (min(N, %u) busy clients, %d in flight each)'\n"
-		"set ylabel 'k requests/s'\nset yrange [0:*]\n"
+		"set title 'throughput, min(N, %u) busy clients x %d in flight'\n"
+		"set ylabel 'k requests/s (scaled to a %.0f ns floor)'\nset yrange [0:*]\n"
 		"plot '%s' index 0 using 1:2 with linespoints title 'per-process', "
 		"'' index 1 using 1:2 with linespoints title 'shared'\n"
-		"set title 'round trip p50, one client'\nset ylabel 'ns'\n"
+		"set title 'round trip p50, one client'\nset ylabel 'cache-line round trips (floor)'\n"
 		"plot '%s' index 0 using 1:3 with linespoints title 'per-process', "
 		"'' index 1 using 1:3 with linespoints title 'shared'\n"
 		"set title 'monitor CPU, all processes idle'\nset ylabel '%% of one core'\n"
 		"plot '%s' index 0 using 1:4 with linespoints title 'per-process', "
 		"'' index 1 using 1:4 with linespoints title 'shared'\n"
-		"unset multiplot\n", png, MAX_BUSY, PIPELINE, dat, dat, dat);
+		"unset multiplot\n", png, MAX_BUSY, PIPELINE, REF_FLOOR_NS, dat, dat, dat);
 	fclose(f);
 	snprintf(cmd, sizeof(cmd), "gnuplot '%s'", gp);
 	if (system(cmd) != 0)
@@ -588,13 +595,19 @@ int main(int argc, char **argv)
 	       "procs", "idle CPU", "floor", "nop p50", "nop p99", "/floor", "bind+unb50",
 	       "bind+unb99", "busy", "requests/s", "busy CPU");
 	for (i = 0; i < nr; i++)
-		printf("%-12s %5u %8.2f%% | %5.0fns | %7.0fns %7.0fns %6.1fx | %9.0fns %9.0fns |"
+		printf("%-12s %5u %8.3f%% | %5.0fns | %7.0fns %7.0fns %6.1fx | %9.0fns %9.0fns |"
 		       " %4u %11.0f %7.1f%%\n", r[i].mode, r[i].n, r[i].idle_cpu, r[i].floor,
 		       r[i].nop_p50, r[i].nop_p99, r[i].nop_p50 / r[i].floor, r[i].bind_p50,
 		       r[i].bind_p99, r[i].busy, r[i].tput, r[i].tput_cpu);
-	printf("\nthroughput at 256 processes vs 1:");
+	printf("\nnormalised by each run's floor (medians): p50 in floor round trips, requests/s "
+	       "scaled to a %.0f ns floor\n", REF_FLOOR_NS);
+	for (i = 0; i < nr; i++)
+		printf("%-12s %5u  p50 %5.1f floors  %12.0f requests/s\n", r[i].mode, r[i].n,
+		       r[i].nop_norm, r[i].tput_norm);
+	printf("\nthroughput at 256 processes vs 1 (normalised):");
 	for (m = 0; m < IPCD_ARRAY_SIZE(modes); m++)
-		printf("  %s %.0f%%", modes[m], 100.0 * r[m * 4 + 3].tput / r[m * 4].tput);
+		printf("  %s %.0f%%", modes[m],
+		       100.0 * r[m * 4 + 3].tput_norm / r[m * 4].tput_norm);
 	printf("\njson: %s\n", json);
 	write_outputs(r, nr, json, png);
 	getloadavg(load, 3);

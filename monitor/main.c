@@ -269,8 +269,11 @@ static void on_signal(void)
 	}
 }
 
-/* Handle what epoll reports; @timeout_ns < 0 waits forever, 0 only looks. */
-static void handle_events(int64_t timeout_ns)
+/*
+ * Handle what epoll reports; @timeout_ns < 0 waits forever, 0 only looks.
+ * Returns the number of events.
+ */
+static int handle_events(int64_t timeout_ns)
 {
 	struct epoll_event ev[32];
 	struct timespec ts, *tsp = NULL;
@@ -304,6 +307,7 @@ static void handle_events(int64_t timeout_ns)
 			break;
 		}
 	}
+	return n;
 }
 
 static bool any_pending(void)
@@ -368,8 +372,16 @@ static void run_loop(void)
 		if (any_pending() && (bound < 0 || (uint64_t)bound > MON_HOUSEKEEP_NS))
 			bound = (int64_t)MON_HOUSEKEEP_NS;
 		mon.ctr.sleeps++;
-		handle_events(bound);
-		last_work = ipcd_now_ns();
+		/*
+		 * Spin again only after a real event: a timeout (the shared mode's
+		 * sweep, a backpressured client's re-check) brings no new work, and
+		 * spinning after each one would cost an idle monitor spin_us per
+		 * wake-up.
+		 */
+		if (handle_events(bound) > 0)
+			last_work = ipcd_now_ns();
+		else
+			last_work = 0;
 	}
 }
 
