@@ -8,7 +8,8 @@
  *   latency:    one client, one request in flight: round trip p50/p99 for a
  *               no-op and for a bind+unbind pair;
  *   throughput: up to 4 busy clients with 32 requests in flight each:
- *               requests/s and the monitor's CPU use.
+ *               requests/s and the monitor's CPU use; and the same clients
+ *               doing bind+unbind pairs in a closed loop: pairs/s.
  * The host may move the vCPUs during a run (the cross-core round trip then
  * changes several-fold), so the two modes are interleaved for each N, each
  * repetition is normalised by the cache-line floor measured at its start
@@ -42,7 +43,7 @@
 #define MAX_REPS	5
 #define REF_FLOOR_NS	110.0	/* the common placement on the project's VMs */
 
-enum phase { PH_WAIT, PH_LAT_NOP, PH_LAT_BIND, PH_TPUT, PH_EXIT };
+enum phase { PH_WAIT, PH_LAT_NOP, PH_LAT_BIND, PH_TPUT, PH_TPUT_BIND, PH_EXIT };
 
 /* Shared with the client processes (MAP_SHARED|MAP_ANONYMOUS). */
 struct shared {
@@ -68,6 +69,7 @@ struct result {
 	unsigned int busy;
 	double tput;			/* requests/s */
 	double tput_cpu;
+	double pairs;			/* bind+unbind pairs/s, same busy clients, closed loop */
 	double nop_norm;		/* nop_p50 / floor */
 	double tput_norm;		/* tput * floor / REF_FLOOR_NS */
 };
@@ -211,6 +213,21 @@ static void tput_loop(struct ipcd_attach *a, unsigned int idx)
 	sh->count[idx] = done;
 }
 
+/* Closed loop of bind+unbind pairs (each needs the bind's id for the unbind). */
+static void pairs_loop(struct ipcd_attach *a, unsigned int idx)
+{
+	uint64_t done = 0;
+
+	while (ipcd_now_ns() < sh->stop_ns) {
+		if (bind_unbind(a, (uint16_t)(21000 + idx))) {
+			sh->failed++;
+			return;
+		}
+		done++;
+	}
+	sh->count[idx] = done;
+}
+
 static void client(const char *sock, unsigned int idx)
 {
 	struct ipcd_attach a;
@@ -241,6 +258,8 @@ static void client(const char *sock, unsigned int idx)
 				latency_loop(&a, (enum phase)ph, idx);
 		} else if (ph == PH_TPUT && idx < MAX_BUSY) {
 			tput_loop(&a, idx);
+		} else if (ph == PH_TPUT_BIND && idx < MAX_BUSY) {
+			pairs_loop(&a, idx);
 		}
 		__atomic_fetch_add(&sh->done, 1, __ATOMIC_SEQ_CST);
 	}
@@ -415,6 +434,10 @@ static void measure(const char *bin, const char *mode, unsigned int n, struct re
 	r->tput = 0;
 	for (i = 0; i < r->busy; i++)
 		r->tput += (double)sh->count[i] / phase_s;
+	run_phase(PH_TPUT_BIND, n);
+	r->pairs = 0;
+	for (i = 0; i < r->busy; i++)
+		r->pairs += (double)sh->count[i] / phase_s;
 	r->nop_norm = r->nop_p50 / r->floor;
 	r->tput_norm = r->tput * r->floor_tput / REF_FLOOR_NS;
 
@@ -457,6 +480,7 @@ static void median_of(const struct result *rr, unsigned int n, struct result *ou
 	out->bind_p99 = med(rr, n, offsetof(struct result, bind_p99));
 	out->tput = med(rr, n, offsetof(struct result, tput));
 	out->tput_cpu = med(rr, n, offsetof(struct result, tput_cpu));
+	out->pairs = med(rr, n, offsetof(struct result, pairs));
 	out->nop_norm = med(rr, n, offsetof(struct result, nop_norm));
 	out->tput_norm = med(rr, n, offsetof(struct result, tput_norm));
 }
@@ -477,11 +501,13 @@ static void write_outputs(const struct result *r, unsigned int nr, const char *j
 		fprintf(f, "%s{\"mode\":\"%s\",\"processes\":%u,\"idle_cpu_pct\":%.2f,"
 			"\"nop_p50_ns\":%.0f,\"nop_p99_ns\":%.0f,\"bind_unbind_p50_ns\":%.0f,"
 			"\"bind_unbind_p99_ns\":%.0f,\"busy\":%u,\"requests_per_s\":%.0f,"
-			"\"busy_cpu_pct\":%.1f,\"floor_ns\":%.0f,\"nop_p50_floors\":%.2f,"
+			"\"busy_cpu_pct\":%.1f,\"bind_unbind_pairs_per_s\":%.0f,\"floor_ns\":%.0f,"
+			"\"nop_p50_floors\":%.2f,"
 			"\"requests_per_s_at_ref_floor\":%.0f}", i ? "," : "", r[i].mode, r[i].n,
 			r[i].idle_cpu,
 			r[i].nop_p50, r[i].nop_p99, r[i].bind_p50, r[i].bind_p99, r[i].busy,
-			r[i].tput, r[i].tput_cpu, r[i].floor, r[i].nop_norm, r[i].tput_norm);
+			r[i].tput, r[i].tput_cpu, r[i].pairs, r[i].floor, r[i].nop_norm,
+			r[i].tput_norm);
 	fprintf(f, "]}\n");
 	fclose(f);
 
@@ -591,14 +617,15 @@ int main(int argc, char **argv)
 			nr++;
 		}
 
-	printf("\n%-12s %5s %9s | %7s | %9s %9s %7s | %11s %11s | %4s %11s %8s\n", "mode",
-	       "procs", "idle CPU", "floor", "nop p50", "nop p99", "/floor", "bind+unb50",
-	       "bind+unb99", "busy", "requests/s", "busy CPU");
+	printf("\n%-12s %5s %9s | %7s | %9s %9s %7s | %11s %11s | %4s %11s %8s %10s\n",
+	       "mode", "procs", "idle CPU", "floor", "nop p50", "nop p99", "/floor", "bind+unb50",
+	       "bind+unb99", "busy", "requests/s", "busy CPU", "pairs/s");
 	for (i = 0; i < nr; i++)
 		printf("%-12s %5u %8.3f%% | %5.0fns | %7.0fns %7.0fns %6.1fx | %9.0fns %9.0fns |"
-		       " %4u %11.0f %7.1f%%\n", r[i].mode, r[i].n, r[i].idle_cpu, r[i].floor,
-		       r[i].nop_p50, r[i].nop_p99, r[i].nop_p50 / r[i].floor, r[i].bind_p50,
-		       r[i].bind_p99, r[i].busy, r[i].tput, r[i].tput_cpu);
+		       " %4u %11.0f %7.1f%% %10.0f\n", r[i].mode, r[i].n, r[i].idle_cpu,
+		       r[i].floor, r[i].nop_p50, r[i].nop_p99, r[i].nop_p50 / r[i].floor,
+		       r[i].bind_p50, r[i].bind_p99, r[i].busy, r[i].tput, r[i].tput_cpu,
+		       r[i].pairs);
 	printf("\nnormalised by each run's floor (medians): p50 in floor round trips, requests/s "
 	       "scaled to a %.0f ns floor\n", REF_FLOOR_NS);
 	for (i = 0; i < nr; i++)
