@@ -35,26 +35,28 @@ static void close_fds(int *fds, unsigned int n)
 			close(fds[i]);
 }
 
-/* Receive the welcome and exactly IPCD_CTL_NFDS descriptors (or none, if refused). */
-static int recv_welcome(int sock, struct ipcd_ctl_welcome *w, int *fds, unsigned int *nfds)
+ssize_t ipcd_ctl_recv(int sock, void *buf, size_t len, int flags, int *fds,
+		      unsigned int max_fds, unsigned int *nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * IPCD_CTL_NFDS)];
+		char buf[CMSG_SPACE(sizeof(int) * IPCD_CTL_MAX_FDS)];
 		struct cmsghdr align;
 	} u;
-	struct iovec iov = { .iov_base = w, .iov_len = sizeof(*w) };
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr mh = {
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
 		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
+		.msg_controllen = CMSG_SPACE(sizeof(int) * max_fds),
 	};
 	struct cmsghdr *cm;
 	ssize_t n;
 
 	*nfds = 0;
+	if (max_fds > IPCD_CTL_MAX_FDS)
+		return -EINVAL;
 	do
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
@@ -64,14 +66,27 @@ static int recv_welcome(int sock, struct ipcd_ctl_welcome *w, int *fds, unsigned
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
 		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		if (k > IPCD_CTL_NFDS - *nfds)
-			k = IPCD_CTL_NFDS - *nfds;	/* MSG_CTRUNC dropped any excess */
+		if (k > max_fds - *nfds)
+			k = max_fds - *nfds;	/* MSG_CTRUNC: the kernel closed the excess */
 		memcpy(fds + *nfds, CMSG_DATA(cm), k * sizeof(int));
 		*nfds += (unsigned int)k;
 	}
-	if (n != (ssize_t)sizeof(*w) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-		return -EPROTO;
-	return 0;
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		close_fds(fds, *nfds);
+		*nfds = 0;
+		return -EMSGSIZE;
+	}
+	return n;
+}
+
+/* Receive the welcome and exactly IPCD_CTL_NFDS descriptors (or none, if refused). */
+static int recv_welcome(int sock, struct ipcd_ctl_welcome *w, int *fds, unsigned int *nfds)
+{
+	ssize_t n = ipcd_ctl_recv(sock, w, sizeof(*w), 0, fds, IPCD_CTL_NFDS, nfds);
+
+	if (n < 0)
+		return n == -EMSGSIZE ? -EPROTO : (int)n;
+	return n == (ssize_t)sizeof(*w) ? 0 : -EPROTO;
 }
 
 int ipcd_attach(const char *path, const char *comm, struct ipcd_attach *a, char *why,
@@ -227,57 +242,31 @@ static int wait_in(int sock, uint64_t deadline)
 
 int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m, int *fd, int timeout_ms)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * MSG_MAX_FDS)];
-		struct cmsghdr align;
-	} u;
 	uint64_t deadline = ipcd_deadline(timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
 	int fds[MSG_MAX_FDS];
 	unsigned int nfds = 0;
-	struct cmsghdr *cm;
-	struct msghdr mh;
-	struct iovec iov;
 	ssize_t n;
 	int rc;
 
 	*fd = -1;
 	for (;;) {
-		iov.iov_base = m;
-		iov.iov_len = sizeof(*m);
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		n = recvmsg(a->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		n = ipcd_ctl_recv(a->sock, m, sizeof(*m), MSG_DONTWAIT, fds, MSG_MAX_FDS, &nfds);
 		if (n >= 0)
 			break;
-		if (errno == ECONNRESET)
-			return -ECONNRESET;
-		if (errno != EAGAIN && errno != EINTR)
-			return -errno;
+		if (n == -EMSGSIZE)
+			return -EPROTO;
+		if (n != -EAGAIN)
+			return (int)n;
 		if (timeout_ms == 0)
 			return -ETIMEDOUT;
 		rc = wait_in(a->sock, deadline);
 		if (rc)
 			return rc;
 	}
-	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		size_t k;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		if (k > MSG_MAX_FDS - nfds)
-			k = MSG_MAX_FDS - nfds;
-		memcpy(fds + nfds, CMSG_DATA(cm), k * sizeof(int));
-		nfds += (unsigned int)k;
-	}
 	if (n == 0 && !nfds)
 		return -ECONNRESET;	/* EOF: the monitor let us go */
 	rc = -EPROTO;
-	if (n != (ssize_t)sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-	    m->magic != IPCD_CTL_MAGIC)
+	if (n != (ssize_t)sizeof(*m) || m->magic != IPCD_CTL_MAGIC)
 		goto err_close;
 	switch (m->type) {
 	case IPCD_CTL_CONN_FD:

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <ipcd/ctl.h>
 #include <ipcd/mpsc.h>
@@ -34,6 +35,21 @@ struct ipcd_attach {
 	struct ipcd_reqq_client cl;
 	struct ipcd_ctl_welcome welcome;
 };
+
+#define IPCD_CTL_MAX_FDS	8	/* descriptors ipcd_ctl_recv() takes at most */
+
+/**
+ * ipcd_ctl_recv - one message from a control socket and the descriptors that
+ * came with it (SCM_RIGHTS, received close-on-exec).
+ * @flags:   extra recvmsg() flags (MSG_DONTWAIT).
+ * @fds:     receives up to @max_fds (<= IPCD_CTL_MAX_FDS) descriptors; *@nfds
+ *           their number. The caller owns them.
+ *
+ * Returns the message length (0: EOF), -EMSGSIZE if the message or its
+ * descriptors did not fit (whatever arrived is closed), or -errno.
+ */
+ssize_t ipcd_ctl_recv(int sock, void *buf, size_t len, int flags, int *fds,
+		      unsigned int max_fds, unsigned int *nfds);
 
 /**
  * ipcd_ctl_path - the control socket to use: @path, else $IPCD_SOCKET, else

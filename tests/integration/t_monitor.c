@@ -574,18 +574,7 @@ static int poll_in(int sock, int timeout_ms)
 
 ssize_t t_recv_welcome(int sock, struct ipcd_ctl_welcome *w, unsigned int *nfds, int timeout_ms)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 8)];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = w, .iov_len = sizeof(*w) };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = u.buf,
-		.msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *cm;
+	int fds[IPCD_CTL_MAX_FDS];
 	ssize_t n;
 	int rc;
 
@@ -594,20 +583,9 @@ ssize_t t_recv_welcome(int sock, struct ipcd_ctl_welcome *w, unsigned int *nfds,
 	rc = poll_in(sock, timeout_ms);
 	if (rc)
 		return rc;
-	n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return -errno;
-	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			unsigned int k = (unsigned int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			int fds[8];
-
-			memcpy(fds, CMSG_DATA(cm), k * sizeof(int));
-			for (unsigned int i = 0; i < k; i++)
-				close(fds[i]);
-			*nfds += k;
-		}
-	}
+	n = ipcd_ctl_recv(sock, w, sizeof(*w), MSG_DONTWAIT, fds, IPCD_CTL_MAX_FDS, nfds);
+	for (unsigned int i = 0; i < *nfds; i++)
+		close(fds[i]);		/* only their number matters here */
 	return n;
 }
 
