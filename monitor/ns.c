@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "monitor.h"
 
@@ -224,7 +225,10 @@ int ipcd_ns_create(uint32_t max_binds, uint16_t eph_lo, uint16_t eph_hi, struct 
 	ns->bucket_mask = nb - 1;
 	ns->eph_lo = eph_lo;
 	ns->eph_hi = eph_hi;
-	ns->rng = 0x9e3779b97f4a7c15ull;	/* deterministic: runs can be replayed */
+	/* Unpredictable start, like the kernel's: a neighbour cannot guess the next port. */
+	if (getrandom(&ns->rng, sizeof(ns->rng), GRND_NONBLOCK) != (ssize_t)sizeof(ns->rng))
+		ns->rng = ipcd_now_ns();
+	ns->rng |= 1;			/* xorshift needs a non-zero state */
 	ns->heads = (uint32_t *)(ns->binds + max_binds);
 	for (i = 0; i < nb; i++)
 		ns->heads[i] = NONE;
