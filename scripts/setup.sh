@@ -7,7 +7,7 @@ set -euo pipefail
 
 declare -A groups=(
 	[build]="build-essential cmake pkg-config libcmocka-dev libnuma-dev libjemalloc-dev"
-	[test]="build-essential cmake pkg-config libcmocka-dev procps"
+	[test]="build-essential cmake pkg-config libcmocka-dev procps curl socat python3"
 	[bench]="gnuplot-nox"
 )
 

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * interpose.c - the calls.def expansions (STYLE.md 2.4):
+ *   1. struct ipcd_libc ipcd_real (interpose.h);
+ *   2. the resolver: dlsym(RTLD_NEXT) per slot, from a constructor and,
+ *      through pthread_once, from every wrapper (another library's
+ *      constructor may call close() before ours ran);
+ *   3. an exported pass-through wrapper per IPCD_FD_CALL.
+ * Wrappers preserve errno and return values exactly: they only ever return
+ * what the real call returned, and touch errno only for an unresolved slot.
+ */
+#undef _FORTIFY_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "interpose.h"
+
+struct ipcd_libc ipcd_real;
+__thread int ipcd_inside __attribute__((tls_model("initial-exec")));
+atomic_bool ipcd_resolved;
+
+static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
+
+static const char *const slot_names[] = {
+#define IPCD_FD_CALL(ret, name, params, ...)	#name,
+#define IPCD_OWN_CALL(ret, name, params)	#name,
+#include "calls.def"
+};
+IPCD_BUILD_ASSERT(sizeof(slot_names) / sizeof(slot_names[0]) * sizeof(void (*)(void)) ==
+		  sizeof(struct ipcd_libc));
+
+void ipcd_log_raw(const char *msg)
+{
+	int saved = errno;
+
+	syscall(SYS_write, 2, msg, strlen(msg));
+	errno = saved;
+}
+
+static void resolve(void)
+{
+	int saved = errno;
+
+	ipcd_inside++;
+#define IPCD_FD_CALL(ret, name, params, ...)	IPCD_OWN_CALL(ret, name, params)
+#define IPCD_OWN_CALL(ret, name, params)					\
+	do {									\
+		void *p = dlsym(RTLD_NEXT, #name);				\
+		if (!p)								\
+			ipcd_log_raw("ipcd: libc has no " #name "(): it fails with ENOSYS\n"); \
+		memcpy(&ipcd_real.name, &p, sizeof(p));				\
+	} while (0);
+#include "calls.def"
+	ipcd_inside--;
+	atomic_store_explicit(&ipcd_resolved, true, memory_order_release);
+	errno = saved;
+}
+
+void ipcd_init_slow(void)
+{
+	/*
+	 * dlsym() itself calling a wrapper on this thread (ipcd_inside > 0):
+	 * pthread_once would deadlock; the caller sees the slots resolved so
+	 * far (an unresolved one fails with ENOSYS).
+	 */
+	if (ipcd_inside)
+		return;
+	pthread_once(&resolve_once, resolve);
+}
+
+__attribute__((constructor)) static void ipcd_ctor(void)
+{
+	ipcd_init();
+	/* The atfork handlers: registered once, after the table. */
+	pthread_atfork(ipcd_state_atfork_prepare, ipcd_state_atfork_parent,
+		       ipcd_state_atfork_child);
+}
+
+int ipcd_enosys(void)
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+unsigned int ipcd_real_count(void)
+{
+	return IPCD_ARRAY_SIZE(slot_names);
+}
+
+const char *ipcd_real_name(unsigned int i)
+{
+	return i < IPCD_ARRAY_SIZE(slot_names) ? slot_names[i] : NULL;
+}
+
+void *ipcd_real_slot(unsigned int i)
+{
+	void *p = NULL;
+
+	if (i < IPCD_ARRAY_SIZE(slot_names))
+		memcpy(&p, (char *)&ipcd_real + i * sizeof(void (*)(void)), sizeof(p));
+	return p;
+}
+
+/*
+ * 3. The pass-through wrappers. The acceleration check goes where marked,
+ * per STYLE.md 2.4:
+ *     s = ipcd_fdtab_get(fd);
+ *     if (likely(!s || ipcd_inside)) return ipcd_real.name(args);
+ *     return ipcd_sock_##name(s, args);
+ */
+#define IPCD_FD_CALL(ret, name, params, ...)					\
+	IPCD_EXPORT ret name params						\
+	{									\
+		ipcd_init();							\
+		if (unlikely(!ipcd_real.name))					\
+			return (ret)ipcd_enosys();				\
+		/* ACCELERATION HOOK (next step): fd-table lookup here. */	\
+		return ipcd_real.name(__VA_ARGS__);				\
+	}
+#include "calls.def"

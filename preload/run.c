@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ipcd-run [--] CMD ARGS... - run CMD with libipcd.so (next to this binary)
+ * first in LD_PRELOAD. Exit codes like a shell: 127 command not found,
+ * 126 found but not executable, 2 usage.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ipcd-run [--] COMMAND [ARGS...]\n"
+		   "Runs COMMAND with IPC-Direct (libipcd.so) preloaded.\n");
+}
+
+int main(int argc, char **argv)
+{
+	char self[PATH_MAX], lib[PATH_MAX + 16];
+	const char *old;
+	char *val;
+	ssize_t n;
+	int i = 1;
+
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		usage(stdout);
+		return 0;
+	}
+	if (i < argc && !strcmp(argv[i], "--"))
+		i++;
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0 || n >= (ssize_t)sizeof(self) - 1) {
+		fprintf(stderr, "ipcd-run: cannot find my own path: %s\n",
+			n < 0 ? strerror(errno) : "too long");
+		return 127;
+	}
+	self[n] = '\0';
+	snprintf(lib, sizeof(lib), "%s/libipcd.so", dirname(self));
+	if (access(lib, R_OK) != 0) {
+		fprintf(stderr, "ipcd-run: %s: %s\n", lib, strerror(errno));
+		return 127;
+	}
+	old = getenv("LD_PRELOAD");
+	if (old && *old) {
+		val = malloc(strlen(lib) + strlen(old) + 2);
+		if (!val) {
+			perror("ipcd-run");
+			return 127;
+		}
+		sprintf(val, "%s:%s", lib, old);
+	} else {
+		val = lib;
+	}
+	if (setenv("LD_PRELOAD", val, 1) != 0) {
+		perror("ipcd-run: setenv");
+		return 127;
+	}
+	execvp(argv[i], &argv[i]);
+	fprintf(stderr, "ipcd-run: %s: %s\n", argv[i], strerror(errno));
+	return errno == ENOENT ? 127 : 126;
+}
