@@ -106,7 +106,26 @@ static void die(const char *fmt, ...)
 	fprintf(stderr, "\n");
 	va_end(ap);
 	kill_all();
+	if (tmpdir[0])
+		fprintf(stderr, "ipcd-bench-modes: the monitor's config and log are in %s\n", tmpdir);
 	exit(1);
+}
+
+/* After a successful run: remove what the run wrote in its temp dir. */
+static void remove_tmpdir(void)
+{
+	static const char *const names[] = { "monitor.conf", "monitor.log", "m.sock", "modes.dat",
+					     "modes.gp" };
+	char path[160];
+	size_t i;
+
+	for (i = 0; i < IPCD_ARRAY_SIZE(names); i++) {
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+		unlink(path);
+	}
+	if (rmdir(tmpdir) != 0)
+		fprintf(stderr, "ipcd-bench-modes: could not remove %s: %s\n", tmpdir,
+			strerror(errno));
 }
 
 static void pin(int cpu)
@@ -639,5 +658,6 @@ int main(int argc, char **argv)
 	write_outputs(r, nr, json, png);
 	getloadavg(load, 3);
 	printf("load average after: %.2f %.2f %.2f\n", load[0], load[1], load[2]);
+	remove_tmpdir();
 	return 0;
 }
