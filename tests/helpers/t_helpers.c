@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ipcd/wait.h>
+
 #include "t_helpers.h"
 
 #define T_MAX_CHILDREN	256
@@ -305,4 +307,16 @@ bool t_wait_word(const uint32_t *word, uint32_t val, int timeout_ms)
 		t_sleep_ms(1);
 	}
 	return __atomic_load_n(word, __ATOMIC_ACQUIRE) == val;
+}
+
+bool t_wait_at_least(const uint32_t *word, uint32_t at_least, int timeout_ms)
+{
+	uint64_t deadline = ipcd_deadline((int64_t)timeout_ms * 1000000);
+
+	while (__atomic_load_n(word, __ATOMIC_ACQUIRE) < at_least) {
+		if (ipcd_remaining(deadline) == 0)
+			return false;
+		t_sleep_ms(1);
+	}
+	return true;
 }

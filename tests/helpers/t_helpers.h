@@ -206,4 +206,11 @@ void t_sleep_ms(unsigned int ms);
  */
 bool t_wait_word(const uint32_t *word, uint32_t val, int timeout_ms);
 
+/**
+ * t_wait_at_least - poll (every ms) until *@word >= @at_least or @timeout_ms
+ * of wall-clock time passes. A hang guard, not a timing assertion.
+ * Returns true if reached.
+ */
+bool t_wait_at_least(const uint32_t *word, uint32_t at_least, int timeout_ms);
+
 #endif /* T_HELPERS_H */

@@ -186,19 +186,7 @@ static void wait_listen_ready(struct ipcd_attach *a, uint32_t bind_id)
 	T_CHECK_EQ(fd, -1);
 }
 
-static bool wait_u32(const uint32_t *w, uint32_t at_least, int timeout_ms)
-{
-	uint64_t deadline = ipcd_deadline((int64_t)timeout_ms * T_NSEC_PER_MSEC);
-
-	while (ipcd_load_acquire(w) < at_least) {
-		if (ipcd_remaining(deadline) == 0)
-			return false;
-		t_sleep_ms(1);
-	}
-	return true;
-}
-
-#define WAIT_FLAG(w, n)	T_CHECK(wait_u32((w), (n), T_WAIT_MS))
+#define WAIT_FLAG(w, n)	T_CHECK(t_wait_at_least((w), (n), T_WAIT_MS))
 
 /* ---- moving data -------------------------------------------------------- */
 
@@ -372,7 +360,7 @@ static void run_xfer(struct t_mon *m, const uint8_t bind_addr[16], const uint8_t
 	pc = t_fork(T_CHILD_ALARM);
 	if (pc == 0)
 		xfer_connector(m, sh, dst);
-	if (!wait_u32(&sh->connected, 2, T_WAIT_MS))
+	if (!t_wait_at_least(&sh->connected, 2, T_WAIT_MS))
 		fail_msg("the two processes did not connect");
 	if (inspect) {
 		assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
@@ -628,7 +616,7 @@ static void test_reuseport(void **state)
 		_exit(0);
 	}
 	child_ok(pc);
-	if (!wait_u32(&sh->total, N_RP, T_WAIT_MS))
+	if (!t_wait_at_least(&sh->total, N_RP, T_WAIT_MS))
 		fail_msg("only %u of %d connections accepted", sh->total, N_RP);
 	ipcd_store_release(&sh->stop, 1);
 	child_ok(pl[0]);
@@ -725,7 +713,7 @@ static void test_kill_endpoint(void **state)
 			kill_end(m, sh, false, v == 0);
 		victim = v ? pb : pa;
 		survivor = v ? pa : pb;
-		if (!wait_u32(&sh->survivor_full, 1, T_WAIT_MS))
+		if (!t_wait_at_least(&sh->survivor_full, 1, T_WAIT_MS))
 			fail_msg("case %u: the survivor never filled the ring", v);
 		assert_int_equal(t_kill_wait(victim), 128 + SIGKILL);
 		child_ok(survivor);
@@ -794,7 +782,7 @@ static void test_kill_listener(void **state)
 		ipcd_detach(&a);
 		_exit(0);
 	}
-	if (!wait_u32(&sh->queued, 1, T_WAIT_MS))
+	if (!t_wait_at_least(&sh->queued, 1, T_WAIT_MS))
 		fail_msg("the connector did not get its connections");
 	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
 	assert_int_equal(t_count_str(tout.out, "\"state\":\"backlog\""), 3);
@@ -872,11 +860,11 @@ static void test_many_in_a_row(void **state)
 	pid = t_fork(T_CHILD_ALARM * 2);
 	if (pid == 0)
 		seq_child(m, sh);
-	if (!wait_u32(&sh->attached, 1, T_WAIT_MS))
+	if (!t_wait_at_least(&sh->attached, 1, T_WAIT_MS))
 		fail_msg("the child did not start");
 	base = t_mon_fd_baseline(m);
 	ipcd_store_release(&sh->go, 1);
-	if (!wait_u32(&sh->done, 1, T_WAIT_MS * 3))
+	if (!t_wait_at_least(&sh->done, 1, T_WAIT_MS * 3))
 		fail_msg("the child did not finish its %d connections", N_SEQ);
 	expect_no_connections(m);
 	assert_int_equal(t_mon_wait_fds(m, base), base);
@@ -1044,7 +1032,7 @@ static void test_deaf_client(void **state)
 		_exit(0);
 	}
 	child_ok(pp);
-	if (!wait_u32(&sh->accepted, sh->connects + 20, T_WAIT_MS))
+	if (!t_wait_at_least(&sh->accepted, sh->connects + 20, T_WAIT_MS))
 		fail_msg("the listener accepted %u of %u", sh->accepted, sh->connects + 20);
 	ipcd_store_release(&sh->stop, 1);
 	child_ok(pl);
@@ -1098,7 +1086,7 @@ static void test_monitor_exit(void **state)
 		ipcd_conn_close(&cb);
 		_exit(0);
 	}
-	if (!wait_u32(&sh->attached, 1, T_WAIT_MS))
+	if (!t_wait_at_least(&sh->attached, 1, T_WAIT_MS))
 		fail_msg("the child did not connect");
 	t_mon_stop(m);
 	ipcd_store_release(&sh->go, 1);

@@ -84,18 +84,6 @@ static void __attribute__((noreturn)) good_client(const struct t_mon *m, uint32_
 	_exit(0);
 }
 
-static bool wait_u32(const uint32_t *w, uint32_t at_least, int timeout_ms)
-{
-	uint64_t deadline = ipcd_deadline((int64_t)timeout_ms * T_NSEC_PER_MSEC);
-
-	while (ipcd_load_acquire(w) < at_least) {
-		if (ipcd_remaining(deadline) == 0)
-			return false;
-		t_sleep_ms(1);
-	}
-	return true;
-}
-
 static pid_t start_good(const struct t_mon *m, uint32_t max_calls)
 {
 	pid_t pid;
@@ -104,8 +92,8 @@ static pid_t start_good(const struct t_mon *m, uint32_t max_calls)
 	pid = t_fork(T_CHILD_ALARM);
 	if (pid == 0)
 		good_client(m, max_calls);
-	assert_true(wait_u32(&sh->good_ready, 1, T_WAIT_MS));
-	assert_true(wait_u32(&sh->good_calls, 10, T_WAIT_MS));
+	assert_true(t_wait_at_least(&sh->good_ready, 1, T_WAIT_MS));
+	assert_true(t_wait_at_least(&sh->good_calls, 10, T_WAIT_MS));
 	return pid;
 }
 
@@ -114,7 +102,7 @@ static void good_progresses(pid_t good)
 {
 	uint32_t before = ipcd_load_acquire(&sh->good_calls);
 
-	if (!wait_u32(&sh->good_calls, before + 10, T_WAIT_MS))
+	if (!t_wait_at_least(&sh->good_calls, before + 10, T_WAIT_MS))
 		fail_msg("the well-behaved client is stuck at %u calls", before);
 	assert_int_equal(t_try_wait(good), T_STILL_RUNNING);
 }
@@ -476,8 +464,8 @@ static void test_flood(void **state)
 	flood = t_fork(T_CHILD_ALARM);
 	if (flood == 0)
 		flooder(m);
-	assert_true(wait_u32(&sh->flood_ready, 1, T_WAIT_MS));
-	assert_true(wait_u32(&sh->flood_submitted, 100, T_WAIT_MS));
+	assert_true(t_wait_at_least(&sh->flood_ready, 1, T_WAIT_MS));
+	assert_true(t_wait_at_least(&sh->flood_submitted, 100, T_WAIT_MS));
 	/* The good client's 2000 strict calls complete while the flood goes on. */
 	good = t_fork(T_CHILD_ALARM);
 	if (good == 0)

@@ -102,18 +102,6 @@ static void final_client_ok(struct t_mon *m)
 	ipcd_detach(&a);
 }
 
-static bool wait_u32(const uint32_t *w, uint32_t at_least, int timeout_ms)
-{
-	uint64_t deadline = ipcd_deadline((int64_t)timeout_ms * T_NSEC_PER_MSEC);
-
-	while (ipcd_load_acquire(w) < at_least) {
-		if (ipcd_remaining(deadline) == 0)
-			return false;
-		t_sleep_ms(1);
-	}
-	return true;
-}
-
 /* ---- 3. 200 processes at once ------------------------------------------- */
 
 enum ending { END_DETACH, END_EXIT, END_KILLED };
@@ -171,7 +159,7 @@ static void test_many_processes(void **state)
 		if (pids[i] == 0)
 			many_child(m, sh, i);
 	}
-	if (!wait_u32(&sh->attached, NPROC, T_WAIT_MS)) {
+	if (!t_wait_at_least(&sh->attached, NPROC, T_WAIT_MS)) {
 		for (i = 0; i < NPROC; i++) {
 			int code = t_try_wait(pids[i]);
 
@@ -200,7 +188,7 @@ static void test_many_processes(void **state)
 	for (i = 0; i < NPROC; i++) {
 		if (ending_of(i) != END_KILLED)
 			continue;
-		if (!wait_u32(&sh->progress[i], 1 + t_rng_below(&rng, NCALLS), T_WAIT_MS))
+		if (!t_wait_at_least(&sh->progress[i], 1 + t_rng_below(&rng, NCALLS), T_WAIT_MS))
 			fail_msg("child %u made no progress (%u calls)", i, sh->progress[i]);
 		usleep(t_rng_below(&rng, 2000));
 		kill(pids[i], SIGKILL);
@@ -279,7 +267,7 @@ static void test_random_kills(void **state)
 	surv = t_fork(T_CHILD_ALARM);
 	if (surv == 0)
 		survivor(m, sh);
-	assert_true(wait_u32(&sh->surv_ready, 1, T_WAIT_MS));
+	assert_true(t_wait_at_least(&sh->surv_ready, 1, T_WAIT_MS));
 
 	while (done < NVICTIMS) {
 		uint32_t before = ipcd_load_acquire(&sh->surv_calls);
@@ -293,7 +281,7 @@ static void test_random_kills(void **state)
 		/* Half die at a random moment (often mid-attach), half mid-calls. */
 		for (i = 0; i < WAVE; i++) {
 			if (t_rng_below(&rng, 2))
-				wait_u32(&sh->progress[i], 1 + t_rng_below(&rng, 20), T_WAIT_MS);
+				t_wait_at_least(&sh->progress[i], 1 + t_rng_below(&rng, 20), T_WAIT_MS);
 			usleep(t_rng_below(&rng, 3000));
 			kill(pids[i], SIGKILL);
 		}
@@ -306,7 +294,7 @@ static void test_random_kills(void **state)
 		}
 		done += WAVE;
 		/* The survivor got answers during this wave or right after it. */
-		if (!wait_u32(&sh->surv_calls, before + 1, T_WAIT_MS))
+		if (!t_wait_at_least(&sh->surv_calls, before + 1, T_WAIT_MS))
 			fail_msg("the survivor made no progress after %u kills", done);
 		assert_int_equal(t_try_wait(surv), T_STILL_RUNNING);
 	}
@@ -369,10 +357,10 @@ static void test_registration_burst(void **state)
 		if (pids[i] == 0)
 			burst_child(m, sh);
 	}
-	wait_u32(&sh->attached, BURST, T_WAIT_MS);
+	t_wait_at_least(&sh->attached, BURST, T_WAIT_MS);
 	t_sleep_ms(300);	/* let them connect and send their hellos (not an assertion) */
 	kill(m->pid, SIGCONT);
-	if (!wait_u32(&sh->go, BURST, T_WAIT_MS))
+	if (!t_wait_at_least(&sh->go, BURST, T_WAIT_MS))
 		fail_msg("only %u of %d registrations finished", sh->go, BURST);
 	if (sh->surv_ready)
 		fail_msg("%u of %d processes were refused after a burst of registrations "
