@@ -240,17 +240,19 @@ static int wait_in(int sock, uint64_t deadline)
 	}
 }
 
-int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m, int *fd, int timeout_ms)
+int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
+			 int fds[IPCD_CTL_CONN_NFDS], int timeout_ms)
 {
 	uint64_t deadline = ipcd_deadline(timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
-	int fds[MSG_MAX_FDS];
-	unsigned int nfds = 0;
+	int got[MSG_MAX_FDS];
+	unsigned int nfds = 0, i;
 	ssize_t n;
 	int rc;
 
-	*fd = -1;
+	for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+		fds[i] = -1;
 	for (;;) {
-		n = ipcd_ctl_recv(a->sock, m, sizeof(*m), MSG_DONTWAIT, fds, MSG_MAX_FDS, &nfds);
+		n = ipcd_ctl_recv(a->sock, m, sizeof(*m), MSG_DONTWAIT, got, MSG_MAX_FDS, &nfds);
 		if (n >= 0)
 			break;
 		if (n == -EMSGSIZE)
@@ -265,26 +267,30 @@ int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m, int *fd,
 	}
 	if (n == 0 && !nfds)
 		return -ECONNRESET;	/* EOF: the monitor let us go */
-	rc = -EPROTO;
 	if (n != (ssize_t)sizeof(*m) || m->magic != IPCD_CTL_MAGIC)
 		goto err_close;
 	switch (m->type) {
 	case IPCD_CTL_CONN_FD:
-		if (nfds != 1 || !m->conn_id)
+		if (nfds != IPCD_CTL_CONN_NFDS || !m->conn_id)
 			goto err_close;
-		*fd = fds[0];
-		return 0;
-	case IPCD_CTL_LISTEN_READY:
-		if (nfds)
+		break;
+	case IPCD_CTL_LISTEN_FD:
+		if (nfds != 1 || !m->bind_id)
 			goto err_close;
-		return 0;
+		break;
+	default:
+		goto err_close;
 	}
+	memcpy(fds, got, nfds * sizeof(int));
+	return 0;
+
 err_close:
-	close_fds(fds, nfds);
-	return rc;
+	close_fds(got, nfds);
+	return -EPROTO;
 }
 
-int ipcd_conn_open(int fd, uint64_t region_size, bool acceptor, struct ipcd_conn *out)
+int ipcd_conn_open(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool acceptor,
+		   struct ipcd_conn *out)
 {
 	struct ipcd_spsc a2b, b2a;
 	size_t size[3];
@@ -294,10 +300,12 @@ int ipcd_conn_open(int fd, uint64_t region_size, bool acceptor, struct ipcd_conn
 
 	memset(out, 0, sizeof(*out));
 	out->reg.fd = -1;
-	rc = ipcd_region_map(fd, IPCD_REGION_CONN, &out->reg);
+	out->wake_self = fds[IPCD_CTL_CONN_FD_SELF];
+	out->wake_peer = fds[IPCD_CTL_CONN_FD_PEER];
+	rc = ipcd_region_map(fds[IPCD_CTL_CONN_FD_REGION], IPCD_REGION_CONN, &out->reg);
 	if (rc) {
-		close(fd);
-		return rc;
+		close(fds[IPCD_CTL_CONN_FD_REGION]);
+		goto err_wake;
 	}
 	rc = -EPROTO;
 	if (out->reg.size != region_size)
@@ -324,14 +332,39 @@ int ipcd_conn_open(int fd, uint64_t region_size, bool acceptor, struct ipcd_conn
 	}
 	out->tx = acceptor ? b2a : a2b;
 	out->rx = acceptor ? a2b : b2a;
+	out->tx.wake_fd = out->wake_peer;
+	out->rx.wake_fd = out->wake_peer;
 	out->acceptor = acceptor;
+	/* The mapping is all we need; the memfd would only hold a low fd number. */
+	close(out->reg.fd);
+	out->reg.fd = -1;
 	return 0;
 
 err_close:
 	ipcd_region_close(&out->reg);
+err_wake:
+	if (out->wake_self >= 0)
+		close(out->wake_self);
+	if (out->wake_peer >= 0)
+		close(out->wake_peer);
 	memset(out, 0, sizeof(*out));
 	out->reg.fd = -1;
+	out->wake_self = out->wake_peer = -1;
 	return rc;
+}
+
+void ipcd_conn_release(struct ipcd_conn *c)
+{
+	if (!c->reg.base)
+		return;
+	ipcd_region_close(&c->reg);
+	if (c->wake_self >= 0)
+		close(c->wake_self);
+	if (c->wake_peer >= 0)
+		close(c->wake_peer);
+	memset(c, 0, sizeof(*c));
+	c->reg.fd = -1;
+	c->wake_self = c->wake_peer = -1;
 }
 
 void ipcd_conn_close(struct ipcd_conn *c)
@@ -340,7 +373,5 @@ void ipcd_conn_close(struct ipcd_conn *c)
 		return;
 	ipcd_spsc_close_prod(&c->tx);
 	ipcd_spsc_close_cons(&c->rx);
-	ipcd_region_close(&c->reg);
-	memset(c, 0, sizeof(*c));
-	c->reg.fd = -1;
+	ipcd_conn_release(c);
 }

@@ -74,16 +74,19 @@ void ipcd_detach(struct ipcd_attach *a);
 /**
  * ipcd_attach_recv_msg - receive one monitor message (ctl.h, struct
  * ipcd_ctl_msg) from the control socket.
- * @fd:         receives the descriptor sent with IPCD_CTL_CONN_FD (close-on-exec),
- *              -1 for IPCD_CTL_LISTEN_READY.
+ * @fds:        receives the descriptors that came with it (close-on-exec):
+ *              IPCD_CTL_CONN_NFDS for IPCD_CTL_CONN_FD (IPCD_CTL_CONN_FD_*
+ *              order), one for IPCD_CTL_LISTEN_FD; unused entries are -1.
+ *              The caller owns them.
  * @timeout_ms: negative waits forever, 0 only looks.
  *
  * Returns 0, -ETIMEDOUT (nothing arrived), -ECONNRESET (the monitor closed
  * the socket: this process is no longer registered), -EPROTO (a message that
- * is not one of ours: wrong size, magic or type, or a CONN_FD without exactly
- * one descriptor; any descriptors that came with it are closed), or -errno.
+ * is not one of ours: wrong size, magic or type, or the wrong number of
+ * descriptors; any that came with it are closed), or -errno.
  */
-int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m, int *fd, int timeout_ms);
+int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
+			 int fds[IPCD_CTL_CONN_NFDS], int timeout_ms);
 
 /**
  * struct ipcd_conn - one end of an accelerated connection (IPCD_REGION_CONN).
@@ -91,6 +94,9 @@ int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m, int *fd,
  * @rx:  the ring this end reads.
  * @ctl: identity and the monitor's reset bits (read ipcd_conn_ctl.reset with
  *       acquire after seeing the peer's prod_closed).
+ * @wake_self: this end's wake eventfd (ctl.h); the caller may take it
+ *       (set -1), e.g. to put it under the application's fd number.
+ * @wake_peer: the peer's wake eventfd: @tx and @rx signal it.
  * @conn_id: copied from @ctl at open: the id to send in IPCD_OP_CLOSE.
  */
 struct ipcd_conn {
@@ -99,26 +105,39 @@ struct ipcd_conn {
 	struct ipcd_spsc tx;
 	struct ipcd_spsc rx;
 	uint64_t conn_id;
+	int wake_self;
+	int wake_peer;
 	bool acceptor;
 };
 
 /**
- * ipcd_conn_open - map the connection region in @fd (from a CONN_FD message)
- * and attach this end's rings.
+ * ipcd_conn_open - map the connection region of a CONN_FD message and attach
+ * this end's rings.
+ * @fds:         the message's descriptors (IPCD_CTL_CONN_FD_* order).
  * @region_size: the message's region_size; the memfd must have that size.
  * @acceptor:    false for the connecting side (A), true for the accepting side (B).
  *
- * Always takes @fd (closed on failure). Returns 0, -EPROTO (not a valid
- * connection region: bad header, areas, rings or conn_ctl), or -errno.
+ * Always takes the descriptors (closed on failure; the region's memfd is
+ * closed once mapped). Returns 0, -EPROTO (not a valid connection region:
+ * bad header, areas, rings or conn_ctl), or -errno. The wake fds come from
+ * the (trusted) monitor and are not checked.
  */
-int ipcd_conn_open(int fd, uint64_t region_size, bool acceptor, struct ipcd_conn *out);
+int ipcd_conn_open(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool acceptor,
+		   struct ipcd_conn *out);
 
 /**
  * ipcd_conn_close - this end is done: prod_closed on @tx (the peer reads EOF
  * once drained), cons_closed on @rx (the peer's writes fail with EPIPE),
- * then unmap. The caller tells the monitor with IPCD_OP_CLOSE {conn_id}.
- * Does nothing on a closed or zeroed struct.
+ * then unmap and close the wake fds still held. The caller tells the
+ * monitor with IPCD_OP_CLOSE {conn_id}. Does nothing on a closed or zeroed
+ * struct.
  */
 void ipcd_conn_close(struct ipcd_conn *c);
+
+/**
+ * ipcd_conn_release - unmap and close without marking the rings: another
+ * process still holds this end (fork), or the caller marked them itself.
+ */
+void ipcd_conn_release(struct ipcd_conn *c);
 
 #endif /* IPCD_ATTACH_H */

@@ -55,6 +55,7 @@ int ipcd_spsc_attach(struct ipcd_spsc *r, void *mem, size_t mem_size)
 	r->max_msg = max_msg;
 	r->flags = flags;
 	r->head_cache = ipcd_load_acquire(&s->head);
+	r->wake_fd = -1;
 	return 0;
 }
 
@@ -196,7 +197,7 @@ int ipcd_spsc_recv_burst(struct ipcd_spsc *r, void *buf, size_t buflen, uint32_t
 		ipcd_store_relaxed(&s->cons_bytes, ipcd_load_relaxed(&s->cons_bytes) + bytes);
 		ipcd_store_relaxed(&s->cons_msgs, ipcd_load_relaxed(&s->cons_msgs) + i);
 		ipcd_store_release(&s->head, head);	/* R2: pairs with A2 */
-		ipcd_doorbell_ring(&s->prod_wait);
+		__ipcd_spsc_wake(r, &s->prod_wait);
 	}
 	return (int)i;
 }
@@ -274,7 +275,7 @@ ssize_t ipcd_spsc_readv(struct ipcd_spsc *r, const struct iovec *iov, int iovcnt
 		ipcd_store_relaxed(&s->cons_msgs, ipcd_load_relaxed(&s->cons_msgs) + msgs);
 		ipcd_store_relaxed(&s->head_off, head_off);
 		ipcd_store_release(&s->head, head);	/* R2: pairs with A2 */
-		ipcd_doorbell_ring(&s->prod_wait);
+		__ipcd_spsc_wake(r, &s->prod_wait);
 	}
 	return (ssize_t)done;
 }
@@ -326,10 +327,11 @@ static int wait_on(bool (*ready)(struct ipcd_spsc *, uint32_t), struct ipcd_spsc
 
 		if (left == 0)
 			return -ETIMEDOUT;
-		ipcd_doorbell_arm(word);
+		uint32_t armed = ipcd_doorbell_arm_bits(word, IPCD_DB_FUTEX);
+
 		if (ready(r, arg))
 			return 0;
-		rc = ipcd_futex_wait(word, 1, left);
+		rc = ipcd_futex_wait(word, armed, left);
 		if (rc == -EINTR)
 			return -EINTR;
 		if (ready(r, arg))

@@ -91,19 +91,34 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
  * After the welcome, the monitor sends a registered process only these
  * (the process sends nothing on the control socket; anything it sends is a
  * protocol violation):
- *   IPCD_CTL_CONN_FD       + SCM_RIGHTS (one fd): the region of connection
- *                          @conn_id, sent before the CONNECT/ACCEPT response
- *                          that names it;
- *   IPCD_CTL_LISTEN_READY  listening bind @bind_id's backlog went from empty
- *                          to non-empty (so a blocking accept or a poll on
- *                          the listener can sleep on this socket).
+ *   IPCD_CTL_CONN_FD       + SCM_RIGHTS, IPCD_CTL_CONN_NFDS fds in the
+ *                          IPCD_CTL_CONN_FD_* order: connection @conn_id's
+ *                          region, this end's wake eventfd and the peer's.
+ *                          Sent before the CONNECT/ACCEPT response naming it.
+ *   IPCD_CTL_LISTEN_FD     + SCM_RIGHTS, one eventfd: listening bind
+ *                          @bind_id's accept doorbell. The monitor keeps it
+ *                          readable exactly while the bind's accelerated
+ *                          backlog is non-empty (it writes on empty -> non-
+ *                          empty and reads it back on non-empty -> empty), so
+ *                          kernel poll/epoll can wait on it. Sent before the
+ *                          response to the first LISTEN of the bind.
+ *
+ * Wake eventfds (EFD_NONBLOCK): an end's eventfd is written by whoever
+ * clears an IPCD_DB_EVENT bit that end set in a doorbell word of its rings
+ * (the peer, after publishing), and by the monitor when the peer dies. Its
+ * counter is a hint ("look again"), never a count of anything.
  */
 #define IPCD_CTL_CONN_FD	1
-#define IPCD_CTL_LISTEN_READY	2
+#define IPCD_CTL_LISTEN_FD	2
+
+#define IPCD_CTL_CONN_FD_REGION	0
+#define IPCD_CTL_CONN_FD_SELF	1	/* this end's wake eventfd */
+#define IPCD_CTL_CONN_FD_PEER	2	/* the other end's wake eventfd */
+#define IPCD_CTL_CONN_NFDS	3
 
 struct ipcd_ctl_msg {
 	uint32_t magic;			/* IPCD_CTL_MAGIC */
-	uint16_t type;			/* IPCD_CTL_CONN_FD, IPCD_CTL_LISTEN_READY */
+	uint16_t type;			/* IPCD_CTL_CONN_FD, IPCD_CTL_LISTEN_FD */
 	uint16_t pad;
 	uint64_t conn_id;
 	uint32_t bind_id;

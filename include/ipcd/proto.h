@@ -24,7 +24,8 @@
 #define IPCD_OP_CONNECT		6	/* struct ipcd_connect_req -> struct ipcd_conn_resp */
 #define IPCD_OP_ACCEPT		7	/* struct ipcd_accept_req -> struct ipcd_conn_resp */
 #define IPCD_OP_CLOSE		8	/* struct ipcd_close_req */
-#define IPCD_OP_MAX		8
+#define IPCD_OP_FALLBACK	9	/* struct ipcd_fallback_req; for ipcdctl only */
+#define IPCD_OP_MAX		9
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -55,11 +56,21 @@ struct ipcd_bind_resp {
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_bind_resp) == 8);
 
+/**
+ * struct ipcd_listen_req - start (or re-size) listening on bind @id.
+ * @ring_bytes: buffering the listener's sockets asked for (SO_RCVBUF /
+ *              SO_SNDBUF, as the kernel doubles them); 0: the default. See
+ *              struct ipcd_connect_req.
+ *
+ * The first LISTEN of a bind sends IPCD_CTL_LISTEN_FD before its response.
+ */
 struct ipcd_listen_req {
 	uint32_t id;
 	uint32_t backlog;	/* as listen(2); the monitor caps it */
+	uint32_t ring_bytes;
+	uint32_t pad;
 };
-IPCD_BUILD_ASSERT(sizeof(struct ipcd_listen_req) == 8);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_listen_req) == 16);
 
 struct ipcd_unbind_req {
 	uint32_t id;
@@ -82,8 +93,17 @@ struct ipcd_connect_req {
 	uint16_t port;
 	uint16_t pad;
 	uint32_t flags;		/* 0 */
+	/*
+	 * Buffering this socket asked for (SO_SNDBUF / SO_RCVBUF, as the kernel
+	 * doubles them); 0: the default. Each ring of the connection gets at
+	 * least max(config ring_bytes, this, the listener's), rounded up to a
+	 * power of two and capped by the config's ring_max_bytes, so a program
+	 * never has less buffering than the kernel would give it.
+	 */
+	uint32_t ring_bytes;
+	uint32_t pad2;
 };
-IPCD_BUILD_ASSERT(sizeof(struct ipcd_connect_req) == 24);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_connect_req) == 32);
 
 /** struct ipcd_accept_req - take one connection from listening bind @id. -EAGAIN: none. */
 struct ipcd_accept_req {
@@ -107,6 +127,29 @@ struct ipcd_conn_resp {
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_resp) == 32);
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_resp) <= IPCD_REQ_BODY);
+
+/* struct ipcd_fallback_req.reason: why a TCP connection went to the kernel. */
+#define IPCD_FB_NO_LISTENER	1	/* no accelerated listener there (peer not preloaded, remote) */
+#define IPCD_FB_BACKLOG_FULL	2	/* the accelerated backlog was full: kernel SYN queue */
+#define IPCD_FB_LIMIT		3	/* a connection limit (ENOBUFS, EMFILE) */
+#define IPCD_FB_ERROR		4	/* the monitor failed the CONNECT otherwise */
+#define IPCD_FB_KERNEL_PEER	5	/* accepted from a program that is not preloaded */
+#define IPCD_FB_FD_RANGE	6	/* the fd number is beyond the preload's table */
+#define IPCD_FB_MAX		6
+
+/**
+ * struct ipcd_fallback_req - a connection of this process uses the kernel.
+ * @addr, @port: the peer, as in struct ipcd_bind_req; @reason: IPCD_FB_*.
+ * Informational (ipcdctl shows recent ones and counts per reason); sent
+ * without waiting for the response.
+ */
+struct ipcd_fallback_req {
+	uint8_t addr[16];
+	uint16_t port;
+	uint16_t reason;
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_fallback_req) == 24);
 
 /** struct ipcd_close_req - this process no longer uses connection @conn_id. */
 struct ipcd_close_req {

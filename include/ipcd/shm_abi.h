@@ -28,7 +28,7 @@
 #include "compiler.h"
 
 #define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
-#define IPCD_SHM_ABI_MAJOR	1
+#define IPCD_SHM_ABI_MAJOR	2
 #define IPCD_SHM_ABI_MINOR	0
 
 /* Region kinds (struct ipcd_shm_hdr.kind). */
@@ -112,6 +112,17 @@ IPCD_BUILD_ASSERT(offsetof(struct ipcd_shm_hdr, area) == 40);
  */
 #define IPCD_SPSC_F_STREAM	(1u << 0)	/* byte stream; else messages */
 
+/*
+ * Doorbell words (cons_wait, prod_wait): a side about to sleep ORs in how it
+ * sleeps; the other side, after publishing, exchanges the word with 0 and
+ * wakes each kind named (wait.h protocol S1/W1).
+ *   IPCD_DB_FUTEX: FUTEX_WAIT on the word itself;
+ *   IPCD_DB_EVENT: poll/epoll on the sleeper's wake eventfd (connections:
+ *                  the waker holds it, ctl.h IPCD_CTL_CONN_FD).
+ */
+#define IPCD_DB_FUTEX		(1u << 0)
+#define IPCD_DB_EVENT		(1u << 1)
+
 #define IPCD_SPSC_MIN_CAPACITY	64u
 #define IPCD_SPSC_MAX_CAPACITY	(1u << 30)
 #define IPCD_REC_ALIGN		8u
@@ -157,9 +168,9 @@ struct ipcd_spsc_shm {
 	uint64_t cons_msgs;		/* W: consumer. records ever finished */
 	uint8_t reserved3[IPCD_CACHE_GUARD - 24];
 
-	/* doorbell group: futex words and shutdown flags */
-	uint32_t cons_wait __ipcd_guard_aligned; /* W: consumer sets 1 to sleep; producer clears */
-	uint32_t prod_wait;		/* W: producer sets 1 to sleep; consumer clears */
+	/* doorbell group: sleeper words (IPCD_DB_*) and shutdown flags */
+	uint32_t cons_wait __ipcd_guard_aligned; /* W: consumer sets IPCD_DB_* to sleep; producer clears */
+	uint32_t prod_wait;		/* W: producer sets IPCD_DB_* to sleep; consumer clears */
 	uint32_t prod_closed;		/* W: producer (or monitor on its death). no more data */
 	uint32_t cons_closed;		/* W: consumer (or monitor on its death). nobody reads */
 	uint8_t reserved4[IPCD_CACHE_GUARD - 16];
@@ -278,9 +289,18 @@ struct ipcd_conn_ctl {
 	uint32_t reserved0[21];
 
 	uint32_t reset __ipcd_guard_aligned;	/* W: monitor. IPCD_CONN_RESET_* */
-	uint8_t reserved1[IPCD_CACHE_GUARD - 4];
+	/*
+	 * Processes holding each end (fork shares an end). W: that end's
+	 * processes (atomic add on fork, subtract on their last close; the one
+	 * that reaches 0 closes the end). The monitor sets 1 at creation and
+	 * never trusts them: its own records decide a death.
+	 */
+	uint32_t holders_a;
+	uint32_t holders_b;
+	uint8_t reserved1[IPCD_CACHE_GUARD - 12];
 };
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, reset) == IPCD_CACHE_GUARD);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, holders_a) == IPCD_CACHE_GUARD + 4);
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_ctl) == 2 * IPCD_CACHE_GUARD);
 
 /* struct ipcd_global_ctl.queue_mode */

@@ -55,7 +55,7 @@ struct ipcd_spsc {
 	uint32_t max_msg;
 	uint32_t flags;
 	uint32_t head_cache;	/* producer side: last head seen (A2) */
-	uint32_t pad;
+	int32_t wake_fd;	/* the other side's wake eventfd (IPCD_DB_EVENT); -1: none */
 };
 
 /* ipcd_spsc_read() flags */
@@ -180,6 +180,24 @@ static __ipcd_always_inline uint32_t __ipcd_spsc_put(struct ipcd_spsc *r, uint32
 	return next;
 }
 
+/*
+ * After publishing (W1 in wait.h): wake the other side if it announced a
+ * sleep in @word, by each means it named. No syscall while nobody sleeps.
+ */
+static __ipcd_always_inline void __ipcd_spsc_wake(const struct ipcd_spsc *r, uint32_t *word)
+{
+	uint32_t v;
+
+	ipcd_smp_mb();	/* W1: orders the caller's publish before the load; pairs with S1 */
+	if (likely(ipcd_load_relaxed(word) == 0))
+		return;
+	v = ipcd_xchg(word, 0);
+	if (v & IPCD_DB_FUTEX)
+		ipcd_futex_wake(word);
+	if ((v & IPCD_DB_EVENT) && r->wake_fd >= 0)
+		ipcd_eventfd_signal(r->wake_fd);
+}
+
 static __ipcd_always_inline void __ipcd_spsc_produced(struct ipcd_spsc *r, uint32_t tail,
 						      uint64_t bytes, uint32_t msgs)
 {
@@ -188,7 +206,7 @@ static __ipcd_always_inline void __ipcd_spsc_produced(struct ipcd_spsc *r, uint3
 	ipcd_store_relaxed(&s->tail, tail);
 	ipcd_store_relaxed(&s->prod_bytes, ipcd_load_relaxed(&s->prod_bytes) + bytes);
 	ipcd_store_relaxed(&s->prod_msgs, ipcd_load_relaxed(&s->prod_msgs) + msgs);
-	ipcd_doorbell_ring(&s->cons_wait);
+	__ipcd_spsc_wake(r, &s->cons_wait);
 }
 
 /*
@@ -270,14 +288,14 @@ static inline ssize_t ipcd_spsc_write(struct ipcd_spsc *r, const void *buf, size
 static inline void ipcd_spsc_close_prod(struct ipcd_spsc *r)
 {
 	ipcd_store_release(&r->shm->prod_closed, 1);	/* R3: pairs with A3 */
-	ipcd_doorbell_ring(&r->shm->cons_wait);
+	__ipcd_spsc_wake(r, &r->shm->cons_wait);
 }
 
 /** ipcd_spsc_close_cons - nobody reads any more: the producer gets -EPIPE. */
 static inline void ipcd_spsc_close_cons(struct ipcd_spsc *r)
 {
 	ipcd_store_release(&r->shm->cons_closed, 1);
-	ipcd_doorbell_ring(&r->shm->prod_wait);
+	__ipcd_spsc_wake(r, &r->shm->prod_wait);
 }
 
 /* ---- consumer ----------------------------------------------------------- */
@@ -309,7 +327,7 @@ static inline ssize_t ipcd_spsc_recv(struct ipcd_spsc *r, void *buf, size_t bufl
 	ipcd_store_relaxed(&s->cons_msgs, ipcd_load_relaxed(&s->cons_msgs) + 1);
 	/* R2: the slot may be reused only after our copy; pairs with A2 */
 	ipcd_store_release(&s->head, head + __ipcd_rec_size((uint32_t)len));
-	ipcd_doorbell_ring(&s->prod_wait);
+	__ipcd_spsc_wake(r, &s->prod_wait);
 	return len;
 }
 

@@ -74,6 +74,16 @@ static __ipcd_always_inline void ipcd_doorbell_ring(uint32_t *word)
 		ipcd_futex_wake(word);
 }
 
+/**
+ * ipcd_doorbell_arm_bits - announce a possible sleep of kind @bits
+ * (IPCD_DB_* in shm_abi.h) on a word several kinds of sleeper may share (S1).
+ * Returns the word's new value: the value to FUTEX_WAIT on.
+ */
+static __ipcd_always_inline uint32_t ipcd_doorbell_arm_bits(uint32_t *word, uint32_t bits)
+{
+	return ipcd_fetch_or(word, bits) | bits;	/* S1: full barrier; pairs with W1 */
+}
+
 /** ipcd_doorbell_arm - announce a possible sleep (S1). Re-check, then sleep. */
 static __ipcd_always_inline void ipcd_doorbell_arm(uint32_t *word)
 {
