@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 
 #include "interpose.h"
+#include "sock.h"
 
 struct ipcd_libc ipcd_real;
 __thread int ipcd_inside __attribute__((tls_model("initial-exec")));
@@ -105,19 +106,21 @@ void *ipcd_real_slot(unsigned int i)
 }
 
 /*
- * 3. The pass-through wrappers. The acceleration check goes where marked,
- * per STYLE.md 2.4:
- *     s = ipcd_fdtab_get(fd);
- *     if (likely(!s || ipcd_inside)) return ipcd_real.name(args);
- *     return ipcd_sock_##name(s, args);
+ * 3. The wrappers (STYLE.md 2.4): an fd that is not in the table, or a call
+ * made by the library itself, goes to the real call unchanged; an
+ * accelerated one goes to ipcd_sock_<name>() (sock.c, data.c).
  */
 #define IPCD_FD_CALL(ret, name, params, ...)					\
 	IPCD_EXPORT ret name params						\
 	{									\
+		struct ipcd_sock *s;						\
+										\
 		ipcd_init();							\
 		if (unlikely(!ipcd_real.name))					\
 			return (ret)ipcd_enosys();				\
-		/* ACCELERATION HOOK (next step): fd-table lookup here. */	\
-		return ipcd_real.name(__VA_ARGS__);				\
+		s = ipcd_fdtab_get(fd);						\
+		if (likely(!s) || ipcd_inside)					\
+			return ipcd_real.name(__VA_ARGS__);			\
+		return ipcd_sock_##name(s, __VA_ARGS__);			\
 	}
 #include "calls.def"

@@ -1,17 +1,97 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sock.c - hand-written wrappers (calls.def IPCD_OWN_CALL): socket, the
- * variadic fcntl/fcntl64/ioctl, and dup2/dup3 (two fds). Pass-through for
- * now; socket() also triggers the one registration with the monitor.
+ * sock.c - the control path of accelerated sockets: socket, bind, listen,
+ * accept, connect, close, shutdown, names, options, fcntl, ioctl, dup.
+ * (The data path is data.c; the state machine is described in sock.h.)
+ *
+ * The kernel stays the authority wherever it can be: bind() binds the
+ * kernel socket first (so EADDRINUSE, EACCES and the port number are the
+ * kernel's, and programs that are not preloaded see the port taken), and a
+ * listener also listens in the kernel (hybrid: programs that are not
+ * preloaded connect to it as usual). Only connect() consults the monitor
+ * first; when there is no accelerated listener there, the same kernel
+ * socket connects as if we were absent.
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 
-#include "interpose.h"
+#include <ipcd/wait.h>
+
+#include "sock.h"
+
+static const uint8_t v4_prefix[12] = { [10] = 0xff, [11] = 0xff };
+
+/* ---- addresses ---------------------------------------------------------- */
+
+bool ipcd_addr_from(const struct sockaddr *sa, socklen_t len, uint8_t addr[16], uint16_t *port)
+{
+	if (!sa || len < (socklen_t)sizeof(sa_family_t))
+		return false;
+	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		memcpy(addr, v4_prefix, sizeof(v4_prefix));
+		memcpy(addr + 12, &in->sin_addr, 4);
+		*port = ntohs(in->sin_port);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		memcpy(addr, &in6->sin6_addr, 16);
+		*port = ntohs(in6->sin6_port);
+		return true;
+	}
+	return false;
+}
+
+void ipcd_addr_to(int domain, const uint8_t addr[16], uint16_t port, struct sockaddr *sa,
+		  socklen_t *len)
+{
+	union {
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} u;
+	socklen_t n;
+
+	memset(&u, 0, sizeof(u));
+	if (domain == AF_INET) {
+		u.in.sin_family = AF_INET;
+		u.in.sin_port = htons(port);
+		memcpy(&u.in.sin_addr, addr + 12, 4);
+		n = sizeof(u.in);
+	} else {
+		u.in6.sin6_family = AF_INET6;
+		u.in6.sin6_port = htons(port);
+		memcpy(&u.in6.sin6_addr, addr, 16);
+		n = sizeof(u.in6);
+	}
+	if (sa && len)
+		memcpy(sa, &u, IPCD_MIN(*len, n));
+	if (len)
+		*len = n;
+}
+
+static int fail(int err)
+{
+	errno = err;
+	return -1;
+}
+
+/* ---- socket ---------------------------------------------------------------- */
 
 IPCD_EXPORT int socket(int domain, int type, int protocol)
 {
+	struct ipcd_sock *s;
 	int fd;
 
 	ipcd_init();
@@ -19,20 +99,790 @@ IPCD_EXPORT int socket(int domain, int type, int protocol)
 		return ipcd_enosys();
 	fd = ipcd_real.socket(domain, type, protocol);
 	/* After the real call: the application gets the fd number it would get without us. */
-	if (fd >= 0 && !ipcd_inside)
-		ipcd_state_on_socket(domain, type);	/* preserves errno */
+	if (fd < 0 || ipcd_inside)
+		return fd;
+	ipcd_state_on_socket(domain, type);	/* preserves errno */
+	if ((domain != AF_INET && domain != AF_INET6) ||
+	    (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM ||
+	    (protocol != 0 && protocol != IPPROTO_TCP) || fd >= IPCD_FDTAB_MAX ||
+	    !ipcd_state_get())
+		return fd;
+	s = ipcd_sock_new(domain, type);
+	if (s)
+		ipcd_fdtab_set(fd, s, (type & SOCK_CLOEXEC) != 0);
 	return fd;
 }
 
-/*
- * fcntl's third argument is an int or a pointer depending on cmd; like
- * glibc's own fcntl64 we take it as void * unconditionally (same register /
- * stack slot on every Linux ABI, garbage when cmd takes none, which the
- * kernel ignores) and forward it.
- */
+/* A socket that will only ever be the kernel's: forget it (the fd stays). */
+static void to_kernel(int fd)
+{
+	struct ipcd_sock *t = ipcd_fdtab_take(fd);
+
+	if (t)
+		ipcd_sock_put(t);
+}
+
+static void note_fallback(const uint8_t addr[16], uint16_t port, uint16_t reason)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_FALLBACK };
+	struct ipcd_fallback_req *fb = (void *)req.body;
+
+	req.len = sizeof(*fb);
+	memcpy(fb->addr, addr, 16);
+	fb->port = port;
+	fb->reason = reason;
+	ipcd_mon_post(&req);
+}
+
+/* Buffering the application asked for, as the kernel doubles it. */
+static uint32_t ring_hint(const struct ipcd_sock *s)
+{
+	uint64_t b = (uint64_t)IPCD_MAX(s->sndbuf, s->rcvbuf) * 2;
+
+	return b > (1u << 30) ? 1u << 30 : (uint32_t)b;
+}
+
+/* ---- bind, listen ---------------------------------------------------------- */
+
+int ipcd_sock_bind(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	int rc;
+
+	if (s->state != IPCD_SK_FRESH)
+		return fail(EINVAL);
+	rc = ipcd_real.bind(fd, addr, len);
+	if (rc == 0)
+		s->bound = true;
+	return rc;
+}
+
+/* Turn @fd into epoll{kernel listener, accept eventfd}; the listener moves to a hidden fd. */
+static int make_listener(struct ipcd_sock *s, int fd, int lfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int kfd, ep, err;
+
+	kfd = ipcd_real.fcntl(fd, F_DUPFD_CLOEXEC, (void *)0);
+	if (kfd < 0)
+		return -errno;
+	ep = ipcd_real.epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		goto err;
+	ev.data.u32 = 0;
+	if (ipcd_real.epoll_ctl(ep, EPOLL_CTL_ADD, kfd, &ev) < 0)
+		goto err_ep;
+	ev.data.u32 = 1;
+	if (ipcd_real.epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
+		goto err_ep;
+	/* The kernel listener never blocks us: accept() waits on the epoll fd. */
+	if (ipcd_real.ioctl(kfd, FIONBIO, &(int){ 1 }) < 0)
+		goto err_ep;
+	if (ipcd_real.dup3(ep, fd, O_CLOEXEC) < 0)
+		goto err_ep;
+	ipcd_real.close(ep);
+	s->kfd = kfd;
+	s->lfd = lfd;
+	return 0;
+err_ep:
+	err = errno;
+	ipcd_real.close(ep);
+	ipcd_real.close(kfd);
+	return -err;
+err:
+	err = errno;
+	ipcd_real.close(kfd);
+	return -err;
+}
+
+int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
+{
+	struct ipcd_req req = { 0 };
+	struct ipcd_resp resp;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	uint8_t addr[16];
+	uint16_t port;
+	int fds[IPCD_CTL_CONN_NFDS];
+	int rc;
+
+	if (s->state == IPCD_SK_LISTEN) {
+		/* A new backlog: the kernel's and the monitor's. */
+		struct ipcd_listen_req *lr = (void *)req.body;
+
+		rc = ipcd_real.listen(s->kfd, n);
+		if (rc)
+			return rc;
+		req.opcode = IPCD_OP_LISTEN;
+		req.len = sizeof(*lr);
+		lr->id = s->bind_id;
+		lr->backlog = n < 0 ? 0 : (uint32_t)n;
+		lr->ring_bytes = ring_hint(s);
+		ipcd_mon_call(&req, &resp, NULL, NULL);
+		return 0;
+	}
+	if (s->state != IPCD_SK_FRESH)
+		return fail(EINVAL);
+	rc = ipcd_real.listen(fd, n);
+	if (rc)
+		return rc;
+	/* Mirror the kernel's binding (the port it chose for 0) in the monitor. */
+	if (ipcd_real.getsockname(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    !ipcd_addr_from((struct sockaddr *)&ss, sl, addr, &port))
+		return 0;
+	{
+		struct ipcd_bind_req *br = (void *)req.body;
+		int v = 0;
+		socklen_t vl = sizeof(v);
+
+		req.opcode = IPCD_OP_BIND;
+		req.len = sizeof(*br);
+		memcpy(br->addr, addr, 16);
+		br->port = port;
+		if (ipcd_real.getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &v, &vl) == 0 && v)
+			br->flags |= IPCD_BIND_REUSEADDR;
+		vl = sizeof(v);
+		if (ipcd_real.getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, &vl) == 0 && v)
+			br->flags |= IPCD_BIND_REUSEPORT;
+		vl = sizeof(v);
+		if (s->domain == AF_INET6 &&
+		    ipcd_real.getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &vl) == 0 && v)
+			br->flags |= IPCD_BIND_V6ONLY;
+		if (ipcd_mon_call(&req, &resp, NULL, NULL) || resp.status)
+			goto kernel_only;
+		memcpy(&s->bind_id, resp.body, sizeof(s->bind_id));
+	}
+	{
+		struct ipcd_listen_req *lr = (void *)req.body;
+
+		memset(&req, 0, sizeof(req));
+		req.opcode = IPCD_OP_LISTEN;
+		req.len = sizeof(*lr);
+		lr->id = s->bind_id;
+		lr->backlog = n < 0 ? 0 : (uint32_t)n;
+		lr->ring_bytes = ring_hint(s);
+		if (ipcd_mon_call(&req, &resp, fds, NULL) || resp.status || fds[0] < 0)
+			goto unbind;
+	}
+	rc = make_listener(s, fd, fds[0]);
+	if (rc) {
+		ipcd_real.close(fds[0]);
+		goto unbind;
+	}
+	memcpy(s->self_addr, addr, 16);
+	s->self_port = port;
+	s->state = IPCD_SK_LISTEN;
+	return 0;
+
+unbind:
+	memset(&req, 0, sizeof(req));
+	req.opcode = IPCD_OP_UNBIND;
+	req.len = sizeof(struct ipcd_unbind_req);
+	memcpy(req.body, &s->bind_id, sizeof(s->bind_id));
+	ipcd_mon_post(&req);
+kernel_only:
+	/* Still a working kernel listener: only accelerated peers are lost. */
+	to_kernel(fd);
+	return 0;
+}
+
+/* ---- accept ---------------------------------------------------------------- */
+
+/* Wrap an accepted or connected end in a socket at fd @fd. */
+static void conn_init(struct ipcd_sock *s, const struct ipcd_sock *parent)
+{
+	s->state = IPCD_SK_CONN;
+	if (parent) {
+		s->rcvtimeo_ns = parent->rcvtimeo_ns;
+		s->sndtimeo_ns = parent->sndtimeo_ns;
+		s->sndbuf = parent->sndbuf;
+		s->rcvbuf = parent->rcvbuf;
+		s->linger = parent->linger;
+		s->nopts = parent->nopts;
+		memcpy(s->opts, parent->opts, sizeof(s->opts));
+	}
+}
+
+/* One accelerated connection from the monitor's backlog: its fd, or -errno. */
+static int accept_accel(struct ipcd_sock *l, struct sockaddr *addr, socklen_t *addrlen,
+			int flags)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_ACCEPT };
+	struct ipcd_accept_req *ar = (void *)req.body;
+	struct ipcd_conn_resp cr;
+	struct ipcd_resp resp;
+	struct ipcd_sock *s;
+	uint64_t size = 0;
+	int fds[IPCD_CTL_CONN_NFDS];
+	int rc, fd;
+
+	req.len = sizeof(*ar);
+	ar->id = l->bind_id;
+	rc = ipcd_mon_call(&req, &resp, fds, &size);
+	if (rc)
+		return -EAGAIN;		/* the monitor is gone: the kernel side still works */
+	if (resp.status)
+		return resp.status;
+	memcpy(&cr, resp.body, sizeof(cr));
+	s = ipcd_sock_new(l->domain, flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0);
+	if (!s) {
+		rc = -ENOMEM;
+		goto err_fds;
+	}
+	rc = ipcd_conn_open(fds, size, true, &s->conn);
+	if (rc) {
+		atomic_store(&s->refs, 1);
+		ipcd_sock_put(s);
+		return rc == -EPROTO ? -ECONNABORTED : rc;
+	}
+	fd = s->conn.wake_self;
+	s->conn.wake_self = -1;
+	if (fd >= IPCD_FDTAB_MAX) {
+		/* Cannot be in the table: close it; the peer sees a reset-free EOF. */
+		ipcd_real.close(fd);
+		atomic_store(&s->refs, 1);
+		s->state = IPCD_SK_CONN;
+		ipcd_sock_put(s);
+		return -EMFILE;
+	}
+	conn_init(s, l);
+	memcpy(s->self_addr, s->conn.ctl->b_addr, 16);
+	s->self_port = s->conn.ctl->b_port;
+	memcpy(s->peer_addr, cr.peer_addr, 16);
+	s->peer_port = cr.peer_port;
+	ipcd_fdtab_set(fd, s, (flags & SOCK_CLOEXEC) != 0);
+	ipcd_addr_to(l->domain, s->peer_addr, s->peer_port, addr, addr ? addrlen : NULL);
+	return fd;
+
+err_fds:
+	for (rc = 0; rc < IPCD_CTL_CONN_NFDS; rc++)
+		if (fds[rc] >= 0)
+			ipcd_real.close(fds[rc]);
+	return -ENOMEM;
+}
+
+/* One connection from the kernel listener (a peer that is not preloaded). */
+static int accept_kernel(struct ipcd_sock *l, struct sockaddr *addr, socklen_t *addrlen,
+			 int flags)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	uint8_t a[16];
+	uint16_t port;
+	int fd = ipcd_real.accept4(l->kfd, (struct sockaddr *)&ss, &sl, flags);
+
+	if (fd < 0)
+		return -errno;
+	if (addr && addrlen) {
+		memcpy(addr, &ss, IPCD_MIN(*addrlen, sl));
+		*addrlen = sl;
+	}
+	if (ipcd_addr_from((struct sockaddr *)&ss, sl, a, &port))
+		note_fallback(a, port, IPCD_FB_KERNEL_PEER);
+	return fd;
+}
+
+static int accept_common(struct ipcd_sock *s, int fd, struct sockaddr *addr, socklen_t *addrlen,
+			 int flags)
+{
+	uint64_t deadline;
+
+	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
+		return fail(EINVAL);
+	if (s->state != IPCD_SK_LISTEN) {
+		/* FRESH: not listening (EINVAL from the kernel); CONN: not a listener. */
+		if (s->state == IPCD_SK_FRESH)
+			return ipcd_real.accept4(fd, addr, addrlen, flags);
+		return fail(EINVAL);
+	}
+	deadline = ipcd_deadline(s->rcvtimeo_ns ? s->rcvtimeo_ns : -1);
+	for (;;) {
+		/* Alternate which side goes first, so neither starves the other. */
+		bool accel_first = atomic_fetch_add(&s->accept_turn, 1) & 1;
+		int i, rc = -EAGAIN;
+
+		for (i = 0; i < 2 && rc == -EAGAIN; i++) {
+			if ((i == 0) == accel_first)
+				rc = accept_accel(s, addr, addrlen, flags);
+			else
+				rc = accept_kernel(s, addr, addrlen, flags);
+		}
+		if (rc >= 0)
+			return rc;
+		if (rc != -EAGAIN && rc != -EWOULDBLOCK)
+			return fail(-rc);
+		if (atomic_load(&s->nonblock))
+			return fail(EAGAIN);
+		{
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			int64_t left = ipcd_remaining(deadline);
+			int n;
+
+			if (left == 0)
+				return fail(EAGAIN);
+			n = ipcd_real.poll(&p, 1, left < 0 ? -1 : (int)((left + 999999) / 1000000));
+			if (n < 0 && errno == EINTR && (s->rcvtimeo_ns || !ipcd_restartable()))
+				return -1;
+		}
+	}
+}
+
+int ipcd_sock_accept(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr, socklen_t *addrlen)
+{
+	return accept_common(s, fd, addr.__sockaddr__, addrlen, 0);
+}
+
+int ipcd_sock_accept4(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr, socklen_t *addrlen,
+		      int flags)
+{
+	return accept_common(s, fd, addr.__sockaddr__, addrlen, flags);
+}
+
+/* ---- connect --------------------------------------------------------------- */
+
+int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_CONNECT };
+	struct ipcd_connect_req *cq = (void *)req.body;
+	struct ipcd_conn_resp cr;
+	struct ipcd_resp resp;
+	uint64_t size = 0;
+	uint8_t dst[16];
+	uint16_t port;
+	int fds[IPCD_CTL_CONN_NFDS];
+	uint16_t reason;
+	int rc, efd;
+
+	if (s->state == IPCD_SK_CONN) {
+		if (s->inprogress) {
+			s->inprogress = false;
+			return fail(EISCONN);
+		}
+		return fail(EISCONN);
+	}
+	if (s->state == IPCD_SK_LISTEN)
+		return fail(EISCONN);
+	if (!ipcd_addr_from(addr.__sockaddr__, len, dst, &port) ||
+	    (s->domain == AF_INET && addr.__sockaddr__->sa_family != AF_INET) || port == 0) {
+		to_kernel(fd);	/* AF_UNSPEC, bad addresses: the kernel's answer */
+		return ipcd_real.connect(fd, addr, len);
+	}
+	req.len = sizeof(*cq);
+	memcpy(cq->addr, dst, 16);
+	cq->port = port;
+	cq->ring_bytes = ring_hint(s);
+	rc = ipcd_mon_call(&req, &resp, fds, &size);
+	if (rc) {
+		to_kernel(fd);
+		return ipcd_real.connect(fd, addr, len);
+	}
+	switch (resp.status) {
+	case 0:
+		break;
+	case -ECONNREFUSED:
+		reason = IPCD_FB_NO_LISTENER;
+		goto fallback;
+	case -EAGAIN:
+		reason = IPCD_FB_BACKLOG_FULL;
+		goto fallback;
+	case -ENOBUFS:
+	case -EMFILE:
+		reason = IPCD_FB_LIMIT;
+		goto fallback;
+	default:
+		reason = IPCD_FB_ERROR;
+		goto fallback;
+	}
+	memcpy(&cr, resp.body, sizeof(cr));
+	rc = ipcd_conn_open(fds, size, false, &s->conn);
+	if (rc) {
+		reason = IPCD_FB_ERROR;
+		goto fallback;
+	}
+	/* The application's fd becomes this end's eventfd; the kernel socket goes. */
+	efd = s->conn.wake_self;
+	if (ipcd_real.dup3(efd, fd, O_CLOEXEC) < 0) {
+		ipcd_conn_close(&s->conn);
+		reason = IPCD_FB_ERROR;
+		goto fallback;
+	}
+	ipcd_real.close(efd);
+	s->conn.wake_self = -1;
+	conn_init(s, NULL);
+	memcpy(s->self_addr, s->conn.ctl->a_addr, 16);
+	s->self_port = cr.self_port;
+	memcpy(s->peer_addr, cr.peer_addr, 16);
+	s->peer_port = cr.peer_port;
+	if (atomic_load(&s->nonblock)) {
+		/* As the kernel answers a nonblocking connect, even to loopback. */
+		s->inprogress = true;
+		return fail(EINPROGRESS);
+	}
+	return 0;
+
+fallback:
+	note_fallback(dst, port, reason);
+	to_kernel(fd);
+	return ipcd_real.connect(fd, addr, len);
+}
+
+/* ---- close, shutdown ---------------------------------------------------------- */
+
+int ipcd_sock_close(struct ipcd_sock *s, int fd)
+{
+	struct ipcd_sock *t = ipcd_fdtab_take(fd);
+	int rc = ipcd_real.close(fd);
+
+	(void)s;
+	if (t)
+		ipcd_sock_put(t);
+	return rc;
+}
+
+IPCD_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.close_range))
+		return ipcd_enosys();
+	if (!ipcd_inside && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
+		ipcd_fdtab_drop_range(first, last);
+	return ipcd_real.close_range(first, last, flags);
+}
+
+IPCD_EXPORT void closefrom(int lowfd)
+{
+	ipcd_init();
+	if (!ipcd_inside && lowfd >= 0)
+		ipcd_fdtab_drop_range((unsigned int)lowfd, ~0u);
+	if (ipcd_real.closefrom)
+		ipcd_real.closefrom(lowfd);
+}
+
+int ipcd_sock_shutdown(struct ipcd_sock *s, int fd, int how)
+{
+	if (s->state != IPCD_SK_CONN)
+		return ipcd_real.shutdown(s->state == IPCD_SK_LISTEN ? s->kfd : fd, how);
+	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
+		return fail(EINVAL);
+	if (how != SHUT_WR) {
+		atomic_store(&s->shut_rd, true);
+		/* Wake our own sleepers: a blocked recv returns 0. */
+		ipcd_eventfd_signal(fd);
+		ipcd_futex_wake(&s->conn.rx.shm->cons_wait);
+	}
+	if (how != SHUT_RD && !atomic_exchange(&s->shut_wr, true))
+		ipcd_spsc_close_prod(&s->conn.tx);	/* the peer reads EOF once drained */
+	return 0;
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+int ipcd_sock_getsockname(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
+			  socklen_t *__restrict len)
+{
+	if (s->state == IPCD_SK_FRESH)
+		return ipcd_real.getsockname(fd, addr, len);
+	if (s->state == IPCD_SK_LISTEN)
+		return ipcd_real.getsockname(s->kfd, addr, len);
+	if (!len)
+		return fail(EFAULT);
+	ipcd_addr_to(s->domain, s->self_addr, s->self_port, addr.__sockaddr__, len);
+	return 0;
+}
+
+int ipcd_sock_getpeername(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
+			  socklen_t *__restrict len)
+{
+	if (s->state == IPCD_SK_FRESH)
+		return ipcd_real.getpeername(fd, addr, len);
+	if (s->state == IPCD_SK_LISTEN)
+		return fail(ENOTCONN);
+	if (!len)
+		return fail(EFAULT);
+	ipcd_addr_to(s->domain, s->peer_addr, s->peer_port, addr.__sockaddr__, len);
+	return 0;
+}
+
+/* ---- options ---------------------------------------------------------------- */
+
+static int64_t tv_ns(const struct timeval *tv)
+{
+	if (tv->tv_sec < 0 || (tv->tv_sec == 0 && tv->tv_usec == 0))
+		return 0;
+	return (int64_t)tv->tv_sec * 1000000000 + (int64_t)tv->tv_usec * 1000;
+}
+
+static void remember_opt(struct ipcd_sock *s, int level, int name, int val)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->nopts; i++)
+		if (s->opts[i].level == level && s->opts[i].name == name)
+			break;
+	if (i == s->nopts) {
+		if (s->nopts == IPCD_SOCK_OPTS)
+			return;
+		s->nopts++;
+	}
+	s->opts[i] = (struct ipcd_sockopt){ .level = level, .name = name, .val = val };
+}
+
+/* Options every state records (timeouts and buffers apply to our own paths). */
+static int record_opt(struct ipcd_sock *s, int level, int name, const void *val, socklen_t len)
+{
+	if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
+		struct timeval tv;
+
+		if (!val || len < (socklen_t)sizeof(tv))
+			return -EINVAL;
+		memcpy(&tv, val, sizeof(tv));
+		if (tv.tv_usec < 0 || tv.tv_usec >= 1000000)
+			return -EDOM;
+		if (name == SO_RCVTIMEO)
+			s->rcvtimeo_ns = tv_ns(&tv);
+		else
+			s->sndtimeo_ns = tv_ns(&tv);
+		return 0;
+	}
+	if (level == SOL_SOCKET && name == SO_LINGER) {
+		if (!val || len < (socklen_t)sizeof(struct linger))
+			return -EINVAL;
+		memcpy(&s->linger, val, sizeof(s->linger));
+		return 0;
+	}
+	if (!val || len < (socklen_t)sizeof(int))
+		return -EINVAL;
+	{
+		int v;
+
+		memcpy(&v, val, sizeof(v));
+		if (level == SOL_SOCKET && name == SO_SNDBUF)
+			s->sndbuf = v < 0 ? 0 : v;
+		else if (level == SOL_SOCKET && name == SO_RCVBUF)
+			s->rcvbuf = v < 0 ? 0 : v;
+		remember_opt(s, level, name, v);
+	}
+	return 0;
+}
+
+int ipcd_sock_setsockopt(struct ipcd_sock *s, int fd, int level, int optname,
+			 const void *optval, socklen_t optlen)
+{
+	int rc;
+
+	if (s->state != IPCD_SK_CONN) {
+		rc = ipcd_real.setsockopt(s->state == IPCD_SK_LISTEN ? s->kfd : fd, level, optname,
+					  optval, optlen);
+		if (rc == 0)
+			record_opt(s, level, optname, optval, optlen);
+		return rc;
+	}
+	if (level != SOL_SOCKET && level != IPPROTO_TCP && level != IPPROTO_IP &&
+	    level != IPPROTO_IPV6)
+		return fail(ENOPROTOOPT);
+	rc = record_opt(s, level, optname, optval, optlen);
+	return rc ? fail(-rc) : 0;
+}
+
+static int put_int(void *optval, socklen_t *optlen, int v)
+{
+	if (!optlen || !optval)
+		return fail(EFAULT);
+	if (*optlen < (socklen_t)sizeof(int))
+		return fail(EINVAL);
+	memcpy(optval, &v, sizeof(v));
+	*optlen = sizeof(v);
+	return 0;
+}
+
+static int put_tv(void *optval, socklen_t *optlen, int64_t ns)
+{
+	struct timeval tv = { .tv_sec = ns / 1000000000, .tv_usec = ns % 1000000000 / 1000 };
+
+	if (!optlen || !optval)
+		return fail(EFAULT);
+	if (*optlen < (socklen_t)sizeof(tv))
+		return fail(EINVAL);
+	memcpy(optval, &tv, sizeof(tv));
+	*optlen = sizeof(tv);
+	return 0;
+}
+
+int ipcd_sock_getsockopt(struct ipcd_sock *s, int fd, int level, int optname,
+			 void *__restrict optval, socklen_t *__restrict optlen)
+{
+	unsigned int i;
+
+	if (s->state != IPCD_SK_CONN)
+		return ipcd_real.getsockopt(s->state == IPCD_SK_LISTEN ? s->kfd : fd, level, optname,
+					    optval, optlen);
+	if (level == SOL_SOCKET) {
+		switch (optname) {
+		case SO_ERROR: {
+			uint32_t bit = s->conn.acceptor ? IPCD_CONN_RESET_A : IPCD_CONN_RESET_B;
+			int err = 0;
+
+			if ((ipcd_load_acquire(&s->conn.ctl->reset) & bit) &&
+			    !atomic_exchange(&s->reset_told, true))
+				err = ECONNRESET;
+			s->inprogress = false;
+			return put_int(optval, optlen, err);
+		}
+		case SO_TYPE:
+			return put_int(optval, optlen, SOCK_STREAM);
+		case SO_DOMAIN:
+			return put_int(optval, optlen, s->domain);
+		case SO_PROTOCOL:
+			return put_int(optval, optlen, IPPROTO_TCP);
+		case SO_ACCEPTCONN:
+			return put_int(optval, optlen, 0);
+		case SO_SNDBUF:
+			return put_int(optval, optlen, (int)s->conn.tx.capacity);
+		case SO_RCVBUF:
+			return put_int(optval, optlen, (int)s->conn.rx.capacity);
+		case SO_RCVTIMEO:
+			return put_tv(optval, optlen, s->rcvtimeo_ns);
+		case SO_SNDTIMEO:
+			return put_tv(optval, optlen, s->sndtimeo_ns);
+		case SO_LINGER:
+			if (!optlen || !optval)
+				return fail(EFAULT);
+			if (*optlen < (socklen_t)sizeof(struct linger))
+				return fail(EINVAL);
+			memcpy(optval, &s->linger, sizeof(s->linger));
+			*optlen = sizeof(s->linger);
+			return 0;
+		}
+	}
+	for (i = 0; i < s->nopts; i++)
+		if (s->opts[i].level == level && s->opts[i].name == optname)
+			return put_int(optval, optlen, s->opts[i].val);
+	if (level == SOL_SOCKET || level == IPPROTO_TCP)
+		return put_int(optval, optlen, 0);	/* never set: off */
+	return fail(ENOPROTOOPT);
+}
+
+/* ---- fcntl, ioctl, dup ---------------------------------------------------- */
+
+/* A new fd naming @s (dup): the real dup keeps the kernel object shared. */
+static int dup_into(struct ipcd_sock *s, int newfd, bool cloexec)
+{
+	if (newfd < 0)
+		return newfd;
+	if (newfd >= IPCD_FDTAB_MAX) {
+		/* Beyond the table: the new fd would be an eventfd to the kernel. */
+		ipcd_real.close(newfd);
+		return fail(EMFILE);
+	}
+	if (s->state == IPCD_SK_FRESH) {
+		/* dup of a plain kernel socket: the copy stays the kernel's. */
+		return newfd;
+	}
+	ipcd_fdtab_set(newfd, s, cloexec);
+	return newfd;
+}
+
+int ipcd_sock_dup(struct ipcd_sock *s, int fd)
+{
+	int nfd = s->state == IPCD_SK_FRESH ? ipcd_real.dup(fd)
+					      : ipcd_real.fcntl(fd, F_DUPFD_CLOEXEC, (void *)0);
+
+	return dup_into(s, nfd, false);
+}
+
+static int dup_to(int fd, int fd2, int flags, bool is_dup2)
+{
+	struct ipcd_sock *s = ipcd_fdtab_get(fd), *old;
+	int rc;
+
+	if (!s || ipcd_inside)
+		return is_dup2 ? ipcd_real.dup2(fd, fd2) : ipcd_real.dup3(fd, fd2, flags);
+	if (fd == fd2)
+		return is_dup2 ? fd2 : fail(EINVAL);
+	rc = ipcd_real.dup3(fd, fd2, s->state == IPCD_SK_FRESH ? flags : O_CLOEXEC);
+	if (rc < 0)
+		return rc;
+	old = ipcd_fdtab_take(fd2);
+	if (old)
+		ipcd_sock_put(old);
+	return dup_into(s, rc, (flags & O_CLOEXEC) != 0);
+}
+
+IPCD_EXPORT int dup2(int fd, int fd2)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.dup2))
+		return ipcd_enosys();
+	if (!ipcd_inside && !ipcd_fdtab_get(fd) && ipcd_fdtab_get(fd2)) {
+		/* A kernel fd replaces an accelerated one. */
+		int rc = ipcd_real.dup2(fd, fd2);
+		struct ipcd_sock *old;
+
+		if (rc >= 0 && fd != fd2 && (old = ipcd_fdtab_take(fd2)))
+			ipcd_sock_put(old);
+		return rc;
+	}
+	return dup_to(fd, fd2, 0, true);
+}
+
+IPCD_EXPORT int dup3(int fd, int fd2, int flags)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.dup3))
+		return ipcd_enosys();
+	if (!ipcd_inside && !ipcd_fdtab_get(fd) && ipcd_fdtab_get(fd2)) {
+		int rc = ipcd_real.dup3(fd, fd2, flags);
+		struct ipcd_sock *old;
+
+		if (rc >= 0 && (old = ipcd_fdtab_take(fd2)))
+			ipcd_sock_put(old);
+		return rc;
+	}
+	return dup_to(fd, fd2, flags, false);
+}
+
+static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
+		      int (*real)(int, int, ...))
+{
+	long v = (long)arg;
+
+	switch (cmd) {
+	case F_GETFL:
+		if (s->state == IPCD_SK_FRESH)
+			return real(fd, cmd);
+		return O_RDWR | (atomic_load(&s->nonblock) ? O_NONBLOCK : 0);
+	case F_SETFL:
+		if (s->state == IPCD_SK_FRESH) {
+			int rc = real(fd, cmd, v);
+
+			if (rc == 0)
+				atomic_store(&s->nonblock, (v & O_NONBLOCK) != 0);
+			return rc;
+		}
+		atomic_store(&s->nonblock, (v & O_NONBLOCK) != 0);
+		return 0;
+	case F_GETFD:
+		if (s->state == IPCD_SK_FRESH)
+			return real(fd, cmd);
+		return ipcd_fdtab_cloexec(fd) ? FD_CLOEXEC : 0;
+	case F_SETFD:
+		if (s->state == IPCD_SK_FRESH)
+			return real(fd, cmd, v);
+		ipcd_fdtab_set_cloexec(fd, (v & FD_CLOEXEC) != 0);
+		return 0;
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		if (s->state == IPCD_SK_FRESH)
+			return real(fd, cmd, v);
+		return dup_into(s, real(fd, F_DUPFD_CLOEXEC, v), cmd == F_DUPFD_CLOEXEC);
+	default:
+		return real(fd, cmd, arg);
+	}
+}
+
 #define IPCD_FCNTL(name)							\
 	IPCD_EXPORT int name(int fd, int cmd, ...)				\
 	{									\
+		struct ipcd_sock *s;						\
 		va_list ap;							\
 		void *arg;							\
 										\
@@ -42,13 +892,23 @@ IPCD_EXPORT int socket(int domain, int type, int protocol)
 		ipcd_init();							\
 		if (unlikely(!ipcd_real.name))					\
 			return ipcd_enosys();					\
-		return ipcd_real.name(fd, cmd, arg);				\
+		s = ipcd_fdtab_get(fd);						\
+		if (likely(!s) || ipcd_inside)					\
+			return ipcd_real.name(fd, cmd, arg);			\
+		return sock_fcntl(s, fd, cmd, arg, ipcd_real.name);		\
 	}
+/*
+ * fcntl's third argument is an int or a pointer depending on cmd; like
+ * glibc's own fcntl64 we take it as void * unconditionally (same register /
+ * stack slot on every Linux ABI, garbage when cmd takes none, which the
+ * kernel ignores) and forward it.
+ */
 IPCD_FCNTL(fcntl)
 IPCD_FCNTL(fcntl64)
 
 IPCD_EXPORT int ioctl(int fd, unsigned long request, ...)
 {
+	struct ipcd_sock *s;
 	va_list ap;
 	void *arg;
 
@@ -58,21 +918,32 @@ IPCD_EXPORT int ioctl(int fd, unsigned long request, ...)
 	ipcd_init();
 	if (unlikely(!ipcd_real.ioctl))
 		return ipcd_enosys();
-	return ipcd_real.ioctl(fd, request, arg);
-}
+	s = ipcd_fdtab_get(fd);
+	if (likely(!s) || ipcd_inside)
+		return ipcd_real.ioctl(fd, request, arg);
+	if (request == FIONBIO) {
+		int on;
 
-IPCD_EXPORT int dup2(int fd, int fd2)
-{
-	ipcd_init();
-	if (unlikely(!ipcd_real.dup2))
-		return ipcd_enosys();
-	return ipcd_real.dup2(fd, fd2);
-}
+		if (!arg)
+			return fail(EFAULT);
+		memcpy(&on, arg, sizeof(on));
+		if (s->state == IPCD_SK_FRESH && ipcd_real.ioctl(fd, request, arg) < 0)
+			return -1;
+		atomic_store(&s->nonblock, on != 0);
+		return 0;
+	}
+	if (s->state == IPCD_SK_CONN && (request == FIONREAD || request == TIOCOUTQ ||
+					 request == SIOCATMARK)) {
+		int v = 0;
 
-IPCD_EXPORT int dup3(int fd, int fd2, int flags)
-{
-	ipcd_init();
-	if (unlikely(!ipcd_real.dup3))
-		return ipcd_enosys();
-	return ipcd_real.dup3(fd, fd2, flags);
+		if (!arg)
+			return fail(EFAULT);
+		if (request == FIONREAD)
+			v = (int)IPCD_MIN(ipcd_spsc_bytes_ready(&s->conn.rx), (uint64_t)INT32_MAX);
+		else if (request == TIOCOUTQ)
+			v = (int)IPCD_MIN(ipcd_spsc_bytes_ready(&s->conn.tx), (uint64_t)INT32_MAX);
+		memcpy(arg, &v, sizeof(v));
+		return 0;
+	}
+	return ipcd_real.ioctl(s->state == IPCD_SK_LISTEN ? s->kfd : fd, request, arg);
 }

@@ -30,8 +30,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include <poll.h>
+
+#include <ipcd/proto.h>
+#include <ipcd/wait.h>
+
 #include "attach.h"
 #include "interpose.h"
+#include "sock.h"
 
 enum { ST_NONE, ST_ATTACHED, ST_FAILED, ST_LOST };
 
@@ -42,6 +48,9 @@ struct fd_id {
 
 static atomic_int state = ST_NONE;
 static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Serialises requests and the descriptors that come with their answers. */
+static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
+uint64_t ipcd_spin_ns = 20000;
 static struct ipcd_attach att;
 static struct fd_id id_sock, id_wake, id_client, id_global;
 
@@ -93,6 +102,10 @@ void ipcd_state_on_socket(int domain, int type)
 		why[0] = '\0';
 		rc = ipcd_attach(NULL, NULL, &att, why, sizeof(why));
 		if (rc == 0) {
+			const char *spin = getenv("IPCD_SPIN_US");
+
+			if (spin && *spin)
+				ipcd_spin_ns = strtoull(spin, NULL, 10) * 1000;
 			fd_remember(att.sock, &id_sock);
 			fd_remember(att.wake_fd, &id_wake);
 			fd_remember(att.client_reg.fd, &id_client);
@@ -117,7 +130,6 @@ void ipcd_state_on_socket(int domain, int type)
  * ipcd_state_get - the registration, or NULL (none, failed, or lost because
  * the application closed or replaced its control socket).
  */
-struct ipcd_attach *ipcd_state_get(void);
 struct ipcd_attach *ipcd_state_get(void)
 {
 	int saved;
@@ -145,12 +157,16 @@ static void drop_foreign_fds(void)
 
 void ipcd_state_atfork_prepare(void)
 {
+	pthread_mutex_lock(&call_mu);
 	pthread_mutex_lock(&state_mu);
+	ipcd_socks_lock();
 }
 
 void ipcd_state_atfork_parent(void)
 {
+	ipcd_socks_unlock();
 	pthread_mutex_unlock(&state_mu);
+	pthread_mutex_unlock(&call_mu);
 }
 
 void ipcd_state_atfork_child(void)
@@ -158,6 +174,8 @@ void ipcd_state_atfork_child(void)
 	int saved = errno, st;
 
 	ipcd_inside++;
+	ipcd_socks_atfork_child();
+	ipcd_socks_unlock();
 	st = atomic_load_explicit(&state, memory_order_relaxed);
 	if (st == ST_ATTACHED || st == ST_LOST) {
 		drop_foreign_fds();
@@ -174,6 +192,176 @@ void ipcd_state_atfork_child(void)
 	}
 	/* ST_FAILED stays: the monitor was absent for the parent; one line is enough. */
 	pthread_mutex_unlock(&state_mu);	/* locked by prepare in the parent */
+	pthread_mutex_unlock(&call_mu);
 	ipcd_inside--;
 	errno = saved;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+#define CALL_TIMEOUT_NS	5000000000ll	/* a monitor that does not answer is gone */
+#define DEAD_CHECK_NS	10000000ll	/* how often a waiting call looks for its EOF */
+
+/* The monitor closed our control socket (it died or cut us off). */
+static bool monitor_gone(void)
+{
+	struct pollfd p = { .fd = att.sock, .events = POLLIN };
+	char b;
+
+	if (ipcd_real.poll(&p, 1, 0) <= 0)
+		return false;
+	if (p.revents & (POLLHUP | POLLERR))
+		return true;
+	/* POLLIN: a message (fine) or EOF. */
+	return recv(att.sock, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/*
+ * Forget the registration (call_mu held): new sockets use the kernel until
+ * the next socket() finds a monitor again. Established connections are peer
+ * to peer and keep working; the mappings stay.
+ */
+static void detach_locked(const char *why)
+{
+	char line[160];
+	const char *quiet = getenv("IPCD_QUIET");
+
+	pthread_mutex_lock(&state_mu);
+	if (atomic_load_explicit(&state, memory_order_relaxed) == ST_ATTACHED) {
+		if (!quiet || strcmp(quiet, "1") != 0) {
+			snprintf(line, sizeof(line),
+				 "ipcd: the monitor is gone (%s): new connections use the kernel\n",
+				 why);
+			ipcd_log_raw(line);
+		}
+		drop_foreign_fds();
+		ipcd_region_close(&att.client_reg);
+		ipcd_region_close(&att.global_reg);
+		if (fd_is_ours(att.wake_fd, &id_wake))
+			close_raw(att.wake_fd);
+		if (fd_is_ours(att.sock, &id_sock))
+			close_raw(att.sock);
+		memset(&att, 0, sizeof(att));
+		att.sock = -1;
+		att.wake_fd = -1;
+		atomic_store_explicit(&state, ST_NONE, memory_order_release);
+	}
+	pthread_mutex_unlock(&state_mu);
+}
+
+/* Drop answers nobody waits for (posted requests), so the ring never fills. */
+static void drain_stale(void)
+{
+	struct ipcd_resp r;
+
+	while (ipcd_spsc_recv(&att.cl.chan.resp, &r, sizeof(r)) == (ssize_t)sizeof(r))
+		;
+}
+
+/* The descriptors sent before a successful answer to @req. */
+static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, int *fds,
+		    uint64_t *region_size)
+{
+	uint16_t want = req->opcode == IPCD_OP_LISTEN ? IPCD_CTL_LISTEN_FD : IPCD_CTL_CONN_FD;
+	uint64_t conn_id = 0;
+	uint32_t bind_id = 0;
+	struct ipcd_ctl_msg m;
+	unsigned int i;
+	int rc;
+
+	if (req->opcode == IPCD_OP_LISTEN)
+		memcpy(&bind_id, req->body, sizeof(bind_id));
+	else
+		memcpy(&conn_id, resp->body, sizeof(conn_id));
+	for (;;) {
+		/* Sent before the answer: already queued, unless the monitor misbehaves. */
+		rc = ipcd_attach_recv_msg(&att, &m, fds, 1000);
+		if (rc)
+			return rc;
+		if (m.type == want && (want == IPCD_CTL_LISTEN_FD ? m.bind_id == bind_id
+								  : m.conn_id == conn_id)) {
+			if (region_size)
+				*region_size = m.region_size;
+			return 0;
+		}
+		/* Left over from a call that gave up: not ours to keep. */
+		for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+			if (fds[i] >= 0)
+				close_raw(fds[i]);
+	}
+}
+
+int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *region_size)
+{
+	uint64_t deadline;
+	unsigned int i;
+	int rc;
+
+	if (fds)
+		for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+			fds[i] = -1;
+	pthread_mutex_lock(&call_mu);
+	ipcd_inside++;
+	if (!ipcd_state_get()) {
+		rc = -ENOTCONN;
+		goto out;
+	}
+	drain_stale();
+	deadline = ipcd_deadline(CALL_TIMEOUT_NS);
+	req->cookie = ++att.cl.next_cookie;
+	while ((rc = ipcd_reqq_submit(&att.cl, req)) == -EAGAIN) {
+		if (ipcd_remaining(deadline) == 0 || monitor_gone())
+			goto gone;
+		drain_stale();
+		ipcd_spsc_wait_writable(&att.cl.chan.req, sizeof(*req), ipcd_spin_ns, DEAD_CHECK_NS);
+	}
+	if (rc)
+		goto gone;
+	for (;;) {
+		ssize_t n = ipcd_spsc_recv(&att.cl.chan.resp, resp, sizeof(*resp));
+
+		if (n == (ssize_t)sizeof(*resp) && resp->cookie == req->cookie)
+			break;
+		if (n >= 0)
+			continue;	/* an answer to a posted request */
+		if (n != -EAGAIN)
+			goto gone;
+		if (ipcd_remaining(deadline) == 0 || monitor_gone())
+			goto gone;
+		/* EINTR is not the application's business here: keep waiting. */
+		ipcd_spsc_wait_readable(&att.cl.chan.resp, ipcd_spin_ns, DEAD_CHECK_NS);
+	}
+	rc = 0;
+	if (resp->status == 0 && fds &&
+	    (req->opcode == IPCD_OP_CONNECT || req->opcode == IPCD_OP_ACCEPT ||
+	     req->opcode == IPCD_OP_LISTEN)) {
+		rc = take_fds(req, resp, fds, region_size);
+		/* LISTEN of a bind already listening sends no new fd. */
+		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)
+			rc = 0;
+		else if (rc)
+			goto gone;
+	}
+	goto out;
+gone:
+	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
+	rc = -ECONNRESET;
+out:
+	ipcd_inside--;
+	pthread_mutex_unlock(&call_mu);
+	return rc;
+}
+
+void ipcd_mon_post(struct ipcd_req *req)
+{
+	pthread_mutex_lock(&call_mu);
+	ipcd_inside++;
+	if (ipcd_state_get()) {
+		drain_stale();
+		req->cookie = ++att.cl.next_cookie;
+		/* A full ring (a stopped or dead monitor) loses only this note. */
+		(void)ipcd_reqq_submit(&att.cl, req);
+	}
+	ipcd_inside--;
+	pthread_mutex_unlock(&call_mu);
 }

@@ -1,11 +1,294 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wait.c - hand-written wrappers for readiness calls (poll, ppoll, select,
- * pselect, epoll_*). Pass-through for now: they take fd sets, not one fd;
- * accelerated fds will be mapped here.
+ * wait.c - readiness calls: poll, ppoll, select, pselect (accelerated fds
+ * answered from the rings), and epoll_* (pass-through).
+ *
+ * poll: a CONN fd's readiness is computed from its rings, without a
+ * syscall. If one is ready, the kernel fds are polled with a zero timeout
+ * and both answers merged. If none is, each CONN fd announces an eventfd
+ * sleeper in its rings' doorbell words, is re-checked, and the kernel then
+ * sleeps on everything at once: CONN fds as their eventfd (POLLIN), the
+ * others as asked. Listening fds are epoll fds and kernel sockets are
+ * themselves: both are plain kernel entries.
+ *
+ * epoll (issue #5 makes it first-class): the kernel sees each CONN fd's
+ * eventfd, which data.c keeps readable whenever the application may be
+ * waiting for data (after recv returned EAGAIN); so level- and
+ * edge-triggered EPOLLIN are correct. EPOLLOUT is always reported (an
+ * eventfd is always writable): a write may then return EAGAIN.
  */
 #undef _FORTIFY_SOURCE
-#include "interpose.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ipcd/wait.h>
+
+#include "sock.h"
+
+#define STACK_FDS	64
+
+static bool is_conn(int fd, struct ipcd_sock **out)
+{
+	struct ipcd_sock *s = ipcd_fdtab_get(fd);
+
+	*out = s;
+	return s && s->state == IPCD_SK_CONN;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	if (!ts)
+		return -1;
+	if (ts->tv_sec < 0)
+		return 0;
+	return ts->tv_sec * 1000000000ll + ts->tv_nsec;
+}
+
+/* Kernel entries only (CONN ones disabled), zero timeout; merge into @fds. */
+static int poll_kernel_now(struct pollfd *fds, struct pollfd *k, nfds_t nfds, const bool *acc)
+{
+	struct timespec zero = { 0, 0 };
+	nfds_t i;
+	int n, count = 0;
+
+	for (i = 0; i < nfds; i++) {
+		k[i] = fds[i];
+		if (acc[i])
+			k[i].fd = -1;
+	}
+	n = ipcd_real.ppoll(k, nfds, &zero, NULL);
+	if (n < 0)
+		return -1;
+	for (i = 0; i < nfds; i++) {
+		if (!acc[i])
+			fds[i].revents = k[i].revents;
+		if (fds[i].revents)
+			count++;
+	}
+	return count;
+}
+
+static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo,
+		     const sigset_t *ss)
+{
+	struct pollfd kstack[STACK_FDS], *k = kstack;
+	bool astack[STACK_FDS], *acc = astack;
+	uint64_t deadline = ipcd_deadline(ts_ns(tmo));
+	struct ipcd_sock *s;
+	nfds_t i, nacc = 0;
+	int rc;
+
+	for (i = 0; i < nfds; i++)
+		if (is_conn(fds[i].fd, &s))
+			nacc++;
+	if (!nacc)
+		return ipcd_real.ppoll(fds, nfds, tmo, ss);
+	if (nfds > STACK_FDS) {
+		k = malloc(nfds * sizeof(*k));
+		acc = malloc(nfds * sizeof(*acc));
+		if (!k || !acc) {
+			free(k);
+			free(acc);
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	for (;;) {
+		int64_t left = ipcd_remaining(deadline);
+		struct timespec lts;
+		bool any = false;
+		int n;
+
+		for (i = 0; i < nfds; i++) {
+			acc[i] = is_conn(fds[i].fd, &s);
+			if (acc[i]) {
+				fds[i].revents = ipcd_conn_events(s, fds[i].events);
+				any |= fds[i].revents != 0;
+			}
+		}
+		if (any || left == 0) {
+			rc = poll_kernel_now(fds, k, nfds, acc);
+			break;
+		}
+		for (i = 0; i < nfds; i++) {
+			if (acc[i] && is_conn(fds[i].fd, &s)) {
+				ipcd_conn_arm(s, fds[i].fd, fds[i].events);
+				any |= ipcd_conn_events(s, fds[i].events) != 0;
+			}
+		}
+		if (any)
+			continue;
+		for (i = 0; i < nfds; i++) {
+			k[i] = fds[i];
+			if (acc[i])
+				k[i].events = POLLIN;	/* the eventfd */
+		}
+		if (left > 0) {
+			lts.tv_sec = left / 1000000000;
+			lts.tv_nsec = left % 1000000000;
+		}
+		n = ipcd_real.ppoll(k, nfds, left < 0 ? NULL : &lts, ss);
+		if (n < 0) {
+			rc = -1;
+			break;
+		}
+		rc = 0;
+		for (i = 0; i < nfds; i++) {
+			if (acc[i] && is_conn(fds[i].fd, &s)) {
+				if (k[i].revents & POLLIN)
+					ipcd_conn_clear(fds[i].fd);
+				fds[i].revents = ipcd_conn_events(s, fds[i].events);
+			} else {
+				fds[i].revents = k[i].revents;
+			}
+			if (fds[i].revents)
+				rc++;
+		}
+		if (rc)
+			break;
+		/* Only stale eventfd counts woke us: sleep again for what is left. */
+	}
+	if (k != kstack) {
+		free(k);
+		free(acc);
+	}
+	return rc;
+}
+
+IPCD_EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	struct timespec ts = { .tv_sec = timeout / 1000, .tv_nsec = timeout % 1000 * 1000000ll };
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.poll || !ipcd_real.ppoll))
+		return ipcd_enosys();
+	if (ipcd_inside)
+		return ipcd_real.poll(fds, nfds, timeout);
+	return poll_core(fds, nfds, timeout < 0 ? NULL : &ts, NULL);
+}
+
+IPCD_EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
+		      const __sigset_t *ss)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.ppoll))
+		return ipcd_enosys();
+	if (ipcd_inside)
+		return ipcd_real.ppoll(fds, nfds, timeout, ss);
+	return poll_core(fds, nfds, timeout, ss);
+}
+
+/* Linux's select() sets (fs/select.c). */
+#define SEL_IN	(POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR)
+#define SEL_OUT	(POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR)
+#define SEL_EX	(POLLPRI)
+
+static bool sets_have_conn(int nfds, fd_set *r, fd_set *w, fd_set *e)
+{
+	struct ipcd_sock *s;
+	int fd;
+
+	for (fd = 0; fd < nfds; fd++)
+		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e))) &&
+		    is_conn(fd, &s))
+			return true;
+	return false;
+}
+
+static int select_core(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *tmo,
+		       const sigset_t *ss)
+{
+	struct pollfd p[FD_SETSIZE];
+	nfds_t n = 0, i;
+	int fd, rc, count = 0;
+
+	for (fd = 0; fd < nfds; fd++) {
+		short ev = 0;
+
+		if (r && FD_ISSET(fd, r))
+			ev |= POLLIN;
+		if (w && FD_ISSET(fd, w))
+			ev |= POLLOUT;
+		if (e && FD_ISSET(fd, e))
+			ev |= POLLPRI;
+		if (ev)
+			p[n++] = (struct pollfd){ .fd = fd, .events = ev };
+	}
+	rc = poll_core(p, n, tmo, ss);
+	if (rc < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (p[i].revents & POLLNVAL) {
+			errno = EBADF;
+			return -1;
+		}
+	}
+	if (r)
+		FD_ZERO(r);
+	if (w)
+		FD_ZERO(w);
+	if (e)
+		FD_ZERO(e);
+	for (i = 0; i < n; i++) {
+		if (r && (p[i].events & POLLIN) && (p[i].revents & SEL_IN)) {
+			FD_SET(p[i].fd, r);
+			count++;
+		}
+		if (w && (p[i].events & POLLOUT) && (p[i].revents & SEL_OUT)) {
+			FD_SET(p[i].fd, w);
+			count++;
+		}
+		if (e && (p[i].events & POLLPRI) && (p[i].revents & SEL_EX)) {
+			FD_SET(p[i].fd, e);
+			count++;
+		}
+	}
+	return count;
+}
+
+IPCD_EXPORT int select(int nfds, fd_set *__restrict readfds, fd_set *__restrict writefds,
+		       fd_set *__restrict exceptfds, struct timeval *__restrict timeout)
+{
+	struct timespec ts;
+	uint64_t deadline;
+	int rc;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.select))
+		return ipcd_enosys();
+	if (ipcd_inside || nfds < 0 || nfds > FD_SETSIZE ||
+	    !sets_have_conn(nfds, readfds, writefds, exceptfds) ||
+	    (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0)))
+		return ipcd_real.select(nfds, readfds, writefds, exceptfds, timeout);
+	if (timeout) {
+		ts.tv_sec = timeout->tv_sec + timeout->tv_usec / 1000000;
+		ts.tv_nsec = timeout->tv_usec % 1000000 * 1000;
+	}
+	deadline = ipcd_deadline(timeout ? ts_ns(&ts) : -1);
+	rc = select_core(nfds, readfds, writefds, exceptfds, timeout ? &ts : NULL, NULL);
+	if (timeout) {
+		/* Linux writes back the time left. */
+		int64_t left = ipcd_remaining(deadline);
+
+		timeout->tv_sec = left / 1000000000;
+		timeout->tv_usec = left % 1000000000 / 1000;
+	}
+	return rc;
+}
+
+IPCD_EXPORT int pselect(int nfds, fd_set *__restrict readfds, fd_set *__restrict writefds,
+			fd_set *__restrict exceptfds, const struct timespec *__restrict timeout,
+			const __sigset_t *__restrict sigmask)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.pselect))
+		return ipcd_enosys();
+	if (ipcd_inside || nfds < 0 || nfds > FD_SETSIZE ||
+	    !sets_have_conn(nfds, readfds, writefds, exceptfds))
+		return ipcd_real.pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask);
+	return select_core(nfds, readfds, writefds, exceptfds, timeout, sigmask);
+}
 
 #define IPCD_PASS(name, ...)							\
 	do {									\
@@ -14,30 +297,6 @@
 			return ipcd_enosys();					\
 		return ipcd_real.name(__VA_ARGS__);				\
 	} while (0)
-
-IPCD_EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
-{
-	IPCD_PASS(poll, fds, nfds, timeout);
-}
-
-IPCD_EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *timeout,
-		      const __sigset_t *ss)
-{
-	IPCD_PASS(ppoll, fds, nfds, timeout, ss);
-}
-
-IPCD_EXPORT int select(int nfds, fd_set *__restrict readfds, fd_set *__restrict writefds,
-		       fd_set *__restrict exceptfds, struct timeval *__restrict timeout)
-{
-	IPCD_PASS(select, nfds, readfds, writefds, exceptfds, timeout);
-}
-
-IPCD_EXPORT int pselect(int nfds, fd_set *__restrict readfds, fd_set *__restrict writefds,
-			fd_set *__restrict exceptfds, const struct timespec *__restrict timeout,
-			const __sigset_t *__restrict sigmask)
-{
-	IPCD_PASS(pselect, nfds, readfds, writefds, exceptfds, timeout, sigmask);
-}
 
 IPCD_EXPORT int epoll_create(int size)
 {

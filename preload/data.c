@@ -1,0 +1,637 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * data.c - the data path of accelerated connections: send and receive on the
+ * connection's SPSC stream rings, with the kernel's semantics (sock.h).
+ *
+ * Waiting: spin up to ipcd_spin_ns on the ring, then sleep. Without a
+ * timeout the sleep is a futex wait on the ring's doorbell word (the kernel
+ * restarts it after an SA_RESTART handler, as it restarts a socket call);
+ * with SO_RCVTIMEO/SO_SNDTIMEO it is a poll on the fd's eventfd (never
+ * restarted, as the kernel never restarts a socket call with a timeout).
+ * The peer makes a syscall only when it finds a sleeper announced in the
+ * word (spsc.h, __ipcd_spsc_wake).
+ *
+ * Each direction has its own lock, so one thread may read while another
+ * writes; two readers (or writers) of one socket take turns, as the
+ * kernel's socket lock makes them.
+ */
+#undef _FORTIFY_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include <ipcd/wait.h>
+
+#include "sock.h"
+
+#define IOV_CHUNK	8		/* iovec entries handed to the ring per call */
+#define FILE_CHUNK	65536u		/* sendfile bounce buffer */
+
+static int fail(int err)
+{
+	errno = err;
+	return -1;
+}
+
+/* ---- locks ---------------------------------------------------------------- */
+
+static __ipcd_always_inline void lock(struct ipcd_lock *l)
+{
+	if (likely(ipcd_xchg(&l->word, 1) == 0))
+		return;
+	while (ipcd_xchg(&l->word, 2) != 0)
+		ipcd_futex_wait(&l->word, 2, -1);
+}
+
+static __ipcd_always_inline void unlock(struct ipcd_lock *l)
+{
+	if (unlikely(ipcd_xchg(&l->word, 0) == 2))
+		ipcd_futex_wake(&l->word);
+}
+
+/* ---- signals -------------------------------------------------------------- */
+
+bool ipcd_restartable(void)
+{
+	struct sigaction sa;
+	int sig;
+
+	/*
+	 * We cannot know which signal interrupted the sleep. Restart only if
+	 * every installed handler has SA_RESTART: then the kernel would have
+	 * restarted the socket call whatever the signal was.
+	 */
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+			continue;
+		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+			continue;
+		if (!(sa.sa_flags & SA_RESTART))
+			return false;
+	}
+	return true;
+}
+
+void ipcd_sigpipe(int flags)
+{
+	if (!(flags & MSG_NOSIGNAL))
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), SIGPIPE);
+}
+
+/* ---- readiness -------------------------------------------------------------- */
+
+static __ipcd_always_inline bool peer_reset(const struct ipcd_sock *s)
+{
+	uint32_t bit = s->conn.acceptor ? IPCD_CONN_RESET_A : IPCD_CONN_RESET_B;
+
+	return (ipcd_load_acquire(&s->conn.ctl->reset) & bit) != 0;
+}
+
+/* Bytes of room worth waking a writer for: a quarter of the ring, at most what it needs. */
+static __ipcd_always_inline uint32_t tx_want(const struct ipcd_sock *s, size_t need)
+{
+	return (uint32_t)IPCD_MIN(need, (size_t)s->conn.tx.capacity / 4);
+}
+
+static __ipcd_always_inline bool rx_ready(struct ipcd_sock *s)
+{
+	return ipcd_spsc_readable(&s->conn.rx) ||
+	       atomic_load_explicit(&s->shut_rd, memory_order_relaxed);
+}
+
+static __ipcd_always_inline bool tx_ready(struct ipcd_sock *s, uint32_t want)
+{
+	return ipcd_spsc_writable(&s->conn.tx, want) ||
+	       atomic_load_explicit(&s->shut_wr, memory_order_relaxed);
+}
+
+static __ipcd_always_inline bool ready(struct ipcd_sock *s, bool rx, uint32_t want)
+{
+	return rx ? rx_ready(s) : tx_ready(s, want);
+}
+
+void ipcd_conn_clear(int fd)
+{
+	uint64_t v;
+
+	/* Raw read: the eventfd is nonblocking; EAGAIN means it was already 0. */
+	(void)syscall(SYS_read, fd, &v, sizeof(v));
+}
+
+short ipcd_conn_events(struct ipcd_sock *s, short want)
+{
+	bool rd_closed = ipcd_load_acquire(&s->conn.rx.shm->prod_closed) ||
+			 atomic_load(&s->shut_rd);
+	bool reset = peer_reset(s) && !atomic_load(&s->reset_told);
+	short ev = 0;
+
+	if (rx_ready(s))
+		ev |= POLLIN | POLLRDNORM;
+	if (rd_closed)
+		ev |= POLLRDHUP;
+	if (tx_ready(s, tx_want(s, SIZE_MAX)) || ipcd_load_relaxed(&s->conn.tx.shm->cons_closed))
+		ev |= POLLOUT | POLLWRNORM;
+	if (reset)
+		ev |= POLLERR | POLLHUP;
+	if (rd_closed && atomic_load(&s->shut_wr))
+		ev |= POLLHUP;
+	return ev & (want | POLLHUP | POLLERR);
+}
+
+void ipcd_conn_arm(struct ipcd_sock *s, int fd, short want)
+{
+	(void)fd;
+	if (want & (POLLIN | POLLRDNORM | POLLRDHUP))
+		ipcd_doorbell_arm_bits(&s->conn.rx.shm->cons_wait, IPCD_DB_EVENT);
+	if (want & (POLLOUT | POLLWRNORM))
+		ipcd_doorbell_arm_bits(&s->conn.tx.shm->prod_wait, IPCD_DB_EVENT);
+}
+
+/*
+ * recv() found nothing and returns EAGAIN: the application may now wait in
+ * the kernel (epoll on the fd). Keep the eventfd level: announce an eventfd
+ * sleeper, forget a stale wake-up, and signal ourselves if data slipped in.
+ * Costs syscalls only on the first EAGAIN after a wake-up.
+ */
+static void arm_rx_event(struct ipcd_sock *s, int fd)
+{
+	uint32_t old = ipcd_fetch_or(&s->conn.rx.shm->cons_wait, IPCD_DB_EVENT);
+
+	if (old & IPCD_DB_EVENT)
+		return;		/* still announced since the last time: nobody signalled */
+	ipcd_conn_clear(fd);
+	if (rx_ready(s))
+		ipcd_eventfd_signal(fd);
+}
+
+/*
+ * Wait until the ring is ready (rx: a record or EOF; tx: @want bytes of
+ * room or the peer gone). @timeout_ns 0: forever. 0, -ETIMEDOUT or -EINTR.
+ */
+static int conn_wait(struct ipcd_sock *s, int fd, bool rx, uint32_t want, int64_t timeout_ns)
+{
+	uint32_t *word = rx ? &s->conn.rx.shm->cons_wait : &s->conn.tx.shm->prod_wait;
+	uint64_t deadline = ipcd_deadline(timeout_ns ? timeout_ns : -1);
+	uint64_t end;
+	unsigned int i;
+
+	if (ipcd_spin_ns) {
+		end = ipcd_now_ns() + ipcd_spin_ns;
+		for (;;) {
+			for (i = 0; i < 64; i++) {
+				if (ready(s, rx, want))
+					return 0;
+				ipcd_cpu_relax();
+			}
+			if (ipcd_now_ns() >= end)
+				break;
+		}
+	}
+	for (;;) {
+		int64_t left = ipcd_remaining(deadline);
+
+		if (left == 0)
+			return -ETIMEDOUT;
+		if (!timeout_ns) {
+			uint32_t v = ipcd_doorbell_arm_bits(word, IPCD_DB_FUTEX);
+
+			if (ready(s, rx, want))
+				return 0;
+			if (ipcd_futex_wait(word, v, -1) == -EINTR && !ipcd_restartable())
+				return -EINTR;
+		} else {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			struct timespec ts = { .tv_sec = left / 1000000000,
+					       .tv_nsec = left % 1000000000 };
+			int n;
+
+			ipcd_doorbell_arm_bits(word, IPCD_DB_EVENT);
+			if (ready(s, rx, want))
+				return 0;
+			n = ipcd_real.ppoll(&p, 1, &ts, NULL);
+			if (n < 0 && errno == EINTR)
+				return -EINTR;
+			if (n > 0)
+				ipcd_conn_clear(fd);
+		}
+		if (ready(s, rx, want))
+			return 0;
+	}
+}
+
+/* ---- iovec cursor ------------------------------------------------------------ */
+
+struct iov_cur {
+	const struct iovec *iov;
+	int cnt;
+	int idx;
+	size_t off;
+};
+
+/* Up to IOV_CHUNK entries of what remains after the cursor. */
+static int iov_rest(const struct iov_cur *c, struct iovec *out)
+{
+	int n = 0, i;
+
+	for (i = c->idx; i < c->cnt && n < IOV_CHUNK; i++) {
+		size_t skip = i == c->idx ? c->off : 0;
+
+		if (c->iov[i].iov_len == skip)
+			continue;
+		out[n].iov_base = (uint8_t *)c->iov[i].iov_base + skip;
+		out[n].iov_len = c->iov[i].iov_len - skip;
+		n++;
+	}
+	return n;
+}
+
+static void iov_advance(struct iov_cur *c, size_t n)
+{
+	while (n && c->idx < c->cnt) {
+		size_t left = c->iov[c->idx].iov_len - c->off;
+
+		if (n < left) {
+			c->off += n;
+			return;
+		}
+		n -= left;
+		c->idx++;
+		c->off = 0;
+	}
+}
+
+static int iov_total(const struct iovec *iov, int cnt, size_t *total)
+{
+	size_t t = 0;
+	int i;
+
+	if (cnt < 0 || cnt > IOV_MAX)
+		return -EINVAL;
+	for (i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > SSIZE_MAX - t)
+			return -EINVAL;
+		t += iov[i].iov_len;
+	}
+	*total = t;
+	return 0;
+}
+
+/* ---- receive ------------------------------------------------------------------ */
+
+ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+		       int flags)
+{
+	bool nb = (flags & MSG_DONTWAIT) || atomic_load_explicit(&s->nonblock,
+								  memory_order_relaxed);
+	unsigned int peek = flags & MSG_PEEK ? IPCD_SPSC_PEEK : 0;
+	struct iov_cur cur = { .iov = iov, .cnt = iovcnt };
+	struct iovec part[IOV_CHUNK];
+	size_t total, done = 0;
+	int err = 0, rc;
+
+	if (flags & (MSG_OOB | MSG_TRUNC | MSG_ERRQUEUE))
+		return fail(flags & MSG_OOB ? EINVAL : EOPNOTSUPP);
+	rc = iov_total(iov, iovcnt, &total);
+	if (rc)
+		return fail(-rc);
+	lock(&s->rx_lock);
+	while (done < total) {
+		int n = iov_rest(&cur, part);
+		ssize_t got = ipcd_spsc_readv(&s->conn.rx, part, n, peek);
+
+		if (got > 0) {
+			done += (size_t)got;
+			iov_advance(&cur, (size_t)got);
+			if (!(flags & MSG_WAITALL) || peek)
+				break;
+			continue;
+		}
+		if (got == 0) {		/* end of stream */
+			if (!done && peer_reset(s) && !atomic_exchange(&s->reset_told, true))
+				err = ECONNRESET;
+			break;
+		}
+		if (got == -EPROTO) {	/* the peer broke its ring: as a reset */
+			if (!done)
+				err = ECONNRESET;
+			break;
+		}
+		if (atomic_load(&s->shut_rd))
+			break;		/* shutdown(SHUT_RD): 0 once drained */
+		if (nb) {
+			if (!done) {
+				arm_rx_event(s, fd);
+				err = EAGAIN;
+			}
+			break;
+		}
+		rc = conn_wait(s, fd, true, 0, s->rcvtimeo_ns);
+		if (rc) {
+			if (!done)
+				err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
+			break;
+		}
+	}
+	unlock(&s->rx_lock);
+	if (err)
+		return fail(err);
+	return (ssize_t)done;
+}
+
+/* ---- send --------------------------------------------------------------------- */
+
+ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+		       int flags)
+{
+	bool nb = (flags & MSG_DONTWAIT) || atomic_load_explicit(&s->nonblock,
+								  memory_order_relaxed);
+	struct iov_cur cur = { .iov = iov, .cnt = iovcnt };
+	struct iovec part[IOV_CHUNK];
+	size_t total, done = 0;
+	int err = 0, rc;
+
+	if (flags & MSG_OOB)
+		return fail(EOPNOTSUPP);
+	rc = iov_total(iov, iovcnt, &total);
+	if (rc)
+		return fail(-rc);
+	lock(&s->tx_lock);
+	if (atomic_load(&s->shut_wr)) {
+		err = EPIPE;
+		goto out;
+	}
+	while (done < total) {
+		int n = iov_rest(&cur, part);
+		ssize_t put = ipcd_spsc_writev(&s->conn.tx, part, n);
+
+		if (put > 0) {
+			done += (size_t)put;
+			iov_advance(&cur, (size_t)put);
+			continue;
+		}
+		if (put == -EPIPE || put == -EPROTO) {
+			if (done)
+				break;
+			if (put == -EPROTO ||
+			    (peer_reset(s) && !atomic_exchange(&s->reset_told, true)))
+				err = ECONNRESET;
+			else
+				err = EPIPE;
+			break;
+		}
+		if (nb) {
+			if (!done)
+				err = EAGAIN;
+			break;
+		}
+		rc = conn_wait(s, fd, false, tx_want(s, total - done), s->sndtimeo_ns);
+		if (rc) {
+			if (!done)
+				err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
+			break;
+		}
+		if (atomic_load(&s->shut_wr)) {
+			if (!done)
+				err = EPIPE;
+			break;
+		}
+	}
+out:
+	unlock(&s->tx_lock);
+	if (err == EPIPE)
+		ipcd_sigpipe(flags);
+	if (err)
+		return fail(err);
+	return (ssize_t)done;
+}
+
+/* ---- the calls.def entries ------------------------------------------------------ */
+
+/* A data call on a socket that is not a connection: the kernel's, or ENOTCONN. */
+#define NOT_CONN(call)								\
+	do {									\
+		if (unlikely(s->state != IPCD_SK_CONN))				\
+			return s->state == IPCD_SK_FRESH ? (call) : fail(ENOTCONN); \
+	} while (0)
+
+ssize_t ipcd_sock_send(struct ipcd_sock *s, int fd, const void *buf, size_t len, int flags)
+{
+	struct iovec v = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
+
+	NOT_CONN(ipcd_real.send(fd, buf, len, flags));
+	return ipcd_conn_send(s, fd, &v, 1, flags);
+}
+
+ssize_t ipcd_sock_recv(struct ipcd_sock *s, int fd, void *buf, size_t len, int flags)
+{
+	struct iovec v = { .iov_base = buf, .iov_len = len };
+
+	NOT_CONN(ipcd_real.recv(fd, buf, len, flags));
+	return ipcd_conn_recv(s, fd, &v, 1, flags);
+}
+
+ssize_t ipcd_sock_sendto(struct ipcd_sock *s, int fd, const void *buf, size_t len, int flags,
+			 __CONST_SOCKADDR_ARG addr, socklen_t addrlen)
+{
+	struct iovec v = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
+
+	NOT_CONN(ipcd_real.sendto(fd, buf, len, flags, addr, addrlen));
+	/* A connected stream socket ignores the address, as TCP does. */
+	return ipcd_conn_send(s, fd, &v, 1, flags);
+}
+
+ssize_t ipcd_sock_recvfrom(struct ipcd_sock *s, int fd, void *__restrict buf, size_t len,
+			   int flags, __SOCKADDR_ARG addr, socklen_t *__restrict addrlen)
+{
+	struct iovec v = { .iov_base = buf, .iov_len = len };
+	ssize_t n;
+
+	NOT_CONN(ipcd_real.recvfrom(fd, buf, len, flags, addr, addrlen));
+	n = ipcd_conn_recv(s, fd, &v, 1, flags);
+	if (n >= 0 && addr.__sockaddr__ && addrlen)
+		*addrlen = 0;		/* TCP reports no source address */
+	return n;
+}
+
+ssize_t ipcd_sock_sendmsg(struct ipcd_sock *s, int fd, const struct msghdr *msg, int flags)
+{
+	NOT_CONN(ipcd_real.sendmsg(fd, msg, flags));
+	if (!msg)
+		return fail(EFAULT);
+	return ipcd_conn_send(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+}
+
+ssize_t ipcd_sock_recvmsg(struct ipcd_sock *s, int fd, struct msghdr *msg, int flags)
+{
+	ssize_t n;
+
+	NOT_CONN(ipcd_real.recvmsg(fd, msg, flags));
+	if (!msg)
+		return fail(EFAULT);
+	n = ipcd_conn_recv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+	if (n >= 0) {
+		msg->msg_namelen = 0;
+		msg->msg_controllen = 0;
+		msg->msg_flags = 0;
+	}
+	return n;
+}
+
+int ipcd_sock_sendmmsg(struct ipcd_sock *s, int fd, struct mmsghdr *vmessages, unsigned int vlen,
+		       int flags)
+{
+	unsigned int i;
+
+	NOT_CONN(ipcd_real.sendmmsg(fd, vmessages, vlen, flags));
+	for (i = 0; i < vlen; i++) {
+		ssize_t n = ipcd_sock_sendmsg(s, fd, &vmessages[i].msg_hdr, flags);
+
+		if (n < 0)
+			return i ? (int)i : -1;
+		vmessages[i].msg_len = (unsigned int)n;
+	}
+	return (int)i;
+}
+
+int ipcd_sock_recvmmsg(struct ipcd_sock *s, int fd, struct mmsghdr *vmessages, unsigned int vlen,
+		       int flags, struct timespec *tmo)
+{
+	unsigned int i;
+
+	NOT_CONN(ipcd_real.recvmmsg(fd, vmessages, vlen, flags, tmo));
+	for (i = 0; i < vlen; i++) {
+		ssize_t n = ipcd_sock_recvmsg(s, fd, &vmessages[i].msg_hdr,
+					      i ? flags | MSG_DONTWAIT : flags);
+
+		if (n < 0)
+			return i ? (int)i : -1;
+		vmessages[i].msg_len = (unsigned int)n;
+		if (n == 0)
+			return (int)i + 1;
+		if (flags & MSG_WAITFORONE)
+			flags |= MSG_DONTWAIT;
+	}
+	return (int)i;
+}
+
+ssize_t ipcd_sock_read(struct ipcd_sock *s, int fd, void *buf, size_t nbytes)
+{
+	struct iovec v = { .iov_base = buf, .iov_len = nbytes };
+
+	NOT_CONN(ipcd_real.read(fd, buf, nbytes));
+	return ipcd_conn_recv(s, fd, &v, 1, 0);
+}
+
+ssize_t ipcd_sock_write(struct ipcd_sock *s, int fd, const void *buf, size_t n)
+{
+	struct iovec v = { .iov_base = (void *)(uintptr_t)buf, .iov_len = n };
+
+	NOT_CONN(ipcd_real.write(fd, buf, n));
+	return ipcd_conn_send(s, fd, &v, 1, 0);
+}
+
+ssize_t ipcd_sock_readv(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt)
+{
+	NOT_CONN(ipcd_real.readv(fd, iov, iovcnt));
+	return ipcd_conn_recv(s, fd, iov, iovcnt, 0);
+}
+
+ssize_t ipcd_sock_writev(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt)
+{
+	NOT_CONN(ipcd_real.writev(fd, iov, iovcnt));
+	return ipcd_conn_send(s, fd, iov, iovcnt, 0);
+}
+
+/*
+ * sendfile(socket, file): through a bounce buffer, reading with pread at our
+ * own offset so that the file position moves only by what was sent.
+ */
+static ssize_t conn_sendfile(struct ipcd_sock *s, int fd, int in_fd, off_t *offset, size_t count)
+{
+	off_t pos = offset ? *offset : lseek(in_fd, 0, SEEK_CUR);
+	size_t done = 0;
+	uint8_t *buf;
+	int err = 0;
+
+	if (pos < 0)
+		return -1;
+	buf = malloc(FILE_CHUNK);
+	if (!buf)
+		return fail(ENOMEM);
+	while (done < count) {
+		size_t want = IPCD_MIN(count - done, (size_t)FILE_CHUNK);
+		ssize_t n = pread(in_fd, buf, want, pos);
+		struct iovec v = { .iov_base = buf };
+		ssize_t put;
+
+		if (n < 0) {
+			err = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		v.iov_len = (size_t)n;
+		put = ipcd_conn_send(s, fd, &v, 1, done ? MSG_DONTWAIT : 0);
+		if (put < 0) {
+			if (!done)
+				err = errno;
+			break;
+		}
+		pos += put;
+		done += (size_t)put;
+		if (put < n)
+			break;
+	}
+	free(buf);
+	if (offset)
+		*offset = pos;
+	else if (done)
+		lseek(in_fd, pos, SEEK_SET);
+	if (!done && err)
+		return fail(err);
+	return (ssize_t)done;
+}
+
+ssize_t ipcd_sock_sendfile(struct ipcd_sock *s, int fd, int in_fd, off_t *offset, size_t count)
+{
+	NOT_CONN(ipcd_real.sendfile(fd, in_fd, offset, count));
+	return conn_sendfile(s, fd, in_fd, offset, count);
+}
+
+ssize_t ipcd_sock_sendfile64(struct ipcd_sock *s, int fd, int in_fd, __off64_t *offset,
+			     size_t count)
+{
+	NOT_CONN(ipcd_real.sendfile64(fd, in_fd, offset, count));
+	return conn_sendfile(s, fd, in_fd, (off_t *)offset, count);
+}
+
+/* ---- _FORTIFY_SOURCE variants ----------------------------------------------------- */
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+ssize_t ipcd_sock___read_chk(struct ipcd_sock *s, int fd, void *buf, size_t nbytes, size_t buflen)
+{
+	if (nbytes > buflen)
+		__chk_fail();
+	return ipcd_sock_read(s, fd, buf, nbytes);
+}
+
+ssize_t ipcd_sock___recv_chk(struct ipcd_sock *s, int fd, void *buf, size_t n, size_t buflen,
+			     int flags)
+{
+	if (n > buflen)
+		__chk_fail();
+	return ipcd_sock_recv(s, fd, buf, n, flags);
+}
+
+ssize_t ipcd_sock___recvfrom_chk(struct ipcd_sock *s, int fd, void *__restrict buf, size_t n,
+				 size_t buflen, int flags, __SOCKADDR_ARG addr,
+				 socklen_t *__restrict addrlen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return ipcd_sock_recvfrom(s, fd, buf, n, flags, addr, addrlen);
+}

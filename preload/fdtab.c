@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fdtab.c - fd number -> accelerated socket, and the sockets' lifetime.
+ *
+ * A fixed table of IPCD_FDTAB_MAX pointers (bss: pages are touched only for
+ * the fd numbers used). The wrappers' fast path is one acquire load; an fd
+ * that is not in the table is the kernel's. Writers (socket, accept, dup,
+ * close) hold no lock for the slot itself: the kernel gives each fd number
+ * to one call at a time.
+ *
+ * FD_CLOEXEC of CONN and LISTEN fds is emulated here: at the kernel level
+ * those fds are always close-on-exec, because a new program image has no
+ * table to make sense of an eventfd or an epoll fd standing for a socket
+ * (passing sockets across exec is issue #5's work).
+ */
+#undef _FORTIFY_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sock.h"
+
+_Atomic(struct ipcd_sock *) ipcd_fdtab[IPCD_FDTAB_MAX];
+static atomic_uchar fd_cloexec[IPCD_FDTAB_MAX];
+
+static pthread_mutex_t socks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ipcd_sock *socks;		/* every live socket (fork walks them) */
+
+void ipcd_socks_lock(void)
+{
+	pthread_mutex_lock(&socks_mu);
+}
+
+void ipcd_socks_unlock(void)
+{
+	pthread_mutex_unlock(&socks_mu);
+}
+
+struct ipcd_sock *ipcd_sock_new(int domain, int type)
+{
+	struct ipcd_sock *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->domain = domain;
+	s->state = IPCD_SK_FRESH;
+	s->kfd = -1;
+	s->lfd = -1;
+	s->conn.reg.fd = -1;
+	s->conn.wake_self = -1;
+	s->conn.wake_peer = -1;
+	atomic_init(&s->nonblock, (type & SOCK_NONBLOCK) != 0);
+	pthread_mutex_lock(&socks_mu);
+	s->next = socks;
+	if (socks)
+		socks->prev = s;
+	socks = s;
+	pthread_mutex_unlock(&socks_mu);
+	return s;
+}
+
+void ipcd_fdtab_set(int fd, struct ipcd_sock *s, bool cloexec)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	atomic_store_explicit(&fd_cloexec[fd], cloexec, memory_order_relaxed);
+	atomic_store_explicit(&ipcd_fdtab[fd], s, memory_order_release);
+}
+
+struct ipcd_sock *ipcd_fdtab_take(int fd)
+{
+	if ((unsigned int)fd >= IPCD_FDTAB_MAX)
+		return NULL;
+	return atomic_exchange_explicit(&ipcd_fdtab[fd], NULL, memory_order_acq_rel);
+}
+
+bool ipcd_fdtab_cloexec(int fd)
+{
+	return atomic_load_explicit(&fd_cloexec[fd], memory_order_relaxed);
+}
+
+void ipcd_fdtab_set_cloexec(int fd, bool on)
+{
+	atomic_store_explicit(&fd_cloexec[fd], on, memory_order_relaxed);
+}
+
+static void close_hidden(int fd)
+{
+	if (fd >= 0)
+		ipcd_real.close(fd);
+}
+
+/* The last reference: leave the monitor and the peer in the right state. */
+static void sock_teardown(struct ipcd_sock *s)
+{
+	struct ipcd_req req = { 0 };
+
+	switch (s->state) {
+	case IPCD_SK_CONN: {
+		struct ipcd_conn_ctl *ctl = s->conn.ctl;
+		uint32_t *holders = s->conn.acceptor ? &ctl->holders_b : &ctl->holders_a;
+		struct ipcd_close_req *cr = (void *)req.body;
+		uint64_t id = s->conn.conn_id;
+
+		/* The peer's process may write this word too: never trust it below 1. */
+		if (ipcd_fetch_add(holders, (uint32_t)-1) <= 1) {
+			ipcd_conn_close(&s->conn);
+			req.opcode = IPCD_OP_CLOSE;
+			req.len = sizeof(*cr);
+			cr->conn_id = id;
+			ipcd_mon_post(&req);
+		} else {
+			ipcd_conn_release(&s->conn);
+		}
+		break;
+	}
+	case IPCD_SK_LISTEN: {
+		struct ipcd_unbind_req *ur = (void *)req.body;
+
+		req.opcode = IPCD_OP_UNBIND;
+		req.len = sizeof(*ur);
+		ur->id = s->bind_id;
+		ipcd_mon_post(&req);
+		close_hidden(s->kfd);
+		close_hidden(s->lfd);
+		break;
+	}
+	case IPCD_SK_FRESH:
+		break;
+	}
+}
+
+void ipcd_sock_put(struct ipcd_sock *s)
+{
+	int saved = errno;
+
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	pthread_mutex_lock(&socks_mu);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	pthread_mutex_unlock(&socks_mu);
+	ipcd_inside++;
+	sock_teardown(s);
+	ipcd_inside--;
+	free(s);
+	errno = saved;
+}
+
+void ipcd_fdtab_drop_range(unsigned int first, unsigned int last)
+{
+	unsigned int fd;
+
+	if (first >= IPCD_FDTAB_MAX)
+		return;
+	if (last >= IPCD_FDTAB_MAX)
+		last = IPCD_FDTAB_MAX - 1;
+	for (fd = first; fd <= last; fd++) {
+		struct ipcd_sock *s;
+
+		if (!atomic_load_explicit(&ipcd_fdtab[fd], memory_order_relaxed))
+			continue;
+		s = ipcd_fdtab_take((int)fd);
+		if (s)
+			ipcd_sock_put(s);
+	}
+}
+
+void ipcd_socks_atfork_child(void)
+{
+	struct ipcd_sock *s;
+
+	/* socks_mu is held (prepare); this process now holds every end too. */
+	for (s = socks; s; s = s->next) {
+		if (s->state == IPCD_SK_CONN && s->conn.ctl)
+			ipcd_fetch_add(s->conn.acceptor ? &s->conn.ctl->holders_b
+							: &s->conn.ctl->holders_a, 1);
+	}
+}

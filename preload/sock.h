@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sock.h - accelerated sockets inside libipcd.so (internal, hidden symbols).
+ *
+ * An accelerated socket is a struct ipcd_sock reached from the fd table
+ * (fdtab.c). The application's fd number is always a real kernel fd, so fd
+ * numbers never collide and poll/epoll/select/close/dup keep working:
+ *
+ *   state        the application's fd is            calls go to
+ *   FRESH        the kernel TCP socket itself        the kernel (bind is
+ *                                                    recorded for listen)
+ *   LISTEN       an epoll fd holding the kernel      accept: kernel and
+ *                listening socket (@kfd) and the     monitor backlog; the fd
+ *                monitor's accept eventfd (@lfd)     is readable if either is
+ *   CONN         this end's wake eventfd             the connection's rings
+ *
+ * A CONN fd's eventfd is kept "level": while the application may wait in the
+ * kernel (after a recv that returned EAGAIN, or inside our poll), the ring's
+ * doorbell word carries IPCD_DB_EVENT and the peer writes the eventfd when
+ * it publishes; so an un-interposed epoll on the fd still wakes. Blocking
+ * calls without a timeout sleep on the futex instead (IPCD_DB_FUTEX), which
+ * the kernel restarts after an SA_RESTART handler, exactly as a socket call.
+ *
+ * Lifetime: one reference per fd (dup adds one); the last close tears the
+ * socket down. After fork both processes hold the end (holders_* in the
+ * shared struct ipcd_conn_ctl); the last holder marks the rings closed.
+ */
+#ifndef IPCD_SOCK_H
+#define IPCD_SOCK_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ipcd/proto.h>
+
+#include "attach.h"
+#include "interpose.h"
+
+#define IPCD_FDTAB_MAX		65536	/* fds at or above this are not accelerated */
+#define IPCD_SOCK_OPTS		16	/* integer options remembered per socket */
+
+enum ipcd_sk_state {
+	IPCD_SK_FRESH,
+	IPCD_SK_LISTEN,
+	IPCD_SK_CONN,
+};
+
+struct ipcd_sockopt {
+	int level;
+	int name;
+	int val;
+};
+
+/* A lock that costs one exchange when uncontended (the common case). */
+struct ipcd_lock {
+	uint32_t word;		/* 0 free, 1 held, 2 held with waiters (futex) */
+};
+
+struct ipcd_sock {
+	atomic_uint refs;		/* fds of this process naming it */
+	int domain;			/* AF_INET or AF_INET6 */
+	uint8_t state;			/* enum ipcd_sk_state */
+	atomic_bool nonblock;		/* the application's O_NONBLOCK */
+	bool bound;			/* FRESH: bound in the kernel */
+	bool inprogress;		/* CONN: connect answered EINPROGRESS */
+	atomic_bool shut_rd;
+	atomic_bool shut_wr;
+	atomic_bool reset_told;		/* ECONNRESET reported once */
+	atomic_bool rx_armed;		/* IPCD_DB_EVENT set on rx since last clear */
+
+	/* options */
+	int64_t rcvtimeo_ns;		/* 0: none (SO_RCVTIMEO) */
+	int64_t sndtimeo_ns;
+	int sndbuf;			/* as the application set them; 0: default */
+	int rcvbuf;
+	struct linger linger;
+	unsigned int nopts;
+	struct ipcd_sockopt opts[IPCD_SOCK_OPTS];
+
+	/* addresses: IPv6 or IPv4-mapped, port in host order */
+	uint8_t self_addr[16];
+	uint16_t self_port;
+	uint8_t peer_addr[16];
+	uint16_t peer_port;
+
+	/* LISTEN */
+	int kfd;			/* the kernel listening socket (hidden fd) */
+	int lfd;			/* the monitor's accept eventfd (hidden fd) */
+	uint32_t bind_id;
+	atomic_uint accept_turn;	/* alternates kernel / accelerated */
+
+	/* CONN */
+	struct ipcd_conn conn;
+	struct ipcd_lock rx_lock;
+	struct ipcd_lock tx_lock;
+
+	/* every live socket of the process (fork walks them) */
+	struct ipcd_sock *next;
+	struct ipcd_sock *prev;
+};
+
+/* ---- fdtab.c ------------------------------------------------------------- */
+
+extern _Atomic(struct ipcd_sock *) ipcd_fdtab[IPCD_FDTAB_MAX];
+
+/** ipcd_fdtab_get - the socket behind @fd, or NULL (a kernel fd). One load. */
+static __ipcd_always_inline struct ipcd_sock *ipcd_fdtab_get(int fd)
+{
+	if (unlikely((unsigned int)fd >= IPCD_FDTAB_MAX))
+		return NULL;
+	return atomic_load_explicit(&ipcd_fdtab[fd], memory_order_acquire);
+}
+
+struct ipcd_sock *ipcd_sock_new(int domain, int type);
+/* Install @s at @fd (a reference is taken) with the emulated FD_CLOEXEC. */
+void ipcd_fdtab_set(int fd, struct ipcd_sock *s, bool cloexec);
+/* Remove @fd from the table; returns its socket (whose reference the caller now owns). */
+struct ipcd_sock *ipcd_fdtab_take(int fd);
+bool ipcd_fdtab_cloexec(int fd);
+void ipcd_fdtab_set_cloexec(int fd, bool on);
+/* Drop one reference; the last one tears the socket down (no fd is closed). */
+void ipcd_sock_put(struct ipcd_sock *s);
+/* Every fd in [first, last] leaves the table (close_range / closefrom). */
+void ipcd_fdtab_drop_range(unsigned int first, unsigned int last);
+/* fork, in the child: this process now holds every connection end too. */
+void ipcd_socks_atfork_child(void);
+void ipcd_socks_lock(void);
+void ipcd_socks_unlock(void);
+
+/* ---- state.c: the monitor ---------------------------------------------------- */
+
+struct ipcd_attach *ipcd_state_get(void);
+/*
+ * ipcd_mon_call - one request and its response, bounded in time; on a
+ * CONNECT/ACCEPT/LISTEN success also the descriptors the monitor sent
+ * first (@fds, IPCD_CTL_CONN_NFDS entries, -1 when unused; @region_size).
+ * Returns 0 (see @resp->status) or -errno: -ENOTCONN (no registration),
+ * -ECONNRESET/-ETIMEDOUT (the monitor is gone: the process is detached and
+ * uses the kernel from now on).
+ */
+int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds,
+		  uint64_t *region_size);
+/* ipcd_mon_post - queue a request whose answer nobody waits for. */
+void ipcd_mon_post(struct ipcd_req *req);
+/* Spin budget before sleeping (IPCD_SPIN_US; default 20 us). */
+extern uint64_t ipcd_spin_ns;
+
+/* ---- addresses (sock.c) ----------------------------------------------------- */
+
+/* @sa to IPv6/IPv4-mapped + port; false if not AF_INET/AF_INET6 or too short. */
+bool ipcd_addr_from(const struct sockaddr *sa, socklen_t len, uint8_t addr[16], uint16_t *port);
+/* Fill @sa/@len as getsockname(2) would for @domain. */
+void ipcd_addr_to(int domain, const uint8_t addr[16], uint16_t port, struct sockaddr *sa,
+		  socklen_t *len);
+
+/* ---- data.c ---------------------------------------------------------------- */
+
+ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+		       int flags);
+ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+		       int flags);
+/* poll(2) events of a CONN socket, computed from the rings (no syscall). */
+short ipcd_conn_events(struct ipcd_sock *s, short want);
+/* Announce a sleep in the kernel on @fd's eventfd for @want (IPCD_DB_EVENT). */
+void ipcd_conn_arm(struct ipcd_sock *s, int fd, short want);
+/* Reset the eventfd counter at @fd (after a wake-up). */
+void ipcd_conn_clear(int fd);
+/* EINTR from a sleep: true if the kernel would have restarted the call. */
+bool ipcd_restartable(void);
+/* Raise SIGPIPE on this thread, as the kernel does for a write to a closed socket. */
+void ipcd_sigpipe(int flags);
+
+/*
+ * The accelerated variant of every IPCD_FD_CALL: ipcd_sock_<name>(s, args),
+ * called by the generated wrapper when the fd is in the table.
+ */
+#define IPCD_UNPAREN(...) __VA_ARGS__
+#define IPCD_FD_CALL(ret, name, params, ...) \
+	ret ipcd_sock_##name(struct ipcd_sock *s, IPCD_UNPAREN params);
+#include "calls.def"
+#undef IPCD_UNPAREN
+
+#endif /* IPCD_SOCK_H */
