@@ -1,0 +1,2434 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_sock.c - ipcd-bench-sock: TCP through IPC-Direct against kernel TCP
+ * loopback and UNIX stream sockets, in one run (issue #4, item 10).
+ *
+ * The driver (this process, never preloaded) starts its own ipcd-monitor on
+ * the embedded default config, with only the control socket moved to a temp
+ * dir, and re-executes itself (/proc/self/exe --role server|client ...) for
+ * every measurement block. The roles are plain blocking POSIX sockets. The
+ * kernel-tcp and ipcd transports run the very same role code; only the
+ * children's environment differs (LD_PRELOAD=libipcd.so, IPCD_SOCKET). The
+ * blocks of the three transports are interleaved, so machine noise hits them
+ * alike. After every ipcd block the monitor's counters (ipcdctl) must show
+ * the block's connections as created by the monitor, or ipcd has failed.
+ *
+ * Measurements, each under two conditions (spin: client and server pinned to
+ * two CPUs; busy: client, server and a CPU hog, all free to migrate):
+ *   rtt:  ping-pong of 8 B .. 1 MiB, p50/p99 of per-round-trip times;
+ *   rate: one-way 8 B and 64 B messages, one send() each, messages/s;
+ *   conn: connect + accept + close per second.
+ * Every byte is checked; every wait is bounded (alarm() in the roles, poll
+ * deadlines in the driver). A transport that fails is reported as failed,
+ * never with figures, and the exit status is 1.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ipcd/atomic.h>
+#include <ipcd/compiler.h>
+
+#ifndef IPCD_MONITOR_BIN
+#define IPCD_MONITOR_BIN	"ipcd-monitor"
+#endif
+#ifndef IPCDCTL_BIN
+#define IPCDCTL_BIN		"ipcdctl"
+#endif
+#ifndef IPCD_PRELOAD_LIB
+#define IPCD_PRELOAD_LIB	"libipcd.so"
+#endif
+
+#define NS_PER_S	1000000000ull
+#define MAX_MSG		(1u << 20)	/* largest ping-pong message */
+#define PAT_SHIFT	256u		/* round trip i sends the pattern from offset i % 256 */
+#define PERIOD		(64u << 10)	/* one-way stream content repeats with this period */
+#define READ_BUF	(64u << 10)	/* the one-way server's recv() size */
+#define MAX_RUNS	9
+#define ERR_LEN		512
+#define REPORT_FD	3		/* role -> driver: text lines */
+#define SHM_FD		4		/* one page shared by the driver and the roles */
+#define START_NS	(15 * NS_PER_S)	/* a server must listen this soon after exec */
+#define REAP_NS		(10 * NS_PER_S)	/* roles must exit this soon after their work */
+#define POLL_MS		100
+
+enum tp { TP_TCP, TP_UNIX, TP_IPCD, N_TP };
+static const char *const tp_name[N_TP] = { "kernel-tcp", "kernel-unix", "ipcd" };
+
+enum test { T_RTT, T_RATE, T_CONN };
+static const char *const test_name[] = { "rtt", "rate", "conn" };
+
+enum cond { C_SPIN, C_BUSY, N_COND };
+static const char *const cond_name[N_COND] = { "spin", "busy" };
+
+static const uint32_t rtt_sizes[] = { 8, 64, 512, 4096, 65536, 1048576 };
+#define N_RTT	IPCD_ARRAY_SIZE(rtt_sizes)
+static const uint32_t rate_sizes[] = { 8, 64 };
+#define N_RATE	IPCD_ARRAY_SIZE(rate_sizes)
+#define RTT_64	1	/* index of 64 B in rtt_sizes */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t clamp32(uint64_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* Stream byte at offset o (one-way test) is pat[o % PERIOD]; ping-pongs use pat + i % 256. */
+static uint8_t *make_pattern(void)
+{
+	uint8_t *p = malloc(MAX_MSG + PAT_SHIFT);
+	uint32_t i;
+
+	if (!p)
+		return NULL;
+	for (i = 0; i < MAX_MSG + PAT_SHIFT; i++)
+		p[i] = (uint8_t)(i * 131u + (i >> 9));
+	return p;
+}
+
+/* ==== roles: the processes that are measured =================================== */
+
+struct role {
+	const char *name, *test, *family, *addr;
+	unsigned int port;
+	uint32_t size;
+	uint64_t count, min, budget_ns;
+	unsigned int timeout_s;
+};
+
+struct raddr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int family;
+};
+
+static const char *r_name = "role";
+static FILE *rep;
+static uint8_t *pat;
+
+static __attribute__((noreturn, format(printf, 1, 2))) void r_die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ipcd-bench-sock %s (pid %d): ", r_name, (int)getpid());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	_exit(3);
+}
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = "ipcd-bench-sock: role timed out (alarm): the transport stopped "
+				  "making progress\n";
+	ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+
+	(void)r;
+	(void)sig;
+	_exit(4);
+}
+
+/* Is libipcd (or whatever LD_PRELOAD names) mapped into this process? */
+static int preload_mapped(void)
+{
+	const char *env = getenv("LD_PRELOAD");
+	char line[1024], names[1024], *tok, *save = NULL;
+	int found = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		r_die("/proc/self/maps: %s", strerror(errno));
+	snprintf(names, sizeof(names), "%s", env ? env : "");
+	while (!found && fgets(line, sizeof(line), f)) {
+		char copy[1024];
+
+		if (strstr(line, "/libipcd")) {
+			found = 1;
+			break;
+		}
+		snprintf(copy, sizeof(copy), "%s", names);
+		for (tok = strtok_r(copy, " :", &save); tok; tok = strtok_r(NULL, " :", &save)) {
+			const char *base = strrchr(tok, '/');
+
+			base = base ? base + 1 : tok;
+			if (*base && strstr(line, base)) {
+				found = 1;
+				break;
+			}
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static void make_addr(const struct role *r, struct raddr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (!strcmp(r->family, "unix")) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&a->ss;
+
+		if (strlen(r->addr) >= sizeof(un->sun_path))
+			r_die("unix socket path too long: %s", r->addr);
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, r->addr, strlen(r->addr) + 1);
+		a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(r->addr) + 1);
+		a->family = AF_UNIX;
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&a->ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)r->port);
+		if (inet_pton(AF_INET, r->addr, &in->sin_addr) != 1)
+			r_die("bad IPv4 address %s", r->addr);
+		a->len = sizeof(*in);
+		a->family = AF_INET;
+	}
+}
+
+static int sock_new(const struct raddr *a)
+{
+	int fd = socket(a->family, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		r_die("socket: %s", strerror(errno));
+	return fd;
+}
+
+static void nodelay(int fd, const struct raddr *a)
+{
+	int one = 1;
+
+	if (a->family == AF_INET && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		r_die("setsockopt(TCP_NODELAY): %s", strerror(errno));
+}
+
+static int connect_to(const struct raddr *a)
+{
+	int fd = sock_new(a);
+
+	while (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
+		if (errno != EINTR)
+			r_die("connect: %s", strerror(errno));
+	return fd;
+}
+
+static int listen_on(struct raddr *a, unsigned int *port)
+{
+	int fd = sock_new(a), one = 1;
+
+	if (a->family == AF_INET &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
+		r_die("setsockopt(SO_REUSEADDR): %s", strerror(errno));
+	if (a->family == AF_UNIX)
+		unlink(((struct sockaddr_un *)&a->ss)->sun_path);
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len))
+		r_die("bind: %s", strerror(errno));
+	if (listen(fd, 128))
+		r_die("listen: %s", strerror(errno));
+	*port = 0;
+	if (a->family == AF_INET) {
+		struct sockaddr_in in;
+		socklen_t len = sizeof(in);
+
+		if (getsockname(fd, (struct sockaddr *)&in, &len))
+			r_die("getsockname: %s", strerror(errno));
+		*port = ntohs(in.sin_port);
+		if (!*port)
+			r_die("getsockname gave port 0 after bind + listen");
+	}
+	return fd;
+}
+
+static int accept_one(int lfd)
+{
+	int fd;
+
+	while ((fd = accept(lfd, NULL, NULL)) < 0)
+		if (errno != EINTR)
+			r_die("accept: %s", strerror(errno));
+	return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			r_die("send: %s", r < 0 ? strerror(errno) : "returned 0");
+		b += r;
+		n -= (size_t)r;
+	}
+}
+
+/* Returns the bytes read: fewer than @n only at EOF. */
+static size_t recv_all(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, b + got, n - got, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			r_die("recv: %s", strerror(errno));
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+static void *xmalloc_role(size_t n)
+{
+	void *p = malloc(n);
+
+	if (!p)
+		r_die("out of memory (%zu bytes)", n);
+	memset(p, 0, n);
+	return p;
+}
+
+static void server_rtt(const struct role *r, int lfd, const struct raddr *a)
+{
+	uint8_t *buf = xmalloc_role(r->size);
+	uint64_t n = 0;
+	int fd = accept_one(lfd);
+
+	nodelay(fd, a);
+	for (;;) {
+		size_t got = recv_all(fd, buf, r->size);
+
+		if (got == 0)
+			break;
+		if (got != r->size)
+			r_die("EOF in the middle of message %" PRIu64 " (%zu of %u bytes)", n, got,
+			      r->size);
+		send_all(fd, buf, r->size);
+		n++;
+	}
+	close(fd);
+	fprintf(rep, "done %" PRIu64 "\n", n);
+	free(buf);
+}
+
+static void client_rtt(const struct role *r, const struct raddr *a)
+{
+	uint32_t warm = r->size >= 65536 ? 4 : 64;
+	uint32_t *s = xmalloc_role(r->count * sizeof(*s));
+	uint8_t *buf = xmalloc_role(r->size);
+	uint64_t i, n = 0, start = 0;
+	int fd = connect_to(a);
+
+	nodelay(fd, a);
+	for (i = 0;; i++) {
+		const uint8_t *msg = pat + i % PAT_SHIFT;
+		uint64_t t0, t1;
+
+		if (i == warm)
+			start = now_ns();
+		if (i >= warm &&
+		    (n == r->count || (n >= r->min && now_ns() - start >= r->budget_ns)))
+			break;
+		t0 = now_ns();
+		send_all(fd, msg, r->size);
+		if (recv_all(fd, buf, r->size) != r->size)
+			r_die("the server closed the connection after %" PRIu64 " round trips", i);
+		t1 = now_ns();
+		if (memcmp(buf, msg, r->size))
+			r_die("round trip %" PRIu64 ": the echo differs from what was sent", i);
+		if (i >= warm)
+			s[n++] = clamp32(t1 - t0);
+	}
+	close(fd);
+	fprintf(rep, "conns 1\nrtt %" PRIu64 "\n", n);
+	for (i = 0; i < n; i++)
+		fprintf(rep, "%u\n", s[i]);
+	free(s);
+	free(buf);
+}
+
+static void server_rate(const struct role *r, int lfd)
+{
+	uint8_t *buf = xmalloc_role(READ_BUF);
+	uint64_t total = r->count * r->size, got = 0;
+	int fd = accept_one(lfd);
+	char ack = 'A';
+
+	while (got < total) {
+		ssize_t n = recv(fd, buf, IPCD_MIN((uint64_t)READ_BUF, total - got), 0);
+		uint64_t k;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			r_die("recv after %" PRIu64 " of %" PRIu64 " bytes: %s", got, total,
+			      n ? strerror(errno) : "EOF");
+		/* The stream is pat[offset % PERIOD]: compare in up to two pieces per period. */
+		for (k = 0; k < (uint64_t)n;) {
+			uint64_t o = (got + k) % PERIOD;
+			uint64_t len = IPCD_MIN((uint64_t)n - k, PERIOD - o);
+
+			if (memcmp(buf + k, pat + o, len))
+				r_die("stream content differs near byte %" PRIu64, got + k);
+			k += len;
+		}
+		got += (uint64_t)n;
+	}
+	send_all(fd, &ack, 1);
+	if (recv_all(fd, buf, 1) != 0)
+		r_die("extra bytes after the %" PRIu64 " expected", total);
+	close(fd);
+	fprintf(rep, "done %" PRIu64 "\n", r->count);
+	free(buf);
+}
+
+static void client_rate(const struct role *r, const struct raddr *a)
+{
+	uint64_t i, off = 0, t0, t1;
+	int fd = connect_to(a);
+	char ack = 0;
+
+	if (PERIOD % r->size)
+		r_die("message size %u does not divide %u", r->size, PERIOD);
+	nodelay(fd, a);
+	t0 = now_ns();
+	for (i = 0; i < r->count; i++) {
+		send_all(fd, pat + off, r->size);
+		off = (off + r->size) % PERIOD;
+	}
+	if (recv_all(fd, &ack, 1) != 1 || ack != 'A')
+		r_die("no acknowledgement from the server after %" PRIu64 " messages", r->count);
+	t1 = now_ns();
+	close(fd);
+	fprintf(rep, "conns 1\nrate %" PRIu64 " %" PRIu64 "\n", r->count, t1 - t0);
+}
+
+/*
+ * Connection setup. The server accepts and closes until the client has set
+ * the stop word (shared page) and made one last connection to wake it.
+ */
+static void server_conn(int lfd, uint32_t *stop)
+{
+	uint64_t n = 0;
+
+	for (;;) {
+		close(accept_one(lfd));
+		n++;
+		if (ipcd_load_acquire(stop))	/* A1: pairs with R1 in client_conn */
+			break;
+	}
+	fprintf(rep, "done %" PRIu64 "\n", n);
+}
+
+static void client_conn(const struct role *r, const struct raddr *a, uint32_t *stop)
+{
+	uint64_t k = 0, t0, t1, conns;
+	char c;
+	int fd;
+
+	t0 = now_ns();
+	while (k < r->count && (k < r->min || now_ns() - t0 < r->budget_ns)) {
+		fd = connect_to(a);
+		if (recv_all(fd, &c, 1) != 0)
+			r_die("connection %" PRIu64 ": data where EOF was expected", k);
+		close(fd);
+		k++;
+	}
+	t1 = now_ns();
+	ipcd_store_release(stop, 1);		/* R1: pairs with A1 in server_conn */
+	/* The wake-up: refused if the server saw the stop word already and left. */
+	conns = k;
+	fd = sock_new(a);
+	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
+		conns++;
+	else if (errno != ECONNREFUSED && errno != ECONNRESET && errno != ENOENT)
+		r_die("last connect: %s", strerror(errno));
+	close(fd);
+	fprintf(rep, "conns %" PRIu64 "\nconn %" PRIu64 " %" PRIu64 "\n", conns, k, t1 - t0);
+}
+
+static int role_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "role", required_argument, NULL, 'r' },
+		{ "test", required_argument, NULL, 't' },
+		{ "family", required_argument, NULL, 'f' },
+		{ "addr", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "size", required_argument, NULL, 's' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "min", required_argument, NULL, 'm' },
+		{ "budget-ns", required_argument, NULL, 'b' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct role r = { .family = "tcp", .addr = "127.0.0.1", .size = 8, .count = 1,
+			  .timeout_s = 60 };
+	struct sigaction sa = { .sa_handler = on_alarm };
+	struct raddr a;
+	uint32_t *stop;
+	int c, lfd;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r': r.name = optarg; break;
+		case 't': r.test = optarg; break;
+		case 'f': r.family = optarg; break;
+		case 'a': r.addr = optarg; break;
+		case 'p': r.port = (unsigned int)strtoul(optarg, NULL, 10); break;
+		case 's': r.size = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'c': r.count = strtoull(optarg, NULL, 10); break;
+		case 'm': r.min = strtoull(optarg, NULL, 10); break;
+		case 'b': r.budget_ns = strtoull(optarg, NULL, 10); break;
+		case 'T': r.timeout_s = (unsigned int)strtoul(optarg, NULL, 10); break;
+		default: r_die("bad role arguments");
+		}
+	}
+	if (!r.name || !r.test || (strcmp(r.name, "server") && strcmp(r.name, "client")))
+		r_die("--role server|client and --test are required");
+	r_name = r.name;
+	if (!r.size || r.size > MAX_MSG || !r.count || r.count > (1ull << 32))
+		r_die("bad --size or --count");
+	sigaction(SIGALRM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	alarm(r.timeout_s);
+	rep = fdopen(REPORT_FD, "w");
+	stop = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, SHM_FD, 0);
+	pat = make_pattern();
+	if (!rep || stop == MAP_FAILED || !pat)
+		r_die("setup (report fd %d, shared page on fd %d): %s", REPORT_FD, SHM_FD,
+		      strerror(errno));
+	fprintf(rep, "hello %d %d\n", (int)getpid(), preload_mapped());
+	make_addr(&r, &a);
+
+	if (!strcmp(r.name, "server")) {
+		unsigned int port;
+
+		lfd = listen_on(&a, &port);
+		fprintf(rep, "listening %u\n", port);
+		fflush(rep);
+		if (!strcmp(r.test, "rtt"))
+			server_rtt(&r, lfd, &a);
+		else if (!strcmp(r.test, "rate"))
+			server_rate(&r, lfd);
+		else
+			server_conn(lfd, stop);
+		close(lfd);
+		if (a.family == AF_UNIX)
+			unlink(r.addr);
+	} else if (!strcmp(r.test, "rtt")) {
+		client_rtt(&r, &a);
+	} else if (!strcmp(r.test, "rate")) {
+		client_rate(&r, &a);
+	} else {
+		client_conn(&r, &a, stop);
+	}
+	fprintf(rep, "ok\n");
+	if (fflush(rep) || ferror(rep))
+		r_die("report pipe: %s", strerror(errno));
+	return 0;
+}
+
+/* ==== the driver ================================================================ */
+
+struct opts {
+	bool quick;
+	const char *json, *monitor, *preload, *ipcdctl;
+	bool tp_on[N_TP];
+	bool cond_on[N_COND];
+	unsigned int rtt_rounds;	/* blocks per rtt case, interleaved with the others */
+	uint32_t rtt_target, rtt_min;	/* samples per case (all rounds) */
+	uint64_t rtt_budget_ns;		/* per case (all rounds) */
+	uint64_t rate_bytes;		/* per one-way run */
+	unsigned int runs;		/* one-way and connection runs (median) */
+	uint32_t conn_target, conn_min;	/* per connection run */
+	uint64_t conn_budget_ns;	/* per connection run */
+	unsigned int role_timeout_s;	/* a role's alarm() */
+};
+
+struct rtt_cell {
+	bool ok;			/* every block of the case succeeded */
+	char err[ERR_LEN];		/* why not ("" and !ok: not run) */
+	uint32_t *s;			/* pooled samples, ns */
+	uint64_t n;
+	double p50, p99, min, max;	/* ns */
+};
+
+struct runs_cell {
+	bool ok;
+	char err[ERR_LEN];
+	unsigned int runs;
+	double v[MAX_RUNS];		/* per second, each run in order */
+	double med, min, max;
+};
+
+struct cond_res {
+	bool ran;
+	char placement[200];
+	double floor_start, floor_end;	/* ns, cache-line round trip p50; 0: not measured */
+	double load_start[3], load_end[3];
+	struct rtt_cell rtt[N_RTT][N_TP];
+	struct runs_cell rate[N_RATE][N_TP];
+	struct runs_cell conn[N_TP];
+};
+
+struct block {
+	enum tp tp;
+	enum test test;
+	uint32_t size;
+	uint64_t count, min, budget_ns;
+	int srv_cpu, cli_cpu;		/* -1: all allowed CPUs */
+};
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+struct outcome {
+	char err[ERR_LEN];
+	uint32_t *s;			/* rtt samples (malloc'd) */
+	uint64_t n;
+	uint64_t units, ns;		/* rate: messages, conn: connections; and the time */
+	uint64_t conns;			/* connections the client opened */
+};
+
+struct child {
+	const char *what;		/* "server" or "client" */
+	pid_t pid;
+	int fd;				/* report pipe, read end; -1 at EOF */
+	struct buf out;
+	char logpath[128];
+	int status;
+	bool reaped;
+};
+
+extern char **environ;
+
+static struct opts o;
+static pid_t driver_pid;
+static char tmpdir[64];
+static char mon_sock[128], mon_log[128], unix_path[128];
+static volatile pid_t mon_pid = -1, hog_pid = -1;
+static volatile pid_t live[2] = { -1, -1 };	/* the current block's roles */
+static char **env_kernel, **env_ipcd;
+static uint32_t *stop_word;
+static int shm_fd = -1;
+static cpu_set_t all_cpus;
+static int cpu_a = -1, cpu_b = -1;		/* the spin condition's server and client CPU */
+static bool tp_failed[N_TP];
+static char tp_err[N_TP][ERR_LEN];
+static bool ipcd_not_accelerated;
+static uint64_t accel_base;			/* monitor's connections created, last seen */
+static uint64_t ipcd_conns, ipcd_accel;		/* over the run */
+static char mon_config[2048];			/* what the monitor runs on */
+static struct cond_res res[N_COND];
+
+static void stop_monitor(void);
+
+static void stop_processes(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < IPCD_ARRAY_SIZE(live); i++)
+		if (live[i] > 0) {
+			kill(live[i], SIGKILL);
+			waitpid(live[i], NULL, 0);
+			live[i] = -1;
+		}
+	if (hog_pid > 0) {
+		kill(hog_pid, SIGKILL);
+		waitpid(hog_pid, NULL, 0);
+		hog_pid = -1;
+	}
+}
+
+static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "ipcd-bench-sock: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (getpid() != driver_pid)
+		_exit(3);
+	stop_processes();
+	stop_monitor();
+	if (tmpdir[0])
+		fprintf(stderr, "ipcd-bench-sock: logs kept in %s\n", tmpdir);
+	exit(1);
+}
+
+static void on_signal(int sig)
+{
+	static const char msg[] = "ipcd-bench-sock: interrupted\n";
+	unsigned int i;
+	ssize_t r;
+
+	for (i = 0; i < IPCD_ARRAY_SIZE(live); i++)
+		if (live[i] > 0)
+			kill(live[i], SIGKILL);
+	if (hog_pid > 0)
+		kill(hog_pid, SIGKILL);
+	if (mon_pid > 0)
+		kill(mon_pid, SIGTERM);
+	r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)r;
+	_exit(128 + sig);
+}
+
+static void child_signals(void)
+{
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+
+	if (!p)
+		die("out of memory (%zu bytes)", n);
+	return p;
+}
+
+static char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xstrdup_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		die("out of memory");
+	return s;
+}
+
+static void buf_add(struct buf *b, const char *d, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = IPCD_MAX(b->cap * 2, b->len + n + 4096);
+		char *p = realloc(b->p, cap);
+
+		if (!p)
+			die("out of memory");
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* The text after @prefix on the first line that starts with it, or NULL. */
+static const char *find_line(const struct buf *b, const char *prefix)
+{
+	const char *p = b->p;
+	size_t k = strlen(prefix);
+
+	while (p && *p) {
+		if (!strncmp(p, prefix, k) && strchr(p, '\n'))
+			return p + k;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return NULL;
+}
+
+static void set_affinity(int cpu)
+{
+	cpu_set_t set = all_cpus;
+
+	if (cpu >= 0) {
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+	}
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("sched_setaffinity(%d): %s", cpu, strerror(errno));
+}
+
+static void describe_status(int st, char *b, size_t len)
+{
+	if (WIFEXITED(st))
+		snprintf(b, len, "exited with status %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(b, len, "was killed by signal %d (%s)", WTERMSIG(st),
+			 strsignal(WTERMSIG(st)));
+	else
+		snprintf(b, len, "changed state (0x%x)", st);
+}
+
+/* The first lines of a log, on one line, for an error message. */
+static void log_head(const char *path, char *b, size_t len)
+{
+	char line[256];
+	size_t used = 0;
+	int lines = 0;
+	FILE *f = fopen(path, "re");
+
+	b[0] = '\0';
+	if (!f)
+		return;
+	while (lines < 3 && used + 4 < len && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0])
+			continue;
+		used += (size_t)snprintf(b + used, len - used, "%s%s", lines ? " | " : "", line);
+		lines++;
+		if (used >= len)
+			break;
+	}
+	fclose(f);
+}
+
+/* Run @argv (stdout and stderr captured) for at most @timeout_ns. Returns its wait status. */
+static int run_capture(const char *const argv[], struct buf *out, uint64_t timeout_ns)
+{
+	uint64_t until = now_ns() + timeout_ns;
+	int p[2], st = -1;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		die("pipe: %s", strerror(errno));
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		child_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
+			_exit(127);
+		execve(argv[0], (char *const *)argv, env_kernel ? env_kernel : environ);
+		fprintf(stderr, "%s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		char chunk[4096];
+		ssize_t n;
+		uint64_t t = now_ns();
+
+		if (t >= until) {
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (poll(&pf, 1, (int)IPCD_MIN((until - t) / 1000000 + 1, (uint64_t)POLL_MS)) <= 0)
+			continue;
+		n = read(p[0], chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf_add(out, chunk, (size_t)n);
+	}
+	close(p[0]);
+	if (!out->p)
+		buf_add(out, "", 0);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (now_ns() >= until)
+		return -1;
+	return st;
+}
+
+/* ---- the monitor ---------------------------------------------------------------- */
+
+static bool monitor_alive(void)
+{
+	int st;
+
+	if (mon_pid <= 0)
+		return false;
+	if (waitpid(mon_pid, &st, WNOHANG) == mon_pid) {
+		mon_pid = -1;
+		return false;
+	}
+	return true;
+}
+
+static void stop_monitor(void)
+{
+	uint64_t until = now_ns() + 5 * NS_PER_S;
+	pid_t pid = mon_pid;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	while (waitpid(pid, NULL, WNOHANG) == 0) {
+		if (now_ns() > until) {
+			fprintf(stderr, "ipcd-bench-sock: the monitor did not exit on SIGTERM; "
+				"killing it\n");
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			break;
+		}
+		usleep(10000);
+	}
+	mon_pid = -1;
+}
+
+/* The monitor's count of connections it created (ipcdctl counters --json). */
+static int monitor_created(uint64_t *created, char *err, size_t len)
+{
+	const char *argv[] = { o.ipcdctl, "--socket", mon_sock, "--json", "counters", NULL };
+	struct buf out = { 0 };
+	const char *p;
+	int st;
+
+	st = run_capture(argv, &out, 10 * NS_PER_S);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		out.p[strcspn(out.p, "\n")] = '\0';
+		snprintf(err, len, "ipcdctl counters %s: %.200s",
+			 st == -1 ? "timed out" : "failed", out.p);
+		free(out.p);
+		return -1;
+	}
+	p = strstr(out.p, "\"connections\":{");
+	p = p ? strstr(p, "\"created\":") : NULL;
+	if (!p) {
+		snprintf(err, len, "ipcdctl counters --json: no connections.created in %.200s",
+			 out.p);
+		free(out.p);
+		return -1;
+	}
+	*created = strtoull(p + strlen("\"created\":"), NULL, 10);
+	free(out.p);
+	return 0;
+}
+
+/*
+ * The embedded default config (--print-default-config), with the control
+ * socket moved into the temp dir; the monitor then runs in the foreground.
+ */
+static int start_monitor(char *err, size_t len)
+{
+	const char *argv[] = { o.monitor, "--print-default-config", NULL };
+	char conf[128], *line, *save = NULL;
+	struct buf def = { 0 };
+	bool moved = false;
+	size_t used = 0;
+	FILE *f;
+	int st, i;
+
+	st = run_capture(argv, &def, 10 * NS_PER_S);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(err, len, "%s --print-default-config failed: %.200s", o.monitor, def.p);
+		free(def.p);
+		return -1;
+	}
+	snprintf(conf, sizeof(conf), "%s/monitor.conf", tmpdir);
+	f = fopen(conf, "we");
+	if (!f)
+		die("%s: %s", conf, strerror(errno));
+	for (line = strtok_r(def.p, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "control_socket", strlen("control_socket"))) {
+			fprintf(f, "control_socket = %s\n", mon_sock);
+			moved = true;
+		} else {
+			fprintf(f, "%s\n", line);
+		}
+		if (line[0] != '#' && line[0] && used < sizeof(mon_config) - 1)
+			used += (size_t)snprintf(mon_config + used, sizeof(mon_config) - used,
+						 "%s%s", used ? "; " : "",
+						 strncmp(line, "control_socket", 14) ? line
+						 : "control_socket = <temp dir>");
+	}
+	if (!moved)
+		fprintf(f, "control_socket = %s\n", mon_sock);
+	free(def.p);
+	if (fclose(f))
+		die("%s: %s", conf, strerror(errno));
+
+	fflush(stdout);
+	fflush(stderr);
+	mon_pid = fork();
+	if (mon_pid < 0)
+		die("fork: %s", strerror(errno));
+	if (mon_pid == 0) {
+		int fd = open(mon_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		child_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		execle(o.monitor, o.monitor, "--foreground", "--config", conf, (char *)NULL,
+		       env_kernel);
+		fprintf(stderr, "%s: %s\n", o.monitor, strerror(errno));
+		_exit(127);
+	}
+	for (i = 0; i < 500; i++) {
+		struct stat sb;
+
+		if (stat(mon_sock, &sb) == 0)
+			return 0;
+		if (!monitor_alive()) {
+			char head[300];
+
+			log_head(mon_log, head, sizeof(head));
+			snprintf(err, len, "the monitor exited at start: %s", head);
+			return -1;
+		}
+		usleep(10000);
+	}
+	snprintf(err, len, "the monitor did not create %s within 5 s (log: %s)", mon_sock,
+		 mon_log);
+	return -1;
+}
+
+/* ---- helpers of the spin and busy conditions ------------------------------------ */
+
+static void start_hog(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	hog_pid = fork();
+	if (hog_pid < 0)
+		die("fork: %s", strerror(errno));
+	if (hog_pid == 0) {
+		volatile uint64_t x = 0;
+		uint32_t i;
+
+		child_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != driver_pid)
+			_exit(0);
+		set_affinity(-1);
+		for (;;) {
+			for (i = 0; i < (1u << 24); i++)
+				x = x + 1;
+			if (getppid() != driver_pid)
+				_exit(0);
+		}
+	}
+}
+
+static void stop_hog(void)
+{
+	if (hog_pid > 0) {
+		kill(hog_pid, SIGKILL);
+		waitpid(hog_pid, NULL, 0);
+		hog_pid = -1;
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The physical floor, for reference: two processes on the spin condition's
+ * CPUs ping-pong one cache line. 0 when it cannot be measured.
+ */
+static double probe_floor(void)
+{
+	enum { WARM = 1000, ROUNDS = 20000 };
+	static uint32_t t[ROUNDS];
+	uint64_t *line, i, guard;
+	double p50 = 0;
+	int st;
+	pid_t pid;
+
+	if (cpu_b < 0)
+		return 0;
+	line = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (line == MAP_FAILED)
+		return 0;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		child_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		set_affinity(cpu_b);
+		for (i = 1; i <= WARM + ROUNDS; i++) {
+			guard = now_ns() + NS_PER_S;
+			while (ipcd_load_acquire(line) != 2 * i - 1)	/* A1: pairs with R2 */
+				if (now_ns() > guard)
+					_exit(1);
+			ipcd_store_release(line, 2 * i);		/* R1: pairs with A2 */
+		}
+		_exit(0);
+	}
+	if (pid < 0) {
+		munmap(line, 4096);
+		return 0;
+	}
+	set_affinity(cpu_a);
+	for (i = 1; i <= WARM + ROUNDS; i++) {
+		uint64_t t0 = now_ns();
+
+		guard = t0 + NS_PER_S;
+		ipcd_store_release(line, 2 * i - 1);			/* R2: pairs with A1 */
+		while (ipcd_load_acquire(line) != 2 * i)		/* A2: pairs with R1 */
+			if (now_ns() > guard)
+				break;
+		if (ipcd_load_acquire(line) != 2 * i)
+			break;
+		if (i > WARM)
+			t[i - WARM - 1] = clamp32(now_ns() - t0);
+	}
+	set_affinity(-1);
+	if (i > WARM + ROUNDS) {
+		qsort(t, ROUNDS, sizeof(*t), cmp_u32);
+		p50 = t[ROUNDS / 2];
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	munmap(line, 4096);
+	return p50;
+}
+
+/* ---- one measurement block: a server and a client, re-executed ---------------- */
+
+static void spawn_role(struct child *c, const char *what, enum tp tp, int cpu,
+		       const char *const argv[], unsigned int slot)
+{
+	int p[2];
+	pid_t pid;
+
+	memset(c, 0, sizeof(*c));
+	c->what = what;
+	c->fd = -1;
+	snprintf(c->logpath, sizeof(c->logpath), "%s/%s-%s.log", tmpdir, tp_name[tp], what);
+	if (pipe2(p, O_CLOEXEC))
+		die("pipe: %s", strerror(errno));
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int lg, w, m, nul;
+
+		child_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != driver_pid)
+			_exit(127);
+		set_affinity(cpu);
+		lg = open(c->logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		/* Above fd 4 first, so that neither dup2() below overwrites the other's source. */
+		w = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
+		m = fcntl(shm_fd, F_DUPFD_CLOEXEC, 10);
+		if (lg < 0 || nul < 0 || w < 0 || m < 0 || dup2(nul, 0) < 0 || dup2(lg, 1) < 0 ||
+		    dup2(lg, 2) < 0 || dup2(w, REPORT_FD) < 0 || dup2(m, SHM_FD) < 0)
+			_exit(127);
+		execve("/proc/self/exe", (char *const *)argv,
+		       tp == TP_IPCD ? env_ipcd : env_kernel);
+		fprintf(stderr, "exec /proc/self/exe: %s\n", strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	c->fd = p[0];
+	c->pid = pid;
+	live[slot] = pid;
+}
+
+static bool child_failed(const struct child *c)
+{
+	return c->reaped && !(WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0);
+}
+
+enum pump_until { UNTIL_LISTENING, UNTIL_DONE };
+
+/*
+ * Read the roles' report pipes and reap them until @what holds, a role failed,
+ * or @until passes (then false).
+ */
+static bool pump(struct child *k, unsigned int nk, enum pump_until what, uint64_t until)
+{
+	for (;;) {
+		struct pollfd pf[2];
+		unsigned int i, np = 0, idx[2];
+		bool done = true;
+		uint64_t t;
+
+		for (i = 0; i < nk; i++) {
+			if (!k[i].reaped && waitpid(k[i].pid, &k[i].status, WNOHANG) == k[i].pid) {
+				k[i].reaped = true;
+				live[i] = -1;
+			}
+			if (child_failed(&k[i]))
+				return true;
+			if (k[i].fd >= 0 || !k[i].reaped)
+				done = false;
+		}
+		if (what == UNTIL_LISTENING && (find_line(&k[0].out, "listening ") ||
+						 (k[0].fd < 0 && k[0].reaped)))
+			return true;
+		if (what == UNTIL_DONE && done)
+			return true;
+		t = now_ns();
+		if (t >= until)
+			return false;
+		for (i = 0; i < nk; i++)
+			if (k[i].fd >= 0) {
+				pf[np] = (struct pollfd){ .fd = k[i].fd, .events = POLLIN };
+				idx[np++] = i;
+			}
+		if (poll(pf, np, (int)IPCD_MIN((until - t) / 1000000 + 1, (uint64_t)POLL_MS)) <= 0)
+			continue;
+		for (i = 0; i < np; i++) {
+			struct child *c = &k[idx[i]];
+			char chunk[65536];
+			ssize_t n;
+
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(c->fd, chunk, sizeof(chunk));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				close(c->fd);
+				c->fd = -1;
+			} else {
+				buf_add(&c->out, chunk, (size_t)n);
+			}
+		}
+	}
+}
+
+static void kill_roles(struct child *k, unsigned int nk)
+{
+	unsigned int i;
+
+	for (i = 0; i < nk; i++) {
+		if (!k[i].reaped) {
+			kill(k[i].pid, SIGKILL);
+			while (waitpid(k[i].pid, &k[i].status, 0) < 0 && errno == EINTR)
+				;
+			k[i].reaped = true;
+		}
+		live[i] = -1;
+		if (k[i].fd >= 0)
+			close(k[i].fd);
+		k[i].fd = -1;
+	}
+}
+
+static __attribute__((format(printf, 2, 3))) void fail(struct outcome *out, const char *fmt,
+							 ...)
+{
+	va_list ap;
+
+	if (out->err[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(out->err, sizeof(out->err), fmt, ap);
+	va_end(ap);
+}
+
+/* "server exited with status 3: <log>" for the first role that failed, or the state of both. */
+static void explain(struct outcome *out, const char *what, struct child *k, unsigned int nk)
+{
+	char st[96], head[300];
+	unsigned int i;
+
+	for (i = 0; i < nk; i++)
+		if (child_failed(&k[i])) {
+			describe_status(k[i].status, st, sizeof(st));
+			log_head(k[i].logpath, head, sizeof(head));
+			fail(out, "%s%s%s %s%s%s", what, *what ? ": " : "", k[i].what, st,
+			     head[0] ? ": " : "", head);
+			return;
+		}
+	for (i = 0; i < nk; i++)
+		if (!k[i].reaped) {
+			log_head(k[i].logpath, head, sizeof(head));
+			fail(out, "%s (the %s was still running%s%s)", what, k[i].what,
+			     head[0] ? "; it said: " : "", head);
+			return;
+		}
+	fail(out, "%s", what);
+}
+
+static bool check_hello(struct outcome *out, const struct block *b, const struct child *c)
+{
+	const char *h = find_line(&c->out, "hello ");
+	int pid, pre;
+
+	if (!h || sscanf(h, "%d %d", &pid, &pre) != 2) {
+		fail(out, "the %s did not report", c->what);
+		return false;
+	}
+	if (b->tp == TP_IPCD && !pre) {
+		fail(out, "preload not loaded in the %s (pid %d): %s is not in its /proc/PID/maps",
+		     c->what, pid, o.preload);
+		return false;
+	}
+	if (b->tp != TP_IPCD && pre) {
+		fail(out, "libipcd is loaded in the %s (pid %d) of a kernel transport "
+		     "(/etc/ld.so.preload?)", c->what, pid);
+		return false;
+	}
+	return true;
+}
+
+static bool parse_client(struct outcome *out, const struct block *b, const struct child *c)
+{
+	const char *p = find_line(&c->out, "conns ");
+	size_t len = c->out.len;
+	uint64_t i;
+
+	if (len < 3 || strcmp(c->out.p + len - 3, "ok\n") || !p) {
+		fail(out, "the client's report is incomplete");
+		return false;
+	}
+	out->conns = strtoull(p, NULL, 10);
+	if (b->test == T_RTT) {
+		char *e;
+
+		p = find_line(&c->out, "rtt ");
+		if (!p)
+			goto bad;
+		out->n = strtoull(p, &e, 10);
+		if (!out->n || out->n > b->count)
+			goto bad;
+		out->s = xmalloc(out->n * sizeof(*out->s));
+		for (i = 0; i < out->n; i++) {
+			p = e + 1;
+			out->s[i] = (uint32_t)strtoul(p, &e, 10);
+			if (e == p || *e != '\n')
+				goto bad;
+		}
+		return true;
+	}
+	p = find_line(&c->out, b->test == T_RATE ? "rate " : "conn ");
+	if (!p || sscanf(p, "%" SCNu64 " %" SCNu64, &out->units, &out->ns) != 2 || !out->ns ||
+	    !out->units)
+		goto bad;
+	return true;
+bad:
+	fail(out, "the client's report does not parse");
+	return false;
+}
+
+/* After an ipcd block: did the monitor create every connection the client opened? */
+static bool check_accelerated(struct outcome *out)
+{
+	char why[ERR_LEN];
+	uint64_t created, delta;
+
+	if (!monitor_alive()) {
+		char head[300];
+
+		log_head(mon_log, head, sizeof(head));
+		fail(out, "the monitor exited during the run: %s", head);
+		return false;
+	}
+	if (monitor_created(&created, why, sizeof(why))) {
+		fail(out, "%s", why);
+		return false;
+	}
+	delta = created - accel_base;
+	accel_base = created;
+	ipcd_conns += out->conns;
+	ipcd_accel += delta;
+	if (delta == 0) {
+		ipcd_not_accelerated = true;
+		fail(out, "NOT ACCELERATED (all traffic went to the kernel): the monitor created "
+		     "0 of the block's %" PRIu64 " connections", out->conns);
+		return false;
+	}
+	if (delta < out->conns) {
+		fail(out, "only %" PRIu64 " of %" PRIu64 " connections accelerated (the rest went "
+		     "to the kernel)", delta, out->conns);
+		return false;
+	}
+	return true;
+}
+
+static bool run_block(const struct block *b, struct outcome *out)
+{
+	char size[16], count[24], min[24], budget[24], tmo[16], port[16];
+	const char *family = b->tp == TP_UNIX ? "unix" : "tcp";
+	const char *addr = b->tp == TP_UNIX ? unix_path : "127.0.0.1";
+	const char *argv[] = { "ipcd-bench-sock", "--role", "server", "--test", test_name[b->test],
+			       "--family", family, "--addr", addr, "--port", "0", "--size", size,
+			       "--count", count, "--min", min, "--budget-ns", budget,
+			       "--timeout", tmo, NULL };
+	struct child k[2] = { 0 };
+	uint64_t until;
+	const char *lp;
+	bool ok = false;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(size, sizeof(size), "%u", b->size);
+	snprintf(count, sizeof(count), "%" PRIu64, b->count);
+	snprintf(min, sizeof(min), "%" PRIu64, b->min);
+	snprintf(budget, sizeof(budget), "%" PRIu64, b->budget_ns);
+	snprintf(tmo, sizeof(tmo), "%u", o.role_timeout_s);
+	ipcd_store_release(stop_word, 0);
+
+	spawn_role(&k[0], "server", b->tp, b->srv_cpu, argv, 0);
+	if (!pump(k, 1, UNTIL_LISTENING, now_ns() + START_NS)) {
+		explain(out, "timed out waiting for the server to listen", k, 1);
+		kill_roles(k, 1);
+		goto out_free;
+	}
+	lp = find_line(&k[0].out, "listening ");
+	if (!lp) {
+		explain(out, "", k, 1);
+		if (!out->err[0])
+			fail(out, "the server exited without listening");
+		kill_roles(k, 1);
+		goto out_free;
+	}
+	snprintf(port, sizeof(port), "%u", (unsigned int)strtoul(lp, NULL, 10));
+	argv[2] = "client";
+	argv[10] = port;
+	spawn_role(&k[1], "client", b->tp, b->cli_cpu, argv, 1);
+
+	until = now_ns() + b->budget_ns + (uint64_t)o.role_timeout_s * NS_PER_S + REAP_NS;
+	if (!pump(k, 2, UNTIL_DONE, until)) {
+		explain(out, "timed out (a role hung: no progress, no exit)", k, 2);
+		kill_roles(k, 2);
+		goto out_free;
+	}
+	if (child_failed(&k[0]) || child_failed(&k[1])) {
+		explain(out, "", k, 2);
+		kill_roles(k, 2);
+		goto out_free;
+	}
+	kill_roles(k, 2);	/* all reaped already: closes nothing but bookkeeping */
+	if (!check_hello(out, b, &k[0]) || !check_hello(out, b, &k[1]) ||
+	    !find_line(&k[0].out, "done ") || !parse_client(out, b, &k[1])) {
+		fail(out, "a role's report is incomplete");
+		goto out_free;
+	}
+	ok = b->tp != TP_IPCD || check_accelerated(out);
+out_free:
+	free(k[0].out.p);
+	if (k[1].what)
+		free(k[1].out.p);
+	if (!ok) {
+		free(out->s);
+		out->s = NULL;
+	}
+	return ok;
+}
+
+/* ---- the measurements ------------------------------------------------------------ */
+
+/* The transports in a rotated order, so that none always runs first. */
+static unsigned int order(unsigned int rot, enum tp *out)
+{
+	enum tp on[N_TP];
+	unsigned int t, n = 0;
+
+	for (t = 0; t < N_TP; t++)
+		if (o.tp_on[t])
+			on[n++] = (enum tp)t;
+	for (t = 0; t < n; t++)
+		out[t] = on[(t + rot) % n];
+	return n;
+}
+
+/* Returns false (and fills @err) when @tp failed earlier in the run: skip it. */
+static bool usable(enum tp tp, char *err)
+{
+	if (!tp_failed[tp])
+		return true;
+	if (!err[0])
+		snprintf(err, ERR_LEN, "not run: %s failed earlier (see FAILED below)",
+			 tp_name[tp]);
+	return false;
+}
+
+/* A progress line on a terminal, rewritten in place; nothing when stderr is not one. */
+static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void progress(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!isatty(STDERR_FILENO))
+		return;
+	fputc('\r', stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\033[K", stderr);
+}
+
+static void progress_end(void)
+{
+	if (isatty(STDERR_FILENO))
+		fputs("\r\033[K", stderr);
+}
+
+static void transport_failed(enum tp tp, const char *what, const char *why, char *err)
+{
+	snprintf(err, ERR_LEN, "FAILED in %.60s: %.420s", what, why);
+	if (!tp_failed[tp]) {
+		tp_failed[tp] = true;
+		snprintf(tp_err[tp], ERR_LEN, "%.60s: %.420s", what, why);
+		progress_end();
+		fprintf(stderr, "  %s FAILED in %s: %s\n", tp_name[tp], what, why);
+	}
+}
+
+static void place(enum cond c, struct block *b)
+{
+	b->srv_cpu = c == C_SPIN ? cpu_a : -1;
+	b->cli_cpu = c == C_SPIN ? cpu_b : -1;
+}
+
+static void run_rtt(enum cond c, struct cond_res *r)
+{
+	unsigned int round, si, t, n;
+	enum tp ord[N_TP];
+
+	for (si = 0; si < N_RTT; si++)
+		for (t = 0; t < N_TP; t++) {
+			r->rtt[si][t].ok = o.tp_on[t];
+			r->rtt[si][t].s = xmalloc((size_t)o.rtt_target * sizeof(uint32_t));
+		}
+	for (round = 0; round < o.rtt_rounds; round++) {
+		for (si = 0; si < N_RTT; si++) {
+			progress("  %s: round trip, round %u/%u, %u B", cond_name[c], round + 1,
+				 o.rtt_rounds, rtt_sizes[si]);
+			n = order(round + si, ord);
+			for (t = 0; t < n; t++) {
+				struct rtt_cell *cell = &r->rtt[si][ord[t]];
+				struct block b = { .tp = ord[t], .test = T_RTT,
+						   .size = rtt_sizes[si] };
+				struct outcome out;
+				char what[64];
+
+				if (!cell->ok || !usable(ord[t], cell->err)) {
+					cell->ok = false;
+					continue;
+				}
+				place(c, &b);
+				b.count = o.rtt_target / o.rtt_rounds;
+				b.min = o.rtt_min / o.rtt_rounds;
+				b.budget_ns = o.rtt_budget_ns / o.rtt_rounds;
+				if (!run_block(&b, &out)) {
+					snprintf(what, sizeof(what), "%s %u B round trip",
+						 cond_name[c], rtt_sizes[si]);
+					transport_failed(ord[t], what, out.err, cell->err);
+					cell->ok = false;
+					continue;
+				}
+				memcpy(cell->s + cell->n, out.s, out.n * sizeof(uint32_t));
+				cell->n += out.n;
+				free(out.s);
+			}
+		}
+	}
+	progress_end();
+	for (si = 0; si < N_RTT; si++)
+		for (t = 0; t < N_TP; t++) {
+			struct rtt_cell *cell = &r->rtt[si][t];
+
+			if (!cell->ok || !cell->n) {
+				cell->ok = false;
+				continue;
+			}
+			qsort(cell->s, cell->n, sizeof(uint32_t), cmp_u32);
+			cell->min = cell->s[0];
+			cell->p50 = cell->s[cell->n / 2];
+			cell->p99 = cell->s[cell->n * 99 / 100];
+			cell->max = cell->s[cell->n - 1];
+		}
+}
+
+static void finish_runs(struct runs_cell *cell)
+{
+	double v[MAX_RUNS];
+
+	if (!cell->ok || !cell->runs) {
+		cell->ok = false;
+		return;
+	}
+	memcpy(v, cell->v, cell->runs * sizeof(double));
+	qsort(v, cell->runs, sizeof(double), cmp_dbl);
+	cell->min = v[0];
+	cell->max = v[cell->runs - 1];
+	cell->med = v[cell->runs / 2];
+}
+
+/* One-way (test T_RATE, per size) or connection setup (T_CONN): o.runs interleaved runs. */
+static void run_runs(enum cond c, enum test test, struct runs_cell *cells, uint32_t size)
+{
+	unsigned int run, t, n;
+	enum tp ord[N_TP];
+
+	for (t = 0; t < N_TP; t++)
+		cells[t].ok = o.tp_on[t];
+	for (run = 0; run < o.runs; run++) {
+		if (test == T_RATE)
+			progress("  %s: one-way %u B, run %u/%u", cond_name[c], size, run + 1,
+				 o.runs);
+		else
+			progress("  %s: connection setup, run %u/%u", cond_name[c], run + 1,
+				 o.runs);
+		n = order(run, ord);
+		for (t = 0; t < n; t++) {
+			struct runs_cell *cell = &cells[ord[t]];
+			struct block b = { .tp = ord[t], .test = test, .size = size };
+			struct outcome out;
+			char what[64];
+
+			if (!cell->ok || !usable(ord[t], cell->err)) {
+				cell->ok = false;
+				continue;
+			}
+			place(c, &b);
+			if (test == T_RATE) {
+				b.count = o.rate_bytes / size;
+			} else {
+				b.size = 1;
+				b.count = o.conn_target;
+				b.min = o.conn_min;
+				b.budget_ns = o.conn_budget_ns;
+			}
+			if (!run_block(&b, &out)) {
+				if (test == T_RATE)
+					snprintf(what, sizeof(what), "%s %u B one-way",
+						 cond_name[c], size);
+				else
+					snprintf(what, sizeof(what), "%s connection setup",
+						 cond_name[c]);
+				transport_failed(ord[t], what, out.err, cell->err);
+				cell->ok = false;
+				continue;
+			}
+			cell->v[cell->runs++] = (double)out.units * 1e9 / (double)out.ns;
+		}
+	}
+	progress_end();
+	for (t = 0; t < N_TP; t++)
+		finish_runs(&cells[t]);
+}
+
+/* ---- output --------------------------------------------------------------------- */
+
+static const char *size_str(uint32_t size, char *b, size_t len)
+{
+	if (size >= 1024 && size % 1024 == 0)
+		snprintf(b, len, size >= (1u << 20) ? "%u MiB" : "%u KiB",
+			 size >= (1u << 20) ? size >> 20 : size >> 10);
+	else
+		snprintf(b, len, "%u B", size);
+	return b;
+}
+
+/* @r: how many times faster than kernel-tcp (> 1: faster). */
+static const char *vs_str(enum tp tp, bool ok, double r, char *b, size_t len)
+{
+	if (tp == TP_TCP)
+		snprintf(b, len, "(reference)");
+	else if (!ok)
+		snprintf(b, len, "n/a");
+	else if (r >= 1)
+		snprintf(b, len, "%.2fx faster", r);
+	else
+		snprintf(b, len, "%.2fx slower", 1 / r);
+	return b;
+}
+
+static bool rtt_speedup(const struct cond_res *r, unsigned int si, enum tp tp, double *x)
+{
+	const struct rtt_cell *k = &r->rtt[si][TP_TCP], *c = &r->rtt[si][tp];
+
+	if (!k->ok || !c->ok || c->p50 <= 0)
+		return false;
+	*x = k->p50 / c->p50;
+	return true;
+}
+
+static bool runs_speedup(const struct runs_cell *cells, enum tp tp, double *x)
+{
+	if (!cells[TP_TCP].ok || !cells[tp].ok || cells[TP_TCP].med <= 0)
+		return false;
+	*x = cells[tp].med / cells[TP_TCP].med;
+	return true;
+}
+
+static void print_err_row(const char *err)
+{
+	printf("%s\n", err[0] ? err : "not run");
+}
+
+static void print_rtt(enum cond c, const struct cond_res *r)
+{
+	unsigned int si, t;
+	char sz[16], vs[32];
+
+	printf("\n== %s: round trip (ping-pong: send + recv of the full size), us ==\n",
+	       cond_name[c]);
+	printf("%s\n", r->placement);
+	printf("%-8s %-12s %10s %10s %8s   %s\n", "size", "transport", "p50", "p99", "samples",
+	       "p50 vs kernel-tcp");
+	for (si = 0; si < N_RTT; si++)
+		for (t = 0; t < N_TP; t++) {
+			const struct rtt_cell *cell = &r->rtt[si][t];
+			double x = 0;
+			bool ok;
+
+			if (!o.tp_on[t])
+				continue;
+			printf("%-8s %-12s ", size_str(rtt_sizes[si], sz, sizeof(sz)), tp_name[t]);
+			if (!cell->ok) {
+				print_err_row(cell->err);
+				continue;
+			}
+			ok = rtt_speedup(r, si, (enum tp)t, &x);
+			printf("%10.2f %10.2f %8" PRIu64 "   %s\n", cell->p50 / 1e3,
+			       cell->p99 / 1e3, cell->n, vs_str((enum tp)t, ok, x, vs, sizeof(vs)));
+		}
+}
+
+static void print_runs(const struct runs_cell *cells, const char *label)
+{
+	char vs[32], range[64];
+	unsigned int t;
+
+	for (t = 0; t < N_TP; t++) {
+		const struct runs_cell *cell = &cells[t];
+		double x = 0;
+		bool ok;
+
+		if (!o.tp_on[t])
+			continue;
+		printf("%-8s %-12s ", label, tp_name[t]);
+		if (!cell->ok) {
+			print_err_row(cell->err);
+			continue;
+		}
+		ok = runs_speedup(cells, (enum tp)t, &x);
+		snprintf(range, sizeof(range), "%.0f .. %.0f", cell->min, cell->max);
+		printf("%12.0f  %-24s  %s\n", cell->med, range,
+		       vs_str((enum tp)t, ok, x, vs, sizeof(vs)));
+	}
+}
+
+static void print_rate(enum cond c, const struct cond_res *r)
+{
+	unsigned int i;
+	char sz[16];
+
+	printf("\n== %s: one-way messages (one send() per message, %s per run), "
+	       "median of %u runs ==\n", cond_name[c],
+	       size_str((uint32_t)o.rate_bytes, sz, sizeof(sz)), o.runs);
+	printf("%-8s %-12s %12s  %-24s  %s\n", "size", "transport", "messages/s", "min .. max",
+	       "vs kernel-tcp");
+	for (i = 0; i < N_RATE; i++)
+		print_runs(r->rate[i], size_str(rate_sizes[i], sz, sizeof(sz)));
+}
+
+static void print_conn(enum cond c, const struct cond_res *r)
+{
+	printf("\n== %s: connection setup (connect, accept, server closes, client sees EOF "
+	       "and closes), median of %u runs ==\n", cond_name[c], o.runs);
+	printf("%-8s %-12s %12s  %-24s  %s\n", "", "transport", "conns/s", "min .. max",
+	       "vs kernel-tcp");
+	print_runs(r->conn, "");
+}
+
+static void print_floor(const struct cond_res *r)
+{
+	if (r->floor_start > 0 || r->floor_end > 0)
+		printf("\nfloor (one cache line ping-ponged between CPU %d and %d, for reference): "
+		       "p50 %.0f ns before, %.0f ns after (0: could not be measured)\n", cpu_a,
+		       cpu_b, r->floor_start, r->floor_end);
+}
+
+struct target {
+	const char *name;
+	const char *unit;
+	bool have;
+	double value, limit;
+	bool pass;
+};
+
+static unsigned int targets(struct target *t)
+{
+	const struct cond_res *s = &res[C_SPIN], *b = &res[C_BUSY];
+	double x;
+
+	t[0] = (struct target){ "64 B rtt p50 <= 0.5 us (spin)", "us", false, 0, 0.5, false };
+	if (s->ran && s->rtt[RTT_64][TP_IPCD].ok) {
+		t[0].have = true;
+		t[0].value = s->rtt[RTT_64][TP_IPCD].p50 / 1e3;
+		t[0].pass = t[0].value <= t[0].limit;
+	}
+	t[1] = (struct target){ "8 B messages/s >= 20x kernel-tcp (spin)", "x", false, 0, 20,
+				false };
+	if (s->ran && runs_speedup(s->rate[0], TP_IPCD, &x)) {
+		t[1].have = true;
+		t[1].value = x;
+		t[1].pass = x >= t[1].limit;
+	}
+	t[2] = (struct target){ "connections/s >= 2x kernel-tcp (spin)", "x", false, 0, 2, false };
+	if (s->ran && runs_speedup(s->conn, TP_IPCD, &x)) {
+		t[2].have = true;
+		t[2].value = x;
+		t[2].pass = x >= t[2].limit;
+	}
+	t[3] = (struct target){ "64 B rtt p50 <= kernel-tcp's (busy)", "x kernel-tcp", false, 0, 1,
+				false };
+	if (b->ran && rtt_speedup(b, RTT_64, TP_IPCD, &x)) {
+		t[3].have = true;
+		t[3].value = 1 / x;
+		t[3].pass = t[3].value <= t[3].limit;
+	}
+	return 4;
+}
+
+static void print_summary(void)
+{
+	unsigned int c, i, n;
+	struct target t[4];
+	double x;
+
+	if (!o.tp_on[TP_IPCD] || !o.tp_on[TP_TCP])
+		return;
+	printf("\n== ipcd against kernel-tcp, same run ==\n");
+	for (c = 0; c < N_COND; c++) {
+		const struct cond_res *r = &res[c];
+
+		if (!r->ran)
+			continue;
+		if (rtt_speedup(r, RTT_64, TP_IPCD, &x))
+			printf("%s: ipcd 64 B rtt p50 %.2f us, %.1fx %s than kernel-tcp (%.2f us)\n",
+			       cond_name[c], r->rtt[RTT_64][TP_IPCD].p50 / 1e3,
+			       x >= 1 ? x : 1 / x, x >= 1 ? "faster" : "slower",
+			       r->rtt[RTT_64][TP_TCP].p50 / 1e3);
+		if (runs_speedup(r->rate[0], TP_IPCD, &x))
+			printf("%s: ipcd 8 B messages %.2f M/s, %.1fx kernel-tcp (%.2f M/s)\n",
+			       cond_name[c], r->rate[0][TP_IPCD].med / 1e6, x,
+			       r->rate[0][TP_TCP].med / 1e6);
+		if (runs_speedup(r->conn, TP_IPCD, &x))
+			printf("%s: ipcd connections %.0f/s, %.2fx kernel-tcp (%.0f/s)\n",
+			       cond_name[c], r->conn[TP_IPCD].med, x, r->conn[TP_TCP].med);
+	}
+	if (tp_failed[TP_IPCD])
+		printf("ipcd: FAILED: %s\n", tp_err[TP_IPCD]);
+	n = targets(t);
+	printf("\n== targets (issue #4; informational, the exit status does not depend on them) "
+	       "==\n");
+	for (i = 0; i < n; i++) {
+		if (t[i].have)
+			printf("%-42s %8.2f %-13s %s\n", t[i].name, t[i].value, t[i].unit,
+			       t[i].pass ? "PASS" : "MISS");
+		else
+			printf("%-42s %8s %-13s n/a\n", t[i].name, "-", "");
+	}
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void json_num(FILE *f, bool have, double v)
+{
+	if (have)
+		fprintf(f, "%.3f", v);
+	else
+		fprintf(f, "null");
+}
+
+static void json_runs(FILE *f, const struct runs_cell *cells, const char *unit, int size)
+{
+	unsigned int t, i, k = 0;
+	double x;
+
+	for (t = 0; t < N_TP; t++) {
+		const struct runs_cell *cell = &cells[t];
+		bool sp;
+
+		if (!o.tp_on[t])
+			continue;
+		fprintf(f, "%s{", k++ ? "," : "");
+		if (size > 0)
+			fprintf(f, "\"size\":%d,", size);
+		fprintf(f, "\"transport\":\"%s\",\"ok\":%s,", tp_name[t],
+			cell->ok ? "true" : "false");
+		if (!cell->ok) {
+			fprintf(f, "\"error\":");
+			json_str(f, cell->err[0] ? cell->err : "not run");
+			fputc('}', f);
+			continue;
+		}
+		sp = runs_speedup(cells, (enum tp)t, &x);
+		fprintf(f, "\"%s\":%.0f,\"min\":%.0f,\"max\":%.0f,\"runs\":[", unit, cell->med,
+			cell->min, cell->max);
+		for (i = 0; i < cell->runs; i++)
+			fprintf(f, "%s%.0f", i ? "," : "", cell->v[i]);
+		fprintf(f, "],\"vs_kernel_tcp\":");
+		json_num(f, sp, x);
+		fputc('}', f);
+	}
+}
+
+static void write_json(const char *path, const char *date, double elapsed, int status)
+{
+	const struct cond_res *s = res[C_SPIN].ran ? &res[C_SPIN] : &res[C_BUSY];
+	unsigned int c, si, t, i, k, n;
+	struct target tg[4];
+	bool have;
+	double x;
+	FILE *f = fopen(path, "we");
+
+	if (!f) {
+		fprintf(stderr, "ipcd-bench-sock: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "{\"benchmark\":\"ipcd-bench-sock\",\"date\":\"%s\",\"quick\":%s,"
+		"\"elapsed_s\":%.1f,\"exit_status\":%d,\"cpus\":[%d,%d],\"monitor_config\":",
+		date, o.quick ? "true" : "false", elapsed, status, cpu_a, cpu_b);
+	json_str(f, mon_config);
+	fprintf(f, ",\"transports\":{");
+	for (t = 0, k = 0; t < N_TP; t++) {
+		if (!o.tp_on[t])
+			continue;
+		fprintf(f, "%s\"%s\":{\"ok\":%s,\"error\":", k++ ? "," : "", tp_name[t],
+			tp_failed[t] ? "false" : "true");
+		if (tp_failed[t])
+			json_str(f, tp_err[t]);
+		else
+			fprintf(f, "null");
+		fputc('}', f);
+	}
+	fprintf(f, "},\"ipcd_connections\":{\"opened\":%" PRIu64 ",\"accelerated\":%" PRIu64
+		",\"not_accelerated\":%s},\"conditions\":[", ipcd_conns, ipcd_accel,
+		ipcd_not_accelerated ? "true" : "false");
+	for (c = 0, k = 0; c < N_COND; c++) {
+		const struct cond_res *r = &res[c];
+
+		if (!r->ran)
+			continue;
+		fprintf(f, "%s{\"name\":\"%s\",\"placement\":", k++ ? "," : "", cond_name[c]);
+		json_str(f, r->placement);
+		fprintf(f, ",\"loadavg_start\":[%.2f,%.2f,%.2f],\"loadavg_end\":[%.2f,%.2f,%.2f],"
+			"\"floor_ns\":{\"before\":", r->load_start[0], r->load_start[1],
+			r->load_start[2], r->load_end[0], r->load_end[1], r->load_end[2]);
+		json_num(f, r->floor_start > 0, r->floor_start);
+		fprintf(f, ",\"after\":");
+		json_num(f, r->floor_end > 0, r->floor_end);
+		fprintf(f, "},\"rtt\":[");
+		for (si = 0, i = 0; si < N_RTT; si++)
+			for (t = 0; t < N_TP; t++) {
+				const struct rtt_cell *cell = &r->rtt[si][t];
+
+				if (!o.tp_on[t])
+					continue;
+				fprintf(f, "%s{\"size\":%u,\"transport\":\"%s\",\"ok\":%s,",
+					i++ ? "," : "", rtt_sizes[si], tp_name[t],
+					cell->ok ? "true" : "false");
+				if (!cell->ok) {
+					fprintf(f, "\"error\":");
+					json_str(f, cell->err[0] ? cell->err : "not run");
+					fputc('}', f);
+					continue;
+				}
+				fprintf(f, "\"samples\":%" PRIu64 ",\"min_ns\":%.0f,\"p50_ns\":%.0f,"
+					"\"p99_ns\":%.0f,\"max_ns\":%.0f,\"p50_vs_kernel_tcp\":",
+					cell->n, cell->min, cell->p50, cell->p99, cell->max);
+				have = rtt_speedup(r, si, (enum tp)t, &x);
+				json_num(f, have, x);
+				fprintf(f, ",\"p99_vs_kernel_tcp\":");
+				have = have && r->rtt[si][TP_TCP].ok && cell->p99 > 0;
+				json_num(f, have, have ? r->rtt[si][TP_TCP].p99 / cell->p99 : 0);
+				fputc('}', f);
+			}
+		fprintf(f, "],\"rate\":[");
+		for (i = 0; i < N_RATE; i++) {
+			if (i)
+				fputc(',', f);
+			json_runs(f, r->rate[i], "messages_per_s", (int)rate_sizes[i]);
+		}
+		fprintf(f, "],\"conn\":[");
+		json_runs(f, r->conn, "connections_per_s", 0);
+		fprintf(f, "]}");
+	}
+	n = targets(tg);
+	fprintf(f, "],\"targets\":[");
+	for (i = 0; i < n; i++) {
+		fprintf(f, "%s{\"name\":", i ? "," : "");
+		json_str(f, tg[i].name);
+		fprintf(f, ",\"unit\":\"%s\",\"value\":", tg[i].unit);
+		json_num(f, tg[i].have, tg[i].value);
+		fprintf(f, ",\"limit\":%.2f,\"pass\":%s}", tg[i].limit,
+			!tg[i].have ? "null" : tg[i].pass ? "true" : "false");
+	}
+	/* Flat figures for scripts/demo.sh: the spin condition, else busy. */
+	fprintf(f, "],\"summary\":{\"condition\":\"%s\",\"ipcd_rtt64_p50_us\":",
+		cond_name[s == &res[C_SPIN] ? C_SPIN : C_BUSY]);
+	json_num(f, s->rtt[RTT_64][TP_IPCD].ok, s->rtt[RTT_64][TP_IPCD].p50 / 1e3);
+	fprintf(f, ",\"kernel_tcp_rtt64_p50_us\":");
+	json_num(f, s->rtt[RTT_64][TP_TCP].ok, s->rtt[RTT_64][TP_TCP].p50 / 1e3);
+	fprintf(f, ",\"rtt64_p50_speedup\":");
+	have = rtt_speedup(s, RTT_64, TP_IPCD, &x);
+	json_num(f, have, x);
+	fprintf(f, ",\"ipcd_rate8_msgs_per_s\":");
+	json_num(f, s->rate[0][TP_IPCD].ok, s->rate[0][TP_IPCD].med);
+	fprintf(f, ",\"kernel_tcp_rate8_msgs_per_s\":");
+	json_num(f, s->rate[0][TP_TCP].ok, s->rate[0][TP_TCP].med);
+	fprintf(f, ",\"rate8_speedup\":");
+	have = runs_speedup(s->rate[0], TP_IPCD, &x);
+	json_num(f, have, x);
+	fprintf(f, ",\"conn_speedup\":");
+	have = runs_speedup(s->conn, TP_IPCD, &x);
+	json_num(f, have, x);
+	fprintf(f, "}}\n");
+	if (fclose(f))
+		fprintf(stderr, "ipcd-bench-sock: %s: %s\n", path, strerror(errno));
+}
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+static char **env_build(bool preload)
+{
+	size_t n = 0, k = 0, i;
+	char **e;
+
+	while (environ[n])
+		n++;
+	e = xmalloc((n + 3) * sizeof(*e));
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "IPCD_SOCKET=", 12))
+			e[k++] = environ[i];
+	if (preload) {
+		e[k++] = xstrdup_printf("LD_PRELOAD=%s", o.preload);
+		e[k++] = xstrdup_printf("IPCD_SOCKET=%s", mon_sock);
+	}
+	e[k] = NULL;
+	return e;
+}
+
+static void setup_cpus(void)
+{
+	int cpu;
+
+	if (sched_getaffinity(0, sizeof(all_cpus), &all_cpus))
+		die("sched_getaffinity: %s", strerror(errno));
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &all_cpus))
+			continue;
+		if (cpu_a < 0)
+			cpu_a = cpu;
+		else if (cpu_b < 0)
+			cpu_b = cpu;
+	}
+	if (cpu_b < 0)
+		cpu_a = -1;
+}
+
+static bool self_preloaded(void)
+{
+	char line[1024];
+	bool found = false;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "/libipcd") != NULL;
+	fclose(f);
+	return found;
+}
+
+static void read_first_line(const char *path, const char *key, char *b, size_t len)
+{
+	char line[4096];
+	FILE *f = fopen(path, "re");
+
+	snprintf(b, len, "unknown");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+
+		if (key && (strncmp(line, key, strlen(key)) || !colon))
+			continue;
+		colon = key ? colon + 1 + (colon[1] == ' ') : line;
+		colon[strcspn(colon, "\n")] = '\0';
+		snprintf(b, len, "%s", colon);
+		break;
+	}
+	fclose(f);
+}
+
+/* Remove what the run left in its temp dir (only files it created: no subdirectories). */
+static void remove_tmpdir(void)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	char path[400];
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
+			unlink(path);
+		}
+	closedir(d);
+	if (rmdir(tmpdir))
+		fprintf(stderr, "ipcd-bench-sock: could not remove %s: %s\n", tmpdir,
+			strerror(errno));
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ipcd-bench-sock [--quick] [--json FILE] [--transports LIST] "
+		"[--conditions LIST]\n"
+		"                       [--monitor PATH] [--preload PATH] [--ipcdctl PATH]\n"
+		"\n"
+		"TCP through IPC-Direct (the same blocking POSIX socket code under\n"
+		"LD_PRELOAD=libipcd.so) against kernel TCP loopback and UNIX stream sockets,\n"
+		"interleaved in one run: ping-pong round trip p50/p99 (8 B .. 1 MiB), one-way\n"
+		"message rate (8 B, 64 B) and connection setup rate; with client and server\n"
+		"pinned to two CPUs (spin) and with a CPU hog, three busy processes on two\n"
+		"CPUs (busy). Starts its own ipcd-monitor on the embedded default config.\n"
+		"\n"
+		"  --quick            short run for CI smoke use (under 60 s)\n"
+		"  --json FILE        where to write every figure (default: bench-sock.json)\n"
+		"  --transports LIST  comma-separated: kernel-tcp,kernel-unix,ipcd (default: all)\n"
+		"  --conditions LIST  comma-separated: spin,busy (default: both)\n"
+		"  --monitor PATH     ipcd-monitor (default: %s)\n"
+		"  --preload PATH     libipcd.so (default: %s)\n"
+		"  --ipcdctl PATH     ipcdctl (default: %s)\n"
+		"  --help             this text\n"
+		"\n"
+		"Exit status: 0 when every selected transport ran; 1 when one failed (including\n"
+		"ipcd connections that were not accelerated); 2 on bad usage. The issue's\n"
+		"targets are informational.\n", IPCD_MONITOR_BIN, IPCD_PRELOAD_LIB, IPCDCTL_BIN);
+}
+
+static bool parse_list(const char *arg, const char *const *names, unsigned int n, bool *on)
+{
+	char copy[256], *tok, *save = NULL;
+	unsigned int i;
+
+	memset(on, 0, n * sizeof(*on));
+	snprintf(copy, sizeof(copy), "%s", arg);
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < n && strcmp(tok, names[i]); i++)
+			;
+		if (i == n)
+			return false;
+		on[i] = true;
+	}
+	for (i = 0; i < n; i++)
+		if (on[i])
+			return true;
+	return false;
+}
+
+static void parse_opts(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "transports", required_argument, NULL, 't' },
+		{ "conditions", required_argument, NULL, 'c' },
+		{ "monitor", required_argument, NULL, 'M' },
+		{ "preload", required_argument, NULL, 'P' },
+		{ "ipcdctl", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned int i;
+	int c;
+
+	o.json = "bench-sock.json";
+	o.monitor = IPCD_MONITOR_BIN;
+	o.preload = IPCD_PRELOAD_LIB;
+	o.ipcdctl = IPCDCTL_BIN;
+	for (i = 0; i < N_TP; i++)
+		o.tp_on[i] = true;
+	for (i = 0; i < N_COND; i++)
+		o.cond_on[i] = true;
+	while ((c = getopt_long(argc, argv, "qj:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			o.quick = true;
+			break;
+		case 'j':
+			o.json = optarg;
+			break;
+		case 't':
+			if (!parse_list(optarg, tp_name, N_TP, o.tp_on)) {
+				fprintf(stderr, "ipcd-bench-sock: bad --transports '%s'\n", optarg);
+				exit(2);
+			}
+			break;
+		case 'c':
+			if (!parse_list(optarg, cond_name, N_COND, o.cond_on)) {
+				fprintf(stderr, "ipcd-bench-sock: bad --conditions '%s'\n", optarg);
+				exit(2);
+			}
+			break;
+		case 'M':
+			o.monitor = optarg;
+			break;
+		case 'P':
+			o.preload = optarg;
+			break;
+		case 'C':
+			o.ipcdctl = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		exit(2);
+	}
+	if (o.quick) {
+		o.rtt_rounds = 2;
+		o.rtt_target = 4000;
+		o.rtt_min = 1000;
+		o.rtt_budget_ns = NS_PER_S / 4;
+		o.rate_bytes = 1u << 20;
+		o.runs = 3;
+		o.conn_target = 2000;
+		o.conn_min = 200;
+		o.conn_budget_ns = NS_PER_S / 5;
+		o.role_timeout_s = 30;
+	} else {
+		o.rtt_rounds = 4;
+		o.rtt_target = 20000;
+		o.rtt_min = 2000;
+		o.rtt_budget_ns = 2 * NS_PER_S;
+		o.rate_bytes = 8u << 20;
+		o.runs = 5;
+		o.conn_target = 10000;
+		o.conn_min = 500;
+		o.conn_budget_ns = NS_PER_S;
+		o.role_timeout_s = 60;
+	}
+}
+
+/* Paths as absolute ones (the children run them after fork; the monitor gets its own). */
+static const char *absolute(const char *path)
+{
+	char *r = realpath(path, NULL);
+
+	return r ? r : path;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start = now_ns();
+	double load[3] = { 0 };
+	char date[32], cpu_model[128], kernel[160], why[ERR_LEN], scratch[ERR_LEN];
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct utsname u;
+	time_t wall = time(NULL);
+	struct tm tm;
+	unsigned int c;
+	int status = 0;
+
+	if (argc > 1 && !strcmp(argv[1], "--role"))
+		return role_main(argc, argv);
+	parse_opts(argc, argv);
+	driver_pid = getpid();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (self_preloaded()) {
+		fprintf(stderr, "ipcd-bench-sock: run it without LD_PRELOAD/ipcd-run: it preloads "
+			"its own children\n");
+		return 2;
+	}
+	setup_cpus();
+	o.monitor = absolute(o.monitor);
+	o.preload = absolute(o.preload);
+	o.ipcdctl = absolute(o.ipcdctl);
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ipcd-bench-sock-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		die("mkdtemp: %s", strerror(errno));
+	snprintf(mon_sock, sizeof(mon_sock), "%s/monitor.sock", tmpdir);
+	snprintf(mon_log, sizeof(mon_log), "%s/monitor.log", tmpdir);
+	snprintf(unix_path, sizeof(unix_path), "%s/unix.sock", tmpdir);
+	shm_fd = memfd_create("ipcd-bench-sock", MFD_CLOEXEC);
+	if (shm_fd < 0 || ftruncate(shm_fd, 4096))
+		die("memfd: %s", strerror(errno));
+	stop_word = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
+	if (stop_word == MAP_FAILED)
+		die("mmap: %s", strerror(errno));
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	env_kernel = env_build(false);
+	env_ipcd = env_build(true);
+
+	gmtime_r(&wall, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	read_first_line("/proc/cpuinfo", "model name", cpu_model, sizeof(cpu_model));
+	snprintf(kernel, sizeof(kernel), "unknown");
+	if (uname(&u) == 0)
+		snprintf(kernel, sizeof(kernel), "%s %s", u.sysname, u.release);
+	getloadavg(load, 3);
+	printf("ipcd-bench-sock  %s  (%s run)\n", date, o.quick ? "quick" : "normal");
+	printf("cpu      %s\n", cpu_model);
+	printf("nproc    %ld online, %d allowed\n", sysconf(_SC_NPROCESSORS_ONLN),
+	       CPU_COUNT(&all_cpus));
+	printf("kernel   %s\n", kernel);
+	printf("load     %.2f %.2f %.2f at start\n", load[0], load[1], load[2]);
+	if (load[0] > 0.5 * CPU_COUNT(&all_cpus))
+		printf("NOTE: the machine is busy (load average %.2f): expect noisy figures\n",
+		       load[0]);
+	if (o.tp_on[TP_IPCD]) {
+		printf("ipcd     LD_PRELOAD=%s\n", o.preload);
+		if (access(o.preload, R_OK))
+			transport_failed(TP_IPCD, "setup", "the preload library is missing "
+					 "(build target ipcd, or --preload PATH)", scratch);
+		else if (access(o.ipcdctl, X_OK))
+			transport_failed(TP_IPCD, "setup", "ipcdctl is missing (--ipcdctl PATH)",
+					 scratch);
+		else if (start_monitor(why, sizeof(why)))
+			transport_failed(TP_IPCD, "starting the monitor", why, scratch);
+		else if (monitor_created(&accel_base, why, sizeof(why)))
+			transport_failed(TP_IPCD, "asking the monitor", why, scratch);
+		else
+			printf("monitor  %s (pid %d), embedded default config, control socket in "
+			       "%s\n         %s\n", o.monitor, (int)mon_pid, tmpdir, mon_config);
+	}
+	printf("sampling CLOCK_MONOTONIC around each send + recv; every byte checked\n");
+
+	for (c = 0; c < N_COND; c++) {
+		struct cond_res *r = &res[c];
+		unsigned int i;
+
+		if (!o.cond_on[c])
+			continue;
+		r->ran = true;
+		if (c == C_SPIN && cpu_b >= 0)
+			snprintf(r->placement, sizeof(r->placement),
+				 "spin: server pinned to CPU %d, client to CPU %d, nothing else "
+				 "running (the monitor floats)", cpu_a, cpu_b);
+		else if (c == C_SPIN)
+			snprintf(r->placement, sizeof(r->placement),
+				 "spin: ONLY ONE CPU allowed: client and server run unpinned on it");
+		else
+			snprintf(r->placement, sizeof(r->placement),
+				 "busy: client, server and a CPU hog (a spinning process), all "
+				 "free to migrate over the %d allowed CPUs", CPU_COUNT(&all_cpus));
+		getloadavg(r->load_start, 3);
+		if (c == C_SPIN)
+			r->floor_start = probe_floor();
+		else
+			start_hog();
+		run_rtt((enum cond)c, r);
+		print_rtt((enum cond)c, r);
+		for (i = 0; i < N_RATE; i++)
+			run_runs((enum cond)c, T_RATE, r->rate[i], rate_sizes[i]);
+		print_rate((enum cond)c, r);
+		run_runs((enum cond)c, T_CONN, r->conn, 1);
+		print_conn((enum cond)c, r);
+		if (c == C_SPIN)
+			r->floor_end = probe_floor();
+		else
+			stop_hog();
+		getloadavg(r->load_end, 3);
+		print_floor(r);
+	}
+
+	print_summary();
+	if (o.tp_on[TP_IPCD] && ipcd_conns)
+		printf("\nipcd: %" PRIu64 " of %" PRIu64 " connections accelerated (the monitor's "
+		       "counters, checked after every ipcd block)\n", ipcd_accel, ipcd_conns);
+	if (ipcd_not_accelerated)
+		printf("ipcd: NOT ACCELERATED (all traffic went to the kernel)\n");
+	for (c = 0; c < N_TP; c++)
+		if (o.tp_on[c] && tp_failed[c]) {
+			printf("FAILED: %s: %s\n", tp_name[c], tp_err[c]);
+			status = 1;
+		}
+	getloadavg(load, 3);
+	printf("load     %.2f %.2f %.2f at end\n", load[0], load[1], load[2]);
+	stop_monitor();
+	write_json(o.json, date, (double)(now_ns() - start) / 1e9, status);
+	printf("%.1f s; json: %s\n", (double)(now_ns() - start) / 1e9, o.json);
+	if (status)
+		printf("logs kept in %s\n", tmpdir);
+	else
+		remove_tmpdir();
+	return status;
+}
