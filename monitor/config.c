@@ -28,6 +28,7 @@ const char ipcd_default_config[] =
 	"max_processes = 1024\n"
 	"max_connections = 65536\n"
 	"ring_bytes = 262144\n"
+	"ring_max_bytes = 4194304\n"
 	"request_ring_bytes = 4096\n"
 	"log_level = info\n";
 
@@ -39,6 +40,7 @@ struct parser {
 	size_t errlen;
 	struct ipcd_config *cfg;
 	uint32_t seen;		/* bit per scalar key: duplicates are errors */
+	unsigned int line_of[32];	/* where each scalar key was set */
 	bool rules_seen;
 	bool peers_seen;
 };
@@ -211,9 +213,10 @@ static int parse_peer(struct parser *p, char *v)
 
 enum key_id {
 	K_QUEUE_MODE, K_CORE, K_SPIN_US, K_SKIP_US, K_CONTROL_SOCKET, K_MAX_PROCESSES,
-	K_MAX_CONNECTIONS, K_RING_BYTES, K_REQUEST_RING_BYTES, K_LOG_LEVEL, K_BIND_RULE,
-	K_PEER, K_COUNT
+	K_MAX_CONNECTIONS, K_RING_BYTES, K_RING_MAX_BYTES, K_REQUEST_RING_BYTES, K_LOG_LEVEL,
+	K_BIND_RULE, K_PEER, K_COUNT
 };
+IPCD_BUILD_ASSERT(K_COUNT <= 32);	/* struct parser: seen, line_of */
 
 static const char *const key_names[K_COUNT] = {
 	[K_QUEUE_MODE] = "queue_mode",
@@ -224,6 +227,7 @@ static const char *const key_names[K_COUNT] = {
 	[K_MAX_PROCESSES] = "max_processes",
 	[K_MAX_CONNECTIONS] = "max_connections",
 	[K_RING_BYTES] = "ring_bytes",
+	[K_RING_MAX_BYTES] = "ring_max_bytes",
 	[K_REQUEST_RING_BYTES] = "request_ring_bytes",
 	[K_LOG_LEVEL] = "log_level",
 	[K_BIND_RULE] = "bind_rule",
@@ -272,6 +276,8 @@ static int set_key(struct parser *p, enum key_id k, char *v)
 		return parse_u32(p, v, 1, 1u << 20, &cfg->max_connections);
 	case K_RING_BYTES:
 		return parse_pow2(p, v, 4096, 1u << 30, &cfg->ring_bytes);
+	case K_RING_MAX_BYTES:
+		return parse_pow2(p, v, 4096, 1u << 30, &cfg->ring_max_bytes);
 	case K_REQUEST_RING_BYTES:
 		return parse_pow2(p, v, 4096, 1u << 20, &cfg->request_ring_bytes);
 	case K_LOG_LEVEL:
@@ -299,6 +305,32 @@ static char *trim(char *s)
 	while (e > s && isspace((unsigned char)e[-1]))
 		*--e = '\0';
 	return s;
+}
+
+/*
+ * Rules between keys, once the whole file is read; the message names the
+ * line of the key the file set last among those involved.
+ */
+static int check_keys(struct parser *p)
+{
+	const struct ipcd_config *cfg = p->cfg;
+
+	if (cfg->ring_max_bytes < cfg->ring_bytes) {
+		bool max_set = p->seen & (1u << K_RING_MAX_BYTES);
+		bool max_last = max_set && p->line_of[K_RING_MAX_BYTES] >= p->line_of[K_RING_BYTES];
+
+		if (max_last || !(p->seen & (1u << K_RING_BYTES))) {
+			p->line = p->line_of[K_RING_MAX_BYTES];
+			p->key = key_names[K_RING_MAX_BYTES];
+			return fail(p, "must be at least ring_bytes (%u), got %u", cfg->ring_bytes,
+				    cfg->ring_max_bytes);
+		}
+		p->line = p->line_of[K_RING_BYTES];
+		p->key = key_names[K_RING_BYTES];
+		return fail(p, "must be at most ring_max_bytes (%u), got %u", cfg->ring_max_bytes,
+			    cfg->ring_bytes);
+	}
+	return 0;
 }
 
 static int parse_line(struct parser *p, char *line)
@@ -330,6 +362,7 @@ static int parse_line(struct parser *p, char *line)
 		if (p->seen & (1u << k))
 			return fail(p, "set twice");
 		p->seen |= 1u << k;
+		p->line_of[k] = p->line;
 	}
 	return set_key(p, (enum key_id)k, val);
 }
@@ -372,6 +405,8 @@ int ipcd_config_parse(const char *text, size_t len, const char *name, struct ipc
 		line[n] = '\0';
 		rc = parse_line(&p, line);
 	}
+	if (!rc)
+		rc = check_keys(&p);
 	if (!rc)
 		*cfg = *tmp;
 	free(tmp);

@@ -24,6 +24,13 @@
  *    closed marks and IPCD_CONN_RESET_B (A sees ECONNRESET, as after the
  *    kernel's RST), and is freed when A closes it or dies.
  *
+ * Wake eventfds. Each connection has two, one per end (ctl.h): a side about
+ * to sleep in poll/epoll sets IPCD_DB_EVENT in a doorbell word and the other
+ * side signals its eventfd after publishing. The monitor creates both with
+ * the region, sends [memfd, own, peer's] to each end (IPCD_CTL_CONN_FD), and
+ * keeps them until the entry is freed, so that when a process dies it can
+ * wake a survivor sleeping in poll/epoll, not only one sleeping on a futex.
+ *
  * Backlog. LISTEN's backlog is capped like listen(2): min(max(backlog, 1),
  * net.core.somaxconn (read at each LISTEN), 4096), and, as Linux's
  * sk_acceptq_is_full() (ack_backlog > max_ack_backlog), a listener holds up
@@ -32,6 +39,18 @@
  * next links, so all backlogs together never need more than the table.
  * Per-bind state lives in an array parallel to the port namespace's table
  * (ipcd_ns_index()), valid while its bind_id matches.
+ *
+ * Accept eventfd. The first LISTEN of a bind creates an eventfd and sends it
+ * to the owner (IPCD_CTL_LISTEN_FD) before the response. Invariant: it is
+ * readable exactly while the backlog is non-empty (lis_level() after every
+ * change of count), so a blocking accept, poll or epoll on the listener can
+ * sleep in the kernel. It is closed when the listener goes.
+ *
+ * Ring sizes. Each ring of a connection gets min(ring_max_bytes,
+ * next_pow2(max(ring_bytes, the connector's hint, the listener's hint))):
+ * the hints are what the sockets asked for (SO_SNDBUF / SO_RCVBUF), so a
+ * program never has less buffering than the kernel would give it, and the
+ * config bounds what one connection may cost.
  *
  * Ids: (serial << CONN_IDX_BITS) | table index, serial from 1 up: never 0,
  * never reused while the monitor runs, and CLOSE finds its entry directly.
@@ -43,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -57,6 +77,8 @@
 #define BACKLOG_MAX	4096u
 #define LOCAL_ADDRS	64		/* interface addresses remembered */
 #define LOCAL_TTL_NS	1000000000ull	/* how long the interface list is trusted */
+#define HINT_MAX	(1u << 30)	/* largest ring-size hint a request may carry */
+#define FD_SLACK	64u		/* epoll, signalfd, sockets, the global region, ... */
 
 enum end { END_OPEN, END_CLOSED, END_GONE };
 
@@ -67,6 +89,8 @@ struct conn {
 	uint64_t size;			/* region bytes */
 	uint64_t off[3];		/* area offsets, from the header we wrote: trusted */
 	int fd;				/* the region's memfd */
+	int wake[2];			/* wake eventfds of end A [0] and end B [1] */
+	uint32_t ring_bytes;		/* capacity of each ring */
 	uint32_t eph_bind;		/* A's ephemeral port in the namespace */
 	uint32_t listener;		/* bind id while queued */
 	uint32_t next;			/* backlog FIFO while queued, free list while free */
@@ -87,13 +111,16 @@ struct conn {
 
 /* Backlog of one listening bind; index = ipcd_ns_index() of the bind. */
 struct lis {
-	uint32_t bind_id;		/* 0: not listening */
-	uint32_t slot;			/* the owner's client slot: LISTEN_READY goes there */
+	uint32_t bind_id;		/* 0: not listening (then nothing else is valid) */
+	uint32_t slot;			/* the owner's client slot */
 	uint64_t owner;
 	uint32_t max;			/* connections it may hold (capped backlog + 1) */
 	uint32_t count;
 	uint32_t head;			/* oldest */
 	uint32_t tail;
+	uint32_t ring_bytes;		/* the hint of its latest LISTEN; 0: none */
+	int efd;			/* accept eventfd: readable iff count > 0 */
+	bool readable;			/* what we last made efd */
 };
 
 static struct {
@@ -220,22 +247,34 @@ static struct conn *conn_alloc(void)
 	k = &cs.tab[idx];
 	memset(k, 0, sizeof(*k));
 	k->fd = -1;
+	k->wake[0] = k->wake[1] = -1;
 	k->next = NONE;
 	k->id = ++cs.serial << CONN_IDX_BITS | idx;
 	cs.st.active++;
 	return k;
 }
 
+static void conn_close_fds(struct conn *k)
+{
+	unsigned int i;
+
+	if (k->fd >= 0)
+		close(k->fd);
+	for (i = 0; i < 2; i++)
+		if (k->wake[i] >= 0)
+			close(k->wake[i]);
+	k->fd = k->wake[0] = k->wake[1] = -1;
+}
+
 /* Give entry @k back; conn_free() for a connection that existed. */
 static void conn_drop(struct conn *k)
 {
-	if (k->fd >= 0)
-		close(k->fd);
+	conn_close_fds(k);
 	/* -ENOENT if ipcd_ns_release_owner() already took it with A's other binds. */
 	if (k->eph_bind)
 		ipcd_ns_unbind(mon.ns, k->a_owner, k->eph_bind);
 	memset(k, 0, sizeof(*k));
-	k->fd = -1;
+	k->fd = k->wake[0] = k->wake[1] = -1;
 	k->next = cs.free_head;
 	cs.free_head = conn_idx(k);
 	cs.st.active--;
@@ -264,6 +303,28 @@ static struct lis *lis_get(uint32_t bind_id)
 	return &cs.lis[idx];
 }
 
+/*
+ * Keep the accept eventfd readable exactly while the backlog is non-empty:
+ * a write on empty -> non-empty, a (non-blocking) read of the whole counter
+ * on non-empty -> empty. Only the monitor writes it; the owner only polls.
+ */
+static void lis_level(struct lis *l)
+{
+	uint64_t v;
+
+	if (l->efd < 0 || l->readable == (l->count > 0))
+		return;
+	if (l->count) {
+		if (ipcd_eventfd_signal(l->efd) == 0)
+			l->readable = true;
+	} else {
+		ssize_t n = read(l->efd, &v, sizeof(v));
+
+		if (n == (ssize_t)sizeof(v) || (n < 0 && errno == EAGAIN))
+			l->readable = false;
+	}
+}
+
 static void lis_push_tail(struct lis *l, struct conn *k)
 {
 	uint32_t idx = conn_idx(k);
@@ -276,6 +337,7 @@ static void lis_push_tail(struct lis *l, struct conn *k)
 	l->tail = idx;
 	k->queued = true;
 	k->listener = l->bind_id;
+	lis_level(l);
 }
 
 static void lis_push_head(struct lis *l, struct conn *k)
@@ -288,6 +350,7 @@ static void lis_push_head(struct lis *l, struct conn *k)
 	l->head = idx;
 	k->queued = true;
 	k->listener = l->bind_id;
+	lis_level(l);
 }
 
 static struct conn *lis_pop(struct lis *l)
@@ -301,6 +364,7 @@ static struct conn *lis_pop(struct lis *l)
 	l->count--;
 	k->next = NONE;
 	k->queued = false;
+	lis_level(l);
 	return k;
 }
 
@@ -322,6 +386,7 @@ static void lis_remove(struct lis *l, struct conn *k)
 	l->count--;
 	k->next = NONE;
 	k->queued = false;
+	lis_level(l);
 }
 
 static uint32_t read_somaxconn(void)
@@ -344,6 +409,28 @@ static struct ipcd_spsc_shm *ring_at(uint8_t *base, const struct conn *k, uint32
 	return (struct ipcd_spsc_shm *)(void *)(base + k->off[area]);
 }
 
+/* The smallest power of two >= @n (n <= HINT_MAX). */
+static uint32_t pow2_ceil(uint32_t n)
+{
+	uint32_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+/* Bytes per ring for a new connection: see "Ring sizes" above. */
+static uint32_t ring_size(uint32_t connect_hint, uint32_t listen_hint)
+{
+	uint32_t want = IPCD_MAX(mon.cfg.ring_bytes, IPCD_MAX(connect_hint, listen_hint));
+
+	return IPCD_MIN(mon.cfg.ring_max_bytes, pow2_ceil(want));
+}
+
+/*
+ * The connection's region (memfd kept, mapping dropped) and its two wake
+ * eventfds, all in @k. On failure nothing is left open.
+ */
 static int region_make(struct conn *k, uint32_t ring_bytes)
 {
 	size_t sizes[3] = {
@@ -356,29 +443,44 @@ static int region_make(struct conn *k, uint32_t ring_bytes)
 	uint32_t i;
 	int rc;
 
+	for (i = 0; i < 2; i++) {
+		k->wake[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (k->wake[i] < 0) {
+			rc = -errno;
+			goto err_wake;
+		}
+	}
 	rc = ipcd_region_create("ipcd-conn", IPCD_REGION_CONN, sizes, 3, &reg);
 	if (rc)
-		return rc;
+		goto err_wake;
 	for (i = 0; i < 2 && !rc; i++)
 		rc = ipcd_spsc_init(ipcd_region_area(&reg, i, NULL), ring_bytes, 0,
 				    IPCD_SPSC_F_STREAM);
-	if (rc) {
-		ipcd_region_close(&reg);
-		return rc;
-	}
+	if (rc)
+		goto err_region;
 	ctl = ipcd_region_area(&reg, IPCD_AREA_CONN_CTL, NULL);
 	ctl->conn_id = k->id;
 	memcpy(ctl->a_addr, k->a_addr, 16);
 	memcpy(ctl->b_addr, k->b_addr, 16);
 	ctl->a_port = k->a_port;
 	ctl->b_port = k->b_port;
+	/* One process per end for now; the ends count forks themselves. */
+	ctl->holders_a = 1;
+	ctl->holders_b = 1;
 	ipcd_region_publish(&reg);
 	for (i = 0; i < 3; i++)
 		k->off[i] = reg.hdr.area[i].off;
 	k->size = reg.size;
 	k->fd = reg.fd;
+	k->ring_bytes = ring_bytes;
 	munmap(reg.base, reg.size);	/* keep the memfd, not the mapping */
 	return 0;
+
+err_region:
+	ipcd_region_close(&reg);
+err_wake:
+	conn_close_fds(k);
+	return rc;
 }
 
 /*
@@ -386,8 +488,9 @@ static int region_make(struct conn *k, uint32_t ring_bytes)
  * prod_closed on the ring it wrote (the peer reads EOF), cons_closed on the
  * ring it read (the peer's writes fail), and the reset bit if that ring still
  * held data it never read (the kernel would have sent an RST) or @reset.
- * Then wake whoever sleeps on either ring. Every word we write is at an
- * offset we chose; what the endpoints wrote is only compared.
+ * Then wake whoever sleeps on either ring, on a futex or on a wake eventfd.
+ * Every word we write is at an offset we chose; what the endpoints wrote is
+ * only compared.
  */
 static void mark_end(struct conn *k, bool b_side, bool reset)
 {
@@ -434,6 +537,14 @@ static void mark_end(struct conn *k, bool b_side, bool reset)
 		ipcd_futex_wake(&r->prod_wait);
 	}
 	munmap(base, k->size);
+	/*
+	 * A sleeper in poll/epoll (IPCD_DB_EVENT) waits on its end's eventfd,
+	 * not on the word: signal both ends (after the exchanges above, so a
+	 * survivor that wakes finds the words cleared and the rings marked).
+	 */
+	for (i = 0; i < 2; i++)
+		if (k->wake[i] >= 0)
+			ipcd_eventfd_signal(k->wake[i]);
 }
 
 /* ---- control-socket messages -------------------------------------------- */
@@ -443,7 +554,7 @@ static void mark_end(struct conn *k, bool b_side, bool reset)
  * and is cut off (its connections are then closed for it at reap).
  */
 static int send_msg(struct mon_client *to, uint16_t type, uint64_t conn_id, uint32_t bind_id,
-		    uint64_t size, int fd)
+		    uint64_t size, const int *fds, unsigned int nfds)
 {
 	struct ipcd_ctl_msg m = {
 		.magic = IPCD_CTL_MAGIC,
@@ -452,19 +563,30 @@ static int send_msg(struct mon_client *to, uint16_t type, uint64_t conn_id, uint
 		.bind_id = bind_id,
 		.region_size = size,
 	};
-	int rc = control_send_fds(to->sock, &m, sizeof(m), fd >= 0 ? &fd : NULL, fd >= 0);
+	int rc = control_send_fds(to->sock, &m, sizeof(m), fds, nfds);
 
 	if (!rc)
 		return 0;
 	log_warn("process %d (%s): cannot send it %s on its control socket: %s%s; "
 		 "disconnecting it", to->pid, to->comm,
-		 type == IPCD_CTL_CONN_FD ? "a connection's fd" : "a listener's wake-up",
+		 type == IPCD_CTL_CONN_FD ? "a connection's fds" : "a listener's eventfd",
 		 strerror(-rc), rc == -EAGAIN ? " (it does not read its control socket)" : "");
 	cs.st.fd_faults++;
 	mon.ctr.faults++;
 	clients_kill(to->slot, rc == -EAGAIN ? "it did not read its control socket (full)"
 					     : "its control socket failed");
 	return rc;
+}
+
+/* IPCD_CTL_CONN_FD to end @b_side of @k: [memfd, its own wake fd, the peer's]. */
+static int send_conn(struct mon_client *to, const struct conn *k, uint32_t bind_id, bool b_side)
+{
+	int fds[IPCD_CTL_CONN_NFDS];
+
+	fds[IPCD_CTL_CONN_FD_REGION] = k->fd;
+	fds[IPCD_CTL_CONN_FD_SELF] = k->wake[b_side];
+	fds[IPCD_CTL_CONN_FD_PEER] = k->wake[!b_side];
+	return send_msg(to, IPCD_CTL_CONN_FD, k->id, bind_id, k->size, fds, IPCD_CTL_CONN_NFDS);
 }
 
 static void fill_resp(struct ipcd_conn_resp *out, uint64_t id, const uint8_t peer[16],
@@ -491,7 +613,7 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 	int64_t lid;
 	int rc;
 
-	if (r->flags || r->pad)
+	if (r->flags || r->pad || r->pad2 || r->ring_bytes > HINT_MAX)
 		return -EINVAL;
 	memcpy(dst, r->addr, 16);
 	if (is_wildcard(dst)) {		/* Linux connects a wildcard to loopback */
@@ -536,22 +658,20 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 	k->b_owner = owner->id;
 	k->b_pid = owner->pid;
 	k->b_uid = owner->uid;
-	rc = region_make(k, mon.cfg.ring_bytes);
+	rc = region_make(k, ring_size(r->ring_bytes, l->ring_bytes));
 	if (rc) {
 		log_warn("process %d (%s): connect: cannot create a connection region: %s",
 			 c->pid, c->comm, strerror(-rc));
 		goto err_free;
 	}
-	/* The fd first: the response names a connection the process already holds. */
-	rc = send_msg(c, IPCD_CTL_CONN_FD, k->id, 0, k->size, k->fd);
+	/* The fds first: the response names a connection the process already holds. */
+	rc = send_conn(c, k, 0, false);
 	if (rc) {
 		conn_drop(k);
 		return rc;
 	}
-	lis_push_tail(l, k);
+	lis_push_tail(l, k);	/* makes the accept eventfd readable on 0 -> 1 */
 	cs.st.created++;
-	if (l->count == 1)
-		send_msg(owner, IPCD_CTL_LISTEN_READY, 0, l->bind_id, 0, -1);
 	fill_resp(out, k->id, k->b_addr, k->b_port, k->a_port);
 	return 0;
 
@@ -585,7 +705,7 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 	k = lis_pop(l);
 	if (!k)
 		return -EAGAIN;
-	rc = send_msg(c, IPCD_CTL_CONN_FD, k->id, r->id, k->size, k->fd);
+	rc = send_conn(c, k, r->id, true);
 	if (rc) {
 		lis_push_head(l, k);	/* reset with the rest when its owner is reaped */
 		return rc;
@@ -624,36 +744,72 @@ static void lis_drop(struct lis *l)
 {
 	struct conn *k;
 
-	while ((k = lis_pop(l))) {
+	while ((k = lis_pop(l))) {	/* the last pop drains the accept eventfd */
 		if (k->b_end == END_OPEN) {
 			mark_end(k, true, true);
 			k->b_end = END_GONE;
 		}
 		conn_free_if_done(k);
 	}
+	if (l->efd >= 0)
+		close(l->efd);
 	memset(l, 0, sizeof(*l));
+	l->efd = -1;
 }
 
-void conns_listen(struct mon_client *c, uint32_t bind_id, uint32_t backlog)
+int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 {
-	int64_t idx = ipcd_ns_index(mon.ns, bind_id);
-	uint32_t cap = IPCD_MIN(IPCD_MIN(IPCD_MAX(backlog, 1u), read_somaxconn()), BACKLOG_MAX);
+	uint32_t cap = IPCD_MIN(IPCD_MIN(IPCD_MAX(r->backlog, 1u), read_somaxconn()), BACKLOG_MAX);
+	bool first = !lis_get(r->id);
+	int efd = -1, rc;
 	struct lis *l;
+	int64_t idx;
 
-	if (idx < 0 || (uint64_t)idx >= cs.n_lis)
-		return;
+	if (r->pad || r->ring_bytes > HINT_MAX)
+		return -EINVAL;
+	/* Before the namespace says "listening": then nothing can fail but the send. */
+	if (first) {
+		efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (efd < 0) {
+			rc = -errno;
+			log_warn("process %d (%s): listen: cannot create an eventfd: %s", c->pid,
+				 c->comm, strerror(-rc));
+			return rc;
+		}
+	}
+	rc = ipcd_ns_listen(mon.ns, c->id, r->id);
+	if (rc)
+		goto err_close;
+	idx = ipcd_ns_index(mon.ns, r->id);
+	if (idx < 0 || (uint64_t)idx >= cs.n_lis) {
+		rc = -ENOENT;		/* cannot happen: the tables have one size */
+		goto err_close;
+	}
 	l = &cs.lis[idx];
-	if (l->bind_id != bind_id) {
+	if (first) {
+		/* The eventfd before the response, as the CONN_FD before CONNECT's. */
+		rc = send_msg(c, IPCD_CTL_LISTEN_FD, 0, r->id, 0, &efd, 1);
+		if (rc)
+			goto err_close;	/* cut off: its binds go when it is reaped */
 		if (l->bind_id)		/* a bind released behind our back: cannot happen */
 			lis_drop(l);
-		l->bind_id = bind_id;
+		memset(l, 0, sizeof(*l));
+		l->bind_id = r->id;
 		l->head = l->tail = NONE;
+		l->efd = efd;
 		if ((uint32_t)idx >= cs.lis_hwm)
 			cs.lis_hwm = (uint32_t)idx + 1;
 	}
 	l->owner = c->id;
 	l->slot = c->slot;
 	l->max = cap + 1;		/* Linux: full when ack_backlog > max_ack_backlog */
+	l->ring_bytes = r->ring_bytes;
+	return 0;
+
+err_close:
+	if (efd >= 0)
+		close(efd);
+	return rc;
 }
 
 void conns_unbind(struct mon_client *c, uint32_t bind_id)
@@ -726,16 +882,23 @@ int conns_init(void)
 		conns_exit();
 		return -ENOMEM;
 	}
-	/* One memfd per connection, one socket per process, and some slack. */
-	need = (uint64_t)cs.cap + mon.cfg.max_processes + 64;
+	/*
+	 * What the config can make us hold at once, never more: per connection
+	 * its memfd and two wake eventfds, per listener its accept eventfd (a
+	 * listener is a bind: at most max_connections), per process its control
+	 * socket and client region, plus pending handshakes and our own few.
+	 */
+	need = 3ull * cs.cap + cs.n_lis + 2ull * mon.cfg.max_processes + MON_MAX_PENDING +
+	       FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
 										  : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 		if (rl.rlim_cur < need)
-			log_warn("open files limited to %llu: fewer than max_connections=%u "
-				 "connections can exist at once (CONNECT answers -EMFILE)",
-				 (unsigned long long)rl.rlim_cur, cs.cap);
+			log_warn("open files limited to %llu, %llu needed for max_connections=%u "
+				 "and max_processes=%u: CONNECT and LISTEN may fail with -EMFILE "
+				 "before the tables are full", (unsigned long long)rl.rlim_cur,
+				 (unsigned long long)need, cs.cap, mon.cfg.max_processes);
 	}
 	return 0;
 }
@@ -746,8 +909,11 @@ void conns_exit(void)
 
 	/* SIGTERM leaves connections to their endpoints: only our fds go. */
 	for (i = 0; cs.tab && i < cs.hwm; i++)
-		if (cs.tab[i].id && cs.tab[i].fd >= 0)
-			close(cs.tab[i].fd);
+		if (cs.tab[i].id)
+			conn_close_fds(&cs.tab[i]);
+	for (i = 0; cs.lis && i < cs.lis_hwm; i++)
+		if (cs.lis[i].bind_id && cs.lis[i].efd >= 0)
+			close(cs.lis[i].efd);
 	free(cs.tab);
 	free(cs.lis);
 	cs.tab = NULL;
@@ -756,9 +922,18 @@ void conns_exit(void)
 	cs.lis_hwm = 0;
 }
 
-static bool read_u64(int fd, uint64_t off, uint64_t *v)
+/* The counters of one ring, as its endpoints wrote them: informational only. */
+static bool read_ring(const struct conn *k, uint32_t area, struct conns_dir *d)
 {
-	return pread(fd, v, sizeof(*v), (off_t)off) == (ssize_t)sizeof(*v);
+	struct ipcd_spsc_shm shm;
+
+	/* pread, not a mapping: no address space, and a copy of what we show. */
+	if (pread(k->fd, &shm, sizeof(shm), (off_t)k->off[area]) != (ssize_t)sizeof(shm))
+		return false;
+	d->bytes = shm.prod_bytes;
+	d->records = shm.prod_msgs;
+	d->bytes_read = shm.cons_bytes;
+	return true;
 }
 
 bool conns_next(uint32_t *cursor, struct conns_entry *e)
@@ -767,7 +942,6 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 
 	for (i = *cursor; i < cs.hwm; i++) {
 		const struct conn *k = &cs.tab[i];
-		uint64_t pb = offsetof(struct ipcd_spsc_shm, prod_bytes);
 
 		if (!k->id)
 			continue;
@@ -782,6 +956,7 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 		e->a_uid = k->a_uid;
 		e->b_uid = k->b_uid;
 		e->reset = k->reset;
+		e->ring_bytes = k->ring_bytes;
 		if (k->queued)
 			e->state = k->a_end == END_OPEN ? CONN_BACKLOG : CONN_CLOSING;
 		else if (!k->accepted)
@@ -790,9 +965,8 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 			e->state = CONN_ESTABLISHED;
 		else
 			e->state = CONN_HALF_CLOSED;
-		/* pread, not a mapping: two syscalls per connection, no address space. */
-		e->bytes_known = read_u64(k->fd, k->off[IPCD_AREA_CONN_A2B] + pb, &e->a2b_bytes) &&
-				 read_u64(k->fd, k->off[IPCD_AREA_CONN_B2A] + pb, &e->b2a_bytes);
+		e->rings_known = read_ring(k, IPCD_AREA_CONN_A2B, &e->a2b) &&
+				 read_ring(k, IPCD_AREA_CONN_B2A, &e->b2a);
 		*cursor = i + 1;
 		return true;
 	}

@@ -21,7 +21,7 @@ static const struct {
 	{ "processes", IPCD_Q_PROCESSES, "registered processes and their requests" },
 	{ "listeners", IPCD_Q_LISTENERS, "bound and listening accelerated addresses" },
 	{ "connections", IPCD_Q_CONNECTIONS, "connections, accelerated or not, and why" },
-	{ "counters", IPCD_Q_COUNTERS, "counters per request type and event" },
+	{ "counters", IPCD_Q_COUNTERS, "counters per request type, event and fallback reason" },
 	{ "queues", IPCD_Q_QUEUES, "request and response queue depths per process" },
 };
 
@@ -36,8 +36,8 @@ static void usage(FILE *f)
 	fprintf(f, "\n  -s, --socket PATH  control socket (default: $%s, else %s)\n"
 		   "  -j, --json         machine-readable output\n"
 		   "  -h, --help\n\n"
-		   "Non-root users see only their own processes. Exit status: 0 ok, 1 no\n"
-		   "monitor or an error talking to it, 2 usage.\n",
+		   "Non-root users see only their own processes and connections. Exit\n"
+		   "status: 0 ok, 1 no monitor or an error talking to it, 2 usage.\n",
 		IPCD_CTL_ENV_PATH, IPCD_CTL_DEFAULT_PATH);
 }
 

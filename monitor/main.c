@@ -243,6 +243,7 @@ static void reload_config(void)
 	mon.cfg.skip_us = next.skip_us;
 	mon.db.skip_ns = (uint64_t)next.skip_us * 1000;
 	mon.cfg.ring_bytes = next.ring_bytes;	/* for connections made from now on */
+	mon.cfg.ring_max_bytes = next.ring_max_bytes;
 	mon.cfg.log_level = next.log_level;
 	ipcd_log_set_level(next.log_level);
 	mon.cfg.n_rules = next.n_rules;

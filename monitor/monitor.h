@@ -68,6 +68,7 @@ struct ipcd_config {
 	uint32_t max_processes;		/* registered processes */
 	uint32_t max_connections;	/* accelerated connections, whole host */
 	uint32_t ring_bytes;		/* data ring per connection direction (power of 2) */
+	uint32_t ring_max_bytes;	/* cap on ring_bytes raised by hints (power of 2) */
 	uint32_t request_ring_bytes;	/* request and response ring per process (power of 2) */
 	enum ipcd_log_level log_level;
 	uint32_t n_rules;
@@ -327,6 +328,19 @@ enum conn_state {
 	CONN_CLOSING,		/* never to be accepted (connector closed, or listener gone) */
 };
 
+/**
+ * struct conns_dir - one direction's ring, as its endpoints wrote it (read
+ * with pread() from the memfd: informational only).
+ * @bytes:      prod_bytes, payload bytes ever written;
+ * @records:    prod_msgs, records ever written (one per write in a stream);
+ * @bytes_read: cons_bytes, payload bytes ever read.
+ */
+struct conns_dir {
+	uint64_t bytes;
+	uint64_t records;
+	uint64_t bytes_read;
+};
+
 /** struct conns_entry - one connection, as conns_next() reports it. A connects, B accepts. */
 struct conns_entry {
 	uint64_t id;
@@ -340,9 +354,10 @@ struct conns_entry {
 	uid_t b_uid;
 	enum conn_state state;
 	uint32_t reset;		/* IPCD_CONN_RESET_* the monitor set */
-	bool bytes_known;	/* false if the region could not be read */
-	uint64_t a2b_bytes;	/* prod_bytes of each ring (written by the endpoints) */
-	uint64_t b2a_bytes;
+	uint32_t ring_bytes;	/* capacity of each ring */
+	bool rings_known;	/* false if the region could not be read */
+	struct conns_dir a2b;
+	struct conns_dir b2a;
 };
 
 struct conns_stats {
@@ -368,8 +383,12 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 		 struct ipcd_conn_resp *out);
 int conns_close(struct mon_client *c, const struct ipcd_close_req *r);
-/* After a successful ipcd_ns_listen(): (re)sets the bind's backlog. */
-void conns_listen(struct mon_client *c, uint32_t bind_id, uint32_t backlog);
+/*
+ * LISTEN: ipcd_ns_listen(), then (re)sets the bind's backlog and ring-size
+ * hint; the first LISTEN of a bind sends its accept eventfd
+ * (IPCD_CTL_LISTEN_FD) first, and a failed send cuts the process off.
+ */
+int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r);
 /* Before ipcd_ns_unbind(): resets the connections still in the bind's backlog. */
 void conns_unbind(struct mon_client *c, uint32_t bind_id);
 /* From reap(), before ipcd_ns_release_owner(): @c's process is gone or cut off. */
@@ -378,6 +397,37 @@ void conns_client_gone(struct mon_client *c);
 bool conns_next(uint32_t *cursor, struct conns_entry *e);
 void conns_get_stats(struct conns_stats *st);
 const char *conns_state_name(enum conn_state s);
+
+/* ---- fallbacks (fallback.c) ---------------------------------------------- */
+
+/*
+ * Connections the preload sent to the kernel, as processes report them
+ * (IPCD_OP_FALLBACK): a count per reason, and the most recent
+ * MON_FALLBACK_RING reports for ipcdctl. Informational only.
+ */
+#define MON_FALLBACK_RING	256
+
+/** struct fallback_entry - one report, as fallback_next() gives it. */
+struct fallback_entry {
+	uint64_t mono_ns;	/* CLOCK_MONOTONIC when the monitor received it */
+	pid_t pid;		/* identity from the registration (SO_PEERCRED) */
+	uid_t uid;
+	char comm[16];
+	uint8_t addr[16];	/* the peer, as reported */
+	uint16_t port;
+	uint16_t reason;	/* IPCD_FB_* */
+};
+
+/* IPCD_OP_FALLBACK: record @len bytes of @body. Returns 0 or -EINVAL. */
+int fallback_record(const struct mon_client *c, const void *body, size_t len);
+/** fallback_next - oldest first: first call with *@cursor = 0. false at the end. */
+bool fallback_next(uint64_t *cursor, struct fallback_entry *e);
+/* Reports per reason ([IPCD_FB_*]); [0]: requests refused with -EINVAL. */
+void fallback_counts(uint64_t counts[IPCD_FB_MAX + 1]);
+/* "no accelerated listener", ... ("?" if out of range). */
+const char *fallback_reason_name(uint32_t reason);
+/* A JSON key: "no_listener", ... ("invalid" for 0). */
+const char *fallback_reason_key(uint32_t reason);
 
 /* reqs.c: request handlers */
 extern const struct ipcd_reqq_ops reqs_ops;

@@ -237,60 +237,120 @@ static const char *ep_str(const uint8_t a[16], uint16_t port, char *buf, size_t 
 	return buf;
 }
 
-/* One text row per end, as ss(8) lists both sockets of a loopback connection. */
-static void conn_row(struct out *o, const struct conns_entry *e, bool b_side)
+/* "PID ADDR:PORT" for one end, as the text table shows it. */
+static const char *end_str(pid_t pid, const uint8_t a[16], uint16_t port, char *buf, size_t len)
 {
-	char l[INET6_ADDRSTRLEN + 10], p[INET6_ADDRSTRLEN + 10], bo[24] = "?", bi[24] = "?";
+	char ep[INET6_ADDRSTRLEN + 10];
 
-	ep_str(b_side ? e->b_addr : e->a_addr, b_side ? e->b_port : e->a_port, l, sizeof(l));
-	ep_str(b_side ? e->a_addr : e->b_addr, b_side ? e->a_port : e->b_port, p, sizeof(p));
-	if (e->bytes_known) {
-		snprintf(bo, sizeof(bo), "%" PRIu64, b_side ? e->b2a_bytes : e->a2b_bytes);
-		snprintf(bi, sizeof(bi), "%" PRIu64, b_side ? e->a2b_bytes : e->b2a_bytes);
+	snprintf(buf, len, "%d %s", (int)pid, ep_str(a, port, ep, sizeof(ep)));
+	return buf;
+}
+
+static void conn_text(struct out *o, const struct conns_entry *e)
+{
+	char a[INET6_ADDRSTRLEN + 24], b[INET6_ADDRSTRLEN + 24];
+	char ab[3][24] = { "?", "?", "?" }, ba[3][24] = { "?", "?", "?" };
+
+	if (e->rings_known) {
+		snprintf(ab[0], sizeof(ab[0]), "%" PRIu64, e->a2b.bytes);
+		snprintf(ab[1], sizeof(ab[1]), "%" PRIu64, e->a2b.records);
+		snprintf(ab[2], sizeof(ab[2]), "%" PRIu64, e->a2b.bytes - e->a2b.bytes_read);
+		snprintf(ba[0], sizeof(ba[0]), "%" PRIu64, e->b2a.bytes);
+		snprintf(ba[1], sizeof(ba[1]), "%" PRIu64, e->b2a.records);
+		snprintf(ba[2], sizeof(ba[2]), "%" PRIu64, e->b2a.bytes - e->b2a.bytes_read);
 	}
-	put(o, "%-12" PRIu64 " %-4s %-26s %-26s %8d %-12s %-11s %12s %12s\n", e->id,
-	    b_side ? "B" : "A", l, p, (int)(b_side ? e->b_pid : e->a_pid),
-	    conns_state_name(e->state), "yes", bo, bi);
+	put(o, "%-12" PRIu64 " %-33s %-33s %-12s %9u %12s %9s %9s %12s %9s %9s  %s\n", e->id,
+	    end_str(e->a_pid, e->a_addr, e->a_port, a, sizeof(a)),
+	    end_str(e->b_pid, e->b_addr, e->b_port, b, sizeof(b)), conns_state_name(e->state),
+	    e->ring_bytes, ab[0], ab[1], ab[2], ba[0], ba[1], ba[2], "accelerated");
+}
+
+static void dir_json(struct out *o, const char *name, const struct conns_dir *d, bool known)
+{
+	if (known)
+		put(o, ",\"%s_bytes\":%" PRIu64 ",\"%s_records\":%" PRIu64 ",\"%s_bytes_read\":%"
+		    PRIu64, name, d->bytes, name, d->records, name, d->bytes_read);
+	else
+		put(o, ",\"%s_bytes\":null,\"%s_records\":null,\"%s_bytes_read\":null", name, name,
+		    name);
+}
+
+static void conn_json(struct out *o, const struct conns_entry *e)
+{
+	char a[INET6_ADDRSTRLEN + 10], b[INET6_ADDRSTRLEN + 10];
+
+	ep_str(e->a_addr, e->a_port, a, sizeof(a));
+	ep_str(e->b_addr, e->b_port, b, sizeof(b));
+	elem(o);
+	put(o, "{\"id\":%" PRIu64 ",\"a\":\"%s\",\"a_pid\":%d,\"b\":\"%s\",\"b_pid\":%d,"
+	    "\"state\":\"%s\",\"accelerated\":true,\"ring_bytes\":%u,\"reset_a\":%s,"
+	    "\"reset_b\":%s", e->id, a, (int)e->a_pid, b, (int)e->b_pid,
+	    conns_state_name(e->state), e->ring_bytes,
+	    e->reset & IPCD_CONN_RESET_A ? "true" : "false",
+	    e->reset & IPCD_CONN_RESET_B ? "true" : "false");
+	dir_json(o, "a2b", &e->a2b, e->rings_known);
+	dir_json(o, "b2a", &e->b2a, e->rings_known);
+	put(o, "}");
+}
+
+static void fallback_json(struct out *o, const struct fallback_entry *f, uint64_t now)
+{
+	char peer[INET6_ADDRSTRLEN + 10], esc[40];
+
+	elem(o);
+	put(o, "{\"accelerated\":false,\"pid\":%d,\"uid\":%u,\"comm\":\"%s\",\"peer\":\"%s\","
+	    "\"reason\":\"%s\",\"reason_code\":%u,\"mono_ns\":%" PRIu64 ",\"age_s\":%.1f}",
+	    (int)f->pid, (unsigned int)f->uid, jstr(f->comm, esc, sizeof(esc)),
+	    ep_str(f->addr, f->port, peer, sizeof(peer)), fallback_reason_name(f->reason),
+	    f->reason, f->mono_ns, (double)(now - f->mono_ns) / 1e9);
 }
 
 /*
- * Every accelerated connection one of whose ends @who may see; A connected,
- * B accepted (until then, B is the listener). Bytes are the rings'
- * prod_bytes, read with pread() from the memfd (no mapping): written by the
- * endpoints, so informational only.
+ * Every accelerated connection one of whose ends @who may see (A connected,
+ * B accepted; until then, B is the listener's owner), then the most recent
+ * connections that went to the kernel instead (fallback.c), oldest first.
+ * Ring counters are read with pread() from the memfd (no mapping): written
+ * by the endpoints, so informational only.
  */
 static void q_connections(struct out *o, const struct ucred *who)
 {
-	char a[INET6_ADDRSTRLEN + 10], b[INET6_ADDRSTRLEN + 10];
+	uint64_t now = ipcd_now_ns(), fcur = 0;
+	struct fallback_entry f;
 	struct conns_entry e;
 	uint32_t cursor = 0;
+	bool any = false;
 
 	if (o->json)
 		put(o, "[");
 	else
-		put(o, "%-12s %-4s %-26s %-26s %8s %-12s %-11s %12s %12s\n", "ID", "SIDE", "LOCAL",
-		    "PEER", "PID", "STATE", "ACCELERATED", "BYTES-OUT", "BYTES-IN");
+		put(o, "%-12s %-33s %-33s %-12s %9s %12s %9s %9s %12s %9s %9s  %s\n", "ID",
+		    "A (CONNECTED) PID ADDRESS", "B (ACCEPTED) PID ADDRESS", "STATE", "RING",
+		    "A>B-BYTES", "A>B-RECS", "A>B-UNRD", "B>A-BYTES", "B>A-RECS", "B>A-UNRD", "MODE");
 	while (conns_next(&cursor, &e)) {
 		if (!visible(who, e.a_uid) && !visible(who, e.b_uid))
 			continue;
-		if (!o->json) {
-			conn_row(o, &e, false);
-			conn_row(o, &e, true);
+		if (o->json)
+			conn_json(o, &e);
+		else
+			conn_text(o, &e);
+	}
+	while (fallback_next(&fcur, &f)) {
+		char peer[INET6_ADDRSTRLEN + 10];
+
+		if (!visible(who, f.uid))
+			continue;
+		if (o->json) {
+			fallback_json(o, &f, now);
 			continue;
 		}
-		ep_str(e.a_addr, e.a_port, a, sizeof(a));
-		ep_str(e.b_addr, e.b_port, b, sizeof(b));
-		elem(o);
-		put(o, "{\"id\":%" PRIu64 ",\"a\":\"%s\",\"a_pid\":%d,\"b\":\"%s\",\"b_pid\":%d,"
-		    "\"state\":\"%s\",\"accelerated\":true,\"reset_a\":%s,\"reset_b\":%s", e.id,
-		    a, (int)e.a_pid, b, (int)e.b_pid, conns_state_name(e.state),
-		    e.reset & IPCD_CONN_RESET_A ? "true" : "false",
-		    e.reset & IPCD_CONN_RESET_B ? "true" : "false");
-		if (e.bytes_known)
-			put(o, ",\"a2b_bytes\":%" PRIu64 ",\"b2a_bytes\":%" PRIu64 "}", e.a2b_bytes,
-			    e.b2a_bytes);
-		else
-			put(o, ",\"a2b_bytes\":null,\"b2a_bytes\":null}");
+		if (!any)
+			put(o, "\nrecent connections on the kernel (latest %u kept)\n"
+			    "%-9s %-8s %-16s %-33s %-9s %s\n", MON_FALLBACK_RING, "AGE(s)", "PID",
+			    "COMMAND", "PEER", "MODE", "REASON");
+		any = true;
+		put(o, "%-9.1f %-8d %-16s %-33s %-9s %s\n", (double)(now - f.mono_ns) / 1e9,
+		    (int)f.pid, f.comm, ep_str(f.addr, f.port, peer, sizeof(peer)), "fallback",
+		    fallback_reason_name(f.reason));
 	}
 	if (o->json)
 		put(o, "]\n");
@@ -302,14 +362,18 @@ static void q_counters(struct out *o)
 		[0] = "unknown", [IPCD_OP_NOP] = "nop", [IPCD_OP_ECHO] = "echo",
 		[IPCD_OP_BIND] = "bind", [IPCD_OP_LISTEN] = "listen", [IPCD_OP_UNBIND] = "unbind",
 		[IPCD_OP_CONNECT] = "connect", [IPCD_OP_ACCEPT] = "accept",
-		[IPCD_OP_CLOSE] = "close",
+		[IPCD_OP_CLOSE] = "close", [IPCD_OP_FALLBACK] = "fallback",
 	};
+	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
 	struct ipcd_reqq_stats st;
 	struct conns_stats cn;
 	unsigned int k;
 
 	ipcd_reqq_srv_stats(mon.srv, &st);
 	conns_get_stats(&cn);
+	fallback_counts(fb);
+	for (k = 1; k <= IPCD_FB_MAX; k++)
+		fb_total += fb[k];
 	if (o->json) {
 		put(o, "{\"registered\":%" PRIu64 ",\"refused\":%" PRIu64 ",\"reaped\":%" PRIu64
 		    ",\"faults\":%" PRIu64 ",\"admin_queries\":%" PRIu64 ",\"sleeps\":%" PRIu64
@@ -325,8 +389,12 @@ static void q_counters(struct out *o)
 		    PRIu64 ",\"closed\":%" PRIu64 ",\"freed\":%" PRIu64 ",\"dead_ends\":%" PRIu64
 		    ",\"reset\":%" PRIu64 ",\"refused_connects\":%" PRIu64
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
-		    "}}\n", cn.active, cn.created, cn.accepted, cn.closed, cn.freed, cn.dead_ends,
-		    cn.reset, cn.refused, cn.backlog_full, cn.no_room, cn.fd_faults);
+		    "},\"fallbacks\":{\"total\":%" PRIu64 ",\"by_reason\":{", cn.active, cn.created,
+		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
+		    cn.backlog_full, cn.no_room, cn.fd_faults, fb_total);
+		for (k = 1; k <= IPCD_FB_MAX; k++)
+			put(o, "%s\"%s\":%" PRIu64, k > 1 ? "," : "", fallback_reason_key(k), fb[k]);
+		put(o, "},\"invalid\":%" PRIu64 "}}\n", fb[0]);
 		return;
 	}
 	put(o, "registered      %" PRIu64 "\n", mon.ctr.registered);
@@ -356,6 +424,11 @@ static void q_counters(struct out *o)
 	put(o, "  no room       %" PRIu64 "  (connection table, ports or fds)\n", cn.no_room);
 	put(o, "  fd faults     %" PRIu64 "  (processes cut off: control socket not read)\n",
 	    cn.fd_faults);
+	put(o, "fallbacks       %" PRIu64 "  (connections on the kernel, as processes reported)\n",
+	    fb_total);
+	for (k = 1; k <= IPCD_FB_MAX; k++)
+		put(o, "  %-24s %" PRIu64 "\n", fallback_reason_name(k), fb[k]);
+	put(o, "  %-24s %" PRIu64 "  (malformed reports refused)\n", "invalid", fb[0]);
 }
 
 static void q_queues(struct out *o, const struct ucred *who)

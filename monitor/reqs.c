@@ -90,18 +90,20 @@ static void op_bind(struct mon_client *c, const struct ipcd_req *req)
 	respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
 }
 
+/*
+ * The first LISTEN of a bind sends the accept eventfd before the response; a
+ * process whose control socket is full is cut off there and gets none.
+ */
 static void op_listen(struct mon_client *c, const struct ipcd_req *req)
 {
 	struct ipcd_listen_req l;
-
 	int rc;
 
 	if (!take_body(c, req, &l, sizeof(l)))
 		return;
-	rc = ipcd_ns_listen(mon.ns, c->id, l.id);
-	if (!rc)
-		conns_listen(c, l.id, l.backlog);
-	respond(c->slot, req, rc, NULL, 0);
+	rc = conns_listen(c, &l);
+	if (c->state == CL_ACTIVE)
+		respond(c->slot, req, rc, NULL, 0);
 }
 
 static void op_unbind(struct mon_client *c, const struct ipcd_req *req)
@@ -153,6 +155,15 @@ static void op_close(struct mon_client *c, const struct ipcd_req *req)
 		respond(c->slot, req, conns_close(c, &r), NULL, 0);
 }
 
+/*
+ * Sent without waiting for the answer, and informational: a malformed one
+ * (even of the wrong size) is answered -EINVAL, not punished.
+ */
+static void op_fallback(struct mon_client *c, const struct ipcd_req *req)
+{
+	respond(c->slot, req, fallback_record(c, req->body, req->len), NULL, 0);
+}
+
 typedef void (*op_fn)(struct mon_client *c, const struct ipcd_req *req);
 
 static const op_fn ops_table[IPCD_OP_MAX + 1] = {
@@ -164,6 +175,7 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_CONNECT] = op_connect,
 	[IPCD_OP_ACCEPT] = op_accept,
 	[IPCD_OP_CLOSE] = op_close,
+	[IPCD_OP_FALLBACK] = op_fallback,
 };
 
 static void on_request(void *arg, uint32_t slot, const struct ipcd_req *req)
@@ -189,7 +201,8 @@ static void on_request(void *arg, uint32_t slot, const struct ipcd_req *req)
 			return;
 		}
 		log_warn("process %d (%s): unknown request opcode %u from a library of ABI "
-			 "1.%u: disconnecting", c->pid, c->comm, req->opcode, c->abi_minor);
+			 "%u.%u: disconnecting", c->pid, c->comm, req->opcode, IPCD_SHM_ABI_MAJOR,
+			 c->abi_minor);
 		mon.ctr.faults++;
 		clients_kill(slot, "unknown request opcode");
 		return;

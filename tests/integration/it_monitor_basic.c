@@ -410,7 +410,10 @@ static void test_ipcdctl(void **state)
 	t_ctl(m, &out, true, "listeners");
 	assert_string_equal(out.out, "[]\n");
 	t_ctl(m, &out, false, "connections");
-	assert_contains(out.out, "LOCAL");
+	assert_contains(out.out, "A (CONNECTED) PID ADDRESS");
+	assert_contains(out.out, "B (ACCEPTED) PID ADDRESS");
+	assert_contains(out.out, "RING");
+	assert_null(strstr(out.out, "fallback"));	/* no process reported one */
 	t_ctl(m, &out, true, "connections");
 	assert_string_equal(out.out, "[]\n");
 
@@ -478,6 +481,10 @@ static const struct bad_config bad_configs[] = {
 	{ "control_socket = @\n\nno_such_key = 1\n", ":3:", "no_such_key" },
 	{ "control_socket = @\nspin_us = 10\nspin_us = 20\n", ":3:", "spin_us" },
 	{ "control_socket = @\nrequest_ring_bytes = 5000\n", ":2:", "request_ring_bytes" },
+	{ "control_socket = @\nring_max_bytes = 3000\n", ":2:", "key 'ring_max_bytes'" },
+	{ "control_socket = @\nring_bytes = 8388608\n", ":2:", "key 'ring_bytes'" },
+	{ "control_socket = @\nring_bytes = 65536\nring_max_bytes = 8192\n", ":3:",
+	  "key 'ring_max_bytes'" },
 	{ "control_socket = @\nlog_level\n", ":2:", "log_level" },
 	{ "log_level = info\ncontrol_socket = relative/@\n", ":2:", "control_socket" },
 };

@@ -6,7 +6,10 @@
  * ECONNREFUSED, a full backlog, ACCEPT on someone else's bind, SO_REUSEPORT,
  * SIGKILL of either endpoint mid-transfer and of a listener with a backlog,
  * 1000 connections in a row (nothing left behind), and a process that never
- * reads its control socket (cut off; the others keep going).
+ * reads its control socket (cut off; the others keep going). Then ABI 2.0:
+ * the listener's accept eventfd (readable exactly while the backlog is not
+ * empty), the wake eventfds a death signals, ring-size hints and their cap,
+ * and FALLBACK reports as ipcdctl shows them.
  *
  * Children never use cmocka (T_CHECK); every wait is a hang guard, never a
  * timing assertion.
@@ -14,6 +17,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +86,52 @@ static int call(struct ipcd_attach *a, uint16_t op, const void *body, uint16_t l
 	return resp.status;
 }
 
+/* Is eventfd @fd readable within @timeout_ms (0: right now)? */
+static bool fd_readable(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n;
+
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	T_CHECK(n >= 0);
+	return n == 1 && (p.revents & POLLIN);
+}
+
+/*
+ * LISTEN bind @id with @backlog and ring-size hint @hint. The first LISTEN of
+ * a bind sends its accept eventfd before the response, so it is queued by
+ * now: *@lfd receives it (NULL: none must come, as for a re-LISTEN or a
+ * failed one).
+ */
+static int listen_hint(struct ipcd_attach *a, uint32_t id, uint32_t backlog, uint32_t hint,
+		       int *lfd)
+{
+	struct ipcd_listen_req l = { .id = id, .backlog = backlog, .ring_bytes = hint };
+	int fds[IPCD_CTL_CONN_NFDS];
+	struct ipcd_ctl_msg m;
+	int rc = call(a, IPCD_OP_LISTEN, &l, sizeof(l), NULL, 0);
+
+	if (!lfd || rc) {
+		T_CHECK_EQ(ipcd_attach_recv_msg(a, &m, fds, 0), -ETIMEDOUT);
+		return rc;
+	}
+	T_CHECK_EQ(ipcd_attach_recv_msg(a, &m, fds, 0), 0);
+	T_CHECK_EQ(m.type, IPCD_CTL_LISTEN_FD);
+	T_CHECK_EQ(m.bind_id, id);
+	T_CHECK(fds[0] >= 0);
+	T_CHECK_EQ(fds[1], -1);
+	T_CHECK_EQ(fds[2], -1);
+	*lfd = fds[0];
+	T_CHECK(!fd_readable(*lfd, 0));		/* nothing queued yet */
+	return 0;
+}
+
 static int bind_listen(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
-		       uint32_t flags, uint32_t backlog, uint32_t *id, uint16_t *port_out)
+		       uint32_t flags, uint32_t backlog, uint32_t *id, uint16_t *port_out, int *lfd)
 {
 	struct ipcd_bind_req b = { .port = port, .flags = flags };
-	struct ipcd_listen_req l = { .backlog = backlog };
 	struct ipcd_bind_resp br;
 	int rc;
 
@@ -94,49 +139,46 @@ static int bind_listen(struct ipcd_attach *a, const uint8_t addr[16], uint16_t p
 	rc = call(a, IPCD_OP_BIND, &b, sizeof(b), &br, sizeof(br));
 	if (rc)
 		return rc;
-	l.id = br.id;
 	*id = br.id;
 	*port_out = br.port;
-	return call(a, IPCD_OP_LISTEN, &l, sizeof(l), NULL, 0);
+	return listen_hint(a, br.id, backlog, 0, lfd);
 }
 
 /*
  * The CONN_FD message for @conn_id (sent before the response, so already
- * queued); LISTEN_READY messages on the way are counted in *@ready.
+ * queued): the region, this end's wake eventfd and the peer's.
  */
 static void take_conn_fd(struct ipcd_attach *a, uint64_t conn_id, bool acceptor,
-			 struct ipcd_conn *conn, unsigned int *ready)
+			 struct ipcd_conn *conn)
 {
-	for (;;) {
-		struct ipcd_ctl_msg m;
-		int fd, rc = ipcd_attach_recv_msg(a, &m, &fd, T_WAIT_MS);
+	int fds[IPCD_CTL_CONN_NFDS];
+	struct ipcd_ctl_msg m;
+	unsigned int i;
 
-		T_CHECK_EQ(rc, 0);
-		if (m.type == IPCD_CTL_LISTEN_READY) {
-			T_CHECK_EQ(fd, -1);
-			if (ready)
-				(*ready)++;
-			continue;
-		}
-		T_CHECK_EQ(m.type, IPCD_CTL_CONN_FD);
-		T_CHECK_EQ(m.conn_id, conn_id);
-		T_CHECK(fd >= 0);
-		T_CHECK_EQ(ipcd_conn_open(fd, m.region_size, acceptor, conn), 0);
-		T_CHECK_EQ(conn->conn_id, conn_id);
-		return;
-	}
+	T_CHECK_EQ(ipcd_attach_recv_msg(a, &m, fds, 0), 0);
+	T_CHECK_EQ(m.type, IPCD_CTL_CONN_FD);
+	T_CHECK_EQ(m.conn_id, conn_id);
+	for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+		T_CHECK(fds[i] >= 0);
+	T_CHECK_EQ(ipcd_conn_open(fds, m.region_size, acceptor, conn), 0);
+	T_CHECK_EQ(conn->conn_id, conn_id);
+	T_CHECK(conn->wake_self >= 0 && conn->wake_peer >= 0);
+	T_CHECK_EQ(ipcd_load_acquire(&conn->ctl->holders_a), 1);
+	T_CHECK_EQ(ipcd_load_acquire(&conn->ctl->holders_b), 1);
+	/* Both rings of a connection have one size. */
+	T_CHECK_EQ(conn->tx.capacity, conn->rx.capacity);
 }
 
-static int do_connect(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
-		      struct ipcd_conn *conn, struct ipcd_conn_resp *resp, unsigned int *ready)
+static int do_connect_hint(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
+			   uint32_t hint, struct ipcd_conn *conn, struct ipcd_conn_resp *resp)
 {
-	struct ipcd_connect_req r = { .port = port };
+	struct ipcd_connect_req r = { .port = port, .ring_bytes = hint };
 	int rc;
 
 	memcpy(r.addr, addr, 16);
 	rc = call(a, IPCD_OP_CONNECT, &r, sizeof(r), resp, sizeof(*resp));
 	if (rc == 0) {
-		take_conn_fd(a, resp->conn_id, false, conn, ready);
+		take_conn_fd(a, resp->conn_id, false, conn);
 		T_CHECK_EQ(conn->ctl->a_port, resp->self_port);
 		T_CHECK_EQ(conn->ctl->b_port, resp->peer_port);
 		T_CHECK(!memcmp(conn->ctl->b_addr, resp->peer_addr, 16));
@@ -144,14 +186,20 @@ static int do_connect(struct ipcd_attach *a, const uint8_t addr[16], uint16_t po
 	return rc;
 }
 
+static int do_connect(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
+		      struct ipcd_conn *conn, struct ipcd_conn_resp *resp)
+{
+	return do_connect_hint(a, addr, port, 0, conn, resp);
+}
+
 static int do_accept(struct ipcd_attach *a, uint32_t id, struct ipcd_conn *conn,
-		     struct ipcd_conn_resp *resp, unsigned int *ready)
+		     struct ipcd_conn_resp *resp)
 {
 	struct ipcd_accept_req r = { .id = id };
 	int rc = call(a, IPCD_OP_ACCEPT, &r, sizeof(r), resp, sizeof(*resp));
 
 	if (rc == 0) {
-		take_conn_fd(a, resp->conn_id, true, conn, ready);
+		take_conn_fd(a, resp->conn_id, true, conn);
 		T_CHECK_EQ(conn->ctl->b_port, resp->self_port);
 		T_CHECK_EQ(conn->ctl->a_port, resp->peer_port);
 		T_CHECK(!memcmp(conn->ctl->a_addr, resp->peer_addr, 16));
@@ -174,16 +222,10 @@ static void do_close(struct ipcd_attach *a, struct ipcd_conn *conn)
 	T_CHECK_EQ(close_id(a, id), 0);
 }
 
-/* Wait for a LISTEN_READY (other messages are a failure here). */
-static void wait_listen_ready(struct ipcd_attach *a, uint32_t bind_id)
+/* Wait (bounded) until the accept eventfd says a connection is queued. */
+static void wait_listen_ready(int lfd)
 {
-	struct ipcd_ctl_msg m;
-	int fd;
-
-	T_CHECK_EQ(ipcd_attach_recv_msg(a, &m, &fd, T_WAIT_MS), 0);
-	T_CHECK_EQ(m.type, IPCD_CTL_LISTEN_READY);
-	T_CHECK_EQ(m.bind_id, bind_id);
-	T_CHECK_EQ(fd, -1);
+	T_CHECK(fd_readable(lfd, T_WAIT_MS));
 }
 
 #define WAIT_FLAG(w, n)	T_CHECK(t_wait_at_least((w), (n), T_WAIT_MS))
@@ -282,6 +324,16 @@ static void expect_no_connections(struct t_mon *m)
 	assert_string_equal(tout.out, "[]\n");
 }
 
+/* tout holds ipcdctl --json output: it must be valid JSON (python3's json, when there). */
+static void check_json(const char *what)
+{
+	int rc = t_json_python(tout.out);
+
+	assert_true(t_json_balanced(tout.out));
+	if (rc == 1)
+		fail_msg("ipcdctl --json %s: not valid JSON:\n%s", what, tout.out);
+}
+
 static void child_ok(pid_t pid)
 {
 	assert_int_equal(t_wait(pid, T_WAIT_MS * 3), 0);
@@ -306,12 +358,14 @@ static void __attribute__((noreturn)) xfer_listener(const struct t_mon *m, struc
 	struct ipcd_conn conn;
 	uint32_t id;
 	uint16_t port;
+	int lfd;
 
 	attach_or_die(m, "it-listen", &a);
-	T_CHECK_EQ(bind_listen(&a, bind_addr, 0, 0, 16, &id, &port), 0);
+	T_CHECK_EQ(bind_listen(&a, bind_addr, 0, 0, 16, &id, &port, &lfd), 0);
 	ipcd_store_release(&sh->port, port);
-	wait_listen_ready(&a, id);
-	T_CHECK_EQ(do_accept(&a, id, &conn, &resp, NULL), 0);
+	wait_listen_ready(lfd);
+	T_CHECK_EQ(do_accept(&a, id, &conn, &resp), 0);
+	T_CHECK(!fd_readable(lfd, 0));		/* the backlog is empty again */
 	T_CHECK_EQ(resp.self_port, port);
 	ipcd_fetch_add(&sh->connected, 1);
 	WAIT_FLAG(&sh->go, 1);
@@ -322,6 +376,7 @@ static void __attribute__((noreturn)) xfer_listener(const struct t_mon *m, struc
 	T_CHECK_EQ(ipcd_spsc_write(&conn.tx, "x", 1), -EPIPE);
 	T_CHECK_EQ(ipcd_load_acquire(&conn.ctl->reset), 0);
 	do_close(&a, &conn);
+	close(lfd);
 	ipcd_detach(&a);
 	_exit(0);
 }
@@ -335,7 +390,7 @@ static void __attribute__((noreturn)) xfer_connector(const struct t_mon *m, stru
 
 	attach_or_die(m, "it-connect", &a);
 	WAIT_FLAG(&sh->port, 1);
-	T_CHECK_EQ(do_connect(&a, dst, (uint16_t)sh->port, &conn, &resp, NULL), 0);
+	T_CHECK_EQ(do_connect(&a, dst, (uint16_t)sh->port, &conn, &resp), 0);
 	T_CHECK_EQ(resp.peer_port, sh->port);
 	T_CHECK(resp.self_port != 0);
 	ipcd_fetch_add(&sh->connected, 1);
@@ -437,24 +492,29 @@ static void __attribute__((noreturn)) rules_listener(const struct t_mon *m, stru
 	uint8_t lo[16];
 	uint32_t id;
 	uint16_t port;
+	int lfd;
 
 	attach_or_die(m, "it-listen", &a);
 	v4(lo, 127, 0, 0, 1);
-	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 1, &id, &port), 0);
+	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 1, &id, &port, &lfd), 0);
 	ipcd_store_release(&sh->bind_id, id);
 	ipcd_store_release(&sh->port, port);
 	WAIT_FLAG(&sh->queued, 1);
-	wait_listen_ready(&a, id);
+	wait_listen_ready(lfd);
 	/* The oldest first: the connector wrote "hello" and closed it while queued. */
-	T_CHECK_EQ(do_accept(&a, id, &c1, &resp, NULL), 0);
+	T_CHECK_EQ(do_accept(&a, id, &c1, &resp), 0);
+	T_CHECK(fd_readable(lfd, 0));		/* one more queued */
 	T_CHECK_EQ(drain_to_eof(&c1), 5);
-	T_CHECK_EQ(do_accept(&a, id, &c2, &resp, NULL), 0);
-	T_CHECK_EQ(do_accept(&a, id, &c3, &resp, NULL), -EAGAIN);
+	T_CHECK_EQ(do_accept(&a, id, &c2, &resp), 0);
+	T_CHECK(!fd_readable(lfd, 0));
+	T_CHECK_EQ(do_accept(&a, id, &c3, &resp), -EAGAIN);
+	T_CHECK(!fd_readable(lfd, 0));
 	T_CHECK_EQ(ipcd_spsc_write(&c2.tx, "pong", 4), 4);
 	ipcd_store_release(&sh->accepted, 1);
 	T_CHECK_EQ(drain_to_eof(&c2), 0);
 	do_close(&a, &c1);
 	do_close(&a, &c2);
+	close(lfd);
 	ipcd_detach(&a);
 	_exit(0);
 }
@@ -474,15 +534,15 @@ static void __attribute__((noreturn)) rules_connector(const struct t_mon *m, str
 	WAIT_FLAG(&sh->port, 1);
 	/* Nobody listens there (nor on ::1 at the listener's port). */
 	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)(sh->port == 65535 ? 1 : sh->port + 1), &c1,
-			      &resp, NULL), -ECONNREFUSED);
-	T_CHECK_EQ(do_connect(&a, lo6, (uint16_t)sh->port, &c1, &resp, NULL), -ECONNREFUSED);
+			      &resp), -ECONNREFUSED);
+	T_CHECK_EQ(do_connect(&a, lo6, (uint16_t)sh->port, &c1, &resp), -ECONNREFUSED);
 	T_CHECK_EQ(call(&a, IPCD_OP_CONNECT, &bad, sizeof(bad), NULL, 0), -EINVAL);
 	/* listen(fd, 1) holds two connections, as Linux does. */
-	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c1, &resp, NULL), 0);
+	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c1, &resp), 0);
 	c1_id = c1.conn_id;
-	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c2, &resp, NULL), 0);
-	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c3, &resp, NULL), -EAGAIN);
-	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c3, &resp, NULL), -EAGAIN);
+	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c2, &resp), 0);
+	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c3, &resp), -EAGAIN);
+	T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c3, &resp), -EAGAIN);
 	/* Not ours to accept from, nor to close. */
 	{
 		struct ipcd_accept_req ar = { .id = sh->bind_id };
@@ -544,7 +604,7 @@ struct sh_rp {
 	uint32_t got[2];
 };
 
-/* Accept whatever comes (LISTEN_READY, then until -EAGAIN), closing each. */
+/* Accept whatever comes (the accept eventfd readable, then until -EAGAIN), closing each. */
 static void __attribute__((noreturn)) rp_listener(const struct t_mon *m, struct sh_rp *sh,
 						  unsigned int i)
 {
@@ -554,31 +614,29 @@ static void __attribute__((noreturn)) rp_listener(const struct t_mon *m, struct 
 	uint8_t lo[16];
 	uint32_t id;
 	uint16_t port;
+	int lfd;
 
 	v4(lo, 127, 0, 0, 1);
 	if (i == 1)
 		WAIT_FLAG(&sh->port, 1);
 	T_CHECK_EQ(bind_listen(&a, lo, i ? (uint16_t)sh->port : 0, IPCD_BIND_REUSEPORT, 64, &id,
-			       &port), 0);
+			       &port, &lfd), 0);
 	if (i == 0)
 		ipcd_store_release(&sh->port, port);
 	ipcd_fetch_add(&sh->listening, 1);
 	while (!ipcd_load_acquire(&sh->stop)) {
 		struct ipcd_conn_resp resp;
-		struct ipcd_ctl_msg msg;
 		struct ipcd_conn conn;
-		int fd, rc = ipcd_attach_recv_msg(&a, &msg, &fd, 10);
 
-		if (rc == -ETIMEDOUT)
+		if (!fd_readable(lfd, 10))
 			continue;
-		T_CHECK_EQ(rc, 0);
-		T_CHECK_EQ(msg.type, IPCD_CTL_LISTEN_READY);
-		while (do_accept(&a, id, &conn, &resp, NULL) == 0) {
+		while (do_accept(&a, id, &conn, &resp) == 0) {
 			do_close(&a, &conn);
 			sh->got[i]++;
 			ipcd_fetch_add(&sh->total, 1);
 		}
 	}
+	close(lfd);
 	ipcd_detach(&a);
 	_exit(0);
 }
@@ -609,7 +667,7 @@ static void test_reuseport(void **state)
 		v4(lo, 127, 0, 0, 1);
 		WAIT_FLAG(&sh->listening, 2);
 		for (i = 0; i < N_RP; i++) {
-			T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &conn, &resp, NULL), 0);
+			T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &conn, &resp), 0);
 			do_close(&a, &conn);
 		}
 		ipcd_detach(&a);
@@ -661,14 +719,16 @@ static void __attribute__((noreturn)) kill_end(const struct t_mon *m, struct sh_
 	if (acceptor) {
 		uint32_t id;
 		uint16_t port;
+		int lfd;
 
-		T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port), 0);
+		T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port, &lfd), 0);
 		ipcd_store_release(&sh->port, port);
-		wait_listen_ready(&a, id);
-		T_CHECK_EQ(do_accept(&a, id, &conn, &resp, NULL), 0);
+		wait_listen_ready(lfd);
+		T_CHECK_EQ(do_accept(&a, id, &conn, &resp), 0);
+		close(lfd);
 	} else {
 		WAIT_FLAG(&sh->port, 1);
-		T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &conn, &resp, NULL), 0);
+		T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &conn, &resp), 0);
 	}
 	ipcd_fetch_add(&sh->connected, 1);
 	WAIT_FLAG(&sh->connected, 2);
@@ -682,8 +742,26 @@ static void __attribute__((noreturn)) kill_end(const struct t_mon *m, struct sh_
 	t_pattern_fill(buf, sizeof(buf), 7, 0);
 	while (ipcd_spsc_write(&conn.tx, buf, sizeof(buf)) > 0)
 		;
+	/*
+	 * Sleep as poll/epoll would: IPCD_DB_EVENT on the ring we read, then the
+	 * wake eventfd. Nobody has set DB_EVENT before, so nothing has signalled
+	 * it yet; the victim is stalled, so only the monitor can.
+	 */
+	T_CHECK(!fd_readable(conn.wake_self, 0));
+	ipcd_doorbell_arm_bits(&conn.rx.shm->cons_wait, IPCD_DB_EVENT);
+	T_CHECK_EQ(ipcd_load_acquire(&conn.rx.shm->prod_closed), 0);
 	ipcd_store_release(&sh->survivor_full, 1);
 	/* Bounded: the monitor marks the dead side's rings and wakes us. */
+	T_CHECK(fd_readable(conn.wake_self, T_WAIT_MS));
+	{
+		uint64_t v = 0;
+
+		T_CHECK_EQ(read(conn.wake_self, &v, sizeof(v)), (ssize_t)sizeof(v));
+		T_CHECK(v >= 1);
+	}
+	/* The monitor cleared the word before it signalled, and marked the ring. */
+	T_CHECK_EQ(ipcd_load_acquire(&conn.rx.shm->cons_wait), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&conn.rx.shm->prod_closed), 1);
 	T_CHECK_EQ(drain_to_eof(&conn), 0);
 	T_CHECK(ipcd_load_acquire(&conn.ctl->reset) & bit);
 	T_CHECK_EQ(ipcd_spsc_write(&conn.tx, buf, 1), -EPIPE);
@@ -749,10 +827,11 @@ static void test_kill_listener(void **state)
 		uint8_t lo[16];
 		uint32_t id;
 		uint16_t port;
+		int lfd;
 
 		attach_or_die(m, "it-listen", &a);
 		v4(lo, 127, 0, 0, 1);
-		T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 8, &id, &port), 0);
+		T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 8, &id, &port, &lfd), 0);
 		ipcd_store_release(&sh->port, port);
 		for (;;)
 			pause();	/* never accepts */
@@ -769,7 +848,7 @@ static void test_kill_listener(void **state)
 		v4(lo, 127, 0, 0, 1);
 		WAIT_FLAG(&sh->port, 1);
 		for (i = 0; i < 3; i++) {
-			T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c[i], &resp, NULL), 0);
+			T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &c[i], &resp), 0);
 			T_CHECK_EQ(ipcd_spsc_write(&c[i].tx, "req", 3), 3);
 		}
 		ipcd_store_release(&sh->queued, 1);
@@ -812,19 +891,27 @@ static void __attribute__((noreturn)) seq_child(const struct t_mon *m, struct sh
 	uint8_t lo[16], b;
 	uint32_t id;
 	uint16_t port;
-	unsigned int i, ready = 0;
+	unsigned int i;
+	int lfd;
 
 	v4(lo, 127, 0, 0, 1);
-	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port), 0);
+	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port, &lfd), 0);
 	ipcd_store_release(&sh->attached, 1);
 	WAIT_FLAG(&sh->go, 1);
 	for (i = 0; i < N_SEQ; i++) {
 		struct ipcd_conn_resp r1, r2;
 		struct ipcd_conn ca, cb;
 
-		/* A self-connection: this process holds both ends. */
-		T_CHECK_EQ(do_connect(&a, lo, port, &ca, &r1, &ready), 0);
-		T_CHECK_EQ(do_accept(&a, id, &cb, &r2, &ready), 0);
+		/*
+		 * A self-connection: this process holds both ends. The accept
+		 * eventfd is readable exactly while the connection is queued
+		 * (the monitor sets its level before it answers).
+		 */
+		T_CHECK(!fd_readable(lfd, 0));
+		T_CHECK_EQ(do_connect(&a, lo, port, &ca, &r1), 0);
+		T_CHECK(fd_readable(lfd, 0));
+		T_CHECK_EQ(do_accept(&a, id, &cb, &r2), 0);
+		T_CHECK(!fd_readable(lfd, 0));
 		T_CHECK_EQ(r1.conn_id, r2.conn_id);
 		T_CHECK_EQ(r1.self_port, r2.peer_port);
 		b = (uint8_t)i;
@@ -839,10 +926,9 @@ static void __attribute__((noreturn)) seq_child(const struct t_mon *m, struct sh
 			do_close(&a, &ca);
 		}
 	}
-	/* The LISTEN_READY of the last connection may still be queued. */
-	T_CHECK(ready >= N_SEQ - 1);
 	ipcd_store_release(&sh->done, 1);
 	WAIT_FLAG(&sh->exit, 1);
+	close(lfd);
 	ipcd_detach(&a);
 	_exit(0);
 }
@@ -964,26 +1050,24 @@ static void __attribute__((noreturn)) busy_listener(const struct t_mon *m, struc
 	uint8_t lo[16];
 	uint32_t id;
 	uint16_t port;
+	int lfd;
 
 	v4(lo, 127, 0, 0, 1);
-	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 128, &id, &port), 0);
+	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 128, &id, &port, &lfd), 0);
 	ipcd_store_release(&sh->port, port);
 	while (!ipcd_load_acquire(&sh->stop)) {
 		struct ipcd_conn_resp resp;
-		struct ipcd_ctl_msg msg;
 		struct ipcd_conn conn;
-		int fd, rc = ipcd_attach_recv_msg(&a, &msg, &fd, 10);
 
-		if (rc == -ETIMEDOUT)
+		if (!fd_readable(lfd, 10))
 			continue;
-		T_CHECK_EQ(rc, 0);
-		T_CHECK_EQ(msg.type, IPCD_CTL_LISTEN_READY);
 		/* Accept and close: the deaf client never even maps its end. */
-		while (do_accept(&a, id, &conn, &resp, NULL) == 0) {
+		while (do_accept(&a, id, &conn, &resp) == 0) {
 			do_close(&a, &conn);
 			ipcd_fetch_add(&sh->accepted, 1);
 		}
 	}
+	close(lfd);
 	ipcd_detach(&a);
 	_exit(0);
 }
@@ -1022,7 +1106,7 @@ static void test_deaf_client(void **state)
 		attach_or_die(m, "it-polite", &a);
 		v4(lo, 127, 0, 0, 1);
 		for (i = 0; i < 20; i++) {
-			T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &conn, &resp, NULL), 0);
+			T_CHECK_EQ(do_connect(&a, lo, (uint16_t)sh->port, &conn, &resp), 0);
 			/* The listener may have accepted and closed it already. */
 			n = ipcd_spsc_write(&conn.tx, "hi", 2);
 			T_CHECK(n == 2 || n == -EPIPE);
@@ -1060,19 +1144,23 @@ static void test_monitor_exit(void **state)
 		struct ipcd_conn ca, cb;
 		char b1[4], b2[4];
 		uint8_t lo[16];
+		int fds[IPCD_CTL_CONN_NFDS];
 		uint32_t id;
 		uint16_t port;
+		int lfd;
 
 		attach_or_die(m, "it-orphan", &a);
 		v4(lo, 127, 0, 0, 1);
-		T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port), 0);
-		T_CHECK_EQ(do_connect(&a, lo, port, &ca, &r1, NULL), 0);
-		T_CHECK_EQ(do_accept(&a, id, &cb, &r2, NULL), 0);
+		T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port, &lfd), 0);
+		T_CHECK_EQ(do_connect(&a, lo, port, &ca, &r1), 0);
+		T_CHECK_EQ(do_accept(&a, id, &cb, &r2), 0);
 		ipcd_store_release(&sh->attached, 1);
 		WAIT_FLAG(&sh->go, 1);
 		/* The monitor is gone; the rings were never marked. */
-		T_CHECK_EQ(ipcd_attach_recv_msg(&a, &(struct ipcd_ctl_msg){ 0 }, &(int){ 0 },
-						T_WAIT_MS), -ECONNRESET);
+		T_CHECK_EQ(ipcd_attach_recv_msg(&a, &(struct ipcd_ctl_msg){ 0 }, fds, T_WAIT_MS),
+			   -ECONNRESET);
+		T_CHECK(!fd_readable(ca.wake_self, 0));
+		T_CHECK(!fd_readable(cb.wake_self, 0));
 		T_CHECK_EQ(ipcd_load_acquire(&ca.tx.shm->cons_closed), 0);
 		T_CHECK_EQ(ipcd_load_acquire(&cb.tx.shm->cons_closed), 0);
 		T_CHECK_EQ(ipcd_load_acquire(&ca.ctl->reset), 0);
@@ -1095,6 +1183,360 @@ static void test_monitor_exit(void **state)
 	T_PASSED(s);
 }
 
+/* ---- 9. the listener's accept eventfd ------------------------------------ */
+
+static int unbind_id(struct ipcd_attach *a, uint32_t id)
+{
+	struct ipcd_unbind_req u = { .id = id };
+
+	return call(a, IPCD_OP_UNBIND, &u, sizeof(u), NULL, 0);
+}
+
+/*
+ * One process, self-connections only, so every level is exact: the accept
+ * eventfd comes once, before the first LISTEN's response; it is readable
+ * exactly while the backlog holds something; a dropped backlog drains it.
+ */
+static void __attribute__((noreturn)) lfd_child(const struct t_mon *m)
+{
+	struct ipcd_attach a;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c[3], acc;
+	uint8_t lo[16];
+	uint32_t id, id2;
+	uint16_t port, port2;
+	int lfd, lfd2;
+
+	attach_or_die(m, "it-lfd", &a);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port, &lfd), 0);
+	/* A re-LISTEN (new backlog) sends no second eventfd, and failed ones none. */
+	T_CHECK_EQ(listen_hint(&a, id, 8, 0, NULL), 0);
+	T_CHECK_EQ(listen_hint(&a, 0xdead, 8, 0, NULL), -ENOENT);
+	{
+		struct ipcd_listen_req l = { .id = id, .backlog = 4, .pad = 1 };
+
+		T_CHECK_EQ(call(&a, IPCD_OP_LISTEN, &l, sizeof(l), NULL, 0), -EINVAL);
+		l.pad = 0;
+		l.ring_bytes = (1u << 30) + 1;
+		T_CHECK_EQ(call(&a, IPCD_OP_LISTEN, &l, sizeof(l), NULL, 0), -EINVAL);
+		T_CHECK_EQ(ipcd_attach_recv_msg(&a, &(struct ipcd_ctl_msg){ 0 },
+						(int[IPCD_CTL_CONN_NFDS]){ 0 }, 0), -ETIMEDOUT);
+	}
+	T_CHECK(!fd_readable(lfd, 0));
+
+	/* empty -> 1 -> 2: readable; 2 -> 1: still; 1 -> 0: not; then again. */
+	T_CHECK_EQ(do_connect(&a, lo, port, &c[0], &resp), 0);
+	T_CHECK(fd_readable(lfd, 0));
+	T_CHECK_EQ(do_connect(&a, lo, port, &c[1], &resp), 0);
+	T_CHECK(fd_readable(lfd, 0));
+	T_CHECK_EQ(do_accept(&a, id, &acc, &resp), 0);
+	T_CHECK(fd_readable(lfd, 0));
+	do_close(&a, &acc);
+	T_CHECK_EQ(do_accept(&a, id, &acc, &resp), 0);
+	T_CHECK(!fd_readable(lfd, 0));
+	do_close(&a, &acc);
+	T_CHECK_EQ(do_accept(&a, id, &acc, &resp), -EAGAIN);
+	T_CHECK(!fd_readable(lfd, 0));
+	T_CHECK_EQ(do_connect(&a, lo, port, &c[2], &resp), 0);
+	T_CHECK(fd_readable(lfd, 0));
+
+	/* The connector closing a queued connection leaves it queued (the kernel does too). */
+	do_close(&a, &c[2]);
+	T_CHECK(fd_readable(lfd, 0));
+	T_CHECK_EQ(do_accept(&a, id, &acc, &resp), 0);
+	T_CHECK(!fd_readable(lfd, 0));
+	T_CHECK_EQ(drain_to_eof(&acc), 0);
+	do_close(&a, &acc);
+	do_close(&a, &c[0]);
+	do_close(&a, &c[1]);
+
+	/* A second listener has its own eventfd. Unbinding drops its backlog: drained. */
+	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id2, &port2, &lfd2), 0);
+	T_CHECK(lfd2 != lfd);
+	T_CHECK_EQ(do_connect(&a, lo, port2, &c[0], &resp), 0);
+	T_CHECK(fd_readable(lfd2, 0));
+	T_CHECK(!fd_readable(lfd, 0));
+	T_CHECK_EQ(unbind_id(&a, id2), 0);
+	T_CHECK(!fd_readable(lfd2, 0));
+	T_CHECK_EQ(drain_to_eof(&c[0]), 0);	/* reset, as after the kernel's RST */
+	T_CHECK(ipcd_load_acquire(&c[0].ctl->reset) & IPCD_CONN_RESET_B);
+	do_close(&a, &c[0]);
+	close(lfd2);
+
+	T_CHECK_EQ(unbind_id(&a, id), 0);
+	close(lfd);
+	ipcd_detach(&a);
+	_exit(0);
+}
+
+static void test_listener_fd(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	pid_t pid;
+	int base;
+
+	t_mon_write_config(m, CONF);
+	t_mon_start(m);
+	base = t_mon_fd_baseline(m);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		lfd_child(m);
+	child_ok(pid);
+	expect_no_connections(m);
+	/* Every eventfd went: the listeners' and the connections' two each. */
+	assert_int_equal(t_mon_wait_fds(m, base), base);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
+/* ---- 10. ring sizes: config, hints, cap ----------------------------------- */
+
+#define RING_MIN	4096u
+#define RING_MAX	(1u << 20)
+#define CONF_RING	CONF "ring_bytes = 4096\nring_max_bytes = 1048576\n"
+
+struct sh_ring {
+	uint32_t open;		/* a 128 KiB connection is open */
+	uint32_t checked;
+};
+
+/*
+ * A self-connection with hints @connect_hint (and the listener's current
+ * one): both ends see rings of @want bytes each way.
+ */
+static void ring_case(struct ipcd_attach *a, const uint8_t lo[16], uint16_t port, uint32_t id,
+		      uint32_t connect_hint, uint32_t want, struct sh_ring *sh)
+{
+	struct ipcd_conn_resp r1, r2;
+	struct ipcd_conn ca, cb;
+
+	T_CHECK_EQ(do_connect_hint(a, lo, port, connect_hint, &ca, &r1), 0);
+	T_CHECK_EQ(do_accept(a, id, &cb, &r2), 0);
+	T_CHECK_EQ(ca.tx.capacity, want);
+	T_CHECK_EQ(ca.rx.capacity, want);
+	T_CHECK_EQ(cb.tx.capacity, want);
+	T_CHECK_EQ(cb.rx.capacity, want);
+	if (sh) {		/* let the parent look at it with ipcdctl */
+		ipcd_store_release(&sh->open, 1);
+		WAIT_FLAG(&sh->checked, 1);
+	}
+	do_close(a, &ca);
+	do_close(a, &cb);
+}
+
+static void __attribute__((noreturn)) ring_child(const struct t_mon *m, struct sh_ring *sh)
+{
+	struct ipcd_attach a;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c;
+	uint8_t lo[16];
+	uint32_t id;
+	uint16_t port;
+	int lfd;
+
+	attach_or_die(m, "it-ring", &a);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port, &lfd), 0);
+	/* No hints: the config's ring_bytes. */
+	ring_case(&a, lo, port, id, 0, RING_MIN, NULL);
+	/* Smaller than ring_bytes changes nothing; larger rounds up to a power of two. */
+	ring_case(&a, lo, port, id, 100, RING_MIN, NULL);
+	ring_case(&a, lo, port, id, 5000, 8192, NULL);
+	ring_case(&a, lo, port, id, 65536, 65536, NULL);
+	/* Capped by ring_max_bytes, up to the largest hint a request may carry. */
+	ring_case(&a, lo, port, id, RING_MAX + 1, RING_MAX, NULL);
+	ring_case(&a, lo, port, id, 1u << 30, RING_MAX, NULL);
+	{
+		struct ipcd_connect_req r = { .port = port, .ring_bytes = (1u << 30) + 1 };
+
+		memcpy(r.addr, lo, 16);
+		T_CHECK_EQ(do_connect_hint(&a, lo, port, (1u << 30) + 1, &c, &resp), -EINVAL);
+		T_CHECK_EQ(do_connect_hint(&a, lo, port, UINT32_MAX, &c, &resp), -EINVAL);
+		r.ring_bytes = 0;
+		r.pad2 = 1;
+		T_CHECK_EQ(call(&a, IPCD_OP_CONNECT, &r, sizeof(r), NULL, 0), -EINVAL);
+		r.pad2 = 0;
+		r.pad = 1;
+		T_CHECK_EQ(call(&a, IPCD_OP_CONNECT, &r, sizeof(r), NULL, 0), -EINVAL);
+	}
+	/* The listener's hint (from its latest LISTEN) counts as much as the connector's. */
+	T_CHECK_EQ(listen_hint(&a, id, 4, 100000, NULL), 0);
+	ring_case(&a, lo, port, id, 0, 131072, sh);
+	ring_case(&a, lo, port, id, 300000, 524288, NULL);
+	T_CHECK_EQ(listen_hint(&a, id, 4, 1u << 30, NULL), 0);
+	ring_case(&a, lo, port, id, 0, RING_MAX, NULL);
+	T_CHECK_EQ(listen_hint(&a, id, 4, 0, NULL), 0);
+	ring_case(&a, lo, port, id, 0, RING_MIN, NULL);
+	close(lfd);
+	ipcd_detach(&a);
+	_exit(0);
+}
+
+static void test_ring_hint(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_ring *sh = t_shm_alloc(sizeof(*sh));
+	pid_t pid;
+
+	t_mon_write_config(m, CONF_RING);
+	t_mon_start(m);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		ring_child(m, sh);
+	if (!t_wait_at_least(&sh->open, 1, T_WAIT_MS))
+		fail_msg("the child did not open its connection");
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	check_json("connections");
+	assert_int_equal(t_count_str(tout.out, "\"id\":"), 1);
+	assert_non_null(strstr(tout.out, "\"ring_bytes\":131072"));
+	assert_int_equal(t_ctl(m, &tout, false, "connections"), 0);
+	assert_non_null(strstr(tout.out, " 131072 "));
+	assert_non_null(strstr(tout.out, "accelerated"));
+	ipcd_store_release(&sh->checked, 1);
+	child_ok(pid);
+	expect_no_connections(m);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 11. FALLBACK reports: counted, listed, bounded ----------------------- */
+
+#define N_FB_MANY	300	/* more than the monitor keeps (256) */
+
+static int fallback(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
+		    uint16_t reason, uint32_t pad)
+{
+	struct ipcd_fallback_req r = { .port = port, .reason = reason, .pad = pad };
+
+	memcpy(r.addr, addr, 16);
+	return call(a, IPCD_OP_FALLBACK, &r, sizeof(r), NULL, 0);
+}
+
+struct sh_fb {
+	uint32_t step;		/* 1: first reports sent; 2: the many sent */
+	uint32_t go;
+	int32_t pid;
+};
+
+static void __attribute__((noreturn)) fb_child(const struct t_mon *m, struct sh_fb *sh)
+{
+	struct ipcd_attach a;
+	struct ipcd_fallback_req r = { .reason = IPCD_FB_LIMIT };
+	uint8_t lo[16], lo6[16], buf[32] = { 0 };
+	uint16_t reason;
+	unsigned int i;
+
+	attach_or_die(m, "it-fallback", &a);
+	v4(lo, 127, 0, 0, 1);
+	v6_loop(lo6);
+	for (reason = 1; reason <= IPCD_FB_MAX; reason++)
+		T_CHECK_EQ(fallback(&a, reason & 1 ? lo : lo6, (uint16_t)(8000 + reason), reason,
+				    0), 0);
+	/* Malformed: -EINVAL, and the process stays registered. */
+	T_CHECK_EQ(fallback(&a, lo, 1, 0, 0), -EINVAL);
+	T_CHECK_EQ(fallback(&a, lo, 1, IPCD_FB_MAX + 1, 0), -EINVAL);
+	T_CHECK_EQ(fallback(&a, lo, 1, UINT16_MAX, 0), -EINVAL);
+	T_CHECK_EQ(fallback(&a, lo, 1, IPCD_FB_LIMIT, 1), -EINVAL);
+	memcpy(buf, &r, sizeof(r));
+	T_CHECK_EQ(call(&a, IPCD_OP_FALLBACK, buf, sizeof(r) - 4, NULL, 0), -EINVAL);
+	T_CHECK_EQ(call(&a, IPCD_OP_FALLBACK, buf, sizeof(r) + 8, NULL, 0), -EINVAL);
+	T_CHECK_EQ(call(&a, IPCD_OP_FALLBACK, NULL, 0, NULL, 0), -EINVAL);
+	T_CHECK_EQ(call(&a, IPCD_OP_NOP, NULL, 0, NULL, 0), 0);
+	sh->pid = (int32_t)getpid();
+	ipcd_store_release(&sh->step, 1);
+	WAIT_FLAG(&sh->go, 1);
+	for (i = 0; i < N_FB_MANY; i++)
+		T_CHECK_EQ(fallback(&a, lo, (uint16_t)(10000 + i), IPCD_FB_NO_LISTENER, 0), 0);
+	ipcd_store_release(&sh->step, 2);
+	WAIT_FLAG(&sh->go, 2);
+	ipcd_detach(&a);
+	_exit(0);
+}
+
+static void test_fallback(void **state)
+{
+	static const char *const names[] = {
+		"no accelerated listener", "backlog full", "limit", "monitor error",
+		"peer not preloaded", "fd beyond table",
+	};
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_fb *sh = t_shm_alloc(sizeof(*sh));
+	char want[160];
+	unsigned int i;
+	pid_t pid;
+
+	t_mon_write_config(m, CONF);
+	t_mon_start(m);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		fb_child(m, sh);
+	if (!t_wait_at_least(&sh->step, 1, T_WAIT_MS))
+		fail_msg("the child did not send its reports");
+
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	check_json("connections");
+	assert_int_equal(t_count_str(tout.out, "\"accelerated\":false"), IPCD_FB_MAX);
+	assert_int_equal(t_count_str(tout.out, "\"accelerated\":true"), 0);
+	for (i = 0; i < IPCD_ARRAY_SIZE(names); i++) {
+		snprintf(want, sizeof(want), "\"reason\":\"%s\",\"reason_code\":%u", names[i],
+			 i + 1);
+		assert_non_null(strstr(tout.out, want));
+	}
+	snprintf(want, sizeof(want), "\"pid\":%d", sh->pid);
+	assert_int_equal(t_count_str(tout.out, want), IPCD_FB_MAX);
+	assert_non_null(strstr(tout.out, "\"comm\":\"it-fallback\""));
+	assert_non_null(strstr(tout.out, "\"peer\":\"127.0.0.1:8001\""));
+	assert_non_null(strstr(tout.out, "\"peer\":\"[::1]:8002\""));
+	assert_int_equal(t_ctl(m, &tout, false, "connections"), 0);
+	assert_int_equal(t_count_str(tout.out, " fallback "), IPCD_FB_MAX);
+	for (i = 0; i < IPCD_ARRAY_SIZE(names); i++)
+		assert_non_null(strstr(tout.out, names[i]));
+
+	assert_int_equal(t_ctl(m, &tout, true, "counters"), 0);
+	check_json("counters");
+	assert_non_null(strstr(tout.out, "\"fallbacks\":{\"total\":6,\"by_reason\":{"
+				 "\"no_listener\":1,\"backlog_full\":1,\"limit\":1,"
+				 "\"monitor_error\":1,\"peer_not_preloaded\":1,"
+				 "\"fd_beyond_table\":1},\"invalid\":7}"));
+	assert_int_equal(t_ctl_num(m, "counters", "fallback"), IPCD_FB_MAX + 7);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	assert_int_equal(t_ctl(m, &tout, false, "counters"), 0);
+	assert_non_null(strstr(tout.out, "fallbacks       6"));
+	assert_non_null(strstr(tout.out, "fd beyond table"));
+
+	/* Only the latest 256 are kept; every one is counted. */
+	ipcd_store_release(&sh->go, 1);
+	if (!t_wait_at_least(&sh->step, 2, T_WAIT_MS))
+		fail_msg("the child did not send its many reports");
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	check_json("connections");
+	assert_int_equal(t_count_str(tout.out, "\"accelerated\":false"), 256);
+	assert_null(strstr(tout.out, "\"reason\":\"fd beyond table\""));	/* the oldest went */
+	assert_null(strstr(tout.out, "\"peer\":\"127.0.0.1:10043\""));
+	assert_non_null(strstr(tout.out, "\"peer\":\"127.0.0.1:10044\""));
+	assert_non_null(strstr(tout.out, "\"peer\":\"127.0.0.1:10299\""));
+	assert_int_equal(t_ctl_num(m, "counters", "total"), IPCD_FB_MAX + N_FB_MANY);
+	assert_int_equal(t_ctl_num(m, "counters", "no_listener"), 1 + N_FB_MANY);
+
+	/* The reports outlive the process (they are history), the connections list stays valid. */
+	ipcd_store_release(&sh->go, 2);
+	child_ok(pid);
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	check_json("connections");
+	assert_int_equal(t_count_str(tout.out, "\"accelerated\":false"), 256);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1106,6 +1548,9 @@ int main(void)
 		T_BOTH(test_many_in_a_row),
 		T_BOTH(test_deaf_client),
 		T_BOTH(test_monitor_exit),
+		T_BOTH(test_listener_fd),
+		T_BOTH(test_ring_hint),
+		T_BOTH(test_fallback),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -39,6 +39,8 @@ static void test_default(void **state)
 	assert_string_equal(cfg.control_socket, "/run/ipcd/monitor.sock");
 	assert_int_equal(cfg.max_processes, 1024);
 	assert_int_equal(cfg.ring_bytes, 262144);
+	assert_int_equal(cfg.ring_max_bytes, 4194304);
+	assert_non_null(strstr(ipcd_default_config, "\nring_max_bytes = 4194304\n"));
 	assert_int_equal(cfg.log_level, IPCD_LOG_INFO);
 	assert_int_equal(cfg.n_rules, 0);
 	assert_int_equal(cfg.n_peers, 0);
@@ -59,6 +61,7 @@ static void test_good_file(void **state)
 		"ring_bytes = 1048576\n"
 		"request_ring_bytes = 8192\n"
 		"log_level = debug\n"
+		"ring_max_bytes = 8388608\n"
 		"bind_rule = deny uid=1000 ports=8000-8999\n"
 		"bind_rule = allow gid=50 ports=9000\n"
 		"bind_rule = deny uid=* ports=1-65535\n"
@@ -78,6 +81,7 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg.max_processes, 256);
 	assert_int_equal(cfg.max_connections, 1000);
 	assert_int_equal(cfg.ring_bytes, 1048576);
+	assert_int_equal(cfg.ring_max_bytes, 8388608);
 	assert_int_equal(cfg.request_ring_bytes, 8192);
 	assert_int_equal(cfg.log_level, IPCD_LOG_DEBUG);
 	assert_int_equal(cfg.n_rules, 3);
@@ -85,7 +89,7 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg.rules[0].id, 1000);
 	assert_int_equal(cfg.rules[0].port_lo, 8000);
 	assert_int_equal(cfg.rules[0].port_hi, 8999);
-	assert_int_equal(cfg.rules[0].line, 13);
+	assert_int_equal(cfg.rules[0].line, 14);
 	assert_true(cfg.rules[1].is_gid);
 	assert_int_equal(cfg.rules[1].port_lo, 9000);
 	assert_int_equal(cfg.rules[1].port_hi, 9000);
@@ -113,6 +117,20 @@ static void test_bad_files(void **state)
 		{ "ring_bytes = 5000\n", "key 'ring_bytes': expected a power of two in [4096, 1073741824], got '5000'" },
 		{ "ring_bytes = 2048\n", "key 'ring_bytes': expected a power of two" },
 		{ "request_ring_bytes = 4194304\n", "key 'request_ring_bytes'" },
+		{ "ring_max_bytes = 5000\n",
+		  "t.conf:1: key 'ring_max_bytes': expected a power of two in [4096, 1073741824], "
+		  "got '5000'" },
+		{ "ring_max_bytes = 2147483648\n", "key 'ring_max_bytes': expected a power of two" },
+		/* ring_max_bytes >= ring_bytes: the line of whichever of the two came last */
+		{ "ring_bytes = 8388608\n",
+		  "t.conf:1: key 'ring_bytes': must be at most ring_max_bytes (4194304), got 8388608" },
+		{ "\nring_max_bytes = 65536\n",
+		  "t.conf:2: key 'ring_max_bytes': must be at least ring_bytes (262144), got 65536" },
+		{ "ring_bytes = 1048576\n\nring_max_bytes = 524288\n",
+		  "t.conf:3: key 'ring_max_bytes': must be at least ring_bytes (1048576), "
+		  "got 524288" },
+		{ "ring_max_bytes = 524288\nring_bytes = 1048576\n",
+		  "t.conf:2: key 'ring_bytes': must be at most ring_max_bytes (524288), got 1048576" },
 		{ "max_processes = 0\n", "key 'max_processes': expected a number in [1, 65536]" },
 		{ "control_socket = relative.sock\n", "key 'control_socket': expected an absolute path" },
 		{ "log_level = loud\n", "key 'log_level': expected error, warn, info or debug, got 'loud'" },
@@ -144,6 +162,29 @@ static void test_bad_files(void **state)
 			fail_msg("case %u: message '%s' lacks '%s'", i, err, cases[i].expect);
 		assert_memory_equal(&cfg, &before, sizeof(cfg));	/* all or nothing */
 	}
+}
+
+/* ring_max_bytes may equal ring_bytes, and raising both at once is fine. */
+static void test_ring_max(void **state)
+{
+	struct ipcd_config cfg;
+	char err[256] = "";
+
+	(void)state;
+	load_default(&cfg);
+	assert_int_equal(parse("ring_bytes = 65536\nring_max_bytes = 65536\n", &cfg, err,
+			       sizeof(err)), 0);
+	assert_int_equal(cfg.ring_bytes, 65536);
+	assert_int_equal(cfg.ring_max_bytes, 65536);
+	load_default(&cfg);
+	assert_int_equal(parse("ring_bytes = 16777216\nring_max_bytes = 1073741824\n", &cfg, err,
+			       sizeof(err)), 0);
+	assert_int_equal(cfg.ring_bytes, 16777216);
+	assert_int_equal(cfg.ring_max_bytes, 1073741824);
+	load_default(&cfg);
+	assert_int_equal(parse("ring_max_bytes = 4096\nring_bytes = 4096\n", &cfg, err,
+			       sizeof(err)), 0);
+	assert_int_equal(cfg.ring_max_bytes, 4096);
 }
 
 static void test_limits(void **state)
@@ -237,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_default),
 		cmocka_unit_test(test_good_file),
 		cmocka_unit_test(test_bad_files),
+		cmocka_unit_test(test_ring_max),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_load_files),
 		cmocka_unit_test(test_bind_rules),
