@@ -2,6 +2,7 @@
 /* test_shm_abi.c - the shared-memory ABI: sizes, offsets and encodings. */
 #include <string.h>
 
+#include <ipcd/ctl.h>
 #include <ipcd/mpsc.h>
 #include <ipcd/proto.h>
 #include <ipcd/shm_abi.h>
@@ -10,12 +11,12 @@
 #include "t_helpers.h"
 
 /*
- * Compile-time pins of ABI v1. If one of these breaks, the layout changed:
+ * Compile-time pins of ABI v2. If one of these breaks, the layout changed:
  * either revert, or bump IPCD_SHM_ABI_MAJOR (and then update these).
  */
-#define PIN(cond)	_Static_assert(cond, "ABI v1 layout: " #cond)
+#define PIN(cond)	_Static_assert(cond, "ABI v2 layout: " #cond)
 
-PIN(IPCD_SHM_ABI_MAJOR == 1);
+PIN(IPCD_SHM_ABI_MAJOR == 2);
 PIN(IPCD_SHM_MAGIC == 0x44435049u);
 
 PIN(sizeof(struct ipcd_shm_area) == 16);
@@ -53,6 +54,27 @@ PIN(offsetof(struct ipcd_spsc_shm, prod_wait) == 388);
 PIN(offsetof(struct ipcd_spsc_shm, prod_closed) == 392);
 PIN(offsetof(struct ipcd_spsc_shm, cons_closed) == 396);
 PIN(IPCD_SPSC_F_STREAM == 1);
+PIN(IPCD_DB_FUTEX == 1);
+PIN(IPCD_DB_EVENT == 2);
+
+PIN(sizeof(struct ipcd_conn_ctl) == 256);
+PIN(offsetof(struct ipcd_conn_ctl, conn_id) == 0);
+PIN(offsetof(struct ipcd_conn_ctl, a_addr) == 8);
+PIN(offsetof(struct ipcd_conn_ctl, b_addr) == 24);
+PIN(offsetof(struct ipcd_conn_ctl, a_port) == 40);
+PIN(offsetof(struct ipcd_conn_ctl, b_port) == 42);
+PIN(offsetof(struct ipcd_conn_ctl, reset) == 128);
+PIN(offsetof(struct ipcd_conn_ctl, holders_a) == 132);
+PIN(offsetof(struct ipcd_conn_ctl, holders_b) == 136);
+
+PIN(sizeof(struct ipcd_connect_req) == 32);
+PIN(offsetof(struct ipcd_connect_req, ring_bytes) == 24);
+PIN(sizeof(struct ipcd_listen_req) == 16);
+PIN(offsetof(struct ipcd_listen_req, ring_bytes) == 8);
+PIN(sizeof(struct ipcd_fallback_req) == 24);
+PIN(offsetof(struct ipcd_fallback_req, reason) == 18);
+PIN(sizeof(struct ipcd_ctl_msg) == 32);
+PIN(IPCD_CTL_CONN_NFDS == 3);
 PIN(IPCD_REC_ALIGN == 8);
 
 PIN(offsetof(struct ipcd_mpsc_shm, capacity) == 0);
