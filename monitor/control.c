@@ -16,6 +16,9 @@
 /* An admin connection (ipcdctl) sends its query right after the hello. */
 #define PENDING_ADMIN	(1u << 31)
 
+/* The most descriptors one message carries: the welcome's or a connection's. */
+#define SEND_MAX_FDS	IPCD_MAX(IPCD_CTL_NFDS, IPCD_CTL_CONN_NFDS)
+
 static uint32_t pending_flags[MON_MAX_PENDING];
 static bool accept_paused;	/* pending table full: the kernel backlog holds the rest */
 
@@ -150,14 +153,14 @@ void control_exit(void)
 int control_send_fds(int sock, const void *msg, size_t len, const int *fds, unsigned int nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * IPCD_CTL_NFDS)];
+		char buf[CMSG_SPACE(sizeof(int) * SEND_MAX_FDS)];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = { .iov_base = (void *)(uintptr_t)msg, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *cm;
 
-	if (nfds > IPCD_CTL_NFDS)
+	if (nfds > SEND_MAX_FDS)
 		return -EINVAL;
 	if (nfds) {
 		memset(&u, 0, sizeof(u));

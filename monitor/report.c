@@ -246,6 +246,12 @@ static const char *end_str(pid_t pid, const uint8_t a[16], uint16_t port, char *
 	return buf;
 }
 
+/* Bytes written but not read yet; the endpoints write both counters: never negative here. */
+static uint64_t unread(const struct conns_dir *d)
+{
+	return d->bytes >= d->bytes_read ? d->bytes - d->bytes_read : 0;
+}
+
 static void conn_text(struct out *o, const struct conns_entry *e)
 {
 	char a[INET6_ADDRSTRLEN + 24], b[INET6_ADDRSTRLEN + 24];
@@ -254,10 +260,10 @@ static void conn_text(struct out *o, const struct conns_entry *e)
 	if (e->rings_known) {
 		snprintf(ab[0], sizeof(ab[0]), "%" PRIu64, e->a2b.bytes);
 		snprintf(ab[1], sizeof(ab[1]), "%" PRIu64, e->a2b.records);
-		snprintf(ab[2], sizeof(ab[2]), "%" PRIu64, e->a2b.bytes - e->a2b.bytes_read);
+		snprintf(ab[2], sizeof(ab[2]), "%" PRIu64, unread(&e->a2b));
 		snprintf(ba[0], sizeof(ba[0]), "%" PRIu64, e->b2a.bytes);
 		snprintf(ba[1], sizeof(ba[1]), "%" PRIu64, e->b2a.records);
-		snprintf(ba[2], sizeof(ba[2]), "%" PRIu64, e->b2a.bytes - e->b2a.bytes_read);
+		snprintf(ba[2], sizeof(ba[2]), "%" PRIu64, unread(&e->b2a));
 	}
 	put(o, "%-12" PRIu64 " %-33s %-33s %-12s %9u %12s %9s %9s %12s %9s %9s  %s\n", e->id,
 	    end_str(e->a_pid, e->a_addr, e->a_port, a, sizeof(a)),
