@@ -170,14 +170,14 @@ void ipcd_fdtab_drop_range(unsigned int first, unsigned int last)
 	}
 }
 
-void ipcd_socks_atfork_child(void)
+void ipcd_socks_hold_all(int delta)
 {
 	struct ipcd_sock *s;
 
-	/* socks_mu is held (prepare); this process now holds every end too. */
+	/* socks_mu is held (fork's prepare handler, or the caller). */
 	for (s = socks; s; s = s->next) {
 		if (s->state == IPCD_SK_CONN && s->conn.ctl)
 			ipcd_fetch_add(s->conn.acceptor ? &s->conn.ctl->holders_b
-							: &s->conn.ctl->holders_a, 1);
+							: &s->conn.ctl->holders_a, (uint32_t)delta);
 	}
 }

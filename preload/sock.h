@@ -125,8 +125,15 @@ void ipcd_fdtab_set_cloexec(int fd, bool on);
 void ipcd_sock_put(struct ipcd_sock *s);
 /* Every fd in [first, last] leaves the table (close_range / closefrom). */
 void ipcd_fdtab_drop_range(unsigned int first, unsigned int last);
-/* fork, in the child: this process now holds every connection end too. */
-void ipcd_socks_atfork_child(void);
+/*
+ * fork: one more process holds every connection end (@delta +1, counted in
+ * the parent before the child exists, so that a parent closing right after
+ * fork cannot close an end the child still uses); -1 if fork failed.
+ * Called with ipcd_socks_lock() held.
+ */
+void ipcd_socks_hold_all(int delta);
+/* Set by fork() around the real call: the prepare handler counts holders. */
+extern __thread bool ipcd_forking __attribute__((tls_model("initial-exec")));
 void ipcd_socks_lock(void);
 void ipcd_socks_unlock(void);
 

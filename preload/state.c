@@ -160,6 +160,8 @@ void ipcd_state_atfork_prepare(void)
 	pthread_mutex_lock(&call_mu);
 	pthread_mutex_lock(&state_mu);
 	ipcd_socks_lock();
+	if (ipcd_forking)
+		ipcd_socks_hold_all(+1);
 }
 
 void ipcd_state_atfork_parent(void)
@@ -174,7 +176,6 @@ void ipcd_state_atfork_child(void)
 	int saved = errno, st;
 
 	ipcd_inside++;
-	ipcd_socks_atfork_child();
 	ipcd_socks_unlock();
 	st = atomic_load_explicit(&state, memory_order_relaxed);
 	if (st == ST_ATTACHED || st == ST_LOST) {
