@@ -579,7 +579,8 @@ struct opts {
 	uint32_t rtt_target, rtt_min;	/* samples per case (all rounds) */
 	uint64_t rtt_budget_ns;		/* per case (all rounds) */
 	uint64_t rate_bytes;		/* per one-way run */
-	unsigned int runs;		/* one-way and connection runs (median) */
+	unsigned int rate_runs;		/* one-way runs per case (median) */
+	unsigned int conn_runs;		/* connection runs per case (median) */
 	uint32_t conn_target, conn_min;	/* per connection run */
 	uint64_t conn_budget_ns;	/* per connection run */
 	unsigned int role_timeout_s;	/* a role's alarm() */
@@ -1612,21 +1613,21 @@ static void finish_runs(struct runs_cell *cell)
 	cell->med = v[cell->runs / 2];
 }
 
-/* One-way (test T_RATE, per size) or connection setup (T_CONN): o.runs interleaved runs. */
+/* One-way (test T_RATE, per size) or connection setup (T_CONN): interleaved runs. */
 static void run_runs(enum cond c, enum test test, struct runs_cell *cells, uint32_t size)
 {
-	unsigned int run, t, n;
+	unsigned int run, t, n, runs = test == T_RATE ? o.rate_runs : o.conn_runs;
 	enum tp ord[N_TP];
 
 	for (t = 0; t < N_TP; t++)
 		cells[t].ok = o.tp_on[t];
-	for (run = 0; run < o.runs; run++) {
+	for (run = 0; run < runs; run++) {
 		if (test == T_RATE)
 			progress("  %s: one-way %u B, run %u/%u", cond_name[c], size, run + 1,
-				 o.runs);
+				 runs);
 		else
 			progress("  %s: connection setup, run %u/%u", cond_name[c], run + 1,
-				 o.runs);
+				 runs);
 		n = order(run, ord);
 		for (t = 0; t < n; t++) {
 			struct runs_cell *cell = &cells[ord[t]];
@@ -1775,7 +1776,7 @@ static void print_rate(enum cond c, const struct cond_res *r)
 
 	printf("\n== %s: one-way messages (one send() per message, %s per run), "
 	       "median of %u runs ==\n", cond_name[c],
-	       size_str((uint32_t)o.rate_bytes, sz, sizeof(sz)), o.runs);
+	       size_str((uint32_t)o.rate_bytes, sz, sizeof(sz)), o.rate_runs);
 	printf("%-8s %-12s %12s  %-24s  %s\n", "size", "transport", "messages/s", "min .. max",
 	       "vs kernel-tcp");
 	for (i = 0; i < N_RATE; i++)
@@ -1785,18 +1786,29 @@ static void print_rate(enum cond c, const struct cond_res *r)
 static void print_conn(enum cond c, const struct cond_res *r)
 {
 	printf("\n== %s: connection setup (connect, accept, server closes, client sees EOF "
-	       "and closes), median of %u runs ==\n", cond_name[c], o.runs);
+	       "and closes), median of %u runs ==\n", cond_name[c], o.conn_runs);
 	printf("%-8s %-12s %12s  %-24s  %s\n", "", "transport", "conns/s", "min .. max",
 	       "vs kernel-tcp");
 	print_runs(r->conn, "");
 }
 
+static const char *ns_str(double v, char *b, size_t len)
+{
+	if (v > 0)
+		snprintf(b, len, "%.0f ns", v);
+	else
+		snprintf(b, len, "n/a");
+	return b;
+}
+
 static void print_floor(const struct cond_res *r)
 {
-	if (r->floor_start > 0 || r->floor_end > 0)
+	char a[32], b[32];
+
+	if (cpu_b >= 0)
 		printf("\nfloor (one cache line ping-ponged between CPU %d and %d, for reference): "
-		       "p50 %.0f ns before, %.0f ns after (0: could not be measured)\n", cpu_a,
-		       cpu_b, r->floor_start, r->floor_end);
+		       "p50 %s before, %s after\n", cpu_a, cpu_b,
+		       ns_str(r->floor_start, a, sizeof(a)), ns_str(r->floor_end, b, sizeof(b)));
 }
 
 struct target {
@@ -2265,7 +2277,8 @@ static void parse_opts(int argc, char **argv)
 		o.rtt_min = 1000;
 		o.rtt_budget_ns = NS_PER_S / 4;
 		o.rate_bytes = 1u << 20;
-		o.runs = 3;
+		o.rate_runs = 3;
+		o.conn_runs = 3;
 		o.conn_target = 2000;
 		o.conn_min = 200;
 		o.conn_budget_ns = NS_PER_S / 5;
@@ -2275,8 +2288,9 @@ static void parse_opts(int argc, char **argv)
 		o.rtt_target = 20000;
 		o.rtt_min = 2000;
 		o.rtt_budget_ns = 2 * NS_PER_S;
-		o.rate_bytes = 8u << 20;
-		o.runs = 5;
+		o.rate_bytes = 4u << 20;
+		o.rate_runs = 3;
+		o.conn_runs = 5;
 		o.conn_target = 10000;
 		o.conn_min = 500;
 		o.conn_budget_ns = NS_PER_S;
