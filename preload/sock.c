@@ -291,6 +291,12 @@ kernel_only:
 static void conn_init(struct ipcd_sock *s, const struct ipcd_sock *parent)
 {
 	s->state = IPCD_SK_CONN;
+	/*
+	 * An event loop registers a new connection with epoll before it ever
+	 * calls recv: announce the eventfd sleeper now, so the first data
+	 * wakes it (data.c keeps this up after every EAGAIN).
+	 */
+	ipcd_doorbell_arm_bits(&s->conn.rx.shm->cons_wait, IPCD_DB_EVENT);
 	if (parent) {
 		s->rcvtimeo_ns = parent->rcvtimeo_ns;
 		s->sndtimeo_ns = parent->sndtimeo_ns;
