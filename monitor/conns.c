@@ -725,6 +725,25 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 
 	if (!k)
 		return -ENOENT;
+	if (r->pad || r->end > IPCD_CLOSE_B)
+		return -EINVAL;
+	if (r->end != IPCD_CLOSE_MINE) {
+		/* The last holder after fork: any process of the end owner's user. */
+		bool b_side = r->end == IPCD_CLOSE_B;
+		uint8_t *end = b_side ? &k->b_end : &k->a_end;
+
+		if (b_side && !k->accepted)
+			return -EPERM;
+		if ((b_side ? k->b_owner : k->a_owner) != c->id &&
+		    (b_side ? k->b_uid : k->a_uid) != c->uid)
+			return -EPERM;
+		if (*end != END_OPEN)
+			return -ENOENT;
+		*end = END_CLOSED;
+		cs.st.closed++;
+		conn_free_if_done(k);
+		return 0;
+	}
 	/* A self-connection's process holds both ends: its first CLOSE is A's. */
 	if (k->a_owner == c->id && k->a_end == END_OPEN)
 		k->a_end = END_CLOSED;

@@ -108,6 +108,7 @@ static void sock_teardown(struct ipcd_sock *s)
 			req.opcode = IPCD_OP_CLOSE;
 			req.len = sizeof(*cr);
 			cr->conn_id = id;
+			cr->end = s->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
 			ipcd_mon_post(&req);
 		} else {
 			ipcd_conn_release(&s->conn);

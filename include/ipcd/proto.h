@@ -151,10 +151,23 @@ struct ipcd_fallback_req {
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_fallback_req) == 24);
 
-/** struct ipcd_close_req - this process no longer uses connection @conn_id. */
+/* struct ipcd_close_req.end */
+#define IPCD_CLOSE_MINE		0	/* the end this process connected or accepted */
+#define IPCD_CLOSE_A		1	/* the connecting end */
+#define IPCD_CLOSE_B		2	/* the accepting end */
+
+/**
+ * struct ipcd_close_req - this process no longer uses connection @conn_id.
+ * @end: IPCD_CLOSE_MINE, or the end explicitly: after fork the last process
+ *       to close an end may not be the one the monitor gave it to; the
+ *       monitor accepts that from a process of the same user as the end's
+ *       owner (a user may close its own connections, never another's).
+ */
 struct ipcd_close_req {
 	uint64_t conn_id;
+	uint32_t end;
+	uint32_t pad;
 };
-IPCD_BUILD_ASSERT(sizeof(struct ipcd_close_req) == 8);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_close_req) == 16);
 
 #endif /* IPCD_PROTO_H */

@@ -1021,7 +1021,7 @@ static void __attribute__((noreturn)) deaf_child(const struct t_mon *m, struct s
 	r.port = (uint16_t)sh->port;
 	for (i = 0; i < 100000; i++) {
 		struct ipcd_conn_resp cr;
-		struct ipcd_close_req cl;
+		struct ipcd_close_req cl = { 0 };
 		struct ipcd_resp resp;
 
 		if (call_or_cut(&a, IPCD_OP_CONNECT, &r, sizeof(r), &resp))
@@ -1537,6 +1537,68 @@ static void test_fallback(void **state)
 	T_PASSED(s);
 }
 
+/* ---- CLOSE of an explicit end (the last holder after fork) ---------------- */
+
+static int close_end(struct ipcd_attach *a, uint64_t id, uint32_t end, uint32_t pad)
+{
+	struct ipcd_close_req r = { .conn_id = id, .end = end, .pad = pad };
+
+	return call(a, IPCD_OP_CLOSE, &r, sizeof(r), NULL, 0);
+}
+
+static void __attribute__((noreturn)) end_child(const struct t_mon *m)
+{
+	struct ipcd_attach a, other;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c, acc, q;
+	uint8_t lo[16];
+	uint32_t id;
+	uint16_t port;
+	int lfd;
+
+	attach_or_die(m, "it-end", &a);
+	attach_or_die(m, "it-end-2", &other);	/* another process of the same user */
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen(&a, lo, 0, 0, 4, &id, &port, &lfd), 0);
+	T_CHECK_EQ(do_connect(&a, lo, port, &c, &resp), 0);
+	T_CHECK_EQ(do_accept(&a, id, &acc, &resp), 0);
+	T_CHECK_EQ(close_end(&other, c.conn_id, 3, 0), -EINVAL);
+	T_CHECK_EQ(close_end(&other, c.conn_id, IPCD_CLOSE_A, 1), -EINVAL);
+	/* Not its end by the monitor's records, but its user's: accepted once. */
+	T_CHECK_EQ(close_end(&other, c.conn_id, IPCD_CLOSE_A, 0), 0);
+	T_CHECK_EQ(close_end(&other, c.conn_id, IPCD_CLOSE_A, 0), -ENOENT);
+	T_CHECK_EQ(close_end(&a, c.conn_id, IPCD_CLOSE_MINE, 0), 0);	/* B, as A is closed */
+	ipcd_conn_close(&c);
+	ipcd_conn_close(&acc);
+	/* A queued connection has no B end to close yet. */
+	T_CHECK_EQ(do_connect(&a, lo, port, &q, &resp), 0);
+	T_CHECK_EQ(close_end(&other, q.conn_id, IPCD_CLOSE_B, 0), -EPERM);
+	do_close(&a, &q);
+	ipcd_detach(&other);
+	ipcd_detach(&a);
+	close(lfd);
+	_exit(0);
+}
+
+static void test_close_end(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	pid_t pid;
+
+	t_mon_write_config(m, CONF);
+	t_mon_start(m);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		end_child(m);
+	child_ok(pid);
+	assert_int_equal(t_ctl_num(m, "counters", "created"), 2);
+	/* Both ends of the first are closed: freed. The second goes with its listener. */
+	assert_int_equal(t_ctl_wait_num(m, "counters", "freed", 2), 2);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1551,6 +1613,7 @@ int main(void)
 		T_BOTH(test_listener_fd),
 		T_BOTH(test_ring_hint),
 		T_BOTH(test_fallback),
+		T_BOTH(test_close_end),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
