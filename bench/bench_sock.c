@@ -443,47 +443,46 @@ static void client_rate(const struct role *r, const struct raddr *a)
 }
 
 /*
- * Connection setup. The server accepts and closes until the client has set
- * the stop word (shared page) and made one last connection to wake it.
+ * Connection setup. The server accepts and closes until it has accepted the
+ * client's last connection, whose number the client puts in the shared stop
+ * word before making it (the client's connections are sequential: each one
+ * waits for the server's close).
  */
 static void server_conn(int lfd, uint32_t *stop)
 {
-	uint64_t n = 0;
+	uint32_t n = 0;
 
 	for (;;) {
 		close(accept_one(lfd));
 		n++;
-		if (ipcd_load_acquire(stop))	/* A1: pairs with R1 in client_conn */
+		if (ipcd_load_acquire(stop) == n)	/* A1: pairs with R1 in client_conn */
 			break;
 	}
-	fprintf(rep, "done %" PRIu64 "\n", n);
+	fprintf(rep, "done %u\n", n);
+}
+
+static void one_conn(const struct raddr *a, uint64_t k)
+{
+	int fd = connect_to(a);
+	char c;
+
+	if (recv_all(fd, &c, 1) != 0)
+		r_die("connection %" PRIu64 ": data where EOF was expected", k);
+	close(fd);
 }
 
 static void client_conn(const struct role *r, const struct raddr *a, uint32_t *stop)
 {
-	uint64_t k = 0, t0, t1, conns;
-	char c;
-	int fd;
+	uint64_t k = 0, t0, t1;
 
 	t0 = now_ns();
-	while (k < r->count && (k < r->min || now_ns() - t0 < r->budget_ns)) {
-		fd = connect_to(a);
-		if (recv_all(fd, &c, 1) != 0)
-			r_die("connection %" PRIu64 ": data where EOF was expected", k);
-		close(fd);
-		k++;
-	}
+	while (k < r->count && (k < r->min || now_ns() - t0 < r->budget_ns))
+		one_conn(a, k++);
 	t1 = now_ns();
-	ipcd_store_release(stop, 1);		/* R1: pairs with A1 in server_conn */
-	/* The wake-up: refused if the server saw the stop word already and left. */
-	conns = k;
-	fd = sock_new(a);
-	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) == 0)
-		conns++;
-	else if (errno != ECONNREFUSED && errno != ECONNRESET && errno != ENOENT)
-		r_die("last connect: %s", strerror(errno));
-	close(fd);
-	fprintf(rep, "conns %" PRIu64 "\nconn %" PRIu64 " %" PRIu64 "\n", conns, k, t1 - t0);
+	/* The last connection, untimed: it tells the server to stop. */
+	ipcd_store_release(stop, (uint32_t)(k + 1));	/* R1: pairs with A1 in server_conn */
+	one_conn(a, k);
+	fprintf(rep, "conns %" PRIu64 "\nconn %" PRIu64 " %" PRIu64 "\n", k + 1, k, t1 - t0);
 }
 
 static int role_main(int argc, char **argv)
@@ -526,7 +525,7 @@ static int role_main(int argc, char **argv)
 	if (!r.name || !r.test || (strcmp(r.name, "server") && strcmp(r.name, "client")))
 		r_die("--role server|client and --test are required");
 	r_name = r.name;
-	if (!r.size || r.size > MAX_MSG || !r.count || r.count > (1ull << 32))
+	if (!r.size || r.size > MAX_MSG || !r.count || r.count > (1ull << 31))
 		r_die("bad --size or --count");
 	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -575,6 +574,7 @@ struct opts {
 	const char *json, *monitor, *preload, *ipcdctl;
 	bool tp_on[N_TP];
 	bool cond_on[N_COND];
+	bool test_on[3];		/* enum test */
 	unsigned int rtt_rounds;	/* blocks per rtt case, interleaved with the others */
 	uint32_t rtt_target, rtt_min;	/* samples per case (all rounds) */
 	uint64_t rtt_budget_ns;		/* per case (all rounds) */
@@ -1801,11 +1801,11 @@ static const char *ns_str(double v, char *b, size_t len)
 	return b;
 }
 
-static void print_floor(const struct cond_res *r)
+static void print_floor(enum cond c, const struct cond_res *r)
 {
 	char a[32], b[32];
 
-	if (cpu_b >= 0)
+	if (c == C_SPIN && cpu_b >= 0)
 		printf("\nfloor (one cache line ping-ponged between CPU %d and %d, for reference): "
 		       "p50 %s before, %s after\n", cpu_a, cpu_b,
 		       ns_str(r->floor_start, a, sizeof(a)), ns_str(r->floor_end, b, sizeof(b)));
@@ -2163,7 +2163,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: ipcd-bench-sock [--quick] [--json FILE] [--transports LIST] "
 		"[--conditions LIST]\n"
-		"                       [--monitor PATH] [--preload PATH] [--ipcdctl PATH]\n"
+		"                       [--tests LIST] [--monitor PATH] [--preload PATH] "
+		"[--ipcdctl PATH]\n"
 		"\n"
 		"TCP through IPC-Direct (the same blocking POSIX socket code under\n"
 		"LD_PRELOAD=libipcd.so) against kernel TCP loopback and UNIX stream sockets,\n"
@@ -2176,6 +2177,7 @@ static void usage(FILE *f)
 		"  --json FILE        where to write every figure (default: bench-sock.json)\n"
 		"  --transports LIST  comma-separated: kernel-tcp,kernel-unix,ipcd (default: all)\n"
 		"  --conditions LIST  comma-separated: spin,busy (default: both)\n"
+		"  --tests LIST       comma-separated: rtt,rate,conn (default: all three)\n"
 		"  --monitor PATH     ipcd-monitor (default: %s)\n"
 		"  --preload PATH     libipcd.so (default: %s)\n"
 		"  --ipcdctl PATH     ipcdctl (default: %s)\n"
@@ -2213,6 +2215,7 @@ static void parse_opts(int argc, char **argv)
 		{ "json", required_argument, NULL, 'j' },
 		{ "transports", required_argument, NULL, 't' },
 		{ "conditions", required_argument, NULL, 'c' },
+		{ "tests", required_argument, NULL, 'T' },
 		{ "monitor", required_argument, NULL, 'M' },
 		{ "preload", required_argument, NULL, 'P' },
 		{ "ipcdctl", required_argument, NULL, 'C' },
@@ -2230,6 +2233,8 @@ static void parse_opts(int argc, char **argv)
 		o.tp_on[i] = true;
 	for (i = 0; i < N_COND; i++)
 		o.cond_on[i] = true;
+	for (i = 0; i < IPCD_ARRAY_SIZE(o.test_on); i++)
+		o.test_on[i] = true;
 	while ((c = getopt_long(argc, argv, "qj:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'q':
@@ -2247,6 +2252,12 @@ static void parse_opts(int argc, char **argv)
 		case 'c':
 			if (!parse_list(optarg, cond_name, N_COND, o.cond_on)) {
 				fprintf(stderr, "ipcd-bench-sock: bad --conditions '%s'\n", optarg);
+				exit(2);
+			}
+			break;
+		case 'T':
+			if (!parse_list(optarg, test_name, IPCD_ARRAY_SIZE(test_name), o.test_on)) {
+				fprintf(stderr, "ipcd-bench-sock: bad --tests '%s'\n", optarg);
 				exit(2);
 			}
 			break;
@@ -2409,19 +2420,25 @@ int main(int argc, char **argv)
 			r->floor_start = probe_floor();
 		else
 			start_hog();
-		run_rtt((enum cond)c, r);
-		print_rtt((enum cond)c, r);
-		for (i = 0; i < N_RATE; i++)
-			run_runs((enum cond)c, T_RATE, r->rate[i], rate_sizes[i]);
-		print_rate((enum cond)c, r);
-		run_runs((enum cond)c, T_CONN, r->conn, 1);
-		print_conn((enum cond)c, r);
+		if (o.test_on[T_RTT]) {
+			run_rtt((enum cond)c, r);
+			print_rtt((enum cond)c, r);
+		}
+		if (o.test_on[T_RATE]) {
+			for (i = 0; i < N_RATE; i++)
+				run_runs((enum cond)c, T_RATE, r->rate[i], rate_sizes[i]);
+			print_rate((enum cond)c, r);
+		}
+		if (o.test_on[T_CONN]) {
+			run_runs((enum cond)c, T_CONN, r->conn, 1);
+			print_conn((enum cond)c, r);
+		}
 		if (c == C_SPIN)
 			r->floor_end = probe_floor();
 		else
 			stop_hog();
 		getloadavg(r->load_end, 3);
-		print_floor(r);
+		print_floor((enum cond)c, r);
 	}
 
 	print_summary();
