@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/syscall.h>
 
 #include <ipcd/wait.h>
@@ -28,6 +29,10 @@
 #include "sock.h"
 
 #define IOV_CHUNK	8		/* iovec entries handed to the ring per call */
+#define SPIN_MIN_NS	1000u		/* below this, a spin is not worth it: sleep */
+#define SPIN_PURE_NS	2000u		/* spin without yielding the CPU this long */
+#define SPIN_MISSES	4u		/* spins in a row that found nothing: halve */
+#define SPIN_RETRY	1024u		/* sleeps without spinning before trying again */
 #define FILE_CHUNK	65536u		/* sendfile bounce buffer */
 
 static int fail(int err)
@@ -170,25 +175,57 @@ static void arm_rx_event(struct ipcd_sock *s, int fd)
 /*
  * Wait until the ring is ready (rx: a record or EOF; tx: @want bytes of
  * room or the peer gone). @timeout_ns 0: forever. 0, -ETIMEDOUT or -EINTR.
+ *
+ * The spin adapts per direction, like an adaptive mutex: it doubles (up to
+ * ipcd_spin_ns) when the peer answered while we spun, and halves after
+ * SPIN_MISSES spins in a row that found nothing, down to none when the peer
+ * is usually not running (more busy threads than CPUs: spinning would keep
+ * it off this CPU, and our sleep lets the scheduler pull it here at once).
+ * Every SPIN_RETRY sleeps it tries the full spin again.
  */
 static int conn_wait(struct ipcd_sock *s, int fd, bool rx, uint32_t want, int64_t timeout_ns)
 {
 	uint32_t *word = rx ? &s->conn.rx.shm->cons_wait : &s->conn.tx.shm->prod_wait;
 	uint64_t deadline = ipcd_deadline(timeout_ns ? timeout_ns : -1);
-	uint64_t end;
+	uint32_t *spin = rx ? &s->rx_spin_ns : &s->tx_spin_ns;
+	uint32_t *misses = rx ? &s->rx_spin_misses : &s->tx_spin_misses;
+	uint64_t budget = IPCD_MIN((uint64_t)*spin, ipcd_spin_ns), end;
 	unsigned int i;
 
-	if (ipcd_spin_ns) {
-		end = ipcd_now_ns() + ipcd_spin_ns;
+	if (budget) {
+		uint64_t start = ipcd_now_ns(), now = start;
+
+		end = start + budget;
 		for (;;) {
 			for (i = 0; i < 64; i++) {
-				if (ready(s, rx, want))
+				if (ready(s, rx, want)) {
+					/* Worth spinning: allow longer next time. */
+					*spin = (uint32_t)IPCD_MIN(budget * 2, ipcd_spin_ns);
+					*misses = 0;
 					return 0;
+				}
 				ipcd_cpu_relax();
 			}
-			if (ipcd_now_ns() >= end)
+			now = ipcd_now_ns();
+			if (now >= end)
 				break;
+			/*
+			 * Past a short pure spin, let whatever else is runnable on
+			 * this CPU go first: with more busy threads than CPUs,
+			 * that is often the peer we are waiting for.
+			 */
+			if (now - start > SPIN_PURE_NS)
+				sched_yield();
 		}
+		/* The peer keeps not coming in time: spin less. */
+		if (++*misses >= SPIN_MISSES) {
+			*misses = 0;
+			*spin = budget / 2 < SPIN_MIN_NS ? 0 : (uint32_t)(budget / 2);
+		}
+	} else if (++*misses >= SPIN_RETRY) {
+		/* Now and then, try the full spin again (the load may have gone). */
+		*misses = 0;
+		*spin = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
 	}
 	for (;;) {
 		int64_t left = ipcd_remaining(deadline);

@@ -291,6 +291,7 @@ kernel_only:
 static void conn_init(struct ipcd_sock *s, const struct ipcd_sock *parent)
 {
 	s->state = IPCD_SK_CONN;
+	s->rx_spin_ns = s->tx_spin_ns = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
 	/*
 	 * An event loop registers a new connection with epoll before it ever
 	 * calls recv: announce the eventfd sleeper now, so the first data

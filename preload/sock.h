@@ -96,6 +96,10 @@ struct ipcd_sock {
 	struct ipcd_conn conn;
 	struct ipcd_lock rx_lock;
 	struct ipcd_lock tx_lock;
+	uint32_t rx_spin_ns;		/* adaptive spin budgets (data.c conn_wait) */
+	uint32_t tx_spin_ns;
+	uint32_t rx_spin_misses;
+	uint32_t tx_spin_misses;
 
 	/* every live socket of the process (fork walks them) */
 	struct ipcd_sock *next;
