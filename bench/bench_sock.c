@@ -65,15 +65,15 @@
 
 #define NS_PER_S	1000000000ull
 #define MAX_MSG		(1u << 20)	/* largest ping-pong message */
-#define PAT_SHIFT	256u		/* round trip i sends the pattern from offset i % 256 */
-#define PERIOD		(64u << 10)	/* one-way stream content repeats with this period */
+#define PAT_SHIFT	256u		/* round trip i sends the pattern from i % 256 on */
+#define PERIOD		(64u << 10)	/* the one-way stream repeats with this period */
 #define READ_BUF	(64u << 10)	/* the one-way server's recv() size */
 #define MAX_RUNS	9
 #define ERR_LEN		512
 #define REPORT_FD	3		/* role -> driver: text lines */
 #define SHM_FD		4		/* one page shared by the driver and the roles */
 #define START_NS	(15 * NS_PER_S)	/* a server must listen this soon after exec */
-#define REAP_NS		(10 * NS_PER_S)	/* roles must exit this soon after their work */
+#define REAP_NS		(10 * NS_PER_S)	/* roles must exit this soon after working */
 #define POLL_MS		100
 
 enum tp { TP_TCP, TP_UNIX, TP_IPCD, N_TP };
@@ -1868,7 +1868,8 @@ static void print_summary(void)
 		if (!r->ran)
 			continue;
 		if (rtt_speedup(r, RTT_64, TP_IPCD, &x))
-			printf("%s: ipcd 64 B rtt p50 %.2f us, %.1fx %s than kernel-tcp (%.2f us)\n",
+			printf("%s: ipcd 64 B rtt p50 %.2f us, %.1fx %s than kernel-tcp "
+			       "(%.2f us)\n",
 			       cond_name[c], r->rtt[RTT_64][TP_IPCD].p50 / 1e3,
 			       x >= 1 ? x : 1 / x, x >= 1 ? "faster" : "slower",
 			       r->rtt[RTT_64][TP_TCP].p50 / 1e3);
@@ -2010,7 +2011,8 @@ static void write_json(const char *path, const char *date, double elapsed, int s
 					fputc('}', f);
 					continue;
 				}
-				fprintf(f, "\"samples\":%" PRIu64 ",\"min_ns\":%.0f,\"p50_ns\":%.0f,"
+				fprintf(f, "\"samples\":%" PRIu64 ",\"min_ns\":%.0f,"
+					"\"p50_ns\":%.0f,"
 					"\"p99_ns\":%.0f,\"max_ns\":%.0f,\"p50_vs_kernel_tcp\":",
 					cell->n, cell->min, cell->p50, cell->p99, cell->max);
 				have = rtt_speedup(r, si, (enum tp)t, &x);
@@ -2075,7 +2077,8 @@ static char **env_build(bool preload)
 		n++;
 	e = xmalloc((n + 3) * sizeof(*e));
 	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "LD_PRELOAD=", 11) && strncmp(environ[i], "IPCD_SOCKET=", 12))
+		if (strncmp(environ[i], "LD_PRELOAD=", 11) &&
+		    strncmp(environ[i], "IPCD_SOCKET=", 12))
 			e[k++] = environ[i];
 	if (preload) {
 		e[k++] = xstrdup_printf("LD_PRELOAD=%s", o.preload);
@@ -2410,7 +2413,7 @@ int main(int argc, char **argv)
 				 "running (the monitor floats)", cpu_a, cpu_b);
 		else if (c == C_SPIN)
 			snprintf(r->placement, sizeof(r->placement),
-				 "spin: ONLY ONE CPU allowed: client and server run unpinned on it");
+				 "spin: ONLY ONE CPU allowed: client and server run unpinned");
 		else
 			snprintf(r->placement, sizeof(r->placement),
 				 "busy: client, server and a CPU hog (a spinning process), all "
