@@ -1,0 +1,785 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * it_preload_accel.c - real programs under ipcd-run with a monitor: the data
+ * must arrive intact AND go through shared memory (issue #4 item 9).
+ *
+ * Every case starts a monitor, runs server and client (both preloaded unless
+ * the case says otherwise), checks the data end to end (ipcd-echo verifies
+ * every byte of the echo and both sides print a hash; python compares
+ * sha256), then asks the monitor (ipcdctl --json counters/connections):
+ *   - two preloaded programs: every connection created and accepted as an
+ *     accelerated one, none fell back to the kernel; where the client can
+ *     hold mid-transfer, the open connections show the bytes on their rings;
+ *   - a preloaded and a non-preloaded program: it works over the kernel, no
+ *     accelerated connection, and the fallback is counted with its reason;
+ * and finally that nothing was left behind (processes, connections, the
+ * monitor's fds, /dev/shm).
+ *
+ * Cases: ipcd-echo blocking (threads, MSG_PEEK/WAITALL, readv/writev,
+ * SO_RCVTIMEO), nonblocking (poll), select + sendfile, a reader and a writer
+ * thread on one socket (blocking, poll, SO_RCVTIMEO), a process per
+ * connection, IPv6, 1000 concurrent connections (nonblocking and blocking
+ * clients), socat in the middle, python3 (settimeout, makefile() readline
+ * protocol, 64 MiB sendall both ways at once with sha256), curl against
+ * python3 -m http.server, preloaded <-> non-preloaded both ways and both at
+ * once on one listener, EPIPE/SIGPIPE, ECONNREFUSED, EADDRINUSE, SO_RCVTIMEO.
+ *
+ * Sanitizer builds skip (77), like it_preload_passthrough. A case whose
+ * program (socat, curl) is absent is skipped with a message.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "t_progs.h"
+
+static struct t_leaks leaks;
+
+/* ---- python programs ------------------------------------------------------- */
+
+/*
+ * argv: PORT_FILE MODE. One connection. MODE timeout: answer "go" with
+ * "hello", then close after "bye". lines: a readline protocol through
+ * makefile(). bulk: 64 MiB each way at once (a reader thread), sha256 of
+ * what was sent and what was received.
+ */
+static const char py_server[] =
+	"import socket,sys,os,hashlib,threading,random\n"
+	"pf,mode=sys.argv[1],sys.argv[2]\n"
+	"l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+	"l.bind(('127.0.0.1',0)); l.listen(8)\n"
+	"open(pf+'.tmp','w').write('%d\\n'%l.getsockname()[1]); os.rename(pf+'.tmp',pf)\n"
+	"l.settimeout(60); c,peer=l.accept(); c.settimeout(30)\n"
+	"assert c.getpeername()==peer,(c.getpeername(),peer)\n"
+	"assert c.getsockname()==l.getsockname(),(c.getsockname(),l.getsockname())\n"
+	"if mode=='timeout':\n"
+	"    f=c.makefile('rb')\n"
+	"    r=f.readline(); assert r==b'go\\n',r\n"
+	"    c.sendall(b'hello\\n')\n"
+	"    r=f.readline(); assert r==b'bye\\n',r\n"
+	"    f.close(); c.close(); print('PY SERVER OK timeout',flush=True)\n"
+	"elif mode=='lines':\n"
+	"    f=c.makefile('rwb'); n=0\n"
+	"    while True:\n"
+	"        line=f.readline()\n"
+	"        if not line: raise SystemExit('EOF before QUIT after %d lines'%n)\n"
+	"        w=line.split()\n"
+	"        if w[0]==b'ADD': f.write(b'SUM %d\\n'%(int(w[1])+int(w[2]))); f.flush(); n+=1\n"
+	"        elif w[0]==b'QUIT': f.write(b'BYE %d\\n'%n); f.flush(); break\n"
+	"        else: raise SystemExit('bad line %r'%line)\n"
+	"    f.close(); c.close(); print('PY SERVER OK lines n=%d'%n,flush=True)\n"
+	"else:\n"
+	"    N=64<<20; data=random.Random(2).randbytes(N); got=[0,hashlib.sha256()]\n"
+	"    def rd():\n"
+	"        while True:\n"
+	"            b=c.recv(1<<20)\n"
+	"            if not b: break\n"
+	"            got[0]+=len(b); got[1].update(b)\n"
+	"    t=threading.Thread(target=rd); t.start()\n"
+	"    c.sendall(data); c.shutdown(socket.SHUT_WR); t.join(120); assert not t.is_alive()\n"
+	"    c.close()\n"
+	"    print('PY SERVER OK bulk sent=%s rcvd=%s n=%d'%(hashlib.sha256(data).hexdigest(),"
+	"got[1].hexdigest(),got[0]),flush=True)\n";
+
+/* argv: PORT MODE; the other side of py_server. */
+static const char py_client[] =
+	"import socket,sys,os,hashlib,threading,random,time\n"
+	"port,mode=int(sys.argv[1]),sys.argv[2]\n"
+	"if mode=='timeout':\n"
+	"    s=socket.create_connection(('127.0.0.1',port),timeout=20)\n"
+	"    s.settimeout(0.3); t0=time.monotonic()\n"
+	"    try:\n"
+	"        s.recv(10); raise SystemExit('recv returned with nothing sent: no timeout')\n"
+	"    except socket.timeout: pass\n"
+	"    dt=time.monotonic()-t0\n"
+	"    s.settimeout(0.0)\n"
+	"    try:\n"
+	"        s.recv(10); raise SystemExit('nonblocking recv returned with nothing sent')\n"
+	"    except BlockingIOError: pass\n"
+	"    s.settimeout(20); s.sendall(b'go\\n'); f=s.makefile('rb')\n"
+	"    r=f.readline(); assert r==b'hello\\n',r\n"
+	"    s.settimeout(0.2)\n"
+	"    try:\n"
+	"        s.recv(1); raise SystemExit('recv returned after hello: no timeout')\n"
+	"    except socket.timeout: pass\n"
+	"    s.settimeout(20); s.sendall(b'bye\\n')\n"
+	"    r=s.recv(1); assert r==b'',r\n"
+	"    print('PY CLIENT OK timeout first_timeout_s=%.3f'%dt)\n"
+	"elif mode=='lines':\n"
+	"    s=socket.create_connection(('127.0.0.1',port)); s.settimeout(60); f=s.makefile('rwb')\n"
+	"    for i in range(500):\n"
+	"        f.write(b'ADD %d %d\\n'%(i,2*i)); f.flush()\n"
+	"        r=f.readline(); assert r==b'SUM %d\\n'%(3*i),(i,r)\n"
+	"    for i in range(2000): f.write(b'ADD %d %d\\n'%(i,i))\n"
+	"    f.flush()\n"
+	"    for i in range(2000):\n"
+	"        r=f.readline(); assert r==b'SUM %d\\n'%(2*i),(i,r)\n"
+	"    f.write(b'QUIT\\n'); f.flush()\n"
+	"    r=f.readline(); assert r==b'BYE 2500\\n',r\n"
+	"    r=f.readline(); assert r==b'',r\n"
+	"    print('PY CLIENT OK lines')\n"
+	"else:\n"
+	"    s=socket.create_connection(('127.0.0.1',port)); s.settimeout(30)\n"
+	"    N=64<<20; data=random.Random(1).randbytes(N); got=[0,hashlib.sha256()]\n"
+	"    def rd():\n"
+	"        while True:\n"
+	"            b=s.recv(1<<20)\n"
+	"            if not b: break\n"
+	"            got[0]+=len(b); got[1].update(b)\n"
+	"    t=threading.Thread(target=rd); t.start()\n"
+	"    s.sendall(data); s.shutdown(socket.SHUT_WR); t.join(120); assert not t.is_alive()\n"
+	"    s.close()\n"
+	"    print('PY CLIENT OK bulk sent=%s rcvd=%s n=%d'%(hashlib.sha256(data).hexdigest(),"
+	"got[1].hexdigest(),got[0]))\n";
+
+/* ---- common steps ------------------------------------------------------------- */
+
+/* A monitor, the programs' environment, the leak baseline and the counters. */
+static void begin(struct t_state *s, struct t_ctr *c)
+{
+	t_mon_start(&s->mon);
+	t_progs_env(&s->mon);
+	t_leaks_begin(&leaks, &s->mon);
+	t_ctr_read(&s->mon, c);
+}
+
+static void finish(struct t_state *s)
+{
+	t_leaks_check(&leaks, &s->mon);
+	T_PASSED(s);
+}
+
+/* The "server done" line must count @n connections ended by EOF, no error. */
+static void expect_server_clean(struct t_prog *srv, unsigned int n)
+{
+	const char *l = t_line(t_prog_read(srv), "server done");
+	uint64_t eof = 0, err = 1, reset = 1;
+
+	if (!l || !t_kv_u64(l, "eof", false, &eof) || !t_kv_u64(l, "errors", false, &err) ||
+	    !t_kv_u64(l, "reset", false, &reset) || eof != n || err || reset) {
+		t_prog_dump(srv);
+		fail_msg("%s: expected %u connections ended by EOF and no error: %s", srv->label, n,
+			 l ? l : "(no summary line)");
+	}
+}
+
+/*
+ * Echo server (@srv_args) and client (@cli_args), @n connections, preloaded
+ * as said. @hold_at > 0: the client pauses once every connection echoed
+ * that much, and the open connections must show it on their rings.
+ */
+static void run_echo(struct t_state *s, bool srv_pre, const char *srv_args, bool cli_pre,
+		     const char *cli_args, unsigned int n, uint64_t hold_at, const char *what)
+{
+	const char *dir = s->mon.dir;
+	struct t_prog srv, cli;
+	char args[768], hold[512] = "", ready[160], go[160];
+	unsigned int port;
+
+	snprintf(args, sizeof(args), "--conns %u --report %s", n, srv_args);
+	port = t_echo_server(&srv, dir, "server", srv_pre, args);
+	if (hold_at) {
+		snprintf(ready, sizeof(ready), "%s/ready", dir);
+		snprintf(go, sizeof(go), "%s/go", dir);
+		unlink(ready);
+		unlink(go);
+		snprintf(hold, sizeof(hold), "--ready-at %llu --ready-file %s --wait-file %s",
+			 (unsigned long long)hold_at, ready, go);
+	}
+	snprintf(args, sizeof(args), "client --port %u --conns %u %s %s", port, n, cli_args, hold);
+	t_prog_start(&cli, dir, "client", cli_pre, args);
+	if (hold_at) {
+		t_file_wait(ready, &cli, T_PROG_GUARD_MS);
+		t_expect_live_bytes(&s->mon, n, hold_at, what);
+		t_file_create(go);
+	}
+	t_prog_expect(&cli, T_PROG_GUARD_MS, 0);
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	fprintf(stderr, "%s: %s\n", what, t_line(cli.out, "client ok"));
+	t_echo_match(&cli, &srv);
+	expect_server_clean(&srv, n);
+	t_prog_free(&cli);
+	t_prog_free(&srv);
+}
+
+/* ---- ipcd-echo ------------------------------------------------------------------ */
+
+static void test_echo_blocking(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	/* a thread per connection; blocking client rotating write/send/writev/sendmsg and
+	 * read/recv(MSG_WAITALL)/readv/recvmsg, MSG_PEEK, SO_RCVTIMEO as a hang guard */
+	run_echo(s, true, "", true, "--size 4m --chunk 16k --rcvtimeo 30000", 4, 1 << 20,
+		 "echo blocking");
+	t_expect_accelerated(&s->mon, &c0, 4, "echo blocking");
+	finish(s);
+}
+
+static void test_echo_nonblock(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	/* poll() loops on both sides: nonblocking connect, partial reads and writes */
+	run_echo(s, true, "--nonblock", true, "--nonblock --size 2m --chunk 64k", 16, 0,
+		 "echo nonblock");
+	t_expect_accelerated(&s->mon, &c0, 16, "echo nonblock");
+	finish(s);
+}
+
+static void test_echo_select_sendfile(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_echo(s, true, "--select", true, "--select --size 1m", 4, 0, "echo select");
+	run_echo(s, true, "--select", true, "--sendfile --size 2m --chunk 32k", 2, 0,
+		 "echo sendfile");
+	t_expect_accelerated(&s->mon, &c0, 6, "echo select + sendfile");
+	finish(s);
+}
+
+static void test_echo_fork(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	/* the server forks a process per accepted connection and closes its copy */
+	run_echo(s, true, "--fork", true, "--size 1m", 4, 0, "echo fork");
+	t_expect_accelerated(&s->mon, &c0, 4, "echo fork");
+	finish(s);
+}
+
+/*
+ * A writer thread and a reader thread on each connection at once (what
+ * python's sendall with a reader thread does), waiting three ways: blocking
+ * calls, poll() before nonblocking calls (python's settimeout), and
+ * SO_RCVTIMEO/SO_SNDTIMEO.
+ */
+static void test_echo_duplex_blocking(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_echo(s, true, "", true, "--duplex --size 16m --chunk 64k", 2, 0, "echo duplex");
+	t_expect_accelerated(&s->mon, &c0, 2, "echo duplex");
+	finish(s);
+}
+
+static void test_echo_duplex_poll(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_echo(s, true, "", true, "--duplex --nonblock --size 16m --chunk 64k", 2, 0,
+		 "echo duplex poll");
+	t_expect_accelerated(&s->mon, &c0, 2, "echo duplex poll");
+	finish(s);
+}
+
+static void test_echo_duplex_timeo(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_echo(s, true, "", true, "--duplex --rcvtimeo 20000 --size 16m --chunk 64k", 2, 0,
+		 "echo duplex SO_RCVTIMEO");
+	t_expect_accelerated(&s->mon, &c0, 2, "echo duplex SO_RCVTIMEO");
+	finish(s);
+}
+
+static bool have_ipv6_loopback(void)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static void test_echo_ipv6(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	if (!have_ipv6_loopback()) {
+		fprintf(stderr, "test_echo_ipv6: no ::1 on this host: skipped\n");
+		skip();
+	}
+	begin(s, &c0);
+	run_echo(s, true, "--host ::1", true, "--host ::1 --size 2m", 2, 256 << 10, "echo ipv6");
+	t_expect_accelerated(&s->mon, &c0, 2, "echo ipv6");
+	finish(s);
+}
+
+static void test_conns_1000_nonblock(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_echo(s, true, "--nonblock", true, "--nonblock --size 64k --chunk 16k", 1000, 0,
+		 "1000 conns nonblock");
+	t_expect_accelerated(&s->mon, &c0, 1000, "1000 conns nonblock");
+	finish(s);
+}
+
+static void test_conns_1000_blocking(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	/* 1000 connections open at once, served round-robin by one blocking client */
+	run_echo(s, true, "--nonblock", true, "--size 16k --chunk 4k --rcvtimeo 30000", 1000, 0,
+		 "1000 conns blocking");
+	t_expect_accelerated(&s->mon, &c0, 1000, "1000 conns blocking");
+	finish(s);
+}
+
+/* ---- socat in the middle -------------------------------------------------------- */
+
+static void test_socat(void **state)
+{
+	struct t_state *s = *state;
+	const char *dir = s->mon.dir, *hit;
+	struct t_prog srv, relay, cli;
+	char target[64], args[512], ready[160], go[160];
+	unsigned int port, rport;
+	struct t_ctr c0;
+
+	if (!t_have_prog("socat")) {
+		fprintf(stderr, "test_socat: no socat: skipped\n");
+		skip();
+	}
+	begin(s, &c0);
+	port = t_echo_server(&srv, dir, "server", true, "--conns 1 --report");
+	snprintf(target, sizeof(target), "TCP:127.0.0.1:%u", port);
+	{
+		char *const argv[] = { (char *)"socat", (char *)"-d", (char *)"-d",
+				       (char *)"TCP-LISTEN:0,bind=127.0.0.1", target, NULL };
+
+		t_prog_startv(&relay, dir, "socat", true, argv);
+	}
+	hit = t_prog_wait_output(&relay, true, "listening on AF=2 127.0.0.1:", T_PROG_START_MS);
+	if (sscanf(hit + strlen("listening on AF=2 127.0.0.1:"), "%u", &rport) != 1)
+		fail_msg("socat: cannot read its port");
+	snprintf(ready, sizeof(ready), "%s/ready", dir);
+	snprintf(go, sizeof(go), "%s/go", dir);
+	snprintf(args, sizeof(args), "client --port %u --size 4m --rcvtimeo 30000 --ready-at 1m "
+		 "--ready-file %s --wait-file %s", rport, ready, go);
+	t_prog_start(&cli, dir, "client", true, args);
+	t_file_wait(ready, &cli, T_PROG_GUARD_MS);
+	/* client -> socat and socat -> server, both accelerated, both carrying the data */
+	t_expect_live_bytes(&s->mon, 2, 1 << 20, "socat");
+	t_file_create(go);
+	t_prog_expect(&cli, T_PROG_GUARD_MS, 0);
+	t_prog_expect(&relay, T_PROG_GUARD_MS, 0);
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	t_echo_match(&cli, &srv);
+	expect_server_clean(&srv, 1);
+	t_expect_accelerated(&s->mon, &c0, 2, "socat");
+	t_prog_free(&cli);
+	t_prog_free(&relay);
+	t_prog_free(&srv);
+	finish(s);
+}
+
+/* ---- python3 ---------------------------------------------------------------------- */
+
+/* py_server MODE and py_client MODE, both preloaded; returns their stdout lines. */
+static void run_py(struct t_state *s, const char *mode, char *srv_line, char *cli_line, size_t len)
+{
+	const char *dir = s->mon.dir, *l;
+	struct t_prog srv, cli;
+	char pf[160], port[16], buf[32];
+	FILE *f;
+
+	snprintf(pf, sizeof(pf), "%s/py.port", dir);
+	unlink(pf);
+	{
+		char *const argv[] = { (char *)"python3", (char *)"-c", (char *)py_server, pf,
+				       (char *)mode, NULL };
+
+		t_prog_startv(&srv, dir, "py-server", true, argv);
+	}
+	t_file_wait(pf, &srv, T_PROG_START_MS);
+	f = fopen(pf, "re");
+	if (!f || !fgets(buf, sizeof(buf), f))
+		fail_msg("%s: unreadable", pf);
+	fclose(f);
+	snprintf(port, sizeof(port), "%u", (unsigned int)strtoul(buf, NULL, 10));
+	{
+		char *const argv[] = { (char *)"python3", (char *)"-c", (char *)py_client, port,
+				       (char *)mode, NULL };
+
+		t_prog_startv(&cli, dir, "py-client", true, argv);
+	}
+	t_prog_expect(&cli, T_PROG_GUARD_MS, 0);
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	l = t_line(srv.out, "PY SERVER OK");
+	if (!l) {
+		t_prog_dump(&srv);
+		fail_msg("py-server: no OK line");
+	}
+	snprintf(srv_line, len, "%s", l);
+	l = t_line(cli.out, "PY CLIENT OK");
+	if (!l) {
+		t_prog_dump(&cli);
+		fail_msg("py-client: no OK line");
+	}
+	snprintf(cli_line, len, "%s", l);
+	fprintf(stderr, "python %s:\n  %s\n  %s\n", mode, srv_line, cli_line);
+	t_prog_free(&cli);
+	t_prog_free(&srv);
+}
+
+static void test_python_timeout(void **state)
+{
+	struct t_state *s = *state;
+	char sl[512], cl[512];
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_py(s, "timeout", sl, cl, sizeof(sl));
+	t_expect_accelerated(&s->mon, &c0, 1, "python settimeout");
+	finish(s);
+}
+
+static void test_python_lines(void **state)
+{
+	struct t_state *s = *state;
+	char sl[512], cl[512];
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_py(s, "lines", sl, cl, sizeof(sl));
+	if (!strstr(sl, "n=2500"))
+		fail_msg("py-server: %s", sl);
+	t_expect_accelerated(&s->mon, &c0, 1, "python makefile readline");
+	finish(s);
+}
+
+static void test_python_bulk_64m(void **state)
+{
+	struct t_state *s = *state;
+	char sl[512], cl[512], ss[80], sr[80], cs[80], cr[80];
+	uint64_t sn = 0, cn = 0;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_py(s, "bulk", sl, cl, sizeof(sl));
+	if (!t_kv_word(sl, "sent", ss, sizeof(ss)) || !t_kv_word(sl, "rcvd", sr, sizeof(sr)) ||
+	    !t_kv_word(cl, "sent", cs, sizeof(cs)) || !t_kv_word(cl, "rcvd", cr, sizeof(cr)) ||
+	    !t_kv_u64(sl, "n", false, &sn) || !t_kv_u64(cl, "n", false, &cn))
+		fail_msg("cannot parse:\n  %s\n  %s", sl, cl);
+	if (strcmp(ss, cr) || strcmp(cs, sr) || sn != 64 << 20 || cn != 64 << 20)
+		fail_msg("64 MiB each way: sha256 or length differ:\n  %s\n  %s", sl, cl);
+	t_expect_accelerated(&s->mon, &c0, 1, "python 64 MiB both ways");
+	finish(s);
+}
+
+/* ---- curl against python3 -m http.server ----------------------------------------- */
+
+static bool same_file(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "re"), *fb = fopen(b, "re");
+	char ba[65536], bb[65536];
+	bool same = fa && fb;
+
+	while (same) {
+		size_t na = fread(ba, 1, sizeof(ba), fa), nb = fread(bb, 1, sizeof(bb), fb);
+
+		if (na != nb || memcmp(ba, bb, na))
+			same = false;
+		if (na == 0)
+			break;
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return same;
+}
+
+static void test_curl_http(void **state)
+{
+	struct t_state *s = *state;
+	const char *dir = s->mon.dir, *hit;
+	char web[160], src[200], out1[200], out2[200], url1[96], url2[96];
+	struct t_prog http, curl;
+	unsigned int port;
+	struct t_ctr c0;
+	FILE *f;
+
+	if (!t_have_prog("curl")) {
+		fprintf(stderr, "test_curl_http: no curl: skipped\n");
+		skip();
+	}
+	begin(s, &c0);
+	/* what http.server serves lives in a subdirectory: the test's logs are not in it */
+	snprintf(web, sizeof(web), "%s/www", dir);
+	if (mkdir(web, 0755))
+		fail_msg("mkdir %s: %s", web, strerror(errno));
+	snprintf(src, sizeof(src), "%s/f.bin", web);
+	f = fopen(src, "we");
+	if (!f)
+		fail_msg("%s: %s", src, strerror(errno));
+	for (unsigned int i = 0; i < (8u << 20) / 8; i++) {
+		uint64_t x = (i + 1) * 0x9e3779b97f4a7c15ull;
+
+		fwrite(&x, sizeof(x), 1, f);
+	}
+	fclose(f);
+	{
+		char *const argv[] = { (char *)"python3", (char *)"-u", (char *)"-m",
+				       (char *)"http.server", (char *)"0", (char *)"--bind",
+				       (char *)"127.0.0.1", (char *)"--directory", web, NULL };
+
+		t_prog_startv(&http, dir, "http-server", true, argv);
+	}
+	hit = t_prog_wait_output(&http, false, " port ", T_PROG_START_MS);
+	if (sscanf(hit, " port %u", &port) != 1)
+		fail_msg("http.server: cannot read its port");
+	snprintf(out1, sizeof(out1), "%s/out1.bin", dir);
+	snprintf(out2, sizeof(out2), "%s/out2.bin", dir);
+	snprintf(url1, sizeof(url1), "http://127.0.0.1:%u/f.bin", port);
+	snprintf(url2, sizeof(url2), "http://127.0.0.1:%u/", port);
+	{
+		char *const argv[] = { (char *)"curl", (char *)"-sS", (char *)"--fail",
+				       (char *)"--max-time", (char *)"60", (char *)"-o", out1, url1,
+				       (char *)"-o", out2, url2, NULL };
+
+		t_prog_startv(&curl, dir, "curl", true, argv);
+	}
+	t_prog_expect(&curl, T_PROG_GUARD_MS, 0);
+	kill(http.pid, SIGTERM);
+	t_prog_wait(&http, T_PROG_GUARD_MS);
+	if (!same_file(src, out1))
+		fail_msg("curl: %s differs from what http.server served (%s)", out1, src);
+	if (!t_file_contains(out2, "f.bin"))
+		fail_msg("curl: the directory listing %s does not name f.bin", out2);
+	t_expect_accelerated(&s->mon, &c0, 2, "curl + http.server");
+	unlink(src);
+	rmdir(web);
+	unlink(out1);
+	unlink(out2);
+	t_prog_free(&curl);
+	t_prog_free(&http);
+	finish(s);
+}
+
+/* ---- preloaded <-> not preloaded: the kernel, and the reason counted ---------------- */
+
+static void test_preloaded_to_kernel_server(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_echo(s, false, "--nonblock", true, "--size 1m --rcvtimeo 30000", 2, 0,
+		 "preloaded client -> plain server");
+	t_expect_fallback(&s->mon, &c0, 2, "no_listener", "preloaded client -> plain server");
+	finish(s);
+}
+
+static void test_kernel_client_to_preloaded_server(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	run_echo(s, true, "--nonblock", false, "--size 1m --rcvtimeo 30000", 2, 0,
+		 "plain client -> preloaded server");
+	t_expect_fallback(&s->mon, &c0, 2, "peer_not_preloaded", "plain client -> preloaded server");
+	finish(s);
+}
+
+/* One preloaded listener, a preloaded and a plain client at the same time. */
+static void test_hybrid_listener(void **state)
+{
+	struct t_state *s = *state;
+	const char *dir = s->mon.dir;
+	struct t_prog srv, pre, plain;
+	struct t_ctr c0, c1;
+	long long kernel_peer0, kernel_peer1;
+	char args[256];
+	unsigned int port;
+
+	begin(s, &c0);
+	kernel_peer0 = t_counter(&s->mon, "peer_not_preloaded");
+	port = t_echo_server(&srv, dir, "server", true, "--conns 4 --report");
+	snprintf(args, sizeof(args), "client --port %u --conns 2 --size 2m --seed 1", port);
+	t_prog_start(&pre, dir, "client-preloaded", true, args);
+	snprintf(args, sizeof(args), "client --port %u --conns 2 --size 2m --seed 2", port);
+	t_prog_start(&plain, dir, "client-plain", false, args);
+	t_prog_expect(&pre, T_PROG_GUARD_MS, 0);
+	t_prog_expect(&plain, T_PROG_GUARD_MS, 0);
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	expect_server_clean(&srv, 4);
+	t_ctr_read(&s->mon, &c1);
+	kernel_peer1 = t_counter(&s->mon, "peer_not_preloaded");
+	fprintf(stderr, "hybrid: %lld accelerated, %lld accepted from the kernel\n",
+		c1.created - c0.created, kernel_peer1 - kernel_peer0);
+	if (c1.created - c0.created != 2 || c1.accepted - c0.accepted != 2 ||
+	    kernel_peer1 - kernel_peer0 != 2)
+		fail_msg("hybrid listener: expected 2 accelerated and 2 kernel connections, got "
+			 "%lld created, %lld accepted, %lld kernel peers", c1.created - c0.created,
+			 c1.accepted - c0.accepted, kernel_peer1 - kernel_peer0);
+	t_prog_free(&pre);
+	t_prog_free(&plain);
+	t_prog_free(&srv);
+	finish(s);
+}
+
+/* ---- errors as the kernel gives them ------------------------------------------------ */
+
+static void run_probe(struct t_state *s, bool preload, const char *args, const char *label)
+{
+	struct t_prog p;
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "probe %s", args);
+	t_prog_start(&p, s->mon.dir, label, preload, buf);
+	t_prog_expect(&p, T_PROG_GUARD_MS, 0);
+	fprintf(stderr, "%s: %s", label, p.out);
+	t_prog_free(&p);
+}
+
+static void test_epipe(void **state)
+{
+	struct t_state *s = *state;
+	struct t_prog srv;
+	char args[64];
+	unsigned int port;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	port = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --close --report");
+	snprintf(args, sizeof(args), "epipe --port %u", port);
+	run_probe(s, true, args, "probe-epipe");
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	t_expect_accelerated(&s->mon, &c0, 1, "EPIPE");
+	t_prog_free(&srv);
+	finish(s);
+}
+
+static void test_refused(void **state)
+{
+	struct t_state *s = *state;
+	struct t_ctr c0, c1;
+
+	begin(s, &c0);
+	run_probe(s, true, "refused", "probe-refused");
+	run_probe(s, true, "refused --host ::1", "probe-refused-v6");
+	t_ctr_read(&s->mon, &c1);
+	if (c1.created != c0.created)
+		fail_msg("a connection to a closed port was accelerated (%lld created)",
+			 c1.created - c0.created);
+	finish(s);
+}
+
+static void test_addrinuse(void **state)
+{
+	struct t_state *s = *state;
+	struct t_prog srv, plain;
+	char args[64];
+	unsigned int port, sport;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	/* a preloaded listener: preloaded and plain binders collide with it */
+	sport = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --report");
+	snprintf(args, sizeof(args), "addrinuse --port %u", sport);
+	run_probe(s, true, args, "probe-addrinuse-preloaded");
+	run_probe(s, false, args, "probe-addrinuse-plain");
+	/* a plain listener: a preloaded binder collides with it */
+	port = t_echo_server(&plain, s->mon.dir, "server-plain", false, "--conns 1 --report");
+	snprintf(args, sizeof(args), "addrinuse --port %u", port);
+	run_probe(s, true, args, "probe-addrinuse-vs-plain");
+	/* both servers still work, and finish after one echo each */
+	snprintf(args, sizeof(args), "timeo --port %u --ms 50", port);
+	run_probe(s, true, args, "probe-timeo-plain");
+	snprintf(args, sizeof(args), "timeo --port %u --ms 50", sport);
+	run_probe(s, true, args, "probe-timeo-preloaded");
+	t_prog_expect(&plain, T_PROG_GUARD_MS, 0);
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	t_prog_free(&plain);
+	t_prog_free(&srv);
+	finish(s);
+}
+
+static void test_rcvtimeo(void **state)
+{
+	struct t_state *s = *state;
+	struct t_prog srv;
+	char args[64];
+	unsigned int port;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	port = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --report");
+	snprintf(args, sizeof(args), "timeo --port %u --ms 300", port);
+	run_probe(s, true, args, "probe-timeo");
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	expect_server_clean(&srv, 1);
+	t_expect_accelerated(&s->mon, &c0, 1, "SO_RCVTIMEO");
+	t_prog_free(&srv);
+	finish(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T_ONCE(test_echo_blocking),
+		T_ONCE(test_echo_nonblock),
+		T_ONCE(test_echo_select_sendfile),
+		T_ONCE(test_echo_duplex_blocking),
+		T_ONCE(test_echo_duplex_poll),
+		T_ONCE(test_echo_duplex_timeo),
+		T_ONCE(test_echo_fork),
+		T_ONCE(test_echo_ipv6),
+		T_ONCE(test_conns_1000_nonblock),
+		T_ONCE(test_conns_1000_blocking),
+		T_ONCE(test_socat),
+		T_ONCE(test_python_timeout),
+		T_ONCE(test_python_lines),
+		T_ONCE(test_python_bulk_64m),
+		T_ONCE(test_curl_http),
+		T_ONCE(test_preloaded_to_kernel_server),
+		T_ONCE(test_kernel_client_to_preloaded_server),
+		T_ONCE(test_hybrid_listener),
+		T_ONCE(test_epipe),
+		T_ONCE(test_refused),
+		T_ONCE(test_addrinuse),
+		T_ONCE(test_rcvtimeo),
+	};
+
+#ifdef IPCD_SANITIZED
+	fprintf(stderr, "it_preload_accel: skipped in sanitizer builds "
+			"(libasan must come first in LD_PRELOAD)\n");
+	return T_EXIT_SKIP;
+#endif
+	if (!t_have_prog("python3")) {
+		fprintf(stderr, "it_preload_accel: no python3: skipped\n");
+		return T_EXIT_SKIP;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
