@@ -4,7 +4,7 @@
 #   1. release build (-Werror): every test (unit, stress, fault, integration)
 #   2. ASan+UBSan build: unit and fault tests
 #   3. TSan build: unit tests (thread variants of the stress engine included)
-#   4. both benchmarks in --quick mode, as smoke tests (never gate on speed)
+#   4. the benchmarks in --quick mode, as smoke tests (never gate on speed)
 #
 # Environment: IPCD_TEST_FLAVOURS="release asan tsan" to choose builds.
 set -euo pipefail
@@ -44,5 +44,8 @@ if [[ " $flavours " == *" release "* ]]; then
 		|| status=1
 	./build/release/bench/ipcd-bench-modes --quick --no-plot \
 		--json build/release/bench-modes-quick.json || status=1
+	# Fails (exit 1) if a transport fails or ipcd connections were not accelerated.
+	./build/release/bench/ipcd-bench-sock --quick \
+		--json build/release/bench-sock-quick.json || status=1
 fi
 exit $status
