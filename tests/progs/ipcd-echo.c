@@ -7,8 +7,8 @@
  *   ipcd-echo server [--host A] [--port P] [--port-file F] [--conns N]
  *                    [--nonblock | --select | --fork] [--close] [--report] [--allow-reset]
  *   ipcd-echo client --port P [--host A] [--conns N] [--size B] [--chunk B] [--seed S]
- *                    [--nonblock | --select] [--duplex] [--sendfile] [--rcvtimeo MS] [--forever]
- *                    [--ready-at B --ready-file F [--wait-file G]]
+ *                    [--nonblock | --select] [--duplex] [--sendfile] [--rcvtimeo MS]
+ *                    [--forever [--idle]] [--ready-at B --ready-file F [--wait-file G]]
  *   ipcd-echo churn --port P [--host A] [--count N]
  *   ipcd-echo probe refused|addrinuse|epipe|timeo [--host A] [--port P] [--ms MS]
  *
@@ -66,6 +66,7 @@ struct opts {
 	bool allow_reset;
 	bool sendfile_mode;
 	bool forever;
+	bool idle;
 	bool duplex;
 	int rcvtimeo_ms;
 	uint64_t ready_at;
@@ -1069,19 +1070,39 @@ static void expect_eof(int fd, unsigned int id)
 		fail_errno(errno, "conn %u: read after shutdown(SHUT_WR), expected EOF", id);
 }
 
-static void client_ready_point(struct cconn *cs)
+/* True once, when every connection has echoed --ready-at bytes (and --wait-file exists). */
+static bool client_ready_point(struct cconn *cs)
 {
 	static bool done;
 
 	if (done || !opt.ready_file)
-		return;
+		return false;
 	for (unsigned int i = 0; i < opt.conns; i++)
 		if (cs[i].rcvd < opt.ready_at)
-			return;
+			return false;
 	done = true;
 	touch_file(opt.ready_file);
 	if (opt.wait_file)
 		wait_for_file(opt.wait_file);
+	return true;
+}
+
+/*
+ * --forever --idle: past the ready point, send nothing more and block in
+ * read() on the first connection until the peer goes away (client_end()
+ * reports how); data arriving is an error.
+ */
+static void client_idle(struct cconn *cs)
+{
+	uint8_t b;
+	ssize_t r;
+
+	do
+		r = read(cs[0].fd, &b, 1);
+	while (r < 0 && errno == EINTR);
+	if (r > 0)
+		fail("conn 0: data arrived on an idle connection");
+	client_end(0, &cs[0], "read", r == 0 ? -ENODATA : -errno);
 }
 
 static void client_blocking(struct cconn *cs)
@@ -1147,7 +1168,8 @@ static void client_blocking(struct cconn *cs)
 			}
 		}
 		round++;
-		client_ready_point(cs);
+		if (client_ready_point(cs) && opt.idle)
+			client_idle(cs);
 	}
 	free(pbuf);
 	free(rbuf);
@@ -1412,6 +1434,8 @@ static int run_client(void)
 	if ((opt.nonblock || opt.use_select || opt.duplex) &&
 	    (opt.forever || opt.sendfile_mode || opt.ready_file))
 		fail("--forever, --sendfile and --ready-file need the blocking client");
+	if (opt.idle && (!opt.forever || !opt.ready_file))
+		fail("--idle needs --forever and --ready-file");
 	if (opt.duplex && opt.use_select)
 		fail("--duplex waits with poll() (--nonblock), not select()");
 	addr_make(&target, opt.host, opt.port);
@@ -1784,7 +1808,7 @@ static void usage(int code)
 		"                        [--allow-reset]\n"
 		"       ipcd-echo client --port P [--host A] [--conns N] [--size B] [--chunk B]\n"
 		"                        [--seed S] [--nonblock | --select] [--duplex] [--sendfile]\n"
-		"                        [--rcvtimeo MS] [--forever]\n"
+		"                        [--rcvtimeo MS] [--forever [--idle]]\n"
 		"                        [--ready-at B --ready-file F [--wait-file G]]\n"
 		"       ipcd-echo churn --port P [--host A] [--count N]\n"
 		"       ipcd-echo probe refused|addrinuse|epipe|timeo [--host A] [--port P] [--ms MS]\n"
@@ -1827,6 +1851,8 @@ int main(int argc, char **argv)
 			opt.sendfile_mode = true, takes = false;
 		else if (!strcmp(a, "--forever"))
 			opt.forever = true, takes = false;
+		else if (!strcmp(a, "--idle"))
+			opt.idle = true, takes = false;
 		else if (!strcmp(a, "--duplex"))
 			opt.duplex = true, takes = false;
 		else if (!v)
