@@ -18,8 +18,10 @@
  *    connection whose client closed in the accept queue: the acceptor reads
  *    what A wrote, then EOF. It is freed after B closes it, or when the
  *    listener goes away.
- *  - A dies (or is cut off) while queued and had not closed: the entry is
- *    unlinked and freed at once (nobody else ever saw it).
+ *  - A dies (or is cut off) while queued and had not closed: as if it had
+ *    closed (its rings are marked; reset only if it left data unread); the
+ *    acceptor still gets the connection, as the kernel's accept queue keeps
+ *    it.
  *  - The listener is unbound or its owner dies: every queued entry gets B's
  *    closed marks and IPCD_CONN_RESET_B (A sees ECONNRESET, as after the
  *    kernel's RST), and is freed when A closes it or dies.
@@ -366,27 +368,6 @@ static struct conn *lis_pop(struct lis *l)
 	k->queued = false;
 	lis_level(l);
 	return k;
-}
-
-/* Unlink @k from the middle of a backlog: bounded by the backlog's cap. */
-static void lis_remove(struct lis *l, struct conn *k)
-{
-	uint32_t idx = conn_idx(k), i, prev = NONE;
-
-	for (i = l->head; i != NONE && i != idx; i = cs.tab[i].next)
-		prev = i;
-	if (i == NONE)
-		return;
-	if (prev == NONE)
-		l->head = k->next;
-	else
-		cs.tab[prev].next = k->next;
-	if (l->tail == idx)
-		l->tail = prev;
-	l->count--;
-	k->next = NONE;
-	k->queued = false;
-	lis_level(l);
 }
 
 static uint32_t read_somaxconn(void)
@@ -858,15 +839,14 @@ void conns_client_gone(struct mon_client *c)
 		if (!k->id)
 			continue;
 		if (k->a_owner == c->id && k->a_end == END_OPEN) {
-			if (k->queued) {
-				/* Nobody else ever saw it. */
-				struct lis *l = lis_get(k->listener);
-
-				if (l)
-					lis_remove(l, k);
-				conn_free(k);
-				continue;
-			}
+			/*
+			 * Queued or not, the connection was established: as the
+			 * kernel does, the acceptor still gets it, reads what A
+			 * wrote, then EOF (or ECONNRESET if A left data unread,
+			 * which cannot happen before B wrote). A process that
+			 * closes and exits at once may well die before its CLOSE
+			 * request is read: the two must mean the same.
+			 */
 			mark_end(k, false, false);
 			k->a_end = END_GONE;
 		}

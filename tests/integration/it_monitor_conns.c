@@ -1599,6 +1599,53 @@ static void test_close_end(void **state)
 	T_PASSED(s);
 }
 
+/* ---- a connector that dies while queued: still accepted, data then EOF ---- */
+
+static void test_dead_while_queued(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct ipcd_attach a;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn acc;
+	uint8_t lo[16];
+	char buf[16];
+	uint32_t id;
+	uint16_t port;
+	int lfd;
+	pid_t pid;
+
+	t_mon_write_config(m, CONF);
+	t_mon_start(m);
+	attach_or_die(m, "it-dq-listen", &a);
+	v4(lo, 127, 0, 0, 1);
+	assert_int_equal(bind_listen(&a, lo, 0, 0, 4, &id, &port, &lfd), 0);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0) {
+		struct ipcd_attach b;
+		struct ipcd_conn c;
+
+		attach_or_die(m, "it-dq-conn", &b);
+		T_CHECK_EQ(do_connect(&b, lo, port, &c, &resp), 0);
+		T_CHECK_EQ(ipcd_spsc_write(&c.tx, "hello", 5), 5);
+		_exit(0);	/* no CLOSE, rings not marked: the monitor does it */
+	}
+	child_ok(pid);
+	wait_listen_ready(lfd);
+	assert_int_equal(t_ctl_wait_num(m, "counters", "dead_ends", 1), 1);
+	assert_int_equal(do_accept(&a, id, &acc, &resp), 0);
+	assert_int_equal(ipcd_spsc_read(&acc.rx, buf, sizeof(buf), 0), 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(ipcd_spsc_read(&acc.rx, buf, sizeof(buf), 0), 0);	/* EOF */
+	assert_int_equal(ipcd_load_acquire(&acc.ctl->reset), 0);
+	do_close(&a, &acc);
+	assert_int_equal(t_ctl_wait_num(m, "counters", "freed", 1), 1);
+	ipcd_detach(&a);
+	close(lfd);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1614,6 +1661,7 @@ int main(void)
 		T_BOTH(test_ring_hint),
 		T_BOTH(test_fallback),
 		T_BOTH(test_close_end),
+		T_BOTH(test_dead_while_queued),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
