@@ -112,7 +112,8 @@ static const char py_client[] =
 	"    r=s.recv(1); assert r==b'',r\n"
 	"    print('PY CLIENT OK timeout first_timeout_s=%.3f'%dt)\n"
 	"elif mode=='lines':\n"
-	"    s=socket.create_connection(('127.0.0.1',port)); s.settimeout(60); f=s.makefile('rwb')\n"
+	"    s=socket.create_connection(('127.0.0.1',port)); s.settimeout(60)\n"
+	"    f=s.makefile('rwb')\n"
 	"    for i in range(500):\n"
 	"        f.write(b'ADD %d %d\\n'%(i,2*i)); f.flush()\n"
 	"        r=f.readline(); assert r==b'SUM %d\\n'%(3*i),(i,r)\n"
@@ -608,7 +609,8 @@ static void test_kernel_client_to_preloaded_server(void **state)
 	begin(s, &c0);
 	run_echo(s, true, "--nonblock", false, "--size 1m --rcvtimeo 30000", 2, 0,
 		 "plain client -> preloaded server");
-	t_expect_fallback(&s->mon, &c0, 2, "peer_not_preloaded", "plain client -> preloaded server");
+	t_expect_fallback(&s->mon, &c0, 2, "peer_not_preloaded",
+			  "plain client -> preloaded server");
 	finish(s);
 }
 

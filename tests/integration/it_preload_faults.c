@@ -237,8 +237,8 @@ static void test_kill_monitor(void **state)
 	t_prog_expect(&cli, T_PROG_GUARD_MS, 0);
 	fprintf(stderr, "kill monitor: %s\n", t_line(cli.out, "client ok"));
 	/* a new connection without a monitor: over the kernel */
-	snprintf(args, sizeof(args), "client --port %u --conns 1 --size 1m --seed 9 --rcvtimeo 30000",
-		 port);
+	snprintf(args, sizeof(args),
+		 "client --port %u --conns 1 --size 1m --seed 9 --rcvtimeo 30000", port);
 	t_prog_start(&cli2, dir, "client-after", true, args);
 	t_prog_expect(&cli2, T_PROG_GUARD_MS, 0);
 	fprintf(stderr, "kill monitor: after: %s\n", t_line(cli2.out, "client ok"));
@@ -292,8 +292,8 @@ static void test_churn_no_leak(void **state)
 	    !t_kv_u64(l, "fds_end", false, &end) || !strstr(l, "eof=2001 reset=0 errors=0"))
 		fail_msg("server: expected 2001 clean connections: %s", l ? l : "(no summary)");
 	if (end > first)
-		fail_msg("server: %" PRIu64 " fds leaked over 2000 connections (%" PRIu64 " after the "
-			 "first, %" PRIu64 " at the end)", end - first, first, end);
+		fail_msg("server: %" PRIu64 " fds leaked over 2000 connections (%" PRIu64
+			 " after the first, %" PRIu64 " at the end)", end - first, first, end);
 	t_expect_accelerated(&s->mon, &c0, 2001, "churn");
 	t_prog_free(&srv);
 	t_prog_free(&cli);

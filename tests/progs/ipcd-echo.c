@@ -46,7 +46,7 @@
 #define IO_MAX		(64 * 1024)
 #define PEEK_MAX	512
 #define GUARD_MS	60000	/* hang guard: no progress at all for this long is an error */
-#define DUPLEX_GUARD_MS	20000	/* hang guard: a duplex transfer with no progress either way */
+#define DUPLEX_GUARD_MS	20000	/* hang guard: a duplex transfer without progress */
 #define SERVER_IDLE_MS	180000	/* a server with nothing to do for this long gives up */
 #define FNV64_INIT	0xcbf29ce484222325ull
 
@@ -112,7 +112,8 @@ static const char *errname(int err)
 }
 
 /* "what: strerror (errno N ENAME)" and exit 1. */
-static void fail_errno(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void fail_errno(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
 static void fail_errno(int err, const char *fmt, ...)
 {
 	char msg[400];
@@ -349,8 +350,8 @@ static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_s
  * @peer's family, a port (@local_port if non-zero), and, for a client, an
  * address of the same kind (loopback to loopback).
  */
-static void check_names(int fd, const char *who, unsigned int id, const struct sockaddr_storage *peer,
-			unsigned int local_port)
+static void check_names(int fd, const char *who, unsigned int id,
+			const struct sockaddr_storage *peer, unsigned int local_port)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -657,7 +658,8 @@ static void server_blocking(int lfd)
 	pthread_mutex_unlock(&tot_lock);
 }
 
-static void nb_end(struct sconn **conns, unsigned int i, enum end_kind k, const char *where, int err)
+static void nb_end(struct sconn **conns, unsigned int i, enum end_kind k, const char *where,
+		   int err)
 {
 	struct sconn *c = conns[i];
 
@@ -768,9 +770,11 @@ static void server_nonblock(int lfd)
 						 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 				if (fd < 0) {
-					if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+					if (errno == EAGAIN || errno == EINTR ||
+					    errno == ECONNABORTED)
 						break;
-					fail_errno(errno, "accept4 (after %u connections)", accepted);
+					fail_errno(errno, "accept4 (after %u connections)",
+						   accepted);
 				}
 				if (!(fcntl(fd, F_GETFL) & O_NONBLOCK))
 					fail("accept4(SOCK_NONBLOCK) gave a blocking fd %d", fd);
@@ -908,7 +912,8 @@ static int connect_blocking(unsigned int id)
 	set_timeouts(fd);
 	while (connect(fd, (struct sockaddr *)&target.ss, target.len)) {
 		if (errno != EINTR)
-			fail_errno(errno, "conn %u: connect %s", id, addr_str(&target.ss, buf, sizeof(buf)));
+			fail_errno(errno, "conn %u: connect %s", id,
+				   addr_str(&target.ss, buf, sizeof(buf)));
 	}
 	check_names(fd, "client conn", id, &target.ss, 0);
 	return fd;
@@ -923,7 +928,8 @@ static int connect_start(int fd, unsigned int id)
 		return 0;
 	if (errno == EINPROGRESS)
 		return 1;
-	fail_errno(errno, "conn %u: nonblocking connect %s", id, addr_str(&target.ss, buf, sizeof(buf)));
+	fail_errno(errno, "conn %u: nonblocking connect %s", id,
+		   addr_str(&target.ss, buf, sizeof(buf)));
 }
 
 static void connect_finish(int fd, unsigned int id)
@@ -955,7 +961,8 @@ static int send_by(int fd, const uint8_t *p, size_t n, unsigned int method)
 			if (w < 0 && errno != EINTR)
 				return -errno;
 			if (w == 0)
-				fail("sendfile returned 0 at offset %lld of %zu", (long long)off, n);
+				fail("sendfile returned 0 at offset %lld of %zu", (long long)off,
+				     n);
 		}
 		return 0;
 	}
@@ -1050,7 +1057,8 @@ static void client_end(unsigned int id, struct cconn *c, const char *where, int 
 		     id, where, c->sent, c->rcvd);
 	if (rc == -EAGAIN && opt.rcvtimeo_ms)
 		fail("conn %u: %s: SO_RCVTIMEO/SO_SNDTIMEO of %d ms expired after %" PRIu64
-		     " bytes sent, %" PRIu64 " echoed", id, where, opt.rcvtimeo_ms, c->sent, c->rcvd);
+		     " bytes sent, %" PRIu64 " echoed",
+		     id, where, opt.rcvtimeo_ms, c->sent, c->rcvd);
 	fail_errno(-rc, "conn %u: %s after %" PRIu64 " bytes sent, %" PRIu64 " echoed", id, where,
 		   c->sent, c->rcvd);
 }
@@ -1139,7 +1147,8 @@ static void client_blocking(struct cconn *cs)
 			if (method % 3 == 0) {
 				/* MSG_PEEK: the bytes seen must be those the next read returns */
 				do
-					pk = recv(c->fd, pbuf, n < PEEK_MAX ? n : PEEK_MAX, MSG_PEEK);
+					pk = recv(c->fd, pbuf, n < PEEK_MAX ? n : PEEK_MAX,
+						  MSG_PEEK);
 				while (pk < 0 && errno == EINTR);
 				if (pk == 0)
 					client_end(i, c, "recv(MSG_PEEK)", -ENODATA);
@@ -1152,11 +1161,12 @@ static void client_blocking(struct cconn *cs)
 				client_end(i, c, "read", rc);
 			bad = pat_mismatch(rbuf, n, stream, c->rcvd - n);
 			if (bad < n)
-				fail("conn %u: echo differs at byte %" PRIu64 ": got 0x%02x, sent 0x%02x",
+				fail("conn %u: echo differs at byte %" PRIu64
+				     ": got 0x%02x, sent 0x%02x",
 				     i, c->rcvd - n + bad, rbuf[bad], sbuf[bad]);
 			if (pk > 0 && memcmp(pbuf, rbuf, (size_t)pk))
-				fail("conn %u: MSG_PEEK showed %zd bytes that differ from the next read "
-				     "(at byte %" PRIu64 ")", i, pk, c->rcvd - n);
+				fail("conn %u: MSG_PEEK showed %zd bytes that differ from the "
+				     "next read (at byte %" PRIu64 ")", i, pk, c->rcvd - n);
 			if (!opt.forever && c->sent == opt.size) {
 				if (shutdown(c->fd, SHUT_WR))
 					fail_errno(errno, "conn %u: shutdown(SHUT_WR)", i);
@@ -1189,10 +1199,12 @@ static void nb_client_step(struct cconn *c, unsigned int i, short revents, uint8
 		c->connecting = false;
 	}
 	if (c->sent < opt.size && (revents & (POLLOUT | POLLERR | POLLHUP | POLLPRI))) {
-		size_t len = (size_t)(opt.size - c->sent < opt.chunk ? opt.size - c->sent : opt.chunk);
+		size_t len =
+			(size_t)(opt.size - c->sent < opt.chunk ? opt.size - c->sent : opt.chunk);
 
 		pat_fill(buf, len, stream, c->sent);
-		n = (i & 1) ? send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) : write(c->fd, buf, len);
+		n = (i & 1) ? send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+			    : write(c->fd, buf, len);
 		if (n > 0) {
 			c->hash = fnv64(c->hash, buf, (size_t)n);
 			c->sent += (uint64_t)n;	/* a partial write: the rest next turn */
@@ -1211,7 +1223,8 @@ static void nb_client_step(struct cconn *c, unsigned int i, short revents, uint8
 			size_t bad = pat_mismatch(buf, (size_t)n, stream, c->rcvd);
 
 			if (bad < (size_t)n)
-				fail("conn %u: echo differs at byte %" PRIu64 ": got 0x%02x, sent 0x%02x",
+				fail("conn %u: echo differs at byte %" PRIu64
+				     ": got 0x%02x, sent 0x%02x",
 				     i, c->rcvd + bad, buf[bad], pat_byte(stream, c->rcvd + bad));
 			c->rcvd += (uint64_t)n;
 			if (c->rcvd > c->sent)
@@ -1239,7 +1252,8 @@ static void client_nonblock(struct cconn *cs)
 	if (!p || !idx || !buf)
 		fail("out of memory");
 	for (unsigned int i = 0; i < opt.conns; i++) {
-		int fd = socket(addr_family(&target), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int fd =
+			socket(addr_family(&target), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 		if (fd < 0)
 			fail_errno(errno, "conn %u: socket", i);
@@ -1266,7 +1280,8 @@ static void client_nonblock(struct cconn *cs)
 			idx[n++] = i;
 		}
 		if (wait_events(p, n, GUARD_MS) == 0)
-			fail("no progress for %d ms with %u connections unfinished", GUARD_MS, left);
+			fail("no progress for %d ms with %u connections unfinished", GUARD_MS,
+			     left);
 		for (nfds_t k = 0; k < n; k++) {
 			if (!p[k].revents)
 				continue;
@@ -1368,7 +1383,8 @@ static void *duplex_reader(void *arg)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			fail_errno(errno, "conn %u: read after %" PRIu64 " bytes echoed", d->id, rcvd);
+			fail_errno(errno, "conn %u: read after %" PRIu64 " bytes echoed", d->id,
+				   rcvd);
 		if (r == 0)
 			break;
 		bad = pat_mismatch(buf, (size_t)r, stream, rcvd);
@@ -1378,7 +1394,8 @@ static void *duplex_reader(void *arg)
 		rcvd += (uint64_t)r;
 	}
 	if (rcvd != opt.size)
-		fail("conn %u: EOF after %" PRIu64 " bytes echoed of %" PRIu64, d->id, rcvd, opt.size);
+		fail("conn %u: EOF after %" PRIu64 " bytes echoed of %" PRIu64, d->id, rcvd,
+		     opt.size);
 	c->rcvd = rcvd;
 	free(buf);
 	return NULL;
@@ -1594,7 +1611,8 @@ static void probe_refused(void)
 		nb = "EINPROGRESS+SO_ERROR";
 		p = (struct pollfd){ .fd = fd, .events = POLLOUT };
 		if (wait_events(&p, 1, GUARD_MS) == 0)
-			fail("nonblocking connect to a closed port: not writable after %d ms", GUARD_MS);
+			fail("nonblocking connect to a closed port: not writable after %d ms",
+			     GUARD_MS);
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
 			fail_errno(errno, "getsockopt SO_ERROR");
 		if (err != ECONNREFUSED)
@@ -1627,7 +1645,8 @@ static void probe_addrinuse(void)
 			if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
 				fail_errno(errno, "setsockopt SO_REUSEADDR");
 			if (bind(fd, (struct sockaddr *)&a.ss, a.len) == 0 || errno != EADDRINUSE)
-				fail_errno(errno, "bind to the listening port %u%s: expected EADDRINUSE",
+				fail_errno(errno,
+					   "bind to the listening port %u%s: expected EADDRINUSE",
 					   opt.port, reuse ? " with SO_REUSEADDR" : "");
 			close(fd);
 		}
@@ -1689,7 +1708,8 @@ static void probe_epipe(void)
 		r = read(fd, &b, 1);
 	while (r < 0 && errno == EINTR);
 	if (r != 0)
-		fail_errno(r < 0 ? errno : 0, "read: expected EOF from a server that closed (got %zd)", r);
+		fail_errno(r < 0 ? errno : 0,
+			   "read: expected EOF from a server that closed (got %zd)", r);
 	for (;;) {
 		r = write(fd, buf, sizeof(buf));
 		if (r > 0) {
@@ -1705,7 +1725,8 @@ static void probe_epipe(void)
 		}
 		if (r < 0 && errno == EPIPE)
 			break;
-		fail_errno(r < 0 ? errno : 0, "write to a closed peer: expected EPIPE (got %zd)", r);
+		fail_errno(r < 0 ? errno : 0, "write to a closed peer: expected EPIPE (got %zd)",
+			   r);
 	}
 	if (sigpipes == 0)
 		fail("write gave EPIPE without SIGPIPE");
@@ -1804,15 +1825,16 @@ static void usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 		"usage: ipcd-echo server [--host A] [--port P] [--port-file F] [--conns N]\n"
-		"                        [--nonblock | --select | --fork] [--close] [--report]\n"
-		"                        [--allow-reset]\n"
+		"           [--nonblock | --select | --fork] [--close] [--report] [--allow-reset]\n"
 		"       ipcd-echo client --port P [--host A] [--conns N] [--size B] [--chunk B]\n"
-		"                        [--seed S] [--nonblock | --select] [--duplex] [--sendfile]\n"
-		"                        [--rcvtimeo MS] [--forever [--idle]]\n"
-		"                        [--ready-at B --ready-file F [--wait-file G]]\n"
+		"           [--seed S] [--nonblock | --select] [--duplex] [--sendfile]\n"
+		"           [--rcvtimeo MS] [--forever [--idle]]\n"
+		"           [--ready-at B --ready-file F [--wait-file G]]\n"
 		"       ipcd-echo churn --port P [--host A] [--count N]\n"
-		"       ipcd-echo probe refused|addrinuse|epipe|timeo [--host A] [--port P] [--ms MS]\n"
-		"Sizes take k, m, g suffixes. Exit status: 0 ok, 1 error (one line on stderr), 2 usage.\n");
+		"       ipcd-echo probe refused|addrinuse|epipe|timeo [--host A] [--port P]\n"
+		"           [--ms MS]\n"
+		"Sizes take k, m, g suffixes. Exit status: 0 ok, 1 error (one line on stderr),\n"
+		"2 usage.\n");
 	exit(code);
 }
 

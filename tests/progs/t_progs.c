@@ -150,8 +150,8 @@ void t_prog_expect(struct t_prog *p, int timeout_ms, int code)
 	if (got != code) {
 		t_prog_dump(p);
 		if (got == -1)
-			fail_msg("%s: still running after the %d ms hang guard (killed; output above)",
-				 p->label, timeout_ms);
+			fail_msg("%s: still running after the %d ms hang guard (killed; "
+				 "output above)", p->label, timeout_ms);
 		fail_msg("%s: exit %d, expected %d (output above)", p->label, got, code);
 	}
 }
@@ -175,8 +175,8 @@ const char *t_prog_wait_output(struct t_prog *p, bool in_err, const char *needle
 			p->code = code;
 			p->pid = 0;
 			t_prog_dump(p);
-			fail_msg("%s exited (%d) before printing \"%s\" (output above)", p->label, code,
-				 needle);
+			fail_msg("%s exited (%d) before printing \"%s\" (output above)", p->label,
+				 code, needle);
 		}
 		if (ipcd_remaining(deadline) == 0) {
 			t_prog_dump(p);
@@ -219,8 +219,8 @@ void t_file_wait(const char *path, struct t_prog *watch, int timeout_ms)
 				watch->code = code;
 				watch->pid = 0;
 				t_prog_dump(watch);
-				fail_msg("%s exited (%d) before %s appeared (output above)", watch->label,
-					 code, path);
+				fail_msg("%s exited (%d) before %s appeared (output above)",
+					 watch->label, code, path);
 			}
 		}
 		if (ipcd_remaining(deadline) == 0) {
@@ -446,9 +446,9 @@ void t_expect_live_bytes(const struct t_mon *m, unsigned int n, uint64_t min_byt
 		" bytes each way\n", what, conns, full, min_bytes);
 	if (conns < n || full < n) {
 		fprintf(stderr, "---- ipcdctl --json connections ----\n%s----\n", ctl.out);
-		fail_msg("%s: expected >= %u accelerated connections with >= %" PRIu64 " bytes each "
-			 "way on their rings; %u listed, %u with the bytes", what, n, min_bytes,
-			 conns, full);
+		fail_msg("%s: expected >= %u accelerated connections with >= %" PRIu64
+			 " bytes each way on their rings; %u listed, %u with the bytes",
+			 what, n, min_bytes, conns, full);
 	}
 }
 
@@ -488,9 +488,9 @@ void t_leaks_check(const struct t_leaks *l, const struct t_mon *m)
 			"connections left\n", fds, l->mon_fds, procs, active);
 		if (procs || active || fds > l->mon_fds) {
 			show_ctl(m);
-			fail_msg("left behind after the programs exited: %lld processes registered, "
-				 "%lld connections, monitor fds %d (baseline %d)", procs, active, fds,
-				 l->mon_fds);
+			fail_msg("left behind after the programs exited: %lld processes "
+				 "registered, %lld connections, monitor fds %d (baseline %d)",
+				 procs, active, fds, l->mon_fds);
 		}
 	}
 	/* Regions are memfds; others' programs on a shared machine may add entries. */

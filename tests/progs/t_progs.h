@@ -26,9 +26,10 @@
 #error "IPCD_ECHO_BIN must name the ipcd-echo test program"
 #endif
 
-#define T_PROG_GUARD_MS		(120000 * T_SLOWDOWN)	/* hang guard: one program run */
-#define T_PROG_START_MS		(20000 * T_SLOWDOWN)	/* hang guard: a server is listening */
-#define T_PEER_DEATH_MS		10000	/* hang guard: a peer's SIGKILL noticed (issue: <= 1 s) */
+/* Hang guards, never timing assertions. */
+#define T_PROG_GUARD_MS		(120000 * T_SLOWDOWN)	/* one program run */
+#define T_PROG_START_MS		(20000 * T_SLOWDOWN)	/* a server is listening */
+#define T_PEER_DEATH_MS		10000	/* a peer's SIGKILL noticed (issue: <= 1 s) */
 #define T_PROG_MAX_ARGS		48
 
 /**
