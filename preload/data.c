@@ -3,11 +3,11 @@
  * data.c - the data path of accelerated connections: send and receive on the
  * connection's SPSC stream rings, with the kernel's semantics (sock.h).
  *
- * Waiting: spin up to ipcd_spin_ns on the ring, then sleep. Without a
- * timeout the sleep is a futex wait on the ring's doorbell word (the kernel
- * restarts it after an SA_RESTART handler, as it restarts a socket call);
- * with SO_RCVTIMEO/SO_SNDTIMEO it is a poll on the fd's eventfd (never
- * restarted, as the kernel never restarts a socket call with a timeout).
+ * Waiting: spin (adaptive, up to ipcd_spin_ns) on the ring, then sleep on
+ * the futex of the direction's doorbell word. Without a timeout the kernel
+ * restarts that sleep after an SA_RESTART handler, as it restarts a socket
+ * call; with SO_RCVTIMEO/SO_SNDTIMEO it never does (EINTR), as for a socket
+ * call with a timeout.
  * The peer makes a syscall only when it finds a sleeper announced in the
  * word (spsc.h, __ipcd_spsc_wake).
  *
@@ -192,6 +192,8 @@ static int conn_wait(struct ipcd_sock *s, int fd, bool rx, uint32_t want, int64_
 	uint64_t budget = IPCD_MIN((uint64_t)*spin, ipcd_spin_ns), end;
 	unsigned int i;
 
+	(void)fd;	/* the futex is the direction's own; the fd's eventfd is for pollers */
+
 	if (budget) {
 		uint64_t start = ipcd_now_ns(), now = start;
 
@@ -232,27 +234,21 @@ static int conn_wait(struct ipcd_sock *s, int fd, bool rx, uint32_t want, int64_
 
 		if (left == 0)
 			return -ETIMEDOUT;
-		if (!timeout_ns) {
+		{
 			uint32_t v = ipcd_doorbell_arm_bits(word, IPCD_DB_FUTEX);
+			int rc;
 
 			if (ready(s, rx, want))
 				return 0;
-			if (ipcd_futex_wait(word, v, -1) == -EINTR && !ipcd_restartable())
+			/*
+			 * The futex of this direction's word, never the shared
+			 * eventfd: a poller of the other direction could take its
+			 * count. With a timeout the kernel never restarts the
+			 * wait after a handler (EINTR), as for a socket call.
+			 */
+			rc = ipcd_futex_wait(word, v, timeout_ns ? left : -1);
+			if (rc == -EINTR && (timeout_ns || !ipcd_restartable()))
 				return -EINTR;
-		} else {
-			struct pollfd p = { .fd = fd, .events = POLLIN };
-			struct timespec ts = { .tv_sec = left / 1000000000,
-					       .tv_nsec = left % 1000000000 };
-			int n;
-
-			ipcd_doorbell_arm_bits(word, IPCD_DB_EVENT);
-			if (ready(s, rx, want))
-				return 0;
-			n = ipcd_real.ppoll(&p, 1, &ts, NULL);
-			if (n < 0 && errno == EINTR)
-				return -EINTR;
-			if (n > 0)
-				ipcd_conn_clear(fd);
 		}
 		if (ready(s, rx, want))
 			return 0;

@@ -69,7 +69,7 @@ struct ipcd_sock {
 	atomic_bool shut_rd;
 	atomic_bool shut_wr;
 	atomic_bool reset_told;		/* ECONNRESET reported once */
-	atomic_bool rx_armed;		/* IPCD_DB_EVENT set on rx since last clear */
+	atomic_uint pollers;		/* threads inside our poll on this fd's eventfd */
 
 	/* options */
 	int64_t rcvtimeo_ns;		/* 0: none (SO_RCVTIMEO) */

@@ -121,14 +121,20 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 			continue;
 		for (i = 0; i < nfds; i++) {
 			k[i] = fds[i];
-			if (acc[i])
+			if (acc[i]) {
 				k[i].events = POLLIN;	/* the eventfd */
+				if (is_conn(fds[i].fd, &s))
+					atomic_fetch_add(&s->pollers, 1);
+			}
 		}
 		if (left > 0) {
 			lts.tv_sec = left / 1000000000;
 			lts.tv_nsec = left % 1000000000;
 		}
 		n = ipcd_real.ppoll(k, nfds, left < 0 ? NULL : &lts, ss);
+		for (i = 0; i < nfds; i++)
+			if (acc[i] && is_conn(fds[i].fd, &s))
+				atomic_fetch_sub(&s->pollers, 1);
 		if (n < 0) {
 			rc = -1;
 			break;
@@ -136,8 +142,19 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		rc = 0;
 		for (i = 0; i < nfds; i++) {
 			if (acc[i] && is_conn(fds[i].fd, &s)) {
-				if (k[i].revents & POLLIN)
+				if (k[i].revents & POLLIN) {
 					ipcd_conn_clear(fds[i].fd);
+					/*
+					 * One eventfd serves both directions: another
+					 * thread polling this fd (say, for POLLOUT while
+					 * we wait for POLLIN) may have been woken by the
+					 * count we just took. Hand it on while something
+					 * is ready; that thread re-checks the rings.
+					 */
+					if (atomic_load(&s->pollers) &&
+					    ipcd_conn_events(s, POLLIN | POLLOUT))
+						ipcd_eventfd_signal(fds[i].fd);
+				}
 				fds[i].revents = ipcd_conn_events(s, fds[i].events);
 			} else {
 				fds[i].revents = k[i].revents;
