@@ -717,10 +717,14 @@ static void test_addrinuse(void **state)
 	snprintf(args, sizeof(args), "addrinuse --port %u", port);
 	run_probe(s, true, args, "probe-addrinuse-vs-plain");
 	/* both servers still work, and finish after one echo each */
-	snprintf(args, sizeof(args), "timeo --port %u --ms 50", port);
-	run_probe(s, true, args, "probe-timeo-plain");
+	t_ctr_read(&s->mon, &c0);
 	snprintf(args, sizeof(args), "timeo --port %u --ms 50", sport);
 	run_probe(s, true, args, "probe-timeo-preloaded");
+	t_expect_accelerated(&s->mon, &c0, 1, "after EADDRINUSE: preloaded -> preloaded");
+	t_ctr_read(&s->mon, &c0);
+	snprintf(args, sizeof(args), "timeo --port %u --ms 50", port);
+	run_probe(s, true, args, "probe-timeo-plain");
+	t_expect_fallback(&s->mon, &c0, 1, "no_listener", "after EADDRINUSE: preloaded -> plain");
 	t_prog_expect(&plain, T_PROG_GUARD_MS, 0);
 	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
 	t_prog_free(&plain);
@@ -751,7 +755,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T_ONCE(test_echo_blocking),
-		T_ONCE(test_echo_nonblock),
+		T_BOTH(test_echo_nonblock),
 		T_ONCE(test_echo_select_sendfile),
 		T_ONCE(test_echo_duplex_blocking),
 		T_ONCE(test_echo_duplex_poll),

@@ -11,7 +11,7 @@
  *       (over the kernel), and nothing hangs;
  *   churn: a long-lived preloaded client opens and closes 2000 connections
  *       to a long-lived preloaded server: neither process ends with more fds
- *       than it had after its first connection.
+ *       or memfd mappings than it had after its first connection.
  * After each case: no process registered, no connection left, the monitor's
  * fd count back to its baseline, no new /dev/shm entry.
  *
@@ -294,6 +294,9 @@ static void test_churn_no_leak(void **state)
 	if (end > first)
 		fail_msg("server: %" PRIu64 " fds leaked over 2000 connections (%" PRIu64
 			 " after the first, %" PRIu64 " at the end)", end - first, first, end);
+	if (!t_kv_u64(l, "memfd_maps_idle_first", false, &first) ||
+	    !t_kv_u64(l, "memfd_maps_end", false, &end) || end > first)
+		fail_msg("server: memfd mappings leaked over 2000 connections: %s", l);
 	t_expect_accelerated(&s->mon, &c0, 2001, "churn");
 	t_prog_free(&srv);
 	t_prog_free(&cli);
@@ -305,10 +308,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T_ONCE(test_kill_client_busy),
 		T_ONCE(test_kill_client_idle),
-		T_ONCE(test_kill_client_8_nonblock),
+		T_BOTH(test_kill_client_8_nonblock),
 		T_ONCE(test_kill_server_busy),
 		T_ONCE(test_kill_server_idle),
-		T_ONCE(test_kill_monitor),
+		T_BOTH(test_kill_monitor),
 		T_ONCE(test_churn_no_leak),
 	};
 

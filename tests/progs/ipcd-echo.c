@@ -177,6 +177,22 @@ static int fd_count(void)
 	return n - 1;
 }
 
+/* Shared-memory mappings of this process: lines of /proc/self/maps naming a memfd. */
+static int memfd_maps(void)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f)
+		fail_errno(errno, "open /proc/self/maps");
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "/memfd:"))
+			n++;
+	fclose(f);
+	return n;
+}
+
 static long rss_kb(void)
 {
 	char line[256];
@@ -467,6 +483,7 @@ struct totals {
 	uint32_t errors;
 	uint32_t active;
 	int32_t fds_idle_first;	/* fd count the first time no connection was open */
+	int32_t maps_idle_first;	/* memfd mappings then */
 };
 
 static struct totals *tot;
@@ -509,8 +526,10 @@ static void conn_closed(void)
 	pthread_mutex_lock(&tot_lock);
 	tot->ended++;
 	tot->active--;
-	if (tot->active == 0 && tot->fds_idle_first < 0)
+	if (tot->active == 0 && tot->fds_idle_first < 0) {
 		tot->fds_idle_first = fd_count();
+		tot->maps_idle_first = memfd_maps();
+	}
 	pthread_cond_broadcast(&tot_cond);
 	pthread_mutex_unlock(&tot_lock);
 }
@@ -811,7 +830,7 @@ static int run_server(void)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char buf[80], txt[32];
-	int one = 1, lfd, fds_end;
+	int one = 1, lfd, fds_end, maps_end;
 	bool bad;
 
 	role = "server";
@@ -848,10 +867,12 @@ static int run_server(void)
 	else
 		server_blocking(lfd);
 	fds_end = fd_count();
+	maps_end = memfd_maps();
 	close(lfd);
 	printf("server done conns=%u eof=%u reset=%u errors=%u bytes=%" PRIu64 " hash=%016" PRIx64
-	       " fds_idle_first=%d fds_end=%d\n", tot->ended, tot->eof, tot->reset, tot->errors,
-	       tot->bytes, tot->hash, tot->fds_idle_first, fds_end);
+	       " fds_idle_first=%d fds_end=%d memfd_maps_idle_first=%d memfd_maps_end=%d\n",
+	       tot->ended, tot->eof, tot->reset, tot->errors, tot->bytes, tot->hash,
+	       tot->fds_idle_first, fds_end, tot->maps_idle_first, maps_end);
 	fflush(stdout);
 	bad = tot->errors || (tot->reset && !opt.allow_reset);
 	return bad ? 1 : 0;
@@ -1535,7 +1556,7 @@ static void churn_one(unsigned int k, uint8_t *sbuf, uint8_t *rbuf)
 static int run_churn(void)
 {
 	uint8_t sbuf[2048], rbuf[2048];
-	int fds0, fds1;
+	int fds0, fds1, maps0, maps1;
 	long rss0, rss1;
 
 	role = "churn";
@@ -1546,15 +1567,21 @@ static int run_churn(void)
 	/* The first connection may set up per-process state (registration) for good. */
 	churn_one(0, sbuf, rbuf);
 	fds0 = fd_count();
+	maps0 = memfd_maps();
 	rss0 = rss_kb();
 	for (unsigned int k = 1; k <= opt.count; k++)
 		churn_one(k, sbuf, rbuf);
 	fds1 = fd_count();
+	maps1 = memfd_maps();
 	rss1 = rss_kb();
-	printf("churn %s conns=%u fds_before=%d fds_after=%d rss_kb_before=%ld rss_kb_after=%ld\n",
-	       fds1 > fds0 ? "LEAK" : "ok", opt.count + 1, fds0, fds1, rss0, rss1);
+	printf("churn %s conns=%u fds_before=%d fds_after=%d memfd_maps_before=%d "
+	       "memfd_maps_after=%d rss_kb_before=%ld rss_kb_after=%ld\n",
+	       fds1 > fds0 || maps1 > maps0 ? "LEAK" : "ok", opt.count + 1, fds0, fds1, maps0,
+	       maps1, rss0, rss1);
 	if (fds1 > fds0)
 		fail("%d fds leaked over %u connections", fds1 - fds0, opt.count);
+	if (maps1 > maps0)
+		fail("%d memfd mappings leaked over %u connections", maps1 - maps0, opt.count);
 	return 0;
 }
 

@@ -472,6 +472,7 @@ void t_leaks_begin(struct t_leaks *l, const struct t_mon *m)
 {
 	shm_snapshot(l);
 	l->mon_fds = m->pid > 0 ? t_mon_fd_baseline(m) : -1;
+	l->mon_maps = m->pid > 0 ? t_mon_maps_count(m, "/memfd:") : -1;
 }
 
 void t_leaks_check(const struct t_leaks *l, const struct t_mon *m)
@@ -483,14 +484,17 @@ void t_leaks_check(const struct t_leaks *l, const struct t_mon *m)
 		long long procs = t_ctl_wait_num(m, "status", "processes", 0);
 		long long active = t_ctl_wait_num(m, "status", "connections", 0);
 		int fds = t_mon_wait_fds(m, l->mon_fds);
+		int maps = t_mon_maps_count(m, "/memfd:");
 
-		fprintf(stderr, "leaks: monitor fds %d (baseline %d), %lld processes, %lld "
-			"connections left\n", fds, l->mon_fds, procs, active);
-		if (procs || active || fds > l->mon_fds) {
+		fprintf(stderr, "leaks: monitor fds %d (baseline %d), memfd mappings %d (baseline "
+			"%d), %lld processes, %lld connections left\n", fds, l->mon_fds, maps,
+			l->mon_maps, procs, active);
+		if (procs || active || fds > l->mon_fds || maps > l->mon_maps) {
 			show_ctl(m);
 			fail_msg("left behind after the programs exited: %lld processes "
-				 "registered, %lld connections, monitor fds %d (baseline %d)",
-				 procs, active, fds, l->mon_fds);
+				 "registered, %lld connections, monitor fds %d (baseline %d), "
+				 "memfd mappings %d (baseline %d)", procs, active, fds, l->mon_fds,
+				 maps, l->mon_maps);
 		}
 	}
 	/* Regions are memfds; others' programs on a shared machine may add entries. */

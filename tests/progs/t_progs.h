@@ -168,13 +168,14 @@ void t_expect_live_bytes(const struct t_mon *m, unsigned int n, uint64_t min_byt
 #define T_SHM_MAX	512
 
 /**
- * struct t_leaks - what a case must give back: /dev/shm entries and the
- * monitor's fd count (its idle baseline).
+ * struct t_leaks - what a case must give back: /dev/shm entries, the
+ * monitor's fd count (its idle baseline) and its memfd mappings.
  */
 struct t_leaks {
 	unsigned int n_shm;
 	char shm[T_SHM_MAX][256];
 	int mon_fds;
+	int mon_maps;
 };
 
 /** t_leaks_begin - snapshot /dev/shm and the monitor's fd baseline (if it runs). */
@@ -182,9 +183,9 @@ void t_leaks_begin(struct t_leaks *l, const struct t_mon *m);
 
 /**
  * t_leaks_check - after a case whose programs all exited: 0 processes
- * registered, 0 active connections, the monitor's fds back to the baseline
- * (skipped if the monitor is not running), no new /dev/shm entry that looks
- * like ours (others are printed).
+ * registered, 0 active connections, the monitor's fds and memfd mappings
+ * back to the baseline (skipped if the monitor is not running), no new
+ * /dev/shm entry that looks like ours (others are printed).
  */
 void t_leaks_check(const struct t_leaks *l, const struct t_mon *m);
 
