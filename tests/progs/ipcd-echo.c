@@ -1326,21 +1326,48 @@ struct duplex {
 	struct cconn *c;
 	unsigned int id;
 	pthread_t wr, rd;
+	/* progress of each thread, for the message when one of them hangs */
+	uint64_t wr_at, rd_at;
+	uint64_t wr_wait_ns, rd_wait_ns;	/* when it entered poll(), 0: not in poll() */
+	uint64_t wr_eagain, rd_eagain;		/* EAGAIN right after poll() said ready */
 };
 
-static void duplex_poll(int fd, short ev, unsigned int id, const char *where, uint64_t at)
+static void duplex_state(const struct duplex *d, char *buf, size_t len)
 {
-	struct pollfd p = { .fd = fd, .events = ev };
+	uint64_t now = now_ns();
+	uint64_t ww = __atomic_load_n(&d->wr_wait_ns, __ATOMIC_RELAXED);
+	uint64_t rw = __atomic_load_n(&d->rd_wait_ns, __ATOMIC_RELAXED);
+
+	snprintf(buf, len, "writer at byte %" PRIu64 " of %" PRIu64 " (%s%" PRIu64 " ms; "
+		 "%" PRIu64 " EAGAIN after POLLOUT), reader at byte %" PRIu64 " (%s%" PRIu64
+		 " ms; %" PRIu64 " EAGAIN after POLLIN)",
+		 __atomic_load_n(&d->wr_at, __ATOMIC_RELAXED), opt.size,
+		 ww ? "in poll(POLLOUT) for " : "not in poll, ", ww ? (now - ww) / 1000000 : 0,
+		 __atomic_load_n(&d->wr_eagain, __ATOMIC_RELAXED),
+		 __atomic_load_n(&d->rd_at, __ATOMIC_RELAXED),
+		 rw ? "in poll(POLLIN) for " : "not in poll, ", rw ? (now - rw) / 1000000 : 0,
+		 __atomic_load_n(&d->rd_eagain, __ATOMIC_RELAXED));
+}
+
+static void duplex_poll(struct duplex *d, short ev, const char *where)
+{
+	struct pollfd p = { .fd = d->c->fd, .events = ev };
+	uint64_t *since = ev == POLLIN ? &d->rd_wait_ns : &d->wr_wait_ns;
+	char state[256];
 	int rc;
 
+	__atomic_store_n(since, now_ns(), __ATOMIC_RELAXED);
 	do
 		rc = poll(&p, 1, DUPLEX_GUARD_MS);
 	while (rc < 0 && errno == EINTR);
 	if (rc < 0)
-		fail_errno(errno, "conn %u: poll before %s", id, where);
-	if (rc == 0)
-		fail("conn %u: poll(%s) before %s: nothing for %d ms, at byte %" PRIu64, id,
-		     ev == POLLIN ? "POLLIN" : "POLLOUT", where, DUPLEX_GUARD_MS, at);
+		fail_errno(errno, "conn %u: poll before %s", d->id, where);
+	if (rc == 0) {
+		duplex_state(d, state, sizeof(state));
+		fail("conn %u: poll(%s) before %s: nothing for %d ms; %s", d->id,
+		     ev == POLLIN ? "POLLIN" : "POLLOUT", where, DUPLEX_GUARD_MS, state);
+	}
+	__atomic_store_n(since, 0, __ATOMIC_RELAXED);
 }
 
 static void *duplex_writer(void *arg)
@@ -1359,8 +1386,10 @@ static void *duplex_writer(void *arg)
 		if (opt.nonblock) {
 			ssize_t w;
 
-			duplex_poll(c->fd, POLLOUT, d->id, "send", sent);
+			duplex_poll(d, POLLOUT, "send");
 			w = send(c->fd, buf, n, MSG_NOSIGNAL);
+			if (w < 0 && errno == EAGAIN)
+				__atomic_fetch_add(&d->wr_eagain, 1, __ATOMIC_RELAXED);
 			if (w < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
 			if (w < 0)
@@ -1374,6 +1403,7 @@ static void *duplex_writer(void *arg)
 		}
 		hash = fnv64(hash, buf, n);
 		sent += n;
+		__atomic_store_n(&d->wr_at, sent, __ATOMIC_RELAXED);
 	}
 	if (shutdown(c->fd, SHUT_WR))
 		fail_errno(errno, "conn %u: shutdown(SHUT_WR)", d->id);
@@ -1397,8 +1427,10 @@ static void *duplex_reader(void *arg)
 		size_t bad;
 
 		if (opt.nonblock)
-			duplex_poll(c->fd, POLLIN, d->id, "recv", rcvd);
+			duplex_poll(d, POLLIN, "recv");
 		r = opt.nonblock ? recv(c->fd, buf, opt.chunk, 0) : read(c->fd, buf, opt.chunk);
+		if (r < 0 && opt.nonblock && errno == EAGAIN)
+			__atomic_fetch_add(&d->rd_eagain, 1, __ATOMIC_RELAXED);
 		if (r < 0 && opt.nonblock && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (r < 0 && errno == EINTR)
@@ -1413,6 +1445,7 @@ static void *duplex_reader(void *arg)
 			fail("conn %u: echo differs at byte %" PRIu64 ": got 0x%02x, sent 0x%02x",
 			     d->id, rcvd + bad, buf[bad], pat_byte(stream, rcvd + bad));
 		rcvd += (uint64_t)r;
+		__atomic_store_n(&d->rd_at, rcvd, __ATOMIC_RELAXED);
 	}
 	if (rcvd != opt.size)
 		fail("conn %u: EOF after %" PRIu64 " bytes echoed of %" PRIu64, d->id, rcvd,
