@@ -66,6 +66,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -122,6 +123,7 @@ struct lis {
 	uint32_t tail;
 	uint32_t ring_bytes;		/* the hint of its latest LISTEN; 0: none */
 	int efd;			/* accept eventfd: readable iff count > 0 */
+	uint64_t token;			/* accept token: the owner's inheritors know it */
 	bool readable;			/* what we last made efd */
 };
 
@@ -678,9 +680,14 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 		return -EINVAL;
 	if (ipcd_ns_get(mon.ns, r->id, &e))
 		return -ENOENT;
-	if (e.owner != c->id)
-		return -EPERM;
 	l = lis_get(r->id);
+	/*
+	 * The listener's owner, or a process that inherited its socket (it
+	 * knows the token): a prefork server's workers accept on the socket
+	 * their parent listens on.
+	 */
+	if (e.owner != c->id && (!l || r->token != l->token))
+		return -EPERM;
 	if (!e.listening || !l)
 		return -EINVAL;
 	k = lis_pop(l);
@@ -787,8 +794,14 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 	}
 	l = &cs.lis[idx];
 	if (first) {
+		uint64_t token = 0;
+
+		/* Unguessable: a process that did not inherit the socket cannot accept. */
+		while (!token)
+			if (getrandom(&token, sizeof(token), 0) != (ssize_t)sizeof(token))
+				token = ipcd_now_ns() * 0x9e3779b97f4a7c15ull;
 		/* The eventfd before the response, as the CONN_FD before CONNECT's. */
-		rc = send_msg(c, IPCD_CTL_LISTEN_FD, 0, r->id, 0, &efd, 1);
+		rc = send_msg(c, IPCD_CTL_LISTEN_FD, token, r->id, 0, &efd, 1);
 		if (rc)
 			goto err_close;	/* cut off: its binds go when it is reaped */
 		if (l->bind_id)		/* a bind released behind our back: cannot happen */
@@ -797,6 +810,7 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 		l->bind_id = r->id;
 		l->head = l->tail = NONE;
 		l->efd = efd;
+		l->token = token;
 		if ((uint32_t)idx >= cs.lis_hwm)
 			cs.lis_hwm = (uint32_t)idx + 1;
 	}

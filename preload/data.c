@@ -118,12 +118,27 @@ static __ipcd_always_inline bool ready(struct ipcd_sock *s, bool rx, uint32_t wa
 	return rx ? rx_ready(s) : tx_ready(s, want);
 }
 
-void ipcd_conn_clear(int fd)
+static void clear_raw(int fd)
 {
 	uint64_t v;
 
 	/* Raw read: the eventfd is nonblocking; EAGAIN means it was already 0. */
 	(void)syscall(SYS_read, fd, &v, sizeof(v));
+}
+
+void ipcd_conn_clear(struct ipcd_sock *s, int fd)
+{
+	clear_raw(fd);
+	/*
+	 * One eventfd serves both directions and every thread: another thread
+	 * polling this fd (say, for POLLOUT while we wait for POLLIN) may have
+	 * been woken by the count we just took, and goes back to sleep when it
+	 * finds it gone. Hand the count on while such a thread exists and
+	 * something is ready; it re-checks the rings. (Pollers count
+	 * themselves before they announce a sleep, wait.c.)
+	 */
+	if (atomic_load(&s->pollers) && ipcd_conn_events(s, POLLIN | POLLOUT))
+		ipcd_eventfd_signal(fd);
 }
 
 short ipcd_conn_events(struct ipcd_sock *s, short want)
@@ -167,9 +182,9 @@ static void arm_rx_event(struct ipcd_sock *s, int fd)
 
 	if (old & IPCD_DB_EVENT)
 		return;		/* still announced since the last time: nobody signalled */
-	ipcd_conn_clear(fd);
-	if (rx_ready(s))
-		ipcd_eventfd_signal(fd);
+	clear_raw(fd);
+	if (rx_ready(s) || (atomic_load(&s->pollers) && ipcd_conn_events(s, POLLIN | POLLOUT)))
+		ipcd_eventfd_signal(fd);	/* see ipcd_conn_clear() */
 }
 
 /*

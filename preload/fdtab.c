@@ -118,10 +118,16 @@ static void sock_teardown(struct ipcd_sock *s)
 	case IPCD_SK_LISTEN: {
 		struct ipcd_unbind_req *ur = (void *)req.body;
 
-		req.opcode = IPCD_OP_UNBIND;
-		req.len = sizeof(*ur);
-		ur->id = s->bind_id;
-		ipcd_mon_post(&req);
+		/*
+		 * After fork another process may still accept on it: the bind
+		 * then lives until its owner exits (the monitor drops it).
+		 */
+		if (!s->forked) {
+			req.opcode = IPCD_OP_UNBIND;
+			req.len = sizeof(*ur);
+			ur->id = s->bind_id;
+			ipcd_mon_post(&req);
+		}
 		close_hidden(s->kfd);
 		close_hidden(s->lfd);
 		break;
@@ -177,6 +183,8 @@ void ipcd_socks_hold_all(int delta)
 
 	/* socks_mu is held (fork's prepare handler, or the caller). */
 	for (s = socks; s; s = s->next) {
+		if (s->state == IPCD_SK_LISTEN && delta > 0)
+			s->forked = true;
 		if (s->state == IPCD_SK_CONN && s->conn.ctl)
 			ipcd_fetch_add(s->conn.acceptor ? &s->conn.ctl->holders_b
 							: &s->conn.ctl->holders_a, (uint32_t)delta);

@@ -260,7 +260,7 @@ int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
 		lr->id = s->bind_id;
 		lr->backlog = n < 0 ? 0 : (uint32_t)n;
 		lr->ring_bytes = ring_hint(s);
-		if (ipcd_mon_call(&req, &resp, fds, NULL) || resp.status || fds[0] < 0)
+		if (ipcd_mon_call(&req, &resp, fds, &s->accept_token) || resp.status || fds[0] < 0)
 			goto unbind;
 	}
 	rc = make_listener(s, fd, fds[0]);
@@ -324,11 +324,12 @@ static int accept_accel(struct ipcd_sock *l, struct sockaddr *addr, socklen_t *a
 
 	req.len = sizeof(*ar);
 	ar->id = l->bind_id;
+	ar->token = l->accept_token;	/* what lets a forked worker accept */
 	rc = ipcd_mon_call(&req, &resp, fds, &size);
 	if (rc)
-		return -EAGAIN;		/* the monitor is gone: the kernel side still works */
+		return -ENOTCONN;	/* no monitor: the kernel side still works */
 	if (resp.status)
-		return resp.status;
+		return resp.status == -EAGAIN ? -EAGAIN : -ENOTCONN;	/* never the app's error */
 	memcpy(&cr, resp.body, sizeof(cr));
 	s = ipcd_sock_new(l->domain, flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0);
 	if (!s) {
@@ -405,22 +406,31 @@ static int accept_common(struct ipcd_sock *s, int fd, struct sockaddr *addr, soc
 	for (;;) {
 		/* Alternate which side goes first, so neither starves the other. */
 		bool accel_first = atomic_fetch_add(&s->accept_turn, 1) & 1;
+		bool accel_usable = true;
 		int i, rc = -EAGAIN;
 
-		for (i = 0; i < 2 && rc == -EAGAIN; i++) {
-			if ((i == 0) == accel_first)
+		for (i = 0; i < 2 && (rc == -EAGAIN || rc == -ENOTCONN); i++) {
+			if ((i == 0) == accel_first) {
 				rc = accept_accel(s, addr, addrlen, flags);
-			else
+				accel_usable = rc != -ENOTCONN;
+			} else {
 				rc = accept_kernel(s, addr, addrlen, flags);
+			}
 		}
 		if (rc >= 0)
 			return rc;
-		if (rc != -EAGAIN && rc != -EWOULDBLOCK)
+		if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -ENOTCONN)
 			return fail(-rc);
 		if (atomic_load(&s->nonblock))
 			return fail(EAGAIN);
 		{
-			struct pollfd p = { .fd = fd, .events = POLLIN };
+			/*
+			 * Sleep on the listening epoll fd (kernel and accelerated
+			 * backlogs); on the kernel listener alone when this process
+			 * cannot take from the accelerated one (no monitor), or its
+			 * readiness would never let us sleep.
+			 */
+			struct pollfd p = { .fd = accel_usable ? fd : s->kfd, .events = POLLIN };
 			int64_t left = ipcd_remaining(deadline);
 			int n;
 

@@ -90,7 +90,9 @@ struct ipcd_sock {
 	int kfd;			/* the kernel listening socket (hidden fd) */
 	int lfd;			/* the monitor's accept eventfd (hidden fd) */
 	uint32_t bind_id;
+	uint64_t accept_token;		/* proto.h struct ipcd_accept_req */
 	atomic_uint accept_turn;	/* alternates kernel / accelerated */
+	bool forked;			/* LISTEN: other processes may hold it (fork) */
 
 	/* CONN */
 	struct ipcd_conn conn;
@@ -147,13 +149,13 @@ struct ipcd_attach *ipcd_state_get(void);
 /*
  * ipcd_mon_call - one request and its response, bounded in time; on a
  * CONNECT/ACCEPT/LISTEN success also the descriptors the monitor sent
- * first (@fds, IPCD_CTL_CONN_NFDS entries, -1 when unused; @region_size).
+ * first (@fds, IPCD_CTL_CONN_NFDS entries, -1 when unused) and @aux: the
+ * region size of a CONN_FD, the accept token of a LISTEN_FD.
  * Returns 0 (see @resp->status) or -errno: -ENOTCONN (no registration),
  * -ECONNRESET/-ETIMEDOUT (the monitor is gone: the process is detached and
  * uses the kernel from now on).
  */
-int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds,
-		  uint64_t *region_size);
+int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux);
 /* ipcd_mon_post - queue a request whose answer nobody waits for. */
 void ipcd_mon_post(struct ipcd_req *req);
 /* Spin budget before sleeping (IPCD_SPIN_US; default 20 us). */
@@ -177,8 +179,8 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 short ipcd_conn_events(struct ipcd_sock *s, short want);
 /* Announce a sleep in the kernel on @fd's eventfd for @want (IPCD_DB_EVENT). */
 void ipcd_conn_arm(struct ipcd_sock *s, int fd, short want);
-/* Reset the eventfd counter at @fd (after a wake-up). */
-void ipcd_conn_clear(int fd);
+/* Reset the eventfd counter at @fd (after a wake-up), handing it on to other pollers. */
+void ipcd_conn_clear(struct ipcd_sock *s, int fd);
 /* EINTR from a sleep: true if the kernel would have restarted the call. */
 bool ipcd_restartable(void);
 /* Raise SIGPIPE on this thread, as the kernel does for a write to a closed socket. */

@@ -261,7 +261,7 @@ static void drain_stale(void)
 
 /* The descriptors sent before a successful answer to @req. */
 static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, int *fds,
-		    uint64_t *region_size)
+		    uint64_t *aux)
 {
 	uint16_t want = req->opcode == IPCD_OP_LISTEN ? IPCD_CTL_LISTEN_FD : IPCD_CTL_CONN_FD;
 	uint64_t conn_id = 0;
@@ -281,8 +281,8 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 			return rc;
 		if (m.type == want && (want == IPCD_CTL_LISTEN_FD ? m.bind_id == bind_id
 								  : m.conn_id == conn_id)) {
-			if (region_size)
-				*region_size = m.region_size;
+			if (aux)
+				*aux = want == IPCD_CTL_LISTEN_FD ? m.conn_id : m.region_size;
 			return 0;
 		}
 		/* Left over from a call that gave up: not ours to keep. */
@@ -292,7 +292,7 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 	}
 }
 
-int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *region_size)
+int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux)
 {
 	uint64_t deadline;
 	unsigned int i;
@@ -301,6 +301,9 @@ int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64
 	if (fds)
 		for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
 			fds[i] = -1;
+	/* A forked child registers on its first need (socket() or this). */
+	if (atomic_load_explicit(&state, memory_order_acquire) == ST_NONE)
+		ipcd_state_on_socket(AF_INET, SOCK_STREAM);
 	pthread_mutex_lock(&call_mu);
 	ipcd_inside++;
 	if (!ipcd_state_get()) {
@@ -336,7 +339,7 @@ int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64
 	if (resp->status == 0 && fds &&
 	    (req->opcode == IPCD_OP_CONNECT || req->opcode == IPCD_OP_ACCEPT ||
 	     req->opcode == IPCD_OP_LISTEN)) {
-		rc = take_fds(req, resp, fds, region_size);
+		rc = take_fds(req, resp, fds, aux);
 		/* LISTEN of a bind already listening sends no new fd. */
 		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)
 			rc = 0;

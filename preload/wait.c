@@ -111,21 +111,28 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 			rc = poll_kernel_now(fds, k, nfds, acc);
 			break;
 		}
+		/*
+		 * Count ourselves as a poller before announcing the sleep, so
+		 * that a thread taking the eventfd's count from now on hands
+		 * it on (ipcd_conn_clear) instead of keeping it from us.
+		 */
 		for (i = 0; i < nfds; i++) {
 			if (acc[i] && is_conn(fds[i].fd, &s)) {
+				atomic_fetch_add(&s->pollers, 1);
 				ipcd_conn_arm(s, fds[i].fd, fds[i].events);
 				any |= ipcd_conn_events(s, fds[i].events) != 0;
 			}
 		}
-		if (any)
-			continue;
 		for (i = 0; i < nfds; i++) {
 			k[i] = fds[i];
-			if (acc[i]) {
+			if (acc[i])
 				k[i].events = POLLIN;	/* the eventfd */
-				if (is_conn(fds[i].fd, &s))
-					atomic_fetch_add(&s->pollers, 1);
-			}
+		}
+		if (any) {
+			for (i = 0; i < nfds; i++)
+				if (acc[i] && is_conn(fds[i].fd, &s))
+					atomic_fetch_sub(&s->pollers, 1);
+			continue;
 		}
 		if (left > 0) {
 			lts.tv_sec = left / 1000000000;
@@ -142,19 +149,8 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		rc = 0;
 		for (i = 0; i < nfds; i++) {
 			if (acc[i] && is_conn(fds[i].fd, &s)) {
-				if (k[i].revents & POLLIN) {
-					ipcd_conn_clear(fds[i].fd);
-					/*
-					 * One eventfd serves both directions: another
-					 * thread polling this fd (say, for POLLOUT while
-					 * we wait for POLLIN) may have been woken by the
-					 * count we just took. Hand it on while something
-					 * is ready; that thread re-checks the rings.
-					 */
-					if (atomic_load(&s->pollers) &&
-					    ipcd_conn_events(s, POLLIN | POLLOUT))
-						ipcd_eventfd_signal(fds[i].fd);
-				}
+				if (k[i].revents & POLLIN)
+					ipcd_conn_clear(s, fds[i].fd);
 				fds[i].revents = ipcd_conn_events(s, fds[i].events);
 			} else {
 				fds[i].revents = k[i].revents;

@@ -101,7 +101,9 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
  *                          backlog is non-empty (it writes on empty -> non-
  *                          empty and reads it back on non-empty -> empty), so
  *                          kernel poll/epoll can wait on it. Sent before the
- *                          response to the first LISTEN of the bind.
+ *                          response to the first LISTEN of the bind. Its
+ *                          @conn_id field carries the bind's accept token
+ *                          (proto.h struct ipcd_accept_req), random, never 0.
  *
  * Wake eventfds (EFD_NONBLOCK): an end's eventfd is written by whoever
  * clears an IPCD_DB_EVENT bit that end set in a doorbell word of its rings

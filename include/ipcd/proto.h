@@ -105,12 +105,21 @@ struct ipcd_connect_req {
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_connect_req) == 32);
 
-/** struct ipcd_accept_req - take one connection from listening bind @id. -EAGAIN: none. */
+/**
+ * struct ipcd_accept_req - take one connection from listening bind @id.
+ * @token: the listener's accept token (ctl.h IPCD_CTL_LISTEN_FD), needed by
+ *         any process but the bind's owner: the processes that inherited the
+ *         listening socket know it (fork copies it), no other does. A prefork
+ *         server's workers accept this way. 0 from the owner.
+ *
+ * -EAGAIN: none queued; -EPERM: neither the owner nor the right token.
+ */
 struct ipcd_accept_req {
 	uint32_t id;
 	uint32_t pad;
+	uint64_t token;
 };
-IPCD_BUILD_ASSERT(sizeof(struct ipcd_accept_req) == 8);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_accept_req) == 16);
 
 /**
  * struct ipcd_conn_resp - the answer to CONNECT and ACCEPT.

@@ -105,6 +105,8 @@ static bool fd_readable(int fd, int timeout_ms)
  * now: *@lfd receives it (NULL: none must come, as for a re-LISTEN or a
  * failed one).
  */
+static uint64_t last_token;	/* of the latest LISTEN_FD (the accept token) */
+
 static int listen_hint(struct ipcd_attach *a, uint32_t id, uint32_t backlog, uint32_t hint,
 		       int *lfd)
 {
@@ -124,6 +126,8 @@ static int listen_hint(struct ipcd_attach *a, uint32_t id, uint32_t backlog, uin
 	T_CHECK_EQ(fds[1], -1);
 	T_CHECK_EQ(fds[2], -1);
 	*lfd = fds[0];
+	T_CHECK(m.conn_id != 0);		/* the accept token */
+	last_token = m.conn_id;
 	T_CHECK(!fd_readable(*lfd, 0));		/* nothing queued yet */
 	return 0;
 }
@@ -1570,6 +1574,21 @@ static void __attribute__((noreturn)) end_child(const struct t_mon *m)
 	T_CHECK_EQ(close_end(&a, c.conn_id, IPCD_CLOSE_MINE, 0), 0);	/* B, as A is closed */
 	ipcd_conn_close(&c);
 	ipcd_conn_close(&acc);
+	/* Accepting needs the listener or its token (what a forked worker inherits). */
+	{
+		struct ipcd_accept_req ar = { .id = id, .token = last_token ^ 1 };
+		struct ipcd_conn w;
+
+		T_CHECK_EQ(do_connect(&a, lo, port, &q, &resp), 0);
+		T_CHECK_EQ(call(&other, IPCD_OP_ACCEPT, &ar, sizeof(ar), NULL, 0), -EPERM);
+		ar.token = 0;
+		T_CHECK_EQ(call(&other, IPCD_OP_ACCEPT, &ar, sizeof(ar), NULL, 0), -EPERM);
+		ar.token = last_token;
+		T_CHECK_EQ(call(&other, IPCD_OP_ACCEPT, &ar, sizeof(ar), &resp, sizeof(resp)), 0);
+		take_conn_fd(&other, resp.conn_id, true, &w);
+		do_close(&other, &w);
+		do_close(&a, &q);
+	}
 	/* A queued connection has no B end to close yet. */
 	T_CHECK_EQ(do_connect(&a, lo, port, &q, &resp), 0);
 	T_CHECK_EQ(close_end(&other, q.conn_id, IPCD_CLOSE_B, 0), -EPERM);
@@ -1592,9 +1611,9 @@ static void test_close_end(void **state)
 	if (pid == 0)
 		end_child(m);
 	child_ok(pid);
-	assert_int_equal(t_ctl_num(m, "counters", "created"), 2);
-	/* Both ends of the first are closed: freed. The second goes with its listener. */
-	assert_int_equal(t_ctl_wait_num(m, "counters", "freed", 2), 2);
+	assert_int_equal(t_ctl_num(m, "counters", "created"), 3);
+	/* Both ends of two are closed: freed. The last goes with its listener. */
+	assert_int_equal(t_ctl_wait_num(m, "counters", "freed", 3), 3);
 	t_mon_stop(m);
 	T_PASSED(s);
 }

@@ -73,6 +73,8 @@ PIN(sizeof(struct ipcd_listen_req) == 16);
 PIN(offsetof(struct ipcd_listen_req, ring_bytes) == 8);
 PIN(sizeof(struct ipcd_fallback_req) == 24);
 PIN(sizeof(struct ipcd_close_req) == 16);
+PIN(sizeof(struct ipcd_accept_req) == 16);
+PIN(offsetof(struct ipcd_accept_req, token) == 8);
 PIN(offsetof(struct ipcd_close_req, end) == 8);
 PIN(offsetof(struct ipcd_fallback_req, reason) == 18);
 PIN(sizeof(struct ipcd_ctl_msg) == 32);
