@@ -384,6 +384,7 @@ static int accept_kernel(struct ipcd_sock *l, struct sockaddr *addr, socklen_t *
 		memcpy(addr, &ss, IPCD_MIN(*addrlen, sl));
 		*addrlen = sl;
 	}
+	atomic_store(&l->kernel_seen, true);
 	if (ipcd_addr_from((struct sockaddr *)&ss, sl, a, &port))
 		note_fallback(a, port, IPCD_FB_KERNEL_PEER);
 	return fd;
@@ -404,8 +405,13 @@ static int accept_common(struct ipcd_sock *s, int fd, struct sockaddr *addr, soc
 	}
 	deadline = ipcd_deadline(s->rcvtimeo_ns ? s->rcvtimeo_ns : -1);
 	for (;;) {
-		/* Alternate which side goes first, so neither starves the other. */
-		bool accel_first = atomic_fetch_add(&s->accept_turn, 1) & 1;
+		/*
+		 * Accelerated first while only preloaded peers came (a kernel
+		 * accept that finds nothing is a wasted syscall); once kernel
+		 * peers come too, alternate so that neither starves the other.
+		 */
+		bool accel_first = !atomic_load(&s->kernel_seen) ||
+				   (atomic_fetch_add(&s->accept_turn, 1) & 1);
 		bool accel_usable = true;
 		int i, rc = -EAGAIN;
 

@@ -92,6 +92,7 @@ struct ipcd_sock {
 	uint32_t bind_id;
 	uint64_t accept_token;		/* proto.h struct ipcd_accept_req */
 	atomic_uint accept_turn;	/* alternates kernel / accelerated */
+	atomic_bool kernel_seen;	/* a peer that is not preloaded came */
 	bool forked;			/* LISTEN: other processes may hold it (fork) */
 
 	/* CONN */

@@ -202,6 +202,12 @@ void ipcd_state_atfork_child(void)
 
 #define CALL_TIMEOUT_NS	5000000000ll	/* a monitor that does not answer is gone */
 #define DEAD_CHECK_NS	10000000ll	/* how often a waiting call looks for its EOF */
+/*
+ * An awake monitor answers in about a microsecond; a longer spin only keeps
+ * the CPU from the processes the answer is for (on few cores, the monitor
+ * and the peer we are connecting to may be waiting for it).
+ */
+#define MON_SPIN_NS	3000u
 
 /* The monitor closed our control socket (it died or cut us off). */
 static bool monitor_gone(void)
@@ -317,7 +323,7 @@ int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64
 		if (ipcd_remaining(deadline) == 0 || monitor_gone())
 			goto gone;
 		drain_stale();
-		ipcd_spsc_wait_writable(&att.cl.chan.req, sizeof(*req), ipcd_spin_ns, DEAD_CHECK_NS);
+		ipcd_spsc_wait_writable(&att.cl.chan.req, sizeof(*req), MON_SPIN_NS, DEAD_CHECK_NS);
 	}
 	if (rc)
 		goto gone;
@@ -333,7 +339,7 @@ int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64
 		if (ipcd_remaining(deadline) == 0 || monitor_gone())
 			goto gone;
 		/* EINTR is not the application's business here: keep waiting. */
-		ipcd_spsc_wait_readable(&att.cl.chan.resp, ipcd_spin_ns, DEAD_CHECK_NS);
+		ipcd_spsc_wait_readable(&att.cl.chan.resp, MON_SPIN_NS, DEAD_CHECK_NS);
 	}
 	rc = 0;
 	if (resp->status == 0 && fds &&
