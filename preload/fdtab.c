@@ -190,3 +190,37 @@ void ipcd_socks_hold_all(int delta)
 							: &s->conn.ctl->holders_a, (uint32_t)delta);
 	}
 }
+
+void ipcd_socks_exec(bool prepare)
+{
+	struct ipcd_sock *s;
+
+	for (s = socks; s; s = s->next) {
+		uint32_t *holders;
+
+		if (s->state != IPCD_SK_CONN || !s->conn.ctl)
+			continue;
+		holders = s->conn.acceptor ? &s->conn.ctl->holders_b : &s->conn.ctl->holders_a;
+		if (prepare) {
+			if (ipcd_fetch_add(holders, (uint32_t)-1) > 1) {
+				s->exec_released = true;
+				continue;
+			}
+			/* The last holder: the peer reads EOF, the monitor forgets it. */
+			{
+				struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
+				struct ipcd_close_req *cr = (void *)req.body;
+
+				ipcd_spsc_close_prod(&s->conn.tx);
+				ipcd_spsc_close_cons(&s->conn.rx);
+				req.len = sizeof(*cr);
+				cr->conn_id = s->conn.conn_id;
+				cr->end = s->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
+				ipcd_mon_post(&req);
+			}
+		} else if (s->exec_released) {
+			ipcd_fetch_add(holders, 1);
+			s->exec_released = false;
+		}
+	}
+}

@@ -75,6 +75,7 @@ void ipcd_init_slow(void)
 __attribute__((constructor)) static void ipcd_ctor(void)
 {
 	ipcd_init();
+	ipcd_self_pid = (pid_t)syscall(SYS_getpid);
 	/* The atfork handlers: registered once, after the table. */
 	pthread_atfork(ipcd_state_atfork_prepare, ipcd_state_atfork_parent,
 		       ipcd_state_atfork_child);

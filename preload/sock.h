@@ -94,6 +94,7 @@ struct ipcd_sock {
 	atomic_uint accept_turn;	/* alternates kernel / accelerated */
 	atomic_bool kernel_seen;	/* a peer that is not preloaded came */
 	bool forked;			/* LISTEN: other processes may hold it (fork) */
+	bool exec_released;		/* CONN: exec dropped our hold (undone if it fails) */
 
 	/* CONN */
 	struct ipcd_conn conn;
@@ -139,6 +140,15 @@ void ipcd_fdtab_drop_range(unsigned int first, unsigned int last);
  * Called with ipcd_socks_lock() held.
  */
 void ipcd_socks_hold_all(int delta);
+/*
+ * exec (@prepare: before the call): this process stops holding every
+ * connection end, as if it closed them (the last holder closes the end);
+ * after a failed exec (@prepare false) the ends still open are held again.
+ * Called with ipcd_socks_lock() held.
+ */
+void ipcd_socks_exec(bool prepare);
+/* The pid the holders were counted for (set at load and in a fork child). */
+extern pid_t ipcd_self_pid;
 /* Set by fork() around the real call: the prepare handler counts holders. */
 extern __thread bool ipcd_forking __attribute__((tls_model("initial-exec")));
 void ipcd_socks_lock(void);

@@ -176,6 +176,7 @@ void ipcd_state_atfork_child(void)
 	int saved = errno, st;
 
 	ipcd_inside++;
+	ipcd_self_pid = (pid_t)syscall(SYS_getpid);
 	ipcd_socks_unlock();
 	st = atomic_load_explicit(&state, memory_order_relaxed);
 	if (st == ST_ATTACHED || st == ST_LOST) {

@@ -478,6 +478,46 @@ static void test_python_lines(void **state)
 	finish(s);
 }
 
+/*
+ * fork + exec: the child holds the parent's connections until its exec,
+ * which drops them (the new image cannot use them); the parent then closes
+ * its end and the peer must read EOF although the exec'd child still runs.
+ */
+static const char py_fork_exec[] =
+	"import socket,os,sys\n"
+	"l=socket.socket(); l.bind(('127.0.0.1',0)); l.listen(1)\n"
+	"c=socket.create_connection(l.getsockname()); a,_=l.accept()\n"
+	"r,w=os.pipe()\n"
+	"pid=os.fork()\n"
+	"if pid==0:\n"
+	"    os.close(r); os.dup2(w,3) if w!=3 else None\n"
+	"    os.execv('/bin/sh',['sh','-c','echo x >&3; exec sleep 5'])\n"
+	"os.close(w); os.read(r,2)\n"			/* the child has exec'd */
+	"a.close(); c.settimeout(10)\n"
+	"try:\n"
+	"    b=c.recv(1); print('EXEC EOF' if b==b'' else 'EXEC DATA')\n"
+	"except socket.timeout: print('EXEC HANG: the exec\\'d child kept the end open')\n"
+	"os.kill(pid,9); os.waitpid(pid,0)\n";
+
+static void test_python_fork_exec(void **state)
+{
+	struct t_state *s = *state;
+	char *const argv[] = { (char *)"python3", (char *)"-c", (char *)py_fork_exec, NULL };
+	struct t_prog p;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	t_prog_startv(&p, s->mon.dir, "py-fork-exec", true, argv);
+	t_prog_expect(&p, T_PROG_GUARD_MS, 0);
+	if (!t_line(p.out, "EXEC EOF")) {
+		t_prog_dump(&p);
+		fail_msg("no EOF after the parent closed and the child exec'd");
+	}
+	t_prog_free(&p);
+	t_expect_accelerated(&s->mon, &c0, 1, "python fork+exec");
+	finish(s);
+}
+
 static void test_python_bulk_64m(void **state)
 {
 	struct t_state *s = *state;
@@ -767,6 +807,7 @@ int main(void)
 		T_ONCE(test_socat),
 		T_ONCE(test_python_timeout),
 		T_ONCE(test_python_lines),
+		T_ONCE(test_python_fork_exec),
 		T_ONCE(test_python_bulk_64m),
 		T_ONCE(test_curl_http),
 		T_ONCE(test_preloaded_to_kernel_server),
