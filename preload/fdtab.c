@@ -37,10 +37,27 @@ void ipcd_socks_unlock(void)
 	pthread_mutex_unlock(&socks_mu);
 }
 
+/*
+ * Freed sockets are kept for reuse, never returned to malloc: a thread that
+ * loaded a pointer from the table just before another thread's close may
+ * still try to take a reference (ipcd_sock_get), and that must touch a
+ * socket, never memory reused for something else.
+ */
+static struct ipcd_sock *spare;		/* under socks_mu */
+
 struct ipcd_sock *ipcd_sock_new(int domain, int type)
 {
-	struct ipcd_sock *s = calloc(1, sizeof(*s));
+	struct ipcd_sock *s;
 
+	pthread_mutex_lock(&socks_mu);
+	s = spare;
+	if (s)
+		spare = s->next;
+	pthread_mutex_unlock(&socks_mu);
+	if (s)
+		memset(s, 0, sizeof(*s));	/* refs stays 0 until installed */
+	else
+		s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->domain = domain;
@@ -154,8 +171,34 @@ void ipcd_sock_put(struct ipcd_sock *s)
 	ipcd_inside++;
 	sock_teardown(s);
 	ipcd_inside--;
-	free(s);
+	pthread_mutex_lock(&socks_mu);
+	s->state = IPCD_SK_FRESH;
+	s->next = spare;
+	spare = s;
+	pthread_mutex_unlock(&socks_mu);
 	errno = saved;
+}
+
+struct ipcd_sock *ipcd_sock_get(int fd)
+{
+	struct ipcd_sock *s = ipcd_fdtab_get(fd);
+	unsigned int r;
+
+	if (!s)
+		return NULL;
+	r = atomic_load_explicit(&s->refs, memory_order_relaxed);
+	do {
+		if (r == 0)
+			return NULL;	/* being torn down: the fd is the kernel's again */
+	} while (!atomic_compare_exchange_weak_explicit(&s->refs, &r, r + 1,
+							memory_order_acquire,
+							memory_order_relaxed));
+	if (unlikely(ipcd_fdtab_get(fd) != s)) {
+		/* Closed (and maybe reused) between the two loads. */
+		ipcd_sock_put(s);
+		return NULL;
+	}
+	return s;
 }
 
 void ipcd_fdtab_drop_range(unsigned int first, unsigned int last)

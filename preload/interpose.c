@@ -109,7 +109,8 @@ void *ipcd_real_slot(unsigned int i)
 /*
  * 3. The wrappers (STYLE.md 2.4): an fd that is not in the table, or a call
  * made by the library itself, goes to the real call unchanged; an
- * accelerated one goes to ipcd_sock_<name>() (sock.c, data.c).
+ * accelerated one goes to ipcd_sock_<name>() (sock.c, data.c), holding a
+ * reference on the socket for the duration of the call.
  */
 #define IPCD_FD_CALL(ret, name, params, ...)					\
 	IPCD_EXPORT ret name params						\
@@ -119,9 +120,14 @@ void *ipcd_real_slot(unsigned int i)
 		ipcd_init();							\
 		if (unlikely(!ipcd_real.name))					\
 			return (ret)ipcd_enosys();				\
-		s = ipcd_fdtab_get(fd);						\
-		if (likely(!s) || ipcd_inside)					\
+		if (likely(!ipcd_fdtab_get(fd)) || ipcd_inside ||		\
+		    !(s = ipcd_sock_get(fd)))					\
 			return ipcd_real.name(__VA_ARGS__);			\
-		return ipcd_sock_##name(s, __VA_ARGS__);			\
+		{								\
+			ret r = ipcd_sock_##name(s, __VA_ARGS__);		\
+										\
+			ipcd_sock_put(s);	/* preserves errno */		\
+			return r;						\
+		}								\
 	}
 #include "calls.def"

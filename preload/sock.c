@@ -814,20 +814,24 @@ int ipcd_sock_dup(struct ipcd_sock *s, int fd)
 
 static int dup_to(int fd, int fd2, int flags, bool is_dup2)
 {
-	struct ipcd_sock *s = ipcd_fdtab_get(fd), *old;
+	struct ipcd_sock *s = ipcd_inside ? NULL : ipcd_sock_get(fd), *old;
 	int rc;
 
-	if (!s || ipcd_inside)
+	if (!s)
 		return is_dup2 ? ipcd_real.dup2(fd, fd2) : ipcd_real.dup3(fd, fd2, flags);
-	if (fd == fd2)
+	if (fd == fd2) {
+		ipcd_sock_put(s);
 		return is_dup2 ? fd2 : fail(EINVAL);
+	}
 	rc = ipcd_real.dup3(fd, fd2, s->state == IPCD_SK_FRESH ? flags : O_CLOEXEC);
-	if (rc < 0)
-		return rc;
-	old = ipcd_fdtab_take(fd2);
-	if (old)
-		ipcd_sock_put(old);
-	return dup_into(s, rc, (flags & O_CLOEXEC) != 0);
+	if (rc >= 0) {
+		old = ipcd_fdtab_take(fd2);
+		if (old)
+			ipcd_sock_put(old);
+		rc = dup_into(s, rc, (flags & O_CLOEXEC) != 0);
+	}
+	ipcd_sock_put(s);
+	return rc;
 }
 
 IPCD_EXPORT int dup2(int fd, int fd2)
@@ -915,10 +919,15 @@ static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
 		ipcd_init();							\
 		if (unlikely(!ipcd_real.name))					\
 			return ipcd_enosys();					\
-		s = ipcd_fdtab_get(fd);						\
-		if (likely(!s) || ipcd_inside)					\
+		if (likely(!ipcd_fdtab_get(fd)) || ipcd_inside ||		\
+		    !(s = ipcd_sock_get(fd)))					\
 			return ipcd_real.name(fd, cmd, arg);			\
-		return sock_fcntl(s, fd, cmd, arg, ipcd_real.name);		\
+		{								\
+			int r = sock_fcntl(s, fd, cmd, arg, ipcd_real.name);	\
+										\
+			ipcd_sock_put(s);					\
+			return r;						\
+		}								\
 	}
 /*
  * fcntl's third argument is an int or a pointer depending on cmd; like
@@ -929,11 +938,14 @@ static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
 IPCD_FCNTL(fcntl)
 IPCD_FCNTL(fcntl64)
 
+static int sock_ioctl(struct ipcd_sock *s, int fd, unsigned long request, void *arg);
+
 IPCD_EXPORT int ioctl(int fd, unsigned long request, ...)
 {
 	struct ipcd_sock *s;
 	va_list ap;
 	void *arg;
+	int rc;
 
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
@@ -941,9 +953,15 @@ IPCD_EXPORT int ioctl(int fd, unsigned long request, ...)
 	ipcd_init();
 	if (unlikely(!ipcd_real.ioctl))
 		return ipcd_enosys();
-	s = ipcd_fdtab_get(fd);
-	if (likely(!s) || ipcd_inside)
+	if (likely(!ipcd_fdtab_get(fd)) || ipcd_inside || !(s = ipcd_sock_get(fd)))
 		return ipcd_real.ioctl(fd, request, arg);
+	rc = sock_ioctl(s, fd, request, arg);
+	ipcd_sock_put(s);
+	return rc;
+}
+
+static int sock_ioctl(struct ipcd_sock *s, int fd, unsigned long request, void *arg)
+{
 	if (request == FIONBIO) {
 		int on;
 

@@ -129,6 +129,13 @@ void ipcd_fdtab_set(int fd, struct ipcd_sock *s, bool cloexec);
 struct ipcd_sock *ipcd_fdtab_take(int fd);
 bool ipcd_fdtab_cloexec(int fd);
 void ipcd_fdtab_set_cloexec(int fd, bool on);
+/*
+ * ipcd_sock_get - the socket behind @fd with a reference for the duration
+ * of a call (NULL: a kernel fd, or closed meanwhile). A close by another
+ * thread during the call then leaves the connection alive until the call
+ * returns, as the kernel keeps a file alive during a syscall on it.
+ */
+struct ipcd_sock *ipcd_sock_get(int fd);
 /* Drop one reference; the last one tears the socket down (no fd is closed). */
 void ipcd_sock_put(struct ipcd_sock *s);
 /* Every fd in [first, last] leaves the table (close_range / closefrom). */

@@ -74,6 +74,7 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 {
 	struct pollfd kstack[STACK_FDS], *k = kstack;
 	bool astack[STACK_FDS], *acc = astack;
+	struct ipcd_sock *sstack[STACK_FDS], **sk = sstack;
 	uint64_t deadline = ipcd_deadline(ts_ns(tmo));
 	struct ipcd_sock *s;
 	nfds_t i, nacc = 0;
@@ -87,12 +88,23 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 	if (nfds > STACK_FDS) {
 		k = malloc(nfds * sizeof(*k));
 		acc = malloc(nfds * sizeof(*acc));
-		if (!k || !acc) {
+		sk = malloc(nfds * sizeof(*sk));
+		if (!k || !acc || !sk) {
 			free(k);
 			free(acc);
+			free(sk);
 			errno = ENOMEM;
 			return -1;
 		}
+	}
+	/* A reference each for the whole call: another thread may close meanwhile. */
+	for (i = 0; i < nfds; i++) {
+		sk[i] = ipcd_sock_get(fds[i].fd);
+		if (sk[i] && sk[i]->state != IPCD_SK_CONN) {
+			ipcd_sock_put(sk[i]);
+			sk[i] = NULL;
+		}
+		acc[i] = sk[i] != NULL;
 	}
 	for (;;) {
 		int64_t left = ipcd_remaining(deadline);
@@ -101,9 +113,8 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		int n;
 
 		for (i = 0; i < nfds; i++) {
-			acc[i] = is_conn(fds[i].fd, &s);
 			if (acc[i]) {
-				fds[i].revents = ipcd_conn_events(s, fds[i].events);
+				fds[i].revents = ipcd_conn_events(sk[i], fds[i].events);
 				any |= fds[i].revents != 0;
 			}
 		}
@@ -117,10 +128,10 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		 * it on (ipcd_conn_clear) instead of keeping it from us.
 		 */
 		for (i = 0; i < nfds; i++) {
-			if (acc[i] && is_conn(fds[i].fd, &s)) {
-				atomic_fetch_add(&s->pollers, 1);
-				ipcd_conn_arm(s, fds[i].fd, fds[i].events);
-				any |= ipcd_conn_events(s, fds[i].events) != 0;
+			if (acc[i]) {
+				atomic_fetch_add(&sk[i]->pollers, 1);
+				ipcd_conn_arm(sk[i], fds[i].fd, fds[i].events);
+				any |= ipcd_conn_events(sk[i], fds[i].events) != 0;
 			}
 		}
 		for (i = 0; i < nfds; i++) {
@@ -130,8 +141,8 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		}
 		if (any) {
 			for (i = 0; i < nfds; i++)
-				if (acc[i] && is_conn(fds[i].fd, &s))
-					atomic_fetch_sub(&s->pollers, 1);
+				if (acc[i])
+					atomic_fetch_sub(&sk[i]->pollers, 1);
 			continue;
 		}
 		if (left > 0) {
@@ -140,18 +151,18 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		}
 		n = ipcd_real.ppoll(k, nfds, left < 0 ? NULL : &lts, ss);
 		for (i = 0; i < nfds; i++)
-			if (acc[i] && is_conn(fds[i].fd, &s))
-				atomic_fetch_sub(&s->pollers, 1);
+			if (acc[i])
+				atomic_fetch_sub(&sk[i]->pollers, 1);
 		if (n < 0) {
 			rc = -1;
 			break;
 		}
 		rc = 0;
 		for (i = 0; i < nfds; i++) {
-			if (acc[i] && is_conn(fds[i].fd, &s)) {
+			if (acc[i]) {
 				if (k[i].revents & POLLIN)
-					ipcd_conn_clear(s, fds[i].fd);
-				fds[i].revents = ipcd_conn_events(s, fds[i].events);
+					ipcd_conn_clear(sk[i], fds[i].fd);
+				fds[i].revents = ipcd_conn_events(sk[i], fds[i].events);
 			} else {
 				fds[i].revents = k[i].revents;
 			}
@@ -162,9 +173,13 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 			break;
 		/* Only stale eventfd counts woke us: sleep again for what is left. */
 	}
+	for (i = 0; i < nfds; i++)
+		if (sk[i])
+			ipcd_sock_put(sk[i]);	/* preserves errno */
 	if (k != kstack) {
 		free(k);
 		free(acc);
+		free(sk);
 	}
 	return rc;
 }

@@ -518,6 +518,44 @@ static void test_python_fork_exec(void **state)
 	finish(s);
 }
 
+/*
+ * close() by one thread while another is blocked in read() on the same fd:
+ * as in the kernel, the read still returns the data that arrives next (the
+ * connection lives until the call returns), then the peer reads EOF.
+ */
+static const char py_close_blocked[] =
+	"import socket,threading,time,os\n"
+	"l=socket.socket(); l.bind(('127.0.0.1',0)); l.listen(1)\n"
+	"c=socket.create_connection(l.getsockname()); a,_=l.accept()\n"
+	"fd=c.fileno(); got=[]\n"
+	"def rd():\n"
+	"    try: got.append(os.read(fd,16))\n"
+	"    except OSError as e: got.append(e)\n"
+	"t=threading.Thread(target=rd); t.start(); time.sleep(0.3)\n"
+	"os.close(fd); c.detach(); time.sleep(0.1)\n"
+	"a.sendall(b'x'); t.join(10); a.settimeout(10)\n"
+	"r=a.recv(1)\n"
+	"print('CLOSE OK' if got==[b'x'] and r==b'' else 'CLOSE BAD %r %r'%(got,r))\n";
+
+static void test_python_close_blocked(void **state)
+{
+	struct t_state *s = *state;
+	char *const argv[] = { (char *)"python3", (char *)"-c", (char *)py_close_blocked, NULL };
+	struct t_prog p;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	t_prog_startv(&p, s->mon.dir, "py-close-blocked", true, argv);
+	t_prog_expect(&p, T_PROG_GUARD_MS, 0);
+	if (!t_line(p.out, "CLOSE OK")) {
+		t_prog_dump(&p);
+		fail_msg("close() during a blocked read(): not what the kernel does");
+	}
+	t_prog_free(&p);
+	t_expect_accelerated(&s->mon, &c0, 1, "python close during read");
+	finish(s);
+}
+
 static void test_python_bulk_64m(void **state)
 {
 	struct t_state *s = *state;
@@ -808,6 +846,7 @@ int main(void)
 		T_ONCE(test_python_timeout),
 		T_ONCE(test_python_lines),
 		T_ONCE(test_python_fork_exec),
+		T_ONCE(test_python_close_blocked),
 		T_ONCE(test_python_bulk_64m),
 		T_ONCE(test_curl_http),
 		T_ONCE(test_preloaded_to_kernel_server),
