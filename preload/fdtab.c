@@ -118,6 +118,7 @@ static void sock_teardown(struct ipcd_sock *s)
 		uint32_t *holders = s->conn.acceptor ? &ctl->holders_b : &ctl->holders_a;
 		struct ipcd_close_req *cr = (void *)req.body;
 		uint64_t id = s->conn.conn_id;
+		bool acceptor = s->conn.acceptor;	/* ipcd_conn_close() zeroes s->conn */
 
 		/* The peer's process may write this word too: never trust it below 1. */
 		if (ipcd_fetch_add(holders, (uint32_t)-1) <= 1) {
@@ -125,7 +126,7 @@ static void sock_teardown(struct ipcd_sock *s)
 			req.opcode = IPCD_OP_CLOSE;
 			req.len = sizeof(*cr);
 			cr->conn_id = id;
-			cr->end = s->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
+			cr->end = acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
 			ipcd_mon_post(&req);
 		} else {
 			ipcd_conn_release(&s->conn);

@@ -275,11 +275,14 @@ static void test_churn_no_leak(void **state)
 	const char *dir = s->mon.dir, *l;
 	struct t_prog srv, cli;
 	uint64_t first = 0, end = 0;
+	long long closed0, dead0;
 	char args[256];
 	unsigned int port;
 	struct t_ctr c0;
 
 	begin(s, &c0);
+	closed0 = t_counter(&s->mon, "closed");
+	dead0 = t_counter(&s->mon, "dead_ends");
 	port = t_echo_server(&srv, dir, "server", true, "--nonblock --conns 2001");
 	snprintf(args, sizeof(args), "churn --port %u --count 2000", port);
 	t_prog_start(&cli, dir, "churn", true, args);
@@ -298,6 +301,16 @@ static void test_churn_no_leak(void **state)
 	    !t_kv_u64(l, "memfd_maps_end", false, &end) || end > first)
 		fail_msg("server: memfd mappings leaked over 2000 connections: %s", l);
 	t_expect_accelerated(&s->mon, &c0, 2001, "churn");
+	/*
+	 * Both programs closed every connection before exiting: each end must
+	 * have been closed by its process's CLOSE, none by the monitor at exit
+	 * (a CLOSE naming the wrong end left the other open until then).
+	 */
+	if (t_counter(&s->mon, "closed") - closed0 != 2 * 2001 ||
+	    t_counter(&s->mon, "dead_ends") - dead0 != 0)
+		fail_msg("monitor: %lld CLOSEs accepted (want %d), %lld ends closed at exit (want 0)",
+			 t_counter(&s->mon, "closed") - closed0, 2 * 2001,
+			 t_counter(&s->mon, "dead_ends") - dead0);
 	t_prog_free(&srv);
 	t_prog_free(&cli);
 	finish(s);
