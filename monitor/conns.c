@@ -411,37 +411,109 @@ static uint32_t ring_size(uint32_t connect_hint, uint32_t listen_hint)
 }
 
 /*
- * The connection's region (memfd kept, mapping dropped) and its two wake
- * eventfds, all in @k. On failure nothing is left open.
+ * A connection's region before it belongs to anyone: memfd and mapping, both
+ * rings formatted, not yet published; and its two wake eventfds.
  */
-static int region_make(struct conn *k, uint32_t ring_bytes)
+struct prepared {
+	struct ipcd_region reg;
+	int wake[2];
+	uint32_t ring_bytes;
+};
+
+/*
+ * Regions of the default size are made ahead of need (conns_refill(), after
+ * answering a CONNECT): creating one (memfd, size, seals, mapping, page
+ * faults, two eventfds) costs ~25 us, which a CONNECT then does not wait
+ * for. No process has seen a pooled region, so nothing can leak through it.
+ */
+#define POOL_MAX	8
+
+static struct {
+	struct prepared p[POOL_MAX];
+	unsigned int n;
+} pool;
+
+static void prepared_close(struct prepared *p)
+{
+	unsigned int i;
+
+	ipcd_region_close(&p->reg);
+	for (i = 0; i < 2; i++)
+		if (p->wake[i] >= 0)
+			close(p->wake[i]);
+	p->wake[0] = p->wake[1] = -1;
+}
+
+static int region_prepare(struct prepared *p, uint32_t ring_bytes)
 {
 	size_t sizes[3] = {
 		[IPCD_AREA_CONN_A2B] = ipcd_spsc_mem_size(ring_bytes),
 		[IPCD_AREA_CONN_B2A] = ipcd_spsc_mem_size(ring_bytes),
 		[IPCD_AREA_CONN_CTL] = sizeof(struct ipcd_conn_ctl),
 	};
-	struct ipcd_region reg;
-	struct ipcd_conn_ctl *ctl;
 	uint32_t i;
 	int rc;
 
+	memset(p, 0, sizeof(*p));
+	p->reg.fd = -1;
+	p->wake[0] = p->wake[1] = -1;
+	p->ring_bytes = ring_bytes;
 	for (i = 0; i < 2; i++) {
-		k->wake[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (k->wake[i] < 0) {
+		p->wake[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (p->wake[i] < 0) {
 			rc = -errno;
-			goto err_wake;
+			goto err;
 		}
 	}
-	rc = ipcd_region_create("ipcd-conn", IPCD_REGION_CONN, sizes, 3, &reg);
+	rc = ipcd_region_create("ipcd-conn", IPCD_REGION_CONN, sizes, 3, &p->reg);
 	if (rc)
-		goto err_wake;
+		goto err;
 	for (i = 0; i < 2 && !rc; i++)
-		rc = ipcd_spsc_init(ipcd_region_area(&reg, i, NULL), ring_bytes, 0,
+		rc = ipcd_spsc_init(ipcd_region_area(&p->reg, i, NULL), ring_bytes, 0,
 				    IPCD_SPSC_F_STREAM);
 	if (rc)
-		goto err_region;
-	ctl = ipcd_region_area(&reg, IPCD_AREA_CONN_CTL, NULL);
+		goto err;
+	return 0;
+err:
+	prepared_close(p);
+	return rc;
+}
+
+void conns_refill(void)
+{
+	while (pool.n < POOL_MAX) {
+		struct prepared *p = &pool.p[pool.n];
+
+		if (region_prepare(p, mon.cfg.ring_bytes))
+			return;		/* out of fds or memory: CONNECT will say so */
+		pool.n++;
+	}
+}
+
+/*
+ * The connection's region (memfd kept, mapping dropped) and its two wake
+ * eventfds, all in @k: from the pool when it has the size, else made now.
+ * On failure nothing is left open.
+ */
+static int region_make(struct conn *k, uint32_t ring_bytes)
+{
+	struct ipcd_conn_ctl *ctl;
+	struct prepared p;
+	uint32_t i;
+	int rc;
+
+	/* A reload may have changed the default size: older pooled regions go. */
+	while (pool.n && pool.p[pool.n - 1].ring_bytes != mon.cfg.ring_bytes)
+		prepared_close(&pool.p[--pool.n]);
+	if (pool.n && ring_bytes == pool.p[pool.n - 1].ring_bytes) {
+		p = pool.p[--pool.n];
+		cs.st.pooled++;
+	} else {
+		rc = region_prepare(&p, ring_bytes);
+		if (rc)
+			return rc;
+	}
+	ctl = ipcd_region_area(&p.reg, IPCD_AREA_CONN_CTL, NULL);
 	ctl->conn_id = k->id;
 	memcpy(ctl->a_addr, k->a_addr, 16);
 	memcpy(ctl->b_addr, k->b_addr, 16);
@@ -450,20 +522,16 @@ static int region_make(struct conn *k, uint32_t ring_bytes)
 	/* One process per end for now; the ends count forks themselves. */
 	ctl->holders_a = 1;
 	ctl->holders_b = 1;
-	ipcd_region_publish(&reg);
+	ipcd_region_publish(&p.reg);
 	for (i = 0; i < 3; i++)
-		k->off[i] = reg.hdr.area[i].off;
-	k->size = reg.size;
-	k->fd = reg.fd;
+		k->off[i] = p.reg.hdr.area[i].off;
+	k->size = p.reg.size;
+	k->fd = p.reg.fd;
+	k->wake[0] = p.wake[0];
+	k->wake[1] = p.wake[1];
 	k->ring_bytes = ring_bytes;
-	munmap(reg.base, reg.size);	/* keep the memfd, not the mapping */
+	munmap(p.reg.base, p.reg.size);	/* keep the memfd, not the mapping */
 	return 0;
-
-err_region:
-	ipcd_region_close(&reg);
-err_wake:
-	conn_close_fds(k);
-	return rc;
 }
 
 /*
@@ -901,8 +969,8 @@ int conns_init(void)
 	 * listener is a bind: at most max_connections), per process its control
 	 * socket and client region, plus pending handshakes and our own few.
 	 */
-	need = 3ull * cs.cap + cs.n_lis + 2ull * mon.cfg.max_processes + MON_MAX_PENDING +
-	       FD_SLACK;
+	need = 3ull * (cs.cap + POOL_MAX) + cs.n_lis + 2ull * mon.cfg.max_processes +
+	       MON_MAX_PENDING + FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
 										  : rl.rlim_max;
@@ -920,6 +988,8 @@ void conns_exit(void)
 {
 	uint32_t i;
 
+	while (pool.n)
+		prepared_close(&pool.p[--pool.n]);
 	/* SIGTERM leaves connections to their endpoints: only our fds go. */
 	for (i = 0; cs.tab && i < cs.hwm; i++)
 		if (cs.tab[i].id)

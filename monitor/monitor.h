@@ -371,6 +371,7 @@ struct conns_stats {
 	uint64_t backlog_full;	/* CONNECT -> -EAGAIN */
 	uint64_t no_room;	/* CONNECT -> -ENOBUFS, -EMFILE, -EADDRNOTAVAIL, ... */
 	uint64_t fd_faults;	/* processes cut off: they did not read their control socket */
+	uint64_t pooled;	/* CONNECTs served a region made ahead of need */
 	uint32_t active;
 	uint32_t max;
 };
@@ -378,6 +379,8 @@ struct conns_stats {
 int conns_init(void);
 void conns_exit(void);
 /* Handlers: return the response status; *out is the response body when 0. */
+/* Make connection regions ahead of need (after answering a CONNECT). */
+void conns_refill(void);
 int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		  struct ipcd_conn_resp *out);
 int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,

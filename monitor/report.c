@@ -395,9 +395,10 @@ static void q_counters(struct out *o)
 		    PRIu64 ",\"closed\":%" PRIu64 ",\"freed\":%" PRIu64 ",\"dead_ends\":%" PRIu64
 		    ",\"reset\":%" PRIu64 ",\"refused_connects\":%" PRIu64
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
-		    "},\"fallbacks\":{\"total\":%" PRIu64 ",\"by_reason\":{", cn.active, cn.created,
+		    ",\"pooled\":%" PRIu64 "},\"fallbacks\":{\"total\":%" PRIu64
+		    ",\"by_reason\":{", cn.active, cn.created,
 		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
-		    cn.backlog_full, cn.no_room, cn.fd_faults, fb_total);
+		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, fb_total);
 		for (k = 1; k <= IPCD_FB_MAX; k++)
 			put(o, "%s\"%s\":%" PRIu64, k > 1 ? "," : "", fallback_reason_key(k), fb[k]);
 		put(o, "},\"invalid\":%" PRIu64 "}}\n", fb[0]);
@@ -430,6 +431,7 @@ static void q_counters(struct out *o)
 	put(o, "  no room       %" PRIu64 "  (connection table, ports or fds)\n", cn.no_room);
 	put(o, "  fd faults     %" PRIu64 "  (processes cut off: control socket not read)\n",
 	    cn.fd_faults);
+	put(o, "  pooled        %" PRIu64 "  (regions made ahead of need)\n", cn.pooled);
 	put(o, "fallbacks       %" PRIu64 "  (connections on the kernel, as processes reported)\n",
 	    fb_total);
 	for (k = 1; k <= IPCD_FB_MAX; k++)

@@ -132,6 +132,7 @@ static void op_connect(struct mon_client *c, const struct ipcd_req *req)
 	rc = conns_connect(c, &r, &out);
 	if (c->state == CL_ACTIVE)
 		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+	conns_refill();		/* the next CONNECT's region, once this one is answered */
 }
 
 static void op_accept(struct mon_client *c, const struct ipcd_req *req)
