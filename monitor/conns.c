@@ -981,6 +981,8 @@ int conns_init(void)
 				 "before the tables are full", (unsigned long long)rl.rlim_cur,
 				 (unsigned long long)need, cs.cap, mon.cfg.max_processes);
 	}
+	/* Full from the start: the pool is part of the monitor's steady state. */
+	conns_refill();
 	return 0;
 }
 
