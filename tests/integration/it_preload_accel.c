@@ -829,6 +829,77 @@ static void test_rcvtimeo(void **state)
 	finish(s);
 }
 
+/* Blocking recv and signals: EINTR, SA_RESTART, and no restart with SO_RCVTIMEO. */
+static void test_eintr(void **state)
+{
+	struct t_state *s = *state;
+	struct t_prog srv;
+	char args[64];
+	unsigned int port;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	port = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --report");
+	snprintf(args, sizeof(args), "eintr --port %u", port);
+	run_probe(s, true, args, "probe-eintr");
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	expect_server_clean(&srv, 1);
+	t_expect_accelerated(&s->mon, &c0, 1, "EINTR and SA_RESTART");
+	t_prog_free(&srv);
+	finish(s);
+}
+
+/*
+ * A prefork server: the parent listens, forks two workers that accept, and
+ * closes its own copy. Every connection is accepted by a worker (through the
+ * listener's accept token) and accelerated; none is lost or goes to the kernel.
+ */
+static const char py_prefork[] =
+	"import socket,os,sys\n"
+	"N=40\n"
+	"l=socket.socket(); l.bind(('127.0.0.1',0)); l.listen(64)\n"
+	"addr=l.getsockname(); kids=[]\n"
+	"for w in range(2):\n"
+	"    pid=os.fork()\n"
+	"    if pid==0:\n"
+	"        l.settimeout(10)\n"
+	"        while True:\n"
+	"            try: c,_=l.accept()\n"
+	"            except socket.timeout: os._exit(0)\n"
+	"            d=c.recv(16)\n"
+	"            if d==b'quit': c.close(); os._exit(0)\n"
+	"            c.sendall(b'w%d:'%w+d); c.close()\n"
+	"    kids.append(pid)\n"
+	"l.close()\n"
+	"ok=0; by=set()\n"
+	"for i in range(N):\n"
+	"    s=socket.create_connection(addr); s.sendall(b'%d'%i)\n"
+	"    r=s.recv(64); s.close()\n"
+	"    if r.endswith(b':%d'%i): ok+=1; by.add(r[:2])\n"
+	"for w in kids:\n"
+	"    s=socket.create_connection(addr); s.sendall(b'quit'); s.close()\n"
+	"for w in kids: os.waitpid(w,0)\n"
+	"print('PREFORK OK %d' % ok if ok==N else 'PREFORK BAD %d of %d' % (ok,N), sorted(by))\n";
+
+static void test_python_prefork(void **state)
+{
+	struct t_state *s = *state;
+	char *const argv[] = { (char *)"python3", (char *)"-c", (char *)py_prefork, NULL };
+	struct t_prog p;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	t_prog_startv(&p, s->mon.dir, "py-prefork", true, argv);
+	t_prog_expect(&p, T_PROG_GUARD_MS, 0);
+	if (!t_line(p.out, "PREFORK OK")) {
+		t_prog_dump(&p);
+		fail_msg("prefork: not every connection was served by a worker");
+	}
+	t_prog_free(&p);
+	t_expect_accelerated(&s->mon, &c0, 42, "python prefork workers");
+	finish(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -847,6 +918,8 @@ int main(void)
 		T_ONCE(test_python_lines),
 		T_ONCE(test_python_fork_exec),
 		T_ONCE(test_python_close_blocked),
+		T_ONCE(test_python_prefork),
+		T_ONCE(test_eintr),
 		T_ONCE(test_python_bulk_64m),
 		T_ONCE(test_curl_http),
 		T_ONCE(test_preloaded_to_kernel_server),

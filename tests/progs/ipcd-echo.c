@@ -10,7 +10,7 @@
  *                    [--nonblock | --select] [--duplex] [--sendfile] [--rcvtimeo MS]
  *                    [--forever [--idle]] [--ready-at B --ready-file F [--wait-file G]]
  *   ipcd-echo churn --port P [--host A] [--count N]
- *   ipcd-echo probe refused|addrinuse|epipe|timeo [--host A] [--port P] [--ms MS]
+ *   ipcd-echo probe refused|addrinuse|epipe|timeo|eintr [--host A] [--port P] [--ms MS]
  *
  * Results are one line on stdout ("client ok ...", "server done ...", "probe
  * ok ..."); an error is one line on stderr naming what failed, where (the
@@ -36,6 +36,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -1863,6 +1864,92 @@ static void probe_timeo(void)
 	printf("probe timeo ok\n");
 }
 
+/*
+ * A blocking recv interrupted by a signal handler: EINTR without SA_RESTART;
+ * restarted (it then returns the data that comes later) with SA_RESTART;
+ * EINTR again, SA_RESTART or not, once SO_RCVTIMEO is set (signal(7)).
+ */
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+struct late_send {
+	int fd;
+	int ms;
+};
+
+static void *late_sender(void *arg)
+{
+	struct late_send *ls = arg;
+	uint8_t b = 0x5a;
+
+	usleep((useconds_t)ls->ms * 1000);
+	if (send(ls->fd, &b, 1, MSG_NOSIGNAL) != 1)
+		fail_errno(errno, "late send");
+	return NULL;
+}
+
+static void alarm_in(int ms, bool restart)
+{
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = restart ? SA_RESTART : 0 };
+	struct itimerval it = { .it_value = { ms / 1000, (ms % 1000) * 1000 } };
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGALRM, &sa, NULL) || setitimer(ITIMER_REAL, &it, NULL))
+		fail_errno(errno, "sigaction/setitimer");
+}
+
+static void probe_eintr(void)
+{
+	struct timeval tv = { 5, 0 };
+	struct late_send ls;
+	pthread_t th;
+	uint8_t b;
+	ssize_t r;
+	int fd, a0;
+
+	if (!opt.port)
+		fail("--port is required (an echo server)");
+	addr_make(&target, opt.host, opt.port);
+	fd = connect_blocking(0);
+
+	/* 1. no SA_RESTART: EINTR */
+	a0 = alarms;
+	alarm_in(100, false);
+	r = recv(fd, &b, 1, 0);
+	if (r != -1 || errno != EINTR || alarms == a0)
+		fail_errno(r < 0 ? errno : 0, "recv interrupted by a handler without SA_RESTART: "
+			   "expected EINTR (got %zd, %d alarms)", r, (int)(alarms - a0));
+
+	/* 2. SA_RESTART: the recv goes on and returns the echo of a later send */
+	a0 = alarms;
+	ls = (struct late_send){ .fd = fd, .ms = 400 };
+	if (pthread_create(&th, NULL, late_sender, &ls))
+		fail("pthread_create");
+	alarm_in(100, true);
+	r = recv(fd, &b, 1, 0);
+	pthread_join(th, NULL);
+	if (r != 1 || b != 0x5a || alarms == a0)
+		fail_errno(r < 0 ? errno : 0, "recv interrupted by an SA_RESTART handler: expected "
+			   "the later byte (got %zd, %d alarms)", r, (int)(alarms - a0));
+
+	/* 3. SO_RCVTIMEO set: EINTR even with SA_RESTART */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+		fail_errno(errno, "setsockopt SO_RCVTIMEO");
+	a0 = alarms;
+	alarm_in(100, true);
+	r = recv(fd, &b, 1, 0);
+	if (r != -1 || errno != EINTR || alarms == a0)
+		fail_errno(r < 0 ? errno : 0, "recv with SO_RCVTIMEO interrupted by an SA_RESTART "
+			   "handler: expected EINTR (got %zd, %d alarms)", r, (int)(alarms - a0));
+	close(fd);
+	printf("probe eintr ok\n");
+}
+
 static int run_probe(const char *what)
 {
 	role = "probe";
@@ -1874,8 +1961,10 @@ static int run_probe(const char *what)
 		probe_epipe();
 	else if (!strcmp(what, "timeo"))
 		probe_timeo();
+	else if (!strcmp(what, "eintr"))
+		probe_eintr();
 	else
-		fail("unknown probe '%s' (refused, addrinuse, epipe, timeo)", what);
+		fail("unknown probe '%s' (refused, addrinuse, epipe, timeo, eintr)", what);
 	return 0;
 }
 
@@ -1891,7 +1980,7 @@ static void usage(int code)
 		"           [--rcvtimeo MS] [--forever [--idle]]\n"
 		"           [--ready-at B --ready-file F [--wait-file G]]\n"
 		"       ipcd-echo churn --port P [--host A] [--count N]\n"
-		"       ipcd-echo probe refused|addrinuse|epipe|timeo [--host A] [--port P]\n"
+		"       ipcd-echo probe refused|addrinuse|epipe|timeo|eintr [--host A] [--port P]\n"
 		"           [--ms MS]\n"
 		"Sizes take k, m, g suffixes. Exit status: 0 ok, 1 error (one line on stderr),\n"
 		"2 usage.\n");
