@@ -595,7 +595,7 @@ static void mark_end(struct conn *k, bool b_side, bool reset)
 	 */
 	for (i = 0; i < 2; i++)
 		if (k->wake[i] >= 0)
-			ipcd_eventfd_signal(k->wake[i]);
+			ipcd_eventfd_signal_out(k->wake[i]);	/* EPOLLIN and EPOLLOUT edges */
 }
 
 /* ---- control-socket messages -------------------------------------------- */

@@ -188,6 +188,21 @@ static void arm_rx_event(struct ipcd_sock *s, int fd)
 }
 
 /*
+ * send() found no room and returns EAGAIN: the application may now wait in
+ * the kernel for EPOLLOUT, edge-triggered (an eventfd is always writable,
+ * so only a write to it makes an edge). Announce an eventfd sleeper on the
+ * tx ring: the consumer writes our eventfd when it frees room. If room
+ * appeared meanwhile, make the edge ourselves.
+ */
+static void arm_tx_event(struct ipcd_sock *s, int fd)
+{
+	uint32_t old = ipcd_fetch_or(&s->conn.tx.shm->prod_wait, IPCD_DB_EVENT);
+
+	if (!(old & IPCD_DB_EVENT) && tx_ready(s, tx_want(s, SIZE_MAX)))
+		ipcd_eventfd_signal_out(fd);
+}
+
+/*
  * Wait until the ring is ready (rx: a record or EOF; tx: @want bytes of
  * room or the peer gone). @timeout_ns 0: forever. 0, -ETIMEDOUT or -EINTR.
  *
@@ -433,6 +448,7 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 		if (nb) {
 			if (!done)
 				err = EAGAIN;
+			arm_tx_event(s, fd);	/* partial or none: room is short either way */
 			break;
 		}
 		rc = conn_wait(s, fd, false, tx_want(s, total - done), s->sndtimeo_ns);

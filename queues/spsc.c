@@ -197,7 +197,7 @@ int ipcd_spsc_recv_burst(struct ipcd_spsc *r, void *buf, size_t buflen, uint32_t
 		ipcd_store_relaxed(&s->cons_bytes, ipcd_load_relaxed(&s->cons_bytes) + bytes);
 		ipcd_store_relaxed(&s->cons_msgs, ipcd_load_relaxed(&s->cons_msgs) + i);
 		ipcd_store_release(&s->head, head);	/* R2: pairs with A2 */
-		__ipcd_spsc_wake(r, &s->prod_wait);
+		__ipcd_spsc_wake(r, &s->prod_wait, true);
 	}
 	return (int)i;
 }
@@ -275,7 +275,7 @@ ssize_t ipcd_spsc_readv(struct ipcd_spsc *r, const struct iovec *iov, int iovcnt
 		ipcd_store_relaxed(&s->cons_msgs, ipcd_load_relaxed(&s->cons_msgs) + msgs);
 		ipcd_store_relaxed(&s->head_off, head_off);
 		ipcd_store_release(&s->head, head);	/* R2: pairs with A2 */
-		__ipcd_spsc_wake(r, &s->prod_wait);
+		__ipcd_spsc_wake(r, &s->prod_wait, true);
 	}
 	return (ssize_t)done;
 }

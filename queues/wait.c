@@ -43,3 +43,20 @@ int ipcd_eventfd_signal(int fd)
 		return 0;
 	return -errno;
 }
+
+int ipcd_eventfd_signal_out(int fd)
+{
+	uint64_t v = 0;
+	int rc = ipcd_eventfd_signal(fd);
+
+	if (rc)
+		return rc;
+	/*
+	 * The read makes the EPOLLOUT edge; writing back what it took leaves
+	 * the counter as a plain signal would (>= 1: pollers waiting for
+	 * POLLIN see it). If the owner read it first, its read made the edge.
+	 */
+	if (syscall(SYS_read, fd, &v, sizeof(v)) == (long)sizeof(v) && v)
+		syscall(SYS_write, fd, &v, sizeof(v));
+	return 0;
+}

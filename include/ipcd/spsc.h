@@ -183,8 +183,11 @@ static __ipcd_always_inline uint32_t __ipcd_spsc_put(struct ipcd_spsc *r, uint32
 /*
  * After publishing (W1 in wait.h): wake the other side if it announced a
  * sleep in @word, by each means it named. No syscall while nobody sleeps.
+ * @room: the word is the producer's (we freed room): an eventfd sleeper
+ * may be waiting for EPOLLOUT, which only a read of the eventfd signals.
  */
-static __ipcd_always_inline void __ipcd_spsc_wake(const struct ipcd_spsc *r, uint32_t *word)
+static __ipcd_always_inline void __ipcd_spsc_wake(const struct ipcd_spsc *r, uint32_t *word,
+						   bool room)
 {
 	uint32_t v;
 
@@ -194,8 +197,12 @@ static __ipcd_always_inline void __ipcd_spsc_wake(const struct ipcd_spsc *r, uin
 	v = ipcd_xchg(word, 0);
 	if (v & IPCD_DB_FUTEX)
 		ipcd_futex_wake(word);
-	if ((v & IPCD_DB_EVENT) && r->wake_fd >= 0)
-		ipcd_eventfd_signal(r->wake_fd);
+	if ((v & IPCD_DB_EVENT) && r->wake_fd >= 0) {
+		if (room)
+			ipcd_eventfd_signal_out(r->wake_fd);
+		else
+			ipcd_eventfd_signal(r->wake_fd);
+	}
 }
 
 static __ipcd_always_inline void __ipcd_spsc_produced(struct ipcd_spsc *r, uint32_t tail,
@@ -206,7 +213,7 @@ static __ipcd_always_inline void __ipcd_spsc_produced(struct ipcd_spsc *r, uint3
 	ipcd_store_relaxed(&s->tail, tail);
 	ipcd_store_relaxed(&s->prod_bytes, ipcd_load_relaxed(&s->prod_bytes) + bytes);
 	ipcd_store_relaxed(&s->prod_msgs, ipcd_load_relaxed(&s->prod_msgs) + msgs);
-	__ipcd_spsc_wake(r, &s->cons_wait);
+	__ipcd_spsc_wake(r, &s->cons_wait, false);
 }
 
 /*
@@ -288,14 +295,14 @@ static inline ssize_t ipcd_spsc_write(struct ipcd_spsc *r, const void *buf, size
 static inline void ipcd_spsc_close_prod(struct ipcd_spsc *r)
 {
 	ipcd_store_release(&r->shm->prod_closed, 1);	/* R3: pairs with A3 */
-	__ipcd_spsc_wake(r, &r->shm->cons_wait);
+	__ipcd_spsc_wake(r, &r->shm->cons_wait, false);
 }
 
 /** ipcd_spsc_close_cons - nobody reads any more: the producer gets -EPIPE. */
 static inline void ipcd_spsc_close_cons(struct ipcd_spsc *r)
 {
 	ipcd_store_release(&r->shm->cons_closed, 1);
-	__ipcd_spsc_wake(r, &r->shm->prod_wait);
+	__ipcd_spsc_wake(r, &r->shm->prod_wait, true);
 }
 
 /* ---- consumer ----------------------------------------------------------- */
@@ -327,7 +334,7 @@ static inline ssize_t ipcd_spsc_recv(struct ipcd_spsc *r, void *buf, size_t bufl
 	ipcd_store_relaxed(&s->cons_msgs, ipcd_load_relaxed(&s->cons_msgs) + 1);
 	/* R2: the slot may be reused only after our copy; pairs with A2 */
 	ipcd_store_release(&s->head, head + __ipcd_rec_size((uint32_t)len));
-	__ipcd_spsc_wake(r, &s->prod_wait);
+	__ipcd_spsc_wake(r, &s->prod_wait, true);
 	return len;
 }
 

@@ -53,6 +53,15 @@ int ipcd_futex_wake(uint32_t *word);
 int ipcd_eventfd_signal(int fd);
 
 /**
+ * ipcd_eventfd_signal_out - as ipcd_eventfd_signal(), and also make an
+ * EPOLLOUT edge: the kernel signals EPOLLOUT on an eventfd only when its
+ * counter is read, so add 1, read the counter and write it back (it ends as
+ * a plain signal leaves it). Three syscalls: only for a sleeper that waits
+ * for room.
+ */
+int ipcd_eventfd_signal_out(int fd);
+
+/**
  * ipcd_doorbell_take - after publishing: true if the other side announced a
  * sleep and this caller must wake it (the word is cleared).
  *
