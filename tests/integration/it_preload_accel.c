@@ -849,6 +849,26 @@ static void test_eintr(void **state)
 	finish(s);
 }
 
+/* An edge-triggered epoll loop: EPOLLOUT edges after EAGAIN, then both ways. */
+static void test_epollet(void **state)
+{
+	struct t_state *s = *state;
+	struct t_prog srv;
+	char args[64];
+	unsigned int port;
+	struct t_ctr c0;
+
+	begin(s, &c0);
+	port = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --report");
+	snprintf(args, sizeof(args), "epollet --port %u", port);
+	run_probe(s, true, args, "probe-epollet");
+	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
+	expect_server_clean(&srv, 1);
+	t_expect_accelerated(&s->mon, &c0, 1, "epoll EPOLLET");
+	t_prog_free(&srv);
+	finish(s);
+}
+
 /*
  * A prefork server: the parent listens, forks two workers that accept, and
  * closes its own copy. Every connection is accepted by a worker (through the
@@ -920,6 +940,7 @@ int main(void)
 		T_ONCE(test_python_close_blocked),
 		T_ONCE(test_python_prefork),
 		T_ONCE(test_eintr),
+		T_ONCE(test_epollet),
 		T_ONCE(test_python_bulk_64m),
 		T_ONCE(test_curl_http),
 		T_ONCE(test_preloaded_to_kernel_server),

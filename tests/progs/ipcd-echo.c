@@ -10,7 +10,7 @@
  *                    [--nonblock | --select] [--duplex] [--sendfile] [--rcvtimeo MS]
  *                    [--forever [--idle]] [--ready-at B --ready-file F [--wait-file G]]
  *   ipcd-echo churn --port P [--host A] [--count N]
- *   ipcd-echo probe refused|addrinuse|epipe|timeo|eintr [--host A] [--port P] [--ms MS]
+ *   ipcd-echo probe refused|addrinuse|epipe|timeo|eintr|epollet [--host A] [--port P] [--ms MS]
  *
  * Results are one line on stdout ("client ok ...", "server done ...", "probe
  * ok ..."); an error is one line on stderr naming what failed, where (the
@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/stat.h>
@@ -1950,6 +1951,102 @@ static void probe_eintr(void)
 	printf("probe eintr ok\n");
 }
 
+/*
+ * An edge-triggered epoll event loop on one nonblocking connection to an
+ * echo server: write until EAGAIN, read until EAGAIN, then wait for the next
+ * edge (EPOLLIN or EPOLLOUT), until 8 MiB went out and came back verified.
+ * With the ring full both ways, progress depends on both edges arriving.
+ */
+static void probe_epollet(void)
+{
+	const uint64_t total = 8u << 20;
+	static uint8_t wbuf[65536], rbuf[65536];
+	struct epoll_event ev;
+	uint64_t sent = 0, rcvd = 0, waits = 0, stream = stream_of(0);
+	int fd, ep;
+
+	if (!opt.port)
+		fail("--port is required (an echo server)");
+	addr_make(&target, opt.host, opt.port);
+	fd = connect_blocking(0);
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK))
+		fail_errno(errno, "fcntl O_NONBLOCK");
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.fd = fd;
+	/*
+	 * 1. EPOLLOUT alone: 384 KiB, more than one connection buffer holds
+	 * here (256 KiB rings) and less than the two together: once the data
+	 * is out, only an EPOLLOUT edge can wake us (nothing to read yet
+	 * counts: the echo waits in the other direction).
+	 */
+	ev.events = EPOLLOUT | EPOLLET;
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+		fail_errno(errno, "epoll");
+	while (sent < (384u << 10)) {
+		size_t len = sizeof(wbuf);
+		struct epoll_event out;
+		ssize_t n;
+
+		pat_fill(wbuf, len, stream, sent);
+		n = send(fd, wbuf, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			sent += (uint64_t)n;
+			continue;
+		}
+		if (n == 0 || errno != EAGAIN)
+			fail_errno(n < 0 ? errno : 0, "send at byte %" PRIu64, sent);
+		n = epoll_wait(ep, &out, 1, GUARD_MS);
+		waits++;
+		if (n == 0)
+			fail("epoll (EPOLLOUT|EPOLLET): no edge for %d ms after EAGAIN; sent %" PRIu64,
+			     GUARD_MS, sent);
+	}
+	/* 2. then both, for the rest: the echo of phase 1 is read here too. */
+	ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+	if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev))
+		fail_errno(errno, "epoll_ctl MOD");
+	while (rcvd < total) {
+		struct epoll_event out;
+		ssize_t n;
+
+		while (sent < total) {
+			size_t len = total - sent < sizeof(wbuf) ? (size_t)(total - sent) : sizeof(wbuf);
+
+			pat_fill(wbuf, len, stream, sent);
+			n = send(fd, wbuf, len, MSG_NOSIGNAL);
+			if (n < 0 && errno == EAGAIN)
+				break;
+			if (n <= 0)
+				fail_errno(n < 0 ? errno : 0, "send at byte %" PRIu64, sent);
+			sent += (uint64_t)n;
+		}
+		if (sent == total)
+			shutdown(fd, SHUT_WR);
+		while (rcvd < total) {
+			n = recv(fd, rbuf, sizeof(rbuf), 0);
+			if (n < 0 && errno == EAGAIN)
+				break;
+			if (n <= 0)
+				fail_errno(n < 0 ? errno : 0, "recv at byte %" PRIu64, rcvd);
+			if (pat_mismatch(rbuf, (size_t)n, stream, rcvd) != (size_t)n)
+				fail("echo differs near byte %" PRIu64, rcvd);
+			rcvd += (uint64_t)n;
+		}
+		if (rcvd == total)
+			break;
+		n = epoll_wait(ep, &out, 1, GUARD_MS);
+		waits++;
+		if (n == 0)
+			fail("epoll (EPOLLET): no edge for %d ms after EAGAIN both ways; sent %" PRIu64
+			     ", received %" PRIu64, GUARD_MS, sent, rcvd);
+		if (n < 0 && errno != EINTR)
+			fail_errno(errno, "epoll_wait");
+	}
+	close(ep);
+	close(fd);
+	printf("probe epollet ok bytes=%" PRIu64 " waits=%" PRIu64 "\n", total, waits);
+}
+
 static int run_probe(const char *what)
 {
 	role = "probe";
@@ -1963,8 +2060,10 @@ static int run_probe(const char *what)
 		probe_timeo();
 	else if (!strcmp(what, "eintr"))
 		probe_eintr();
+	else if (!strcmp(what, "epollet"))
+		probe_epollet();
 	else
-		fail("unknown probe '%s' (refused, addrinuse, epipe, timeo, eintr)", what);
+		fail("unknown probe '%s' (refused, addrinuse, epipe, timeo, eintr, epollet)", what);
 	return 0;
 }
 
@@ -1980,7 +2079,8 @@ static void usage(int code)
 		"           [--rcvtimeo MS] [--forever [--idle]]\n"
 		"           [--ready-at B --ready-file F [--wait-file G]]\n"
 		"       ipcd-echo churn --port P [--host A] [--count N]\n"
-		"       ipcd-echo probe refused|addrinuse|epipe|timeo|eintr [--host A] [--port P]\n"
+		"       ipcd-echo probe refused|addrinuse|epipe|timeo|eintr|epollet [--host A]\n"
+		"                 [--port P]\n"
 		"           [--ms MS]\n"
 		"Sizes take k, m, g suffixes. Exit status: 0 ok, 1 error (one line on stderr),\n"
 		"2 usage.\n");
