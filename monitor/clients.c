@@ -210,6 +210,22 @@ void clients_reap_dead(void)
 	}
 }
 
+/*
+ * The process closed its control socket (exit, exec, crash). What it queued
+ * before is served first (a CLOSE posted just before exit), then it is reaped.
+ * The budget is one ring's worth: a process cannot keep us here.
+ */
+#define FINAL_BUDGET	256u
+
+static void gone(uint32_t slot)
+{
+	ipcd_reqq_srv_drain_final(mon.srv, slot, FINAL_BUDGET);
+	if (mon.clients[slot] && mon.clients[slot]->state == CL_ACTIVE) {
+		reap(slot, "its control socket closed (exit or crash)");
+		mon.ctr.reaped++;
+	}
+}
+
 void clients_event(uint32_t slot, uint32_t events)
 {
 	struct mon_client *c = clients_get(slot);
@@ -219,14 +235,12 @@ void clients_event(uint32_t slot, uint32_t events)
 	if (!c || c->state != CL_ACTIVE)
 		return;
 	if (events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)) {
-		reap(slot, "its control socket closed (exit or crash)");
-		mon.ctr.reaped++;
+		gone(slot);
 		return;
 	}
 	n = recv(c->sock, &byte, 1, MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		reap(slot, "its control socket closed (exit or crash)");
-		mon.ctr.reaped++;
+		gone(slot);
 	} else if (n > 0) {
 		log_warn("process %d (%s): unexpected message on its control socket: disconnecting",
 			 c->pid, c->comm);

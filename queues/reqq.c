@@ -33,7 +33,7 @@ struct client {
 	uint8_t state;		/* enum client_state */
 	uint8_t queued;		/* shared mode: on the run queue */
 	uint8_t bp;		/* its response ring was full at its last turn */
-	uint8_t pad;
+	uint8_t final;		/* ipcd_reqq_srv_drain_final(): answers may be dropped */
 	uint32_t active_idx;	/* position in srv->active[] */
 };
 
@@ -250,7 +250,7 @@ static unsigned int drain(struct ipcd_reqq_srv *srv, uint32_t slot, unsigned int
 
 		if (!ipcd_spsc_readable(&chan->req))
 			break;
-		if (!ipcd_spsc_writable(&chan->resp, sizeof(struct ipcd_resp))) {
+		if (!c->final && !ipcd_spsc_writable(&chan->resp, sizeof(struct ipcd_resp))) {
 			srv->st.backpressure++;
 			if (!c->bp) {
 				c->bp = 1;
@@ -563,11 +563,28 @@ int ipcd_reqq_srv_respond(struct ipcd_reqq_srv *srv, uint32_t slot,
 			  const struct ipcd_resp *resp)
 {
 	struct client *c;
+	int rc;
 
 	if (slot >= srv->max_clients || srv->clients[slot].state != CLIENT_ACTIVE)
 		return -ENOENT;
 	c = &srv->clients[slot];
-	return ipcd_spsc_send(&c->chan->resp, resp, sizeof(*resp));
+	rc = ipcd_spsc_send(&c->chan->resp, resp, sizeof(*resp));
+	return rc == -EAGAIN && c->final ? 0 : rc;	/* nobody will read it */
+}
+
+unsigned int ipcd_reqq_srv_drain_final(struct ipcd_reqq_srv *srv, uint32_t slot,
+				       unsigned int budget)
+{
+	struct client *c;
+	unsigned int n;
+
+	if (slot >= srv->max_clients || srv->clients[slot].state != CLIENT_ACTIVE)
+		return 0;
+	c = &srv->clients[slot];
+	c->final = 1;
+	n = drain(srv, slot, budget);
+	c->final = 0;
+	return n;
 }
 
 int ipcd_reqq_srv_wake_fd(const struct ipcd_reqq_srv *srv)

@@ -156,6 +156,16 @@ void ipcd_reqq_srv_del(struct ipcd_reqq_srv *srv, uint32_t slot);
 unsigned int ipcd_reqq_srv_poll(struct ipcd_reqq_srv *srv, unsigned int budget);
 
 /**
+ * ipcd_reqq_srv_drain_final - serve what client @slot queued before it went
+ * away (up to @budget requests), whatever room its response ring has: the
+ * answers nobody will read are dropped. A process that posts a request
+ * (CLOSE) and exits at once gets it served, as if it had lived a moment
+ * longer. Returns the number handled.
+ */
+unsigned int ipcd_reqq_srv_drain_final(struct ipcd_reqq_srv *srv, uint32_t slot,
+				       unsigned int budget);
+
+/**
  * ipcd_reqq_srv_respond - send @resp to client @slot.
  * Returns 0, -ENOENT (slot not in use), -EAGAIN or a ring error.
  */
