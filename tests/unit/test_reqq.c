@@ -456,6 +456,34 @@ static void test_backpressure(void **state)
 	assert_int_equal(f->n_fault, 0);
 }
 
+/*
+ * A client that went away with its response ring full: drain_final() serves
+ * everything it queued (the answers that do not fit are dropped, without an
+ * error), which a normal poll would not (backpressure).
+ */
+static void test_drain_final(void **state)
+{
+	struct fx *f = *state;
+	unsigned int n1 = 0, n2 = 0;
+
+	f->respond = true;
+	while (submit(f, 0) == 0)
+		n1++;
+	poll_until(f, n1);		/* every answer fits: the response ring is now full */
+	while (submit(f, 0) == 0)
+		n2++;
+	assert_true(n2 >= 1);
+	poll_some(f, 10);
+	assert_int_equal(seen_for(f, f->cl[0].slot, 0), n1);	/* held back */
+	assert_int_equal(ipcd_reqq_srv_drain_final(f->srv, f->cl[0].slot, 1000), n2);
+	assert_int_equal(seen_for(f, f->cl[0].slot, 0), n1 + n2);
+	assert_int_equal(f->respond_errors, 0);
+	assert_int_equal(f->n_fault, 0);
+	/* Bounded, and nothing for a slot that is not served. */
+	assert_int_equal(ipcd_reqq_srv_drain_final(f->srv, f->cl[0].slot, 1000), 0);
+	assert_int_equal(ipcd_reqq_srv_drain_final(f->srv, MAX_CLIENTS + 5, 1000), 0);
+}
+
 static void test_del_add(void **state)
 {
 	struct fx *f = *state;
@@ -560,6 +588,7 @@ int main(void)
 		T_BOTH(test_fault_wrong_size),
 		T_BOTH(test_fault_corrupt_ring),
 		T_BOTH(test_backpressure),
+		T_BOTH(test_drain_final),
 		T_BOTH(test_del_add),
 		T_BOTH(test_srv_wait_timeout),
 		T_BOTH(test_srv_wait_cross_process),
