@@ -14,4 +14,15 @@ if(IPCD_SANITIZE)
   # -z defs cannot see the sanitizer runtime symbols of a shared object.
   string(REPLACE "-Wl,-z,defs" "" CMAKE_SHARED_LINKER_FLAGS "${CMAKE_SHARED_LINKER_FLAGS}")
   add_compile_definitions(IPCD_SANITIZED=1)
+  if(IPCD_SANITIZE MATCHES "address")
+    # A preloaded ASan library needs the ASan runtime first in LD_PRELOAD:
+    # ipcd-run of an ASan build puts it there (and so the preload tests run).
+    execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                    OUTPUT_VARIABLE IPCD_ASAN_RUNTIME OUTPUT_STRIP_TRAILING_WHITESPACE)
+    get_filename_component(IPCD_ASAN_RUNTIME "${IPCD_ASAN_RUNTIME}" REALPATH)
+    if(NOT EXISTS "${IPCD_ASAN_RUNTIME}")
+      message(FATAL_ERROR "IPCD_SANITIZE=address: no ASan runtime (${IPCD_ASAN_RUNTIME})")
+    endif()
+    add_compile_definitions(IPCD_ASAN_RUNTIME="${IPCD_ASAN_RUNTIME}")
+  endif()
 endif()

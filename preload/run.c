@@ -21,6 +21,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	char self[PATH_MAX], lib[PATH_MAX + 16];
+	const char *first = lib;	/* what goes first in LD_PRELOAD */
 	const char *old;
 	char *val;
 	ssize_t n;
@@ -48,16 +49,35 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ipcd-run: %s: %s\n", lib, strerror(errno));
 		return 127;
 	}
+#ifdef IPCD_ASAN_RUNTIME
+	{
+		/*
+		 * An ASan build of libipcd.so: the ASan runtime must be the
+		 * first object loaded. Leak reports would be about the programs
+		 * we run (python, curl...), which are not ours to fix.
+		 */
+		static char pre[sizeof(IPCD_ASAN_RUNTIME) + 1 + sizeof(lib)];
+		const char *ao = getenv("ASAN_OPTIONS");
+		char opts[1024];
+
+		snprintf(pre, sizeof(pre), "%s:%s", IPCD_ASAN_RUNTIME, lib);
+		first = pre;
+		/* Later options win: keep the caller's, turn leak reports off. */
+		snprintf(opts, sizeof(opts), "%s%sdetect_leaks=0:verify_asan_link_order=0",
+			 ao ? ao : "", ao && *ao ? ":" : "");
+		setenv("ASAN_OPTIONS", opts, 1);
+	}
+#endif
 	old = getenv("LD_PRELOAD");
 	if (old && *old) {
-		val = malloc(strlen(lib) + strlen(old) + 2);
+		val = malloc(strlen(first) + strlen(old) + 2);
 		if (!val) {
 			perror("ipcd-run");
 			return 127;
 		}
-		sprintf(val, "%s:%s", lib, old);
+		sprintf(val, "%s:%s", first, old);
 	} else {
-		val = lib;
+		val = (char *)first;
 	}
 	if (setenv("LD_PRELOAD", val, 1) != 0) {
 		perror("ipcd-run: setenv");

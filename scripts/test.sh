@@ -30,7 +30,7 @@ for f in $flavours; do
 	release) run_ctest build/release ;;
 	asan)    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		 run_ctest build/asan -L 'unit|fault' ;;
+		 run_ctest build/asan -L 'unit|fault|preload' ;;
 	# TSan's shadow layout needs a fixed address space on recent kernels.
 	tsan)    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		 setarch "$(uname -m)" -R ctest --test-dir build/tsan --output-on-failure \

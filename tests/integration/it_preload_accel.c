@@ -24,7 +24,7 @@
  * python3 -m http.server, preloaded <-> non-preloaded both ways and both at
  * once on one listener, EPIPE/SIGPIPE, ECONNREFUSED, EADDRINUSE, SO_RCVTIMEO.
  *
- * Sanitizer builds skip (77), like it_preload_passthrough. A case whose
+ * ThreadSanitizer builds skip (77), like it_preload_passthrough. A case whose
  * program (socat, curl) is absent is skipped with a message.
  */
 #include <errno.h>
@@ -604,6 +604,16 @@ static void test_curl_http(void **state)
 	const char *dir = s->mon.dir, *hit;
 	char web[160], src[200], out1[200], out2[200], url1[96], url2[96];
 	struct t_prog http, curl;
+
+#ifdef IPCD_ASAN_RUNTIME
+	/*
+	 * curl deadlocks in its own setlocale() at start when the ASan runtime
+	 * and an ASan-built libipcd.so are preloaded (not with either alone):
+	 * not diagnosed yet, see issue #4's note. Release builds run this case.
+	 */
+	fprintf(stderr, "curl under an ASan-built preload: skipped\n");
+	skip();
+#endif
 	unsigned int port;
 	struct t_ctr c0;
 	FILE *f;
@@ -952,9 +962,9 @@ int main(void)
 		T_ONCE(test_rcvtimeo),
 	};
 
-#ifdef IPCD_SANITIZED
-	fprintf(stderr, "it_preload_accel: skipped in sanitizer builds "
-			"(libasan must come first in LD_PRELOAD)\n");
+#if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)
+	fprintf(stderr, "it_preload_accel: skipped in ThreadSanitizer builds "
+			"(ThreadSanitizer cannot be preloaded)\n");
 	return T_EXIT_SKIP;
 #endif
 	if (!t_have_prog("python3")) {

@@ -14,8 +14,8 @@
  *   visible: ipcdctl processes shows a running preloaded program.
  * Without a monitor: exactly one "ipcd: no monitor" line per process that
  * opened a TCP socket. With one: 0 processes registered once all exited.
- * Sanitizer builds skip (77): the ASan runtime would have to come first in
- * LD_PRELOAD of every program started (STYLE.md 2.10); not wired yet.
+ * In an ASan build, ipcd-run puts the ASan runtime first in LD_PRELOAD, so
+ * the programs run the sanitized library; ThreadSanitizer builds skip (77).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -238,6 +238,16 @@ static void do_http(void **state, bool mon)
 {
 	struct t_state *s = *state;
 
+#ifdef IPCD_ASAN_RUNTIME
+	/*
+	 * curl deadlocks in its own setlocale() at start when the ASan runtime
+	 * and an ASan-built libipcd.so are preloaded (not with either alone):
+	 * not diagnosed yet, see issue #4's note. Release builds run this case.
+	 */
+	fprintf(stderr, "curl under an ASan-built preload: skipped\n");
+	skip();
+#endif
+
 	if (!have_prog("curl"))
 		skip();
 	env_setup(s, mon);
@@ -373,9 +383,9 @@ int main(void)
 		T_ONCE(test_visible),
 	};
 
-#ifdef IPCD_SANITIZED
-	fprintf(stderr, "it_preload_passthrough: skipped in sanitizer builds "
-			"(libasan must come first in LD_PRELOAD)\n");
+#if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)
+	fprintf(stderr, "it_preload_passthrough: skipped in ThreadSanitizer builds "
+			"(ThreadSanitizer cannot be preloaded)\n");
 	return T_EXIT_SKIP;
 #endif
 	if (!have_prog("python3")) {
