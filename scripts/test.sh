@@ -2,7 +2,7 @@
 # test.sh - set up, build and run the whole IPC-Direct test suite.
 #
 #   1. release build (-Werror): every test (unit, stress, fault, integration)
-#   2. ASan+UBSan build: unit and fault tests
+#   2. ASan+UBSan build: unit, fault and preload tests (ipcd-run preloads the ASan runtime)
 #   3. TSan build: unit tests (thread variants of the stress engine included)
 #   4. the benchmarks in --quick mode, as smoke tests (never gate on speed)
 #
