@@ -317,11 +317,27 @@ static unsigned int pp_poll(struct ipcd_reqq_srv *srv, unsigned int budget)
 	return n;
 }
 
+/*
+ * A client with requests behind a full response ring is woken by nothing
+ * (reading responses does not ring the monitor): re-check it periodically,
+ * whether or not drain() saw it full (it stops at its batch budget too, and
+ * the ring can fill with the last answer of a batch).
+ */
 static int64_t pp_sleep_bound(struct ipcd_reqq_srv *srv)
 {
-	if (any_work(srv))
-		return 0;
-	return srv->n_bp ? (int64_t)BP_RECHECK_NS : -1;
+	bool blocked = srv->n_bp != 0;
+	uint32_t i;
+
+	for (i = 0; i < srv->n_active; i++) {
+		const struct client *c = &srv->clients[srv->active[i]];
+
+		if (c->state != CLIENT_ACTIVE || !ipcd_spsc_readable(&c->chan->req))
+			continue;
+		if (ipcd_spsc_writable(&c->chan->resp, sizeof(struct ipcd_resp)))
+			return 0;
+		blocked = true;
+	}
+	return blocked ? (int64_t)BP_RECHECK_NS : -1;
 }
 
 static const struct reqq_backend pp_backend = {

@@ -484,6 +484,29 @@ static void test_drain_final(void **state)
 	assert_int_equal(ipcd_reqq_srv_drain_final(f->srv, MAX_CLIENTS + 5, 1000), 0);
 }
 
+/*
+ * The response ring fills with the last answer of a turn (the turn ended on
+ * its budget, so the server never saw it full): requests remain, nothing will
+ * ring the server, and it must still not sleep without a bound.
+ */
+static void test_full_at_budget(void **state)
+{
+	struct fx *f = *state;
+	unsigned int polls = 0;
+
+	f->respond = true;
+	while (submit(f, 0) == 0)
+		;
+	while (ipcd_spsc_writable(&f->cl[0].schan.resp, sizeof(struct ipcd_resp)) &&
+	       polls < 10000)
+		polls += ipcd_reqq_srv_poll(f->srv, 1);
+	assert_true(polls > 0);
+	assert_int_equal(submit(f, 0), 0);	/* another request, behind the full ring */
+	assert_true(ipcd_spsc_readable(&f->cl[0].schan.req));
+	assert_true(ipcd_reqq_srv_prepare_sleep(f->srv) >= 0);	/* poll now, or a bounded sleep */
+	assert_int_equal(f->respond_errors, 0);
+}
+
 static void test_del_add(void **state)
 {
 	struct fx *f = *state;
@@ -589,6 +612,7 @@ int main(void)
 		T_BOTH(test_fault_corrupt_ring),
 		T_BOTH(test_backpressure),
 		T_BOTH(test_drain_final),
+		T_BOTH(test_full_at_budget),
 		T_BOTH(test_del_add),
 		T_BOTH(test_srv_wait_timeout),
 		T_BOTH(test_srv_wait_cross_process),
