@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fork.c - fork(). The registration is handled by the pthread_atfork
- * handlers (interpose.c registers them, state.c implements them), which also
- * cover programs that reach libc's fork without this wrapper. Through this
- * wrapper the child is also counted as a holder of every connection end
- * (sock.h), before it exists. vfork is not interposed: a wrapper function cannot return
- * twice through one stack frame shared by parent and child; the real vfork
- * runs no atfork handlers and its child may only exec or _exit, which is
- * already correct for pass-through (the control socket is CLOEXEC).
+ * fork.c - fork and the exec family.
+ *
+ * The registration is handled by the pthread_atfork handlers (interpose.c
+ * registers them, state.c implements them), which also cover programs that
+ * reach libc's fork without this wrapper. Through this wrapper the child is
+ * also counted as a holder of every connection end (sock.h), before it
+ * exists. vfork is not interposed: a wrapper function cannot return twice
+ * through one stack frame shared by parent and child; the real vfork runs no
+ * atfork handlers, its child is not counted as a holder, and it may only
+ * exec (whose wrapper then leaves the holders alone: see below) or _exit.
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>

@@ -5,9 +5,9 @@
  *   2. the resolver: dlsym(RTLD_NEXT) per slot, from a constructor and,
  *      through pthread_once, from every wrapper (another library's
  *      constructor may call close() before ours ran);
- *   3. an exported pass-through wrapper per IPCD_FD_CALL.
- * Wrappers preserve errno and return values exactly: they only ever return
- * what the real call returned, and touch errno only for an unresolved slot.
+ *   3. an exported wrapper per IPCD_FD_CALL: a kernel fd goes to the real
+ *      call with its return value and errno untouched; an accelerated one
+ *      to ipcd_sock_<name>() (sock.c, data.c).
  */
 #undef _FORTIFY_SOURCE
 #include <dlfcn.h>

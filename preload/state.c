@@ -18,8 +18,8 @@
  * one, fd_is_ours() compares; a mismatch (EBADF or another file) marks the
  * registration LOST and we never close or write that fd again — it belongs
  * to the application. The mappings stay valid (mmap does not need the fd).
- * The pass-through step never writes to the control socket; the
- * acceleration step must call ipcd_state_get() (which re-checks) first.
+ * Every use of the control socket goes through ipcd_state_get(), which
+ * re-checks its identity first (ipcd_mon_call, ipcd_mon_post).
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
