@@ -151,6 +151,7 @@ int t_wait(pid_t pid, int timeout_ms)
 		}
 		if (r == 0) {
 			if (waited >= timeout_ms) {
+				kill(-pid, SIGKILL);	/* its process group, if it leads one */
 				kill(pid, SIGKILL);
 				while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 					;
@@ -185,12 +186,18 @@ int t_kill_wait(pid_t pid)
 	return t_wait(pid, -1);
 }
 
+int t_kill_group_wait(pid_t pid)
+{
+	kill(-pid, SIGKILL);	/* ESRCH if it leads no group: then only itself */
+	return t_kill_wait(pid);
+}
+
 int t_reap_all(void)
 {
 	int n = (int)n_children;
 
 	while (n_children)
-		t_kill_wait(children[n_children - 1]);
+		t_kill_group_wait(children[n_children - 1]);
 	return n;
 }
 

@@ -136,6 +136,11 @@ int t_try_wait(pid_t pid);
 
 /** t_kill_wait - SIGKILL and reap @pid. Returns what t_wait() would. */
 int t_kill_wait(pid_t pid);
+/*
+ * t_kill_group_wait - as t_kill_wait(), and SIGKILL the process group @pid
+ * leads (programs started in their own group: what they spawned goes too).
+ */
+int t_kill_group_wait(pid_t pid);
 
 /**
  * t_reap_all - SIGKILL and reap every child t_fork() made that was not

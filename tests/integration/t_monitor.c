@@ -341,6 +341,7 @@ void t_run(struct t_out *o, const char *input, char *const argv[], char *const e
 		fail_msg("pipe2: %s", strerror(errno));
 	pid = t_fork(90);
 	if (pid == 0) {
+		setpgid(0, 0);	/* its own group: a timeout kills what it spawned too */
 		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
 			_exit(126);
 		if (envp)
@@ -366,7 +367,7 @@ void t_run(struct t_out *o, const char *input, char *const argv[], char *const e
 		int left = (int)(ipcd_remaining(deadline) / T_NSEC_PER_MSEC);
 
 		if (left <= 0 || poll(p, 3, left) == 0) {
-			t_kill_wait(pid);
+			t_kill_group_wait(pid);
 			fail_msg("%s: still running after 60 s", argv[0]);
 		}
 		if (p[0].revents) {

@@ -54,6 +54,8 @@ void t_prog_startv(struct t_prog *p, const char *dir, const char *label, bool pr
 	if (p->pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
 
+		/* Its own process group: a hang guard kills what it spawned too. */
+		setpgid(0, 0);
 		if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 			_exit(126);
 		signal(SIGPIPE, SIG_DFL);
