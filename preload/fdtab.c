@@ -107,32 +107,45 @@ static void close_hidden(int fd)
 		ipcd_real.close(fd);
 }
 
+/* The processes holding this end of the connection (struct ipcd_conn_ctl). */
+static uint32_t *holders_of(struct ipcd_sock *s)
+{
+	return s->conn.acceptor ? &s->conn.ctl->holders_b : &s->conn.ctl->holders_a;
+}
+
+/*
+ * Drop this process's hold on the end; the last holder closes it: the peer
+ * reads EOF (and its writes fail), the monitor is told which end. The
+ * mapping stays (the caller unmaps, or exec discards it). The peer's process
+ * may write the holders word too: it is never trusted below 1. Returns true
+ * if other processes still hold the end.
+ */
+static bool end_release(struct ipcd_sock *s)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
+	struct ipcd_close_req *cr = (void *)req.body;
+
+	if (ipcd_fetch_add(holders_of(s), (uint32_t)-1) > 1)
+		return true;
+	ipcd_spsc_close_prod(&s->conn.tx);
+	ipcd_spsc_close_cons(&s->conn.rx);
+	req.len = sizeof(*cr);
+	cr->conn_id = s->conn.conn_id;
+	cr->end = s->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
+	ipcd_mon_post(&req);
+	return false;
+}
+
 /* The last reference: leave the monitor and the peer in the right state. */
 static void sock_teardown(struct ipcd_sock *s)
 {
 	struct ipcd_req req = { 0 };
 
 	switch (s->state) {
-	case IPCD_SK_CONN: {
-		struct ipcd_conn_ctl *ctl = s->conn.ctl;
-		uint32_t *holders = s->conn.acceptor ? &ctl->holders_b : &ctl->holders_a;
-		struct ipcd_close_req *cr = (void *)req.body;
-		uint64_t id = s->conn.conn_id;
-		bool acceptor = s->conn.acceptor;	/* ipcd_conn_close() zeroes s->conn */
-
-		/* The peer's process may write this word too: never trust it below 1. */
-		if (ipcd_fetch_add(holders, (uint32_t)-1) <= 1) {
-			ipcd_conn_close(&s->conn);
-			req.opcode = IPCD_OP_CLOSE;
-			req.len = sizeof(*cr);
-			cr->conn_id = id;
-			cr->end = acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
-			ipcd_mon_post(&req);
-		} else {
-			ipcd_conn_release(&s->conn);
-		}
+	case IPCD_SK_CONN:
+		(void)end_release(s);
+		ipcd_conn_release(&s->conn);
 		break;
-	}
 	case IPCD_SK_LISTEN: {
 		struct ipcd_unbind_req *ur = (void *)req.body;
 
@@ -230,8 +243,7 @@ void ipcd_socks_hold_all(int delta)
 		if (s->state == IPCD_SK_LISTEN && delta > 0)
 			s->forked = true;
 		if (s->state == IPCD_SK_CONN && s->conn.ctl)
-			ipcd_fetch_add(s->conn.acceptor ? &s->conn.ctl->holders_b
-							: &s->conn.ctl->holders_a, (uint32_t)delta);
+			ipcd_fetch_add(holders_of(s), (uint32_t)delta);
 	}
 }
 
@@ -240,30 +252,13 @@ void ipcd_socks_exec(bool prepare)
 	struct ipcd_sock *s;
 
 	for (s = socks; s; s = s->next) {
-		uint32_t *holders;
-
 		if (s->state != IPCD_SK_CONN || !s->conn.ctl)
 			continue;
-		holders = s->conn.acceptor ? &s->conn.ctl->holders_b : &s->conn.ctl->holders_a;
 		if (prepare) {
-			if (ipcd_fetch_add(holders, (uint32_t)-1) > 1) {
-				s->exec_released = true;
-				continue;
-			}
-			/* The last holder: the peer reads EOF, the monitor forgets it. */
-			{
-				struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
-				struct ipcd_close_req *cr = (void *)req.body;
-
-				ipcd_spsc_close_prod(&s->conn.tx);
-				ipcd_spsc_close_cons(&s->conn.rx);
-				req.len = sizeof(*cr);
-				cr->conn_id = s->conn.conn_id;
-				cr->end = s->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
-				ipcd_mon_post(&req);
-			}
+			/* Held elsewhere: a failed exec counts this process back. */
+			s->exec_released = end_release(s);
 		} else if (s->exec_released) {
-			ipcd_fetch_add(holders, 1);
+			ipcd_fetch_add(holders_of(s), 1);
 			s->exec_released = false;
 		}
 	}
