@@ -475,14 +475,8 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	uint16_t reason;
 	int rc, efd;
 
-	if (s->state == IPCD_SK_CONN) {
-		if (s->inprogress) {
-			s->inprogress = false;
-			return fail(EISCONN);
-		}
-		return fail(EISCONN);
-	}
-	if (s->state == IPCD_SK_LISTEN)
+	/* Connected (or its nonblocking connect already answered EINPROGRESS), or listening. */
+	if (s->state != IPCD_SK_FRESH)
 		return fail(EISCONN);
 	if (!ipcd_addr_from(addr.__sockaddr__, len, dst, &port) ||
 	    (s->domain == AF_INET && addr.__sockaddr__->sa_family != AF_INET) || port == 0) {
@@ -537,7 +531,6 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	s->peer_port = cr.peer_port;
 	if (atomic_load(&s->nonblock)) {
 		/* As the kernel answers a nonblocking connect, even to loopback. */
-		s->inprogress = true;
 		return fail(EINPROGRESS);
 	}
 	return 0;
@@ -747,7 +740,6 @@ int ipcd_sock_getsockopt(struct ipcd_sock *s, int fd, int level, int optname,
 			if ((ipcd_load_acquire(&s->conn.ctl->reset) & bit) &&
 			    !atomic_exchange(&s->reset_told, true))
 				err = ECONNRESET;
-			s->inprogress = false;
 			return put_int(optval, optlen, err);
 		}
 		case SO_TYPE:
@@ -817,8 +809,14 @@ static int dup_to(int fd, int fd2, int flags, bool is_dup2)
 	struct ipcd_sock *s = ipcd_inside ? NULL : ipcd_sock_get(fd), *old;
 	int rc;
 
-	if (!s)
-		return is_dup2 ? ipcd_real.dup2(fd, fd2) : ipcd_real.dup3(fd, fd2, flags);
+	if (!s) {
+		rc = is_dup2 ? ipcd_real.dup2(fd, fd2) : ipcd_real.dup3(fd, fd2, flags);
+		/* A kernel fd replaced an accelerated one: the table forgets it. */
+		if (rc >= 0 && fd != fd2 && !ipcd_inside && ipcd_fdtab_get(fd2) &&
+		    (old = ipcd_fdtab_take(fd2)))
+			ipcd_sock_put(old);
+		return rc;
+	}
 	if (fd == fd2) {
 		ipcd_sock_put(s);
 		return is_dup2 ? fd2 : fail(EINVAL);
@@ -839,15 +837,6 @@ IPCD_EXPORT int dup2(int fd, int fd2)
 	ipcd_init();
 	if (unlikely(!ipcd_real.dup2))
 		return ipcd_enosys();
-	if (!ipcd_inside && !ipcd_fdtab_get(fd) && ipcd_fdtab_get(fd2)) {
-		/* A kernel fd replaces an accelerated one. */
-		int rc = ipcd_real.dup2(fd, fd2);
-		struct ipcd_sock *old;
-
-		if (rc >= 0 && fd != fd2 && (old = ipcd_fdtab_take(fd2)))
-			ipcd_sock_put(old);
-		return rc;
-	}
 	return dup_to(fd, fd2, 0, true);
 }
 
@@ -856,14 +845,6 @@ IPCD_EXPORT int dup3(int fd, int fd2, int flags)
 	ipcd_init();
 	if (unlikely(!ipcd_real.dup3))
 		return ipcd_enosys();
-	if (!ipcd_inside && !ipcd_fdtab_get(fd) && ipcd_fdtab_get(fd2)) {
-		int rc = ipcd_real.dup3(fd, fd2, flags);
-		struct ipcd_sock *old;
-
-		if (rc >= 0 && (old = ipcd_fdtab_take(fd2)))
-			ipcd_sock_put(old);
-		return rc;
-	}
 	return dup_to(fd, fd2, flags, false);
 }
 

@@ -65,7 +65,6 @@ struct ipcd_sock {
 	uint8_t state;			/* enum ipcd_sk_state */
 	atomic_bool nonblock;		/* the application's O_NONBLOCK */
 	bool bound;			/* FRESH: bound in the kernel */
-	bool inprogress;		/* CONN: connect answered EINPROGRESS */
 	atomic_bool shut_rd;
 	atomic_bool shut_wr;
 	atomic_bool reset_told;		/* ECONNRESET reported once */
