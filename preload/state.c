@@ -155,6 +155,26 @@ static void drop_foreign_fds(void)
 		att.global_reg.fd = -1;
 }
 
+/*
+ * Unmap and close what this process holds of its registration (never an fd
+ * the application has since reused) and go back to NONE: the next TCP
+ * socket() or monitor call registers again. state_mu is held.
+ */
+static void forget_registration(void)
+{
+	drop_foreign_fds();
+	ipcd_region_close(&att.client_reg);
+	ipcd_region_close(&att.global_reg);
+	if (fd_is_ours(att.wake_fd, &id_wake))
+		close_raw(att.wake_fd);
+	if (fd_is_ours(att.sock, &id_sock))
+		close_raw(att.sock);
+	memset(&att, 0, sizeof(att));
+	att.sock = -1;
+	att.wake_fd = -1;
+	atomic_store_explicit(&state, ST_NONE, memory_order_release);
+}
+
 void ipcd_state_atfork_prepare(void)
 {
 	pthread_mutex_lock(&call_mu);
@@ -179,19 +199,8 @@ void ipcd_state_atfork_child(void)
 	ipcd_self_pid = (pid_t)syscall(SYS_getpid);
 	ipcd_socks_unlock();
 	st = atomic_load_explicit(&state, memory_order_relaxed);
-	if (st == ST_ATTACHED || st == ST_LOST) {
-		drop_foreign_fds();
-		ipcd_region_close(&att.client_reg);
-		ipcd_region_close(&att.global_reg);
-		if (fd_is_ours(att.wake_fd, &id_wake))
-			close_raw(att.wake_fd);
-		if (fd_is_ours(att.sock, &id_sock))
-			close_raw(att.sock);
-		memset(&att, 0, sizeof(att));
-		att.sock = -1;
-		att.wake_fd = -1;
-		atomic_store_explicit(&state, ST_NONE, memory_order_relaxed);
-	}
+	if (st == ST_ATTACHED || st == ST_LOST)
+		forget_registration();
 	/* ST_FAILED stays: the monitor was absent for the parent; one line is enough. */
 	pthread_mutex_unlock(&state_mu);	/* locked by prepare in the parent */
 	pthread_mutex_unlock(&call_mu);
@@ -242,17 +251,7 @@ static void detach_locked(const char *why)
 				 why);
 			ipcd_log_raw(line);
 		}
-		drop_foreign_fds();
-		ipcd_region_close(&att.client_reg);
-		ipcd_region_close(&att.global_reg);
-		if (fd_is_ours(att.wake_fd, &id_wake))
-			close_raw(att.wake_fd);
-		if (fd_is_ours(att.sock, &id_sock))
-			close_raw(att.sock);
-		memset(&att, 0, sizeof(att));
-		att.sock = -1;
-		att.wake_fd = -1;
-		atomic_store_explicit(&state, ST_NONE, memory_order_release);
+		forget_registration();
 	}
 	pthread_mutex_unlock(&state_mu);
 }
