@@ -126,18 +126,23 @@ static void clear_raw(int fd)
 	(void)syscall(SYS_read, fd, &v, sizeof(v));
 }
 
+/*
+ * One eventfd serves both directions and every thread: another thread
+ * polling this fd (say, for POLLOUT while we wait for POLLIN) may have been
+ * woken by the count we just took, and goes back to sleep when it finds it
+ * gone. Whoever takes the count hands it on while such a thread exists and
+ * something is ready; it re-checks the rings. (Pollers count themselves
+ * before they announce a sleep, wait.c.)
+ */
+static bool others_waiting(struct ipcd_sock *s)
+{
+	return atomic_load(&s->pollers) && ipcd_conn_events(s, POLLIN | POLLOUT);
+}
+
 void ipcd_conn_clear(struct ipcd_sock *s, int fd)
 {
 	clear_raw(fd);
-	/*
-	 * One eventfd serves both directions and every thread: another thread
-	 * polling this fd (say, for POLLOUT while we wait for POLLIN) may have
-	 * been woken by the count we just took, and goes back to sleep when it
-	 * finds it gone. Hand the count on while such a thread exists and
-	 * something is ready; it re-checks the rings. (Pollers count
-	 * themselves before they announce a sleep, wait.c.)
-	 */
-	if (atomic_load(&s->pollers) && ipcd_conn_events(s, POLLIN | POLLOUT))
+	if (others_waiting(s))
 		ipcd_eventfd_signal(fd);
 }
 
@@ -183,8 +188,8 @@ static void arm_rx_event(struct ipcd_sock *s, int fd)
 	if (old & IPCD_DB_EVENT)
 		return;		/* still announced since the last time: nobody signalled */
 	clear_raw(fd);
-	if (rx_ready(s) || (atomic_load(&s->pollers) && ipcd_conn_events(s, POLLIN | POLLOUT)))
-		ipcd_eventfd_signal(fd);	/* see ipcd_conn_clear() */
+	if (rx_ready(s) || others_waiting(s))
+		ipcd_eventfd_signal(fd);
 }
 
 /*
