@@ -39,7 +39,6 @@
 
 #include "t_progs.h"
 
-static struct t_leaks leaks;
 
 /* ---- python programs ------------------------------------------------------- */
 
@@ -141,21 +140,6 @@ static const char py_client[] =
 
 /* ---- common steps ------------------------------------------------------------- */
 
-/* A monitor, the programs' environment, the leak baseline and the counters. */
-static void begin(struct t_state *s, struct t_ctr *c)
-{
-	t_mon_start(&s->mon);
-	t_progs_env(&s->mon);
-	t_leaks_begin(&leaks, &s->mon);
-	t_ctr_read(&s->mon, c);
-}
-
-static void finish(struct t_state *s)
-{
-	t_leaks_check(&leaks, &s->mon);
-	T_PASSED(s);
-}
-
 /* The "server done" line must count @n connections ended by EOF, no error. */
 static void expect_server_clean(struct t_prog *srv, unsigned int n)
 {
@@ -216,13 +200,13 @@ static void test_echo_blocking(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	/* a thread per connection; blocking client rotating write/send/writev/sendmsg and
 	 * read/recv(MSG_WAITALL)/readv/recvmsg, MSG_PEEK, SO_RCVTIMEO as a hang guard */
 	run_echo(s, true, "", true, "--size 4m --chunk 16k --rcvtimeo 30000", 4, 1 << 20,
 		 "echo blocking");
 	t_expect_accelerated(&s->mon, &c0, 4, "echo blocking");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_echo_nonblock(void **state)
@@ -230,12 +214,12 @@ static void test_echo_nonblock(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	/* poll() loops on both sides: nonblocking connect, partial reads and writes */
 	run_echo(s, true, "--nonblock", true, "--nonblock --size 2m --chunk 64k", 16, 0,
 		 "echo nonblock");
 	t_expect_accelerated(&s->mon, &c0, 16, "echo nonblock");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_echo_select_sendfile(void **state)
@@ -243,12 +227,12 @@ static void test_echo_select_sendfile(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_echo(s, true, "--select", true, "--select --size 1m", 4, 0, "echo select");
 	run_echo(s, true, "--select", true, "--sendfile --size 2m --chunk 32k", 2, 0,
 		 "echo sendfile");
 	t_expect_accelerated(&s->mon, &c0, 6, "echo select + sendfile");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_echo_fork(void **state)
@@ -256,11 +240,11 @@ static void test_echo_fork(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	/* the server forks a process per accepted connection and closes its copy */
 	run_echo(s, true, "--fork", true, "--size 1m", 4, 0, "echo fork");
 	t_expect_accelerated(&s->mon, &c0, 4, "echo fork");
-	finish(s);
+	t_case_finish(s);
 }
 
 /*
@@ -274,10 +258,10 @@ static void test_echo_duplex_blocking(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_echo(s, true, "", true, "--duplex --size 16m --chunk 64k", 2, 0, "echo duplex");
 	t_expect_accelerated(&s->mon, &c0, 2, "echo duplex");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_echo_duplex_poll(void **state)
@@ -285,11 +269,11 @@ static void test_echo_duplex_poll(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_echo(s, true, "", true, "--duplex --nonblock --size 16m --chunk 64k", 2, 0,
 		 "echo duplex poll");
 	t_expect_accelerated(&s->mon, &c0, 2, "echo duplex poll");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_echo_duplex_timeo(void **state)
@@ -297,11 +281,11 @@ static void test_echo_duplex_timeo(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_echo(s, true, "", true, "--duplex --rcvtimeo 20000 --size 16m --chunk 64k", 2, 0,
 		 "echo duplex SO_RCVTIMEO");
 	t_expect_accelerated(&s->mon, &c0, 2, "echo duplex SO_RCVTIMEO");
-	finish(s);
+	t_case_finish(s);
 }
 
 static bool have_ipv6_loopback(void)
@@ -324,10 +308,10 @@ static void test_echo_ipv6(void **state)
 		fprintf(stderr, "test_echo_ipv6: no ::1 on this host: skipped\n");
 		skip();
 	}
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_echo(s, true, "--host ::1", true, "--host ::1 --size 2m", 2, 256 << 10, "echo ipv6");
 	t_expect_accelerated(&s->mon, &c0, 2, "echo ipv6");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_conns_1000_nonblock(void **state)
@@ -335,11 +319,11 @@ static void test_conns_1000_nonblock(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_echo(s, true, "--nonblock", true, "--nonblock --size 64k --chunk 16k", 1000, 0,
 		 "1000 conns nonblock");
 	t_expect_accelerated(&s->mon, &c0, 1000, "1000 conns nonblock");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_conns_1000_blocking(void **state)
@@ -347,12 +331,12 @@ static void test_conns_1000_blocking(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	/* 1000 connections open at once, served round-robin by one blocking client */
 	run_echo(s, true, "--nonblock", true, "--size 16k --chunk 4k --rcvtimeo 30000", 1000, 0,
 		 "1000 conns blocking");
 	t_expect_accelerated(&s->mon, &c0, 1000, "1000 conns blocking");
-	finish(s);
+	t_case_finish(s);
 }
 
 /* ---- socat in the middle -------------------------------------------------------- */
@@ -370,7 +354,7 @@ static void test_socat(void **state)
 		fprintf(stderr, "test_socat: no socat: skipped\n");
 		skip();
 	}
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	port = t_echo_server(&srv, dir, "server", true, "--conns 1 --report");
 	snprintf(target, sizeof(target), "TCP:127.0.0.1:%u", port);
 	{
@@ -400,7 +384,7 @@ static void test_socat(void **state)
 	t_prog_free(&cli);
 	t_prog_free(&relay);
 	t_prog_free(&srv);
-	finish(s);
+	t_case_finish(s);
 }
 
 /* ---- python3 ---------------------------------------------------------------------- */
@@ -458,10 +442,10 @@ static void test_python_timeout(void **state)
 	char sl[512], cl[512];
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_py(s, "timeout", sl, cl, sizeof(sl));
 	t_expect_accelerated(&s->mon, &c0, 1, "python settimeout");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_python_lines(void **state)
@@ -470,12 +454,12 @@ static void test_python_lines(void **state)
 	char sl[512], cl[512];
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_py(s, "lines", sl, cl, sizeof(sl));
 	if (!strstr(sl, "n=2500"))
 		fail_msg("py-server: %s", sl);
 	t_expect_accelerated(&s->mon, &c0, 1, "python makefile readline");
-	finish(s);
+	t_case_finish(s);
 }
 
 /*
@@ -506,7 +490,7 @@ static void test_python_fork_exec(void **state)
 	struct t_prog p;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	t_prog_startv(&p, s->mon.dir, "py-fork-exec", true, argv);
 	t_prog_expect(&p, T_PROG_GUARD_MS, 0);
 	if (!t_line(p.out, "EXEC EOF")) {
@@ -515,7 +499,7 @@ static void test_python_fork_exec(void **state)
 	}
 	t_prog_free(&p);
 	t_expect_accelerated(&s->mon, &c0, 1, "python fork+exec");
-	finish(s);
+	t_case_finish(s);
 }
 
 /*
@@ -544,7 +528,7 @@ static void test_python_close_blocked(void **state)
 	struct t_prog p;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	t_prog_startv(&p, s->mon.dir, "py-close-blocked", true, argv);
 	t_prog_expect(&p, T_PROG_GUARD_MS, 0);
 	if (!t_line(p.out, "CLOSE OK")) {
@@ -553,7 +537,7 @@ static void test_python_close_blocked(void **state)
 	}
 	t_prog_free(&p);
 	t_expect_accelerated(&s->mon, &c0, 1, "python close during read");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_python_bulk_64m(void **state)
@@ -563,7 +547,7 @@ static void test_python_bulk_64m(void **state)
 	uint64_t sn = 0, cn = 0;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_py(s, "bulk", sl, cl, sizeof(sl));
 	if (!t_kv_word(sl, "sent", ss, sizeof(ss)) || !t_kv_word(sl, "rcvd", sr, sizeof(sr)) ||
 	    !t_kv_word(cl, "sent", cs, sizeof(cs)) || !t_kv_word(cl, "rcvd", cr, sizeof(cr)) ||
@@ -572,7 +556,7 @@ static void test_python_bulk_64m(void **state)
 	if (strcmp(ss, cr) || strcmp(cs, sr) || sn != 64 << 20 || cn != 64 << 20)
 		fail_msg("64 MiB each way: sha256 or length differ:\n  %s\n  %s", sl, cl);
 	t_expect_accelerated(&s->mon, &c0, 1, "python 64 MiB both ways");
-	finish(s);
+	t_case_finish(s);
 }
 
 /* ---- curl against python3 -m http.server ----------------------------------------- */
@@ -622,7 +606,7 @@ static void test_curl_http(void **state)
 		fprintf(stderr, "test_curl_http: no curl: skipped\n");
 		skip();
 	}
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	/* what http.server serves lives in a subdirectory: the test's logs are not in it */
 	snprintf(web, sizeof(web), "%s/www", dir);
 	if (mkdir(web, 0755))
@@ -672,7 +656,7 @@ static void test_curl_http(void **state)
 	unlink(out2);
 	t_prog_free(&curl);
 	t_prog_free(&http);
-	finish(s);
+	t_case_finish(s);
 }
 
 /* ---- preloaded <-> not preloaded: the kernel, and the reason counted ---------------- */
@@ -682,11 +666,11 @@ static void test_preloaded_to_kernel_server(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_echo(s, false, "--nonblock", true, "--size 1m --rcvtimeo 30000", 2, 0,
 		 "preloaded client -> plain server");
 	t_expect_fallback(&s->mon, &c0, 2, "no_listener", "preloaded client -> plain server");
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_kernel_client_to_preloaded_server(void **state)
@@ -694,12 +678,12 @@ static void test_kernel_client_to_preloaded_server(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_echo(s, true, "--nonblock", false, "--size 1m --rcvtimeo 30000", 2, 0,
 		 "plain client -> preloaded server");
 	t_expect_fallback(&s->mon, &c0, 2, "peer_not_preloaded",
 			  "plain client -> preloaded server");
-	finish(s);
+	t_case_finish(s);
 }
 
 /* One preloaded listener, a preloaded and a plain client at the same time. */
@@ -713,7 +697,7 @@ static void test_hybrid_listener(void **state)
 	char args[256];
 	unsigned int port;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	kernel_peer0 = t_counter(&s->mon, "peer_not_preloaded");
 	port = t_echo_server(&srv, dir, "server", true, "--conns 4 --report");
 	snprintf(args, sizeof(args), "client --port %u --conns 2 --size 2m --seed 1", port);
@@ -736,7 +720,7 @@ static void test_hybrid_listener(void **state)
 	t_prog_free(&pre);
 	t_prog_free(&plain);
 	t_prog_free(&srv);
-	finish(s);
+	t_case_finish(s);
 }
 
 /* ---- errors as the kernel gives them ------------------------------------------------ */
@@ -761,14 +745,14 @@ static void test_epipe(void **state)
 	unsigned int port;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	port = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --close --report");
 	snprintf(args, sizeof(args), "epipe --port %u", port);
 	run_probe(s, true, args, "probe-epipe");
 	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
 	t_expect_accelerated(&s->mon, &c0, 1, "EPIPE");
 	t_prog_free(&srv);
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_refused(void **state)
@@ -776,14 +760,14 @@ static void test_refused(void **state)
 	struct t_state *s = *state;
 	struct t_ctr c0, c1;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	run_probe(s, true, "refused", "probe-refused");
 	run_probe(s, true, "refused --host ::1", "probe-refused-v6");
 	t_ctr_read(&s->mon, &c1);
 	if (c1.created != c0.created)
 		fail_msg("a connection to a closed port was accelerated (%lld created)",
 			 c1.created - c0.created);
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_addrinuse(void **state)
@@ -794,7 +778,7 @@ static void test_addrinuse(void **state)
 	unsigned int port, sport;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	/* a preloaded listener: preloaded and plain binders collide with it */
 	sport = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --report");
 	snprintf(args, sizeof(args), "addrinuse --port %u", sport);
@@ -817,7 +801,7 @@ static void test_addrinuse(void **state)
 	t_prog_expect(&srv, T_PROG_GUARD_MS, 0);
 	t_prog_free(&plain);
 	t_prog_free(&srv);
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_rcvtimeo(void **state)
@@ -828,7 +812,7 @@ static void test_rcvtimeo(void **state)
 	unsigned int port;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	port = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --report");
 	snprintf(args, sizeof(args), "timeo --port %u --ms 300", port);
 	run_probe(s, true, args, "probe-timeo");
@@ -836,7 +820,7 @@ static void test_rcvtimeo(void **state)
 	expect_server_clean(&srv, 1);
 	t_expect_accelerated(&s->mon, &c0, 1, "SO_RCVTIMEO");
 	t_prog_free(&srv);
-	finish(s);
+	t_case_finish(s);
 }
 
 /* Blocking recv and signals: EINTR, SA_RESTART, and no restart with SO_RCVTIMEO. */
@@ -848,7 +832,7 @@ static void test_eintr(void **state)
 	unsigned int port;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	port = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --report");
 	snprintf(args, sizeof(args), "eintr --port %u", port);
 	run_probe(s, true, args, "probe-eintr");
@@ -856,7 +840,7 @@ static void test_eintr(void **state)
 	expect_server_clean(&srv, 1);
 	t_expect_accelerated(&s->mon, &c0, 1, "EINTR and SA_RESTART");
 	t_prog_free(&srv);
-	finish(s);
+	t_case_finish(s);
 }
 
 /* An edge-triggered epoll loop: EPOLLOUT edges after EAGAIN, then both ways. */
@@ -868,7 +852,7 @@ static void test_epollet(void **state)
 	unsigned int port;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	port = t_echo_server(&srv, s->mon.dir, "server", true, "--conns 1 --report");
 	snprintf(args, sizeof(args), "epollet --port %u", port);
 	run_probe(s, true, args, "probe-epollet");
@@ -876,7 +860,7 @@ static void test_epollet(void **state)
 	expect_server_clean(&srv, 1);
 	t_expect_accelerated(&s->mon, &c0, 1, "epoll EPOLLET");
 	t_prog_free(&srv);
-	finish(s);
+	t_case_finish(s);
 }
 
 /*
@@ -918,7 +902,7 @@ static void test_python_prefork(void **state)
 	struct t_prog p;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	t_prog_startv(&p, s->mon.dir, "py-prefork", true, argv);
 	t_prog_expect(&p, T_PROG_GUARD_MS, 0);
 	if (!t_line(p.out, "PREFORK OK")) {
@@ -927,7 +911,7 @@ static void test_python_prefork(void **state)
 	}
 	t_prog_free(&p);
 	t_expect_accelerated(&s->mon, &c0, 42, "python prefork workers");
-	finish(s);
+	t_case_finish(s);
 }
 
 int main(void)

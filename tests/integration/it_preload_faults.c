@@ -29,21 +29,6 @@
 
 #include "t_progs.h"
 
-static struct t_leaks leaks;
-
-static void begin(struct t_state *s, struct t_ctr *c)
-{
-	t_mon_start(&s->mon);
-	t_progs_env(&s->mon);
-	t_leaks_begin(&leaks, &s->mon);
-	t_ctr_read(&s->mon, c);
-}
-
-static void finish(struct t_state *s)
-{
-	t_leaks_check(&leaks, &s->mon);
-	T_PASSED(s);
-}
 
 /*
  * SIGKILL @victim at a measured instant, then wait (bounded by the hang
@@ -130,7 +115,7 @@ static void kill_client(void **state, const char *srv_mode, unsigned int conns, 
 	unsigned int port;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	snprintf(args, sizeof(args), "%s --conns %u --report --allow-reset", srv_mode, conns);
 	port = t_echo_server(&srv, dir, "server", true, args);
 	snprintf(ready, sizeof(ready), "%s/ready", dir);
@@ -148,7 +133,7 @@ static void kill_client(void **state, const char *srv_mode, unsigned int conns, 
 	t_expect_accelerated(&s->mon, &c0, conns, what);
 	t_prog_free(&srv);
 	t_prog_free(&cli);
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_kill_client_busy(void **state)
@@ -178,7 +163,7 @@ static void kill_server(void **state, const char *srv_mode, bool idle, const cha
 	unsigned int port;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	snprintf(args, sizeof(args), "%s --conns 1 --report", srv_mode);
 	port = t_echo_server(&srv, dir, "server", true, args);
 	snprintf(ready, sizeof(ready), "%s/ready", dir);
@@ -195,7 +180,7 @@ static void kill_server(void **state, const char *srv_mode, bool idle, const cha
 	t_expect_accelerated(&s->mon, &c0, 1, what);
 	t_prog_free(&srv);
 	t_prog_free(&cli);
-	finish(s);
+	t_case_finish(s);
 }
 
 static void test_kill_server_busy(void **state)
@@ -221,7 +206,7 @@ static void test_kill_monitor(void **state)
 	unsigned int port;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	port = t_echo_server(&srv, dir, "server", true, "--nonblock --conns 5 --report");
 	snprintf(ready, sizeof(ready), "%s/ready", dir);
 	snprintf(go, sizeof(go), "%s/go", dir);
@@ -264,7 +249,7 @@ static void test_kill_monitor(void **state)
 	t_prog_free(&srv);
 	t_prog_free(&cli);
 	t_prog_free(&cli2);
-	finish(s);	/* the monitor is gone: /dev/shm only */
+	t_case_finish(s);	/* the monitor is gone: /dev/shm only */
 }
 
 /* ---- fds of long-lived processes -------------------------------------------------- */
@@ -280,7 +265,7 @@ static void test_churn_no_leak(void **state)
 	unsigned int port;
 	struct t_ctr c0;
 
-	begin(s, &c0);
+	t_case_begin(s, &c0);
 	closed0 = t_counter(&s->mon, "closed");
 	dead0 = t_counter(&s->mon, "dead_ends");
 	port = t_echo_server(&srv, dir, "server", true, "--nonblock --conns 2001");
@@ -313,7 +298,7 @@ static void test_churn_no_leak(void **state)
 			 t_counter(&s->mon, "dead_ends") - dead0);
 	t_prog_free(&srv);
 	t_prog_free(&cli);
-	finish(s);
+	t_case_finish(s);
 }
 
 int main(void)

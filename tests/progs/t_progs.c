@@ -511,3 +511,19 @@ void t_leaks_check(const struct t_leaks *l, const struct t_mon *m)
 		fprintf(stderr, "note: new /dev/shm entry (not ours?): %s\n", now.shm[i]);
 	}
 }
+
+static struct t_leaks case_leaks;
+
+void t_case_begin(struct t_state *s, struct t_ctr *c)
+{
+	t_mon_start(&s->mon);
+	t_progs_env(&s->mon);
+	t_leaks_begin(&case_leaks, &s->mon);
+	t_ctr_read(&s->mon, c);
+}
+
+void t_case_finish(struct t_state *s)
+{
+	t_leaks_check(&case_leaks, &s->mon);
+	T_PASSED(s);
+}

@@ -189,4 +189,12 @@ void t_leaks_begin(struct t_leaks *l, const struct t_mon *m);
  */
 void t_leaks_check(const struct t_leaks *l, const struct t_mon *m);
 
+/**
+ * t_case_begin - the start of a preload case: a monitor, the programs'
+ * environment, the leak baseline, and the counters in @c.
+ * t_case_finish - its end: the leak checks, then T_PASSED.
+ */
+void t_case_begin(struct t_state *s, struct t_ctr *c);
+void t_case_finish(struct t_state *s);
+
 #endif /* T_PROGS_H */
