@@ -218,7 +218,7 @@ static void arm_tx_event(struct ipcd_sock *s, int fd)
  * it off this CPU, and our sleep lets the scheduler pull it here at once).
  * Every SPIN_RETRY sleeps it tries the full spin again.
  */
-static int conn_wait(struct ipcd_sock *s, int fd, bool rx, uint32_t want, int64_t timeout_ns)
+static int conn_wait(struct ipcd_sock *s, bool rx, uint32_t want, int64_t timeout_ns)
 {
 	uint32_t *word = rx ? &s->conn.rx.shm->cons_wait : &s->conn.tx.shm->prod_wait;
 	uint64_t deadline = ipcd_deadline(timeout_ns ? timeout_ns : -1);
@@ -226,8 +226,6 @@ static int conn_wait(struct ipcd_sock *s, int fd, bool rx, uint32_t want, int64_
 	uint32_t *misses = rx ? &s->rx_spin_misses : &s->tx_spin_misses;
 	uint64_t budget = IPCD_MIN((uint64_t)*spin, ipcd_spin_ns), end;
 	unsigned int i;
-
-	(void)fd;	/* the futex is the direction's own; the fd's eventfd is for pollers */
 
 	if (budget) {
 		uint64_t start = ipcd_now_ns(), now = start;
@@ -396,7 +394,7 @@ ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 			}
 			break;
 		}
-		rc = conn_wait(s, fd, true, 0, s->rcvtimeo_ns);
+		rc = conn_wait(s, true, 0, s->rcvtimeo_ns);
 		if (rc) {
 			if (!done)
 				err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
@@ -456,7 +454,7 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 			arm_tx_event(s, fd);	/* partial or none: room is short either way */
 			break;
 		}
-		rc = conn_wait(s, fd, false, tx_want(s, total - done), s->sndtimeo_ns);
+		rc = conn_wait(s, false, tx_want(s, total - done), s->sndtimeo_ns);
 		if (rc) {
 			if (!done)
 				err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
