@@ -56,6 +56,22 @@
  *
  * Ids: (serial << CONN_IDX_BITS) | table index, serial from 1 up: never 0,
  * never reused while the monitor runs, and CLOSE finds its entry directly.
+ *
+ * Lanes (proto.h). A lane joins one connecting process to one listening
+ * bind, so that its connections are set up without us: we make them ahead
+ * of need as kits (IPCD_OP_KITS), A end the connector, B end the bind's
+ * owner from the start (k->accepted: a kit is never queued), and the
+ * connector hands each one to the listener down the lane. We never see a
+ * kit change hands, so what the listener had is what its LANE_DONE counts
+ * say, and nothing else: kits numbered past @received never reached it
+ * (their B end is closed with a reset: a connector that sent one sees
+ * ECONNRESET, one that still holds it closes it unsent), kits received but
+ * not accepted go back to the bind's backlog (after a fork, any process may
+ * accept them) or are reset. A lane's record lives until its listener's
+ * LANE_DONE or death; the listener's end stays here until the owner's ACCEPT
+ * of the connection that made the lane takes it. Bounded: LANES_MAX lanes,
+ * LANES_PER_CONNECTOR per connecting process, and kits are connections
+ * (max_connections counts them).
  */
 #include <errno.h>
 #include <ifaddrs.h>
@@ -82,6 +98,9 @@
 #define LOCAL_TTL_NS	1000000000ull	/* how long the interface list is trusted */
 #define HINT_MAX	(1u << 30)	/* largest ring-size hint a request may carry */
 #define FD_SLACK	64u		/* epoll, signalfd, sockets, the global region, ... */
+#define LANES_MAX	1024u		/* lanes on the host */
+#define LANES_PER_CONNECTOR 8u		/* lanes one connecting process may have */
+#define LANE_IDX_BITS	10		/* LANES_MAX == 1 << LANE_IDX_BITS */
 
 enum end { END_OPEN, END_CLOSED, END_GONE };
 
@@ -110,6 +129,25 @@ struct conn {
 	uint8_t reset;			/* IPCD_CONN_RESET_* we set */
 	bool queued;
 	bool accepted;
+	bool kit;			/* made by KITS: B's is the lane's listener until LANE_DONE */
+	uint32_t lane;			/* kit: its lane's id; 0 once the lane is done */
+	uint32_t lane_seq;		/* kit: its number on the lane */
+};
+
+/* A lane (proto.h): connector -> listening bind, without the monitor. */
+struct lane {
+	uint32_t id;			/* 0: free; (serial << LANE_IDX_BITS) | index */
+	uint32_t bind_id;
+	uint64_t c_owner;		/* the connecting process */
+	uint64_t l_owner;		/* the bind's owner when the lane was made */
+	uint32_t issued;		/* kits numbered so far */
+	uint32_t ring_bytes;		/* of its kits */
+	int l_fd;			/* the listener's end until an ACCEPT takes it */
+	bool delivered;			/* the listener has its end */
+	bool c_gone;			/* the connector died */
+	uint8_t a_addr[16];		/* the connector's source address */
+	uint8_t b_addr[16];
+	uint16_t b_port;
 };
 
 /* Backlog of one listening bind; index = ipcd_ns_index() of the bind. */
@@ -125,6 +163,7 @@ struct lis {
 	int efd;			/* accept eventfd: readable iff count > 0 */
 	uint64_t token;			/* accept token: the owner's inheritors know it */
 	bool readable;			/* what we last made efd */
+	bool lanes_ok;			/* its latest LISTEN had IPCD_LISTEN_LANES */
 };
 
 static struct {
@@ -140,6 +179,8 @@ static struct {
 	uint64_t local_at;		/* when local[] was read; 0: never */
 	uint32_t n_local;
 	uint8_t local[LOCAL_ADDRS][16];
+	struct lane lanes[LANES_MAX];
+	uint32_t lane_serial;
 } cs = { .free_head = NONE };
 
 static const uint8_t v4_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -650,6 +691,233 @@ static void fill_resp(struct ipcd_conn_resp *out, uint64_t id, const uint8_t pee
 	out->self_port = self_port;
 }
 
+
+/* ---- lanes -------------------------------------------------------------- */
+
+static struct lane *lane_find(uint32_t id)
+{
+	uint32_t idx = id & (LANES_MAX - 1);
+
+	if (!id || cs.lanes[idx].id != id)
+		return NULL;
+	return &cs.lanes[idx];
+}
+
+/*
+ * Lane @n is done (its listener's LANE_DONE, or a lane whose listener never
+ * got its end): kits numbered >= @received never reached the listener,
+ * those in [@accepted, @received) reached it and were not accepted. See the
+ * comment at the top.
+ */
+static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
+{
+	struct lis *l = lis_get(n->bind_id);
+	uint32_t i;
+
+	if (l && l->owner != n->l_owner)
+		l = NULL;
+	for (i = 0; i < cs.hwm; i++) {
+		struct conn *k = &cs.tab[i];
+
+		if (!k->id || !k->kit || k->lane != n->id)
+			continue;
+		k->lane = 0;
+		if (k->lane_seq >= received)
+			cs.st.kits_unused++;
+		if (k->b_end != END_OPEN) {
+			conn_free_if_done(k);
+			continue;
+		}
+		if (k->lane_seq < received && k->lane_seq >= accepted && l && l->count < l->max) {
+			/* Back to the backlog: an ACCEPT sends the fds again. */
+			k->accepted = false;
+			k->kit = false;
+			lis_push_tail(l, k);
+			cs.st.kits_requeued++;
+		} else if (k->lane_seq >= accepted) {
+			mark_end(k, true, true);
+			k->b_end = END_GONE;
+		}
+		conn_free_if_done(k);
+	}
+	if (n->l_fd >= 0)
+		close(n->l_fd);
+	memset(n, 0, sizeof(*n));
+	n->l_fd = -1;
+	cs.st.lanes--;
+}
+
+/*
+ * CONNECT from @c reached listener @l and made @k: give @c a lane to the
+ * bind if it takes lanes and the pair has none (IPCD_CTL_LANE_FD, before the
+ * CONN_FD). The listener's end waits in the lane until the owner's ACCEPT of
+ * @k. Returns 0 (a lane or not) or the failed send's -errno (@c is cut off).
+ */
+static int lane_offer(struct mon_client *c, struct lis *l, struct conn *k)
+{
+	struct lane *n = NULL;
+	uint32_t i, mine = 0;
+	int sv[2], rc;
+
+	if (!l->lanes_ok)
+		return 0;
+	for (i = 0; i < LANES_MAX; i++) {
+		struct lane *x = &cs.lanes[i];
+
+		if (!x->id) {
+			if (!n)
+				n = x;
+			continue;
+		}
+		if (x->c_owner != c->id)
+			continue;
+		if (x->bind_id == l->bind_id)
+			return 0;	/* it has one */
+		mine++;
+	}
+	if (!n || mine >= LANES_PER_CONNECTOR)
+		return 0;		/* full: the monitor's path still works */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+		log_debug("process %d (%s): no lane to bind %u: socketpair: %s", c->pid, c->comm,
+			  l->bind_id, strerror(errno));
+		return 0;
+	}
+	if (++cs.lane_serial >= 1u << (32 - LANE_IDX_BITS))
+		cs.lane_serial = 1;
+	memset(n, 0, sizeof(*n));
+	n->id = cs.lane_serial << LANE_IDX_BITS | (uint32_t)(n - cs.lanes);
+	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, l->bind_id, 0, &sv[0], 1);
+	close(sv[0]);
+	if (rc) {
+		close(sv[1]);
+		memset(n, 0, sizeof(*n));
+		n->l_fd = -1;
+		return rc;
+	}
+	n->bind_id = l->bind_id;
+	n->c_owner = c->id;
+	n->l_owner = l->owner;
+	n->ring_bytes = k->ring_bytes;
+	n->l_fd = sv[1];
+	memcpy(n->a_addr, k->a_addr, 16);
+	memcpy(n->b_addr, k->b_addr, 16);
+	n->b_port = k->b_port;
+	k->lane = n->id;
+	cs.st.lanes++;
+	cs.st.lanes_made++;
+	return 0;
+}
+
+/*
+ * ACCEPT of @k by @c: if @k made a lane, its listener end goes to @c when
+ * @c owns the bind (before the CONN_FD); a forked worker does not get it,
+ * and the lane ends (its connector sees EPIPE, then uses CONNECT).
+ */
+static int lane_deliver(struct mon_client *c, struct conn *k, uint32_t bind_id)
+{
+	struct lane *n = lane_find(k->lane);
+	int rc;
+
+	k->lane = 0;
+	if (!n || n->delivered || n->l_fd < 0)
+		return 0;
+	if (c->id != n->l_owner) {
+		lane_finish(n, 0, 0);
+		return 0;
+	}
+	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, bind_id, 0, &n->l_fd, 1);
+	if (rc)
+		return rc;
+	close(n->l_fd);
+	n->l_fd = -1;
+	n->delivered = true;
+	return 0;
+}
+
+int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_kits_resp *out)
+{
+	struct ipcd_ns_who who = { .owner = c->id, .uid = c->uid, .gid = c->gid };
+	struct lane *n = lane_find(r->lane_id);
+	struct mon_client *owner;
+	struct lis *l;
+	uint32_t i;
+	int rc = 0;
+
+	if (r->count == 0 || r->count > IPCD_KITS_MAX)
+		return -EINVAL;
+	if (!n || n->c_owner != c->id)
+		return -ENOENT;
+	if (!n->delivered)
+		return -EAGAIN;		/* its listener has not got its end yet */
+	l = lis_get(n->bind_id);
+	if (!l || l->owner != n->l_owner || !l->lanes_ok)
+		return -ENOENT;
+	owner = clients_get(l->slot);
+	if (!owner || owner->id != l->owner || owner->state != CL_ACTIVE)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	out->first_seq = n->issued;
+	for (i = 0; i < r->count; i++) {
+		struct conn *k = conn_alloc();
+
+		if (!k) {
+			rc = -ENOBUFS;
+			break;
+		}
+		memcpy(k->a_addr, n->a_addr, 16);
+		memcpy(k->b_addr, n->b_addr, 16);
+		k->b_port = n->b_port;
+		rc = ipcd_ns_bind(mon.ns, &who, k->a_addr, 0, 0, NULL, &k->eph_bind, &k->a_port);
+		if (rc) {
+			k->eph_bind = 0;
+			conn_drop(k);
+			rc = rc == -ENOSPC ? -ENOBUFS : rc;
+			break;
+		}
+		k->a_owner = c->id;
+		k->a_pid = c->pid;
+		k->a_uid = c->uid;
+		k->b_owner = owner->id;
+		k->b_pid = owner->pid;
+		k->b_uid = owner->uid;
+		k->accepted = true;
+		k->kit = true;
+		k->lane = n->id;
+		k->lane_seq = n->issued;
+		rc = region_make(k, n->ring_bytes);
+		if (rc) {
+			conn_drop(k);
+			break;
+		}
+		rc = send_conn(c, k, n->bind_id, false);
+		if (rc) {
+			conn_drop(k);
+			return rc;	/* cut off */
+		}
+		n->issued++;
+		cs.st.kits++;
+	}
+	out->count = i;
+	if (i)
+		return 0;
+	cs.st.no_room++;
+	return rc;
+}
+
+int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r)
+{
+	struct lane *n = lane_find(r->lane_id);
+
+	if (!n)
+		return -ENOENT;
+	if (n->l_owner != c->id || !n->delivered)
+		return -EPERM;
+	if (r->pad || r->accepted > r->received || r->received > n->issued)
+		return -EINVAL;
+	lane_finish(n, r->received, r->accepted);
+	return 0;
+}
+
 /* ---- requests ----------------------------------------------------------- */
 
 int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
@@ -716,8 +984,14 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		goto err_free;
 	}
 	/* The fds first: the response names a connection the process already holds. */
-	rc = send_conn(c, k, 0, false);
+	rc = lane_offer(c, l, k);
+	if (!rc)
+		rc = send_conn(c, k, 0, false);
 	if (rc) {
+		struct lane *n = lane_find(k->lane);
+
+		if (n)
+			lane_finish(n, 0, 0);
 		conn_drop(k);
 		return rc;
 	}
@@ -761,7 +1035,9 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 	k = lis_pop(l);
 	if (!k)
 		return -EAGAIN;
-	rc = send_conn(c, k, r->id, true);
+	rc = lane_deliver(c, k, r->id);
+	if (!rc)
+		rc = send_conn(c, k, r->id, true);
 	if (rc) {
 		lis_push_head(l, k);	/* reset with the rest when its owner is reaped */
 		return rc;
@@ -803,8 +1079,14 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 	/* A self-connection's process holds both ends: its first CLOSE is A's. */
 	if (k->a_owner == c->id && k->a_end == END_OPEN)
 		k->a_end = END_CLOSED;
-	else if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN)
+	else if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN) {
 		k->b_end = END_CLOSED;
+		if (k->kit) {
+			/* The listener only closes a kit it accepted: now it counts. */
+			cs.st.created++;
+			cs.st.accepted++;
+		}
+	}
 	else if (k->a_owner == c->id || (k->b_owner == c->id && k->accepted))
 		return -ENOENT;		/* its end is closed already */
 	else
@@ -818,6 +1100,11 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 static void lis_drop(struct lis *l)
 {
 	struct conn *k;
+	uint32_t i;
+
+	for (i = 0; i < LANES_MAX; i++)
+		if (cs.lanes[i].id && cs.lanes[i].bind_id == l->bind_id && !cs.lanes[i].delivered)
+			lane_finish(&cs.lanes[i], 0, 0);
 
 	while ((k = lis_pop(l))) {	/* the last pop drains the accept eventfd */
 		if (k->b_end == END_OPEN) {
@@ -840,7 +1127,7 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 	struct lis *l;
 	int64_t idx;
 
-	if (r->pad || r->ring_bytes > HINT_MAX)
+	if ((r->flags & ~IPCD_LISTEN_LANES) || r->ring_bytes > HINT_MAX)
 		return -EINVAL;
 	/* Before the namespace says "listening": then nothing can fail but the send. */
 	if (first) {
@@ -886,6 +1173,7 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 	l->slot = c->slot;
 	l->max = cap + 1;		/* Linux: full when ack_backlog > max_ack_backlog */
 	l->ring_bytes = r->ring_bytes;
+	l->lanes_ok = (r->flags & IPCD_LISTEN_LANES) != 0;
 	return 0;
 
 err_close:
@@ -915,6 +1203,20 @@ void conns_client_gone(struct mon_client *c)
 	for (i = 0; i < cs.lis_hwm; i++)
 		if (cs.lis[i].bind_id && cs.lis[i].owner == c->id)
 			lis_drop(&cs.lis[i]);
+	/*
+	 * Its lanes as a connector: the listener sees EOF on the lane and says
+	 * LANE_DONE (one that never got its end cannot). Kits' A ends are
+	 * closed below like any connection's.
+	 */
+	for (i = 0; i < LANES_MAX; i++) {
+		struct lane *n = &cs.lanes[i];
+
+		if (n->id && n->c_owner == c->id) {
+			n->c_gone = true;
+			if (!n->delivered)
+				lane_finish(n, 0, 0);
+		}
+	}
 	for (i = 0; i < cs.hwm; i++) {
 		struct conn *k = &cs.tab[i];
 
@@ -938,6 +1240,10 @@ void conns_client_gone(struct mon_client *c)
 		}
 		conn_free_if_done(k);
 	}
+	/* Its lanes as a listener: every kit's B end was its own, closed above. */
+	for (i = 0; i < LANES_MAX; i++)
+		if (cs.lanes[i].id && cs.lanes[i].l_owner == c->id)
+			lane_finish(&cs.lanes[i], 0, 0);
 }
 
 /* ---- init, report ------------------------------------------------------- */
@@ -946,6 +1252,7 @@ int conns_init(void)
 {
 	struct rlimit rl;
 	uint64_t need;
+	uint32_t i;
 
 	cs.cap = mon.cfg.max_connections;
 	cs.n_lis = mon.cfg.max_connections;	/* the namespace's size (main.c ns_init) */
@@ -953,6 +1260,11 @@ int conns_init(void)
 	cs.lis_hwm = 0;
 	cs.free_head = NONE;
 	cs.serial = 0;
+	cs.lane_serial = 0;
+	for (i = 0; i < LANES_MAX; i++) {
+		memset(&cs.lanes[i], 0, sizeof(cs.lanes[i]));
+		cs.lanes[i].l_fd = -1;
+	}
 	memset(&cs.st, 0, sizeof(cs.st));
 	cs.st.max = cs.cap;
 	/* calloc'ed pages stay untouched until the high-water mark reaches them. */
@@ -970,7 +1282,7 @@ int conns_init(void)
 	 * socket and client region, plus pending handshakes and our own few.
 	 */
 	need = 3ull * (cs.cap + POOL_MAX) + cs.n_lis + 2ull * mon.cfg.max_processes +
-	       MON_MAX_PENDING + FD_SLACK;
+	       LANES_MAX + MON_MAX_PENDING + FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
 										  : rl.rlim_max;
@@ -999,6 +1311,12 @@ void conns_exit(void)
 	for (i = 0; cs.lis && i < cs.lis_hwm; i++)
 		if (cs.lis[i].bind_id && cs.lis[i].efd >= 0)
 			close(cs.lis[i].efd);
+	for (i = 0; i < LANES_MAX; i++) {
+		if (cs.lanes[i].id && cs.lanes[i].l_fd >= 0)
+			close(cs.lanes[i].l_fd);
+		memset(&cs.lanes[i], 0, sizeof(cs.lanes[i]));
+		cs.lanes[i].l_fd = -1;
+	}
 	free(cs.tab);
 	free(cs.lis);
 	cs.tab = NULL;
@@ -1042,7 +1360,9 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 		e->b_uid = k->b_uid;
 		e->reset = k->reset;
 		e->ring_bytes = k->ring_bytes;
-		if (k->queued)
+		if (k->kit && k->lane && k->a_end == END_OPEN && k->b_end == END_OPEN)
+			e->state = CONN_KIT;
+		else if (k->queued)
 			e->state = k->a_end == END_OPEN ? CONN_BACKLOG : CONN_CLOSING;
 		else if (!k->accepted)
 			e->state = CONN_CLOSING;
@@ -1071,6 +1391,7 @@ const char *conns_state_name(enum conn_state s)
 		[CONN_ESTABLISHED] = "established",
 		[CONN_HALF_CLOSED] = "half-closed",
 		[CONN_CLOSING] = "closing",
+		[CONN_KIT] = "lane-kit",
 	};
 
 	return (unsigned int)s < IPCD_ARRAY_SIZE(names) ? names[s] : "?";

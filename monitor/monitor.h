@@ -326,6 +326,7 @@ enum conn_state {
 	CONN_ESTABLISHED,	/* both ends hold it */
 	CONN_HALF_CLOSED,	/* accepted; one end closed it or died */
 	CONN_CLOSING,		/* never to be accepted (connector closed, or listener gone) */
+	CONN_KIT,		/* made for a lane: unused, or in use (we are not told) */
 };
 
 /**
@@ -361,7 +362,7 @@ struct conns_entry {
 };
 
 struct conns_stats {
-	uint64_t created;	/* CONNECTs answered 0 */
+	uint64_t created;	/* CONNECTs answered 0, and kits their listener accepted (on its CLOSE) */
 	uint64_t accepted;
 	uint64_t closed;	/* CLOSE requests */
 	uint64_t freed;		/* connections whose two ends were done */
@@ -372,6 +373,11 @@ struct conns_stats {
 	uint64_t no_room;	/* CONNECT -> -ENOBUFS, -EMFILE, -EADDRNOTAVAIL, ... */
 	uint64_t fd_faults;	/* processes cut off: they did not read their control socket */
 	uint64_t pooled;	/* CONNECTs served a region made ahead of need */
+	uint64_t lanes_made;	/* lanes (proto.h) created */
+	uint64_t kits;		/* connections made as kits for a lane */
+	uint64_t kits_unused;	/* kits the listener never received (reset or closed unsent) */
+	uint64_t kits_requeued;	/* kits received, not accepted, queued on the backlog */
+	uint32_t lanes;		/* lanes now */
 	uint32_t active;
 	uint32_t max;
 };
@@ -386,6 +392,8 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 		 struct ipcd_conn_resp *out);
 int conns_close(struct mon_client *c, const struct ipcd_close_req *r);
+int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_kits_resp *out);
+int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r);
 /*
  * LISTEN: ipcd_ns_listen(), then (re)sets the bind's backlog and ring-size
  * hint; the first LISTEN of a bind sends its accept eventfd

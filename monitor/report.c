@@ -369,6 +369,7 @@ static void q_counters(struct out *o)
 		[IPCD_OP_BIND] = "bind", [IPCD_OP_LISTEN] = "listen", [IPCD_OP_UNBIND] = "unbind",
 		[IPCD_OP_CONNECT] = "connect", [IPCD_OP_ACCEPT] = "accept",
 		[IPCD_OP_CLOSE] = "close", [IPCD_OP_FALLBACK] = "fallback",
+		[IPCD_OP_KITS] = "kits", [IPCD_OP_LANE_DONE] = "lane_done",
 	};
 	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
 	struct ipcd_reqq_stats st;
@@ -395,10 +396,13 @@ static void q_counters(struct out *o)
 		    PRIu64 ",\"closed\":%" PRIu64 ",\"freed\":%" PRIu64 ",\"dead_ends\":%" PRIu64
 		    ",\"reset\":%" PRIu64 ",\"refused_connects\":%" PRIu64
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
-		    ",\"pooled\":%" PRIu64 "},\"fallbacks\":{\"total\":%" PRIu64
+		    ",\"pooled\":%" PRIu64 "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
+		    ",\"kits\":%" PRIu64 ",\"kits_unused\":%" PRIu64 ",\"kits_requeued\":%"
+		    PRIu64 "},\"fallbacks\":{\"total\":%" PRIu64
 		    ",\"by_reason\":{", cn.active, cn.created,
 		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
-		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, fb_total);
+		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, cn.lanes, cn.lanes_made,
+		    cn.kits, cn.kits_unused, cn.kits_requeued, fb_total);
 		for (k = 1; k <= IPCD_FB_MAX; k++)
 			put(o, "%s\"%s\":%" PRIu64, k > 1 ? "," : "", fallback_reason_key(k), fb[k]);
 		put(o, "},\"invalid\":%" PRIu64 "}}\n", fb[0]);
@@ -432,6 +436,13 @@ static void q_counters(struct out *o)
 	put(o, "  fd faults     %" PRIu64 "  (processes cut off: control socket not read)\n",
 	    cn.fd_faults);
 	put(o, "  pooled        %" PRIu64 "  (regions made ahead of need)\n", cn.pooled);
+	put(o, "lanes           %u now, %" PRIu64 " made  (connection setup without the monitor)\n",
+	    cn.lanes, cn.lanes_made);
+	put(o, "  kits          %" PRIu64 "  (connections made ahead of need for a lane)\n",
+	    cn.kits);
+	put(o, "  kits unused   %" PRIu64 "  (never reached their listener)\n", cn.kits_unused);
+	put(o, "  kits requeued %" PRIu64 "  (received, not accepted: back to the backlog)\n",
+	    cn.kits_requeued);
 	put(o, "fallbacks       %" PRIu64 "  (connections on the kernel, as processes reported)\n",
 	    fb_total);
 	for (k = 1; k <= IPCD_FB_MAX; k++)

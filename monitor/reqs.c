@@ -165,6 +165,29 @@ static void op_fallback(struct mon_client *c, const struct ipcd_req *req)
 	respond(c->slot, req, fallback_record(c, req->body, req->len), NULL, 0);
 }
 
+/* KITS sends each kit's fds before the response, as CONNECT does. */
+static void op_kits(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_kits_resp out;
+	struct ipcd_kits_req r;
+	int rc;
+
+	if (!take_body(c, req, &r, sizeof(r)))
+		return;
+	rc = conns_kits(c, &r, &out);
+	if (c->state == CL_ACTIVE)
+		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+	conns_refill();
+}
+
+static void op_lane_done(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_lane_done_req r;
+
+	if (take_body(c, req, &r, sizeof(r)))
+		respond(c->slot, req, conns_lane_done(c, &r), NULL, 0);
+}
+
 typedef void (*op_fn)(struct mon_client *c, const struct ipcd_req *req);
 
 static const op_fn ops_table[IPCD_OP_MAX + 1] = {
@@ -172,6 +195,8 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_ECHO] = op_echo,
 	[IPCD_OP_BIND] = op_bind,
 	[IPCD_OP_LISTEN] = op_listen,
+	[IPCD_OP_KITS] = op_kits,
+	[IPCD_OP_LANE_DONE] = op_lane_done,
 	[IPCD_OP_UNBIND] = op_unbind,
 	[IPCD_OP_CONNECT] = op_connect,
 	[IPCD_OP_ACCEPT] = op_accept,

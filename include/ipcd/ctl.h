@@ -105,6 +105,11 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
  *                          @conn_id field carries the bind's accept token
  *                          (proto.h struct ipcd_accept_req), random, never 0.
  *
+ *   IPCD_CTL_LANE_FD       + SCM_RIGHTS, one AF_UNIX SOCK_SEQPACKET socket:
+ *                          this process's end of lane @conn_id to listening
+ *                          bind @bind_id (proto.h, "Lanes"). Sent before
+ *                          the CONN_FD of the CONNECT or ACCEPT that made it.
+ *
  * Wake eventfds (EFD_NONBLOCK): an end's eventfd is written by whoever
  * clears an IPCD_DB_EVENT bit that end set in a doorbell word of its rings
  * (the peer, after publishing), and by the monitor when the peer dies. Its
@@ -112,6 +117,7 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
  */
 #define IPCD_CTL_CONN_FD	1
 #define IPCD_CTL_LISTEN_FD	2
+#define IPCD_CTL_LANE_FD	3
 
 #define IPCD_CTL_CONN_FD_REGION	0
 #define IPCD_CTL_CONN_FD_SELF	1	/* this end's wake eventfd */
@@ -128,5 +134,27 @@ struct ipcd_ctl_msg {
 	uint64_t region_size;		/* CONN_FD: the memfd's size */
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_msg) == 32);
+
+#define IPCD_LANE_MAGIC		0x454e414cu	/* "LANE" */
+
+/**
+ * struct ipcd_lane_msg - a connector to a listener, on their lane: one kit
+ * (a connect()), with SCM_RIGHTS fds in the IPCD_CTL_CONN_FD_* order as the
+ * listener sees them: the region, B's wake eventfd, A's.
+ *
+ * Written by the connecting process: the listener trusts nothing in it
+ * beyond what it would trust in the region itself (it maps the region with
+ * the same checks as a monitor-sent one, and requires its seals). The
+ * addresses and ports of the connection are in the region's struct
+ * ipcd_conn_ctl, written by the monitor when it made the kit.
+ */
+struct ipcd_lane_msg {
+	uint32_t magic;			/* IPCD_LANE_MAGIC */
+	uint32_t seq;			/* the kit's number on the lane */
+	uint64_t conn_id;
+	uint64_t region_size;
+	uint64_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_lane_msg) == 32);
 
 #endif /* IPCD_CTL_H */

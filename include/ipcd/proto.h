@@ -25,7 +25,9 @@
 #define IPCD_OP_ACCEPT		7	/* struct ipcd_accept_req -> struct ipcd_conn_resp */
 #define IPCD_OP_CLOSE		8	/* struct ipcd_close_req */
 #define IPCD_OP_FALLBACK	9	/* struct ipcd_fallback_req; for ipcdctl only */
-#define IPCD_OP_MAX		9
+#define IPCD_OP_KITS		10	/* struct ipcd_kits_req -> struct ipcd_kits_resp */
+#define IPCD_OP_LANE_DONE	11	/* struct ipcd_lane_done_req */
+#define IPCD_OP_MAX		11
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -56,19 +58,43 @@ struct ipcd_bind_resp {
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_bind_resp) == 8);
 
+/* struct ipcd_listen_req.flags */
+#define IPCD_LISTEN_LANES	(1u << 0)	/* one process accepts: lanes may come (below) */
+
 /**
  * struct ipcd_listen_req - start (or re-size) listening on bind @id.
  * @ring_bytes: buffering the listener's sockets asked for (SO_RCVBUF /
  *              SO_SNDBUF, as the kernel doubles them); 0: the default. See
  *              struct ipcd_connect_req.
+ * @flags:      IPCD_LISTEN_LANES while the owner is the only process that
+ *              holds the listening socket; a LISTEN without it (sent after
+ *              fork) stops new lanes to the bind.
  *
  * The first LISTEN of a bind sends IPCD_CTL_LISTEN_FD before its response.
+ *
+ * Lanes. Connection setup through the monitor costs the connector a round
+ * trip and the acceptor another; a lane takes the monitor off that path for
+ * one (connecting process, listening bind) pair. When a CONNECT reaches a
+ * bind listening with IPCD_LISTEN_LANES and the pair has no lane yet, the
+ * monitor makes an AF_UNIX SOCK_SEQPACKET socketpair and sends one end to
+ * the connector (IPCD_CTL_LANE_FD before the CONNECT's CONN_FD) and the other
+ * to the bind's owner when it ACCEPTs that connection (IPCD_CTL_LANE_FD before
+ * the ACCEPT's CONN_FD). From then on the connector asks for "kits"
+ * (IPCD_OP_KITS): connections the monitor makes ahead of need, A end the
+ * connector, B end the bind's owner. A connect() takes the next kit and
+ * sends it down the lane (struct ipcd_lane_msg with the kit's fds); the
+ * listener's accept() receives it: no monitor, no round trip, and the lane
+ * socket is readable in the listener's epoll set like a kernel backlog.
+ * Kits are sent and received in the order the monitor numbered them
+ * (@seq), so the counts in IPCD_OP_LANE_DONE say which kits the listener
+ * had. A lane ends when either side closes its socket: the other side sees
+ * EOF (listener) or EPIPE (connector).
  */
 struct ipcd_listen_req {
 	uint32_t id;
 	uint32_t backlog;	/* as listen(2); the monitor caps it */
 	uint32_t ring_bytes;
-	uint32_t pad;
+	uint32_t flags;		/* IPCD_LISTEN_* */
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_listen_req) == 16);
 
@@ -136,6 +162,49 @@ struct ipcd_conn_resp {
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_resp) == 32);
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_resp) <= IPCD_REQ_BODY);
+
+/**
+ * struct ipcd_kits_req - make up to @count connections on lane @lane_id for
+ * its connector (the caller), each sent first as an IPCD_CTL_CONN_FD
+ * message (fds: region, A's wake eventfd, B's), numbered by the lane.
+ * -ENOENT: no such lane of the caller's, or its listener is gone or no
+ * longer takes lanes (the caller drops the lane); -ENOBUFS: no room.
+ */
+struct ipcd_kits_req {
+	uint32_t lane_id;
+	uint32_t count;		/* 1 .. IPCD_KITS_MAX */
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_kits_req) == 8);
+
+#define IPCD_KITS_MAX		8
+
+/**
+ * struct ipcd_kits_resp - @count kits were sent, with lane numbers
+ * @first_seq .. @first_seq + @count - 1 in the order of their messages.
+ * Each kit's addresses and ports are in its region's struct ipcd_conn_ctl.
+ */
+struct ipcd_kits_resp {
+	uint32_t count;
+	uint32_t first_seq;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_kits_resp) == 8);
+
+/**
+ * struct ipcd_lane_done_req - the listener (bind owner) closed its end of
+ * lane @lane_id after receiving its first @received kits, of which it
+ * accepted the first @accepted. The monitor resets kits it never received
+ * (their connector sees ECONNRESET, or closes them unsent), and queues the
+ * received but unaccepted ones on the bind's backlog when it still listens
+ * (after fork: any process may accept them), else resets them. Sent without
+ * waiting for the response.
+ */
+struct ipcd_lane_done_req {
+	uint32_t lane_id;
+	uint32_t received;
+	uint32_t accepted;
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_lane_done_req) == 16);
 
 /* struct ipcd_fallback_req.reason: why a TCP connection went to the kernel. */
 #define IPCD_FB_NO_LISTENER	1	/* no accelerated listener there (peer not preloaded, remote) */

@@ -28,7 +28,7 @@
 #include "compiler.h"
 
 #define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
-#define IPCD_SHM_ABI_MAJOR	2
+#define IPCD_SHM_ABI_MAJOR	3
 #define IPCD_SHM_ABI_MINOR	0
 
 /* Region kinds (struct ipcd_shm_hdr.kind). */

@@ -1223,10 +1223,11 @@ static void __attribute__((noreturn)) lfd_child(const struct t_mon *m)
 	T_CHECK_EQ(listen_hint(&a, id, 8, 0, NULL), 0);
 	T_CHECK_EQ(listen_hint(&a, 0xdead, 8, 0, NULL), -ENOENT);
 	{
-		struct ipcd_listen_req l = { .id = id, .backlog = 4, .pad = 1 };
+		/* Unknown flags are refused: only IPCD_LISTEN_LANES exists. */
+		struct ipcd_listen_req l = { .id = id, .backlog = 4, .flags = 2 };
 
 		T_CHECK_EQ(call(&a, IPCD_OP_LISTEN, &l, sizeof(l), NULL, 0), -EINVAL);
-		l.pad = 0;
+		l.flags = 0;
 		l.ring_bytes = (1u << 30) + 1;
 		T_CHECK_EQ(call(&a, IPCD_OP_LISTEN, &l, sizeof(l), NULL, 0), -EINVAL);
 		T_CHECK_EQ(ipcd_attach_recv_msg(&a, &(struct ipcd_ctl_msg){ 0 },

@@ -11,12 +11,12 @@
 #include "t_helpers.h"
 
 /*
- * Compile-time pins of ABI v2. If one of these breaks, the layout changed:
+ * Compile-time pins of ABI v3. If one of these breaks, the layout changed:
  * either revert, or bump IPCD_SHM_ABI_MAJOR (and then update these).
  */
-#define PIN(cond)	_Static_assert(cond, "ABI v2 layout: " #cond)
+#define PIN(cond)	_Static_assert(cond, "ABI v3 layout: " #cond)
 
-PIN(IPCD_SHM_ABI_MAJOR == 2);
+PIN(IPCD_SHM_ABI_MAJOR == 3);
 PIN(IPCD_SHM_MAGIC == 0x44435049u);
 
 PIN(sizeof(struct ipcd_shm_area) == 16);
@@ -71,6 +71,17 @@ PIN(sizeof(struct ipcd_connect_req) == 32);
 PIN(offsetof(struct ipcd_connect_req, ring_bytes) == 24);
 PIN(sizeof(struct ipcd_listen_req) == 16);
 PIN(offsetof(struct ipcd_listen_req, ring_bytes) == 8);
+PIN(offsetof(struct ipcd_listen_req, flags) == 12);
+PIN(IPCD_LISTEN_LANES == 1);
+PIN(sizeof(struct ipcd_kits_req) == 8);
+PIN(sizeof(struct ipcd_kits_resp) == 8);
+PIN(sizeof(struct ipcd_lane_done_req) == 16);
+PIN(offsetof(struct ipcd_lane_done_req, accepted) == 8);
+PIN(sizeof(struct ipcd_lane_msg) == 32);
+PIN(offsetof(struct ipcd_lane_msg, conn_id) == 8);
+PIN(offsetof(struct ipcd_lane_msg, region_size) == 16);
+PIN(IPCD_CTL_LANE_FD == 3);
+PIN(IPCD_OP_KITS == 10 && IPCD_OP_LANE_DONE == 11);
 PIN(sizeof(struct ipcd_fallback_req) == 24);
 PIN(sizeof(struct ipcd_close_req) == 16);
 PIN(sizeof(struct ipcd_accept_req) == 16);
