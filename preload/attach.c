@@ -278,6 +278,10 @@ int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
 		if (nfds != 1 || !m->bind_id)
 			goto err_close;
 		break;
+	case IPCD_CTL_LANE_FD:
+		if (nfds != 1 || !m->conn_id || !m->bind_id)
+			goto err_close;
+		break;
 	default:
 		goto err_close;
 	}
