@@ -76,8 +76,8 @@ void ipcd_detach(struct ipcd_attach *a);
  * ipcd_ctl_msg) from the control socket.
  * @fds:        receives the descriptors that came with it (close-on-exec):
  *              IPCD_CTL_CONN_NFDS for IPCD_CTL_CONN_FD (IPCD_CTL_CONN_FD_*
- *              order), one for IPCD_CTL_LISTEN_FD and IPCD_CTL_LANE_FD; unused entries are -1.
- *              The caller owns them.
+ *              order), one for IPCD_CTL_LISTEN_FD and IPCD_CTL_LANE_FD;
+ *              unused entries are -1. The caller owns them.
  * @timeout_ms: negative waits forever, 0 only looks.
  *
  * Returns 0, -ETIMEDOUT (nothing arrived), -ECONNRESET (the monitor closed
