@@ -130,6 +130,7 @@ struct conn {
 	bool queued;
 	bool accepted;
 	bool kit;			/* made by KITS: B's is the lane's listener until LANE_DONE */
+	bool kit_seen;			/* its listener said it accepted it (KIT_ACCEPTED) */
 	uint32_t lane;			/* kit: its lane's id; 0 once the lane is done */
 	uint32_t lane_seq;		/* kit: its number on the lane */
 };
@@ -904,6 +905,22 @@ int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_
 	return rc;
 }
 
+int conns_kit_accepted(struct mon_client *c, const struct ipcd_kit_accepted_req *r)
+{
+	struct conn *k = conn_find(r->conn_id);
+
+	if (!k || !k->kit)
+		return -ENOENT;
+	if (k->b_owner != c->id)
+		return -EPERM;
+	if (k->kit_seen)
+		return -EALREADY;
+	k->kit_seen = true;
+	cs.st.created++;
+	cs.st.accepted++;
+	return 0;
+}
+
 int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r)
 {
 	struct lane *n = lane_find(r->lane_id);
@@ -1057,8 +1074,24 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 
 	if (!k)
 		return -ENOENT;
-	if (r->pad || r->end > IPCD_CLOSE_B)
+	if (r->pad || r->end > IPCD_CLOSE_UNSENT)
 		return -EINVAL;
+	if (r->end == IPCD_CLOSE_UNSENT) {
+		/* A kit that never left its connector: nobody else has it. */
+		if (!k->kit || !k->lane)
+			return -EINVAL;
+		if (k->a_owner != c->id && k->a_uid != c->uid)
+			return -EPERM;
+		if (k->a_end != END_OPEN)
+			return -ENOENT;
+		k->a_end = END_CLOSED;
+		if (k->b_end == END_OPEN)
+			k->b_end = END_GONE;
+		cs.st.kits_unused++;
+		cs.st.closed++;
+		conn_free_if_done(k);
+		return 0;
+	}
 	if (r->end != IPCD_CLOSE_MINE) {
 		/* The last holder after fork: any process of the end owner's user. */
 		bool b_side = r->end == IPCD_CLOSE_B;
@@ -1081,11 +1114,6 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 		k->a_end = END_CLOSED;
 	else if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN) {
 		k->b_end = END_CLOSED;
-		if (k->kit) {
-			/* The listener only closes a kit it accepted: now it counts. */
-			cs.st.created++;
-			cs.st.accepted++;
-		}
 	}
 	else if (k->a_owner == c->id || (k->b_owner == c->id && k->accepted))
 		return -ENOENT;		/* its end is closed already */
@@ -1360,7 +1388,8 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 		e->b_uid = k->b_uid;
 		e->reset = k->reset;
 		e->ring_bytes = k->ring_bytes;
-		if (k->kit && k->lane && k->a_end == END_OPEN && k->b_end == END_OPEN)
+		if (k->kit && k->lane && !k->kit_seen && k->a_end == END_OPEN &&
+		    k->b_end == END_OPEN)
 			e->state = CONN_KIT;
 		else if (k->queued)
 			e->state = k->a_end == END_OPEN ? CONN_BACKLOG : CONN_CLOSING;
@@ -1382,6 +1411,11 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 void conns_get_stats(struct conns_stats *st)
 {
 	*st = cs.st;
+}
+
+uint32_t conns_active(void)
+{
+	return cs.st.active;
 }
 
 const char *conns_state_name(enum conn_state s)

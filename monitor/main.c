@@ -372,6 +372,9 @@ static void run_loop(void)
 			continue;
 		if (any_pending() && (bound < 0 || (uint64_t)bound > MON_HOUSEKEEP_NS))
 			bound = (int64_t)MON_HOUSEKEEP_NS;
+		/* Lazy requests (a CLOSE) ring no doorbell: look now and then while they may come. */
+		if (conns_active() && (bound < 0 || (uint64_t)bound > IPCD_REQQ_LAZY_NS))
+			bound = (int64_t)IPCD_REQQ_LAZY_NS;
 		mon.ctr.sleeps++;
 		/*
 		 * Spin again only after a real event: a timeout (the shared mode's

@@ -326,7 +326,7 @@ enum conn_state {
 	CONN_ESTABLISHED,	/* both ends hold it */
 	CONN_HALF_CLOSED,	/* accepted; one end closed it or died */
 	CONN_CLOSING,		/* never to be accepted (connector closed, or listener gone) */
-	CONN_KIT,		/* made for a lane: unused, or in use (we are not told) */
+	CONN_KIT,		/* made for a lane, not accepted yet (or not told yet) */
 };
 
 /**
@@ -362,7 +362,7 @@ struct conns_entry {
 };
 
 struct conns_stats {
-	uint64_t created;	/* CONNECTs answered 0, and kits their listener accepted (on its CLOSE) */
+	uint64_t created;	/* CONNECTs answered 0, and kits their listener accepted */
 	uint64_t accepted;
 	uint64_t closed;	/* CLOSE requests */
 	uint64_t freed;		/* connections whose two ends were done */
@@ -394,6 +394,7 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 int conns_close(struct mon_client *c, const struct ipcd_close_req *r);
 int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_kits_resp *out);
 int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r);
+int conns_kit_accepted(struct mon_client *c, const struct ipcd_kit_accepted_req *r);
 /*
  * LISTEN: ipcd_ns_listen(), then (re)sets the bind's backlog and ring-size
  * hint; the first LISTEN of a bind sends its accept eventfd
@@ -407,6 +408,8 @@ void conns_client_gone(struct mon_client *c);
 /** conns_next - iterate: first call with *@cursor = 0. false at the end. */
 bool conns_next(uint32_t *cursor, struct conns_entry *e);
 void conns_get_stats(struct conns_stats *st);
+/* Connections in the table (kits included): lazy CLOSEs may come while any is. */
+uint32_t conns_active(void);
 const char *conns_state_name(enum conn_state s);
 
 /* ---- fallbacks (fallback.c) ---------------------------------------------- */

@@ -370,6 +370,7 @@ static void q_counters(struct out *o)
 		[IPCD_OP_CONNECT] = "connect", [IPCD_OP_ACCEPT] = "accept",
 		[IPCD_OP_CLOSE] = "close", [IPCD_OP_FALLBACK] = "fallback",
 		[IPCD_OP_KITS] = "kits", [IPCD_OP_LANE_DONE] = "lane_done",
+		[IPCD_OP_KIT_ACCEPTED] = "kit_accepted",
 	};
 	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
 	struct ipcd_reqq_stats st;
@@ -462,7 +463,17 @@ static void q_queues(struct out *o, const struct ucred *who)
 void report_query(int sock, const struct ucred *cred, const struct ipcd_ctl_query *q)
 {
 	struct out o = { .sock = sock, .json = q->flags & IPCD_QF_JSON, .first = true };
+	unsigned int turns;
 
+	/*
+	 * Serve what is queued first (bounded), lazy requests included (a
+	 * CLOSE, KIT_ACCEPTED: they ring no doorbell), so that the answer
+	 * reflects everything the processes did before the query.
+	 */
+	for (turns = 0; turns < 64; turns++)
+		if (ipcd_reqq_srv_poll(mon.srv, MON_REQ_BUDGET) < MON_REQ_BUDGET)
+			break;
+	clients_reap_dead();
 	switch (q->what) {
 	case IPCD_Q_STATUS:
 		q_status(&o);

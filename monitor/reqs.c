@@ -188,6 +188,14 @@ static void op_lane_done(struct mon_client *c, const struct ipcd_req *req)
 		respond(c->slot, req, conns_lane_done(c, &r), NULL, 0);
 }
 
+static void op_kit_accepted(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_kit_accepted_req r;
+
+	if (take_body(c, req, &r, sizeof(r)))
+		respond(c->slot, req, conns_kit_accepted(c, &r), NULL, 0);
+}
+
 typedef void (*op_fn)(struct mon_client *c, const struct ipcd_req *req);
 
 static const op_fn ops_table[IPCD_OP_MAX + 1] = {
@@ -197,6 +205,7 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_LISTEN] = op_listen,
 	[IPCD_OP_KITS] = op_kits,
 	[IPCD_OP_LANE_DONE] = op_lane_done,
+	[IPCD_OP_KIT_ACCEPTED] = op_kit_accepted,
 	[IPCD_OP_UNBIND] = op_unbind,
 	[IPCD_OP_CONNECT] = op_connect,
 	[IPCD_OP_ACCEPT] = op_accept,

@@ -208,60 +208,83 @@ static void arm_tx_event(struct ipcd_sock *s, int fd)
 }
 
 /*
+ * The spin adapts, like an adaptive mutex: it doubles (up to ipcd_spin_ns)
+ * when what we waited for came while we spun, and halves after SPIN_MISSES
+ * spins in a row that found nothing, down to none when the other side is
+ * usually not running (more busy threads than CPUs: spinning would keep it
+ * off this CPU, and our sleep lets the scheduler pull it here at once).
+ * Every SPIN_RETRY sleeps it tries the full spin again.
+ */
+bool ipcd_spin(struct ipcd_spin *sp, bool (*done)(void *), void *arg)
+{
+	uint64_t budget = IPCD_MIN((uint64_t)sp->ns, ipcd_spin_ns), start, now, end;
+	unsigned int i;
+
+	if (!budget) {
+		if (++sp->misses >= SPIN_RETRY) {
+			/* Now and then, try the full spin again (the load may have gone). */
+			sp->misses = 0;
+			sp->ns = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
+		}
+		return false;
+	}
+	start = now = ipcd_now_ns();
+	end = start + budget;
+	for (;;) {
+		for (i = 0; i < 64; i++) {
+			if (done(arg)) {
+				/* Worth spinning: allow longer next time. */
+				sp->ns = (uint32_t)IPCD_MIN(budget * 2, ipcd_spin_ns);
+				sp->misses = 0;
+				return true;
+			}
+			ipcd_cpu_relax();
+		}
+		now = ipcd_now_ns();
+		if (now >= end)
+			break;
+		/*
+		 * Past a short pure spin, let whatever else is runnable on this
+		 * CPU go first: with more busy threads than CPUs, that is often
+		 * the peer we are waiting for.
+		 */
+		if (now - start > SPIN_PURE_NS)
+			sched_yield();
+	}
+	/* It keeps not coming in time: spin less. */
+	if (++sp->misses >= SPIN_MISSES) {
+		sp->misses = 0;
+		sp->ns = budget / 2 < SPIN_MIN_NS ? 0 : (uint32_t)(budget / 2);
+	}
+	return false;
+}
+
+struct wait_arg {
+	struct ipcd_sock *s;
+	bool rx;
+	uint32_t want;
+};
+
+static bool wait_done(void *p)
+{
+	const struct wait_arg *w = p;
+
+	return ready(w->s, w->rx, w->want);
+}
+
+/*
  * Wait until the ring is ready (rx: a record or EOF; tx: @want bytes of
  * room or the peer gone). @timeout_ns 0: forever. 0, -ETIMEDOUT or -EINTR.
- *
- * The spin adapts per direction, like an adaptive mutex: it doubles (up to
- * ipcd_spin_ns) when the peer answered while we spun, and halves after
- * SPIN_MISSES spins in a row that found nothing, down to none when the peer
- * is usually not running (more busy threads than CPUs: spinning would keep
- * it off this CPU, and our sleep lets the scheduler pull it here at once).
- * Every SPIN_RETRY sleeps it tries the full spin again.
+ * A spin per direction (ipcd_spin), then a futex sleep.
  */
 static int conn_wait(struct ipcd_sock *s, bool rx, uint32_t want, int64_t timeout_ns)
 {
 	uint32_t *word = rx ? &s->conn.rx.shm->cons_wait : &s->conn.tx.shm->prod_wait;
 	uint64_t deadline = ipcd_deadline(timeout_ns ? timeout_ns : -1);
-	uint32_t *spin = rx ? &s->rx_spin_ns : &s->tx_spin_ns;
-	uint32_t *misses = rx ? &s->rx_spin_misses : &s->tx_spin_misses;
-	uint64_t budget = IPCD_MIN((uint64_t)*spin, ipcd_spin_ns), end;
-	unsigned int i;
+	struct wait_arg w = { .s = s, .rx = rx, .want = want };
 
-	if (budget) {
-		uint64_t start = ipcd_now_ns(), now = start;
-
-		end = start + budget;
-		for (;;) {
-			for (i = 0; i < 64; i++) {
-				if (ready(s, rx, want)) {
-					/* Worth spinning: allow longer next time. */
-					*spin = (uint32_t)IPCD_MIN(budget * 2, ipcd_spin_ns);
-					*misses = 0;
-					return 0;
-				}
-				ipcd_cpu_relax();
-			}
-			now = ipcd_now_ns();
-			if (now >= end)
-				break;
-			/*
-			 * Past a short pure spin, let whatever else is runnable on
-			 * this CPU go first: with more busy threads than CPUs,
-			 * that is often the peer we are waiting for.
-			 */
-			if (now - start > SPIN_PURE_NS)
-				sched_yield();
-		}
-		/* The peer keeps not coming in time: spin less. */
-		if (++*misses >= SPIN_MISSES) {
-			*misses = 0;
-			*spin = budget / 2 < SPIN_MIN_NS ? 0 : (uint32_t)(budget / 2);
-		}
-	} else if (++*misses >= SPIN_RETRY) {
-		/* Now and then, try the full spin again (the load may have gone). */
-		*misses = 0;
-		*spin = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
-	}
+	if (ipcd_spin(rx ? &s->rx_spin : &s->tx_spin, wait_done, &w))
+		return 0;
 	for (;;) {
 		int64_t left = ipcd_remaining(deadline);
 

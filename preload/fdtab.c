@@ -132,7 +132,8 @@ static bool end_release(struct ipcd_sock *s)
 	req.len = sizeof(*cr);
 	cr->conn_id = s->conn.conn_id;
 	cr->end = s->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
-	ipcd_mon_post(&req);
+	/* The peer knows from the rings: the monitor only frees its record. */
+	ipcd_mon_post_lazy(&req);
 	return false;
 }
 
@@ -149,6 +150,9 @@ static void sock_teardown(struct ipcd_sock *s)
 	case IPCD_SK_LISTEN: {
 		struct ipcd_unbind_req *ur = (void *)req.body;
 
+		/* Kits sent but not accepted go back to the backlog, then UNBIND resets them. */
+		ipcd_lanes_listener_close(s);
+		ipcd_lanes_listener_free(s);
 		/*
 		 * After fork another process may still accept on it: the bind
 		 * then lives until its owner exits (the monitor drops it).
@@ -245,6 +249,47 @@ void ipcd_socks_hold_all(int delta)
 		if (s->state == IPCD_SK_CONN && s->conn.ctl)
 			ipcd_fetch_add(holders_of(s), (uint32_t)delta);
 	}
+}
+
+/*
+ * Before fork(): every listener of ours that takes lanes stops (the monitor
+ * is told with a LISTEN without IPCD_LISTEN_LANES) and hands back what its
+ * lanes hold, so that after the fork any process holding it may accept
+ * (lanes.c). References are taken under socks_mu and the work done outside
+ * it: posting takes the request lock, which fork's prepare handler takes
+ * before socks_mu.
+ */
+void ipcd_socks_before_fork(void)
+{
+	struct ipcd_sock *batch[32], *s;
+	unsigned int n, i;
+
+	do {
+		n = 0;
+		pthread_mutex_lock(&socks_mu);
+		for (s = socks; s && n < IPCD_ARRAY_SIZE(batch); s = s->next) {
+			if (s->state != IPCD_SK_LISTEN || s->forked ||
+			    !atomic_load_explicit(&s->refs, memory_order_relaxed))
+				continue;
+			s->forked = true;	/* no new lanes from here on */
+			atomic_fetch_add(&s->refs, 1);
+			batch[n++] = s;
+		}
+		pthread_mutex_unlock(&socks_mu);
+		for (i = 0; i < n; i++) {
+			struct ipcd_req req = { .opcode = IPCD_OP_LISTEN };
+			struct ipcd_listen_req *lr = (void *)req.body;
+
+			s = batch[i];
+			req.len = sizeof(*lr);
+			lr->id = s->bind_id;
+			lr->backlog = s->backlog < 0 ? 0 : (uint32_t)s->backlog;
+			lr->flags = 0;
+			ipcd_mon_post(&req);
+			ipcd_lanes_listener_close(s);
+			ipcd_sock_put(s);
+		}
+	} while (n == IPCD_ARRAY_SIZE(batch));
 }
 
 void ipcd_socks_exec(bool prepare)

@@ -28,6 +28,7 @@ IPCD_EXPORT pid_t fork(void)
 	ipcd_init();
 	if (unlikely(!ipcd_real.fork))
 		return ipcd_enosys();
+	ipcd_socks_before_fork();	/* listeners' lanes: their connections are to be shared */
 	ipcd_forking = true;		/* the prepare handler counts the child as a holder */
 	pid = ipcd_real.fork();
 	ipcd_forking = false;

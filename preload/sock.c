@@ -144,6 +144,12 @@ static uint32_t ring_hint(const struct ipcd_sock *s)
 
 /* ---- bind, listen ---------------------------------------------------------- */
 
+/* Lanes while this process is the only one that may accept on @s. */
+static uint32_t listen_flags(const struct ipcd_sock *s)
+{
+	return !s->forked && ipcd_lanes_enabled() ? IPCD_LISTEN_LANES : 0;
+}
+
 int ipcd_sock_bind(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	int rc;
@@ -217,6 +223,8 @@ int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
 		lr->id = s->bind_id;
 		lr->backlog = n < 0 ? 0 : (uint32_t)n;
 		lr->ring_bytes = ring_hint(s);
+		lr->flags = listen_flags(s);
+		s->backlog = n;
 		ipcd_mon_call(&req, &resp, NULL, NULL);
 		return 0;
 	}
@@ -260,6 +268,8 @@ int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
 		lr->id = s->bind_id;
 		lr->backlog = n < 0 ? 0 : (uint32_t)n;
 		lr->ring_bytes = ring_hint(s);
+		lr->flags = listen_flags(s);
+		s->backlog = n;
 		if (ipcd_mon_call(&req, &resp, fds, &s->accept_token) || resp.status || fds[0] < 0)
 			goto unbind;
 	}
@@ -270,6 +280,7 @@ int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
 	}
 	memcpy(s->self_addr, addr, 16);
 	s->self_port = port;
+	s->accept_spin.ns = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
 	s->state = IPCD_SK_LISTEN;
 	return 0;
 
@@ -291,7 +302,7 @@ kernel_only:
 static void conn_init(struct ipcd_sock *s, const struct ipcd_sock *parent)
 {
 	s->state = IPCD_SK_CONN;
-	s->rx_spin_ns = s->tx_spin_ns = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
+	s->rx_spin.ns = s->tx_spin.ns = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
 	/*
 	 * An event loop registers a new connection with epoll before it ever
 	 * calls recv: announce the eventfd sleeper now, so the first data
@@ -309,28 +320,48 @@ static void conn_init(struct ipcd_sock *s, const struct ipcd_sock *parent)
 	}
 }
 
-/* One accelerated connection from the monitor's backlog: its fd, or -errno. */
-static int accept_accel(struct ipcd_sock *l, struct sockaddr *addr, socklen_t *addrlen,
-			int flags)
+/* Is the monitor's backlog for @l non-empty? Its accept eventfd says so exactly. */
+static bool backlog_ready(const struct ipcd_sock *l)
+{
+	struct pollfd p = { .fd = l->lfd, .events = POLLIN };
+
+	return ipcd_real.poll(&p, 1, 0) != 0;	/* an error: let the monitor answer */
+}
+
+/*
+ * One accelerated connection for listener @l (application fd @lfd_app, its
+ * epoll set): from a lane, else from the monitor's backlog. Its fd, or
+ * -errno.
+ */
+static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
+			socklen_t *addrlen, int flags)
 {
 	struct ipcd_req req = { .opcode = IPCD_OP_ACCEPT };
 	struct ipcd_accept_req *ar = (void *)req.body;
+	struct ipcd_mon_lane ml;
 	struct ipcd_conn_resp cr;
 	struct ipcd_resp resp;
 	struct ipcd_sock *s;
 	uint64_t size = 0;
 	int fds[IPCD_CTL_CONN_NFDS];
+	bool lane;
 	int rc, fd;
 
-	req.len = sizeof(*ar);
-	ar->id = l->bind_id;
-	ar->token = l->accept_token;	/* what lets a forked worker accept */
-	rc = ipcd_mon_call(&req, &resp, fds, &size);
-	if (rc)
-		return -ENOTCONN;	/* no monitor: the kernel side still works */
-	if (resp.status)
-		return resp.status == -EAGAIN ? -EAGAIN : -ENOTCONN;	/* never the app's error */
-	memcpy(&cr, resp.body, sizeof(cr));
+	lane = ipcd_lane_accept(l, fds, &size) == 0;
+	if (!lane) {
+		if (!backlog_ready(l))
+			return -EAGAIN;		/* no round trip to hear it */
+		req.len = sizeof(*ar);
+		ar->id = l->bind_id;
+		ar->token = l->accept_token;	/* what lets a forked worker accept */
+		rc = ipcd_mon_call_lane(&req, &resp, fds, &size, &ml);
+		if (rc)
+			return -ENOTCONN;	/* no monitor: the kernel side still works */
+		if (resp.status)
+			return resp.status == -EAGAIN ? -EAGAIN : -ENOTCONN; /* not the app's error */
+		memcpy(&cr, resp.body, sizeof(cr));
+		ipcd_lanes_adopt_listener(l, lfd_app, &ml);
+	}
 	s = ipcd_sock_new(l->domain, flags & SOCK_NONBLOCK ? SOCK_NONBLOCK : 0);
 	if (!s) {
 		rc = -ENOMEM;
@@ -355,8 +386,20 @@ static int accept_accel(struct ipcd_sock *l, struct sockaddr *addr, socklen_t *a
 	conn_init(s, l);
 	memcpy(s->self_addr, s->conn.ctl->b_addr, 16);
 	s->self_port = s->conn.ctl->b_port;
-	memcpy(s->peer_addr, cr.peer_addr, 16);
-	s->peer_port = cr.peer_port;
+	if (lane) {
+		struct ipcd_req note = { .opcode = IPCD_OP_KIT_ACCEPTED };
+		struct ipcd_kit_accepted_req *ka = (void *)note.body;
+
+		/* As the monitor wrote it in the kit (the connector could change it). */
+		memcpy(s->peer_addr, s->conn.ctl->a_addr, 16);
+		s->peer_port = s->conn.ctl->a_port;
+		note.len = sizeof(*ka);
+		ka->conn_id = s->conn.conn_id;
+		ipcd_mon_post_lazy(&note);
+	} else {
+		memcpy(s->peer_addr, cr.peer_addr, 16);
+		s->peer_port = cr.peer_port;
+	}
 	ipcd_fdtab_set(fd, s, (flags & SOCK_CLOEXEC) != 0);
 	ipcd_addr_to(l->domain, s->peer_addr, s->peer_port, addr, addr ? addrlen : NULL);
 	return fd;
@@ -390,6 +433,14 @@ static int accept_kernel(struct ipcd_sock *l, struct sockaddr *addr, socklen_t *
 	return fd;
 }
 
+/* Anything to accept on @fd (a listening epoll set)? One syscall, no sleep. */
+static bool listen_ready(void *arg)
+{
+	struct pollfd p = { .fd = *(int *)arg, .events = POLLIN };
+
+	return ipcd_real.poll(&p, 1, 0) != 0;
+}
+
 static int accept_common(struct ipcd_sock *s, int fd, struct sockaddr *addr, socklen_t *addrlen,
 			 int flags)
 {
@@ -417,7 +468,7 @@ static int accept_common(struct ipcd_sock *s, int fd, struct sockaddr *addr, soc
 
 		for (i = 0; i < 2 && (rc == -EAGAIN || rc == -ENOTCONN); i++) {
 			if ((i == 0) == accel_first) {
-				rc = accept_accel(s, addr, addrlen, flags);
+				rc = accept_accel(s, fd, addr, addrlen, flags);
 				accel_usable = rc != -ENOTCONN;
 			} else {
 				rc = accept_kernel(s, addr, addrlen, flags);
@@ -442,6 +493,12 @@ static int accept_common(struct ipcd_sock *s, int fd, struct sockaddr *addr, soc
 
 			if (left == 0)
 				return fail(EAGAIN);
+			/*
+			 * A connector down a lane is often a few microseconds
+			 * away: spin (adaptive) before the sleep and its wake-up.
+			 */
+			if (accel_usable && ipcd_spin(&s->accept_spin, listen_ready, &p.fd))
+				continue;
 			n = ipcd_real.poll(&p, 1, left < 0 ? -1 : (int)((left + 999999) / 1000000));
 			if (n < 0 && errno == EINTR && (s->rcvtimeo_ns || !ipcd_restartable()))
 				return -1;
@@ -462,18 +519,42 @@ int ipcd_sock_accept4(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr, socklen_
 
 /* ---- connect --------------------------------------------------------------- */
 
+/*
+ * @s's connection is open (s->conn): the application's fd @fd becomes this
+ * end's eventfd (the kernel socket goes). 0, or -errno with s->conn closed.
+ */
+static int connected(struct ipcd_sock *s, int fd)
+{
+	int efd = s->conn.wake_self;
+
+	if (ipcd_real.dup3(efd, fd, O_CLOEXEC) < 0) {
+		int err = errno;
+
+		ipcd_conn_close(&s->conn);
+		return -err;
+	}
+	ipcd_real.close(efd);
+	s->conn.wake_self = -1;
+	conn_init(s, NULL);
+	memcpy(s->self_addr, s->conn.ctl->a_addr, 16);
+	s->self_port = s->conn.ctl->a_port;
+	memcpy(s->peer_addr, s->conn.ctl->b_addr, 16);
+	s->peer_port = s->conn.ctl->b_port;
+	return 0;
+}
+
 int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	struct ipcd_req req = { .opcode = IPCD_OP_CONNECT };
 	struct ipcd_connect_req *cq = (void *)req.body;
-	struct ipcd_conn_resp cr;
+	struct ipcd_mon_lane ml;
 	struct ipcd_resp resp;
 	uint64_t size = 0;
 	uint8_t dst[16];
 	uint16_t port;
 	int fds[IPCD_CTL_CONN_NFDS];
 	uint16_t reason;
-	int rc, efd;
+	int rc;
 
 	/* Connected (or its nonblocking connect already answered EINPROGRESS), or listening. */
 	if (s->state != IPCD_SK_FRESH)
@@ -483,11 +564,18 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 		to_kernel(fd);	/* AF_UNSPEC, bad addresses: the kernel's answer */
 		return ipcd_real.connect(fd, addr, len);
 	}
+	/* Down a lane: kits have the listener's ring size, enough unless we asked for more. */
+	if (!ring_hint(s) && ipcd_lane_connect(dst, port, &s->conn) == 0) {
+		if (connected(s, fd) == 0)
+			goto done;
+		reason = IPCD_FB_ERROR;
+		goto fallback;
+	}
 	req.len = sizeof(*cq);
 	memcpy(cq->addr, dst, 16);
 	cq->port = port;
 	cq->ring_bytes = ring_hint(s);
-	rc = ipcd_mon_call(&req, &resp, fds, &size);
+	rc = ipcd_mon_call_lane(&req, &resp, fds, &size, &ml);
 	if (rc) {
 		to_kernel(fd);
 		return ipcd_real.connect(fd, addr, len);
@@ -509,26 +597,13 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 		reason = IPCD_FB_ERROR;
 		goto fallback;
 	}
-	memcpy(&cr, resp.body, sizeof(cr));
+	ipcd_lanes_adopt_connector(&ml, dst, port);
 	rc = ipcd_conn_open(fds, size, false, &s->conn);
-	if (rc) {
+	if (rc || connected(s, fd)) {
 		reason = IPCD_FB_ERROR;
 		goto fallback;
 	}
-	/* The application's fd becomes this end's eventfd; the kernel socket goes. */
-	efd = s->conn.wake_self;
-	if (ipcd_real.dup3(efd, fd, O_CLOEXEC) < 0) {
-		ipcd_conn_close(&s->conn);
-		reason = IPCD_FB_ERROR;
-		goto fallback;
-	}
-	ipcd_real.close(efd);
-	s->conn.wake_self = -1;
-	conn_init(s, NULL);
-	memcpy(s->self_addr, s->conn.ctl->a_addr, 16);
-	s->self_port = cr.self_port;
-	memcpy(s->peer_addr, cr.peer_addr, 16);
-	s->peer_port = cr.peer_port;
+done:
 	if (atomic_load(&s->nonblock)) {
 		/* As the kernel answers a nonblocking connect, even to loopback. */
 		return fail(EINPROGRESS);

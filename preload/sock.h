@@ -41,6 +41,7 @@
 
 #define IPCD_FDTAB_MAX		65536	/* fds at or above this are not accelerated */
 #define IPCD_SOCK_OPTS		16	/* integer options remembered per socket */
+#define IPCD_LLANES		64	/* lanes one listening socket takes (lanes.c) */
 
 enum ipcd_sk_state {
 	IPCD_SK_FRESH,
@@ -57,6 +58,12 @@ struct ipcd_sockopt {
 /* A lock that costs one exchange when uncontended (the common case). */
 struct ipcd_lock {
 	uint32_t word;		/* 0 free, 1 held, 2 held with waiters (futex) */
+};
+
+/* An adaptive spin budget (data.c ipcd_spin). */
+struct ipcd_spin {
+	uint32_t ns;
+	uint32_t misses;
 };
 
 struct ipcd_sock {
@@ -93,16 +100,17 @@ struct ipcd_sock {
 	atomic_uint accept_turn;	/* alternates kernel / accelerated */
 	atomic_bool kernel_seen;	/* a peer that is not preloaded came */
 	bool forked;			/* LISTEN: other processes may hold it (fork) */
+	struct ipcd_spin accept_spin;	/* LISTEN: blocking accept spins first */
+	int backlog;			/* LISTEN: as the application asked */
+	struct ipcd_llanes *lanes;	/* LISTEN: its lanes (lanes.c); NULL: none yet */
 	bool exec_released;		/* CONN: exec dropped our hold (undone if it fails) */
 
 	/* CONN */
 	struct ipcd_conn conn;
 	struct ipcd_lock rx_lock;
 	struct ipcd_lock tx_lock;
-	uint32_t rx_spin_ns;		/* adaptive spin budgets (data.c conn_wait) */
-	uint32_t tx_spin_ns;
-	uint32_t rx_spin_misses;
-	uint32_t tx_spin_misses;
+	struct ipcd_spin rx_spin;	/* adaptive spin budgets (data.c ipcd_spin) */
+	struct ipcd_spin tx_spin;
 
 	/* every live socket of the process (fork walks them) */
 	struct ipcd_sock *next;
@@ -173,10 +181,69 @@ struct ipcd_attach *ipcd_state_get(void);
  * uses the kernel from now on).
  */
 int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux);
+/* A lane's end that came with a CONNECT or ACCEPT answer (fd -1: none). */
+struct ipcd_mon_lane {
+	int fd;
+	uint32_t id;
+	uint32_t bind_id;
+};
+/* ipcd_mon_call, keeping the lane's end the monitor may send first (@lane). */
+int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux,
+		       struct ipcd_mon_lane *lane);
+
+/* A connection made ahead of need for a lane (proto.h IPCD_OP_KITS). */
+struct ipcd_kit {
+	uint64_t conn_id;
+	uint64_t size;			/* the region's */
+	uint32_t seq;			/* its number on the lane */
+	int fds[IPCD_CTL_CONN_NFDS];	/* region, A's (our) wake eventfd, B's */
+};
+/*
+ * ipcd_mon_kits - up to @max kits for lane @lane_id, in lane order. Returns
+ * how many (>0), or -errno: the monitor's answer (-ENOENT: the lane is done,
+ * -EAGAIN: not yet usable), -ENOTCONN/-ECONNRESET as ipcd_mon_call.
+ */
+int ipcd_mon_kits(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max);
 /* ipcd_mon_post - queue a request whose answer nobody waits for. */
 void ipcd_mon_post(struct ipcd_req *req);
+/* ... and that may wait for the monitor's next look (ipcd_reqq_submit_lazy). */
+void ipcd_mon_post_lazy(struct ipcd_req *req);
 /* Spin budget before sleeping (IPCD_SPIN_US; default 20 us). */
 extern uint64_t ipcd_spin_ns;
+
+/* ---- lanes.c: connection setup without the monitor ---------------------------- */
+
+/* Lanes are on unless IPCD_LANES=0. */
+bool ipcd_lanes_enabled(void);
+/* A CONNECT to @addr:@port brought a lane (@ml->fd >= 0): keep it for the next ones. */
+void ipcd_lanes_adopt_connector(const struct ipcd_mon_lane *ml, const uint8_t addr[16],
+				uint16_t port);
+/*
+ * ipcd_lane_connect - connect to @addr:@port down this process's lane to it:
+ * 0 and @conn opened (A end), or -ENOENT: no lane, no kit, or the lane is
+ * over (the caller asks the monitor).
+ */
+int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *conn);
+/* An ACCEPT brought a lane for listener @s, whose epoll fd is @ep. */
+void ipcd_lanes_adopt_listener(struct ipcd_sock *s, int ep, const struct ipcd_mon_lane *ml);
+/*
+ * ipcd_lane_accept - one kit from @s's lanes: 0 and @fds (IPCD_CTL_CONN_FD_*
+ * order, ours to open as B) and @size, or -EAGAIN. Lanes found over are
+ * closed and reported (LANE_DONE).
+ */
+int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size);
+/*
+ * The listening socket closes, or its process forks: shut and drain every
+ * lane and report each (kits not accepted go back to the monitor's backlog).
+ */
+void ipcd_lanes_listener_close(struct ipcd_sock *s);
+void ipcd_lanes_listener_free(struct ipcd_sock *s);
+/* fork: the connector lane table (lock, unlock; the child forgets its copies). */
+void ipcd_lanes_fork_prepare(void);
+void ipcd_lanes_fork_parent(void);
+void ipcd_lanes_fork_child(void);
+/* Before fork(): listeners stop taking lanes (their connections are to be shared). */
+void ipcd_socks_before_fork(void);
 
 /* ---- addresses (sock.c) ----------------------------------------------------- */
 
@@ -198,6 +265,11 @@ short ipcd_conn_events(struct ipcd_sock *s, short want);
 void ipcd_conn_arm(struct ipcd_sock *s, int fd, short want);
 /* Reset the eventfd counter at @fd (after a wake-up), handing it on to other pollers. */
 void ipcd_conn_clear(struct ipcd_sock *s, int fd);
+/*
+ * ipcd_spin - spin (adaptive budget @sp, at most ipcd_spin_ns) until
+ * @done(@arg): true if it came in time, false to go to sleep.
+ */
+bool ipcd_spin(struct ipcd_spin *sp, bool (*done)(void *), void *arg);
 /* EINTR from a sleep: true if the kernel would have restarted the call. */
 bool ipcd_restartable(void);
 /* Raise SIGPIPE on this thread, as the kernel does for a write to a closed socket. */

@@ -177,6 +177,7 @@ static void forget_registration(void)
 
 void ipcd_state_atfork_prepare(void)
 {
+	ipcd_lanes_fork_prepare();	/* before call_mu: a kit refill holds both */
 	pthread_mutex_lock(&call_mu);
 	pthread_mutex_lock(&state_mu);
 	ipcd_socks_lock();
@@ -189,6 +190,7 @@ void ipcd_state_atfork_parent(void)
 	ipcd_socks_unlock();
 	pthread_mutex_unlock(&state_mu);
 	pthread_mutex_unlock(&call_mu);
+	ipcd_lanes_fork_parent();
 }
 
 void ipcd_state_atfork_child(void)
@@ -204,6 +206,7 @@ void ipcd_state_atfork_child(void)
 	/* ST_FAILED stays: the monitor was absent for the parent; one line is enough. */
 	pthread_mutex_unlock(&state_mu);	/* locked by prepare in the parent */
 	pthread_mutex_unlock(&call_mu);
+	ipcd_lanes_fork_child();
 	ipcd_inside--;
 	errno = saved;
 }
@@ -212,6 +215,7 @@ void ipcd_state_atfork_child(void)
 
 #define CALL_TIMEOUT_NS	5000000000ll	/* a monitor that does not answer is gone */
 #define DEAD_CHECK_NS	10000000ll	/* how often a waiting call looks for its EOF */
+#define POST_WAIT_NS	100000000ll	/* how long a post waits for room in a full ring */
 /*
  * An awake monitor answers in about a microsecond; a longer spin only keeps
  * the CPU from the processes the answer is for (on few cores, the monitor
@@ -265,9 +269,12 @@ static void drain_stale(void)
 		;
 }
 
-/* The descriptors sent before a successful answer to @req. */
+/*
+ * The descriptors sent before a successful answer to @req; a lane's end
+ * (IPCD_CTL_LANE_FD) that comes first goes to @lane, or is closed.
+ */
 static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, int *fds,
-		    uint64_t *aux)
+		    uint64_t *aux, struct ipcd_mon_lane *lane)
 {
 	uint16_t want = req->opcode == IPCD_OP_LISTEN ? IPCD_CTL_LISTEN_FD : IPCD_CTL_CONN_FD;
 	uint64_t conn_id = 0;
@@ -291,6 +298,13 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 				*aux = want == IPCD_CTL_LISTEN_FD ? m.conn_id : m.region_size;
 			return 0;
 		}
+		if (m.type == IPCD_CTL_LANE_FD && lane && lane->fd < 0) {
+			lane->fd = fds[0];
+			lane->id = (uint32_t)m.conn_id;
+			lane->bind_id = m.bind_id;
+			fds[0] = -1;
+			continue;
+		}
 		/* Left over from a call that gave up: not ours to keep. */
 		for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
 			if (fds[i] >= 0)
@@ -298,12 +312,65 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 	}
 }
 
+/*
+ * Queue @req (call_mu held), waiting while the ring is full: the monitor
+ * was woken when it passed half full, so room comes unless it is gone.
+ */
+static int submit_locked(struct ipcd_req *req, bool lazy, uint64_t deadline)
+{
+	int rc;
+
+	drain_stale();
+	req->cookie = ++att.cl.next_cookie;
+	for (;;) {
+		rc = lazy ? ipcd_reqq_submit_lazy(&att.cl, req) : ipcd_reqq_submit(&att.cl, req);
+		if (rc != -EAGAIN)
+			return rc;
+		if (ipcd_remaining(deadline) == 0 || monitor_gone())
+			return -ETIMEDOUT;
+		drain_stale();
+		ipcd_spsc_wait_writable(&att.cl.chan.req, sizeof(*req), MON_SPIN_NS, DEAD_CHECK_NS);
+	}
+}
+
+/* Send @req and wait for its answer (call_mu held). */
+static int call_locked(struct ipcd_req *req, struct ipcd_resp *resp)
+{
+	uint64_t deadline = ipcd_deadline(CALL_TIMEOUT_NS);
+	int rc;
+
+	rc = submit_locked(req, false, deadline);
+	if (rc)
+		return rc;
+	for (;;) {
+		ssize_t n = ipcd_spsc_recv(&att.cl.chan.resp, resp, sizeof(*resp));
+
+		if (n == (ssize_t)sizeof(*resp) && resp->cookie == req->cookie)
+			return 0;
+		if (n >= 0)
+			continue;	/* an answer to a posted request */
+		if (n != -EAGAIN)
+			return (int)n;
+		if (ipcd_remaining(deadline) == 0 || monitor_gone())
+			return -ETIMEDOUT;
+		/* EINTR is not the application's business here: keep waiting. */
+		ipcd_spsc_wait_readable(&att.cl.chan.resp, MON_SPIN_NS, DEAD_CHECK_NS);
+	}
+}
+
 int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux)
 {
-	uint64_t deadline;
+	return ipcd_mon_call_lane(req, resp, fds, aux, NULL);
+}
+
+int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux,
+		       struct ipcd_mon_lane *lane)
+{
 	unsigned int i;
 	int rc;
 
+	if (lane)
+		lane->fd = -1;
 	if (fds)
 		for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
 			fds[i] = -1;
@@ -316,36 +383,13 @@ int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64
 		rc = -ENOTCONN;
 		goto out;
 	}
-	drain_stale();
-	deadline = ipcd_deadline(CALL_TIMEOUT_NS);
-	req->cookie = ++att.cl.next_cookie;
-	while ((rc = ipcd_reqq_submit(&att.cl, req)) == -EAGAIN) {
-		if (ipcd_remaining(deadline) == 0 || monitor_gone())
-			goto gone;
-		drain_stale();
-		ipcd_spsc_wait_writable(&att.cl.chan.req, sizeof(*req), MON_SPIN_NS, DEAD_CHECK_NS);
-	}
+	rc = call_locked(req, resp);
 	if (rc)
 		goto gone;
-	for (;;) {
-		ssize_t n = ipcd_spsc_recv(&att.cl.chan.resp, resp, sizeof(*resp));
-
-		if (n == (ssize_t)sizeof(*resp) && resp->cookie == req->cookie)
-			break;
-		if (n >= 0)
-			continue;	/* an answer to a posted request */
-		if (n != -EAGAIN)
-			goto gone;
-		if (ipcd_remaining(deadline) == 0 || monitor_gone())
-			goto gone;
-		/* EINTR is not the application's business here: keep waiting. */
-		ipcd_spsc_wait_readable(&att.cl.chan.resp, MON_SPIN_NS, DEAD_CHECK_NS);
-	}
-	rc = 0;
 	if (resp->status == 0 && fds &&
 	    (req->opcode == IPCD_OP_CONNECT || req->opcode == IPCD_OP_ACCEPT ||
 	     req->opcode == IPCD_OP_LISTEN)) {
-		rc = take_fds(req, resp, fds, aux);
+		rc = take_fds(req, resp, fds, aux, lane);
 		/* LISTEN of a bind already listening sends no new fd. */
 		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)
 			rc = 0;
@@ -362,16 +406,92 @@ out:
 	return rc;
 }
 
-void ipcd_mon_post(struct ipcd_req *req)
+int ipcd_mon_kits(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_KITS };
+	struct ipcd_kits_req *kr = (void *)req.body;
+	struct ipcd_kits_resp kresp;
+	struct ipcd_resp resp;
+	struct ipcd_ctl_msg m;
+	unsigned int got = 0, i;
+	int rc;
+
+	req.len = sizeof(*kr);
+	kr->lane_id = lane_id;
+	kr->count = IPCD_MIN(max, (unsigned int)IPCD_KITS_MAX);
+	pthread_mutex_lock(&call_mu);
+	ipcd_inside++;
+	if (!ipcd_state_get()) {
+		rc = -ENOTCONN;
+		goto out;
+	}
+	rc = call_locked(&req, &resp);
+	if (rc)
+		goto gone;
+	rc = resp.status;
+	if (rc)
+		goto out;
+	memcpy(&kresp, resp.body, sizeof(kresp));
+	if (kresp.count > kr->count) {
+		rc = -EPROTO;
+		goto gone;
+	}
+	/* Each kit's CONN_FD came before the answer, in lane order. */
+	while (got < kresp.count) {
+		struct ipcd_kit *k = &kits[got];
+
+		rc = ipcd_attach_recv_msg(&att, &m, k->fds, 1000);
+		if (rc)
+			goto gone;
+		if (m.type != IPCD_CTL_CONN_FD) {
+			for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+				if (k->fds[i] >= 0)
+					close_raw(k->fds[i]);
+			continue;	/* left over from a call that gave up */
+		}
+		k->conn_id = m.conn_id;
+		k->size = m.region_size;
+		k->seq = kresp.first_seq + got;
+		got++;
+	}
+	rc = (int)got;
+	goto out;
+gone:
+	for (i = 0; i < got; i++)
+		for (unsigned int j = 0; j < IPCD_CTL_CONN_NFDS; j++)
+			close_raw(kits[i].fds[j]);
+	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
+	rc = -ECONNRESET;
+out:
+	ipcd_inside--;
+	pthread_mutex_unlock(&call_mu);
+	return rc;
+}
+
+static void post(struct ipcd_req *req, bool lazy)
 {
 	pthread_mutex_lock(&call_mu);
 	ipcd_inside++;
 	if (ipcd_state_get()) {
-		drain_stale();
-		req->cookie = ++att.cl.next_cookie;
-		/* A full ring (a stopped or dead monitor) loses only this note. */
-		(void)ipcd_reqq_submit(&att.cl, req);
+		/*
+		 * A CLOSE lost would leave its record in the monitor until this
+		 * process exits: wait a little for room. A monitor stopped
+		 * longer loses the note rather than stall the caller's close().
+		 */
+		if (submit_locked(req, lazy, ipcd_deadline(POST_WAIT_NS)) == -ETIMEDOUT &&
+		    monitor_gone())
+			detach_locked("it closed our socket");
 	}
 	ipcd_inside--;
 	pthread_mutex_unlock(&call_mu);
+}
+
+void ipcd_mon_post(struct ipcd_req *req)
+{
+	post(req, false);
+}
+
+void ipcd_mon_post_lazy(struct ipcd_req *req)
+{
+	post(req, true);
 }

@@ -183,6 +183,17 @@ int ipcd_reqq_submit(struct ipcd_reqq_client *cl, const struct ipcd_req *req)
 	return 0;
 }
 
+int ipcd_reqq_submit_lazy(struct ipcd_reqq_client *cl, const struct ipcd_req *req)
+{
+	int rc;
+
+	/* Past half full: ring now, so that a lazy request never waits on a full ring. */
+	if (!ipcd_spsc_writable(&cl->chan.req, cl->chan.req.capacity / 2))
+		return ipcd_reqq_submit(cl, req);
+	rc = ipcd_spsc_send(&cl->chan.req, req, sizeof(*req));
+	return rc;
+}
+
 int ipcd_reqq_call(struct ipcd_reqq_client *cl, struct ipcd_req *req, struct ipcd_resp *resp,
 		   uint64_t spin_ns, int64_t timeout_ns)
 {

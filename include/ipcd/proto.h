@@ -27,7 +27,8 @@
 #define IPCD_OP_FALLBACK	9	/* struct ipcd_fallback_req; for ipcdctl only */
 #define IPCD_OP_KITS		10	/* struct ipcd_kits_req -> struct ipcd_kits_resp */
 #define IPCD_OP_LANE_DONE	11	/* struct ipcd_lane_done_req */
-#define IPCD_OP_MAX		11
+#define IPCD_OP_KIT_ACCEPTED	12	/* struct ipcd_kit_accepted_req; for ipcdctl only */
+#define IPCD_OP_MAX		12
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -191,8 +192,9 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_kits_resp) == 8);
 
 /**
  * struct ipcd_lane_done_req - the listener (bind owner) closed its end of
- * lane @lane_id after receiving its first @received kits, of which it
- * accepted the first @accepted. The monitor resets kits it never received
+ * lane @lane_id; @received is one past the number of the last kit it
+ * received, @accepted one past the last it accepted (a connector skips the
+ * numbers of kits it closed unsent: IPCD_CLOSE_UNSENT). The monitor resets kits it never received
  * (their connector sees ECONNRESET, or closes them unsent), and queues the
  * received but unaccepted ones on the bind's backlog when it still listens
  * (after fork: any process may accept them), else resets them. Sent without
@@ -205,6 +207,16 @@ struct ipcd_lane_done_req {
 	uint32_t pad;
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_lane_done_req) == 16);
+
+/**
+ * struct ipcd_kit_accepted_req - the listener accepted kit @conn_id from a
+ * lane. Informational (connection counters and state in ipcdctl); sent
+ * without waiting, and without waking the monitor.
+ */
+struct ipcd_kit_accepted_req {
+	uint64_t conn_id;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_kit_accepted_req) == 8);
 
 /* struct ipcd_fallback_req.reason: why a TCP connection went to the kernel. */
 #define IPCD_FB_NO_LISTENER	1	/* no accelerated listener there (peer not preloaded, remote) */
@@ -233,6 +245,7 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_fallback_req) == 24);
 #define IPCD_CLOSE_MINE		0	/* the end this process connected or accepted */
 #define IPCD_CLOSE_A		1	/* the connecting end */
 #define IPCD_CLOSE_B		2	/* the accepting end */
+#define IPCD_CLOSE_UNSENT	3	/* a kit its connector never sent: both ends */
 
 /**
  * struct ipcd_close_req - this process no longer uses connection @conn_id.

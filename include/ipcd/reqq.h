@@ -79,6 +79,19 @@ struct ipcd_reqq_client {
 int ipcd_reqq_submit(struct ipcd_reqq_client *cl, const struct ipcd_req *req);
 
 /**
+ * ipcd_reqq_submit_lazy - queue @req without waking the monitor, which
+ * finds it when it next looks (it looks at least every
+ * IPCD_REQQ_LAZY_NS while it holds anything a lazy request could be
+ * about; see the monitor's loop). Once the ring is half full this is
+ * ipcd_reqq_submit(). For requests nobody waits for whose effect may be
+ * late (a CLOSE: the peer learnt it from the rings already).
+ */
+int ipcd_reqq_submit_lazy(struct ipcd_reqq_client *cl, const struct ipcd_req *req);
+
+/* The longest a lazy request waits for a monitor that holds connections. */
+#define IPCD_REQQ_LAZY_NS	100000000ull
+
+/**
  * ipcd_reqq_call - submit @req (its cookie is assigned) and wait for the
  * response with that cookie. Responses with other cookies are dropped.
  * Returns 0 (see @resp->status), -ETIMEDOUT, -EINTR or -EPROTO.

@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lanes.c - connection setup without the monitor (proto.h, "Lanes").
+ *
+ * Connector side. The first connect() from this process to a listening bind
+ * that takes lanes goes through the monitor (CONNECT), which sends this
+ * process its end of a lane with the answer. Later connect()s to the same
+ * destination take a kit (a connection the monitor made ahead of need,
+ * fetched IPCD_KITS_MAX at a time) and send it down the lane: one sendmsg,
+ * no monitor, no round trip. The lane table is small and fixed
+ * (IPCD_CLANES); a destination without a lane uses CONNECT as before.
+ *
+ * Listener side. The owner's ACCEPT of the connection that made a lane
+ * brings the other end; it joins the listening socket's epoll set (sock.h
+ * LISTEN), so a lane with a kit queued makes the listener readable like a
+ * kernel backlog, and accept() receives the kit with one recvmsg.
+ *
+ * Endings. The connector sees EPIPE on the lane when the listener closed
+ * its end: it closes the kits it still holds (CLOSE: they were never
+ * connections) and goes back to CONNECT. The listener sees EOF when the
+ * connector closed or died: it accepts what was sent before, then tells the
+ * monitor how many kits it received and accepted (LANE_DONE). Before a
+ * fork, and when the listening socket closes, the listener shuts its ends
+ * (SHUT_RD: the connector's next send fails), drains them and says
+ * LANE_DONE: kits received but not accepted go back to the monitor's
+ * backlog, where any process holding the socket may accept them, so a
+ * prefork server's workers share the connections as they would a kernel
+ * listener's. A fork child forgets the connector lanes it inherited (they
+ * are its parent's).
+ *
+ * Trust. A kit comes from the connecting process, not from the monitor:
+ * the listener maps its region with the usual checks and requires the seals
+ * the monitor puts on every region (a connector cannot shrink it under the
+ * listener), and takes the peer's address from the region.
+ *
+ * IPCD_LANES=0 in the environment turns lanes off (every connection is then
+ * set up by the monitor), for comparison and debugging.
+ */
+#undef _FORTIFY_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ipcd/ctl.h>
+#include <ipcd/proto.h>
+
+#include "attach.h"
+#include "interpose.h"
+#include "sock.h"
+
+#define IPCD_CLANES		8	/* connector lanes (the monitor allows as many) */
+
+struct clane {
+	uint32_t id;			/* 0: free */
+	uint32_t bind_id;
+	uint8_t addr[16];		/* the destination this lane serves */
+	uint16_t port;
+	int fd;
+	unsigned int head;		/* next kit to use */
+	unsigned int n;			/* kits held, from @head */
+	struct ipcd_kit kits[IPCD_KITS_MAX];
+};
+
+static pthread_mutex_t c_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct clane clanes[IPCD_CLANES];
+static int lanes_on = -1;		/* -1: IPCD_LANES not read yet */
+
+bool ipcd_lanes_enabled(void)
+{
+	if (lanes_on < 0) {
+		const char *v = getenv("IPCD_LANES");
+
+		lanes_on = !(v && strcmp(v, "0") == 0);
+	}
+	return lanes_on;
+}
+
+static void close_kit(struct ipcd_kit *k)
+{
+	unsigned int i;
+
+	for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+		if (k->fds[i] >= 0)
+			ipcd_real.close(k->fds[i]);
+}
+
+/* Kit @conn_id never left us: the monitor closes both its ends. */
+static void post_unsent(uint64_t conn_id)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
+	struct ipcd_close_req *cr = (void *)req.body;
+
+	req.len = sizeof(*cr);
+	cr->conn_id = conn_id;
+	cr->end = IPCD_CLOSE_UNSENT;
+	ipcd_mon_post_lazy(&req);
+}
+
+/* Drop connector lane @c (c_mu held); @tell: CLOSE the kits left unsent. */
+static void clane_drop(struct clane *c, bool tell)
+{
+	while (c->n) {
+		struct ipcd_kit *k = &c->kits[c->head++];
+
+		c->n--;
+		if (tell)
+			post_unsent(k->conn_id);
+		close_kit(k);
+	}
+	if (c->fd >= 0)
+		ipcd_real.close(c->fd);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+void ipcd_lanes_adopt_connector(const struct ipcd_mon_lane *ml, const uint8_t addr[16],
+				uint16_t port)
+{
+	struct clane *c = NULL;
+	unsigned int i;
+
+	if (ml->fd < 0)
+		return;
+	pthread_mutex_lock(&c_mu);
+	for (i = 0; i < IPCD_CLANES && !c; i++)
+		if (!clanes[i].id)
+			c = &clanes[i];
+	if (!c || !ipcd_lanes_enabled()) {
+		/* No room: the listener sees EOF, and the monitor ends the lane. */
+		pthread_mutex_unlock(&c_mu);
+		ipcd_real.close(ml->fd);
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->id = ml->id;
+	c->bind_id = ml->bind_id;
+	c->fd = ml->fd;
+	memcpy(c->addr, addr, 16);
+	c->port = port;
+	pthread_mutex_unlock(&c_mu);
+}
+
+static struct clane *clane_find(const uint8_t addr[16], uint16_t port)
+{
+	unsigned int i;
+
+	for (i = 0; i < IPCD_CLANES; i++)
+		if (clanes[i].id && clanes[i].port == port && !memcmp(clanes[i].addr, addr, 16))
+			return &clanes[i];
+	return NULL;
+}
+
+int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *conn)
+{
+	struct ipcd_lane_msg msg = { .magic = IPCD_LANE_MAGIC };
+	char cbuf[CMSG_SPACE(IPCD_CTL_CONN_NFDS * sizeof(int))];
+	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cm;
+	struct ipcd_kit kit;
+	int fds[IPCD_CTL_CONN_NFDS];
+	struct clane *c;
+	int rc;
+
+	pthread_mutex_lock(&c_mu);
+	c = clane_find(addr, port);
+	if (!c) {
+		pthread_mutex_unlock(&c_mu);
+		return -ENOENT;
+	}
+	if (!c->n) {
+		c->head = 0;
+		rc = ipcd_mon_kits(c->id, c->kits, IPCD_KITS_MAX);
+		if (rc <= 0) {
+			/* -EAGAIN: the listener has not got its end yet; try later. */
+			if (rc != -EAGAIN)
+				clane_drop(c, false);
+			pthread_mutex_unlock(&c_mu);
+			return -ENOENT;
+		}
+		c->n = (unsigned int)rc;
+	}
+	kit = c->kits[c->head];
+	/* Our mapping first, from a copy of the region's fd: the original travels. */
+	fds[IPCD_CTL_CONN_FD_REGION] = ipcd_real.fcntl(kit.fds[IPCD_CTL_CONN_FD_REGION],
+						       F_DUPFD_CLOEXEC, (void *)0);
+	if (fds[IPCD_CTL_CONN_FD_REGION] < 0) {
+		pthread_mutex_unlock(&c_mu);
+		return -ENOENT;
+	}
+	fds[IPCD_CTL_CONN_FD_SELF] = kit.fds[IPCD_CTL_CONN_FD_SELF];
+	fds[IPCD_CTL_CONN_FD_PEER] = kit.fds[IPCD_CTL_CONN_FD_PEER];
+	rc = ipcd_conn_open(fds, kit.size, false, conn);	/* takes the wake fds */
+	c->head++;
+	c->n--;
+	if (rc) {
+		/* A kit we cannot map: never sent, so only the monitor must know. */
+		ipcd_real.close(kit.fds[IPCD_CTL_CONN_FD_REGION]);
+		post_unsent(kit.conn_id);
+		pthread_mutex_unlock(&c_mu);
+		return -ENOENT;
+	}
+	/* The listener's view: its own (B's) wake eventfd, then ours. */
+	msg.seq = kit.seq;
+	msg.conn_id = kit.conn_id;
+	msg.region_size = kit.size;
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(IPCD_CTL_CONN_NFDS * sizeof(int));
+	fds[IPCD_CTL_CONN_FD_REGION] = kit.fds[IPCD_CTL_CONN_FD_REGION];
+	fds[IPCD_CTL_CONN_FD_SELF] = conn->wake_peer;
+	fds[IPCD_CTL_CONN_FD_PEER] = conn->wake_self;
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	do
+		rc = (int)ipcd_real.sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (rc < 0 && errno == EINTR);
+	ipcd_real.close(kit.fds[IPCD_CTL_CONN_FD_REGION]);
+	if (rc == (int)sizeof(msg)) {
+		pthread_mutex_unlock(&c_mu);
+		return 0;
+	}
+	/*
+	 * Not sent. A full lane (EAGAIN) keeps the lane: the monitor's answer
+	 * to a CONNECT then says whether the backlog is full. Anything else
+	 * (EPIPE: the listener closed its end) ends it. Either way this kit
+	 * never reached the listener: closing it is all it takes.
+	 */
+	rc = rc < 0 ? errno : EPROTO;
+	ipcd_conn_close(conn);
+	post_unsent(kit.conn_id);
+	if (rc != EAGAIN && rc != ENOBUFS)
+		clane_drop(c, true);
+	pthread_mutex_unlock(&c_mu);
+	return -ENOENT;
+}
+
+void ipcd_lanes_fork_prepare(void)
+{
+	pthread_mutex_lock(&c_mu);
+}
+
+void ipcd_lanes_fork_parent(void)
+{
+	pthread_mutex_unlock(&c_mu);
+}
+
+void ipcd_lanes_fork_child(void)
+{
+	unsigned int i;
+
+	/* The parent's lanes and kits: ours are copies to close, silently. */
+	for (i = 0; i < IPCD_CLANES; i++)
+		if (clanes[i].id)
+			clane_drop(&clanes[i], false);
+	pthread_mutex_unlock(&c_mu);
+}
+
+/* ---- listener side ---------------------------------------------------------- */
+
+struct llane {
+	uint32_t id;			/* 0: free */
+	int fd;
+	uint32_t received;		/* one past the last kit number that came */
+	uint32_t accepted;		/* one past the last kit number accepted */
+};
+
+struct ipcd_llanes {
+	pthread_mutex_t mu;
+	unsigned int next;		/* round robin */
+	struct llane l[IPCD_LLANES];
+};
+
+/* Epoll tag of listener lane @i in the listening epoll set (sock.c uses 0 and 1). */
+#define LANE_TAG(i)	(2u + (i))
+
+void ipcd_lanes_adopt_listener(struct ipcd_sock *s, int ep, const struct ipcd_mon_lane *ml)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct ipcd_llanes *ls;
+	struct llane *n = NULL;
+	unsigned int i;
+
+	if (ml->fd < 0)
+		return;
+	ls = s->lanes;
+	if (!ls && !s->forked) {
+		ls = calloc(1, sizeof(*ls));
+		if (ls) {
+			pthread_mutex_init(&ls->mu, NULL);
+			s->lanes = ls;
+		}
+	}
+	if (!ls || s->forked)
+		goto refuse;
+	pthread_mutex_lock(&ls->mu);
+	for (i = 0; i < IPCD_LLANES && !n; i++)
+		if (!ls->l[i].id)
+			n = &ls->l[i];
+	if (!n) {
+		pthread_mutex_unlock(&ls->mu);
+		goto refuse;
+	}
+	ev.data.u32 = LANE_TAG((unsigned int)(n - ls->l));
+	if (ipcd_real.epoll_ctl(ep, EPOLL_CTL_ADD, ml->fd, &ev) < 0) {
+		pthread_mutex_unlock(&ls->mu);
+		goto refuse;
+	}
+	n->id = ml->id;
+	n->fd = ml->fd;
+	n->received = n->accepted = 0;
+	pthread_mutex_unlock(&ls->mu);
+	return;
+refuse:
+	/* The connector sees EPIPE and goes back to CONNECT. */
+	ipcd_real.close(ml->fd);
+}
+
+static void post_lane_done(const struct llane *n)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_LANE_DONE };
+	struct ipcd_lane_done_req *d = (void *)req.body;
+
+	req.len = sizeof(*d);
+	d->lane_id = n->id;
+	d->received = n->received;
+	d->accepted = n->accepted;
+	ipcd_mon_post(&req);
+}
+
+/*
+ * Receive one kit from lane @n: 1 (fds and size filled), 0 (nothing
+ * queued), or -1 (EOF, an error or a malformed message: the lane is over).
+ */
+static int lane_recv(struct llane *n, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size)
+{
+	char cbuf[CMSG_SPACE(IPCD_CTL_CONN_NFDS * sizeof(int))];
+	struct ipcd_lane_msg msg;
+	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = cbuf,
+		.msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *cm;
+	unsigned int got = 0, i;
+	ssize_t r;
+
+	do
+		r = ipcd_real.recvmsg(n->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EAGAIN ? 0 : -1;
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		unsigned int k;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (unsigned int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (got < IPCD_CTL_CONN_NFDS)
+				fds[got++] = fd;
+			else
+				ipcd_real.close(fd);
+		}
+	}
+	if (r == 0 && !got)
+		return -1;		/* EOF: the connector closed or died */
+	/* Numbers only grow (a kit the connector could not send leaves a gap). */
+	if (r != (ssize_t)sizeof(msg) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    msg.magic != IPCD_LANE_MAGIC || msg.seq < n->received || msg.seq == UINT32_MAX ||
+	    got != IPCD_CTL_CONN_NFDS) {
+		for (i = 0; i < got; i++)
+			ipcd_real.close(fds[i]);
+		return -1;		/* not our protocol: end the lane */
+	}
+	/* Only a region the monitor made: sealed, so it cannot shrink under us. */
+	{
+		int seals = ipcd_real.fcntl(fds[IPCD_CTL_CONN_FD_REGION], F_GET_SEALS, (void *)0);
+		int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+		if (seals < 0 || (seals & want) != want) {
+			for (i = 0; i < got; i++)
+				ipcd_real.close(fds[i]);
+			return -1;
+		}
+	}
+	n->received = msg.seq + 1;
+	*size = msg.region_size;
+	return 1;
+}
+
+/*
+ * Lane @n is over (ls->mu held): close it (which takes it out of the
+ * listening epoll set: we hold its only descriptor) and tell the monitor.
+ */
+static void llane_end(struct llane *n)
+{
+	ipcd_real.close(n->fd);
+	post_lane_done(n);
+	memset(n, 0, sizeof(*n));
+	n->fd = -1;
+}
+
+int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size)
+{
+	struct ipcd_llanes *ls = s->lanes;
+	unsigned int i, idx;
+	int rc = -EAGAIN;
+
+	if (!ls)
+		return -EAGAIN;
+	pthread_mutex_lock(&ls->mu);
+	for (i = 0; i < IPCD_LLANES && rc == -EAGAIN; i++) {
+		struct llane *n;
+		int r;
+
+		idx = (ls->next + i) % IPCD_LLANES;
+		n = &ls->l[idx];
+		if (!n->id)
+			continue;
+		r = lane_recv(n, fds, size);
+		if (r > 0) {
+			n->accepted = n->received;
+			ls->next = idx + 1;
+			rc = 0;
+		} else if (r < 0) {
+			llane_end(n);
+		}
+	}
+	pthread_mutex_unlock(&ls->mu);
+	return rc;
+}
+
+void ipcd_lanes_listener_close(struct ipcd_sock *s)
+{
+	struct ipcd_llanes *ls = s->lanes;
+	unsigned int i, j;
+
+	if (!ls)
+		return;
+	pthread_mutex_lock(&ls->mu);
+	for (i = 0; i < IPCD_LLANES; i++) {
+		struct llane *n = &ls->l[i];
+		int fds[IPCD_CTL_CONN_NFDS];
+		uint64_t size;
+
+		if (!n->id)
+			continue;
+		/* The connector's next send fails; what it sent before is here. */
+		ipcd_real.shutdown(n->fd, SHUT_RD);
+		while (lane_recv(n, fds, &size) > 0)
+			for (j = 0; j < IPCD_CTL_CONN_NFDS; j++)
+				ipcd_real.close(fds[j]);
+		llane_end(n);
+	}
+	pthread_mutex_unlock(&ls->mu);
+}
+
+void ipcd_lanes_listener_free(struct ipcd_sock *s)
+{
+	if (!s->lanes)
+		return;
+	pthread_mutex_destroy(&s->lanes->mu);
+	free(s->lanes);
+	s->lanes = NULL;
+}
