@@ -9,9 +9,10 @@
  *   state        the application's fd is            calls go to
  *   FRESH        the kernel TCP socket itself        the kernel (bind is
  *                                                    recorded for listen)
- *   LISTEN       an epoll fd holding the kernel      accept: kernel and
- *                listening socket (@kfd) and the     monitor backlog; the fd
- *                monitor's accept eventfd (@lfd)     is readable if either is
+ *   LISTEN       an epoll fd holding the kernel      accept: lanes, monitor
+ *                listening socket (@kfd), the        backlog and kernel; the
+ *                monitor's accept eventfd (@lfd)     fd is readable if any is
+ *                and its lanes' sockets (lanes.c)
  *   CONN         this end's wake eventfd             the connection's rings
  *
  * A CONN fd's eventfd is kept "level": while the application may wait in the
