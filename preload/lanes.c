@@ -281,6 +281,8 @@ struct ipcd_llanes {
 	struct llane l[IPCD_LLANES];
 };
 
+static pthread_mutex_t l_alloc_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* Epoll tag of listener lane @i in the listening epoll set (sock.c uses 0 and 1). */
 #define LANE_TAG(i)	(2u + (i))
 
@@ -293,6 +295,8 @@ void ipcd_lanes_adopt_listener(struct ipcd_sock *s, int ep, const struct ipcd_mo
 
 	if (ml->fd < 0)
 		return;
+	/* Two threads' ACCEPTs may each bring a lane: one table per socket. */
+	pthread_mutex_lock(&l_alloc_mu);
 	ls = s->lanes;
 	if (!ls && !s->forked) {
 		ls = calloc(1, sizeof(*ls));
@@ -301,6 +305,7 @@ void ipcd_lanes_adopt_listener(struct ipcd_sock *s, int ep, const struct ipcd_mo
 			s->lanes = ls;
 		}
 	}
+	pthread_mutex_unlock(&l_alloc_mu);
 	if (!ls || s->forked)
 		goto refuse;
 	pthread_mutex_lock(&ls->mu);
