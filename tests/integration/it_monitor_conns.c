@@ -9,18 +9,24 @@
  * reads its control socket (cut off; the others keep going). Then ABI 2.0:
  * the listener's accept eventfd (readable exactly while the backlog is not
  * empty), the wake eventfds a death signals, ring-size hints and their cap,
- * and FALLBACK reports as ipcdctl shows them.
+ * and FALLBACK reports as ipcdctl shows them. Then ABI 3.0's lanes: the
+ * LANE_FD a CONNECT and the owner's ACCEPT bring, KITS, KIT_ACCEPTED,
+ * CLOSE of unsent kits, LANE_DONE (kits kept, queued again in order, or
+ * reset), either side's death before and after the listener has its end, a
+ * forked worker's ACCEPT, a full table, and bodies of the wrong size.
  *
  * Children never use cmocka (T_CHECK); every wait is a hang guard, never a
  * timing assertion.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ipcd/atomic.h>
@@ -108,10 +114,11 @@ static bool fd_readable(int fd, int timeout_ms)
 static uint64_t last_token;	/* of the latest LISTEN_FD (the accept token) */
 static int maps0;		/* ipcd-conn mappings after start: the monitor's pool */
 
-static int listen_hint(struct ipcd_attach *a, uint32_t id, uint32_t backlog, uint32_t hint,
-		       int *lfd)
+static int listen_req(struct ipcd_attach *a, uint32_t id, uint32_t backlog, uint32_t hint,
+		      uint32_t flags, int *lfd)
 {
-	struct ipcd_listen_req l = { .id = id, .backlog = backlog, .ring_bytes = hint };
+	struct ipcd_listen_req l = { .id = id, .backlog = backlog, .ring_bytes = hint,
+				     .flags = flags };
 	int fds[IPCD_CTL_CONN_NFDS];
 	struct ipcd_ctl_msg m;
 	int rc = call(a, IPCD_OP_LISTEN, &l, sizeof(l), NULL, 0);
@@ -133,8 +140,16 @@ static int listen_hint(struct ipcd_attach *a, uint32_t id, uint32_t backlog, uin
 	return 0;
 }
 
-static int bind_listen(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
-		       uint32_t flags, uint32_t backlog, uint32_t *id, uint16_t *port_out, int *lfd)
+static int listen_hint(struct ipcd_attach *a, uint32_t id, uint32_t backlog, uint32_t hint,
+		       int *lfd)
+{
+	return listen_req(a, id, backlog, hint, 0, lfd);
+}
+
+/* BIND, then LISTEN with IPCD_LISTEN_* @lflags (see listen_req()). */
+static int bind_listen_flags(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
+			     uint32_t flags, uint32_t backlog, uint32_t lflags, uint32_t *id,
+			     uint16_t *port_out, int *lfd)
 {
 	struct ipcd_bind_req b = { .port = port, .flags = flags };
 	struct ipcd_bind_resp br;
@@ -146,7 +161,13 @@ static int bind_listen(struct ipcd_attach *a, const uint8_t addr[16], uint16_t p
 		return rc;
 	*id = br.id;
 	*port_out = br.port;
-	return listen_hint(a, br.id, backlog, 0, lfd);
+	return listen_req(a, br.id, backlog, 0, lflags, lfd);
+}
+
+static int bind_listen(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
+		       uint32_t flags, uint32_t backlog, uint32_t *id, uint16_t *port_out, int *lfd)
+{
+	return bind_listen_flags(a, addr, port, flags, backlog, 0, id, port_out, lfd);
 }
 
 /*
@@ -1672,6 +1693,1295 @@ static void test_dead_while_queued(void **state)
 	T_PASSED(s);
 }
 
+/* ---- lanes (proto.h "Lanes"): the monitor's side -------------------------- */
+
+/*
+ * A lane joins one connecting process to one listening bind; kits are the
+ * connections the monitor makes ahead of need on it. The "processes" here
+ * are separate attachments (client ids) of one child, so every step is
+ * ordered and every level exact. A death is a detach (EOF on the control
+ * socket: what the monitor sees of a process that dies), after which the
+ * test drops that attachment's descriptors and mappings as the kernel would.
+ */
+
+#define CONF_LANES	CONF "ring_bytes = 4096\nring_max_bytes = 1048576\n"
+#define LANE_HINT	65536u	/* the lane-making CONNECT's ring hint: its kits get as much */
+
+/* A kit as its connector holds it: the A end, and the fds to hand down the lane. */
+struct kit {
+	struct ipcd_conn a;
+	int fds[IPCD_CTL_CONN_NFDS];	/* dups, in the order A got them: region, A's, B's */
+	uint64_t id;
+	uint64_t size;
+	uint32_t seq;
+};
+
+/* A child and the parent take turns: the parent reads ipcdctl in between. */
+struct sh_lane {
+	uint32_t step;
+	uint32_t go;
+};
+
+static void child_step(struct sh_lane *sh, uint32_t n)
+{
+	ipcd_store_release(&sh->step, n);
+	WAIT_FLAG(&sh->go, n);
+}
+
+/* Bounded past the child's own hang guards: a stuck child says where first. */
+static void parent_step(struct sh_lane *sh, uint32_t n, pid_t pid)
+{
+	uint64_t deadline = ipcd_deadline(2 * WAIT_NS);
+
+	while (ipcd_load_acquire(&sh->step) < n) {
+		int code = t_try_wait(pid);
+
+		if (code != T_STILL_RUNNING)
+			fail_msg("the child exited (%d) before step %u", code, n);
+		if (ipcd_remaining(deadline) == 0)
+			fail_msg("the child did not reach step %u", n);
+		t_sleep_ms(2);
+	}
+}
+
+/* A field of the "lanes" object of ipcdctl --json counters. */
+static long long lane_num(const struct t_mon *m, const char *key)
+{
+	const char *p;
+	long long v;
+
+	if (t_ctl(m, &tout, true, "counters") != 0)
+		fail_msg("ipcdctl --json counters: exit %d: %s", tout.code, tout.err);
+	p = strstr(tout.out, "\"lanes\":{");
+	if (!p || !t_json_num(p, key, &v))
+		fail_msg("ipcdctl --json counters: no lanes.%s in: %s", key, tout.out);
+	return v;
+}
+
+/* Connections ipcdctl lists in state @state. */
+static unsigned int conns_in_state(const struct t_mon *m, const char *state)
+{
+	char want[64];
+
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	snprintf(want, sizeof(want), "\"state\":\"%s\"", state);
+	return t_count_str(tout.out, want);
+}
+
+/* Nothing is waiting on @a's control socket. */
+static void no_msg(struct ipcd_attach *a)
+{
+	int fds[IPCD_CTL_CONN_NFDS];
+	struct ipcd_ctl_msg m;
+
+	T_CHECK_EQ(ipcd_attach_recv_msg(a, &m, fds, 0), -ETIMEDOUT);
+}
+
+/*
+ * The LANE_FD message (queued before the CONN_FD that follows it): an
+ * AF_UNIX SOCK_SEQPACKET socket, this end of lane *@lane_id to @bind_id.
+ */
+static int take_lane_fd(struct ipcd_attach *a, uint32_t bind_id, uint32_t *lane_id)
+{
+	int fds[IPCD_CTL_CONN_NFDS], v = -1;
+	socklen_t len = sizeof(v);
+	struct ipcd_ctl_msg m;
+
+	T_CHECK_EQ(ipcd_attach_recv_msg(a, &m, fds, 0), 0);
+	T_CHECK_EQ(m.type, IPCD_CTL_LANE_FD);
+	T_CHECK_EQ(m.bind_id, bind_id);
+	T_CHECK(m.conn_id != 0 && m.conn_id <= UINT32_MAX);
+	T_CHECK(fds[0] >= 0);
+	T_CHECK_EQ(fds[1], -1);
+	T_CHECK_EQ(fds[2], -1);
+	T_CHECK_EQ(getsockopt(fds[0], SOL_SOCKET, SO_DOMAIN, &v, &len), 0);
+	T_CHECK_EQ(v, AF_UNIX);
+	len = sizeof(v);
+	T_CHECK_EQ(getsockopt(fds[0], SOL_SOCKET, SO_TYPE, &v, &len), 0);
+	T_CHECK_EQ(v, SOCK_SEQPACKET);
+	*lane_id = (uint32_t)m.conn_id;
+	return fds[0];
+}
+
+/*
+ * A CONNECT that must make a lane: its LANE_FD (*@lane_fd, *@lane_id) comes
+ * first, then the CONN_FD. (do_connect() checks that none comes: its first
+ * message must be the CONN_FD.)
+ */
+static int connect_lane(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
+			uint32_t bind_id, uint32_t hint, struct ipcd_conn *conn,
+			struct ipcd_conn_resp *resp, int *lane_fd, uint32_t *lane_id)
+{
+	struct ipcd_connect_req r = { .port = port, .ring_bytes = hint };
+	int rc;
+
+	memcpy(r.addr, addr, 16);
+	rc = call(a, IPCD_OP_CONNECT, &r, sizeof(r), resp, sizeof(*resp));
+	if (rc == 0) {
+		*lane_fd = take_lane_fd(a, bind_id, lane_id);
+		take_conn_fd(a, resp->conn_id, false, conn);
+		T_CHECK_EQ(conn->ctl->a_port, resp->self_port);
+		T_CHECK_EQ(conn->ctl->b_port, resp->peer_port);
+	}
+	no_msg(a);
+	return rc;
+}
+
+/*
+ * ACCEPT with @token (0: the owner). @lane_fd non-NULL: a LANE_FD must come
+ * before the CONN_FD; NULL: the CONN_FD must come first.
+ */
+static int accept_lane(struct ipcd_attach *a, uint32_t id, uint64_t token, struct ipcd_conn *conn,
+		       struct ipcd_conn_resp *resp, int *lane_fd, uint32_t *lane_id)
+{
+	struct ipcd_accept_req r = { .id = id, .token = token };
+	int rc = call(a, IPCD_OP_ACCEPT, &r, sizeof(r), resp, sizeof(*resp));
+
+	if (rc == 0) {
+		if (lane_fd)
+			*lane_fd = take_lane_fd(a, id, lane_id);
+		take_conn_fd(a, resp->conn_id, true, conn);
+		T_CHECK_EQ(conn->ctl->b_port, resp->self_port);
+		T_CHECK_EQ(conn->ctl->a_port, resp->peer_port);
+	}
+	no_msg(a);
+	return rc;
+}
+
+static int kits_req(struct ipcd_attach *a, uint32_t lane, uint32_t count,
+		    struct ipcd_kits_resp *out)
+{
+	struct ipcd_kits_req r = { .lane_id = lane, .count = count };
+	struct ipcd_kits_resp dummy;
+	int rc = call(a, IPCD_OP_KITS, &r, sizeof(r), out ? out : &dummy, sizeof(dummy));
+
+	if (rc)
+		no_msg(a);	/* a refused KITS sends nothing */
+	return rc;
+}
+
+static int close_unsent(struct ipcd_attach *a, uint64_t conn_id)
+{
+	struct ipcd_close_req r = { .conn_id = conn_id, .end = IPCD_CLOSE_UNSENT };
+
+	return call(a, IPCD_OP_CLOSE, &r, sizeof(r), NULL, 0);
+}
+
+static int kit_accepted(struct ipcd_attach *a, uint64_t conn_id)
+{
+	struct ipcd_kit_accepted_req r = { .conn_id = conn_id };
+
+	return call(a, IPCD_OP_KIT_ACCEPTED, &r, sizeof(r), NULL, 0);
+}
+
+static int lane_done(struct ipcd_attach *a, uint32_t lane, uint32_t received, uint32_t accepted,
+		     uint32_t pad)
+{
+	struct ipcd_lane_done_req r = {
+		.lane_id = lane, .received = received, .accepted = accepted, .pad = pad,
+	};
+
+	return call(a, IPCD_OP_LANE_DONE, &r, sizeof(r), NULL, 0);
+}
+
+/*
+ * KITS @count on @lane: numbered from *@next_seq on, their CONN_FDs queued
+ * before the response, each a connection from @src (the lane's source
+ * address) to @src:@b_port with its own ephemeral port and rings of @ring
+ * bytes. Opens each A end in @k[].
+ */
+static void take_kits(struct ipcd_attach *a, uint32_t lane, uint32_t count, const uint8_t src[16],
+		      uint16_t b_port, uint32_t ring, uint32_t *next_seq, struct kit *k)
+{
+	struct ipcd_kits_resp kr;
+	uint32_t i, j;
+
+	T_CHECK_EQ(kits_req(a, lane, count, &kr), 0);
+	T_CHECK_EQ(kr.count, count);
+	T_CHECK_EQ(kr.first_seq, *next_seq);
+	for (i = 0; i < count; i++) {
+		int fds[IPCD_CTL_CONN_NFDS];
+		struct ipcd_ctl_msg m;
+		struct kit *x = &k[i];
+
+		T_CHECK_EQ(ipcd_attach_recv_msg(a, &m, fds, 0), 0);
+		T_CHECK_EQ(m.type, IPCD_CTL_CONN_FD);
+		T_CHECK(m.conn_id != 0);
+		for (j = 0; j < IPCD_CTL_CONN_NFDS; j++) {
+			T_CHECK(fds[j] >= 0);
+			x->fds[j] = fcntl(fds[j], F_DUPFD_CLOEXEC, 0);
+			T_CHECK(x->fds[j] >= 0);
+		}
+		T_CHECK_EQ(ipcd_conn_open(fds, m.region_size, false, &x->a), 0);
+		x->id = m.conn_id;
+		x->size = m.region_size;
+		x->seq = kr.first_seq + i;
+		T_CHECK_EQ(x->a.conn_id, m.conn_id);
+		T_CHECK_EQ(x->a.ctl->conn_id, m.conn_id);
+		T_CHECK(!memcmp(x->a.ctl->a_addr, src, 16));
+		T_CHECK(!memcmp(x->a.ctl->b_addr, src, 16));
+		T_CHECK(x->a.ctl->a_port != 0);
+		T_CHECK_EQ(x->a.ctl->b_port, b_port);
+		T_CHECK_EQ(ipcd_load_acquire(&x->a.ctl->holders_a), 1);
+		T_CHECK_EQ(ipcd_load_acquire(&x->a.ctl->holders_b), 1);
+		T_CHECK_EQ(ipcd_load_acquire(&x->a.ctl->reset), 0);
+		T_CHECK_EQ(x->a.tx.capacity, ring);
+		T_CHECK_EQ(x->a.rx.capacity, ring);
+		for (j = 0; j < i; j++) {
+			T_CHECK(k[j].id != x->id);
+			T_CHECK(k[j].a.ctl->a_port != x->a.ctl->a_port);
+		}
+	}
+	no_msg(a);
+	*next_seq += count;
+}
+
+static void kit_close_fds(struct kit *k)
+{
+	unsigned int i;
+
+	for (i = 0; i < IPCD_CTL_CONN_NFDS; i++) {
+		if (k->fds[i] >= 0)
+			close(k->fds[i]);
+		k->fds[i] = -1;
+	}
+}
+
+/* Wait (bounded) until @fd is readable or hung up. */
+static void wait_in(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n;
+
+	do
+		n = poll(&p, 1, T_WAIT_MS);
+	while (n < 0 && errno == EINTR);
+	T_CHECK_EQ(n, 1);
+}
+
+/* The connector hands kit @k down the lane: struct ipcd_lane_msg + [region, B's, A's]. */
+static void lane_send_kit(int lane_fd, const struct kit *k)
+{
+	struct ipcd_lane_msg lm = {
+		.magic = IPCD_LANE_MAGIC, .seq = k->seq, .conn_id = k->id, .region_size = k->size,
+	};
+	int fds[IPCD_CTL_CONN_NFDS] = {
+		[IPCD_CTL_CONN_FD_REGION] = k->fds[IPCD_CTL_CONN_FD_REGION],
+		[IPCD_CTL_CONN_FD_SELF] = k->fds[IPCD_CTL_CONN_FD_PEER],
+		[IPCD_CTL_CONN_FD_PEER] = k->fds[IPCD_CTL_CONN_FD_SELF],
+	};
+	union {
+		char buf[CMSG_SPACE(sizeof(fds))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = &lm, .iov_len = sizeof(lm) };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm;
+
+	memset(u.buf, 0, sizeof(u.buf));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	T_CHECK_EQ(sendmsg(lane_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT), (ssize_t)sizeof(lm));
+}
+
+/* The listener takes the next message of its lane end: kit @k; it opens B in @b. */
+static void lane_recv_kit(int lane_fd, const struct kit *k, struct ipcd_conn *b)
+{
+	int got[IPCD_CTL_MAX_FDS];
+	struct ipcd_lane_msg lm;
+	unsigned int nfds;
+
+	wait_in(lane_fd);
+	T_CHECK_EQ(ipcd_ctl_recv(lane_fd, &lm, sizeof(lm), MSG_DONTWAIT, got, IPCD_CTL_MAX_FDS,
+				 &nfds), (ssize_t)sizeof(lm));
+	T_CHECK_EQ(nfds, IPCD_CTL_CONN_NFDS);
+	T_CHECK_EQ(lm.magic, IPCD_LANE_MAGIC);
+	T_CHECK_EQ(lm.seq, k->seq);
+	T_CHECK_EQ(lm.conn_id, k->id);
+	T_CHECK_EQ(ipcd_conn_open(got, lm.region_size, true, b), 0);
+	T_CHECK_EQ(b->ctl->conn_id, k->id);
+	T_CHECK_EQ(b->ctl->a_port, k->a.ctl->a_port);
+}
+
+/* A message sent on lane end @from arrives at @to: the two ends of one socketpair. */
+static void lane_ping(int from, int to, const char *msg)
+{
+	size_t len = strlen(msg);
+	char buf[16];
+
+	T_CHECK_EQ(send(from, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT), (ssize_t)len);
+	wait_in(to);
+	T_CHECK_EQ(recv(to, buf, sizeof(buf), MSG_DONTWAIT), (ssize_t)len);
+	T_CHECK(!memcmp(buf, msg, len));
+}
+
+/* Nobody holds the other end of lane end @fd any more: a send fails with EPIPE. */
+static void lane_peer_closed(int fd)
+{
+	T_CHECK_EQ(send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT), -1);
+	T_CHECK_EQ(errno, EPIPE);
+}
+
+/* ... and a receive reads EOF (bounded wait). */
+static void lane_eof(int fd)
+{
+	char b;
+
+	wait_in(fd);
+	T_CHECK_EQ(recv(fd, &b, 1, MSG_DONTWAIT), 0);
+}
+
+/* Write @msg on @from and read exactly it on @to (the same connection's two ends). */
+static void pass(struct ipcd_conn *from, struct ipcd_conn *to, const char *msg)
+{
+	size_t len = strlen(msg);
+	char buf[16];
+
+	T_CHECK_EQ(ipcd_spsc_write(&from->tx, msg, len), (ssize_t)len);
+	T_CHECK_EQ(ipcd_spsc_read(&to->rx, buf, sizeof(buf), 0), (ssize_t)len);
+	T_CHECK(!memcmp(buf, msg, len));
+}
+
+/* The monitor closed end B of A's connection @a for it, with a reset (an RST). */
+static void reset_by_b(struct ipcd_conn *a)
+{
+	WAIT_FLAG(&a->rx.shm->prod_closed, 1);	/* after a death: once reaped */
+	T_CHECK(ipcd_load_acquire(&a->ctl->reset) & IPCD_CONN_RESET_B);
+	T_CHECK_EQ(ipcd_load_acquire(&a->tx.shm->cons_closed), 1);
+	T_CHECK_EQ(drain_to_eof(a), 0);
+	T_CHECK_EQ(ipcd_spsc_write(&a->tx, "x", 1), -EPIPE);
+}
+
+/* The common end of a lane case: nothing left behind, nothing counted as a fault. */
+static void lanes_all_gone(struct t_mon *m, int base)
+{
+	expect_no_connections(m);
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	assert_int_equal(t_ctl_wait_num(m, "status", "binds", 0), 0);
+	assert_int_equal(lane_num(m, "open"), 0);
+	/* Every lane end, region and eventfd went; the pool is full again. */
+	assert_int_equal(t_mon_wait_fds(m, base), base);
+	assert_int_equal(t_mon_maps_count(m, "ipcd-conn"), maps0);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	assert_int_equal(t_ctl_num(m, "counters", "fd_faults"), 0);
+}
+
+static void lane_case_start(struct t_mon *m, int *base)
+{
+	t_mon_write_config(m, CONF_LANES);
+	t_mon_start(m);
+	*base = t_mon_fd_baseline(m);
+	maps0 = t_mon_maps_count(m, "ipcd-conn");
+}
+
+/* ---- 12. lanes: made by CONNECT, delivered by ACCEPT, kits --------------- */
+
+static void __attribute__((noreturn)) lane_setup_child(const struct t_mon *m, struct sh_lane *sh)
+{
+	struct ipcd_attach l, c, c2;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c1, cc2, c3, b1, b2, kb0, x, y;
+	struct kit k[5];
+	uint8_t lo[16];
+	uint16_t port, port2, ports[7];
+	uint32_t id, id2, lane, lane_b, seq = 0, i, j;
+	int lfd, lfd2, cl, ll;
+
+	attach_or_die(m, "it-lane-l", &l);
+	attach_or_die(m, "it-lane-c", &c);
+	attach_or_die(m, "it-lane-c2", &c2);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(bind_listen(&l, lo, 0, 0, 8, &id2, &port2, &lfd2), 0);
+
+	/* C's first CONNECT to the bind makes a lane: LANE_FD, then CONN_FD. */
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, LANE_HINT, &c1, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(c1.tx.capacity, LANE_HINT);
+	/* The pair has a lane now: none for the second; none from a listener without the flag. */
+	T_CHECK_EQ(do_connect(&c, lo, port, &cc2, &resp), 0);
+	no_msg(&c);
+	T_CHECK_EQ(do_connect(&c, lo, port2, &c3, &resp), 0);
+	no_msg(&c);
+	no_msg(&l);
+
+	/* KITS before the listener has its end: -EAGAIN. Malformed, or not C's lane: refused. */
+	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -EAGAIN);
+	T_CHECK_EQ(kits_req(&c, lane, 0, NULL), -EINVAL);
+	T_CHECK_EQ(kits_req(&c, lane, IPCD_KITS_MAX + 1, NULL), -EINVAL);
+	T_CHECK_EQ(kits_req(&l, lane, 1, NULL), -ENOENT);
+	T_CHECK_EQ(kits_req(&c2, lane, 1, NULL), -ENOENT);
+	T_CHECK_EQ(kits_req(&c, 0, 1, NULL), -ENOENT);
+	T_CHECK_EQ(kits_req(&c, lane + 1, 1, NULL), -ENOENT);
+	T_CHECK_EQ(kits_req(&c, lane ^ (1u << 10), 1, NULL), -ENOENT);
+	T_CHECK_EQ(kits_req(&c, UINT32_MAX, 1, NULL), -ENOENT);
+	/* Nor can its listener be done with a lane it does not have yet. */
+	T_CHECK_EQ(lane_done(&l, lane, 0, 0, 0), -EPERM);
+	T_CHECK_EQ(lane_done(&c, lane, 0, 0, 0), -EPERM);
+	no_msg(&l);
+	child_step(sh, 1);
+
+	/* The owner's ACCEPT of the lane-making connection: LANE_FD (the other end) first. */
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b1, &resp, &ll, &lane_b), 0);
+	T_CHECK_EQ(resp.conn_id, c1.conn_id);
+	T_CHECK_EQ(lane_b, lane);
+	lane_ping(cl, ll, "ping");
+	lane_ping(ll, cl, "pong");
+	pass(&c1, &b1, "c1");
+	pass(&b1, &c1, "b1");
+	/* The next ACCEPT brings no lane. */
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b2, &resp, NULL, NULL), 0);
+	T_CHECK_EQ(resp.conn_id, cc2.conn_id);
+	T_CHECK(!fd_readable(lfd, 0));
+
+	/* KITS: numbered from 0 on, across calls; still only C's, 1 .. IPCD_KITS_MAX. */
+	T_CHECK_EQ(kits_req(&c, lane, 0, NULL), -EINVAL);
+	T_CHECK_EQ(kits_req(&c, lane, IPCD_KITS_MAX + 1, NULL), -EINVAL);
+	T_CHECK_EQ(kits_req(&l, lane, 1, NULL), -ENOENT);
+	T_CHECK_EQ(kits_req(&c2, lane, 1, NULL), -ENOENT);
+	T_CHECK_EQ(kits_req(&c, lane + 1, 1, NULL), -ENOENT);
+	take_kits(&c, lane, 3, lo, port, LANE_HINT, &seq, k);
+	take_kits(&c, lane, 2, lo, port, LANE_HINT, &seq, k + 3);
+	T_CHECK_EQ(seq, 5);
+	ports[0] = c1.ctl->a_port;
+	ports[1] = cc2.ctl->a_port;
+	for (i = 0; i < 5; i++) {
+		ports[2 + i] = k[i].a.ctl->a_port;
+		T_CHECK(k[i].id != c1.conn_id && k[i].id != cc2.conn_id && k[i].id != c3.conn_id);
+	}
+	for (i = 0; i < 7; i++)
+		for (j = 0; j < i; j++)
+			T_CHECK(ports[i] != ports[j]);
+	no_msg(&l);
+	/* A kit never passes the backlog. */
+	T_CHECK(!fd_readable(lfd, 0));
+	T_CHECK_EQ(accept_lane(&l, id, 0, &x, &resp, NULL, NULL), -EAGAIN);
+	/* A kit is a connection: handed down the lane, the listener opens B. */
+	lane_send_kit(cl, &k[0]);
+	lane_recv_kit(ll, &k[0], &kb0);
+	pass(&k[0].a, &kb0, "hi");
+	pass(&kb0, &k[0].a, "ho");
+	/* KIT_ACCEPTED: the listener's, once per kit, only for kits. */
+	T_CHECK_EQ(kit_accepted(&c, k[0].id), -EPERM);
+	T_CHECK_EQ(kit_accepted(&l, k[0].id), 0);
+	T_CHECK_EQ(kit_accepted(&l, k[0].id), -EALREADY);
+	T_CHECK_EQ(kit_accepted(&l, c1.conn_id), -ENOENT);
+	T_CHECK_EQ(kit_accepted(&l, 0), -ENOENT);
+	T_CHECK_EQ(kit_accepted(&l, k[4].id + 1), -ENOENT);
+	child_step(sh, 2);
+
+	/* A LISTEN without the flag (what a library sends after fork) ends KITS and new lanes. */
+	T_CHECK_EQ(listen_req(&l, id, 8, 0, 0, NULL), 0);
+	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -ENOENT);
+	T_CHECK_EQ(do_connect(&c2, lo, port, &x, &resp), 0);
+	no_msg(&c2);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &y, &resp, NULL, NULL), 0);
+	T_CHECK_EQ(resp.conn_id, x.conn_id);
+	do_close(&c2, &x);
+	do_close(&l, &y);
+
+	/* The listener had kit 0 and accepted it: kits 1..4 are reset. */
+	T_CHECK_EQ(lane_done(&l, lane, 1, 1, 0), 0);
+	for (i = 1; i < 5; i++)
+		reset_by_b(&k[i].a);
+	T_CHECK_EQ(ipcd_load_acquire(&k[0].a.ctl->reset), 0);
+	pass(&k[0].a, &kb0, "still");
+	/* The monitor kept no copy of the listener's end: closed, C's end is dead. */
+	close(ll);
+	lane_peer_closed(cl);
+	close(cl);
+	do_close(&l, &kb0);
+	T_CHECK_EQ(drain_to_eof(&k[0].a), 0);
+	for (i = 0; i < 5; i++) {
+		do_close(&c, &k[i].a);
+		kit_close_fds(&k[i]);
+	}
+	do_close(&c, &c1);
+	do_close(&l, &b1);
+	do_close(&c, &cc2);
+	do_close(&l, &b2);
+	do_close(&c, &c3);	/* still queued: freed with its listener */
+	T_CHECK_EQ(unbind_id(&l, id), 0);
+	T_CHECK_EQ(unbind_id(&l, id2), 0);
+	close(lfd);
+	close(lfd2);
+	ipcd_detach(&c2);
+	ipcd_detach(&c);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_lane_setup(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_lane *sh = t_shm_alloc(sizeof(*sh));
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		lane_setup_child(m, sh);
+	parent_step(sh, 1, pid);
+	assert_int_equal(lane_num(m, "open"), 1);
+	assert_int_equal(lane_num(m, "made"), 1);
+	assert_int_equal(lane_num(m, "kits"), 0);
+	assert_int_equal(conns_in_state(m, "backlog"), 3);
+	ipcd_store_release(&sh->go, 1);
+	parent_step(sh, 2, pid);
+	assert_int_equal(lane_num(m, "kits"), 5);
+	assert_int_equal(conns_in_state(m, "lane-kit"), 4);
+	assert_int_equal(conns_in_state(m, "established"), 3);	/* kit 0 with c1, cc2 */
+	assert_int_equal(conns_in_state(m, "backlog"), 1);
+	/* Kits are counted once their listener says it accepted them (KIT_ACCEPTED). */
+	assert_int_equal(t_ctl_num(m, "counters", "created"), 4);
+	assert_int_equal(t_ctl_num(m, "counters", "accepted"), 3);
+	ipcd_store_release(&sh->go, 2);
+	child_ok(pid);
+	assert_int_equal(lane_num(m, "made"), 1);
+	assert_int_equal(lane_num(m, "kits"), 5);
+	assert_int_equal(lane_num(m, "kits_unused"), 4);
+	assert_int_equal(lane_num(m, "kits_requeued"), 0);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 13. LANE_DONE: accepted kits stay, received ones queue, others reset - */
+
+static void __attribute__((noreturn)) lane_done_child(const struct t_mon *m, struct sh_lane *sh)
+{
+	struct ipcd_attach l, c;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c0, b0, kb[4], acc[3], q, x;
+	struct kit k[5];
+	uint8_t lo[16];
+	uint16_t port;
+	uint32_t id, lane, lane_b, seq = 0, i, n_reset;
+	int lfd, cl, ll;
+	char msg[8];
+
+	attach_or_die(m, "it-done-l", &l);
+	attach_or_die(m, "it-done-c", &c);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, &ll, &lane_b), 0);
+	T_CHECK_EQ(lane_b, lane);
+	take_kits(&c, lane, 5, lo, port, c0.tx.capacity, &seq, k);
+	for (i = 0; i < 5; i++) {
+		snprintf(msg, sizeof(msg), "k%u", i);
+		T_CHECK_EQ(ipcd_spsc_write(&k[i].a.tx, msg, 2), 2);
+	}
+	/* The listener receives kits 0..2, in order, and accepts kit 0 only. */
+	for (i = 0; i < 3; i++) {
+		lane_send_kit(cl, &k[i]);
+		lane_recv_kit(ll, &k[i], &kb[i]);
+	}
+	T_CHECK_EQ(ipcd_spsc_read(&kb[0].rx, msg, sizeof(msg), 0), 2);
+	T_CHECK(!memcmp(msg, "k0", 2));
+	T_CHECK_EQ(kit_accepted(&l, k[0].id), 0);
+	ipcd_conn_release(&kb[1]);	/* received, not accepted: dropped unmarked */
+	ipcd_conn_release(&kb[2]);
+	/*
+	 * C is done with kit 2 (sent) before it is accepted, and closes kit 4
+	 * unsent: both its ends at once, so it is gone at once.
+	 */
+	do_close(&c, &k[2].a);
+	T_CHECK_EQ(close_unsent(&c, k[2].id), -ENOENT);	/* A is closed already */
+	T_CHECK_EQ(close_unsent(&c, c0.conn_id), -EINVAL);	/* not a kit */
+	ipcd_conn_close(&k[4].a);
+	T_CHECK_EQ(close_unsent(&c, k[4].id), 0);
+	T_CHECK_EQ(close_unsent(&c, k[4].id), -ENOENT);
+	T_CHECK_EQ(close_id(&c, k[4].id), -ENOENT);
+
+	/* Not the listener's, or counts that cannot be: refused, and nothing happens. */
+	T_CHECK_EQ(lane_done(&c, lane, 3, 1, 0), -EPERM);
+	T_CHECK_EQ(lane_done(&l, lane, 6, 1, 0), -EINVAL);	/* 5 kits issued */
+	T_CHECK_EQ(lane_done(&l, lane, 1, 2, 0), -EINVAL);	/* accepted > received */
+	T_CHECK_EQ(lane_done(&l, lane, 3, 1, 1), -EINVAL);	/* pad */
+	T_CHECK_EQ(lane_done(&l, lane + 1, 3, 1, 0), -ENOENT);
+	T_CHECK_EQ(lane_done(&l, 0, 0, 0, 0), -ENOENT);
+	T_CHECK(!fd_readable(lfd, 0));
+	T_CHECK_EQ(ipcd_load_acquire(&k[3].a.ctl->reset), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&k[3].a.rx.shm->prod_closed), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&k[1].a.rx.shm->prod_closed), 0);
+	child_step(sh, 1);
+
+	/* The listener closes its end (C's sees EOF: the monitor kept no copy), then says so. */
+	close(ll);
+	lane_eof(cl);
+	lane_peer_closed(cl);
+	close(cl);
+	T_CHECK_EQ(lane_done(&l, lane, 3, 1, 0), 0);
+	T_CHECK_EQ(lane_done(&l, lane, 3, 1, 0), -ENOENT);
+	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -ENOENT);
+	/* Its kits are no longer unsent ones: the lane is done. */
+	T_CHECK_EQ(close_unsent(&c, k[3].id), -EINVAL);
+
+	/* Kit 0 (accepted) stays the listener's connection: its CLOSE is an endpoint's. */
+	pass(&kb[0], &k[0].a, "b0");
+	do_close(&l, &kb[0]);
+	T_CHECK_EQ(drain_to_eof(&k[0].a), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&k[0].a.ctl->reset), 0);
+	do_close(&c, &k[0].a);
+
+	/* Kits 1 and 2 (received, not accepted) wait in the backlog: ACCEPT sends their fds. */
+	T_CHECK(fd_readable(lfd, 0));
+	for (i = 0; i < 2; i++) {
+		T_CHECK_EQ(accept_lane(&l, id, 0, &acc[i], &resp, NULL, NULL), 0);
+		T_CHECK(resp.conn_id == k[1].id || resp.conn_id == k[2].id);
+		T_CHECK_EQ(ipcd_load_acquire(&acc[i].ctl->reset), 0);
+	}
+	T_CHECK(acc[0].conn_id != acc[1].conn_id);
+	T_CHECK_EQ(kit_accepted(&l, acc[0].conn_id), -ENOENT);	/* an ordinary connection now */
+	T_CHECK(!fd_readable(lfd, 0));
+	T_CHECK_EQ(accept_lane(&l, id, 0, &x, &resp, NULL, NULL), -EAGAIN);
+	for (i = 0; i < 2; i++) {
+		bool one = acc[i].conn_id == k[1].id;
+
+		T_CHECK_EQ(ipcd_spsc_read(&acc[i].rx, msg, sizeof(msg), 0), 2);
+		T_CHECK(!memcmp(msg, one ? "k1" : "k2", 2));
+		if (one) {		/* C still has it */
+			pass(&acc[i], &k[1].a, "r1");
+			pass(&k[1].a, &acc[i], "s1");
+		} else {		/* C closed it while it waited: EOF after the data */
+			T_CHECK_EQ(drain_to_eof(&acc[i]), 0);
+		}
+		do_close(&l, &acc[i]);
+	}
+	T_CHECK_EQ(drain_to_eof(&k[1].a), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&k[1].a.ctl->reset), 0);
+	do_close(&c, &k[1].a);
+
+	/* Kit 3 (never received; C still holds it) is reset, its peer woken. */
+	T_CHECK(fd_readable(k[3].a.wake_self, 0));
+	reset_by_b(&k[3].a);
+	do_close(&c, &k[3].a);
+	for (i = 0; i < 5; i++)
+		kit_close_fds(&k[i]);
+	do_close(&c, &c0);
+	do_close(&l, &b0);
+	child_step(sh, 2);
+
+	/*
+	 * A full backlog: received kits that do not fit are reset. listen(fd, 1)
+	 * holds two connections; one ordinary connection waits there already.
+	 */
+	T_CHECK_EQ(listen_req(&l, id, 1, 0, IPCD_LISTEN_LANES, NULL), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, &ll, &lane_b), 0);
+	T_CHECK_EQ(lane_b, lane);
+	seq = 0;
+	take_kits(&c, lane, 4, lo, port, c0.tx.capacity, &seq, k);
+	for (i = 0; i < 4; i++) {
+		lane_send_kit(cl, &k[i]);
+		lane_recv_kit(ll, &k[i], &kb[i]);
+		ipcd_conn_release(&kb[i]);
+	}
+	T_CHECK_EQ(do_connect(&c, lo, port, &q, &resp), 0);
+	close(ll);
+	T_CHECK_EQ(lane_done(&l, lane, 4, 0, 0), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &acc[0], &resp, NULL, NULL), 0);
+	T_CHECK_EQ(resp.conn_id, q.conn_id);	/* it was there first */
+	T_CHECK_EQ(accept_lane(&l, id, 0, &acc[1], &resp, NULL, NULL), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &acc[2], &resp, NULL, NULL), -EAGAIN);
+	for (i = n_reset = 0; i < 4; i++) {
+		if (k[i].id == acc[1].conn_id) {
+			T_CHECK_EQ(ipcd_load_acquire(&k[i].a.ctl->reset), 0);
+			pass(&k[i].a, &acc[1], "ok");
+		} else {
+			reset_by_b(&k[i].a);
+			n_reset++;
+		}
+	}
+	T_CHECK_EQ(n_reset, 3);
+	for (i = 0; i < 4; i++) {
+		do_close(&c, &k[i].a);
+		kit_close_fds(&k[i]);
+	}
+	do_close(&l, &acc[0]);
+	do_close(&l, &acc[1]);
+	do_close(&c, &q);
+	do_close(&c, &c0);
+	do_close(&l, &b0);
+	close(cl);
+
+	/*
+	 * Numbers skipped: C closes kit 1 unsent and sends 0 and 2; the
+	 * listener accepts 0, so it says received 3 (one past 2), accepted 1:
+	 * kit 2 goes to the backlog, kit 1 (gone already) is not counted twice.
+	 */
+	T_CHECK_EQ(listen_req(&l, id, 8, 0, IPCD_LISTEN_LANES, NULL), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, &ll, &lane_b), 0);
+	seq = 0;
+	take_kits(&c, lane, 3, lo, port, c0.tx.capacity, &seq, k);
+	ipcd_conn_close(&k[1].a);
+	T_CHECK_EQ(close_unsent(&c, k[1].id), 0);
+	lane_send_kit(cl, &k[0]);
+	lane_send_kit(cl, &k[2]);
+	lane_recv_kit(ll, &k[0], &kb[0]);
+	lane_recv_kit(ll, &k[2], &kb[2]);
+	T_CHECK_EQ(kit_accepted(&l, k[0].id), 0);
+	ipcd_conn_release(&kb[2]);
+	close(ll);
+	T_CHECK_EQ(lane_done(&l, lane, 3, 1, 0), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &acc[0], &resp, NULL, NULL), 0);
+	T_CHECK_EQ(resp.conn_id, k[2].id);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &acc[1], &resp, NULL, NULL), -EAGAIN);
+	pass(&k[2].a, &acc[0], "k2");
+	pass(&k[0].a, &kb[0], "k0");
+	do_close(&l, &acc[0]);
+	do_close(&l, &kb[0]);
+	for (i = 0; i < 3; i++) {
+		if (i != 1)
+			do_close(&c, &k[i].a);
+		kit_close_fds(&k[i]);
+	}
+	do_close(&c, &c0);
+	do_close(&l, &b0);
+	close(cl);
+	close(lfd);
+	ipcd_detach(&c);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_lane_done(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_lane *sh = t_shm_alloc(sizeof(*sh));
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		lane_done_child(m, sh);
+	parent_step(sh, 1, pid);
+	assert_int_equal(lane_num(m, "open"), 1);
+	assert_int_equal(lane_num(m, "kits"), 5);
+	assert_int_equal(lane_num(m, "kits_unused"), 1);	/* 4 */
+	assert_int_equal(lane_num(m, "kits_requeued"), 0);
+	/* 0 is accepted, 2 half closed, 4 gone: 1 and 3 are kits. */
+	assert_int_equal(conns_in_state(m, "lane-kit"), 2);
+	assert_int_equal(t_count_str(tout.out, "\"id\":"), 5);
+	ipcd_store_release(&sh->go, 1);
+	parent_step(sh, 2, pid);
+	assert_int_equal(lane_num(m, "open"), 0);
+	assert_int_equal(lane_num(m, "kits_unused"), 2);	/* 3 and 4 */
+	assert_int_equal(lane_num(m, "kits_requeued"), 2);	/* 1 and 2 */
+	assert_int_equal(t_ctl_num(m, "counters", "reset"), 1);	/* 3 */
+	expect_no_connections(m);
+	ipcd_store_release(&sh->go, 2);
+	child_ok(pid);
+	assert_int_equal(lane_num(m, "made"), 3);
+	assert_int_equal(lane_num(m, "kits"), 12);
+	assert_int_equal(lane_num(m, "kits_unused"), 3);
+	assert_int_equal(lane_num(m, "kits_requeued"), 4);
+	lanes_all_gone(m, base);
+	/*
+	 * Every connection a listener accepted was created: three lane-making
+	 * CONNECTs, an ordinary one, two kits accepted on their lanes
+	 * (KIT_ACCEPTED) and the four accepted from the backlog after LANE_DONE.
+	 */
+	assert_int_equal(t_ctl_num(m, "counters", "accepted"), 10);
+	assert_int_equal(t_ctl_num(m, "counters", "created"), 10);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 14. lanes and deaths --------------------------------------------------- */
+
+static void __attribute__((noreturn)) lane_death_child(const struct t_mon *m, struct sh_lane *sh)
+{
+	struct ipcd_attach l, c;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c0, b0, kb0, q;
+	struct kit k[3];
+	uint8_t lo[16];
+	uint16_t port;
+	uint32_t id, lane, lane_b, seq, i;
+	int lfd, cl, ll;
+
+	v4(lo, 127, 0, 0, 1);
+
+	/* a) The connector dies once the listener has its end. */
+	attach_or_die(m, "it-death-l", &l);
+	attach_or_die(m, "it-death-c", &c);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, &ll, &lane_b), 0);
+	seq = 0;
+	take_kits(&c, lane, 3, lo, port, c0.tx.capacity, &seq, k);
+	T_CHECK_EQ(ipcd_spsc_write(&k[0].a.tx, "hi", 2), 2);
+	lane_send_kit(cl, &k[0]);
+	lane_recv_kit(ll, &k[0], &kb0);
+	ipcd_detach(&c);
+	/* Every A end is closed for it: B reads what A wrote, then EOF. */
+	T_CHECK_EQ(drain_to_eof(&kb0), 2);
+	T_CHECK_EQ(ipcd_spsc_write(&kb0.tx, "x", 1), -EPIPE);
+	T_CHECK_EQ(ipcd_load_acquire(&kb0.ctl->reset), 0);
+	T_CHECK_EQ(drain_to_eof(&b0), 0);
+	/* ... the unsent kits' too (the same reaping, which may still be under way). */
+	for (i = 1; i < 3; i++) {
+		WAIT_FLAG(&k[i].a.tx.shm->prod_closed, 1);
+		T_CHECK_EQ(ipcd_load_acquire(&k[i].a.rx.shm->cons_closed), 1);
+	}
+	/* What the kernel does for the dead: its mappings and its lane end go. */
+	for (i = 0; i < 3; i++) {
+		ipcd_conn_release(&k[i].a);
+		kit_close_fds(&k[i]);
+	}
+	ipcd_conn_release(&c0);
+	close(cl);
+	lane_eof(ll);
+	child_step(sh, 1);	/* the lane lives until its listener says LANE_DONE */
+	T_CHECK_EQ(lane_done(&l, lane, 1, 1, 0), 0);
+	close(ll);
+	do_close(&l, &kb0);
+	do_close(&l, &b0);
+	T_CHECK_EQ(unbind_id(&l, id), 0);
+	close(lfd);
+	ipcd_detach(&l);
+	child_step(sh, 2);
+
+	/* b) The listener dies with the lane delivered, kits out and a backlog. */
+	attach_or_die(m, "it-death-l", &l);
+	attach_or_die(m, "it-death-c", &c);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, &ll, &lane_b), 0);
+	seq = 0;
+	take_kits(&c, lane, 3, lo, port, c0.tx.capacity, &seq, k);
+	lane_send_kit(cl, &k[0]);
+	lane_recv_kit(ll, &k[0], &kb0);
+	T_CHECK_EQ(ipcd_spsc_write(&k[2].a.tx, "data", 4), 4);	/* B never reads it */
+	T_CHECK_EQ(do_connect(&c, lo, port, &q, &resp), 0);	/* waits in the backlog */
+	ipcd_detach(&l);
+	ipcd_conn_release(&kb0);
+	ipcd_conn_release(&b0);
+	close(ll);
+	close(lfd);
+	/* Every kit's B end is closed for it: A reads EOF, its writes fail. */
+	for (i = 0; i < 3; i++) {
+		T_CHECK_EQ(drain_to_eof(&k[i].a), 0);
+		T_CHECK_EQ(ipcd_load_acquire(&k[i].a.rx.shm->prod_closed), 1);
+		T_CHECK_EQ(ipcd_spsc_write(&k[i].a.tx, "x", 1), -EPIPE);
+	}
+	/* Unread data when B went: a reset, as the kernel's RST. */
+	T_CHECK(ipcd_load_acquire(&k[2].a.ctl->reset) & IPCD_CONN_RESET_B);
+	T_CHECK_EQ(drain_to_eof(&c0), 0);
+	reset_by_b(&q);
+	/* The lane is gone with its listener. */
+	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -ENOENT);
+	T_CHECK_EQ(do_connect(&c, lo, port, &q, &resp), -ECONNREFUSED);
+	for (i = 0; i < 3; i++) {
+		do_close(&c, &k[i].a);
+		kit_close_fds(&k[i]);
+	}
+	do_close(&c, &c0);
+	do_close(&c, &q);
+	close(cl);
+	ipcd_detach(&c);
+	child_step(sh, 3);
+
+	/* c) The listener goes before the owner's ACCEPT: UNBIND, then a death. */
+	attach_or_die(m, "it-death-l", &l);
+	attach_or_die(m, "it-death-c", &c);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(unbind_id(&l, id), 0);
+	/* The monitor held the listener's end: it closed it. */
+	lane_peer_closed(cl);
+	close(cl);
+	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -ENOENT);
+	reset_by_b(&c0);
+	do_close(&c, &c0);
+	close(lfd);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	ipcd_detach(&l);
+	close(lfd);
+	T_CHECK_EQ(drain_to_eof(&c0), 0);	/* once reaped (bounded wait) */
+	reset_by_b(&c0);
+	lane_peer_closed(cl);
+	close(cl);
+	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -ENOENT);
+	do_close(&c, &c0);
+	ipcd_detach(&c);
+	child_step(sh, 4);
+
+	/* d) The connector dies before the owner's ACCEPT: that ACCEPT brings no lane. */
+	attach_or_die(m, "it-death-l", &l);
+	attach_or_die(m, "it-death-c", &c);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(ipcd_spsc_write(&c0.tx, "bye", 3), 3);
+	ipcd_detach(&c);
+	WAIT_FLAG(&c0.tx.shm->prod_closed, 1);	/* reaped: the monitor closed A for it */
+	ipcd_conn_release(&c0);
+	close(cl);
+	wait_listen_ready(lfd);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, NULL, NULL), 0);
+	T_CHECK_EQ(drain_to_eof(&b0), 3);
+	T_CHECK_EQ(ipcd_load_acquire(&b0.ctl->reset), 0);
+	do_close(&l, &b0);
+	T_CHECK_EQ(lane_done(&l, lane, 0, 0, 0), -ENOENT);
+	close(lfd);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_lane_death(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_lane *sh = t_shm_alloc(sizeof(*sh));
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		lane_death_child(m, sh);
+	parent_step(sh, 1, pid);
+	assert_int_equal(lane_num(m, "open"), 1);
+	ipcd_store_release(&sh->go, 1);
+	parent_step(sh, 2, pid);
+	expect_no_connections(m);
+	assert_int_equal(lane_num(m, "open"), 0);
+	assert_int_equal(lane_num(m, "kits_unused"), 2);
+	ipcd_store_release(&sh->go, 2);
+	parent_step(sh, 3, pid);
+	expect_no_connections(m);
+	assert_int_equal(lane_num(m, "open"), 0);
+	ipcd_store_release(&sh->go, 3);
+	parent_step(sh, 4, pid);
+	expect_no_connections(m);
+	assert_int_equal(lane_num(m, "open"), 0);
+	ipcd_store_release(&sh->go, 4);
+	child_ok(pid);
+	assert_int_equal(lane_num(m, "made"), 5);
+	assert_int_equal(lane_num(m, "kits"), 6);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 15. a forked worker accepts the lane-making connection ----------------- */
+
+static void __attribute__((noreturn)) lane_fork_child(const struct t_mon *m, struct sh_lane *sh)
+{
+	struct ipcd_attach l, w, c;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c0, b0, c1, b1;
+	uint8_t lo[16];
+	uint16_t port;
+	uint32_t id, lane;
+	uint64_t token;
+	int lfd, cl;
+
+	attach_or_die(m, "it-fork-l", &l);
+	attach_or_die(m, "it-fork-w", &w);	/* inherited the socket: knows the token */
+	attach_or_die(m, "it-fork-c", &c);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	token = last_token;
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	/* The worker's ACCEPT: its CONN_FD comes first, no lane for it (nor for the owner). */
+	T_CHECK_EQ(accept_lane(&w, id, token, &b0, &resp, NULL, NULL), 0);
+	T_CHECK_EQ(resp.conn_id, c0.conn_id);
+	no_msg(&l);
+	pass(&c0, &b0, "w0");
+	/* The lane ended: the monitor closed the listener's end, C's reports EPIPE. */
+	lane_peer_closed(cl);
+	close(cl);
+	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -ENOENT);
+	T_CHECK_EQ(lane_done(&l, lane, 0, 0, 0), -ENOENT);
+	child_step(sh, 1);
+	/* After fork the owner LISTENs without the flag: no lane is offered again. */
+	T_CHECK_EQ(listen_req(&l, id, 8, 0, 0, NULL), 0);
+	T_CHECK_EQ(do_connect(&c, lo, port, &c1, &resp), 0);
+	no_msg(&c);
+	T_CHECK_EQ(accept_lane(&w, id, token, &b1, &resp, NULL, NULL), 0);
+	pass(&b1, &c1, "w1");
+	do_close(&c, &c0);
+	do_close(&w, &b0);
+	do_close(&c, &c1);
+	do_close(&w, &b1);
+	close(lfd);
+	ipcd_detach(&c);
+	ipcd_detach(&w);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_lane_forked_accepter(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_lane *sh = t_shm_alloc(sizeof(*sh));
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		lane_fork_child(m, sh);
+	parent_step(sh, 1, pid);
+	assert_int_equal(lane_num(m, "open"), 0);
+	assert_int_equal(lane_num(m, "made"), 1);
+	ipcd_store_release(&sh->go, 1);
+	child_ok(pid);
+	assert_int_equal(lane_num(m, "made"), 1);
+	assert_int_equal(lane_num(m, "kits"), 0);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 16. KITS, LANE_DONE and KIT_ACCEPTED bodies of the wrong size ---------- */
+
+static const struct {
+	uint16_t op;
+	uint16_t len;
+	size_t want;
+} bad_bodies[] = {
+	{ IPCD_OP_KITS, 0, sizeof(struct ipcd_kits_req) },
+	{ IPCD_OP_KITS, 12, sizeof(struct ipcd_kits_req) },
+	{ IPCD_OP_LANE_DONE, 8, sizeof(struct ipcd_lane_done_req) },
+	{ IPCD_OP_LANE_DONE, 20, sizeof(struct ipcd_lane_done_req) },
+	{ IPCD_OP_KIT_ACCEPTED, 4, sizeof(struct ipcd_kit_accepted_req) },
+	{ IPCD_OP_KIT_ACCEPTED, 16, sizeof(struct ipcd_kit_accepted_req) },
+};
+
+static void __attribute__((noreturn)) bad_body_child(const struct t_mon *m, unsigned int i)
+{
+	struct ipcd_attach a;
+	struct ipcd_req req;
+
+	attach_or_die(m, "it-lane-body", &a);
+	T_CHECK_EQ(t_echo_check(&a, 5, 0, 8), 0);
+	memset(&req, 0, sizeof(req));
+	req.opcode = bad_bodies[i].op;
+	req.len = bad_bodies[i].len;
+	req.cookie = ++a.cl.next_cookie;
+	T_CHECK_EQ(ipcd_reqq_submit(&a.cl, &req), 0);
+	T_CHECK_EQ(t_wait_eof(a.sock, T_WAIT_MS), 0);	/* cut off ... */
+	T_CHECK(t_resp_ring_empty(&a));			/* ... without an answer */
+	_exit(0);
+}
+
+static void test_lane_bad_body(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	char line[160];
+	unsigned int i;
+	int base;
+
+	lane_case_start(m, &base);
+	for (i = 0; i < IPCD_ARRAY_SIZE(bad_bodies); i++) {
+		pid_t pid = t_fork(T_CHILD_ALARM);
+
+		if (pid == 0)
+			bad_body_child(m, i);
+		child_ok(pid);
+		snprintf(line, sizeof(line),
+			 "process %d (it-lane-body): opcode %u with a %u-byte body, expected %zu",
+			 (int)pid, bad_bodies[i].op, bad_bodies[i].len, bad_bodies[i].want);
+		assert_true(t_mon_log_contains(m, line));
+	}
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), IPCD_ARRAY_SIZE(bad_bodies));
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	assert_int_equal(t_mon_wait_fds(m, base), base);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
+/* ---- 17. kits back in the backlog keep their order -------------------------- */
+
+/*
+ * The listener received kits 0..2 in order (the connector's connect()s
+ * returned in that order) and accepted none: back in the backlog they must
+ * be accepted in that order, as the kernel's accept queue would give them.
+ * Connections opened and closed first leave the monitor's table with free
+ * entries in no particular order, which the kits then take.
+ */
+static void __attribute__((noreturn)) lane_order_child(const struct t_mon *m)
+{
+	struct ipcd_attach l, c;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c0, b0, x[3], y[3], kb, acc;
+	struct kit k[3];
+	uint8_t lo[16];
+	uint16_t port;
+	uint32_t id, lane, lane_b, seq = 0, i;
+	int lfd, cl, ll;
+
+	attach_or_die(m, "it-order-l", &l);
+	attach_or_die(m, "it-order-c", &c);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, &ll, &lane_b), 0);
+	for (i = 0; i < 3; i++) {
+		T_CHECK_EQ(do_connect(&c, lo, port, &x[i], &resp), 0);
+		T_CHECK_EQ(accept_lane(&l, id, 0, &y[i], &resp, NULL, NULL), 0);
+	}
+	for (i = 0; i < 3; i++) {
+		do_close(&c, &x[i]);
+		do_close(&l, &y[i]);
+	}
+	take_kits(&c, lane, 3, lo, port, c0.tx.capacity, &seq, k);
+	for (i = 0; i < 3; i++) {
+		lane_send_kit(cl, &k[i]);
+		lane_recv_kit(ll, &k[i], &kb);
+		ipcd_conn_release(&kb);
+	}
+	close(ll);
+	T_CHECK_EQ(lane_done(&l, lane, 3, 0, 0), 0);
+	for (i = 0; i < 3; i++) {
+		T_CHECK_EQ(accept_lane(&l, id, 0, &acc, &resp, NULL, NULL), 0);
+		if (resp.conn_id != k[i].id)
+			fprintf(stderr, "[it-order] accept %u got kit %u (seq order: kit %u)\n", i,
+				resp.conn_id == k[0].id ? 0 : resp.conn_id == k[1].id ? 1 : 2, i);
+		T_CHECK_EQ(resp.conn_id, k[i].id);
+		do_close(&l, &acc);
+	}
+	for (i = 0; i < 3; i++) {
+		do_close(&c, &k[i].a);
+		kit_close_fds(&k[i]);
+	}
+	do_close(&c, &c0);
+	do_close(&l, &b0);
+	close(cl);
+	close(lfd);
+	ipcd_detach(&c);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_lane_requeue_order(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		lane_order_child(m);
+	child_ok(pid);
+	assert_int_equal(lane_num(m, "kits_requeued"), 3);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
+/* ---- 18. KITS when the monitor is out of room ------------------------------- */
+
+/* Connections and binds (ephemeral ports included) share max_connections. */
+#define CONF_TIGHT	"max_connections = 6\nring_bytes = 4096\nring_max_bytes = 1048576\n"
+
+static void __attribute__((noreturn)) lane_room_child(const struct t_mon *m)
+{
+	struct ipcd_attach l, c;
+	struct ipcd_conn_resp resp;
+	struct ipcd_kits_resp kr;
+	struct ipcd_conn c0, b0;
+	struct kit k[IPCD_KITS_MAX + 1];
+	uint8_t lo[16];
+	uint16_t port;
+	uint32_t id, lane, lane_b, seq, n, i, ring;
+	int lfd, cl, ll;
+
+	attach_or_die(m, "it-room-l", &l);
+	attach_or_die(m, "it-room-c", &c);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, &ll, &lane_b), 0);
+	ring = c0.tx.capacity;
+	/* As many as fit: the response counts exactly the CONN_FDs sent. */
+	T_CHECK_EQ(kits_req(&c, lane, IPCD_KITS_MAX, &kr), 0);
+	n = kr.count;
+	T_CHECK(n >= 1 && n < IPCD_KITS_MAX);
+	T_CHECK_EQ(kr.first_seq, 0);
+	for (i = 0; i < n; i++) {
+		int fds[IPCD_CTL_CONN_NFDS];
+		struct ipcd_ctl_msg msg;
+		unsigned int j;
+
+		T_CHECK_EQ(ipcd_attach_recv_msg(&c, &msg, fds, 0), 0);
+		T_CHECK_EQ(msg.type, IPCD_CTL_CONN_FD);
+		for (j = 0; j < IPCD_CTL_CONN_NFDS; j++)
+			k[i].fds[j] = -1;
+		T_CHECK_EQ(ipcd_conn_open(fds, msg.region_size, false, &k[i].a), 0);
+	}
+	no_msg(&c);
+	/* None at all: -ENOBUFS, nothing sent, nothing numbered. */
+	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -ENOBUFS);
+	/*
+	 * Room again once a connection is freed (a kit's A end closed is not
+	 * enough: its B end is the listener's until LANE_DONE); the numbering
+	 * goes on where it was.
+	 */
+	do_close(&c, &c0);
+	do_close(&l, &b0);
+	seq = n;
+	take_kits(&c, lane, 1, lo, port, ring, &seq, &k[n]);
+	close(ll);
+	T_CHECK_EQ(lane_done(&l, lane, 0, 0, 0), 0);
+	for (i = 0; i <= n; i++) {
+		reset_by_b(&k[i].a);
+		do_close(&c, &k[i].a);
+		kit_close_fds(&k[i]);
+	}
+	close(cl);
+	close(lfd);
+	ipcd_detach(&c);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_lane_kits_no_room(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	pid_t pid;
+	int base;
+
+	t_mon_write_config(m, CONF_TIGHT);
+	t_mon_start(m);
+	base = t_mon_fd_baseline(m);
+	maps0 = t_mon_maps_count(m, "ipcd-conn");
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		lane_room_child(m);
+	child_ok(pid);
+	assert_true(t_ctl_num(m, "counters", "no_room") >= 1);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1688,6 +2998,13 @@ int main(void)
 		T_BOTH(test_fallback),
 		T_BOTH(test_close_end),
 		T_BOTH(test_dead_while_queued),
+		T_BOTH(test_lane_setup),
+		T_BOTH(test_lane_done),
+		T_BOTH(test_lane_death),
+		T_BOTH(test_lane_forked_accepter),
+		T_BOTH(test_lane_bad_body),
+		T_BOTH(test_lane_requeue_order),
+		T_BOTH(test_lane_kits_no_room),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
