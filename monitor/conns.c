@@ -145,7 +145,6 @@ struct lane {
 	uint32_t ring_bytes;		/* of its kits */
 	int l_fd;			/* the listener's end until an ACCEPT takes it */
 	bool delivered;			/* the listener has its end */
-	bool c_gone;			/* the connector died */
 	uint8_t a_addr[16];		/* the connector's source address */
 	uint8_t b_addr[16];
 	uint16_t b_port;
@@ -710,13 +709,23 @@ static struct lane *lane_find(uint32_t id)
  * those in [@accepted, @received) reached it and were not accepted. See the
  * comment at the top.
  */
+static int by_lane_seq(const void *x, const void *y)
+{
+	const struct conn *a = &cs.tab[*(const uint32_t *)x], *b = &cs.tab[*(const uint32_t *)y];
+
+	return a->lane_seq < b->lane_seq ? -1 : a->lane_seq > b->lane_seq;
+}
+
 static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
 {
 	struct lis *l = lis_get(n->bind_id);
-	uint32_t i;
+	uint32_t i, nback = 0, *back = NULL;
 
 	if (l && l->owner != n->l_owner)
 		l = NULL;
+	/* Received, not accepted: back to the backlog in lane (connect) order. */
+	if (l && received > accepted)
+		back = malloc((size_t)(received - accepted) * sizeof(*back));
 	for (i = 0; i < cs.hwm; i++) {
 		struct conn *k = &cs.tab[i];
 
@@ -729,18 +738,35 @@ static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
 			conn_free_if_done(k);
 			continue;
 		}
-		if (k->lane_seq < received && k->lane_seq >= accepted && l && l->count < l->max) {
-			/* Back to the backlog: an ACCEPT sends the fds again. */
-			k->accepted = false;
-			k->kit = false;
-			lis_push_tail(l, k);
-			cs.st.kits_requeued++;
-		} else if (k->lane_seq >= accepted) {
+		if (k->lane_seq < received && k->lane_seq >= accepted && back) {
+			back[nback++] = i;
+			continue;
+		}
+		if (k->lane_seq >= accepted) {
 			mark_end(k, true, true);
 			k->b_end = END_GONE;
 		}
 		conn_free_if_done(k);
 	}
+	if (nback)
+		qsort(back, nback, sizeof(*back), by_lane_seq);
+	for (i = 0; i < nback; i++) {
+		struct conn *k = &cs.tab[back[i]];
+
+		if (l->count < l->max) {
+			/* An ACCEPT sends the fds again; now it is a connection like CONNECT's. */
+			k->accepted = false;
+			k->kit = false;
+			lis_push_tail(l, k);
+			cs.st.kits_requeued++;
+			cs.st.created++;
+		} else {
+			mark_end(k, true, true);
+			k->b_end = END_GONE;
+		}
+		conn_free_if_done(k);
+	}
+	free(back);
 	if (n->l_fd >= 0)
 		close(n->l_fd);
 	memset(n, 0, sizeof(*n));
@@ -1239,11 +1265,8 @@ void conns_client_gone(struct mon_client *c)
 	for (i = 0; i < LANES_MAX; i++) {
 		struct lane *n = &cs.lanes[i];
 
-		if (n->id && n->c_owner == c->id) {
-			n->c_gone = true;
-			if (!n->delivered)
-				lane_finish(n, 0, 0);
-		}
+		if (n->id && n->c_owner == c->id && !n->delivered)
+			lane_finish(n, 0, 0);
 	}
 	for (i = 0; i < cs.hwm; i++) {
 		struct conn *k = &cs.tab[i];
