@@ -692,6 +692,29 @@ static void fill_resp(struct ipcd_conn_resp *out, uint64_t id, const uint8_t pee
 }
 
 
+/*
+ * @k's ends: A is @a's, with an ephemeral port at k->a_addr (connecting is
+ * not binding: the config's bind rules do not apply), B is @b's. 0, or
+ * ipcd_ns_bind()'s -errno with no port taken.
+ */
+static int conn_set_ends(struct conn *k, const struct mon_client *a, const struct mon_client *b)
+{
+	struct ipcd_ns_who who = { .owner = a->id, .uid = a->uid, .gid = a->gid };
+	int rc = ipcd_ns_bind(mon.ns, &who, k->a_addr, 0, 0, NULL, &k->eph_bind, &k->a_port);
+
+	if (rc) {
+		k->eph_bind = 0;
+		return rc;
+	}
+	k->a_owner = a->id;
+	k->a_pid = a->pid;
+	k->a_uid = a->uid;
+	k->b_owner = b->id;
+	k->b_pid = b->pid;
+	k->b_uid = b->uid;
+	return 0;
+}
+
 /* ---- lanes -------------------------------------------------------------- */
 
 static struct lane *lane_find(uint32_t id)
@@ -863,7 +886,6 @@ static int lane_deliver(struct mon_client *c, struct conn *k, uint32_t bind_id)
 
 int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_kits_resp *out)
 {
-	struct ipcd_ns_who who = { .owner = c->id, .uid = c->uid, .gid = c->gid };
 	struct lane *n = lane_find(r->lane_id);
 	struct mon_client *owner;
 	struct lis *l;
@@ -894,19 +916,12 @@ int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_
 		memcpy(k->a_addr, n->a_addr, 16);
 		memcpy(k->b_addr, n->b_addr, 16);
 		k->b_port = n->b_port;
-		rc = ipcd_ns_bind(mon.ns, &who, k->a_addr, 0, 0, NULL, &k->eph_bind, &k->a_port);
+		rc = conn_set_ends(k, c, owner);
 		if (rc) {
-			k->eph_bind = 0;
 			conn_drop(k);
 			rc = rc == -ENOSPC ? -ENOBUFS : rc;
 			break;
 		}
-		k->a_owner = c->id;
-		k->a_pid = c->pid;
-		k->a_uid = c->uid;
-		k->b_owner = owner->id;
-		k->b_pid = owner->pid;
-		k->b_uid = owner->uid;
 		k->accepted = true;
 		k->kit = true;
 		k->lane = n->id;
@@ -966,7 +981,6 @@ int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r)
 int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		  struct ipcd_conn_resp *out)
 {
-	struct ipcd_ns_who who = { .owner = c->id, .uid = c->uid, .gid = c->gid };
 	struct mon_client *owner;
 	struct ipcd_ns_entry e;
 	uint8_t dst[16];
@@ -1008,18 +1022,9 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		memcpy(k->a_addr, dst, 16);
 	memcpy(k->b_addr, is_wildcard(e.addr) ? dst : e.addr, 16);
 	k->b_port = e.port;
-	/* Connecting is not binding: the config's bind rules do not apply (NULL). */
-	rc = ipcd_ns_bind(mon.ns, &who, k->a_addr, 0, 0, NULL, &k->eph_bind, &k->a_port);
-	if (rc) {
-		k->eph_bind = 0;
+	rc = conn_set_ends(k, c, owner);
+	if (rc)
 		goto err_free;
-	}
-	k->a_owner = c->id;
-	k->a_pid = c->pid;
-	k->a_uid = c->uid;
-	k->b_owner = owner->id;
-	k->b_pid = owner->pid;
-	k->b_uid = owner->uid;
 	rc = region_make(k, ring_size(r->ring_bytes, l->ring_bytes));
 	if (rc) {
 		log_warn("process %d (%s): connect: cannot create a connection region: %s",

@@ -349,60 +349,29 @@ static void post_lane_done(const struct llane *n)
  */
 static int lane_recv(struct llane *n, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size)
 {
-	char cbuf[CMSG_SPACE(IPCD_CTL_CONN_NFDS * sizeof(int))];
+	int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
 	struct ipcd_lane_msg msg;
-	struct iovec iov = { .iov_base = &msg, .iov_len = sizeof(msg) };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = cbuf,
-		.msg_controllen = sizeof(cbuf),
-	};
-	struct cmsghdr *cm;
 	unsigned int got = 0, i;
+	int seals = -1;
 	ssize_t r;
 
-	do
-		r = ipcd_real.recvmsg(n->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return errno == EAGAIN ? 0 : -1;
-	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		unsigned int k;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (unsigned int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (i = 0; i < k; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (got < IPCD_CTL_CONN_NFDS)
-				fds[got++] = fd;
-			else
-				ipcd_real.close(fd);
-		}
-	}
-	if (r == 0 && !got)
-		return -1;		/* EOF: the connector closed or died */
-	/* Numbers only grow (a kit the connector could not send leaves a gap). */
-	if (r != (ssize_t)sizeof(msg) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
-	    msg.magic != IPCD_LANE_MAGIC || msg.seq < n->received || msg.seq == UINT32_MAX ||
-	    got != IPCD_CTL_CONN_NFDS) {
+	/* As a control-socket message: truncated ones come back -EMSGSIZE, fds closed. */
+	r = ipcd_ctl_recv(n->fd, &msg, sizeof(msg), MSG_DONTWAIT, fds, IPCD_CTL_CONN_NFDS, &got);
+	if (r == -EAGAIN)
+		return 0;
+	if (r < 0 || (r == 0 && !got))
+		return -1;		/* EOF (the connector closed or died), or an error */
+	/*
+	 * Numbers only grow (a kit the connector could not send leaves a gap).
+	 * Only a region the monitor made: sealed, so it cannot shrink under us.
+	 */
+	if (r == (ssize_t)sizeof(msg) && msg.magic == IPCD_LANE_MAGIC && msg.seq >= n->received &&
+	    msg.seq != UINT32_MAX && got == IPCD_CTL_CONN_NFDS)
+		seals = ipcd_real.fcntl(fds[IPCD_CTL_CONN_FD_REGION], F_GET_SEALS, (void *)0);
+	if (seals < 0 || (seals & want) != want) {
 		for (i = 0; i < got; i++)
 			ipcd_real.close(fds[i]);
 		return -1;		/* not our protocol: end the lane */
-	}
-	/* Only a region the monitor made: sealed, so it cannot shrink under us. */
-	{
-		int seals = ipcd_real.fcntl(fds[IPCD_CTL_CONN_FD_REGION], F_GET_SEALS, (void *)0);
-		int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
-
-		if (seals < 0 || (seals & want) != want) {
-			for (i = 0; i < got; i++)
-				ipcd_real.close(fds[i]);
-			return -1;
-		}
 	}
 	n->received = msg.seq + 1;
 	*size = msg.region_size;

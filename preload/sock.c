@@ -320,12 +320,12 @@ static void conn_init(struct ipcd_sock *s, const struct ipcd_sock *parent)
 	}
 }
 
-/* Is the monitor's backlog for @l non-empty? Its accept eventfd says so exactly. */
-static bool backlog_ready(const struct ipcd_sock *l)
+/* Is kernel fd @fd readable now? One syscall, no sleep; an error counts as yes. */
+static bool fd_ready(int fd)
 {
-	struct pollfd p = { .fd = l->lfd, .events = POLLIN };
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 
-	return ipcd_real.poll(&p, 1, 0) != 0;	/* an error: let the monitor answer */
+	return ipcd_real.poll(&p, 1, 0) != 0;
 }
 
 /*
@@ -349,7 +349,8 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 
 	lane = ipcd_lane_accept(l, fds, &size) == 0;
 	if (!lane) {
-		if (!backlog_ready(l))
+		/* The monitor's backlog: its accept eventfd says exactly when it has some. */
+		if (!fd_ready(l->lfd))
 			return -EAGAIN;		/* no round trip to hear it */
 		req.len = sizeof(*ar);
 		ar->id = l->bind_id;
@@ -433,12 +434,10 @@ static int accept_kernel(struct ipcd_sock *l, struct sockaddr *addr, socklen_t *
 	return fd;
 }
 
-/* Anything to accept on @fd (a listening epoll set)? One syscall, no sleep. */
+/* Anything to accept on *@arg (a listening epoll set)? For ipcd_spin(). */
 static bool listen_ready(void *arg)
 {
-	struct pollfd p = { .fd = *(int *)arg, .events = POLLIN };
-
-	return ipcd_real.poll(&p, 1, 0) != 0;
+	return fd_ready(*(int *)arg);
 }
 
 static int accept_common(struct ipcd_sock *s, int fd, struct sockaddr *addr, socklen_t *addrlen,
