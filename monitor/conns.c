@@ -72,8 +72,24 @@
  * of the connection that made the lane takes it. Bounded: LANES_MAX lanes,
  * LANES_PER_CONNECTOR per connecting process, and kits are connections
  * (max_connections counts them).
+ *
+ * Lane regions. Making a region (memfd, seals, page faults) and freeing it
+ * (evicting its pages) cost us ~40 us of CPU per connection, on the cores
+ * the two processes need. A lane instead owns up to LANE_REGIONS regions
+ * that only its two processes ever see, kept mapped here, and gives a kit a
+ * region the pair has used before once both its ends are closed: by their
+ * CLOSE requests, or, since those are lazy, by the IPCD_CONN_CLOSED_* bits
+ * the ends set in the region (a lie there only harms the pair that shares
+ * the region anyway). Before reuse the bytes its rings held are zeroed
+ * (large ones by punching the pages out, which also bounds what an idle lane
+ * keeps resident), the header rewritten from our copy and the rings
+ * formatted: a region never carries one connection's bytes to another, nor
+ * to a third process. A region whose connection ended abnormally (a death,
+ * a reset) is not reused. When the lane ends, regions in use become their
+ * connections' own (freed with them) and the others are freed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -101,6 +117,8 @@
 #define LANES_MAX	1024u		/* lanes on the host */
 #define LANES_PER_CONNECTOR 8u		/* lanes one connecting process may have */
 #define LANE_IDX_BITS	10		/* LANES_MAX == 1 << LANE_IDX_BITS */
+#define LANE_REGIONS	16u		/* regions one lane may own (in use or free) */
+#define SCRUB_PUNCH	(16u << 10)	/* ring bytes past which reuse punches pages out */
 
 enum end { END_OPEN, END_CLOSED, END_GONE };
 
@@ -133,6 +151,15 @@ struct conn {
 	bool kit_seen;			/* its listener said it accepted it (KIT_ACCEPTED) */
 	uint32_t lane;			/* kit: its lane's id; 0 once the lane is done */
 	uint32_t lane_seq;		/* kit: its number on the lane */
+	uint32_t reg_lane;		/* the lane whose region it uses (@fd is the lane's); 0: own */
+	uint32_t reg_idx;		/* that region's index in the lane's regs[] */
+};
+
+/* A region a lane owns ("Lane regions" above). */
+struct lane_reg {
+	struct ipcd_region reg;		/* base NULL: slot empty. hdr: our trusted copy */
+	uint32_t ring_bytes;
+	uint32_t conn;			/* table index of the connection using it; NONE: free */
 };
 
 /* A lane (proto.h): connector -> listening bind, without the monitor. */
@@ -148,6 +175,7 @@ struct lane {
 	uint8_t a_addr[16];		/* the connector's source address */
 	uint8_t b_addr[16];
 	uint16_t b_port;
+	struct lane_reg *regs;		/* [LANE_REGIONS]; NULL: no reuse */
 };
 
 /* Backlog of one listening bind; index = ipcd_ns_index() of the bind. */
@@ -299,11 +327,15 @@ static struct conn *conn_alloc(void)
 	return k;
 }
 
+static void lane_reg_return(struct conn *k);
+
 static void conn_close_fds(struct conn *k)
 {
 	unsigned int i;
 
-	if (k->fd >= 0)
+	if (k->reg_lane)
+		lane_reg_return(k);	/* the lane's memfd: reused or freed there */
+	else if (k->fd >= 0)
 		close(k->fd);
 	for (i = 0; i < 2; i++)
 		if (k->wake[i] >= 0)
@@ -531,30 +563,27 @@ void conns_refill(void)
 	}
 }
 
-/*
- * The connection's region (memfd kept, mapping dropped) and its two wake
- * eventfds, all in @k: from the pool when it has the size, else made now.
- * On failure nothing is left open.
- */
-static int region_make(struct conn *k, uint32_t ring_bytes)
+/* A new region and its two wake eventfds: from the pool when it has the size. */
+static int prepared_take(struct prepared *p, uint32_t ring_bytes)
 {
-	struct ipcd_conn_ctl *ctl;
-	struct prepared p;
-	uint32_t i;
-	int rc;
-
 	/* A reload may have changed the default size: older pooled regions go. */
 	while (pool.n && pool.p[pool.n - 1].ring_bytes != mon.cfg.ring_bytes)
 		prepared_close(&pool.p[--pool.n]);
 	if (pool.n && ring_bytes == pool.p[pool.n - 1].ring_bytes) {
-		p = pool.p[--pool.n];
+		*p = pool.p[--pool.n];
 		cs.st.pooled++;
-	} else {
-		rc = region_prepare(&p, ring_bytes);
-		if (rc)
-			return rc;
+		return 0;
 	}
-	ctl = ipcd_region_area(&p.reg, IPCD_AREA_CONN_CTL, NULL);
+	return region_prepare(p, ring_bytes);
+}
+
+/* Region @reg (mapped, formatted) becomes @k's: its identity, then published. */
+static void region_give(struct conn *k, struct ipcd_region *reg, uint32_t ring_bytes)
+{
+	struct ipcd_conn_ctl *ctl = ipcd_region_area(reg, IPCD_AREA_CONN_CTL, NULL);
+	uint32_t i;
+
+	memset(ctl, 0, sizeof(*ctl));
 	ctl->conn_id = k->id;
 	memcpy(ctl->a_addr, k->a_addr, 16);
 	memcpy(ctl->b_addr, k->b_addr, 16);
@@ -563,14 +592,28 @@ static int region_make(struct conn *k, uint32_t ring_bytes)
 	/* One process per end for now; the ends count forks themselves. */
 	ctl->holders_a = 1;
 	ctl->holders_b = 1;
-	ipcd_region_publish(&p.reg);
+	ipcd_region_publish(reg);
 	for (i = 0; i < 3; i++)
-		k->off[i] = p.reg.hdr.area[i].off;
-	k->size = p.reg.size;
-	k->fd = p.reg.fd;
+		k->off[i] = reg->hdr.area[i].off;
+	k->size = reg->size;
+	k->fd = reg->fd;
+	k->ring_bytes = ring_bytes;
+}
+
+/*
+ * The connection's own region (memfd kept, mapping dropped) and its two
+ * wake eventfds, all in @k. On failure nothing is left open.
+ */
+static int region_make(struct conn *k, uint32_t ring_bytes)
+{
+	struct prepared p;
+	int rc = prepared_take(&p, ring_bytes);
+
+	if (rc)
+		return rc;
+	region_give(k, &p.reg, ring_bytes);
 	k->wake[0] = p.wake[0];
 	k->wake[1] = p.wake[1];
-	k->ring_bytes = ring_bytes;
 	munmap(p.reg.base, p.reg.size);	/* keep the memfd, not the mapping */
 	return 0;
 }
@@ -726,6 +769,175 @@ static struct lane *lane_find(uint32_t id)
 	return &cs.lanes[idx];
 }
 
+/* ---- lane regions ("Lane regions" above) --------------------------------- */
+
+static void lane_reg_destroy(struct lane_reg *r)
+{
+	ipcd_region_close(&r->reg);
+	r->conn = NONE;
+}
+
+/* @k's connection is freed: its lane region is free again, or destroyed. */
+static void lane_reg_return(struct conn *k)
+{
+	struct lane *n = lane_find(k->reg_lane);
+	struct lane_reg *r;
+
+	k->reg_lane = 0;
+	k->fd = -1;		/* the lane's */
+	/* lane_end() makes a region its connection's own: never here without a lane. */
+	if (!n || !n->regs || k->reg_idx >= LANE_REGIONS)
+		return;
+	r = &n->regs[k->reg_idx];
+	if (r->conn != conn_idx(k))
+		return;
+	if (k->a_end == END_CLOSED && k->b_end == END_CLOSED && !k->reset)
+		r->conn = NONE;
+	else
+		lane_reg_destroy(r);	/* a death or a reset: not worth the doubt */
+}
+
+/*
+ * The lane ends: a region in use becomes its connection's own (the memfd,
+ * closed when the connection is freed), the others are freed.
+ */
+static void lane_regs_end(struct lane *n)
+{
+	uint32_t i;
+
+	for (i = 0; n->regs && i < LANE_REGIONS; i++) {
+		struct lane_reg *r = &n->regs[i];
+
+		if (!r->reg.base)
+			continue;
+		if (r->conn != NONE) {
+			cs.tab[r->conn].reg_lane = 0;
+			munmap(r->reg.base, r->reg.size);
+			memset(&r->reg, 0, sizeof(r->reg));
+			r->reg.fd = -1;
+		} else {
+			lane_reg_destroy(r);
+		}
+	}
+	free(n->regs);
+	n->regs = NULL;
+}
+
+/*
+ * Both ends of region @r's connection set their closed bit: take it as their
+ * two CLOSE requests, which may lie unread in lazy queues (they will find no
+ * entry). True if that freed the region.
+ */
+static bool lane_reg_retire(struct lane_reg *r)
+{
+	const uint32_t both = IPCD_CONN_CLOSED_A | IPCD_CONN_CLOSED_B;
+	struct ipcd_conn_ctl *ctl = ipcd_region_area(&r->reg, IPCD_AREA_CONN_CTL, NULL);
+	struct conn *k = &cs.tab[r->conn];
+
+	if ((ipcd_load_acquire(&ctl->closed) & both) != both || k->queued ||
+	    k->a_end == END_GONE || k->b_end == END_GONE)
+		return false;
+	if (!k->kit_seen) {		/* B closed it, so its listener accepted it */
+		k->kit_seen = true;
+		cs.st.created++;
+		cs.st.accepted++;
+	}
+	if (k->a_end == END_OPEN) {
+		k->a_end = END_CLOSED;
+		cs.st.closed_early++;
+	}
+	if (k->b_end == END_OPEN) {
+		k->b_end = END_CLOSED;
+		cs.st.closed_early++;
+	}
+	conn_free_if_done(k);
+	return r->reg.base && r->conn == NONE;
+}
+
+/*
+ * Zero what ring @area of @r held. Its producer wrote the position we trust
+ * for that: a lie can only leave its own bytes behind, for its own peer.
+ */
+static void ring_scrub(struct lane_reg *r, uint32_t area)
+{
+	uint64_t off = r->reg.hdr.area[area].off + sizeof(struct ipcd_spsc_shm);
+	struct ipcd_spsc_shm *shm = (void *)((uint8_t *)r->reg.base + r->reg.hdr.area[area].off);
+	uint64_t cap = r->ring_bytes, used = ipcd_load_relaxed(&shm->tail);
+	uint8_t *base = r->reg.base;
+
+	if (used >= cap || ipcd_load_relaxed(&shm->prod_bytes) >= cap)
+		used = cap;
+	else
+		used = IPCD_MIN(cap, used + sizeof(struct ipcd_rec_hdr)); /* and the next stamp */
+	if (used > SCRUB_PUNCH) {
+		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+		uint64_t lo = IPCD_ALIGN_UP(off, pg), hi = (off + used) / pg * pg;
+
+		if (hi > lo && fallocate(r->reg.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					 (off_t)lo, (off_t)(hi - lo)) == 0) {
+			memset(base + off, 0, lo - off);
+			memset(base + hi, 0, off + used - hi);
+			return;
+		}
+	}
+	memset(base + off, 0, used);
+}
+
+/*
+ * A region of lane @n for its kit @k, with two new wake eventfds: one the
+ * pair used before, or a new one the lane keeps. 1: none (the lane has
+ * LANE_REGIONS in use, or no table): the caller makes @k its own.
+ */
+static int lane_region(struct lane *n, struct conn *k)
+{
+	struct lane_reg *r = NULL, *empty = NULL;
+	struct prepared p;
+	uint32_t i;
+	int rc;
+
+	if (!n->regs)
+		return 1;
+	for (i = 0; i < LANE_REGIONS && !r; i++)
+		if (n->regs[i].reg.base && n->regs[i].conn == NONE)
+			r = &n->regs[i];
+	for (i = 0; i < LANE_REGIONS && !r; i++)
+		if (n->regs[i].reg.base && lane_reg_retire(&n->regs[i]))
+			r = &n->regs[i];
+	if (r) {
+		for (i = 0; i < 2; i++) {
+			k->wake[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			if (k->wake[i] < 0)
+				return -errno;	/* conn_drop() closes the other */
+		}
+		ring_scrub(r, IPCD_AREA_CONN_A2B);
+		ring_scrub(r, IPCD_AREA_CONN_B2A);
+		memcpy(r->reg.base, &r->reg.hdr, sizeof(r->reg.hdr));
+		for (i = 0; i < 2; i++)
+			(void)ipcd_spsc_init(ipcd_region_area(&r->reg, i, NULL), r->ring_bytes, 0,
+					     IPCD_SPSC_F_STREAM);	/* it took them before */
+		cs.st.regions_reused++;
+	} else {
+		for (i = 0; i < LANE_REGIONS && !empty; i++)
+			if (!n->regs[i].reg.base)
+				empty = &n->regs[i];
+		if (!empty)
+			return 1;
+		rc = prepared_take(&p, n->ring_bytes);
+		if (rc)
+			return rc;
+		r = empty;
+		r->reg = p.reg;		/* stays mapped: we reuse it */
+		r->ring_bytes = n->ring_bytes;
+		k->wake[0] = p.wake[0];
+		k->wake[1] = p.wake[1];
+	}
+	region_give(k, &r->reg, r->ring_bytes);
+	r->conn = conn_idx(k);
+	k->reg_lane = n->id;
+	k->reg_idx = (uint32_t)(r - n->regs);
+	return 0;
+}
+
 /*
  * Lane @n is done (its listener's LANE_DONE, or a lane whose listener never
  * got its end): kits numbered >= @received never reached the listener,
@@ -790,6 +1002,7 @@ static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
 		conn_free_if_done(k);
 	}
 	free(back);
+	lane_regs_end(n);
 	if (n->l_fd >= 0)
 		close(n->l_fd);
 	memset(n, 0, sizeof(*n));
@@ -848,6 +1061,11 @@ static int lane_offer(struct mon_client *c, struct lis *l, struct conn *k)
 	n->c_owner = c->id;
 	n->l_owner = l->owner;
 	n->ring_bytes = k->ring_bytes;
+	n->regs = calloc(LANE_REGIONS, sizeof(*n->regs));	/* NULL: no reuse, still a lane */
+	for (i = 0; n->regs && i < LANE_REGIONS; i++) {
+		n->regs[i].reg.fd = -1;
+		n->regs[i].conn = NONE;
+	}
 	n->l_fd = sv[1];
 	memcpy(n->a_addr, k->a_addr, 16);
 	memcpy(n->b_addr, k->b_addr, 16);
@@ -926,7 +1144,9 @@ int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_
 		k->kit = true;
 		k->lane = n->id;
 		k->lane_seq = n->issued;
-		rc = region_make(k, n->ring_bytes);
+		rc = lane_region(n, k);
+		if (rc > 0)
+			rc = region_make(k, n->ring_bytes);
 		if (rc) {
 			conn_drop(k);
 			break;
@@ -1338,7 +1558,7 @@ int conns_init(void)
 	 * socket and client region, plus pending handshakes and our own few.
 	 */
 	need = 3ull * (cs.cap + POOL_MAX) + cs.n_lis + 2ull * mon.cfg.max_processes +
-	       LANES_MAX + MON_MAX_PENDING + FD_SLACK;
+	       LANES_MAX * (1ull + LANE_REGIONS) + MON_MAX_PENDING + FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
 										  : rl.rlim_max;
@@ -1368,6 +1588,8 @@ void conns_exit(void)
 		if (cs.lis[i].bind_id && cs.lis[i].efd >= 0)
 			close(cs.lis[i].efd);
 	for (i = 0; i < LANES_MAX; i++) {
+		if (cs.lanes[i].id)
+			lane_regs_end(&cs.lanes[i]);
 		if (cs.lanes[i].id && cs.lanes[i].l_fd >= 0)
 			close(cs.lanes[i].l_fd);
 		memset(&cs.lanes[i], 0, sizeof(cs.lanes[i]));

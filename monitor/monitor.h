@@ -377,6 +377,8 @@ struct conns_stats {
 	uint64_t kits;		/* connections made as kits for a lane */
 	uint64_t kits_unused;	/* kits the listener never received (reset or closed unsent) */
 	uint64_t kits_requeued;	/* kits received, not accepted, queued on the backlog */
+	uint64_t regions_reused; /* kits given a lane region its pair had used before */
+	uint64_t closed_early;	/* ends found closed in a lane region before their CLOSE */
 	uint32_t lanes;		/* lanes now */
 	uint32_t active;
 	uint32_t max;

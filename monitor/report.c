@@ -399,11 +399,13 @@ static void q_counters(struct out *o)
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
 		    ",\"pooled\":%" PRIu64 "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
 		    ",\"kits\":%" PRIu64 ",\"kits_unused\":%" PRIu64 ",\"kits_requeued\":%"
-		    PRIu64 "},\"fallbacks\":{\"total\":%" PRIu64
+		    PRIu64 ",\"regions_reused\":%" PRIu64 ",\"closed_early\":%" PRIu64
+		    "},\"fallbacks\":{\"total\":%" PRIu64
 		    ",\"by_reason\":{", cn.active, cn.created,
 		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
 		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, cn.lanes, cn.lanes_made,
-		    cn.kits, cn.kits_unused, cn.kits_requeued, fb_total);
+		    cn.kits, cn.kits_unused, cn.kits_requeued, cn.regions_reused, cn.closed_early,
+		    fb_total);
 		for (k = 1; k <= IPCD_FB_MAX; k++)
 			put(o, "%s\"%s\":%" PRIu64, k > 1 ? "," : "", fallback_reason_key(k), fb[k]);
 		put(o, "},\"invalid\":%" PRIu64 "}}\n", fb[0]);
@@ -444,6 +446,10 @@ static void q_counters(struct out *o)
 	put(o, "  kits unused   %" PRIu64 "  (never reached their listener)\n", cn.kits_unused);
 	put(o, "  kits requeued %" PRIu64 "  (received, not accepted: back to the backlog)\n",
 	    cn.kits_requeued);
+	put(o, "  regions reused %" PRIu64 "  (a lane's kit in a region its pair used before)\n",
+	    cn.regions_reused);
+	put(o, "  closed early  %" PRIu64 "  (ends seen closed in a lane region before their "
+	    "CLOSE)\n", cn.closed_early);
 	put(o, "fallbacks       %" PRIu64 "  (connections on the kernel, as processes reported)\n",
 	    fb_total);
 	for (k = 1; k <= IPCD_FB_MAX; k++)

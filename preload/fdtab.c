@@ -129,6 +129,9 @@ static bool end_release(struct ipcd_sock *s)
 		return true;
 	ipcd_spsc_close_prod(&s->conn.tx);
 	ipcd_spsc_close_cons(&s->conn.rx);
+	/* Last: the monitor may reuse a lane's region once both bits are set. */
+	ipcd_fetch_or(&s->conn.ctl->closed,
+		      s->conn.acceptor ? IPCD_CONN_CLOSED_B : IPCD_CONN_CLOSED_A);
 	req.len = sizeof(*cr);
 	cr->conn_id = s->conn.conn_id;
 	cr->end = s->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;

@@ -29,7 +29,7 @@
 
 #define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
 #define IPCD_SHM_ABI_MAJOR	3
-#define IPCD_SHM_ABI_MINOR	0
+#define IPCD_SHM_ABI_MINOR	1
 
 /* Region kinds (struct ipcd_shm_hdr.kind). */
 #define IPCD_REGION_CONN	1	/* one connection: two SPSC data rings */
@@ -270,6 +270,10 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 3 * IPCD_CACHE_GUARD);
 #define IPCD_CONN_RESET_A	(1u << 0)	/* A is gone abortively: B sees ECONNRESET */
 #define IPCD_CONN_RESET_B	(1u << 1)	/* B is gone abortively: A sees ECONNRESET */
 
+/* struct ipcd_conn_ctl.closed (ABI 3.1) */
+#define IPCD_CONN_CLOSED_A	(1u << 0)	/* A's last holder closed it */
+#define IPCD_CONN_CLOSED_B	(1u << 1)
+
 /**
  * struct ipcd_conn_ctl - one connection's identity and fate, beside its rings.
  *
@@ -297,10 +301,18 @@ struct ipcd_conn_ctl {
 	 */
 	uint32_t holders_a;
 	uint32_t holders_b;
-	uint8_t reserved1[IPCD_CACHE_GUARD - 12];
+	/*
+	 * IPCD_CONN_CLOSED_*: W: that end's last holder, after its last touch
+	 * of the rings, before its CLOSE request (ABI 3.1). It lets the monitor
+	 * reuse a lane's region before a lazy CLOSE reaches it (monitor/conns.c
+	 * "Lane regions"); a false bit only harms the pair that shares it.
+	 */
+	uint32_t closed;
+	uint8_t reserved1[IPCD_CACHE_GUARD - 16];
 };
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, reset) == IPCD_CACHE_GUARD);
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, holders_a) == IPCD_CACHE_GUARD + 4);
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, closed) == IPCD_CACHE_GUARD + 12);
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_conn_ctl) == 2 * IPCD_CACHE_GUARD);
 
 /* struct ipcd_global_ctl.queue_mode */

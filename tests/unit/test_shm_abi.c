@@ -66,6 +66,7 @@ PIN(offsetof(struct ipcd_conn_ctl, b_port) == 42);
 PIN(offsetof(struct ipcd_conn_ctl, reset) == 128);
 PIN(offsetof(struct ipcd_conn_ctl, holders_a) == 132);
 PIN(offsetof(struct ipcd_conn_ctl, holders_b) == 136);
+PIN(offsetof(struct ipcd_conn_ctl, closed) == 140);
 
 PIN(sizeof(struct ipcd_connect_req) == 32);
 PIN(offsetof(struct ipcd_connect_req, ring_bytes) == 24);
