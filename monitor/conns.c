@@ -689,13 +689,14 @@ static void mark_end(struct conn *k, bool b_side, bool reset)
  * and is cut off (its connections are then closed for it at reap).
  */
 static int send_msg(struct mon_client *to, uint16_t type, uint64_t conn_id, uint32_t bind_id,
-		    uint64_t size, const int *fds, unsigned int nfds)
+		    uint32_t lane_id, uint64_t size, const int *fds, unsigned int nfds)
 {
 	struct ipcd_ctl_msg m = {
 		.magic = IPCD_CTL_MAGIC,
 		.type = type,
 		.conn_id = conn_id,
 		.bind_id = bind_id,
+		.lane_id = lane_id,
 		.region_size = size,
 	};
 	int rc = control_send_fds(to->sock, &m, sizeof(m), fds, nfds);
@@ -721,7 +722,8 @@ static int send_conn(struct mon_client *to, const struct conn *k, uint32_t bind_
 	fds[IPCD_CTL_CONN_FD_REGION] = k->fd;
 	fds[IPCD_CTL_CONN_FD_SELF] = k->wake[b_side];
 	fds[IPCD_CTL_CONN_FD_PEER] = k->wake[!b_side];
-	return send_msg(to, IPCD_CTL_CONN_FD, k->id, bind_id, k->size, fds, IPCD_CTL_CONN_NFDS);
+	return send_msg(to, IPCD_CTL_CONN_FD, k->id, bind_id, k->kit && !b_side ? k->lane : 0,
+			k->size, fds, IPCD_CTL_CONN_NFDS);
 }
 
 static void fill_resp(struct ipcd_conn_resp *out, uint64_t id, const uint8_t peer[16],
@@ -1049,7 +1051,7 @@ static int lane_offer(struct mon_client *c, struct lis *l, struct conn *k)
 		cs.lane_serial = 1;
 	memset(n, 0, sizeof(*n));
 	n->id = cs.lane_serial << LANE_IDX_BITS | (uint32_t)(n - cs.lanes);
-	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, l->bind_id, 0, &sv[0], 1);
+	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, l->bind_id, 0, 0, &sv[0], 1);
 	close(sv[0]);
 	if (rc) {
 		close(sv[1]);
@@ -1093,7 +1095,7 @@ static int lane_deliver(struct mon_client *c, struct conn *k, uint32_t bind_id)
 		lane_finish(n, 0, 0);
 		return 0;
 	}
-	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, bind_id, 0, &n->l_fd, 1);
+	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, bind_id, 0, 0, &n->l_fd, 1);
 	if (rc)
 		return rc;
 	close(n->l_fd);
@@ -1435,7 +1437,7 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 			if (getrandom(&token, sizeof(token), 0) != (ssize_t)sizeof(token))
 				token = ipcd_now_ns() * 0x9e3779b97f4a7c15ull;
 		/* The eventfd before the response, as the CONN_FD before CONNECT's. */
-		rc = send_msg(c, IPCD_CTL_LISTEN_FD, token, r->id, 0, &efd, 1);
+		rc = send_msg(c, IPCD_CTL_LISTEN_FD, token, r->id, 0, 0, &efd, 1);
 		if (rc)
 			goto err_close;	/* cut off: its binds go when it is reaped */
 		if (l->bind_id)		/* a bind released behind our back: cannot happen */

@@ -130,7 +130,7 @@ struct ipcd_ctl_msg {
 	uint16_t pad;
 	uint64_t conn_id;
 	uint32_t bind_id;
-	uint32_t pad2;
+	uint32_t lane_id;		/* CONN_FD of a kit (IPCD_OP_KITS): its lane; else 0 */
 	uint64_t region_size;		/* CONN_FD: the memfd's size */
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_msg) == 32);
