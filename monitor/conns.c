@@ -637,7 +637,6 @@ static void mark_end(struct conn *k, bool b_side, bool reset)
 	uint8_t *base;
 	unsigned int i;
 
-	cs.st.dead_ends++;
 	base = mmap(NULL, k->size, PROT_READ | PROT_WRITE, MAP_SHARED, k->fd, 0);
 	if (base == MAP_FAILED) {
 		log_warn("connection %" PRIu64 ": cannot map it to record %s's death (%s): its "
@@ -982,6 +981,8 @@ static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
 		if (k->lane_seq >= accepted) {
 			mark_end(k, true, true);
 			k->b_end = END_GONE;
+			if (k->lane_seq < received)
+				cs.st.dead_ends++;	/* it had it: its listener is gone */
 		}
 		conn_free_if_done(k);
 	}
@@ -1000,6 +1001,7 @@ static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
 		} else {
 			mark_end(k, true, true);
 			k->b_end = END_GONE;
+			cs.st.dead_ends++;
 		}
 		conn_free_if_done(k);
 	}
@@ -1330,8 +1332,12 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 	if (r->pad || r->end > IPCD_CLOSE_UNSENT)
 		return -EINVAL;
 	if (r->end == IPCD_CLOSE_UNSENT) {
-		/* A kit that never left its connector: nobody else has it. */
-		if (!k->kit || !k->lane)
+		/*
+		 * A kit that never left its connector: nobody else has it. Its
+		 * lane may be done already (the listener's LANE_DONE came first
+		 * and reset it): the record still waits for this.
+		 */
+		if (!k->kit)
 			return -EINVAL;
 		if (k->a_owner != c->id && k->a_uid != c->uid)
 			return -EPERM;
@@ -1340,8 +1346,8 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 		k->a_end = END_CLOSED;
 		if (k->b_end == END_OPEN)
 			k->b_end = END_GONE;
-		cs.st.kits_unused++;
-		cs.st.closed++;
+		if (k->lane)		/* else lane_finish() counted it */
+			cs.st.kits_unused++;	/* never a connection: not in created, nor closed */
 		conn_free_if_done(k);
 		return 0;
 	}
@@ -1391,6 +1397,7 @@ static void lis_drop(struct lis *l)
 		if (k->b_end == END_OPEN) {
 			mark_end(k, true, true);
 			k->b_end = END_GONE;
+			cs.st.dead_ends++;
 		}
 		conn_free_if_done(k);
 	}
@@ -1511,10 +1518,12 @@ void conns_client_gone(struct mon_client *c)
 			 */
 			mark_end(k, false, false);
 			k->a_end = END_GONE;
+			cs.st.dead_ends++;
 		}
 		if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN) {
 			mark_end(k, true, false);
 			k->b_end = END_GONE;
+			cs.st.dead_ends++;
 		}
 		conn_free_if_done(k);
 	}

@@ -364,7 +364,7 @@ struct conns_entry {
 struct conns_stats {
 	uint64_t created;	/* CONNECTs answered 0, and kits their listener accepted */
 	uint64_t accepted;
-	uint64_t closed;	/* CLOSE requests */
+	uint64_t closed;	/* ends closed by a CLOSE request (an unsent kit's: kits_unused) */
 	uint64_t freed;		/* connections whose two ends were done */
 	uint64_t dead_ends;	/* ends the monitor closed for a process that died */
 	uint64_t reset;		/* connections given a reset bit */

@@ -54,6 +54,14 @@
 #include "sock.h"
 
 #define IPCD_CLANES		8	/* connector lanes (the monitor allows as many) */
+/*
+ * Kits a connector lane holds. When it is down to IPCD_KITS_MAX / 2 it asks
+ * for IPCD_KITS_MAX more without waiting (ipcd_mon_kits_post), so a
+ * connect() waits for the monitor only when the monitor is slower than that
+ * many connects.
+ */
+#define CLANE_KITS		(IPCD_KITS_MAX + IPCD_KITS_MAX / 2)
+#define CLANE_LOW		(IPCD_KITS_MAX / 2)
 
 struct clane {
 	uint32_t id;			/* 0: free */
@@ -62,8 +70,9 @@ struct clane {
 	uint16_t port;
 	int fd;
 	unsigned int head;		/* next kit to use */
-	unsigned int n;			/* kits held, from @head */
-	struct ipcd_kit kits[IPCD_KITS_MAX];
+	unsigned int n;			/* kits held, from @head (a ring) */
+	bool pending;			/* a KITS is posted for it */
+	struct ipcd_kit kits[CLANE_KITS];
 };
 
 static pthread_mutex_t c_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -101,12 +110,43 @@ static void post_unsent(uint64_t conn_id)
 	ipcd_mon_post_lazy(&req);
 }
 
+/* Append @n kits, in lane order, to @c's ring (c_mu held; there is room). */
+static void clane_append(struct clane *c, const struct ipcd_kit *kits, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		c->kits[(c->head + c->n++) % CLANE_KITS] = kits[i];
+}
+
+/*
+ * The posted KITS of @c, if any (c_mu held): > 0 kits added, 0 not answered
+ * yet (!@wait), or the monitor's -errno (none in flight any more).
+ */
+static int clane_collect(struct clane *c, bool wait)
+{
+	struct ipcd_kit got[IPCD_KITS_MAX];
+	int rc;
+
+	if (!c->pending)
+		return -ENOENT;
+	rc = ipcd_mon_kits_collect(c->id, got, CLANE_KITS - c->n, wait);
+	if (rc == 0)
+		return 0;
+	c->pending = false;
+	if (rc > 0)
+		clane_append(c, got, (unsigned int)rc);
+	return rc;
+}
+
 /* Drop connector lane @c (c_mu held); @tell: CLOSE the kits left unsent. */
 static void clane_drop(struct clane *c, bool tell)
 {
+	(void)clane_collect(c, true);	/* kits on their way are ours to close too */
 	while (c->n) {
-		struct ipcd_kit *k = &c->kits[c->head++];
+		struct ipcd_kit *k = &c->kits[c->head];
 
+		c->head = (c->head + 1) % CLANE_KITS;
 		c->n--;
 		if (tell)
 			post_unsent(k->conn_id);
@@ -178,6 +218,15 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 		pthread_mutex_unlock(&c_mu);
 		return -ENOENT;
 	}
+	if (c->pending) {
+		/* Wait only when nothing is left; the answer may be in already. */
+		rc = clane_collect(c, c->n == 0);
+		if (rc < 0 && rc != -EAGAIN && !c->n) {
+			clane_drop(c, false);
+			pthread_mutex_unlock(&c_mu);
+			return -ENOENT;
+		}
+	}
 	if (!c->n) {
 		c->head = 0;
 		rc = ipcd_mon_kits(c->id, c->kits, IPCD_KITS_MAX);
@@ -201,7 +250,7 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 	fds[IPCD_CTL_CONN_FD_SELF] = kit.fds[IPCD_CTL_CONN_FD_SELF];
 	fds[IPCD_CTL_CONN_FD_PEER] = kit.fds[IPCD_CTL_CONN_FD_PEER];
 	rc = ipcd_conn_open(fds, kit.size, false, conn);	/* takes the wake fds */
-	c->head++;
+	c->head = (c->head + 1) % CLANE_KITS;
 	c->n--;
 	if (rc) {
 		/* A kit we cannot map: never sent, so only the monitor must know. */
@@ -227,6 +276,10 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 	while (rc < 0 && errno == EINTR);
 	ipcd_real.close(kit.fds[IPCD_CTL_CONN_FD_REGION]);
 	if (rc == (int)sizeof(msg)) {
+		/* After the send: the listener is already on its way. */
+		if (!c->pending && c->n <= CLANE_LOW &&
+		    ipcd_mon_kits_post(c->id, CLANE_KITS - c->n) == 0)
+			c->pending = true;
 		pthread_mutex_unlock(&c_mu);
 		return 0;
 	}
@@ -264,6 +317,25 @@ void ipcd_lanes_fork_child(void)
 		if (clanes[i].id)
 			clane_drop(&clanes[i], false);
 	pthread_mutex_unlock(&c_mu);
+}
+
+/*
+ * exit(): give back the kits we hold and those on their way (CLOSE
+ * UNSENT, served even if we are gone by then), rather than leave the
+ * monitor to close them as a dead process's. _exit and signals skip this;
+ * the monitor's death handling covers them.
+ */
+__attribute__((destructor)) static void lanes_at_exit(void)
+{
+	unsigned int i;
+
+	ipcd_inside++;
+	pthread_mutex_lock(&c_mu);
+	for (i = 0; i < IPCD_CLANES; i++)
+		if (clanes[i].id)
+			clane_drop(&clanes[i], true);
+	pthread_mutex_unlock(&c_mu);
+	ipcd_inside--;
 }
 
 /* ---- listener side ---------------------------------------------------------- */

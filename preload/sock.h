@@ -205,6 +205,15 @@ struct ipcd_kit {
  * -EAGAIN: not yet usable), -ENOTCONN/-ECONNRESET as ipcd_mon_call.
  */
 int ipcd_mon_kits(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max);
+/*
+ * ipcd_mon_kits_post - ask for @count kits for lane @lane_id without waiting
+ * (one such request per process at a time): 0, -EBUSY (one is in flight),
+ * -ENOTCONN. ipcd_mon_kits_collect then takes them: how many (> 0), 0 when
+ * not answered yet and !@wait, or -errno (the monitor's refusal; -ENOENT:
+ * none in flight for this lane, e.g. after fork). @max must be >= @count.
+ */
+int ipcd_mon_kits_post(uint32_t lane_id, unsigned int count);
+int ipcd_mon_kits_collect(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max, bool wait);
 /* ipcd_mon_post - queue a request whose answer nobody waits for. */
 void ipcd_mon_post(struct ipcd_req *req);
 /* ... and that may wait for the monitor's next look (ipcd_reqq_submit_lazy). */

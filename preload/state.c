@@ -54,6 +54,36 @@ uint64_t ipcd_spin_ns = 20000;
 static struct ipcd_attach att;
 static struct fd_id id_sock, id_wake, id_client, id_global;
 
+/*
+ * The one KITS allowed in flight without a caller waiting for it
+ * (ipcd_mon_kits_post). Whichever call reads its answer or its kits' CONN_FD
+ * messages first (they are interleaved with other calls' on the response
+ * ring and the control socket) sets them aside here, under call_mu, until
+ * ipcd_mon_kits_collect takes them.
+ */
+static struct {
+	uint64_t cookie;		/* 0: none in flight */
+	uint32_t lane_id;
+	bool answered;
+	struct ipcd_resp resp;
+	unsigned int n;			/* kits set aside, in lane order */
+	struct ipcd_kit kits[IPCD_KITS_MAX];
+} ak;
+
+static void close_raw(int fd);
+
+/* Forget the KITS in flight (call_mu held, or a fork child): its kits are closed. */
+static void ak_forget(void)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < ak.n; i++)
+		for (j = 0; j < IPCD_CTL_CONN_NFDS; j++)
+			if (ak.kits[i].fds[j] >= 0)
+				close_raw(ak.kits[i].fds[j]);
+	memset(&ak, 0, sizeof(ak));
+}
+
 static void fd_remember(int fd, struct fd_id *id)
 {
 	struct stat st;
@@ -172,6 +202,7 @@ static void forget_registration(void)
 	memset(&att, 0, sizeof(att));
 	att.sock = -1;
 	att.wake_fd = -1;
+	ak_forget();
 	atomic_store_explicit(&state, ST_NONE, memory_order_release);
 }
 
@@ -206,6 +237,7 @@ void ipcd_state_atfork_child(void)
 	/* ST_FAILED stays: the monitor was absent for the parent; one line is enough. */
 	pthread_mutex_unlock(&state_mu);	/* locked by prepare in the parent */
 	pthread_mutex_unlock(&call_mu);
+	ak_forget();			/* the parent's, on a socket this child no longer has */
 	ipcd_lanes_fork_child();
 	ipcd_inside--;
 	errno = saved;
@@ -260,12 +292,51 @@ static void detach_locked(const char *why)
 	pthread_mutex_unlock(&state_mu);
 }
 
+/* One answer from the response ring; the posted KITS's is set aside (call_mu held). */
+static ssize_t resp_recv(struct ipcd_resp *r)
+{
+	for (;;) {
+		ssize_t n = ipcd_spsc_recv(&att.cl.chan.resp, r, sizeof(*r));
+
+		if (n != (ssize_t)sizeof(*r) || !ak.cookie || r->cookie != ak.cookie)
+			return n;
+		ak.resp = *r;
+		ak.answered = true;
+	}
+}
+
+/*
+ * One message from the control socket, as ipcd_attach_recv_msg; the posted
+ * KITS's kits are set aside, and 1 returned (call_mu held).
+ */
+static int ctl_recv(struct ipcd_ctl_msg *m, int *fds, int timeout_ms)
+{
+	unsigned int i;
+	int rc = ipcd_attach_recv_msg(&att, m, fds, timeout_ms);
+
+	if (rc || m->type != IPCD_CTL_CONN_FD || !ak.cookie || m->lane_id != ak.lane_id)
+		return rc;
+	if (ak.n < IPCD_KITS_MAX) {
+		struct ipcd_kit *k = &ak.kits[ak.n++];
+
+		k->conn_id = m->conn_id;
+		k->size = m->region_size;
+		memcpy(k->fds, fds, sizeof(k->fds));
+	} else {
+		for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+			close_raw(fds[i]);	/* more than it asked for: cannot happen */
+	}
+	for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+		fds[i] = -1;
+	return 1;
+}
+
 /* Drop answers nobody waits for (posted requests), so the ring never fills. */
 static void drain_stale(void)
 {
 	struct ipcd_resp r;
 
-	while (ipcd_spsc_recv(&att.cl.chan.resp, &r, sizeof(r)) == (ssize_t)sizeof(r))
+	while (resp_recv(&r) == (ssize_t)sizeof(r))
 		;
 }
 
@@ -289,7 +360,9 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 		memcpy(&conn_id, resp->body, sizeof(conn_id));
 	for (;;) {
 		/* Sent before the answer: already queued, unless the monitor misbehaves. */
-		rc = ipcd_attach_recv_msg(&att, &m, fds, 1000);
+		rc = ctl_recv(&m, fds, 1000);
+		if (rc > 0)
+			continue;	/* a posted KITS's kit */
 		if (rc)
 			return rc;
 		if (m.type == want && (want == IPCD_CTL_LISTEN_FD ? m.bind_id == bind_id
@@ -343,7 +416,7 @@ static int call_locked(struct ipcd_req *req, struct ipcd_resp *resp)
 	if (rc)
 		return rc;
 	for (;;) {
-		ssize_t n = ipcd_spsc_recv(&att.cl.chan.resp, resp, sizeof(*resp));
+		ssize_t n = resp_recv(resp);
 
 		if (n == (ssize_t)sizeof(*resp) && resp->cookie == req->cookie)
 			return 0;
@@ -440,7 +513,9 @@ int ipcd_mon_kits(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max)
 	while (got < kresp.count) {
 		struct ipcd_kit *k = &kits[got];
 
-		rc = ipcd_attach_recv_msg(&att, &m, k->fds, 1000);
+		rc = ctl_recv(&m, k->fds, 1000);
+		if (rc > 0)
+			continue;	/* the posted KITS's (another lane's) */
 		if (rc)
 			goto gone;
 		if (m.type != IPCD_CTL_CONN_FD) {
@@ -460,6 +535,114 @@ gone:
 	for (i = 0; i < got; i++)
 		for (unsigned int j = 0; j < IPCD_CTL_CONN_NFDS; j++)
 			close_raw(kits[i].fds[j]);
+	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
+	rc = -ECONNRESET;
+out:
+	ipcd_inside--;
+	pthread_mutex_unlock(&call_mu);
+	return rc;
+}
+
+int ipcd_mon_kits_post(uint32_t lane_id, unsigned int count)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_KITS };
+	struct ipcd_kits_req *kr = (void *)req.body;
+	int rc;
+
+	req.len = sizeof(*kr);
+	kr->lane_id = lane_id;
+	kr->count = IPCD_MIN(count, (unsigned int)IPCD_KITS_MAX);
+	if (!kr->count)
+		return -EINVAL;
+	pthread_mutex_lock(&call_mu);
+	ipcd_inside++;
+	if (!ipcd_state_get()) {
+		rc = -ENOTCONN;
+	} else if (ak.cookie) {
+		rc = -EBUSY;
+	} else {
+		rc = submit_locked(&req, false, ipcd_deadline(POST_WAIT_NS));
+		if (!rc) {
+			ak.cookie = req.cookie;
+			ak.lane_id = lane_id;
+		}
+	}
+	ipcd_inside--;
+	pthread_mutex_unlock(&call_mu);
+	return rc;
+}
+
+int ipcd_mon_kits_collect(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max, bool wait)
+{
+	uint64_t deadline = ipcd_deadline(CALL_TIMEOUT_NS);
+	int fds[IPCD_CTL_CONN_NFDS];
+	struct ipcd_kits_resp kresp;
+	struct ipcd_ctl_msg m;
+	struct ipcd_resp r;
+	unsigned int i, j;
+	ssize_t n = -EAGAIN;
+	int rc;
+
+	pthread_mutex_lock(&call_mu);
+	ipcd_inside++;
+	if (!ak.cookie || ak.lane_id != lane_id) {
+		rc = -ENOENT;		/* forgotten: a fork, or the monitor left us */
+		goto out;
+	}
+	if (!ipcd_state_get()) {
+		ak_forget();
+		rc = -ENOTCONN;
+		goto out;
+	}
+	for (;;) {
+		while (!ak.answered && (n = resp_recv(&r)) >= 0)
+			;		/* other answers: posted requests' */
+		if (ak.answered)
+			break;
+		if (n != -EAGAIN) {
+			rc = (int)n;
+			goto gone;
+		}
+		if (!wait) {
+			rc = 0;
+			goto out;
+		}
+		if (ipcd_remaining(deadline) == 0 || monitor_gone()) {
+			rc = -ETIMEDOUT;
+			goto gone;
+		}
+		ipcd_spsc_wait_readable(&att.cl.chan.resp, MON_SPIN_NS, DEAD_CHECK_NS);
+	}
+	rc = ak.resp.status;
+	if (rc) {
+		ak_forget();		/* a refusal sends no kit */
+		goto out;
+	}
+	memcpy(&kresp, ak.resp.body, sizeof(kresp));
+	if (kresp.count > IPCD_KITS_MAX || kresp.count > max || ak.n > kresp.count) {
+		rc = -EPROTO;
+		goto gone;
+	}
+	/* Each kit's CONN_FD came before the answer, in lane order. */
+	while (ak.n < kresp.count) {
+		rc = ctl_recv(&m, fds, 1000);
+		if (rc > 0)
+			continue;
+		if (rc)
+			goto gone;
+		for (j = 0; j < IPCD_CTL_CONN_NFDS; j++)
+			if (fds[j] >= 0)
+				close_raw(fds[j]);	/* left over from a call that gave up */
+	}
+	for (i = 0; i < kresp.count; i++) {
+		kits[i] = ak.kits[i];
+		kits[i].seq = kresp.first_seq + i;
+	}
+	memset(&ak, 0, sizeof(ak));	/* the kits are the caller's now */
+	rc = (int)kresp.count;
+	goto out;
+gone:
+	ak_forget();
 	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
 	rc = -ECONNRESET;
 out:
