@@ -13,11 +13,17 @@
  * LANE_FD a CONNECT and the owner's ACCEPT bring, KITS, KIT_ACCEPTED,
  * CLOSE of unsent kits, LANE_DONE (kits kept, queued again in order, or
  * reset), either side's death before and after the listener has its end, a
- * forked worker's ACCEPT, a full table, and bodies of the wrong size.
+ * forked worker's ACCEPT, a full table, and bodies of the wrong size. Then
+ * ABI 3.1's lane regions: a kit gets a region its pair used before once
+ * both ends closed it (by CLOSE, or by the closed bits alone), formatted
+ * and without a byte of the earlier connections; never one whose
+ * connection ended with a death or a reset, nor one with an end still
+ * open; and when the lane ends, a region in use stays its connection's.
  *
  * Children never use cmocka (T_CHECK); every wait is a hang guard, never a
  * timing assertion.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -27,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <ipcd/atomic.h>
@@ -2325,8 +2333,6 @@ static void __attribute__((noreturn)) lane_done_child(const struct t_mon *m, str
 	T_CHECK_EQ(lane_done(&l, lane, 3, 1, 0), 0);
 	T_CHECK_EQ(lane_done(&l, lane, 3, 1, 0), -ENOENT);
 	T_CHECK_EQ(kits_req(&c, lane, 1, NULL), -ENOENT);
-	/* Its kits are no longer unsent ones: the lane is done. */
-	T_CHECK_EQ(close_unsent(&c, k[3].id), -EINVAL);
 
 	/* Kit 0 (accepted) stays the listener's connection: its CLOSE is an endpoint's. */
 	pass(&kb[0], &k[0].a, "b0");
@@ -2366,7 +2372,10 @@ static void __attribute__((noreturn)) lane_done_child(const struct t_mon *m, str
 	/* Kit 3 (never received; C still holds it) is reset, its peer woken. */
 	T_CHECK(fd_readable(k[3].a.wake_self, 0));
 	reset_by_b(&k[3].a);
-	do_close(&c, &k[3].a);
+	/* C gives it back unsent after the lane is done (a race at exit): it goes. */
+	ipcd_conn_close(&k[3].a);
+	T_CHECK_EQ(close_unsent(&c, k[3].id), 0);
+	T_CHECK_EQ(close_id(&c, k[3].id), -ENOENT);
 	for (i = 0; i < 5; i++)
 		kit_close_fds(&k[i]);
 	do_close(&c, &c0);
@@ -2982,6 +2991,839 @@ static void test_lane_kits_no_room(void **state)
 	T_PASSED(s);
 }
 
+/* ---- 19-23. lane regions (conns.c "Lane regions") --------------------------- */
+
+/*
+ * A lane keeps the regions of its kits and gives one to a later kit once
+ * both ends of its connection are closed. Reuse is seen in the file, not in
+ * the bytes (a reused region must look new): the child names each kit's
+ * memfd by fstat() in sh_reg, the parent compares them and looks for them
+ * among the monitor's fds and mappings (/proc), which also shows whether a
+ * region the monitor let go of is really gone.
+ */
+
+#define N_REG_KITS	8
+#define BIG_WRITE	40000u	/* past conns.c SCRUB_PUNCH (16 KiB): reuse punches pages out */
+
+struct sh_reg {
+	struct sh_lane sync;
+	uint64_t dev;			/* of every memfd: one internal mount */
+	uint64_t ino[N_REG_KITS];	/* kit i's region memfd */
+	uint64_t id[N_REG_KITS];	/* kit i's connection id */
+};
+
+/* Record kit @k's region file and id as number @i. */
+static void reg_note(struct sh_reg *sh, unsigned int i, const struct kit *k)
+{
+	struct stat st;
+
+	T_CHECK(i < N_REG_KITS);
+	T_CHECK_EQ(fstat(k->fds[IPCD_CTL_CONN_FD_REGION], &st), 0);
+	sh->dev = st.st_dev;
+	sh->ino[i] = st.st_ino;
+	sh->id[i] = k->id;
+}
+
+/* Read exactly @n bytes that @c's peer wrote already. */
+static void read_exact(struct ipcd_conn *c, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = ipcd_spsc_read(&c->rx, buf + got, n - got, 0);
+
+		T_CHECK(r > 0);
+		got += (size_t)r;
+	}
+}
+
+/* Read exactly @msg, then EOF: the peer wrote it and closed. */
+static void read_then_eof(struct ipcd_conn *c, const char *msg)
+{
+	size_t len = strlen(msg);
+	char buf[16];
+
+	T_CHECK_EQ(ipcd_spsc_read(&c->rx, buf, sizeof(buf), 0), (ssize_t)len);
+	T_CHECK(!memcmp(buf, msg, len));
+	T_CHECK_EQ(ipcd_spsc_read(&c->rx, buf, sizeof(buf), 0), 0);
+}
+
+/*
+ * End @c as preload's end_release() does when its last holder closes it,
+ * short of the CLOSE request, which a library may leave queued: rings
+ * marked, then this end's IPCD_CONN_CLOSED_* bit, then unmapped.
+ */
+static void close_by_bit(struct ipcd_conn *c)
+{
+	ipcd_spsc_close_prod(&c->tx);
+	ipcd_spsc_close_cons(&c->rx);
+	ipcd_fetch_or(&c->ctl->closed, c->acceptor ? IPCD_CONN_CLOSED_B : IPCD_CONN_CLOSED_A);
+	ipcd_conn_release(c);
+}
+
+/*
+ * Bytes of a region no ring position accounts for: the spare bytes of its
+ * header and ctl, written through an end's mapping. The header is rewritten
+ * from the monitor's copy and the ctl from nothing: none may survive.
+ */
+static void scribble(struct ipcd_conn *c)
+{
+	struct ipcd_shm_hdr *h = c->reg.base;
+
+	memset(h->reserved, 0xee, sizeof(h->reserved));
+	memset(c->ctl->reserved0, 0xee, sizeof(c->ctl->reserved0));
+	memset(c->ctl->reserved1, 0xee, sizeof(c->ctl->reserved1));
+}
+
+/*
+ * Ring @r of a region given again is as ipcd_spsc_init() leaves a new one
+ * (the control block, position 0 stamped) and holds not one byte of what
+ * earlier connections wrote: scrubbed as far as their positions say.
+ */
+static void ring_fresh(const struct ipcd_spsc *r, const char *name)
+{
+	static uint8_t want[sizeof(struct ipcd_spsc_shm) + IPCD_SPSC_MIN_CAPACITY]
+		__attribute__((aligned(IPCD_CACHE_GUARD)));
+	const struct ipcd_spsc_shm *s = r->shm;
+	uint32_t i;
+
+	T_CHECK_EQ(s->tail, 0);
+	T_CHECK_EQ(s->head, 0);
+	T_CHECK_EQ(s->head_off, 0);
+	T_CHECK_EQ(s->prod_bytes, 0);
+	T_CHECK_EQ(s->cons_bytes, 0);
+	T_CHECK_EQ(s->prod_closed, 0);
+	T_CHECK_EQ(s->cons_closed, 0);
+	T_CHECK_EQ(ipcd_spsc_init(want, r->capacity, 0, IPCD_SPSC_F_STREAM), 0);
+	T_CHECK(!memcmp(s, want, sizeof(*s) + sizeof(struct ipcd_rec_hdr)));
+	for (i = sizeof(struct ipcd_rec_hdr); i < r->capacity; i++) {
+		if (!r->data[i])
+			continue;
+		fprintf(stderr, "[it-reg %d] ring %s: data byte %u of %u is %#x, an earlier "
+			"connection's\n", (int)getpid(), name, i, r->capacity, r->data[i]);
+		T_CHECK_EQ(r->data[i], 0);
+	}
+}
+
+/*
+ * Kit @k got a region used before: header (@hdr: as it was first issued;
+ * NULL: not compared), ctl and both rings as a new region's, with none of
+ * the earlier connections' bytes.
+ */
+static void region_fresh(const struct kit *k, const struct ipcd_shm_hdr *hdr)
+{
+	const struct ipcd_conn_ctl *ctl = k->a.ctl;
+	const uint8_t *r0 = (const uint8_t *)ctl->reserved0;
+	size_t i;
+
+	if (hdr)
+		T_CHECK(!memcmp(k->a.reg.base, hdr, sizeof(*hdr)));
+	T_CHECK_EQ(ctl->conn_id, k->id);
+	T_CHECK_EQ(ipcd_load_acquire(&ctl->closed), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&ctl->reset), 0);
+	for (i = 0; i < sizeof(ctl->reserved0); i++)
+		T_CHECK_EQ(r0[i], 0);
+	for (i = 0; i < sizeof(ctl->reserved1); i++)
+		T_CHECK_EQ(ctl->reserved1[i], 0);
+	ring_fresh(&k->a.tx, "A->B");
+	ring_fresh(&k->a.rx, "B->A");
+}
+
+/* The monitor's hold on kit @i's region: its fds open on the memfd, its mappings of it. */
+static void mon_holds(const struct t_mon *m, const struct sh_reg *sh, unsigned int i, int *fds,
+		      int *maps)
+{
+	char path[64], fp[384], line[512];
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	FILE *f;
+
+	*fds = *maps = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)m->pid);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(fp, sizeof(fp), "%s/%s", path, e->d_name);
+		if (stat(fp, &st) == 0 && st.st_dev == sh->dev && st.st_ino == sh->ino[i])
+			(*fds)++;
+	}
+	closedir(d);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)m->pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned int maj, min;
+		unsigned long long ino;
+
+		if (sscanf(line, "%*s %*s %*s %x:%x %llu", &maj, &min, &ino) == 3 &&
+		    ino == sh->ino[i] && makedev(maj, min) == sh->dev)
+			(*maps)++;
+	}
+	fclose(f);
+}
+
+/*
+ * The monitor holds kit @i's region with @fds fds and @maps mappings: 1, 1
+ * while its lane owns it, 1, 0 while it is a connection's own (only the
+ * memfd is kept), 0, 0 once it is gone.
+ */
+static void expect_held(const struct t_mon *m, const struct sh_reg *sh, unsigned int i,
+			int fds, int maps)
+{
+	int got_fds, got_maps;
+
+	mon_holds(m, sh, i, &got_fds, &got_maps);
+	if (got_fds != fds || got_maps != maps)
+		fail_msg("the monitor holds kit %u's region (inode %llu) with %d fds and %d "
+			 "mappings, want %d and %d", i, (unsigned long long)sh->ino[i], got_fds,
+			 got_maps, fds, maps);
+}
+
+/* Kit @i got the region kit @j had (@same), or another one. */
+static void expect_region(const struct sh_reg *sh, unsigned int i, unsigned int j, bool same)
+{
+	if ((sh->ino[i] == sh->ino[j]) != same)
+		fail_msg("kit %u got region inode %llu, kit %u had %llu: want %s", i,
+			 (unsigned long long)sh->ino[i], j, (unsigned long long)sh->ino[j],
+			 same ? "the same region (reused)" : "another region");
+}
+
+/* Kits @i and @i + 1 got the regions of kits @j and @j + 1, in either order. */
+static void expect_pair_reused(const struct sh_reg *sh, unsigned int i, unsigned int j)
+{
+	if (!(sh->ino[i] == sh->ino[j] && sh->ino[i + 1] == sh->ino[j + 1]) &&
+	    !(sh->ino[i] == sh->ino[j + 1] && sh->ino[i + 1] == sh->ino[j]))
+		fail_msg("kits %u, %u got region inodes %llu, %llu; kits %u, %u had %llu, %llu: "
+			 "want those two reused", i, i + 1, (unsigned long long)sh->ino[i],
+			 (unsigned long long)sh->ino[i + 1], j, j + 1,
+			 (unsigned long long)sh->ino[j], (unsigned long long)sh->ino[j + 1]);
+}
+
+/* A field of connection @id in ipcdctl --json connections (read through the monitor's memfd). */
+static long long conn_num(const struct t_mon *m, uint64_t id, const char *key)
+{
+	char want[48];
+	const char *p;
+	long long v;
+
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	snprintf(want, sizeof(want), "{\"id\":%llu,", (unsigned long long)id);
+	p = strstr(tout.out, want);
+	if (!p || !t_json_num(p, key, &v))
+		fail_msg("ipcdctl --json connections: no %s (a number) for connection %llu in: %s",
+			 key, (unsigned long long)id, tout.out);
+	return v;
+}
+
+/* Listener @l and connector @c of a new lane to a bind of @l's (kits of @hint-byte rings). */
+struct reg_pair {
+	struct ipcd_attach l, c;
+	struct ipcd_conn c0, b0;	/* the lane-making connection */
+	uint8_t lo[16];
+	uint32_t id, lane, seq, ring;
+	uint16_t port;
+	int lfd, cl, ll;
+};
+
+static void reg_pair_open(const struct t_mon *m, struct reg_pair *p, uint32_t hint)
+{
+	struct ipcd_conn_resp resp;
+	uint32_t lane_b;
+
+	attach_or_die(m, "it-reg-l", &p->l);
+	attach_or_die(m, "it-reg-c", &p->c);
+	v4(p->lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen_flags(&p->l, p->lo, 0, 0, 8, IPCD_LISTEN_LANES, &p->id, &p->port,
+				     &p->lfd), 0);
+	T_CHECK_EQ(connect_lane(&p->c, p->lo, p->port, p->id, hint, &p->c0, &resp, &p->cl,
+				&p->lane), 0);
+	T_CHECK_EQ(accept_lane(&p->l, p->id, 0, &p->b0, &resp, &p->ll, &lane_b), 0);
+	T_CHECK_EQ(lane_b, p->lane);
+	p->seq = 0;
+	p->ring = p->c0.tx.capacity;
+}
+
+/* KITS @n into @k, noted in @sh from number @first on. */
+static void reg_kits(struct reg_pair *p, struct sh_reg *sh, unsigned int first, uint32_t n,
+		     struct kit *k)
+{
+	uint32_t i;
+
+	take_kits(&p->c, p->lane, n, p->lo, p->port, p->ring, &p->seq, k);
+	for (i = 0; i < n; i++)
+		reg_note(sh, first + i, &k[i]);
+}
+
+/* Kit @k down the lane; the listener accepts it in @b (KIT_ACCEPTED). */
+static void reg_hand(struct reg_pair *p, const struct kit *k, struct ipcd_conn *b)
+{
+	lane_send_kit(p->cl, k);
+	lane_recv_kit(p->ll, k, b);
+	T_CHECK_EQ(kit_accepted(&p->l, k->id), 0);
+}
+
+/* The listener is done with the lane, every kit numbered so far received and accepted. */
+static void reg_pair_close(struct reg_pair *p)
+{
+	do_close(&p->c, &p->c0);
+	do_close(&p->l, &p->b0);
+	close(p->ll);
+	T_CHECK_EQ(lane_done(&p->l, p->lane, p->seq, p->seq, 0), 0);
+	close(p->cl);
+	close(p->lfd);
+	ipcd_detach(&p->c);
+	ipcd_detach(&p->l);
+}
+
+/* ---- 19. a kit closed by both CLOSEs: the next kit gets its region, scrubbed -- */
+
+static void __attribute__((noreturn)) reg_reuse_child(const struct t_mon *m, struct sh_reg *sh)
+{
+	static uint8_t big[BIG_WRITE], buf[BIG_WRITE];
+	struct ipcd_shm_hdr hdr0;
+	struct ipcd_conn kb;
+	struct reg_pair p;
+	struct kit k[3];
+	uint32_t i;
+
+	/* 64 KiB rings: room for writes past SCRUB_PUNCH. */
+	reg_pair_open(m, &p, LANE_HINT);
+	T_CHECK_EQ(p.ring, LANE_HINT);
+	memset(big, 0x5a, sizeof(big));
+
+	/* Kit 0: a large write A->B, read; a small one B->A, left unread. */
+	reg_kits(&p, sh, 0, 1, &k[0]);
+	memcpy(&hdr0, k[0].a.reg.base, sizeof(hdr0));
+	reg_hand(&p, &k[0], &kb);
+	T_CHECK_EQ(ipcd_spsc_write(&k[0].a.tx, big, BIG_WRITE), BIG_WRITE);
+	read_exact(&kb, buf, BIG_WRITE);
+	T_CHECK(!memcmp(buf, big, BIG_WRITE));
+	T_CHECK_EQ(ipcd_spsc_write(&kb.tx, "unread", 6), 6);
+	scribble(&k[0].a);
+	do_close(&p.c, &k[0].a);
+	do_close(&p.l, &kb);
+	child_step(&sh->sync, 1);
+
+	/* Kit 1 gets kit 0's region, as new: none of kit 0's bytes. */
+	reg_kits(&p, sh, 1, 1, &k[1]);
+	region_fresh(&k[1], &hdr0);
+	child_step(&sh->sync, 2);
+
+	/*
+	 * Kit 1's producer laps its ring (tail past the capacity: all of it
+	 * was written), and it is reused again, just as clean.
+	 */
+	reg_hand(&p, &k[1], &kb);
+	for (i = 0; i < 3; i++) {
+		T_CHECK_EQ(ipcd_spsc_write(&k[1].a.tx, big, BIG_WRITE), BIG_WRITE);
+		read_exact(&kb, buf, BIG_WRITE);
+		T_CHECK(!memcmp(buf, big, BIG_WRITE));
+	}
+	T_CHECK(ipcd_load_acquire(&k[1].a.tx.shm->tail) > LANE_HINT);
+	T_CHECK_EQ(ipcd_spsc_write(&kb.tx, "unread", 6), 6);
+	scribble(&kb);
+	do_close(&p.c, &k[1].a);
+	do_close(&p.l, &kb);
+	reg_kits(&p, sh, 2, 1, &k[2]);
+	region_fresh(&k[2], &hdr0);
+	/* ... and a connection like any other. */
+	reg_hand(&p, &k[2], &kb);
+	pass(&k[2].a, &kb, "new");
+	pass(&kb, &k[2].a, "wen");
+	do_close(&p.c, &k[2].a);
+	do_close(&p.l, &kb);
+	for (i = 0; i < 3; i++)
+		kit_close_fds(&k[i]);
+	reg_pair_close(&p);
+	_exit(0);
+}
+
+static void test_lane_region_reuse(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_reg *sh = t_shm_alloc(sizeof(*sh));
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		reg_reuse_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	/* Both ends closed by their CLOSEs: the lane keeps the region, mapped, for its next kit. */
+	assert_int_equal(lane_num(m, "regions_reused"), 0);
+	expect_held(m, sh, 0, 1, 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	parent_step(&sh->sync, 2, pid);
+	expect_region(sh, 1, 0, true);
+	assert_int_equal(lane_num(m, "regions_reused"), 1);
+	expect_held(m, sh, 1, 1, 1);
+	ipcd_store_release(&sh->sync.go, 2);
+	child_ok(pid);
+	expect_region(sh, 2, 0, true);
+	assert_int_equal(lane_num(m, "regions_reused"), 2);
+	assert_int_equal(lane_num(m, "closed_early"), 0);
+	assert_int_equal(t_ctl_num(m, "counters", "dead_ends"), 0);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 20. both closed bits, no CLOSE yet: reused; the late CLOSEs find nothing - */
+
+static void __attribute__((noreturn)) reg_bits_child(const struct t_mon *m, struct sh_reg *sh)
+{
+	struct ipcd_conn kb[4];
+	struct reg_pair p;
+	struct kit k[4];
+	uint32_t i;
+
+	reg_pair_open(m, &p, 0);
+	/* Kit 0's KIT_ACCEPTED was read; kit 1's is still queued (lazy) with the CLOSEs. */
+	reg_kits(&p, sh, 0, 2, k);
+	reg_hand(&p, &k[0], &kb[0]);
+	lane_send_kit(p.cl, &k[1]);
+	lane_recv_kit(p.ll, &k[1], &kb[1]);
+	for (i = 0; i < 2; i++) {
+		pass(&k[i].a, &kb[i], "ab");
+		pass(&kb[i], &k[i].a, "ba");
+		close_by_bit(&k[i].a);
+		close_by_bit(&kb[i]);
+	}
+	child_step(&sh->sync, 1);
+
+	/* The next kits take both regions: the bits stood for the CLOSEs. */
+	reg_kits(&p, sh, 2, 2, k + 2);
+	for (i = 2; i < 4; i++)
+		region_fresh(&k[i], NULL);
+	/* The late requests find no connection: answered, not a fault. */
+	for (i = 0; i < 2; i++) {
+		T_CHECK_EQ(close_end(&p.c, k[i].id, IPCD_CLOSE_A, 0), -ENOENT);
+		T_CHECK_EQ(close_end(&p.l, k[i].id, IPCD_CLOSE_B, 0), -ENOENT);
+		T_CHECK_EQ(close_id(&p.c, k[i].id), -ENOENT);
+		T_CHECK_EQ(close_id(&p.l, k[i].id), -ENOENT);
+	}
+	T_CHECK_EQ(kit_accepted(&p.l, k[1].id), -ENOENT);
+	/* Both processes go on; the new kits took the regions, not the ids. */
+	for (i = 2; i < 4; i++) {
+		T_CHECK(k[i].id != k[0].id && k[i].id != k[1].id);
+		reg_hand(&p, &k[i], &kb[i]);
+		pass(&k[i].a, &kb[i], "new");
+		pass(&kb[i], &k[i].a, "wen");
+	}
+	child_step(&sh->sync, 2);
+	for (i = 2; i < 4; i++) {
+		do_close(&p.c, &k[i].a);
+		do_close(&p.l, &kb[i]);
+	}
+	for (i = 0; i < 4; i++)
+		kit_close_fds(&k[i]);
+	reg_pair_close(&p);
+	_exit(0);
+}
+
+static void test_lane_region_closed_bits(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_reg *sh = t_shm_alloc(sizeof(*sh));
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		reg_bits_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	/* The monitor looks at the bits only when it needs a region: both kits are still there. */
+	assert_int_equal(lane_num(m, "closed_early"), 0);
+	assert_int_equal(lane_num(m, "regions_reused"), 0);
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	assert_int_equal(t_count_str(tout.out, "\"id\":"), 3);	/* with the lane-making one */
+	assert_int_equal(t_ctl_num(m, "counters", "created"), 2);	/* it and kit 0 */
+	ipcd_store_release(&sh->sync.go, 1);
+	parent_step(&sh->sync, 2, pid);
+	expect_pair_reused(sh, 2, 0);
+	assert_int_equal(lane_num(m, "regions_reused"), 2);
+	assert_int_equal(lane_num(m, "closed_early"), 4);	/* both ends of both */
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	assert_int_equal(t_count_str(tout.out, "\"id\":"), 3);
+	assert_int_equal(t_count_str(tout.out, "\"state\":\"established\""), 3);
+	/* Kit 1 was accepted (its B end closed it) though its KIT_ACCEPTED came late: once. */
+	assert_int_equal(t_ctl_num(m, "counters", "created"), 5);
+	assert_int_equal(t_ctl_num(m, "counters", "accepted"), 5);
+	assert_int_equal(t_ctl_num(m, "counters", "closed"), 0);
+	/* Late CLOSEs are not faults: both processes are still registered. */
+	assert_int_equal(t_ctl_num(m, "status", "processes"), 2);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	ipcd_store_release(&sh->sync.go, 2);
+	child_ok(pid);
+	assert_int_equal(lane_num(m, "closed_early"), 4);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 21. an end closed by a death or a reset: its region is not reused ------ */
+
+static void __attribute__((noreturn)) reg_abnormal_child(const struct t_mon *m, struct sh_reg *sh)
+{
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn kb[3], c1, b1;
+	struct reg_pair p;
+	struct kit k[3];
+	uint32_t lane_b, i;
+
+	/*
+	 * a) The connector dies with the lane open: kit 0 was closed by both
+	 * CLOSEs before, kit 1 not; the listener then closes kit 1.
+	 */
+	reg_pair_open(m, &p, 0);
+	reg_kits(&p, sh, 0, 2, k);
+	for (i = 0; i < 2; i++)
+		reg_hand(&p, &k[i], &kb[i]);
+	do_close(&p.c, &k[0].a);
+	do_close(&p.l, &kb[0]);
+	T_CHECK_EQ(ipcd_spsc_write(&k[1].a.tx, "bye", 3), 3);
+	ipcd_detach(&p.c);
+	/* Reaped: B reads what A wrote, then EOF; the kernel drops the dead one's fds. */
+	T_CHECK_EQ(drain_to_eof(&kb[1]), 3);
+	T_CHECK_EQ(ipcd_load_acquire(&kb[1].ctl->reset), 0);
+	ipcd_conn_release(&k[1].a);
+	ipcd_conn_release(&p.c0);
+	for (i = 0; i < 2; i++)
+		kit_close_fds(&k[i]);
+	close(p.cl);
+	do_close(&p.l, &kb[1]);
+	child_step(&sh->sync, 1);
+	lane_eof(p.ll);
+	close(p.ll);
+	T_CHECK_EQ(lane_done(&p.l, p.lane, 2, 2, 0), 0);
+	do_close(&p.l, &p.b0);
+	child_step(&sh->sync, 2);
+
+	/*
+	 * b) LANE_DONE resets kit 3 (never received); the connector lives on
+	 * and its next lane's kit gets a region of its own.
+	 */
+	attach_or_die(m, "it-reg-c", &p.c);
+	T_CHECK_EQ(connect_lane(&p.c, p.lo, p.port, p.id, 0, &p.c0, &resp, &p.cl, &p.lane), 0);
+	T_CHECK_EQ(accept_lane(&p.l, p.id, 0, &p.b0, &resp, &p.ll, &lane_b), 0);
+	p.seq = 0;
+	reg_kits(&p, sh, 2, 2, k);
+	reg_hand(&p, &k[0], &kb[0]);
+	T_CHECK_EQ(ipcd_spsc_write(&k[1].a.tx, "lost", 4), 4);
+	close(p.ll);
+	T_CHECK_EQ(lane_done(&p.l, p.lane, 1, 1, 0), 0);
+	reset_by_b(&k[1].a);
+	do_close(&p.c, &k[1].a);
+	pass(&k[0].a, &kb[0], "kept");
+	lane_peer_closed(p.cl);
+	close(p.cl);
+	T_CHECK_EQ(connect_lane(&p.c, p.lo, p.port, p.id, 0, &c1, &resp, &p.cl, &p.lane), 0);
+	T_CHECK_EQ(accept_lane(&p.l, p.id, 0, &b1, &resp, &p.ll, &lane_b), 0);
+	p.seq = 0;
+	reg_kits(&p, sh, 4, 1, &k[2]);
+	child_step(&sh->sync, 3);
+	reg_hand(&p, &k[2], &kb[2]);
+	pass(&k[2].a, &kb[2], "new");
+	for (i = 0; i < 3; i += 2) {
+		do_close(&p.c, &k[i].a);
+		do_close(&p.l, &kb[i]);
+	}
+	for (i = 0; i < 3; i++)
+		kit_close_fds(&k[i]);
+	do_close(&p.c, &c1);
+	do_close(&p.l, &b1);
+	do_close(&p.c, &p.c0);
+	do_close(&p.l, &p.b0);
+	close(p.ll);
+	T_CHECK_EQ(lane_done(&p.l, p.lane, 1, 1, 0), 0);
+	close(p.cl);
+
+	/*
+	 * c) The listener dies with the lane open: kit 5 was closed by both
+	 * CLOSEs before, kit 6 is open; the connector closes it after.
+	 */
+	T_CHECK_EQ(connect_lane(&p.c, p.lo, p.port, p.id, 0, &p.c0, &resp, &p.cl, &p.lane), 0);
+	T_CHECK_EQ(accept_lane(&p.l, p.id, 0, &p.b0, &resp, &p.ll, &lane_b), 0);
+	p.seq = 0;
+	reg_kits(&p, sh, 5, 2, k);
+	for (i = 0; i < 2; i++)
+		reg_hand(&p, &k[i], &kb[i]);
+	do_close(&p.c, &k[0].a);
+	do_close(&p.l, &kb[0]);
+	ipcd_detach(&p.l);
+	ipcd_conn_release(&kb[1]);
+	ipcd_conn_release(&p.b0);
+	close(p.ll);
+	close(p.lfd);
+	WAIT_FLAG(&k[1].a.rx.shm->prod_closed, 1);	/* reaped */
+	/* A round trip after the reaping: the lane went with its listener. */
+	T_CHECK_EQ(kits_req(&p.c, p.lane, 1, NULL), -ENOENT);
+	child_step(&sh->sync, 4);
+	T_CHECK_EQ(drain_to_eof(&k[1].a), 0);
+	do_close(&p.c, &k[1].a);
+	do_close(&p.c, &p.c0);
+	for (i = 0; i < 2; i++)
+		kit_close_fds(&k[i]);
+	close(p.cl);
+	child_step(&sh->sync, 5);
+	ipcd_detach(&p.c);
+	_exit(0);
+}
+
+static void test_lane_region_abnormal(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_reg *sh = t_shm_alloc(sizeof(*sh));
+	unsigned int i;
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		reg_abnormal_child(m, sh);
+	/* a) Kit 0's region (both CLOSEs) stays the lane's; kit 1's (A died) is gone at once. */
+	parent_step(&sh->sync, 1, pid);
+	expect_held(m, sh, 0, 1, 1);
+	expect_held(m, sh, 1, 0, 0);
+	assert_int_equal(lane_num(m, "open"), 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	/* The lane's end frees the region it kept. */
+	parent_step(&sh->sync, 2, pid);
+	expect_held(m, sh, 0, 0, 0);
+	assert_int_equal(lane_num(m, "open"), 0);
+	ipcd_store_release(&sh->sync.go, 2);
+	/*
+	 * b) Kit 3 (reset) went with its connection; kit 2, open, keeps its
+	 * memfd only. The pair's next kit has a region none of them had.
+	 */
+	parent_step(&sh->sync, 3, pid);
+	expect_held(m, sh, 3, 0, 0);
+	expect_held(m, sh, 2, 1, 0);
+	for (i = 0; i < 4; i++)
+		expect_region(sh, 4, i, false);
+	assert_int_equal(lane_num(m, "regions_reused"), 0);
+	ipcd_store_release(&sh->sync.go, 3);
+	/* c) The listener died: kit 5's region is freed with the lane, kit 6's kept while A is open. */
+	parent_step(&sh->sync, 4, pid);
+	expect_held(m, sh, 5, 0, 0);
+	expect_held(m, sh, 6, 1, 0);
+	assert_int_equal(lane_num(m, "open"), 0);
+	ipcd_store_release(&sh->sync.go, 4);
+	parent_step(&sh->sync, 5, pid);
+	expect_held(m, sh, 6, 0, 0);
+	ipcd_store_release(&sh->sync.go, 5);
+	child_ok(pid);
+	assert_int_equal(lane_num(m, "regions_reused"), 0);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 22. one end's closed bit: the region is not taken, the kit goes on ----- */
+
+static void __attribute__((noreturn)) reg_one_bit_child(const struct t_mon *m, struct sh_reg *sh)
+{
+	struct ipcd_conn kb[6];
+	struct reg_pair p;
+	struct kit k[6];
+	uint32_t i;
+
+	reg_pair_open(m, &p, 0);
+	reg_kits(&p, sh, 0, 2, k);
+	for (i = 0; i < 2; i++)
+		reg_hand(&p, &k[i], &kb[i]);
+	/* Kit 0's A end and kit 1's B end close by their bits, their CLOSEs still queued. */
+	T_CHECK_EQ(ipcd_spsc_write(&k[0].a.tx, "a0", 2), 2);
+	close_by_bit(&k[0].a);
+	T_CHECK_EQ(ipcd_spsc_write(&kb[1].tx, "b1", 2), 2);
+	close_by_bit(&kb[1]);
+	reg_kits(&p, sh, 2, 2, k + 2);
+	child_step(&sh->sync, 1);
+
+	/* Each still works for its open end: the data, EOF, and writes fail (no reader). */
+	read_then_eof(&kb[0], "a0");
+	T_CHECK_EQ(ipcd_spsc_write(&kb[0].tx, "x", 1), -EPIPE);
+	T_CHECK_EQ(ipcd_load_acquire(&kb[0].ctl->reset), 0);
+	read_then_eof(&k[1].a, "b1");
+	T_CHECK_EQ(ipcd_spsc_write(&k[1].a.tx, "x", 1), -EPIPE);
+	T_CHECK_EQ(ipcd_load_acquire(&k[1].a.ctl->reset), 0);
+	/* The lazy CLOSEs still find their ends open; then the other ends close. */
+	T_CHECK_EQ(close_end(&p.c, k[0].id, IPCD_CLOSE_A, 0), 0);
+	T_CHECK_EQ(close_end(&p.l, k[1].id, IPCD_CLOSE_B, 0), 0);
+	do_close(&p.l, &kb[0]);
+	do_close(&p.c, &k[1].a);
+	/* Now both regions are free: the next kits get them. */
+	reg_kits(&p, sh, 4, 2, k + 4);
+	for (i = 4; i < 6; i++)
+		region_fresh(&k[i], NULL);
+	child_step(&sh->sync, 2);
+	for (i = 2; i < 6; i++) {
+		reg_hand(&p, &k[i], &kb[i]);
+		pass(&k[i].a, &kb[i], "ab");
+		do_close(&p.c, &k[i].a);
+		do_close(&p.l, &kb[i]);
+	}
+	for (i = 0; i < 6; i++)
+		kit_close_fds(&k[i]);
+	reg_pair_close(&p);
+	_exit(0);
+}
+
+static void test_lane_region_one_bit(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_reg *sh = t_shm_alloc(sizeof(*sh));
+	unsigned int i, j;
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		reg_one_bit_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	/* Kits 2 and 3 got new regions: one end of each of kits 0 and 1 is open. */
+	for (i = 2; i < 4; i++)
+		for (j = 0; j < 2; j++)
+			expect_region(sh, i, j, false);
+	assert_int_equal(lane_num(m, "regions_reused"), 0);
+	assert_int_equal(lane_num(m, "closed_early"), 0);
+	for (i = 0; i < 4; i++)
+		expect_held(m, sh, i, 1, 1);
+	assert_int_equal(t_ctl(m, &tout, true, "connections"), 0);
+	assert_int_equal(t_count_str(tout.out, "\"id\":"), 5);
+	ipcd_store_release(&sh->sync.go, 1);
+	parent_step(&sh->sync, 2, pid);
+	expect_pair_reused(sh, 4, 0);
+	assert_int_equal(lane_num(m, "regions_reused"), 2);
+	assert_int_equal(lane_num(m, "closed_early"), 0);
+	ipcd_store_release(&sh->sync.go, 2);
+	child_ok(pid);
+	assert_int_equal(t_ctl_num(m, "counters", "dead_ends"), 0);
+	assert_int_equal(t_ctl_num(m, "counters", "reset"), 0);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 23. the lane ends: a region in use stays its connection's ------------- */
+
+static void __attribute__((noreturn)) reg_lane_end_child(const struct t_mon *m, struct sh_reg *sh)
+{
+	struct ipcd_conn kb[4];
+	struct reg_pair p;
+	struct kit k[4];
+	uint32_t i;
+	char buf[16];
+
+	reg_pair_open(m, &p, 0);
+	/* Kits 0 and 2 accepted and open, 1 closed by both CLOSEs, 3 never received. */
+	reg_kits(&p, sh, 0, 4, k);
+	for (i = 0; i < 3; i++)
+		reg_hand(&p, &k[i], &kb[i]);
+	T_CHECK_EQ(ipcd_spsc_write(&k[0].a.tx, "before", 6), 6);
+	T_CHECK_EQ(ipcd_spsc_write(&kb[0].tx, "b0", 2), 2);
+	T_CHECK_EQ(ipcd_spsc_write(&k[2].a.tx, "k2", 2), 2);
+	do_close(&p.c, &k[1].a);
+	do_close(&p.l, &kb[1]);
+	child_step(&sh->sync, 1);
+	close(p.ll);
+	T_CHECK_EQ(lane_done(&p.l, p.lane, 3, 3, 0), 0);
+	lane_peer_closed(p.cl);
+	close(p.cl);
+	child_step(&sh->sync, 2);
+
+	/* Kit 0's rings kept what was written before, and go on working. */
+	T_CHECK_EQ(ipcd_spsc_read(&kb[0].rx, buf, sizeof(buf), 0), 6);
+	T_CHECK(!memcmp(buf, "before", 6));
+	T_CHECK_EQ(ipcd_spsc_read(&k[0].a.rx, buf, sizeof(buf), 0), 2);
+	T_CHECK(!memcmp(buf, "b0", 2));
+	pass(&k[0].a, &kb[0], "after");
+	pass(&kb[0], &k[0].a, "retfa");
+	T_CHECK_EQ(ipcd_load_acquire(&k[0].a.ctl->reset), 0);
+	reset_by_b(&k[3].a);
+	do_close(&p.c, &k[3].a);
+	do_close(&p.c, &k[0].a);
+	do_close(&p.l, &kb[0]);
+	child_step(&sh->sync, 3);
+
+	/* The connector dies: the monitor closes kit 2's A end through the memfd it kept. */
+	ipcd_detach(&p.c);
+	T_CHECK_EQ(drain_to_eof(&kb[2]), 2);
+	T_CHECK_EQ(ipcd_load_acquire(&kb[2].ctl->reset), 0);
+	T_CHECK_EQ(ipcd_spsc_write(&kb[2].tx, "x", 1), -EPIPE);
+	ipcd_conn_release(&k[2].a);
+	ipcd_conn_release(&p.c0);
+	for (i = 0; i < 4; i++)
+		kit_close_fds(&k[i]);
+	do_close(&p.l, &kb[2]);
+	do_close(&p.l, &p.b0);
+	close(p.lfd);
+	ipcd_detach(&p.l);
+	_exit(0);
+}
+
+static void test_lane_region_lane_end(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_reg *sh = t_shm_alloc(sizeof(*sh));
+	unsigned int i;
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		reg_lane_end_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	for (i = 0; i < 4; i++)
+		expect_held(m, sh, i, 1, 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	/*
+	 * After LANE_DONE the free region is gone; those in use (kits 0, 2 and
+	 * the reset 3) are their connections' own: the memfd, no mapping. The
+	 * monitor reads kit 0's rings through it.
+	 */
+	parent_step(&sh->sync, 2, pid);
+	assert_int_equal(lane_num(m, "open"), 0);
+	expect_held(m, sh, 1, 0, 0);
+	for (i = 0; i < 4; i += 2)
+		expect_held(m, sh, i, 1, 0);
+	expect_held(m, sh, 3, 1, 0);
+	assert_int_equal(conn_num(m, sh->id[0], "a2b_bytes"), 6);
+	assert_int_equal(conn_num(m, sh->id[0], "b2a_bytes"), 2);
+	assert_int_equal(conn_num(m, sh->id[2], "a2b_bytes"), 2);
+	ipcd_store_release(&sh->sync.go, 2);
+	/* Closed, kits 0 and 3 are freed with their memfds. */
+	parent_step(&sh->sync, 3, pid);
+	expect_held(m, sh, 0, 0, 0);
+	expect_held(m, sh, 3, 0, 0);
+	expect_held(m, sh, 2, 1, 0);
+	ipcd_store_release(&sh->sync.go, 3);
+	child_ok(pid);
+	expect_held(m, sh, 2, 0, 0);
+	assert_int_equal(lane_num(m, "regions_reused"), 0);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3005,6 +3847,11 @@ int main(void)
 		T_BOTH(test_lane_bad_body),
 		T_BOTH(test_lane_requeue_order),
 		T_BOTH(test_lane_kits_no_room),
+		T_BOTH(test_lane_region_reuse),
+		T_BOTH(test_lane_region_closed_bits),
+		T_BOTH(test_lane_region_abnormal),
+		T_BOTH(test_lane_region_one_bit),
+		T_BOTH(test_lane_region_lane_end),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
