@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -293,8 +295,102 @@ err_close:
 	return -EPROTO;
 }
 
-int ipcd_conn_open(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool acceptor,
-		   struct ipcd_conn *out)
+/*
+ * Idle mappings of connection regions. A lane's regions are reused within
+ * its pair (monitor/conns.c, "Lane regions"), so the region of the next
+ * connection is often one this process mapped before: keeping the mapping
+ * after close saves an mmap, its page faults and an munmap (with its TLB
+ * shootdown) per connection and end. An entry is keyed by the memfd's
+ * identity and size; a hit must also find, in the mapping, the id the
+ * monitor gave the new connection, so a recycled inode number can never
+ * match. Bounded (MCACHE_SLOTS, the oldest goes first); the lock is only
+ * ever tried: a busy cache is bypassed (map, unmap), never waited for.
+ */
+#define MCACHE_SLOTS	16
+
+static struct {
+	dev_t dev;
+	ino_t ino;
+	size_t size;
+	void *base;			/* NULL: free */
+	uint64_t age;
+} mcache[MCACHE_SLOTS];
+static int mcache_busy;
+static uint64_t mcache_clock;
+
+static bool mcache_lock(void)
+{
+	return !__atomic_exchange_n(&mcache_busy, 1, __ATOMIC_ACQUIRE);
+}
+
+static void mcache_unlock(void)
+{
+	__atomic_store_n(&mcache_busy, 0, __ATOMIC_RELEASE);
+}
+
+void ipcd_mcache_atfork_child(void)
+{
+	mcache_busy = 0;	/* a thread of the parent may have held it */
+}
+
+/* The idle mapping of (@dev, @ino) of @size bytes, now the caller's; or NULL. */
+static void *mcache_take(dev_t dev, ino_t ino, size_t size)
+{
+	void *base = NULL;
+	unsigned int i;
+
+	if (!mcache_lock())
+		return NULL;
+	for (i = 0; i < MCACHE_SLOTS; i++)
+		if (mcache[i].base && mcache[i].ino == ino && mcache[i].dev == dev &&
+		    mcache[i].size == size) {
+			base = mcache[i].base;
+			mcache[i].base = NULL;
+			break;
+		}
+	mcache_unlock();
+	return base;
+}
+
+/* Keep @base (@size bytes of (@dev, @ino)) for the next connection in it. */
+static void mcache_put(dev_t dev, ino_t ino, void *base, size_t size)
+{
+	void *old = NULL;
+	size_t old_size = 0;
+	unsigned int i, pick = 0;
+
+	if (!mcache_lock()) {
+		munmap(base, size);
+		return;
+	}
+	for (i = 0; i < MCACHE_SLOTS; i++) {
+		if (!mcache[i].base) {
+			pick = i;
+			break;
+		}
+		if (mcache[i].age < mcache[pick].age)
+			pick = i;
+	}
+	if (mcache[pick].base) {
+		old = mcache[pick].base;
+		old_size = mcache[pick].size;
+	}
+	mcache[pick].dev = dev;
+	mcache[pick].ino = ino;
+	mcache[pick].size = size;
+	mcache[pick].base = base;
+	mcache[pick].age = ++mcache_clock;
+	mcache_unlock();
+	if (old)
+		munmap(old, old_size);
+}
+
+/*
+ * Attach @out's rings once its region is mapped (out->reg). @expect_id: the
+ * connection's id as the monitor gave it (0: take the region's).
+ */
+static int conn_attach(struct ipcd_conn *out, uint64_t region_size, bool acceptor,
+		       uint64_t expect_id)
 {
 	struct ipcd_spsc a2b, b2a;
 	size_t size[3];
@@ -302,46 +398,92 @@ int ipcd_conn_open(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool
 	uint32_t i;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	out->reg.fd = -1;
-	out->wake_self = fds[IPCD_CTL_CONN_FD_SELF];
-	out->wake_peer = fds[IPCD_CTL_CONN_FD_PEER];
-	rc = ipcd_region_map(fds[IPCD_CTL_CONN_FD_REGION], IPCD_REGION_CONN, &out->reg);
-	if (rc) {
-		close(fds[IPCD_CTL_CONN_FD_REGION]);
-		goto err_wake;
-	}
-	rc = -EPROTO;
 	if (out->reg.size != region_size)
-		goto err_close;
+		return -EPROTO;
 	for (i = 0; i < 3; i++) {
 		area[i] = ipcd_region_area(&out->reg, i, &size[i]);
 		if (!area[i])
-			goto err_close;
+			return -EPROTO;
 	}
 	if (size[IPCD_AREA_CONN_CTL] < sizeof(struct ipcd_conn_ctl))
-		goto err_close;
+		return -EPROTO;
 	out->ctl = area[IPCD_AREA_CONN_CTL];
 	out->conn_id = ipcd_load_relaxed(&out->ctl->conn_id);
-	if (!out->conn_id)
-		goto err_close;
+	if (!out->conn_id || (expect_id && out->conn_id != expect_id))
+		return -EPROTO;
 	rc = ipcd_spsc_attach(&a2b, area[IPCD_AREA_CONN_A2B], size[IPCD_AREA_CONN_A2B]);
 	if (!rc)
 		rc = ipcd_spsc_attach(&b2a, area[IPCD_AREA_CONN_B2A], size[IPCD_AREA_CONN_B2A]);
 	if (rc)
-		goto err_close;
-	if (!(a2b.flags & IPCD_SPSC_F_STREAM) || !(b2a.flags & IPCD_SPSC_F_STREAM)) {
-		rc = -EPROTO;
-		goto err_close;
-	}
+		return rc;
+	if (!(a2b.flags & IPCD_SPSC_F_STREAM) || !(b2a.flags & IPCD_SPSC_F_STREAM))
+		return -EPROTO;
 	out->tx = acceptor ? b2a : a2b;
 	out->rx = acceptor ? a2b : b2a;
 	out->tx.wake_fd = out->wake_peer;
 	out->rx.wake_fd = out->wake_peer;
 	out->acceptor = acceptor;
+	return 0;
+}
+
+/* A cached mapping of @fd's region, validated as ipcd_region_map would; or -1. */
+static int conn_open_cached(int fd, const struct stat *st, uint64_t region_size, bool acceptor,
+			    uint64_t expect_id, struct ipcd_conn *out)
+{
+	void *base = mcache_take(st->st_dev, st->st_ino, (size_t)region_size);
+	const char *why;
+
+	if (!base)
+		return -1;
+	out->reg.base = base;
+	out->reg.size = (size_t)region_size;
+	if (ipcd_load_acquire(&((struct ipcd_shm_hdr *)base)->ready)) {
+		memcpy(&out->reg.hdr, base, sizeof(out->reg.hdr));
+		if (!ipcd_region_check_hdr(&out->reg.hdr, out->reg.size, IPCD_REGION_CONN, &why) &&
+		    !conn_attach(out, region_size, acceptor, expect_id)) {
+			close(fd);
+			return 0;
+		}
+	}
+	munmap(base, (size_t)region_size);	/* not this connection's region any more */
+	memset(&out->reg, 0, sizeof(out->reg));
+	out->reg.fd = -1;
+	return -1;
+}
+
+int ipcd_conn_open_id(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool acceptor,
+		      uint64_t expect_id, struct ipcd_conn *out)
+{
+	int fd = fds[IPCD_CTL_CONN_FD_REGION];
+	bool known = false;
+	struct stat st;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->reg.fd = -1;
+	out->wake_self = fds[IPCD_CTL_CONN_FD_SELF];
+	out->wake_peer = fds[IPCD_CTL_CONN_FD_PEER];
+	if (expect_id && fstat(fd, &st) == 0 && (uint64_t)st.st_size == region_size) {
+		if (conn_open_cached(fd, &st, region_size, acceptor, expect_id, out) == 0)
+			goto cacheable;
+		known = true;
+	}
+	rc = ipcd_region_map(fd, IPCD_REGION_CONN, &out->reg);
+	if (rc) {
+		close(fd);
+		goto err_wake;
+	}
+	rc = conn_attach(out, region_size, acceptor, expect_id);
+	if (rc)
+		goto err_close;
 	/* The mapping is all we need; the memfd would only hold a low fd number. */
 	close(out->reg.fd);
 	out->reg.fd = -1;
+	if (!known)
+		return 0;
+cacheable:
+	out->map_dev = st.st_dev;
+	out->map_ino = st.st_ino;
 	return 0;
 
 err_close:
@@ -357,11 +499,20 @@ err_wake:
 	return rc;
 }
 
+int ipcd_conn_open(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool acceptor,
+		   struct ipcd_conn *out)
+{
+	return ipcd_conn_open_id(fds, region_size, acceptor, 0, out);
+}
+
 void ipcd_conn_release(struct ipcd_conn *c)
 {
 	if (!c->reg.base)
 		return;
-	ipcd_region_close(&c->reg);
+	if (c->map_ino && c->reg.fd < 0)
+		mcache_put(c->map_dev, c->map_ino, c->reg.base, c->reg.size);
+	else
+		ipcd_region_close(&c->reg);
 	if (c->wake_self >= 0)
 		close(c->wake_self);
 	if (c->wake_peer >= 0)

@@ -108,6 +108,8 @@ struct ipcd_conn {
 	int wake_self;
 	int wake_peer;
 	bool acceptor;
+	dev_t map_dev;			/* the region's memfd, when its mapping may be */
+	ino_t map_ino;			/* kept for the next connection in it; 0: not */
 };
 
 /**
@@ -124,6 +126,15 @@ struct ipcd_conn {
  */
 int ipcd_conn_open(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool acceptor,
 		   struct ipcd_conn *out);
+/*
+ * ipcd_conn_open_id - ipcd_conn_open for connection @expect_id (a lane's kit):
+ * the region must carry that id, and its mapping may come from, and go back
+ * to, this process's cache of idle mappings (ipcd_conn_release).
+ */
+int ipcd_conn_open_id(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool acceptor,
+		      uint64_t expect_id, struct ipcd_conn *out);
+/* fork child: the cache's lock may have been held by a thread of the parent. */
+void ipcd_mcache_atfork_child(void);
 
 /**
  * ipcd_conn_close - this end is done: prod_closed on @tx (the peer reads EOF

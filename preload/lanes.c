@@ -249,7 +249,7 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 	}
 	fds[IPCD_CTL_CONN_FD_SELF] = kit.fds[IPCD_CTL_CONN_FD_SELF];
 	fds[IPCD_CTL_CONN_FD_PEER] = kit.fds[IPCD_CTL_CONN_FD_PEER];
-	rc = ipcd_conn_open(fds, kit.size, false, conn);	/* takes the wake fds */
+	rc = ipcd_conn_open_id(fds, kit.size, false, kit.conn_id, conn); /* takes the wake fds */
 	c->head = (c->head + 1) % CLANE_KITS;
 	c->n--;
 	if (rc) {
@@ -419,7 +419,8 @@ static void post_lane_done(const struct llane *n)
  * Receive one kit from lane @n: 1 (fds and size filled), 0 (nothing
  * queued), or -1 (EOF, an error or a malformed message: the lane is over).
  */
-static int lane_recv(struct llane *n, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size)
+static int lane_recv(struct llane *n, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size,
+		     uint64_t *conn_id)
 {
 	int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
 	struct ipcd_lane_msg msg;
@@ -447,6 +448,7 @@ static int lane_recv(struct llane *n, int fds[IPCD_CTL_CONN_NFDS], uint64_t *siz
 	}
 	n->received = msg.seq + 1;
 	*size = msg.region_size;
+	*conn_id = msg.conn_id;		/* the region must say the same */
 	return 1;
 }
 
@@ -462,7 +464,8 @@ static void llane_end(struct llane *n)
 	n->fd = -1;
 }
 
-int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size)
+int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size,
+		     uint64_t *conn_id)
 {
 	struct ipcd_llanes *ls = s->lanes;
 	unsigned int i, idx;
@@ -479,7 +482,7 @@ int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t 
 		n = &ls->l[idx];
 		if (!n->id)
 			continue;
-		r = lane_recv(n, fds, size);
+		r = lane_recv(n, fds, size, conn_id);
 		if (r > 0) {
 			n->accepted = n->received;
 			ls->next = idx + 1;
@@ -503,13 +506,13 @@ void ipcd_lanes_listener_close(struct ipcd_sock *s)
 	for (i = 0; i < IPCD_LLANES; i++) {
 		struct llane *n = &ls->l[i];
 		int fds[IPCD_CTL_CONN_NFDS];
-		uint64_t size;
+		uint64_t size, id;
 
 		if (!n->id)
 			continue;
 		/* The connector's next send fails; what it sent before is here. */
 		ipcd_real.shutdown(n->fd, SHUT_RD);
-		while (lane_recv(n, fds, &size) > 0)
+		while (lane_recv(n, fds, &size, &id) > 0)
 			for (j = 0; j < IPCD_CTL_CONN_NFDS; j++)
 				ipcd_real.close(fds[j]);
 		llane_end(n);

@@ -342,12 +342,12 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 	struct ipcd_conn_resp cr;
 	struct ipcd_resp resp;
 	struct ipcd_sock *s;
-	uint64_t size = 0;
+	uint64_t size = 0, kit_id = 0;
 	int fds[IPCD_CTL_CONN_NFDS];
 	bool lane;
 	int rc, fd;
 
-	lane = ipcd_lane_accept(l, fds, &size) == 0;
+	lane = ipcd_lane_accept(l, fds, &size, &kit_id) == 0;
 	if (!lane) {
 		/* The monitor's backlog: its accept eventfd says exactly when it has some. */
 		if (!fd_ready(l->lfd))
@@ -368,7 +368,8 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 		rc = -ENOMEM;
 		goto err_fds;
 	}
-	rc = ipcd_conn_open(fds, size, true, &s->conn);
+	/* A kit's mapping may be one we kept (attach.c): the region must carry its id. */
+	rc = ipcd_conn_open_id(fds, size, true, lane ? kit_id : 0, &s->conn);
 	if (rc) {
 		atomic_store(&s->refs, 1);
 		ipcd_sock_put(s);

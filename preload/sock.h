@@ -238,10 +238,12 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 void ipcd_lanes_adopt_listener(struct ipcd_sock *s, int ep, const struct ipcd_mon_lane *ml);
 /*
  * ipcd_lane_accept - one kit from @s's lanes: 0 and @fds (IPCD_CTL_CONN_FD_*
- * order, ours to open as B) and @size, or -EAGAIN. Lanes found over are
+ * order, ours to open as B), @size and @conn_id (as its connector says), or
+ * -EAGAIN. Lanes found over are
  * closed and reported (LANE_DONE).
  */
-int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size);
+int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size,
+		     uint64_t *conn_id);
 /*
  * The listening socket closes, or its process forks: shut and drain every
  * lane and report each (kits not accepted go back to the monitor's backlog).

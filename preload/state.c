@@ -238,6 +238,7 @@ void ipcd_state_atfork_child(void)
 	pthread_mutex_unlock(&state_mu);	/* locked by prepare in the parent */
 	pthread_mutex_unlock(&call_mu);
 	ak_forget();			/* the parent's, on a socket this child no longer has */
+	ipcd_mcache_atfork_child();
 	ipcd_lanes_fork_child();
 	ipcd_inside--;
 	errno = saved;
