@@ -303,18 +303,16 @@ err_close:
  * shootdown) per connection and end. An entry is keyed by the memfd's
  * identity and size; a hit must also find, in the mapping, the id the
  * monitor gave the new connection, so a recycled inode number can never
- * match. Bounded (MCACHE_SLOTS, the oldest goes first); the lock is only
+ * match. Bounded (IPCD_MCACHE_SLOTS, the oldest goes first); the lock is only
  * ever tried: a busy cache is bypassed (map, unmap), never waited for.
  */
-#define MCACHE_SLOTS	16
-
 static struct {
 	dev_t dev;
 	ino_t ino;
 	size_t size;
 	void *base;			/* NULL: free */
 	uint64_t age;
-} mcache[MCACHE_SLOTS];
+} mcache[IPCD_MCACHE_SLOTS];
 static int mcache_busy;
 static uint64_t mcache_clock;
 
@@ -341,7 +339,7 @@ static void *mcache_take(dev_t dev, ino_t ino, size_t size)
 
 	if (!mcache_lock())
 		return NULL;
-	for (i = 0; i < MCACHE_SLOTS; i++)
+	for (i = 0; i < IPCD_MCACHE_SLOTS; i++)
 		if (mcache[i].base && mcache[i].ino == ino && mcache[i].dev == dev &&
 		    mcache[i].size == size) {
 			base = mcache[i].base;
@@ -363,7 +361,7 @@ static void mcache_put(dev_t dev, ino_t ino, void *base, size_t size)
 		munmap(base, size);
 		return;
 	}
-	for (i = 0; i < MCACHE_SLOTS; i++) {
+	for (i = 0; i < IPCD_MCACHE_SLOTS; i++) {
 		if (!mcache[i].base) {
 			pick = i;
 			break;

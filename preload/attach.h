@@ -131,6 +131,7 @@ int ipcd_conn_open(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool
  * the region must carry that id, and its mapping may come from, and go back
  * to, this process's cache of idle mappings (ipcd_conn_release).
  */
+#define IPCD_MCACHE_SLOTS	16	/* idle mappings a process keeps (attach.c) */
 int ipcd_conn_open_id(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool acceptor,
 		      uint64_t expect_id, struct ipcd_conn *out);
 /* fork child: the cache's lock may have been held by a thread of the parent. */

@@ -332,6 +332,13 @@ static int ctl_recv(struct ipcd_ctl_msg *m, int *fds, int timeout_ms)
 	return 1;
 }
 
+/* A call failed with @rc on the monitor's side (call_mu held): let it go. */
+static int call_failed(int rc)
+{
+	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
+	return -ECONNRESET;
+}
+
 /* Drop answers nobody waits for (posted requests), so the ring never fills. */
 static void drain_stale(void)
 {
@@ -472,8 +479,7 @@ int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, u
 	}
 	goto out;
 gone:
-	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
-	rc = -ECONNRESET;
+	rc = call_failed(rc);
 out:
 	ipcd_inside--;
 	pthread_mutex_unlock(&call_mu);
@@ -536,8 +542,7 @@ gone:
 	for (i = 0; i < got; i++)
 		for (unsigned int j = 0; j < IPCD_CTL_CONN_NFDS; j++)
 			close_raw(kits[i].fds[j]);
-	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
-	rc = -ECONNRESET;
+	rc = call_failed(rc);
 out:
 	ipcd_inside--;
 	pthread_mutex_unlock(&call_mu);
@@ -644,8 +649,7 @@ int ipcd_mon_kits_collect(uint32_t lane_id, struct ipcd_kit *kits, unsigned int 
 	goto out;
 gone:
 	ak_forget();
-	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
-	rc = -ECONNRESET;
+	rc = call_failed(rc);
 out:
 	ipcd_inside--;
 	pthread_mutex_unlock(&call_mu);
