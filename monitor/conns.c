@@ -517,6 +517,31 @@ static void prepared_close(struct prepared *p)
 	p->wake[0] = p->wake[1] = -1;
 }
 
+/* Two new wake eventfds in @wake; on failure the one made is left for the caller to close. */
+static int wake_pair(int wake[2])
+{
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		wake[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (wake[i] < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Format both data rings of connection region @reg (stream rings of @ring_bytes). */
+static int rings_format(struct ipcd_region *reg, uint32_t ring_bytes)
+{
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; i < 2 && !rc; i++)
+		rc = ipcd_spsc_init(ipcd_region_area(reg, i, NULL), ring_bytes, 0,
+				    IPCD_SPSC_F_STREAM);
+	return rc;
+}
+
 static int region_prepare(struct prepared *p, uint32_t ring_bytes)
 {
 	size_t sizes[3] = {
@@ -524,26 +549,19 @@ static int region_prepare(struct prepared *p, uint32_t ring_bytes)
 		[IPCD_AREA_CONN_B2A] = ipcd_spsc_mem_size(ring_bytes),
 		[IPCD_AREA_CONN_CTL] = sizeof(struct ipcd_conn_ctl),
 	};
-	uint32_t i;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	p->reg.fd = -1;
 	p->wake[0] = p->wake[1] = -1;
 	p->ring_bytes = ring_bytes;
-	for (i = 0; i < 2; i++) {
-		p->wake[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (p->wake[i] < 0) {
-			rc = -errno;
-			goto err;
-		}
-	}
+	rc = wake_pair(p->wake);
+	if (rc)
+		goto err;
 	rc = ipcd_region_create("ipcd-conn", IPCD_REGION_CONN, sizes, 3, &p->reg);
 	if (rc)
 		goto err;
-	for (i = 0; i < 2 && !rc; i++)
-		rc = ipcd_spsc_init(ipcd_region_area(&p->reg, i, NULL), ring_bytes, 0,
-				    IPCD_SPSC_F_STREAM);
+	rc = rings_format(&p->reg, ring_bytes);
 	if (rc)
 		goto err;
 	return 0;
@@ -625,7 +643,7 @@ static int region_make(struct conn *k, uint32_t ring_bytes)
  * held data it never read (the kernel would have sent an RST) or @reset.
  * Then wake whoever sleeps on either ring, on a futex or on a wake eventfd.
  * Every word we write is at an offset we chose; what the endpoints wrote is
- * only compared.
+ * only compared. The end is GONE from then on.
  */
 static void mark_end(struct conn *k, bool b_side, bool reset)
 {
@@ -637,6 +655,7 @@ static void mark_end(struct conn *k, bool b_side, bool reset)
 	uint8_t *base;
 	unsigned int i;
 
+	*(b_side ? &k->b_end : &k->a_end) = END_GONE;
 	base = mmap(NULL, k->size, PROT_READ | PROT_WRITE, MAP_SHARED, k->fd, 0);
 	if (base == MAP_FAILED) {
 		log_warn("connection %" PRIu64 ": cannot map it to record %s's death (%s): its "
@@ -905,17 +924,13 @@ static int lane_region(struct lane *n, struct conn *k)
 		if (n->regs[i].reg.base && lane_reg_retire(&n->regs[i]))
 			r = &n->regs[i];
 	if (r) {
-		for (i = 0; i < 2; i++) {
-			k->wake[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-			if (k->wake[i] < 0)
-				return -errno;	/* conn_drop() closes the other */
-		}
+		rc = wake_pair(k->wake);
+		if (rc)
+			return rc;	/* conn_drop() closes the one made */
 		ring_scrub(r, IPCD_AREA_CONN_A2B);
 		ring_scrub(r, IPCD_AREA_CONN_B2A);
 		memcpy(r->reg.base, &r->reg.hdr, sizeof(r->reg.hdr));
-		for (i = 0; i < 2; i++)
-			(void)ipcd_spsc_init(ipcd_region_area(&r->reg, i, NULL), r->ring_bytes, 0,
-					     IPCD_SPSC_F_STREAM);	/* it took them before */
+		(void)rings_format(&r->reg, r->ring_bytes);	/* it took them before */
 		cs.st.regions_reused++;
 	} else {
 		for (i = 0; i < LANE_REGIONS && !empty; i++)
@@ -980,7 +995,6 @@ static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
 		}
 		if (k->lane_seq >= accepted) {
 			mark_end(k, true, true);
-			k->b_end = END_GONE;
 			if (k->lane_seq < received)
 				cs.st.dead_ends++;	/* it had it: its listener is gone */
 		}
@@ -1000,7 +1014,6 @@ static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
 			cs.st.created++;
 		} else {
 			mark_end(k, true, true);
-			k->b_end = END_GONE;
 			cs.st.dead_ends++;
 		}
 		conn_free_if_done(k);
@@ -1396,7 +1409,6 @@ static void lis_drop(struct lis *l)
 	while ((k = lis_pop(l))) {	/* the last pop drains the accept eventfd */
 		if (k->b_end == END_OPEN) {
 			mark_end(k, true, true);
-			k->b_end = END_GONE;
 			cs.st.dead_ends++;
 		}
 		conn_free_if_done(k);
@@ -1517,12 +1529,10 @@ void conns_client_gone(struct mon_client *c)
 			 * request is read: the two must mean the same.
 			 */
 			mark_end(k, false, false);
-			k->a_end = END_GONE;
 			cs.st.dead_ends++;
 		}
 		if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN) {
 			mark_end(k, true, false);
-			k->b_end = END_GONE;
 			cs.st.dead_ends++;
 		}
 		conn_free_if_done(k);

@@ -429,19 +429,13 @@ static int conn_open_cached(int fd, const struct stat *st, uint64_t region_size,
 			    uint64_t expect_id, struct ipcd_conn *out)
 {
 	void *base = mcache_take(st->st_dev, st->st_ino, (size_t)region_size);
-	const char *why;
 
 	if (!base)
 		return -1;
-	out->reg.base = base;
-	out->reg.size = (size_t)region_size;
-	if (ipcd_load_acquire(&((struct ipcd_shm_hdr *)base)->ready)) {
-		memcpy(&out->reg.hdr, base, sizeof(out->reg.hdr));
-		if (!ipcd_region_check_hdr(&out->reg.hdr, out->reg.size, IPCD_REGION_CONN, &why) &&
-		    !conn_attach(out, region_size, acceptor, expect_id)) {
-			close(fd);
-			return 0;
-		}
+	if (!ipcd_region_adopt(base, (size_t)region_size, IPCD_REGION_CONN, &out->reg) &&
+	    !conn_attach(out, region_size, acceptor, expect_id)) {
+		close(fd);
+		return 0;
 	}
 	munmap(base, (size_t)region_size);	/* not this connection's region any more */
 	memset(&out->reg, 0, sizeof(out->reg));

@@ -132,10 +132,31 @@ int ipcd_region_check_hdr(const struct ipcd_shm_hdr *h, size_t map_size, uint32_
 	return 0;
 }
 
+int ipcd_region_adopt(void *base, size_t size, uint32_t kind, struct ipcd_region *out)
+{
+	const char *why;
+	int rc;
+
+	/* Copy first, validate the copy: the other side may change it under us. */
+	if (!ipcd_load_acquire(&((struct ipcd_shm_hdr *)base)->ready))
+		return -EAGAIN;
+	memcpy(&out->hdr, base, sizeof(out->hdr));
+	rc = ipcd_region_check_hdr(&out->hdr, size, kind, &why);
+	if (rc) {
+		if (rc == -EPROTONOSUPPORT)
+			fprintf(stderr, "ipcd: shared region has ABI %u.%u, this build speaks %u.%u\n",
+				out->hdr.abi_major, out->hdr.abi_minor, IPCD_SHM_ABI_MAJOR,
+				IPCD_SHM_ABI_MINOR);
+		return rc;
+	}
+	out->base = base;
+	out->size = size;
+	return 0;
+}
+
 int ipcd_region_map(int fd, uint32_t kind, struct ipcd_region *out)
 {
 	struct stat st;
-	const char *why;
 	void *base;
 	int rc;
 
@@ -150,29 +171,13 @@ int ipcd_region_map(int fd, uint32_t kind, struct ipcd_region *out)
 	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		return -errno;
-
-	/* Copy first, validate the copy: the other side may change it under us. */
-	if (!ipcd_load_acquire(&((struct ipcd_shm_hdr *)base)->ready)) {
-		rc = -EAGAIN;
-		goto err_unmap;
-	}
-	memcpy(&out->hdr, base, sizeof(out->hdr));
-	rc = ipcd_region_check_hdr(&out->hdr, (size_t)st.st_size, kind, &why);
+	rc = ipcd_region_adopt(base, (size_t)st.st_size, kind, out);
 	if (rc) {
-		if (rc == -EPROTONOSUPPORT)
-			fprintf(stderr, "ipcd: shared region has ABI %u.%u, this build speaks %u.%u\n",
-				out->hdr.abi_major, out->hdr.abi_minor, IPCD_SHM_ABI_MAJOR,
-				IPCD_SHM_ABI_MINOR);
-		goto err_unmap;
+		munmap(base, (size_t)st.st_size);
+		return rc;
 	}
-	out->base = base;
-	out->size = (size_t)st.st_size;
 	out->fd = fd;
 	return 0;
-
-err_unmap:
-	munmap(base, (size_t)st.st_size);
-	return rc;
 }
 
 void *ipcd_region_area(const struct ipcd_region *reg, uint32_t i, size_t *size)

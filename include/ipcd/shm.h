@@ -50,6 +50,14 @@ void ipcd_region_publish(struct ipcd_region *reg);
 int ipcd_region_map(int fd, uint32_t kind, struct ipcd_region *out);
 
 /**
+ * ipcd_region_adopt - validate the header of a region already mapped at
+ * @base (@size bytes) and fill @out's base, size and header copy (not its
+ * fd), as ipcd_region_map does after mapping. Same returns; the mapping
+ * stays the caller's on failure.
+ */
+int ipcd_region_adopt(void *base, size_t size, uint32_t kind, struct ipcd_region *out);
+
+/**
  * ipcd_region_check_hdr - validate a copied header against a mapping size.
  * @why: receives a static description of the first problem found.
  */
