@@ -7,7 +7,7 @@ set -euo pipefail
 
 declare -A groups=(
 	[build]="build-essential cmake pkg-config libcmocka-dev libnuma-dev libjemalloc-dev"
-	[test]="build-essential cmake pkg-config libcmocka-dev procps curl socat python3"
+	[test]="build-essential cmake pkg-config libcmocka-dev procps curl socat python3 nginx wrk redis-server redis-tools memcached libmemcached-tools"
 	[bench]="gnuplot-nox"
 )
 
@@ -33,5 +33,16 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Servers (nginx, redis-server, memcached) are installed for the tests, which
+# start their own instances: keep the packages' init scripts from starting
+# system-wide daemons during the install (policy-rc.d, unless one exists).
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [[ ! -e $policy ]]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	own_policy=1
+fi
+trap '[[ $own_policy -eq 1 ]] && rm -f "$policy"' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
