@@ -474,6 +474,8 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 		if (nb) {
 			if (!done)
 				err = EAGAIN;
+			/* The next room is an EPOLLOUT edge (epoll.c). */
+			atomic_fetch_add_explicit(&s->tx_short, 1, memory_order_relaxed);
 			arm_tx_event(s, fd);	/* partial or none: room is short either way */
 			break;
 		}

@@ -190,6 +190,8 @@ void ipcd_sock_put(struct ipcd_sock *s)
 		s->next->prev = s->prev;
 	pthread_mutex_unlock(&socks_mu);
 	ipcd_inside++;
+	/* Its epoll registrations go first (a set may be looking at its rings). */
+	ipcd_ep_sock_gone(s);
 	sock_teardown(s);
 	ipcd_inside--;
 	pthread_mutex_lock(&socks_mu);

@@ -282,6 +282,7 @@ int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
 	s->self_port = port;
 	s->accept_spin.ns = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
 	s->state = IPCD_SK_LISTEN;
+	ipcd_ep_sock_changed(s, fd);	/* the fd is now an epoll fd: registrations follow */
 	return 0;
 
 unbind:
@@ -536,6 +537,7 @@ static int connected(struct ipcd_sock *s, int fd)
 	ipcd_real.close(efd);
 	s->conn.wake_self = -1;
 	conn_init(s, NULL);
+	ipcd_ep_sock_changed(s, fd);	/* registrations of the socket follow the fd */
 	memcpy(s->self_addr, s->conn.ctl->a_addr, 16);
 	s->self_port = s->conn.ctl->a_port;
 	memcpy(s->peer_addr, s->conn.ctl->b_addr, 16);
@@ -618,14 +620,21 @@ fallback:
 
 /* ---- close, shutdown ---------------------------------------------------------- */
 
-int ipcd_sock_close(struct ipcd_sock *s, int fd)
+IPCD_EXPORT int close(int fd)
 {
-	struct ipcd_sock *t = ipcd_fdtab_take(fd);
-	int rc = ipcd_real.close(fd);
+	struct ipcd_sock *t;
+	int rc;
 
-	(void)s;
+	ipcd_init();
+	if (unlikely(!ipcd_real.close))
+		return ipcd_enosys();
+	if (likely(!ipcd_fdtab_get(fd) && !ipcd_ep_is(fd)) || ipcd_inside)
+		return ipcd_real.close(fd);
+	t = ipcd_fdtab_take(fd);
+	rc = ipcd_real.close(fd);
 	if (t)
 		ipcd_sock_put(t);
+	ipcd_ep_fd_gone(fd);
 	return rc;
 }
 
@@ -634,16 +643,20 @@ IPCD_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	ipcd_init();
 	if (unlikely(!ipcd_real.close_range))
 		return ipcd_enosys();
-	if (!ipcd_inside && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
+	if (!ipcd_inside && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last) {
 		ipcd_fdtab_drop_range(first, last);
+		ipcd_ep_drop_range(first, last);
+	}
 	return ipcd_real.close_range(first, last, flags);
 }
 
 IPCD_EXPORT void closefrom(int lowfd)
 {
 	ipcd_init();
-	if (!ipcd_inside && lowfd >= 0)
+	if (!ipcd_inside && lowfd >= 0) {
 		ipcd_fdtab_drop_range((unsigned int)lowfd, ~0u);
+		ipcd_ep_drop_range((unsigned int)lowfd, ~0u);
+	}
 	if (ipcd_real.closefrom)
 		ipcd_real.closefrom(lowfd);
 }
@@ -871,12 +884,36 @@ static int dup_into(struct ipcd_sock *s, int newfd, bool cloexec)
 	return newfd;
 }
 
-int ipcd_sock_dup(struct ipcd_sock *s, int fd)
+/* A duplicate of an epoll fd of ours (@nfd, from the real call) names its set too. */
+static int ep_dup_into(int fd, int nfd)
 {
-	int nfd = s->state == IPCD_SK_FRESH ? ipcd_real.dup(fd)
-					      : ipcd_real.fcntl(fd, F_DUPFD_CLOEXEC, (void *)0);
+	struct ipcd_ep *ep;
 
-	return dup_into(s, nfd, false);
+	if (nfd < 0 || !(ep = ipcd_ep_get(fd)))
+		return nfd;
+	ipcd_ep_dup(ep, nfd);
+	ipcd_ep_put(ep);
+	return nfd;
+}
+
+IPCD_EXPORT int dup(int fd)
+{
+	struct ipcd_sock *s;
+	int nfd;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.dup))
+		return ipcd_enosys();
+	if (likely(!ipcd_fdtab_get(fd) && !ipcd_ep_is(fd)) || ipcd_inside)
+		return ipcd_real.dup(fd);
+	s = ipcd_sock_get(fd);
+	if (!s)
+		return ep_dup_into(fd, ipcd_real.dup(fd));
+	nfd = s->state == IPCD_SK_FRESH ? ipcd_real.dup(fd)
+					  : ipcd_real.fcntl(fd, F_DUPFD_CLOEXEC, (void *)0);
+	nfd = dup_into(s, nfd, false);
+	ipcd_sock_put(s);
+	return nfd;
 }
 
 static int dup_to(int fd, int fd2, int flags, bool is_dup2)
@@ -886,11 +923,13 @@ static int dup_to(int fd, int fd2, int flags, bool is_dup2)
 
 	if (!s) {
 		rc = is_dup2 ? ipcd_real.dup2(fd, fd2) : ipcd_real.dup3(fd, fd2, flags);
+		if (rc < 0 || fd == fd2 || ipcd_inside)
+			return rc;
 		/* A kernel fd replaced an accelerated one: the table forgets it. */
-		if (rc >= 0 && fd != fd2 && !ipcd_inside && ipcd_fdtab_get(fd2) &&
-		    (old = ipcd_fdtab_take(fd2)))
+		if (ipcd_fdtab_get(fd2) && (old = ipcd_fdtab_take(fd2)))
 			ipcd_sock_put(old);
-		return rc;
+		ipcd_ep_fd_gone(fd2);
+		return ep_dup_into(fd, rc);
 	}
 	if (fd == fd2) {
 		ipcd_sock_put(s);
@@ -901,6 +940,7 @@ static int dup_to(int fd, int fd2, int flags, bool is_dup2)
 		old = ipcd_fdtab_take(fd2);
 		if (old)
 			ipcd_sock_put(old);
+		ipcd_ep_fd_gone(fd2);
 		rc = dup_into(s, rc, (flags & O_CLOEXEC) != 0);
 	}
 	ipcd_sock_put(s);
@@ -976,8 +1016,14 @@ static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
 		if (unlikely(!ipcd_real.name))					\
 			return ipcd_enosys();					\
 		if (likely(!ipcd_fdtab_get(fd)) || ipcd_inside ||		\
-		    !(s = ipcd_sock_get(fd)))					\
-			return ipcd_real.name(fd, cmd, arg);			\
+		    !(s = ipcd_sock_get(fd))) {					\
+			int r = ipcd_real.name(fd, cmd, arg);			\
+										\
+			if (unlikely(ipcd_ep_is(fd)) && !ipcd_inside &&		\
+			    (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))		\
+				r = ep_dup_into(fd, r);				\
+			return r;						\
+		}								\
 		{								\
 			int r = sock_fcntl(s, fd, cmd, arg, ipcd_real.name);	\
 										\

@@ -113,6 +113,10 @@ struct ipcd_sock {
 	struct ipcd_spin rx_spin;	/* adaptive spin budgets (data.c ipcd_spin) */
 	struct ipcd_spin tx_spin;
 
+	/* epoll.c: this socket's registrations in epoll sets (under its registry lock) */
+	struct ipcd_ep_item *ep_items;
+	atomic_uint tx_short;		/* CONN: sends that found the ring full (EPOLLOUT edges) */
+
 	/* every live socket of the process (fork walks them) */
 	struct ipcd_sock *next;
 	struct ipcd_sock *prev;
@@ -256,6 +260,45 @@ void ipcd_lanes_fork_parent(void);
 void ipcd_lanes_fork_child(void);
 /* Before fork(): listeners stop taking lanes (their connections are to be shared). */
 void ipcd_socks_before_fork(void);
+
+/* ---- epoll.c: epoll sets that hold accelerated fds ----------------------------- */
+
+struct ipcd_ep;
+struct ipcd_ep_item;
+
+/* The epoll set behind @fd with a reference for the call, or NULL (not ours). */
+struct ipcd_ep *ipcd_ep_get(int fd);
+void ipcd_ep_put(struct ipcd_ep *ep);
+/* True if @fd is an epoll fd this library keeps a set for (one load). */
+bool ipcd_ep_is(int fd);
+/* close/dup/dup2/dup3/F_DUPFD of an epoll fd (sock.c): @newfd names @ep too. */
+void ipcd_ep_dup(struct ipcd_ep *ep, int newfd);
+/* @fd no longer names its epoll set (close, or replaced by dup2): drop it. */
+void ipcd_ep_fd_gone(int fd);
+/* close_range/closefrom: every fd in [first, last] leaves the epoll table. */
+void ipcd_ep_drop_range(unsigned int first, unsigned int last);
+/*
+ * poll()/select() on an epoll fd @fd whose set holds accelerated fds:
+ * POLLIN if an epoll_wait would report something now (no sleep).
+ * ipcd_ep_arm: before sleeping in the kernel on @fd; false if something is
+ * ready after all (do not sleep).
+ */
+short ipcd_ep_poll_events(struct ipcd_ep *ep, int fd);
+bool ipcd_ep_arm(struct ipcd_ep *ep);
+/* True if @ep holds fds whose readiness the kernel cannot see by itself. */
+bool ipcd_ep_accel(struct ipcd_ep *ep);
+/*
+ * A socket's kind changed under the same fd @fd (FRESH became CONN at
+ * connect or LISTEN at listen: the kernel object behind the fd was
+ * replaced): its registrations follow it. ipcd_ep_sock_gone: the socket is
+ * torn down (its last fd closed) or left to the kernel: its registrations go.
+ */
+void ipcd_ep_sock_changed(struct ipcd_sock *s, int fd);
+void ipcd_ep_sock_gone(struct ipcd_sock *s);
+/* fork: the registry lock (prepare/parent/child). */
+void ipcd_ep_fork_prepare(void);
+void ipcd_ep_fork_parent(void);
+void ipcd_ep_fork_child(void);
 
 /* ---- addresses (sock.c) ----------------------------------------------------- */
 

@@ -214,10 +214,12 @@ void ipcd_state_atfork_prepare(void)
 	ipcd_socks_lock();
 	if (ipcd_forking)
 		ipcd_socks_hold_all(+1);
+	ipcd_ep_fork_prepare();
 }
 
 void ipcd_state_atfork_parent(void)
 {
+	ipcd_ep_fork_parent();
 	ipcd_socks_unlock();
 	pthread_mutex_unlock(&state_mu);
 	pthread_mutex_unlock(&call_mu);
@@ -230,6 +232,7 @@ void ipcd_state_atfork_child(void)
 
 	ipcd_inside++;
 	ipcd_self_pid = (pid_t)syscall(SYS_getpid);
+	ipcd_ep_fork_child();
 	ipcd_socks_unlock();
 	st = atomic_load_explicit(&state, memory_order_relaxed);
 	if (st == ST_ATTACHED || st == ST_LOST)

@@ -1,21 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wait.c - readiness calls: poll, ppoll, select, pselect (accelerated fds
- * answered from the rings), and epoll_* (pass-through).
+ * wait.c - poll, ppoll, select, pselect with accelerated fds (epoll: epoll.c).
  *
- * poll: a CONN fd's readiness is computed from its rings, without a
- * syscall. If one is ready, the kernel fds are polled with a zero timeout
- * and both answers merged. If none is, each CONN fd announces an eventfd
- * sleeper in its rings' doorbell words, is re-checked, and the kernel then
- * sleeps on everything at once: CONN fds as their eventfd (POLLIN), the
- * others as asked. Listening fds are epoll fds and kernel sockets are
- * themselves: both are plain kernel entries.
- *
- * epoll (issue #5 makes it first-class): the kernel sees each CONN fd's
- * eventfd, which data.c keeps readable whenever the application may be
- * waiting for data (after recv returned EAGAIN); so level- and
- * edge-triggered EPOLLIN are correct. EPOLLOUT is always reported (an
- * eventfd is always writable): a write may then return EAGAIN.
+ * A CONN fd's readiness is computed from its rings, and an epoll fd of ours
+ * that holds accelerated fds from its set (epoll.c), without a syscall. If
+ * one is ready, the kernel fds are polled with a zero timeout and both
+ * answers merged. If none is, each CONN fd announces an eventfd sleeper in
+ * its rings' doorbell words and each such epoll set arms its items; all are
+ * re-checked, and the kernel then sleeps on everything at once: CONN fds as
+ * their eventfd (POLLIN), epoll fds as themselves (POLLIN), the others as
+ * asked. Listening fds are epoll fds and kernel sockets are themselves:
+ * both are plain kernel entries.
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
@@ -36,6 +31,14 @@ static bool is_conn(int fd, struct ipcd_sock **out)
 	return s && s->state == IPCD_SK_CONN;
 }
 
+/* An fd whose readiness the kernel cannot tell alone: a CONN, or an epoll set of ours. */
+static bool is_ours(int fd)
+{
+	struct ipcd_sock *s;
+
+	return is_conn(fd, &s) || ipcd_ep_is(fd);
+}
+
 static int64_t ts_ns(const struct timespec *ts)
 {
 	if (!ts)
@@ -45,8 +48,26 @@ static int64_t ts_ns(const struct timespec *ts)
 	return ts->tv_sec * 1000000000ll + ts->tv_nsec;
 }
 
-/* Kernel entries only (CONN ones disabled), zero timeout; merge into @fds. */
-static int poll_kernel_now(struct pollfd *fds, struct pollfd *k, nfds_t nfds, const bool *acc)
+/*
+ * One poll entry whose readiness is ours: a connection (@s, its fd is its
+ * wake eventfd) or an epoll set holding such fds (@ep, its fd is the kernel
+ * instance). The kernel sleeps on both as POLLIN.
+ */
+struct pent {
+	struct ipcd_sock *s;
+	struct ipcd_ep *ep;
+};
+
+static short pent_events(const struct pent *p, int fd, short want)
+{
+	if (p->s)
+		return ipcd_conn_events(p->s, want);
+	return ipcd_ep_poll_events(p->ep, fd) & want;
+}
+
+/* Kernel entries only (ours disabled), zero timeout; merge into @fds. */
+static int poll_kernel_now(struct pollfd *fds, struct pollfd *k, nfds_t nfds,
+			   const struct pent *pe)
 {
 	struct timespec zero = { 0, 0 };
 	nfds_t i;
@@ -54,14 +75,14 @@ static int poll_kernel_now(struct pollfd *fds, struct pollfd *k, nfds_t nfds, co
 
 	for (i = 0; i < nfds; i++) {
 		k[i] = fds[i];
-		if (acc[i])
+		if (pe[i].s || pe[i].ep)
 			k[i].fd = -1;
 	}
 	n = ipcd_real.ppoll(k, nfds, &zero, NULL);
 	if (n < 0)
 		return -1;
 	for (i = 0; i < nfds; i++) {
-		if (!acc[i])
+		if (!pe[i].s && !pe[i].ep)
 			fds[i].revents = k[i].revents;
 		if (fds[i].revents)
 			count++;
@@ -69,42 +90,68 @@ static int poll_kernel_now(struct pollfd *fds, struct pollfd *k, nfds_t nfds, co
 	return count;
 }
 
+/* Take the entries ours; false if none is (the kernel answers alone). */
+static bool pents_get(struct pollfd *fds, nfds_t nfds, struct pent *pe)
+{
+	bool any = false;
+	nfds_t i;
+
+	/* A reference each for the whole call: another thread may close meanwhile. */
+	for (i = 0; i < nfds; i++) {
+		pe[i].s = ipcd_sock_get(fds[i].fd);
+		pe[i].ep = NULL;
+		if (pe[i].s && pe[i].s->state != IPCD_SK_CONN) {
+			ipcd_sock_put(pe[i].s);
+			pe[i].s = NULL;
+		}
+		if (!pe[i].s && (pe[i].ep = ipcd_ep_get(fds[i].fd)) && !ipcd_ep_accel(pe[i].ep)) {
+			ipcd_ep_put(pe[i].ep);
+			pe[i].ep = NULL;
+		}
+		any |= pe[i].s || pe[i].ep;
+	}
+	return any;
+}
+
+static void pents_put(struct pent *pe, nfds_t nfds)
+{
+	nfds_t i;
+
+	for (i = 0; i < nfds; i++) {
+		if (pe[i].s)
+			ipcd_sock_put(pe[i].s);	/* preserves errno */
+		if (pe[i].ep)
+			ipcd_ep_put(pe[i].ep);
+	}
+}
+
 static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo,
 		     const sigset_t *ss)
 {
 	struct pollfd kstack[STACK_FDS], *k = kstack;
-	bool astack[STACK_FDS], *acc = astack;
-	struct ipcd_sock *sstack[STACK_FDS], **sk = sstack;
+	struct pent pstack[STACK_FDS], *pe = pstack;
 	uint64_t deadline = ipcd_deadline(ts_ns(tmo));
-	struct ipcd_sock *s;
 	nfds_t i, nacc = 0;
 	int rc;
 
 	for (i = 0; i < nfds; i++)
-		if (is_conn(fds[i].fd, &s))
+		if (is_ours(fds[i].fd))
 			nacc++;
 	if (!nacc)
 		return ipcd_real.ppoll(fds, nfds, tmo, ss);
 	if (nfds > STACK_FDS) {
 		k = malloc(nfds * sizeof(*k));
-		acc = malloc(nfds * sizeof(*acc));
-		sk = malloc(nfds * sizeof(*sk));
-		if (!k || !acc || !sk) {
+		pe = malloc(nfds * sizeof(*pe));
+		if (!k || !pe) {
 			free(k);
-			free(acc);
-			free(sk);
+			free(pe);
 			errno = ENOMEM;
 			return -1;
 		}
 	}
-	/* A reference each for the whole call: another thread may close meanwhile. */
-	for (i = 0; i < nfds; i++) {
-		sk[i] = ipcd_sock_get(fds[i].fd);
-		if (sk[i] && sk[i]->state != IPCD_SK_CONN) {
-			ipcd_sock_put(sk[i]);
-			sk[i] = NULL;
-		}
-		acc[i] = sk[i] != NULL;
+	if (!pents_get(fds, nfds, pe)) {
+		rc = ipcd_real.ppoll(fds, nfds, tmo, ss);
+		goto out;
 	}
 	for (;;) {
 		int64_t left = ipcd_remaining(deadline);
@@ -113,13 +160,13 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		int n;
 
 		for (i = 0; i < nfds; i++) {
-			if (acc[i]) {
-				fds[i].revents = ipcd_conn_events(sk[i], fds[i].events);
+			if (pe[i].s || pe[i].ep) {
+				fds[i].revents = pent_events(&pe[i], fds[i].fd, fds[i].events);
 				any |= fds[i].revents != 0;
 			}
 		}
 		if (any || left == 0) {
-			rc = poll_kernel_now(fds, k, nfds, acc);
+			rc = poll_kernel_now(fds, k, nfds, pe);
 			break;
 		}
 		/*
@@ -128,21 +175,23 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		 * it on (ipcd_conn_clear) instead of keeping it from us.
 		 */
 		for (i = 0; i < nfds; i++) {
-			if (acc[i]) {
-				atomic_fetch_add(&sk[i]->pollers, 1);
-				ipcd_conn_arm(sk[i], fds[i].fd, fds[i].events);
-				any |= ipcd_conn_events(sk[i], fds[i].events) != 0;
+			if (pe[i].s) {
+				atomic_fetch_add(&pe[i].s->pollers, 1);
+				ipcd_conn_arm(pe[i].s, fds[i].fd, fds[i].events);
+				any |= ipcd_conn_events(pe[i].s, fds[i].events) != 0;
+			} else if (pe[i].ep) {
+				any |= !ipcd_ep_arm(pe[i].ep);
 			}
 		}
 		for (i = 0; i < nfds; i++) {
 			k[i] = fds[i];
-			if (acc[i])
-				k[i].events = POLLIN;	/* the eventfd */
+			if (pe[i].s || pe[i].ep)
+				k[i].events = POLLIN;	/* the eventfd, the epoll fd */
 		}
 		if (any) {
 			for (i = 0; i < nfds; i++)
-				if (acc[i])
-					atomic_fetch_sub(&sk[i]->pollers, 1);
+				if (pe[i].s)
+					atomic_fetch_sub(&pe[i].s->pollers, 1);
 			continue;
 		}
 		if (left > 0) {
@@ -151,18 +200,18 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		}
 		n = ipcd_real.ppoll(k, nfds, left < 0 ? NULL : &lts, ss);
 		for (i = 0; i < nfds; i++)
-			if (acc[i])
-				atomic_fetch_sub(&sk[i]->pollers, 1);
+			if (pe[i].s)
+				atomic_fetch_sub(&pe[i].s->pollers, 1);
 		if (n < 0) {
 			rc = -1;
 			break;
 		}
 		rc = 0;
 		for (i = 0; i < nfds; i++) {
-			if (acc[i]) {
-				if (k[i].revents & POLLIN)
-					ipcd_conn_clear(sk[i], fds[i].fd);
-				fds[i].revents = ipcd_conn_events(sk[i], fds[i].events);
+			if (pe[i].s || pe[i].ep) {
+				if (pe[i].s && (k[i].revents & POLLIN))
+					ipcd_conn_clear(pe[i].s, fds[i].fd);
+				fds[i].revents = pent_events(&pe[i], fds[i].fd, fds[i].events);
 			} else {
 				fds[i].revents = k[i].revents;
 			}
@@ -173,13 +222,11 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 			break;
 		/* Only stale eventfd counts woke us: sleep again for what is left. */
 	}
-	for (i = 0; i < nfds; i++)
-		if (sk[i])
-			ipcd_sock_put(sk[i]);	/* preserves errno */
+out:
+	pents_put(pe, nfds);
 	if (k != kstack) {
 		free(k);
-		free(acc);
-		free(sk);
+		free(pe);
 	}
 	return rc;
 }
@@ -214,12 +261,11 @@ IPCD_EXPORT int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ti
 
 static bool sets_have_conn(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
-	struct ipcd_sock *s;
 	int fd;
 
 	for (fd = 0; fd < nfds; fd++)
 		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e))) &&
-		    is_conn(fd, &s))
+		    is_ours(fd))
 			return true;
 	return false;
 }
@@ -316,38 +362,4 @@ IPCD_EXPORT int pselect(int nfds, fd_set *__restrict readfds, fd_set *__restrict
 	    !sets_have_conn(nfds, readfds, writefds, exceptfds))
 		return ipcd_real.pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask);
 	return select_core(nfds, readfds, writefds, exceptfds, timeout, sigmask);
-}
-
-#define IPCD_PASS(name, ...)							\
-	do {									\
-		ipcd_init();							\
-		if (unlikely(!ipcd_real.name))					\
-			return ipcd_enosys();					\
-		return ipcd_real.name(__VA_ARGS__);				\
-	} while (0)
-
-IPCD_EXPORT int epoll_create(int size)
-{
-	IPCD_PASS(epoll_create, size);
-}
-
-IPCD_EXPORT int epoll_create1(int flags)
-{
-	IPCD_PASS(epoll_create1, flags);
-}
-
-IPCD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
-{
-	IPCD_PASS(epoll_ctl, epfd, op, fd, event);
-}
-
-IPCD_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
-{
-	IPCD_PASS(epoll_wait, epfd, events, maxevents, timeout);
-}
-
-IPCD_EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int maxevents, int timeout,
-			    const __sigset_t *ss)
-{
-	IPCD_PASS(epoll_pwait, epfd, events, maxevents, timeout, ss);
 }
