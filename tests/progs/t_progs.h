@@ -39,6 +39,7 @@
  * @label: short name, used for the output files and in messages.
  * @out_path, @err_path: its stdout and stderr files.
  * @out:   stdout read by t_prog_read() (malloc'ed, NUL-terminated, may be NULL).
+ * @raw_out: stdout goes to a result file of the caller's (t_prog_startv_io()).
  */
 struct t_prog {
 	pid_t pid;
@@ -47,6 +48,7 @@ struct t_prog {
 	char out_path[160];
 	char err_path[160];
 	char *out;
+	bool raw_out;
 };
 
 /**
@@ -56,6 +58,15 @@ struct t_prog {
  */
 void t_prog_startv(struct t_prog *p, const char *dir, const char *label, bool preload,
 		   char *const argv[]);
+
+/**
+ * t_prog_startv_io - t_prog_startv() with stdin from the file @in_path
+ * (NULL: /dev/null) and stdout to the file @out_path (NULL: LABEL.out.log).
+ * An @out_path is a result, maybe binary: t_prog_read() leaves @p->out
+ * empty and t_prog_dump() shows only its size.
+ */
+void t_prog_startv_io(struct t_prog *p, const char *dir, const char *label, bool preload,
+		      char *const argv[], const char *in_path, const char *out_path);
 
 /** t_prog_start - t_prog_startv() of IPCD_ECHO_BIN and @args split at spaces. */
 void t_prog_start(struct t_prog *p, const char *dir, const char *label, bool preload,
