@@ -6,7 +6,9 @@
  *
  * nginx gets a generated config in the monitor's temp dir: pid file, error
  * log and every temp path there, "user root", listening on a free port of
- * 127.0.0.1, serving files of 64 B, 4 KiB and 1 MiB of known content.
+ * 127.0.0.1, serving files of 64 B, 4 KiB and 1 MiB of known content, and
+ * "env IPCD_SOCKET" (nginx clears its workers' environment; without it the
+ * workers would attach to the default monitor, not the test's).
  * Cases:
  *   - curl (daemon off, sendfile on): the three files on one keep-alive
  *     connection, each on its own connection, the 1 MiB file 8 times in
@@ -74,8 +76,14 @@ static void write_conf(struct nginx *ng, bool sendfile)
 	f = fopen(ng->conf, "we");
 	if (!f)
 		fail_msg("%s: %s", ng->conf, strerror(errno));
+	/*
+	 * env IPCD_SOCKET: nginx clears its workers' environment; without it
+	 * they would attach to the default monitor, not this test's (and the
+	 * master's accelerated listener would not be theirs to accept on).
+	 */
 	fprintf(f,
 		"# written by it_real_nginx\n"
+		"env IPCD_SOCKET;\n"
 		"daemon %s;\n"
 		"master_process on;\n"
 		"worker_processes 2;\n"
@@ -268,11 +276,18 @@ static void src_path(const struct nginx *ng, size_t i, char *buf, size_t len)
 	snprintf(buf, len, "%s/%s", ng->www, files[i].name);
 }
 
-/* curl --fail @urls[i] -o @outs[i]...; -Z: in parallel. */
-static void curl(struct nginx *ng, const char *label, bool parallel, unsigned int n,
-		 char (*urls)[96], char (*outs)[200])
+/*
+ * curl --fail @urls[i] -o @outs[i]...; -Z: in parallel (HTTP/1.1: a
+ * connection per transfer at once, or one reused when a transfer ended).
+ * Every transfer must be a 200 of its file's size. Returns the connections
+ * curl made (its num_connects).
+ */
+static unsigned int curl(struct nginx *ng, const char *label, bool parallel, unsigned int n,
+			 char (*urls)[96], char (*outs)[200])
 {
 	char *argv[T_PROG_MAX_ARGS + 1];
+	unsigned int conns = 0, lines = 0;
+	const char *out, *l;
 	struct t_prog p;
 	int k = 0;
 
@@ -294,13 +309,30 @@ static void curl(struct nginx *ng, const char *label, bool parallel, unsigned in
 		argv[k++] = outs[i];
 	}
 	argv[k] = NULL;
-	t_real_run(ng->r, &p, label, argv, NULL, NULL, T_REAL_CLIENT_MS);
+	out = t_real_run(ng->r, &p, label, argv, NULL, NULL, T_REAL_CLIENT_MS);
+	for (l = out; *l; l += strcspn(l, "\n"), l += *l == '\n') {
+		unsigned int code, c;
+		unsigned long long size;
+
+		if (sscanf(l, "%u %llu %u", &code, &size, &c) != 3 || code != 200) {
+			t_prog_dump(&p);
+			fail_msg("%s: not a 200 (output above)", label);
+		}
+		conns += c;
+		lines++;
+	}
+	if (lines != n) {
+		t_prog_dump(&p);
+		fail_msg("%s: %u transfers reported, expected %u", label, lines, n);
+	}
 	t_prog_free(&p);
+	return conns;
 }
 
 /*
  * The three files on one connection, each on its own, the 1 MiB file
- * N_PARALLEL times at once; every body byte-exact. Returns the connections made.
+ * N_PARALLEL times at once; every body byte-exact. Returns the connections
+ * curl made.
  */
 static unsigned int curl_all(struct nginx *ng, const char *round)
 {
@@ -313,8 +345,7 @@ static unsigned int curl_all(struct nginx *ng, const char *round)
 		snprintf(outs[i], sizeof(outs[i]), "%s/got-%zu.bin", dir, i);
 	}
 	snprintf(label, sizeof(label), "curl-keepalive-%s", round);
-	curl(ng, label, false, N_FILES, urls, outs);
-	conns++;
+	conns += curl(ng, label, false, N_FILES, urls, outs);
 	for (size_t i = 0; i < N_FILES; i++) {
 		src_path(ng, i, src, sizeof(src));
 		snprintf(label, sizeof(label), "%s: curl %s (keep-alive)", round, files[i].name);
@@ -323,8 +354,7 @@ static unsigned int curl_all(struct nginx *ng, const char *round)
 	}
 	for (size_t i = 0; i < N_FILES; i++) {
 		snprintf(label, sizeof(label), "curl-%s-%s", files[i].name, round);
-		curl(ng, label, false, 1, &urls[i], &outs[i]);
-		conns++;
+		conns += curl(ng, label, false, 1, &urls[i], &outs[i]);
 		src_path(ng, i, src, sizeof(src));
 		snprintf(label, sizeof(label), "%s: curl %s", round, files[i].name);
 		t_real_expect_same(src, outs[i], label);
@@ -335,8 +365,7 @@ static unsigned int curl_all(struct nginx *ng, const char *round)
 		snprintf(outs[i], sizeof(outs[i]), "%s/got-par-%zu.bin", dir, i);
 	}
 	snprintf(label, sizeof(label), "curl-parallel-%s", round);
-	curl(ng, label, true, N_PARALLEL, urls, outs);
-	conns += N_PARALLEL;
+	conns += curl(ng, label, true, N_PARALLEL, urls, outs);
 	src_path(ng, N_FILES - 1, src, sizeof(src));
 	for (size_t i = 0; i < N_PARALLEL; i++) {
 		snprintf(label, sizeof(label), "%s: curl -Z %s #%zu", round,

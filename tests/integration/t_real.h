@@ -98,9 +98,12 @@ unsigned int t_real_free_port(void);
 /**
  * t_real_wait_listen - wait (bounded) until 127.0.0.1:@port listens in the
  * kernel and, preloaded, the monitor lists it as an accelerated listener.
- * Fails the test if @watch (may be NULL) exits first.
+ * Fails the test if @watch (may be NULL) exits first or nothing listens in
+ * the kernel. Returns false (with a warning and what the monitor lists) if
+ * the monitor never lists the listener: the case goes on, its programs must
+ * still work, and t_real_finish() fails it for the fallbacks.
  */
-void t_real_wait_listen(struct t_real *r, unsigned int port, struct t_prog *watch);
+bool t_real_wait_listen(struct t_real *r, unsigned int port, struct t_prog *watch);
 
 /**
  * t_real_make_file - write @size deterministic bytes (every byte value
