@@ -54,6 +54,16 @@
  * program never has less buffering than the kernel would give it, and the
  * config bounds what one connection may cost.
  *
+ * Shared listeners. A listener whose owner LISTENs again for it is being
+ * shared with a child (the preload does so before fork()). When its owner
+ * goes, it is not dropped but orphaned (owner ORPHAN): a daemon's first
+ * process binds, forks and exits, and its descendants accept with the
+ * token. The first ACCEPT with the token adopts it (bind and listener pass
+ * to that process). A CONNECT to an orphan first asks the kernel whether
+ * any process still has a TCP socket listening on that port
+ * (/proc/net/tcp, tcp6): if none does, the orphan is dropped and the
+ * connector refused, as the kernel would refuse it.
+ *
  * Ids: (serial << CONN_IDX_BITS) | table index, serial from 1 up: never 0,
  * never reused while the monitor runs, and CLOSE finds its entry directly.
  *
@@ -192,7 +202,10 @@ struct lis {
 	uint64_t token;			/* accept token: the owner's inheritors know it */
 	bool readable;			/* what we last made efd */
 	bool lanes_ok;			/* its latest LISTEN had IPCD_LISTEN_LANES */
+	bool shared;			/* its owner LISTENed again (fork): orphaned, not dropped */
 };
+
+#define ORPHAN		UINT64_MAX	/* struct lis.owner of a shared listener whose owner went */
 
 static struct {
 	struct conn *tab;		/* [cap] */
@@ -1215,6 +1228,37 @@ int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r)
 
 /* ---- requests ----------------------------------------------------------- */
 
+static void lis_drop(struct lis *l);
+
+/* Does any socket of this network namespace listen on TCP @port? */
+static bool kernel_listening(uint16_t port)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	char line[256];
+	unsigned int i;
+
+	for (i = 0; i < IPCD_ARRAY_SIZE(files); i++) {
+		FILE *f = fopen(files[i], "re");
+
+		if (!f)
+			return true;	/* cannot tell: keep it */
+		while (fgets(line, sizeof(line), f)) {
+			char *colon = strchr(line, ':');
+			unsigned int p, st;
+
+			/* "sl: local_addr:PORT rem_addr:PORT st ..." in hex */
+			colon = colon ? strchr(colon + 1, ':') : NULL;
+			if (colon && sscanf(colon + 1, "%x %*s %x", &p, &st) == 2 &&
+			    p == port && st == 0x0a) {
+				fclose(f);
+				return true;
+			}
+		}
+		fclose(f);
+	}
+	return false;
+}
+
 int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		  struct ipcd_conn_resp *out)
 {
@@ -1238,9 +1282,22 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 	lid = ipcd_ns_lookup_listener(mon.ns, dst, r->port);
 	if (lid < 0 || ipcd_ns_get(mon.ns, (uint32_t)lid, &e) || !(l = lis_get((uint32_t)lid)))
 		goto refused;
-	owner = clients_get(l->slot);
-	if (!owner || owner->id != l->owner || owner->state != CL_ACTIVE)
-		goto refused;		/* cut off this turn: reaped when it ends */
+	if (l->owner == ORPHAN) {
+		static struct mon_client orphan = { .id = ORPHAN };
+
+		owner = &orphan;	/* B's end is the acceptor's once accepted */
+		if (!kernel_listening(r->port)) {
+			uint32_t id = l->bind_id;
+
+			lis_drop(l);	/* nobody holds its socket any more */
+			(void)ipcd_ns_unbind(mon.ns, ORPHAN, id);
+			goto refused;
+		}
+	} else {
+		owner = clients_get(l->slot);
+		if (!owner || owner->id != l->owner || owner->state != CL_ACTIVE)
+			goto refused;	/* cut off this turn: reaped when it ends */
+	}
 	if (is_wildcard(e.addr) && !is_local(dst))
 		goto refused;		/* another host's address: the kernel's business */
 	if (l->count >= l->max) {
@@ -1317,6 +1374,10 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 		return -EPERM;
 	if (!e.listening || !l)
 		return -EINVAL;
+	if (l->owner == ORPHAN && ipcd_ns_give(mon.ns, r->id, ORPHAN, c->id) == 0) {
+		l->owner = c->id;	/* an inheritor adopts it (Shared listeners) */
+		l->slot = c->slot;
+	}
 	k = lis_pop(l);
 	if (!k)
 		return -EAGAIN;
@@ -1469,6 +1530,8 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 		if ((uint32_t)idx >= cs.lis_hwm)
 			cs.lis_hwm = (uint32_t)idx + 1;
 	}
+	if (!first && l->owner == c->id)
+		l->shared = true;	/* the preload does this before fork() */
 	l->owner = c->id;
 	l->slot = c->slot;
 	l->max = cap + 1;		/* Linux: full when ack_backlog > max_ack_backlog */
@@ -1500,9 +1563,19 @@ void conns_client_gone(struct mon_client *c)
 	 */
 	if (mon.stop && c->state == CL_ACTIVE)
 		return;
-	for (i = 0; i < cs.lis_hwm; i++)
-		if (cs.lis[i].bind_id && cs.lis[i].owner == c->id)
-			lis_drop(&cs.lis[i]);
+	for (i = 0; i < cs.lis_hwm; i++) {
+		struct lis *l = &cs.lis[i];
+
+		if (!l->bind_id || l->owner != c->id)
+			continue;
+		if (l->shared && ipcd_ns_give(mon.ns, l->bind_id, c->id, ORPHAN) == 0) {
+			l->owner = ORPHAN;	/* its inheritors may still accept */
+			log_info("listener %u: owner %d (%s) gone, kept for the processes that "
+				 "inherited it", l->bind_id, c->pid, c->comm);
+			continue;
+		}
+		lis_drop(l);
+	}
 	/*
 	 * Its lanes as a connector: the listener sees EOF on the lane and says
 	 * LANE_DONE (one that never got its end cannot). Kits' A ends are

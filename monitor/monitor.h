@@ -167,6 +167,12 @@ int ipcd_ns_listen(struct ipcd_ns *ns, uint64_t owner, uint32_t id);
 /** ipcd_ns_unbind - release bind @id. -ENOENT or -EPERM (not the owner). */
 int ipcd_ns_unbind(struct ipcd_ns *ns, uint64_t owner, uint32_t id);
 
+/**
+ * ipcd_ns_give - bind @id passes from @from to @to (a shared listener whose
+ * owner died: monitor/conns.c "Shared listeners"). 0, -ENOENT or -EPERM.
+ */
+int ipcd_ns_give(struct ipcd_ns *ns, uint32_t id, uint64_t from, uint64_t to);
+
 /** ipcd_ns_release_owner - release every bind of @owner (a dead process). Returns the count. */
 uint32_t ipcd_ns_release_owner(struct ipcd_ns *ns, uint64_t owner);
 

@@ -364,6 +364,18 @@ int ipcd_ns_unbind(struct ipcd_ns *ns, uint64_t owner, uint32_t id)
 	return 0;
 }
 
+int ipcd_ns_give(struct ipcd_ns *ns, uint32_t id, uint64_t from, uint64_t to)
+{
+	struct bind *b = find_id(ns, id);
+
+	if (!b)
+		return -ENOENT;
+	if (b->owner != from)
+		return -EPERM;
+	b->owner = to;
+	return 0;
+}
+
 /* O(max_binds): a process dies far less often than it binds. */
 uint32_t ipcd_ns_release_owner(struct ipcd_ns *ns, uint64_t owner)
 {

@@ -73,6 +73,8 @@ void ipcd_log_raw(const char *msg);
 
 /* socket() created an fd of @domain/@type: attach to the monitor if it is the first TCP one. */
 void ipcd_state_on_socket(int domain, int type);
+/* At load (constructor): IPCD_SOCKET, IPCD_SPIN_US, IPCD_QUIET as the program started. */
+void ipcd_state_load_env(void);
 /* fork.c/pthread_atfork: the child forgets the parent's registration. */
 void ipcd_state_atfork_prepare(void);
 void ipcd_state_atfork_parent(void);

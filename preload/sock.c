@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -330,6 +331,26 @@ static bool fd_ready(int fd)
 }
 
 /*
+ * The monitor cannot serve this process's accepts on @l (it is gone, or it
+ * does not know the listener or our token: another monitor, a lost bind):
+ * its backlog's eventfd leaves the listening epoll set, which would
+ * otherwise stay readable for connections we can never take (a busy loop
+ * in the application's event loop). The kernel listener and lanes stay.
+ */
+static void accel_off(struct ipcd_sock *l, int lfd_app, int err)
+{
+	char line[160];
+
+	if (atomic_exchange(&l->accel_off, true))
+		return;
+	(void)ipcd_real.epoll_ctl(lfd_app, EPOLL_CTL_DEL, l->lfd, NULL);
+	snprintf(line, sizeof(line),
+		 "ipcd: accept on listener %u: the monitor cannot serve it (%s): "
+		 "kernel connections only\n", l->bind_id, strerror(-err));
+	ipcd_log_raw(line);
+}
+
+/*
  * One accelerated connection for listener @l (application fd @lfd_app, its
  * epoll set): from a lane, else from the monitor's backlog. Its fd, or
  * -errno.
@@ -351,16 +372,21 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 	lane = ipcd_lane_accept(l, fds, &size, &kit_id) == 0;
 	if (!lane) {
 		/* The monitor's backlog: its accept eventfd says exactly when it has some. */
+		if (atomic_load(&l->accel_off))
+			return -ENOTCONN;
 		if (!fd_ready(l->lfd))
 			return -EAGAIN;		/* no round trip to hear it */
 		req.len = sizeof(*ar);
 		ar->id = l->bind_id;
 		ar->token = l->accept_token;	/* what lets a forked worker accept */
 		rc = ipcd_mon_call_lane(&req, &resp, fds, &size, &ml);
-		if (rc)
-			return -ENOTCONN;	/* no monitor: the kernel side still works */
+		if (rc || resp.status == -ENOENT || resp.status == -EPERM) {
+			/* Not the app's error: the kernel side still works. */
+			accel_off(l, lfd_app, rc ? rc : resp.status);
+			return -ENOTCONN;
+		}
 		if (resp.status)
-			return resp.status == -EAGAIN ? -EAGAIN : -ENOTCONN; /* not the app's error */
+			return resp.status == -EAGAIN ? -EAGAIN : -ENOTCONN;
 		memcpy(&cr, resp.body, sizeof(cr));
 		ipcd_lanes_adopt_listener(l, lfd_app, &ml);
 	}

@@ -100,6 +100,7 @@ struct ipcd_sock {
 	uint64_t accept_token;		/* proto.h struct ipcd_accept_req */
 	atomic_uint accept_turn;	/* alternates kernel / accelerated */
 	atomic_bool kernel_seen;	/* a peer that is not preloaded came */
+	atomic_bool accel_off;		/* LISTEN: the monitor cannot serve our accepts (sock.c) */
 	bool forked;			/* LISTEN: other processes may hold it (fork) */
 	struct ipcd_spin accept_spin;	/* LISTEN: blocking accept spins first */
 	int backlog;			/* LISTEN: as the application asked */

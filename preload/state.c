@@ -112,10 +112,32 @@ static void close_raw(int fd)
 	syscall(SYS_close, fd);
 }
 
+/*
+ * The environment as the program was started with it: a server may clear
+ * its workers' environment (nginx does) after we loaded, and they must
+ * still find the monitor their master uses.
+ */
+static char env_path[108];
+static bool env_quiet;
+static bool env_loaded;
+
+void ipcd_state_load_env(void)
+{
+	env_loaded = true;
+	const char *v = getenv(IPCD_CTL_ENV_PATH);
+
+	if (v && *v && strlen(v) < sizeof(env_path))
+		memcpy(env_path, v, strlen(v) + 1);
+	v = getenv("IPCD_SPIN_US");
+	if (v && *v)
+		ipcd_spin_ns = strtoull(v, NULL, 10) * 1000;
+	v = getenv("IPCD_QUIET");
+	env_quiet = v && strcmp(v, "1") == 0;
+}
+
 void ipcd_state_on_socket(int domain, int type)
 {
 	char why[256], line[320];
-	const char *quiet;
 	int saved, rc;
 
 	if (domain != AF_INET && domain != AF_INET6)
@@ -128,22 +150,19 @@ void ipcd_state_on_socket(int domain, int type)
 	saved = errno;
 	ipcd_inside++;
 	pthread_mutex_lock(&state_mu);
+	if (!env_loaded)
+		ipcd_state_load_env();	/* a socket() from a constructor that ran before ours */
 	if (atomic_load_explicit(&state, memory_order_relaxed) == ST_NONE) {
 		why[0] = '\0';
-		rc = ipcd_attach(NULL, NULL, &att, why, sizeof(why));
+		rc = ipcd_attach(env_path[0] ? env_path : NULL, NULL, &att, why, sizeof(why));
 		if (rc == 0) {
-			const char *spin = getenv("IPCD_SPIN_US");
-
-			if (spin && *spin)
-				ipcd_spin_ns = strtoull(spin, NULL, 10) * 1000;
 			fd_remember(att.sock, &id_sock);
 			fd_remember(att.wake_fd, &id_wake);
 			fd_remember(att.client_reg.fd, &id_client);
 			fd_remember(att.global_reg.fd, &id_global);
 			atomic_store_explicit(&state, ST_ATTACHED, memory_order_release);
 		} else {
-			quiet = getenv("IPCD_QUIET");
-			if (!quiet || strcmp(quiet, "1") != 0) {
+			if (!env_quiet) {
 				snprintf(line, sizeof(line), "ipcd: %s: using the kernel\n",
 					 why[0] ? why : strerror(-rc));
 				ipcd_log_raw(line);
@@ -281,11 +300,10 @@ static bool monitor_gone(void)
 static void detach_locked(const char *why)
 {
 	char line[160];
-	const char *quiet = getenv("IPCD_QUIET");
 
 	pthread_mutex_lock(&state_mu);
 	if (atomic_load_explicit(&state, memory_order_relaxed) == ST_ATTACHED) {
-		if (!quiet || strcmp(quiet, "1") != 0) {
+		if (!env_quiet) {
 			snprintf(line, sizeof(line),
 				 "ipcd: the monitor is gone (%s): new connections use the kernel\n",
 				 why);
