@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * it_preload_epoll.c - event-loop semantics under the preload (issue #5
+ * items 1, 2, 4, 5): every case of tests/progs/ipcd-evloop runs twice,
+ *   (a) without the preload: the kernel is the oracle, so a failure here
+ *       means the check itself is wrong;
+ *   (b) under ipcd-run with a monitor: it must pass the same checks (the
+ *       same "ok" lines, in the same order), and every connection it made
+ *       must have been accelerated (ipcdctl counters, as it_preload_accel).
+ * Then nothing may be left behind (processes, connections, monitor fds).
+ *
+ * Cases: epoll (API and errors, mixed sets with kernel fds, LT, EPOLLET,
+ * EPOLLONESHOT, EPOLLEXCLUSIVE, EPOLLRDHUP/EPOLLHUP/EPOLLERR, EPOLLOUT after
+ * EAGAIN, two sets, nested sets, data, maxevents, close, dup, EINTR and
+ * signal masks, timeouts, wake-ups from threads and a child); poll, ppoll,
+ * select, pselect (mixed sets, POLLNVAL/EBADF, hangups, timeouts, EINTR,
+ * signal masks); dup/dup2/dup3/F_DUPFD; threads (duplex on one socket,
+ * blocking and EPOLLET, accept from several threads, a blocked recv woken).
+ *
+ * The program bounds every wait itself (a hang prints HANG and exits 3);
+ * T_PROG_GUARD_MS is the last resort. ThreadSanitizer builds skip (77).
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "t_progs.h"
+
+#ifndef IPCD_EVLOOP_BIN
+#error "IPCD_EVLOOP_BIN must name the ipcd-evloop test program"
+#endif
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	size_t cap = 4096, len = 0, n;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		fail_msg("out of memory");
+	buf[0] = '\0';
+	if (!f)
+		return buf;
+	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (cap - len - 1 == 0) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				fail_msg("out of memory");
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	buf[len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* The "ok " lines of @out, in order (a malloc'ed copy). */
+static char *ok_lines(const char *out)
+{
+	size_t len = strlen(out), o = 0;
+	char *res = malloc(len + 1);
+	const char *p = out;
+
+	if (!res)
+		fail_msg("out of memory");
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+
+		if (!strncmp(p, "ok ", 3)) {
+			memcpy(res + o, p, n);
+			o += n;
+			res[o++] = '\n';
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	res[o] = '\0';
+	return res;
+}
+
+/* The last line of @text (without its newline) into @buf; "(none)" if empty. */
+static void last_line(const char *text, char *buf, size_t len)
+{
+	size_t n = strlen(text);
+	const char *start;
+
+	while (n && text[n - 1] == '\n')
+		n--;
+	if (!n) {
+		snprintf(buf, len, "(none)");
+		return;
+	}
+	for (start = text + n; start > text && start[-1] != '\n'; start--)
+		;
+	snprintf(buf, len, "%.*s", (int)(text + n - start), start);
+}
+
+/* The first line of @text containing @needle, or "" (static copy). */
+static const char *line_with(const char *text, const char *needle)
+{
+	static char line[1024];
+	const char *hit = strstr(text, needle), *start;
+	size_t n;
+
+	if (!hit)
+		return "";
+	for (start = hit; start > text && start[-1] != '\n'; start--)
+		;
+	n = strcspn(start, "\n");
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	memcpy(line, start, n);
+	line[n] = '\0';
+	return line;
+}
+
+/* The first line where @a and @b differ (for the message). */
+static void first_diff(const char *a, const char *b, char *buf, size_t len)
+{
+	while (*a && *b) {
+		size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
+
+		if (na != nb || memcmp(a, b, na)) {
+			snprintf(buf, len, "kernel: %.*s\n  preloaded: %.*s", (int)na, a,
+				 (int)nb, b);
+			return;
+		}
+		a += na + (a[na] ? 1 : 0);
+		b += nb + (b[nb] ? 1 : 0);
+	}
+	snprintf(buf, len, "kernel: %.200s\n  preloaded: %.200s", *a ? a : "(end)",
+		 *b ? b : "(end)");
+}
+
+static void run_case(struct t_state *s, const char *name)
+{
+	char *const argv[] = { (char *)IPCD_EVLOOP_BIN, (char *)name, NULL };
+	char label[64], summary[96], diff[1200], *kern_ok, *pre_ok, *err;
+	const char *line;
+	uint64_t checks = 0, pairs = 0, pchecks = 0;
+	struct t_prog k, p;
+	struct t_ctr c0;
+	int code;
+
+	/* (a) the kernel */
+	snprintf(label, sizeof(label), "kernel-%s", name);
+	t_prog_startv(&k, s->mon.dir, label, false, argv);
+	code = t_prog_wait(&k, T_PROG_GUARD_MS);
+	snprintf(summary, sizeof(summary), "case %s passed", name);
+	line = t_line(k.out, summary);
+	if (code != 0 || !line || !t_kv_u64(line, "checks", false, &checks) ||
+	    !t_kv_u64(line, "pairs", false, &pairs)) {
+		t_prog_dump(&k);
+		err = read_all(k.err_path);
+		fail_msg("%s WITHOUT the preload (the kernel is the oracle: the check is wrong): "
+			 "exit %d: %s", name, code, line_with(err, "ipcd-evloop"));
+	}
+	fprintf(stderr, "%s: kernel: %" PRIu64 " checks, %" PRIu64 " connections\n", name,
+		checks, pairs);
+	kern_ok = ok_lines(k.out);
+
+	/* (b) preloaded, with a monitor */
+	t_case_begin(s, &c0);
+	snprintf(label, sizeof(label), "preload-%s", name);
+	t_prog_startv(&p, s->mon.dir, label, true, argv);
+	code = t_prog_wait(&p, T_PROG_GUARD_MS);
+	pre_ok = ok_lines(p.out);
+	if (code != 0) {
+		char how[64], last[300];
+
+		err = read_all(p.err_path);
+		line = line_with(err, "ipcd-evloop ");
+		if (code == 1 || code == 3)
+			snprintf(how, sizeof(how), "%s", code == 1 ? "mismatch" : "hang");
+		else if (code > 128)
+			snprintf(how, sizeof(how), "killed by SIG%s", sigabbrev_np(code - 128) ?
+				 sigabbrev_np(code - 128) : "?");
+		else
+			snprintf(how, sizeof(how), "%s", code < 0 ? "hang guard" : "error");
+		last_line(pre_ok, last, sizeof(last));
+		t_prog_dump(&p);
+		fail_msg("%s under the preload: exit %d (%s) after %u of %" PRIu64 " checks: %s\n"
+			 "  last check passed: %s", name, code, how, t_count_str(pre_ok, "\n"),
+			 checks, *line ? line : "(no message)", last);
+	}
+	if (strcmp(kern_ok, pre_ok)) {
+		first_diff(kern_ok, pre_ok, diff, sizeof(diff));
+		t_prog_dump(&p);
+		fail_msg("%s: the preloaded run's checks differ from the kernel's:\n  %s", name,
+			 diff);
+	}
+	line = t_line(p.out, summary);
+	if (!line || !t_kv_u64(line, "checks", false, &pchecks) || pchecks != checks)
+		fail_msg("%s: preloaded summary \"%s\", kernel checks %" PRIu64, name,
+			 line ? line : "(none)", checks);
+	fprintf(stderr, "%s: preloaded: the same %" PRIu64 " checks\n", name, checks);
+	t_expect_accelerated(&s->mon, &c0, (long long)pairs, name);
+	free(kern_ok);
+	free(pre_ok);
+	t_prog_free(&k);
+	t_prog_free(&p);
+	t_case_finish(s);
+}
+
+/* One cmocka test per ipcd-evloop case: test_epoll_lt runs "epoll-lt". */
+#define EV_CASE(id)								\
+	static void test_##id(void **state)					\
+	{									\
+		char name[64];							\
+		snprintf(name, sizeof(name), "%s", #id);			\
+		for (char *c = name; *c; c++)					\
+			if (*c == '_')						\
+				*c = '-';					\
+		run_case(*state, name);						\
+	}
+
+EV_CASE(epoll_api)
+EV_CASE(epoll_mixed)
+EV_CASE(epoll_lt)
+EV_CASE(epoll_et)
+EV_CASE(epoll_oneshot)
+EV_CASE(epoll_exclusive)
+EV_CASE(epoll_rdhup)
+EV_CASE(epoll_rst)
+EV_CASE(epoll_fin)
+EV_CASE(epoll_out)
+EV_CASE(epoll_two_sets)
+EV_CASE(epoll_nested)
+EV_CASE(epoll_data)
+EV_CASE(epoll_maxevents)
+EV_CASE(epoll_close)
+EV_CASE(epoll_dup)
+EV_CASE(epoll_eintr)
+EV_CASE(epoll_timeout)
+EV_CASE(epoll_wake)
+EV_CASE(poll_mixed)
+EV_CASE(poll_out)
+EV_CASE(poll_rdhup)
+EV_CASE(poll_rst)
+EV_CASE(poll_nval)
+EV_CASE(poll_timeout)
+EV_CASE(poll_eintr)
+EV_CASE(poll_sigmask)
+EV_CASE(dup_stream)
+EV_CASE(dup_errors)
+EV_CASE(dup_close)
+EV_CASE(threads_duplex)
+EV_CASE(threads_duplex_epoll)
+EV_CASE(threads_accept)
+EV_CASE(threads_recv_wake)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T_ONCE(test_epoll_api),
+		T_ONCE(test_epoll_mixed),
+		T_ONCE(test_epoll_lt),
+		T_ONCE(test_epoll_et),
+		T_ONCE(test_epoll_oneshot),
+		T_ONCE(test_epoll_exclusive),
+		T_ONCE(test_epoll_rdhup),
+		T_ONCE(test_epoll_rst),
+		T_ONCE(test_epoll_fin),
+		T_ONCE(test_epoll_out),
+		T_ONCE(test_epoll_two_sets),
+		T_ONCE(test_epoll_nested),
+		T_ONCE(test_epoll_data),
+		T_ONCE(test_epoll_maxevents),
+		T_ONCE(test_epoll_close),
+		T_ONCE(test_epoll_dup),
+		T_ONCE(test_epoll_eintr),
+		T_ONCE(test_epoll_timeout),
+		T_ONCE(test_epoll_wake),
+		T_ONCE(test_poll_mixed),
+		T_ONCE(test_poll_out),
+		T_ONCE(test_poll_rdhup),
+		T_ONCE(test_poll_rst),
+		T_ONCE(test_poll_nval),
+		T_ONCE(test_poll_timeout),
+		T_ONCE(test_poll_eintr),
+		T_ONCE(test_poll_sigmask),
+		T_ONCE(test_dup_stream),
+		T_ONCE(test_dup_errors),
+		T_ONCE(test_dup_close),
+		T_ONCE(test_threads_duplex),
+		T_ONCE(test_threads_duplex_epoll),
+		T_ONCE(test_threads_accept),
+		T_ONCE(test_threads_recv_wake),
+	};
+
+#if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)
+	fprintf(stderr, "it_preload_epoll: skipped in ThreadSanitizer builds "
+			"(ThreadSanitizer cannot be preloaded)\n");
+	return T_EXIT_SKIP;
+#endif
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
