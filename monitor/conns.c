@@ -218,6 +218,7 @@ static struct {
 	uint64_t serial;
 	struct conns_stats st;
 	uint64_t local_at;		/* when local[] was read; 0: never */
+	uint32_t orphans;		/* listeners with owner ORPHAN */
 	uint32_t n_local;
 	uint8_t local[LOCAL_ADDRS][16];
 	struct lane lanes[LANES_MAX];
@@ -1230,6 +1231,16 @@ int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r)
 
 static void lis_drop(struct lis *l);
 
+/* An orphaned listener nobody holds any more: it and its bind go. */
+static void orphan_drop(struct lis *l)
+{
+	uint32_t id = l->bind_id;
+
+	log_info("listener %u: no process listens on its port any more: dropped", id);
+	lis_drop(l);
+	(void)ipcd_ns_unbind(mon.ns, ORPHAN, id);
+}
+
 /* Does any socket of this network namespace listen on TCP @port? */
 static bool kernel_listening(uint16_t port)
 {
@@ -1287,10 +1298,7 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 
 		owner = &orphan;	/* B's end is the acceptor's once accepted */
 		if (!kernel_listening(r->port)) {
-			uint32_t id = l->bind_id;
-
-			lis_drop(l);	/* nobody holds its socket any more */
-			(void)ipcd_ns_unbind(mon.ns, ORPHAN, id);
+			orphan_drop(l);	/* nobody holds its socket any more */
 			goto refused;
 		}
 	} else {
@@ -1375,6 +1383,7 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 	if (!e.listening || !l)
 		return -EINVAL;
 	if (l->owner == ORPHAN && ipcd_ns_give(mon.ns, r->id, ORPHAN, c->id) == 0) {
+		cs.orphans--;
 		l->owner = c->id;	/* an inheritor adopts it (Shared listeners) */
 		l->slot = c->slot;
 	}
@@ -1476,6 +1485,8 @@ static void lis_drop(struct lis *l)
 	}
 	if (l->efd >= 0)
 		close(l->efd);
+	if (l->owner == ORPHAN)
+		cs.orphans--;
 	memset(l, 0, sizeof(*l));
 	l->efd = -1;
 }
@@ -1570,6 +1581,7 @@ void conns_client_gone(struct mon_client *c)
 			continue;
 		if (l->shared && ipcd_ns_give(mon.ns, l->bind_id, c->id, ORPHAN) == 0) {
 			l->owner = ORPHAN;	/* its inheritors may still accept */
+			cs.orphans++;
 			log_info("listener %u: owner %d (%s) gone, kept for the processes that "
 				 "inherited it", l->bind_id, c->pid, c->comm);
 			continue;
@@ -1755,6 +1767,32 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 void conns_get_stats(struct conns_stats *st)
 {
 	*st = cs.st;
+}
+
+bool conns_orphans_check(uint64_t now)
+{
+	static uint64_t last;
+	bool left = false;
+	uint32_t i;
+
+	if (!cs.orphans)
+		return false;
+	if (now - last < MON_HOUSEKEEP_NS)
+		return true;
+	last = now;
+	for (i = 0; i < cs.lis_hwm; i++) {
+		struct lis *l = &cs.lis[i];
+		struct ipcd_ns_entry e;
+
+		if (!l->bind_id || l->owner != ORPHAN)
+			continue;
+		if (ipcd_ns_get(mon.ns, l->bind_id, &e) == 0 && kernel_listening(e.port)) {
+			left = true;
+			continue;
+		}
+		orphan_drop(l);
+	}
+	return left;
 }
 
 uint32_t conns_active(void)

@@ -345,6 +345,7 @@ static void run_loop(void)
 
 	while (!mon.stop) {
 		int64_t bound;
+		bool orphans;
 
 		if (poll_turn()) {
 			if (++turns % MON_CONTROL_EVERY == 0)
@@ -367,10 +368,11 @@ static void run_loop(void)
 			spin_ns = (uint64_t)mon.cfg.spin_us * 1000;
 		}
 		control_pending_expire(ipcd_now_ns());
+		orphans = conns_orphans_check(ipcd_now_ns());
 		bound = ipcd_reqq_srv_prepare_sleep(mon.srv);
 		if (bound == 0)
 			continue;
-		if (any_pending() && (bound < 0 || (uint64_t)bound > MON_HOUSEKEEP_NS))
+		if ((any_pending() || orphans) && (bound < 0 || (uint64_t)bound > MON_HOUSEKEEP_NS))
 			bound = (int64_t)MON_HOUSEKEEP_NS;
 		/* Lazy requests (a CLOSE) ring no doorbell: look now and then while they may come. */
 		if (conns_active() && (bound < 0 || (uint64_t)bound > IPCD_REQQ_LAZY_NS))

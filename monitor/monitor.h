@@ -418,6 +418,13 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e);
 void conns_get_stats(struct conns_stats *st);
 /* Connections in the table (kits included): lazy CLOSEs may come while any is. */
 uint32_t conns_active(void);
+/*
+ * Orphaned shared listeners (conns.c "Shared listeners"): drop those whose
+ * port no kernel socket listens on any more, at most every
+ * MON_HOUSEKEEP_NS. Returns true while some remain (the loop then sleeps
+ * at most that long).
+ */
+bool conns_orphans_check(uint64_t now);
 const char *conns_state_name(enum conn_state s);
 
 /* ---- fallbacks (fallback.c) ---------------------------------------------- */

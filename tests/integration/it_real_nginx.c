@@ -6,9 +6,10 @@
  *
  * nginx gets a generated config in the monitor's temp dir: pid file, error
  * log and every temp path there, "user root", listening on a free port of
- * 127.0.0.1, serving files of 64 B, 4 KiB and 1 MiB of known content, and
- * "env IPCD_SOCKET" (nginx clears its workers' environment; without it the
- * workers would attach to the default monitor, not the test's).
+ * 127.0.0.1, serving files of 64 B, 4 KiB and 1 MiB of known content. No
+ * "env IPCD_SOCKET": nginx clears its workers' environment, and the workers
+ * must still find the test's monitor (the preload keeps the path it was
+ * loaded with; the default socket may be another monitor's).
  * Cases:
  *   - curl (daemon off, sendfile on): the three files on one keep-alive
  *     connection, each on its own connection, the 1 MiB file 8 times in
@@ -76,14 +77,8 @@ static void write_conf(struct nginx *ng, bool sendfile)
 	f = fopen(ng->conf, "we");
 	if (!f)
 		fail_msg("%s: %s", ng->conf, strerror(errno));
-	/*
-	 * env IPCD_SOCKET: nginx clears its workers' environment; without it
-	 * they would attach to the default monitor, not this test's (and the
-	 * master's accelerated listener would not be theirs to accept on).
-	 */
 	fprintf(f,
 		"# written by it_real_nginx\n"
-		"env IPCD_SOCKET;\n"
 		"daemon %s;\n"
 		"master_process on;\n"
 		"worker_processes 2;\n"
