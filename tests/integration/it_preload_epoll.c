@@ -6,16 +6,19 @@
  *       means the check itself is wrong;
  *   (b) under ipcd-run with a monitor: it must pass the same checks (the
  *       same "ok" lines, in the same order), and every connection it made
- *       must have been accelerated (ipcdctl counters, as it_preload_accel).
+ *       must have been accelerated (ipcdctl counters, as it_preload_accel);
+ *       only its connects to a port nobody listens on go to the kernel
+ *       (counted as fallbacks, no_listener).
  * Then nothing may be left behind (processes, connections, monitor fds).
  *
  * Cases: epoll (API and errors, mixed sets with kernel fds, LT, EPOLLET,
- * EPOLLONESHOT, EPOLLEXCLUSIVE, EPOLLRDHUP/EPOLLHUP/EPOLLERR, EPOLLOUT after
- * EAGAIN, two sets, nested sets, data, maxevents, close, dup, EINTR and
- * signal masks, timeouts, wake-ups from threads and a child); poll, ppoll,
- * select, pselect (mixed sets, POLLNVAL/EBADF, hangups, timeouts, EINTR,
- * signal masks); dup/dup2/dup3/F_DUPFD; threads (duplex on one socket,
- * blocking and EPOLLET, accept from several threads, a blocked recv woken).
+ * EPOLLONESHOT, EPOLLEXCLUSIVE, EPOLLRDHUP/EPOLLHUP/EPOLLERR, RST and FIN,
+ * registered before connect/listen, EPOLLOUT after EAGAIN, two sets, nested
+ * sets, data, maxevents, close, dup, EINTR and signal masks, timeouts,
+ * wake-ups from threads and a child); poll, ppoll, select, pselect (mixed
+ * sets, POLLNVAL/EBADF, hangups, timeouts, EINTR, signal masks);
+ * dup/dup2/dup3/F_DUPFD; threads (duplex on one socket, blocking and
+ * EPOLLET, accept from several threads, a blocked recv woken).
  *
  * The program bounds every wait itself (a hang prints HANG and exits 3);
  * T_PROG_GUARD_MS is the last resort. ThreadSanitizer builds skip (77).
@@ -138,12 +141,37 @@ static void first_diff(const char *a, const char *b, char *buf, size_t len)
 		 *b ? b : "(end)");
 }
 
+/*
+ * t_expect_accelerated(), except that exactly @refused connects (to a port
+ * nobody listens on) fell back to the kernel.
+ */
+static void expect_counters(const struct t_mon *m, const struct t_ctr *c0, long long pairs,
+			    long long refused, const char *what)
+{
+	struct t_ctr now;
+
+	if (!refused) {
+		t_expect_accelerated(m, c0, pairs, what);
+		return;
+	}
+	t_ctr_read(m, &now);
+	fprintf(stderr, "%s: %lld accelerated connections created, %lld accepted, %lld fallbacks "
+		"(%lld refused connects)\n", what, now.created - c0->created,
+		now.accepted - c0->accepted, now.fallbacks - c0->fallbacks, refused);
+	if (now.created - c0->created < pairs || now.accepted - c0->accepted < pairs ||
+	    now.fallbacks - c0->fallbacks != refused)
+		fail_msg("%s: expected >= %lld accelerated connections and exactly %lld fallbacks "
+			 "(the refused connects): %lld created, %lld accepted, %lld fallbacks",
+			 what, pairs, refused, now.created - c0->created,
+			 now.accepted - c0->accepted, now.fallbacks - c0->fallbacks);
+}
+
 static void run_case(struct t_state *s, const char *name)
 {
 	char *const argv[] = { (char *)IPCD_EVLOOP_BIN, (char *)name, NULL };
 	char label[64], summary[96], diff[1200], *kern_ok, *pre_ok, *err;
 	const char *line;
-	uint64_t checks = 0, pairs = 0, pchecks = 0;
+	uint64_t checks = 0, pairs = 0, refused = 0, pchecks = 0;
 	struct t_prog k, p;
 	struct t_ctr c0;
 	int code;
@@ -155,7 +183,8 @@ static void run_case(struct t_state *s, const char *name)
 	snprintf(summary, sizeof(summary), "case %s passed", name);
 	line = t_line(k.out, summary);
 	if (code != 0 || !line || !t_kv_u64(line, "checks", false, &checks) ||
-	    !t_kv_u64(line, "pairs", false, &pairs)) {
+	    !t_kv_u64(line, "pairs", false, &pairs) ||
+	    !t_kv_u64(line, "refused", false, &refused)) {
 		t_prog_dump(&k);
 		err = read_all(k.err_path);
 		fail_msg("%s WITHOUT the preload (the kernel is the oracle: the check is wrong): "
@@ -200,7 +229,7 @@ static void run_case(struct t_state *s, const char *name)
 		fail_msg("%s: preloaded summary \"%s\", kernel checks %" PRIu64, name,
 			 line ? line : "(none)", checks);
 	fprintf(stderr, "%s: preloaded: the same %" PRIu64 " checks\n", name, checks);
-	t_expect_accelerated(&s->mon, &c0, (long long)pairs, name);
+	expect_counters(&s->mon, &c0, (long long)pairs, (long long)refused, name);
 	free(kern_ok);
 	free(pre_ok);
 	t_prog_free(&k);
@@ -229,6 +258,7 @@ EV_CASE(epoll_exclusive)
 EV_CASE(epoll_rdhup)
 EV_CASE(epoll_rst)
 EV_CASE(epoll_fin)
+EV_CASE(epoll_connect)
 EV_CASE(epoll_out)
 EV_CASE(epoll_two_sets)
 EV_CASE(epoll_nested)
@@ -267,6 +297,7 @@ int main(void)
 		T_ONCE(test_epoll_rdhup),
 		T_ONCE(test_epoll_rst),
 		T_ONCE(test_epoll_fin),
+		T_ONCE(test_epoll_connect),
 		T_ONCE(test_epoll_out),
 		T_ONCE(test_epoll_two_sets),
 		T_ONCE(test_epoll_nested),

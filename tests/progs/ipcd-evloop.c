@@ -16,7 +16,9 @@
  * The first mismatch prints "ipcd-evloop CASE: FAIL: what: expected X, got Y"
  * on stderr and exits 1; a wait that outlives its hang guard prints
  * "ipcd-evloop CASE: HANG: ..." and exits 3. A case that passes ends with
- * "case CASE passed checks=N pairs=P" (P: connections accept()ed).
+ * "case CASE passed checks=N pairs=P refused=R" (P: connections accept()ed,
+ * R: connects to a port nobody listens on, which the preload leaves to the
+ * kernel).
  *
  * Time: only lower bounds are asserted (a timeout never ends early). Every
  * other bound is a hang guard: GUARD_MS for an event that must come, ALARM_S
@@ -55,7 +57,7 @@
 
 static const char *case_name = "-";
 static char step_txt[256];
-static unsigned int n_checks, n_pairs;
+static unsigned int n_checks, n_pairs, n_refused;
 
 /* ---- reporting ------------------------------------------------------------ */
 
@@ -737,6 +739,41 @@ static void ep_one(int ep, uint64_t tag, uint32_t ev, const char *what)
 	ep_expect(C_EPOLL_WAIT, ep, &w, 1, what);
 }
 
+/* One poll call over @f; the count and every revents must be as given. */
+static void poll_expect(enum wcall c, struct pollfd *f, int n, int timeout_ms, int want_rc,
+			const short *want, const char *what)
+{
+	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000l };
+	int rc;
+
+	for (int i = 0; i < n; i++)
+		f[i].revents = (short)0x7fff;	/* must be overwritten */
+	step("%s: %s", wcall_name[c], what);
+	rc = c == C_PPOLL ? ppoll(f, (nfds_t)n, &ts, NULL) : poll(f, (nfds_t)n, timeout_ms);
+	if (rc < 0)
+		fail_errno(errno, "%s: %s", wcall_name[c], what);
+	if (rc == 0 && want_rc)
+		hang("%s: %s: nothing within %d ms, expected %d ready", wcall_name[c], what,
+		     timeout_ms, want_rc);
+	for (int i = 0; i < n; i++)
+		if (f[i].revents != want[i])
+			fail("%s: %s: entry %d (fd %d, events %s): expected revents %s, got %s",
+			     wcall_name[c], what, i, f[i].fd, ev_str((uint16_t)f[i].events, "POLL"),
+			     ev_str((uint16_t)want[i], "POLL"),
+			     ev_str((uint16_t)f[i].revents, "POLL"));
+	if (rc != want_rc)
+		fail("%s: %s: expected %d, got %d", wcall_name[c], what, want_rc, rc);
+	ok("%s: %s -> %d", wcall_name[c], what, want_rc);
+}
+
+/* poll of one fd for @events: revents must be @want. */
+static void poll1(int fd, short events, short want, const char *what)
+{
+	struct pollfd f = { .fd = fd, .events = events };
+
+	poll_expect(C_POLL, &f, 1, want ? GUARD_MS : 0, want ? 1 : 0, &want, what);
+}
+
 /* ---- one waiting call on one fd (the epoll fd for the epoll calls) --------------- */
 
 static int call_wait(enum wcall c, int fd, int ms, const sigset_t *mask)
@@ -1401,6 +1438,65 @@ static void case_epoll_fin(void)
 	pair_close(&p);
 }
 
+/* Registered before connect/listen, as event loops do: the readiness of each state. */
+static void case_epoll_connect(void)
+{
+	const uint32_t all = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int ep = ep_new(), ep2 = ep_new(), c, l, s, r, one = 1;
+
+	c = MUST(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket");
+	ep_ctl(ep, EPOLL_CTL_ADD, c, all, T1);
+	ep_one(ep, T1, EPOLLOUT | EPOLLHUP, "a fresh socket, not connected");
+	l = MUST(socket(AF_INET, SOCK_STREAM, 0), "socket");
+	MUST(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "SO_REUSEADDR");
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	MUST(bind(l, (struct sockaddr *)&sin, sizeof(sin)), "bind");
+	MUST(getsockname(l, (struct sockaddr *)&sin, &len), "getsockname");
+	ep_ctl(ep2, EPOLL_CTL_ADD, l, EPOLLIN, T2);
+	ep_one(ep2, T2, EPOLLHUP, "a bound socket, not listening, EPOLLIN");
+	MUST(listen(l, 8), "listen");
+	ep_none(ep2, "listening, no connection");
+	CHECK_ERR(connect(c, (struct sockaddr *)&sin, sizeof(sin)), EINPROGRESS,
+		  "nonblocking connect");
+	ep_one(ep, T1, EPOLLOUT, "connected");
+	check_eq(sock_error(c), 0, "SO_ERROR after the connect");
+	ep_one(ep2, T2, EPOLLIN, "the listener has the connection");
+	s = accept_one(l, 0);
+	ep_none(ep2, "accepted");
+	check_eq(connect(c, (struct sockaddr *)&sin, sizeof(sin)), 0,
+		 "connect again once connected: the first repeat reports success");
+	CHECK_ERR(connect(c, (struct sockaddr *)&sin, sizeof(sin)), EISCONN,
+		  "connect a third time");
+	send_str(s, "x");
+	ep_one(ep, T1, EPOLLIN | EPOLLOUT, "a byte arrived");
+	recv_str(c, "x", "the byte");
+	ep_one(ep, T1, EPOLLOUT, "read");
+	poll1(c, POLLIN | POLLOUT, POLLOUT, "the connected socket in poll");
+	close(s);
+	ep_one(ep, T1, all, "the peer closed");
+	close(c);
+	close(l);
+
+	/* nobody listens on the port any more: refused */
+	r = MUST(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), "socket");
+	ep_ctl(ep, EPOLL_CTL_ADD, r, all, T3);
+	n_refused++;
+	CHECK_ERR(connect(r, (struct sockaddr *)&sin, sizeof(sin)), EINPROGRESS,
+		  "nonblocking connect to a port nobody listens on");
+	ep_one(ep, T3, all | EPOLLERR | EPOLLHUP, "refused");
+	check_eq(sock_error(r), ECONNREFUSED, "SO_ERROR after the refusal");
+	ep_one(ep, T3, all | EPOLLHUP, "SO_ERROR read: no EPOLLERR");
+	CHECK_ERR(connect(r, (struct sockaddr *)&sin, sizeof(sin)), ECONNABORTED,
+		  "connect again after the refusal");
+	close(r);
+	close(ep);
+	close(ep2);
+}
+
 static void case_epoll_out(void)
 {
 	struct pair p;
@@ -1873,41 +1969,6 @@ static void case_epoll_wake(void)
 }
 
 /* ---- poll, ppoll, select, pselect ---------------------------------------------------- */
-
-/* One poll call over @f; the count and every revents must be as given. */
-static void poll_expect(enum wcall c, struct pollfd *f, int n, int timeout_ms, int want_rc,
-			const short *want, const char *what)
-{
-	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000l };
-	int rc;
-
-	for (int i = 0; i < n; i++)
-		f[i].revents = (short)0x7fff;	/* must be overwritten */
-	step("%s: %s", wcall_name[c], what);
-	rc = c == C_PPOLL ? ppoll(f, (nfds_t)n, &ts, NULL) : poll(f, (nfds_t)n, timeout_ms);
-	if (rc < 0)
-		fail_errno(errno, "%s: %s", wcall_name[c], what);
-	if (rc == 0 && want_rc)
-		hang("%s: %s: nothing within %d ms, expected %d ready", wcall_name[c], what,
-		     timeout_ms, want_rc);
-	for (int i = 0; i < n; i++)
-		if (f[i].revents != want[i])
-			fail("%s: %s: entry %d (fd %d, events %s): expected revents %s, got %s",
-			     wcall_name[c], what, i, f[i].fd, ev_str((uint16_t)f[i].events, "POLL"),
-			     ev_str((uint16_t)want[i], "POLL"),
-			     ev_str((uint16_t)f[i].revents, "POLL"));
-	if (rc != want_rc)
-		fail("%s: %s: expected %d, got %d", wcall_name[c], what, want_rc, rc);
-	ok("%s: %s -> %d", wcall_name[c], what, want_rc);
-}
-
-/* poll of one fd for @events: revents must be @want. */
-static void poll1(int fd, short events, short want, const char *what)
-{
-	struct pollfd f = { .fd = fd, .events = events };
-
-	poll_expect(C_POLL, &f, 1, want ? GUARD_MS : 0, want ? 1 : 0, &want, what);
-}
 
 /* select over @n fds: which are readable/writable/exceptional must be as given. */
 static void select_expect(const int *fds, int n, const bool *rd, const bool *wr,
@@ -2790,6 +2851,8 @@ static const struct evcase cases[] = {
 	  "EPOLLRDHUP after shutdown(SHUT_WR), EPOLLHUP when both" },
 	{ "epoll-rst", "epoll", case_epoll_rst, "RST: peer closed with unread data, SO_LINGER 0" },
 	{ "epoll-fin", "epoll", case_epoll_fin, "FIN with data, then a send draws RST" },
+	{ "epoll-connect", "epoll", case_epoll_connect,
+	  "registered before connect/listen: each state, refusal" },
 	{ "epoll-out", "epoll", case_epoll_out, "EPOLLOUT after EAGAIN, LT and ET" },
 	{ "epoll-two-sets", "epoll", case_epoll_two_sets, "one fd in two sets" },
 	{ "epoll-nested", "epoll", case_epoll_nested, "an epoll fd in epoll, poll and select" },
@@ -2829,13 +2892,15 @@ static void run_case(const struct evcase *c)
 	case_name = c->name;
 	n_checks = 0;
 	n_pairs = 0;
+	n_refused = 0;
 	snprintf(step_txt, sizeof(step_txt), "starting");
 	printf("case %s: %s\n", c->name, c->what);
 	alarm(ALARM_S);
 	c->fn();
 	alarm(0);
 	signal(SIGUSR1, SIG_IGN);
-	printf("case %s passed checks=%u pairs=%u\n", c->name, n_checks, n_pairs);
+	printf("case %s passed checks=%u pairs=%u refused=%u\n", c->name, n_checks, n_pairs,
+	       n_refused);
 	case_name = "-";
 }
 
