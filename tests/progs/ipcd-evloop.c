@@ -2399,7 +2399,7 @@ static void case_dup_errors(void)
 	pair_open(&p);
 	bad = closed_fd();
 	CHECK_ERR(dup(bad), EBADF, "dup of a closed fd");
-	check_eq(dup2(p.a, p.a), p.a, "dup2(fd, fd)");
+	check_true(dup2(p.a, p.a) == p.a, "dup2(fd, fd) returns fd");
 	CHECK_ERR(dup3(p.a, p.a, 0), EINVAL, "dup3(fd, fd, 0)");
 	CHECK_ERR(fcntl(p.a, F_DUPFD, -1), EINVAL, "F_DUPFD from -1");
 	CHECK_ERR(dup2(bad, DUP_AT + 40), EBADF, "dup2 of a closed fd");
