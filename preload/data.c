@@ -150,7 +150,8 @@ short ipcd_conn_events(struct ipcd_sock *s, short want)
 {
 	bool rd_closed = ipcd_load_acquire(&s->conn.rx.shm->prod_closed) ||
 			 atomic_load(&s->shut_rd);
-	bool reset = peer_reset(s) && !atomic_load(&s->reset_told);
+	bool peer_rst = peer_reset(s), rst = atomic_load(&s->rst_sent);
+	bool reset = peer_rst && !atomic_load(&s->reset_told);
 	short ev = 0;
 
 	if (rx_ready(s))
@@ -159,9 +160,10 @@ short ipcd_conn_events(struct ipcd_sock *s, short want)
 		ev |= POLLRDHUP;
 	if (tx_ready(s, tx_want(s, SIZE_MAX)) || ipcd_load_relaxed(&s->conn.tx.shm->cons_closed))
 		ev |= POLLOUT | POLLWRNORM;
-	if (reset)
-		ev |= POLLERR | POLLHUP;
-	if (rd_closed && atomic_load(&s->shut_wr))
+	/* As the kernel: EPOLLERR until the error is reported, EPOLLHUP for good. */
+	if (reset || (rst && !atomic_load(&s->rst_told)))
+		ev |= POLLERR;
+	if (peer_rst || rst || (rd_closed && atomic_load(&s->shut_wr)))
 		ev |= POLLHUP;
 	return ev & (want | POLLHUP | POLLERR);
 }
@@ -465,10 +467,19 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 			if (done)
 				break;
 			if (put == -EPROTO ||
-			    (peer_reset(s) && !atomic_exchange(&s->reset_told, true)))
+			    (peer_reset(s) && !atomic_exchange(&s->reset_told, true))) {
 				err = ECONNRESET;
-			else
+			} else if (!peer_reset(s) && !atomic_exchange(&s->rst_sent, true)) {
+				/*
+				 * The peer closed cleanly: the kernel takes this
+				 * first write (the peer answers it with an RST);
+				 * the next ones fail with EPIPE.
+				 */
+				done = total;
+			} else {
+				atomic_store(&s->rst_told, true);
 				err = EPIPE;
+			}
 			break;
 		}
 		if (nb) {

@@ -23,9 +23,10 @@
  * kernel, so a sleeper can rely on the eventfds.
  *
  * epoll_wait: kernel events a poll() on this fd pulled out first, then the
- * listed items, round robin. The kernel is asked too (zero timeout) when it
- * was not asked for EP_KERNEL_NS, so busy listed items never starve kernel
- * fds or armed items. If nothing is ready: spin
+ * listed items, round robin. The kernel is asked too (zero timeout) when
+ * the set has kernel registrations or armed items, so a call reports every
+ * ready fd that fits, as the kernel's does: a set of accelerated fds alone
+ * whose items are all listed costs no syscall. If nothing is ready: spin
  * a little on the listed items (adaptive, data.c ipcd_spin), arm them,
  * re-check, and sleep in the kernel on the whole set for the exact time
  * left (epoll_pwait2). Kernel errors (EINTR, EBADF, EINVAL) are the kernel's.
@@ -66,7 +67,6 @@
 #define EP_CHUNK	1024u		/* items allocated at a time */
 #define EP_CHUNKS	256u		/* at most EP_CHUNK * EP_CHUNKS items per process */
 #define EP_PENDING	16		/* kernel events a poll() pulled for the next epoll_wait */
-#define EP_KERNEL_NS	20000ull	/* busy accelerated fds: ask the kernel this often */
 
 /* What the kernel accepts with EPOLLEXCLUSIVE (fs/eventpoll.c EPOLLEXCLUSIVE_OK_BITS). */
 #define EP_EXCL_OK	(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | \
@@ -107,10 +107,11 @@ struct ipcd_ep {
 	struct ipcd_ep_item *items;	/* every item (reg_mu and mu) */
 	struct ipcd_ep_item *head, *tail;	/* listed items */
 	unsigned int naccel;		/* EPI_CONN + EPI_EPOLL items */
+	unsigned int nlisted;
+	unsigned int nkernel;		/* kernel registrations (an over-count is harmless) */
 	unsigned int sleepers;		/* threads in the kernel on this set */
 	unsigned int npending, pending_at;
 	struct epoll_event pending[EP_PENDING];
-	uint64_t kernel_ns;		/* last time the kernel was asked */
 	struct ipcd_spin spin;
 	struct ipcd_ep_item *regs;	/* items naming this set in other sets (onext) */
 	struct ipcd_ep *next, *prev;	/* every set (fork) / spares */
@@ -187,6 +188,7 @@ static void list_add(struct ipcd_ep *ep, struct ipcd_ep_item *it)
 		ep->head = it;
 	ep->tail = it;
 	it->listed = true;
+	ep->nlisted++;
 }
 
 static void list_del(struct ipcd_ep *ep, struct ipcd_ep_item *it)
@@ -201,6 +203,7 @@ static void list_del(struct ipcd_ep *ep, struct ipcd_ep_item *it)
 		ep->tail = it->lprev;
 	it->lnext = it->lprev = NULL;
 	it->listed = false;
+	ep->nlisted--;
 }
 
 static struct ipcd_ep_item **owner_list(struct ipcd_ep_item *it)
@@ -228,6 +231,7 @@ static void item_free(struct ipcd_ep_item *it)
 			break;
 		}
 	}
+	/* EPI_KERNEL: its kernel registration may outlive the item (nkernel stays). */
 	if (it->kind != EPI_KERNEL)
 		ep->naccel--;
 	{
@@ -385,7 +389,6 @@ static int merge(struct ipcd_ep *ep, struct epoll_event *ev, int n)
 		if (it && it->ep == ep && it->kind != EPI_KERNEL && !it->off && !it->listed)
 			list_add(ep, it);
 	}
-	ep->kernel_ns = ipcd_now_ns();
 	return k;
 }
 
@@ -637,6 +640,8 @@ void ipcd_ep_sock_changed(struct ipcd_sock *s, int fd)
 		if (s->state == IPCD_SK_CONN) {
 			it->kind = EPI_CONN;
 			ep->naccel++;
+			if (ep->nkernel)
+				ep->nkernel--;	/* the socket's registration went with it */
 			it->seen_valid = false;
 			if (!it->off)
 				list_add(ep, it);
@@ -655,6 +660,22 @@ void ipcd_ep_sock_changed(struct ipcd_sock *s, int fd)
 	pthread_mutex_unlock(&reg_mu);
 	if (wake)
 		(void)ipcd_eventfd_signal(fd);	/* a sleeper re-checks the new item */
+}
+
+void ipcd_ep_sock_closing(struct ipcd_sock *s, int fd)
+{
+	struct ipcd_ep_item *it;
+
+	pthread_mutex_lock(&reg_mu);
+	for (it = s->ep_items; it; it = it->onext) {
+		if (it->kind != EPI_CONN || it->fd != fd)
+			continue;
+		pthread_mutex_lock(&it->ep->mu);
+		if (it->ep->fd >= 0)
+			(void)ipcd_real.epoll_ctl(it->ep->fd, EPOLL_CTL_DEL, fd, NULL);
+		pthread_mutex_unlock(&it->ep->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
 }
 
 void ipcd_ep_sock_gone(struct ipcd_sock *s)
@@ -804,6 +825,8 @@ static int ctl_item(struct ipcd_ep *ep, int epfd, int op, int fd, struct epoll_e
 		*owner = it;
 		if (kind != EPI_KERNEL)
 			ep->naccel++;
+		else
+			ep->nkernel++;
 	}
 	it->events = event->events;
 	it->data = event->data.u64;
@@ -834,6 +857,14 @@ IPCD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	if (!s && !inner) {
 		/* A kernel fd: the kernel alone. */
 		rc = ipcd_real.epoll_ctl(epfd, op, fd, event);
+		if (rc == 0 && op != EPOLL_CTL_MOD) {
+			pthread_mutex_lock(&ep->mu);
+			if (op == EPOLL_CTL_ADD)
+				ep->nkernel++;
+			else if (ep->nkernel)
+				ep->nkernel--;
+			pthread_mutex_unlock(&ep->mu);
+		}
 		ipcd_ep_put(ep);
 		return rc;
 	}
@@ -905,11 +936,13 @@ static int ep_wait(struct ipcd_ep *ep, int epfd, struct epoll_event *evs, int ma
 		n += scan(ep, evs + n, max - n);
 		if (n) {
 			/*
-			 * Kernel fds, and armed items whose eventfd fired, get
-			 * their turn even while listed ones keep us busy.
+			 * Ready kernel fds, and armed items whose eventfd fired,
+			 * are reported with them, as the kernel reports every
+			 * ready fd that fits: one zero-timeout syscall, only when
+			 * the set has such registrations.
 			 */
 			if (n < max && !had_pending &&
-			    ipcd_now_ns() - ep->kernel_ns >= EP_KERNEL_NS) {
+			    (ep->nkernel || ep->nlisted < ep->naccel)) {
 				int k = kernel_wait(ep, epfd, evs + n, max - n, 0, NULL);
 
 				if (k > 0)
@@ -949,10 +982,12 @@ static struct ipcd_ep *ep_enter(int epfd, int max)
 	if (ipcd_inside || max <= 0 || max > INT_MAX / (int)sizeof(struct epoll_event) ||
 	    !(ep = ipcd_ep_get(epfd)))
 		return NULL;
-	if (!ipcd_ep_accel(ep)) {
-		ipcd_ep_put(ep);
-		return NULL;	/* only kernel fds: the kernel alone */
-	}
+	/*
+	 * Even with no accelerated fd now: another thread may ADD one while we
+	 * sleep, and a registration the kernel keeps after its socket went (the
+	 * peer holds a reference to its eventfd) may still fire: tagged words
+	 * must go through merge(), never to the application.
+	 */
 	return ep;
 }
 

@@ -127,6 +127,16 @@ static bool end_release(struct ipcd_sock *s)
 
 	if (ipcd_fetch_add(holders_of(s), (uint32_t)-1) > 1)
 		return true;
+	/*
+	 * Closed with bytes it never read: the kernel answers with an RST, and
+	 * the peer sees ECONNRESET and EPOLLERR|EPOLLHUP. Our reset bit before
+	 * the rings' closed marks (the peer reads it after seeing them).
+	 */
+	if (ipcd_load_acquire(&s->conn.rx.shm->prod_bytes) !=
+	    ipcd_load_relaxed(&s->conn.rx.shm->cons_bytes) ||
+	    (s->linger.l_onoff && s->linger.l_linger == 0))	/* SO_LINGER {1, 0}: an RST */
+		ipcd_fetch_or(&s->conn.ctl->reset,
+			      s->conn.acceptor ? IPCD_CONN_RESET_B : IPCD_CONN_RESET_A);
 	ipcd_spsc_close_prod(&s->conn.tx);
 	ipcd_spsc_close_cons(&s->conn.rx);
 	/* Last: the monitor may reuse a lane's region once both bits are set. */

@@ -584,9 +584,15 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	uint16_t reason;
 	int rc;
 
-	/* Connected (or its nonblocking connect already answered EINPROGRESS), or listening. */
-	if (s->state != IPCD_SK_FRESH)
+	/*
+	 * Connected, or listening. After a nonblocking connect's EINPROGRESS
+	 * the kernel answers the first repeat with success, then EISCONN.
+	 */
+	if (s->state != IPCD_SK_FRESH) {
+		if (s->state == IPCD_SK_CONN && atomic_exchange(&s->connect_pending, false))
+			return 0;
 		return fail(EISCONN);
+	}
 	if (!ipcd_addr_from(addr.__sockaddr__, len, dst, &port) ||
 	    (s->domain == AF_INET && addr.__sockaddr__->sa_family != AF_INET) || port == 0) {
 		to_kernel(fd);	/* AF_UNSPEC, bad addresses: the kernel's answer */
@@ -634,6 +640,7 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 done:
 	if (atomic_load(&s->nonblock)) {
 		/* As the kernel answers a nonblocking connect, even to loopback. */
+		atomic_store(&s->connect_pending, true);
 		return fail(EINPROGRESS);
 	}
 	return 0;
@@ -657,6 +664,8 @@ IPCD_EXPORT int close(int fd)
 	if (likely(!ipcd_fdtab_get(fd) && !ipcd_ep_is(fd)) || ipcd_inside)
 		return ipcd_real.close(fd);
 	t = ipcd_fdtab_take(fd);
+	if (t && t->state == IPCD_SK_CONN && t->ep_items && atomic_load(&t->refs) == 1)
+		ipcd_ep_sock_closing(t, fd);
 	rc = ipcd_real.close(fd);
 	if (t)
 		ipcd_sock_put(t);
@@ -854,6 +863,8 @@ int ipcd_sock_getsockopt(struct ipcd_sock *s, int fd, int level, int optname,
 			if ((ipcd_load_acquire(&s->conn.ctl->reset) & bit) &&
 			    !atomic_exchange(&s->reset_told, true))
 				err = ECONNRESET;
+			else if (atomic_load(&s->rst_sent) && !atomic_exchange(&s->rst_told, true))
+				err = EPIPE;
 			return put_int(optval, optlen, err);
 		}
 		case SO_TYPE:
@@ -957,7 +968,7 @@ static int dup_to(int fd, int fd2, int flags, bool is_dup2)
 		ipcd_ep_fd_gone(fd2);
 		return ep_dup_into(fd, rc);
 	}
-	if (fd == fd2) {
+	if (fd == fd2 || (!is_dup2 && (flags & ~O_CLOEXEC))) {
 		ipcd_sock_put(s);
 		return is_dup2 ? fd2 : fail(EINVAL);
 	}

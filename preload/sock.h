@@ -76,6 +76,9 @@ struct ipcd_sock {
 	atomic_bool shut_rd;
 	atomic_bool shut_wr;
 	atomic_bool reset_told;		/* ECONNRESET reported once */
+	atomic_bool rst_sent;		/* wrote after the peer closed: the kernel's RST came back */
+	atomic_bool connect_pending;	/* CONN: EINPROGRESS answered, no repeat yet */
+	atomic_bool rst_told;		/* ... and its EPIPE was reported (EPOLLERR until then) */
 	atomic_uint pollers;		/* threads inside our poll on this fd's eventfd */
 
 	/* options */
@@ -295,6 +298,11 @@ bool ipcd_ep_accel(struct ipcd_ep *ep);
  * torn down (its last fd closed) or left to the kernel: its registrations go.
  */
 void ipcd_ep_sock_changed(struct ipcd_sock *s, int fd);
+/*
+ * close(@fd), the last fd of CONN socket @s: its kernel registrations go
+ * now (the peer holds its eventfd open, so the kernel would keep them).
+ */
+void ipcd_ep_sock_closing(struct ipcd_sock *s, int fd);
 void ipcd_ep_sock_gone(struct ipcd_sock *s);
 /* fork: the registry lock (prepare/parent/child). */
 void ipcd_ep_fork_prepare(void);

@@ -292,7 +292,11 @@ struct ipcd_conn_ctl {
 	uint16_t b_port;		/* W: monitor */
 	uint32_t reserved0[21];
 
-	uint32_t reset __ipcd_guard_aligned;	/* W: monitor. IPCD_CONN_RESET_* */
+	/*
+	 * IPCD_CONN_RESET_*: W: the monitor (a death) or that end's last
+	 * holder (closed with bytes unread, as the kernel's RST).
+	 */
+	uint32_t reset __ipcd_guard_aligned;
 	/*
 	 * Processes holding each end (fork shares an end). W: that end's
 	 * processes (atomic add on fork, subtract on their last close; the one
