@@ -975,13 +975,13 @@ static int ep_wait(struct ipcd_ep *ep, int epfd, struct epoll_event *evs, int ma
 }
 
 /* The set behind @epfd if epoll_wait must answer it here (a reference), else NULL. */
-static struct ipcd_ep *ep_enter(int epfd, int max)
+static struct ipcd_ep *ep_enter(int epfd, const struct epoll_event *evs, int max)
 {
 	struct ipcd_ep *ep;
 
 	if (ipcd_inside || max <= 0 || max > INT_MAX / (int)sizeof(struct epoll_event) ||
-	    !(ep = ipcd_ep_get(epfd)))
-		return NULL;
+	    !evs || !(ep = ipcd_ep_get(epfd)))
+		return NULL;	/* the kernel's answer (EINVAL, EFAULT, EBADF) */
 	/*
 	 * Even with no accelerated fd now: another thread may ADD one while we
 	 * sleep, and a registration the kernel keeps after its socket went (the
@@ -1004,7 +1004,7 @@ IPCD_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int maxevents, 
 	ipcd_init();
 	if (unlikely(!ipcd_real.epoll_wait))
 		return ipcd_enosys();
-	ep = ep_enter(epfd, maxevents);
+	ep = ep_enter(epfd, events, maxevents);
 	if (!ep)
 		return ipcd_real.epoll_wait(epfd, events, maxevents, timeout);
 	n = ep_wait(ep, epfd, events, maxevents, ms_ns(timeout), NULL);
@@ -1021,7 +1021,7 @@ IPCD_EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int maxevents,
 	ipcd_init();
 	if (unlikely(!ipcd_real.epoll_pwait))
 		return ipcd_enosys();
-	ep = ep_enter(epfd, maxevents);
+	ep = ep_enter(epfd, events, maxevents);
 	if (!ep)
 		return ipcd_real.epoll_pwait(epfd, events, maxevents, timeout, ss);
 	n = ep_wait(ep, epfd, events, maxevents, ms_ns(timeout), ss);
@@ -1046,7 +1046,7 @@ IPCD_EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int maxevents
 		if (timeout->tv_sec < INT64_MAX / 1000000000 - 1)
 			ns = timeout->tv_sec * 1000000000ll + timeout->tv_nsec;
 	}
-	ep = ep_enter(epfd, maxevents);
+	ep = ep_enter(epfd, events, maxevents);
 	if (!ep)
 		return ipcd_real.epoll_pwait2(epfd, events, maxevents, timeout, ss);
 	n = ep_wait(ep, epfd, events, maxevents, ns, ss);
