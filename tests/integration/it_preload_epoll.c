@@ -35,33 +35,6 @@
 #error "IPCD_EVLOOP_BIN must name the ipcd-evloop test program"
 #endif
 
-static char *read_all(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	size_t cap = 4096, len = 0, n;
-	char *buf = malloc(cap);
-
-	if (!buf)
-		fail_msg("out of memory");
-	buf[0] = '\0';
-	if (!f)
-		return buf;
-	while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-		len += n;
-		if (cap - len - 1 == 0) {
-			char *nb = realloc(buf, cap * 2);
-
-			if (!nb)
-				fail_msg("out of memory");
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	buf[len] = '\0';
-	fclose(f);
-	return buf;
-}
-
 /* The "ok " lines of @out, in order (a malloc'ed copy). */
 static char *ok_lines(const char *out)
 {
@@ -186,7 +159,7 @@ static void run_case(struct t_state *s, const char *name)
 	    !t_kv_u64(line, "pairs", false, &pairs) ||
 	    !t_kv_u64(line, "refused", false, &refused)) {
 		t_prog_dump(&k);
-		err = read_all(k.err_path);
+		err = t_file_read(k.err_path);
 		fail_msg("%s WITHOUT the preload (the kernel is the oracle: the check is wrong): "
 			 "exit %d: %s", name, code, line_with(err, "ipcd-evloop"));
 	}
@@ -203,7 +176,7 @@ static void run_case(struct t_state *s, const char *name)
 	if (code != 0) {
 		char how[64], last[300];
 
-		err = read_all(p.err_path);
+		err = t_file_read(p.err_path);
 		line = line_with(err, "ipcd-evloop ");
 		if (code == 1 || code == 3)
 			snprintf(how, sizeof(how), "%s", code == 1 ? "mismatch" : "hang");

@@ -492,12 +492,5 @@ int main(void)
 		T_REAL_BOTH(test_nginx_daemon),
 	};
 
-#if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)
-	fprintf(stderr, "it_real_nginx: skipped in ThreadSanitizer builds "
-			"(ThreadSanitizer cannot be preloaded)\n");
-	return T_EXIT_SKIP;
-#endif
-	if (getenv("T_FILTER"))		/* e.g. T_FILTER='*kernel' */
-		cmocka_set_test_filter(getenv("T_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	T_REAL_RUN("it_real_nginx", tests);
 }

@@ -70,6 +70,28 @@ int t_real_teardown(void **state);
 	{ #fn "/kernel", fn, t_real_setup, t_real_teardown, &t_real_kernel },	\
 	{ #fn "/preload", fn, t_real_setup, t_real_teardown, &t_real_preload }
 
+/*
+ * T_REAL_RUN - the end of each real-program test's main(): skipped under
+ * ThreadSanitizer (it cannot be preloaded); T_FILTER='*kernel' (or
+ * '*preload') selects cases; then every case of @tests.
+ */
+#if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)
+#define T_REAL_RUN(name, tests)							\
+	do {									\
+		(void)(tests);							\
+		fprintf(stderr, name ": skipped in ThreadSanitizer builds "	\
+			"(ThreadSanitizer cannot be preloaded)\n");		\
+		return T_EXIT_SKIP;						\
+	} while (0)
+#else
+#define T_REAL_RUN(name, tests)							\
+	do {									\
+		if (getenv("T_FILTER"))						\
+			cmocka_set_test_filter(getenv("T_FILTER"));		\
+		return cmocka_run_group_tests(tests, NULL, NULL);		\
+	} while (0)
+#endif
+
 /**
  * t_real_begin - start the monitor, the programs' environment, the leak
  * baseline and @r->c0 (t_case_begin()), and print which run this is.

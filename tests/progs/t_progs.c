@@ -95,7 +95,7 @@ void t_prog_start(struct t_prog *p, const char *dir, const char *label, bool pre
 	t_prog_startv(p, dir, label, preload, argv);
 }
 
-static char *slurp(const char *path)
+char *t_file_read(const char *path)
 {
 	FILE *f = fopen(path, "re");
 	size_t cap = 4096, len = 0, n;
@@ -126,7 +126,7 @@ static char *slurp(const char *path)
 const char *t_prog_read(struct t_prog *p)
 {
 	free(p->out);
-	p->out = p->raw_out ? calloc(1, 1) : slurp(p->out_path);
+	p->out = p->raw_out ? calloc(1, 1) : t_file_read(p->out_path);
 	if (!p->out)
 		fail_msg("out of memory");
 	return p->out;
@@ -134,7 +134,7 @@ const char *t_prog_read(struct t_prog *p)
 
 void t_prog_dump(const struct t_prog *p)
 {
-	char *o, *e = slurp(p->err_path);
+	char *o, *e = t_file_read(p->err_path);
 	struct stat st;
 
 	if (p->raw_out) {
@@ -144,7 +144,7 @@ void t_prog_dump(const struct t_prog *p)
 		snprintf(o, 512, "(%s: %lld bytes, not shown)\n", p->out_path,
 			 stat(p->out_path, &st) ? -1ll : (long long)st.st_size);
 	} else {
-		o = slurp(p->out_path);
+		o = t_file_read(p->out_path);
 	}
 
 	fprintf(stderr, "---- %s (pid %d, exit %d) stdout ----\n%s---- %s stderr ----\n%s----\n",
@@ -192,7 +192,7 @@ const char *t_prog_wait_output(struct t_prog *p, bool in_err, const char *needle
 		int code;
 
 		free(last);
-		last = slurp(in_err ? p->err_path : p->out_path);
+		last = t_file_read(in_err ? p->err_path : p->out_path);
 		hit = strstr(last, needle);
 		if (hit)
 			return hit;

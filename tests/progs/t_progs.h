@@ -108,6 +108,9 @@ unsigned int t_echo_server(struct t_prog *p, const char *dir, const char *label,
 /** t_file_wait - wait until @path exists; fails if @watch (may be NULL) exits first. */
 void t_file_wait(const char *path, struct t_prog *watch, int timeout_ms);
 
+/** t_file_read - @path's whole content, malloc'ed and NUL-terminated ("" if absent). */
+char *t_file_read(const char *path);
+
 /** t_file_create - create an empty file @path. */
 void t_file_create(const char *path);
 
