@@ -106,6 +106,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -140,6 +142,7 @@ struct conn {
 	uint64_t off[3];		/* area offsets, from the header we wrote: trusted */
 	int fd;				/* the region's memfd */
 	int wake[2];			/* wake eventfds of end A [0] and end B [1] */
+	int hold[2];			/* read ends of the ends' hold tokens (HOLD); -1: none */
 	uint32_t ring_bytes;		/* capacity of each ring */
 	uint32_t eph_bind;		/* A's ephemeral port in the namespace */
 	uint32_t listener;		/* bind id while queued */
@@ -335,6 +338,7 @@ static struct conn *conn_alloc(void)
 	memset(k, 0, sizeof(*k));
 	k->fd = -1;
 	k->wake[0] = k->wake[1] = -1;
+	k->hold[0] = k->hold[1] = -1;
 	k->next = NONE;
 	k->id = ++cs.serial << CONN_IDX_BITS | idx;
 	cs.st.active++;
@@ -351,10 +355,13 @@ static void conn_close_fds(struct conn *k)
 		lane_reg_return(k);	/* the lane's memfd: reused or freed there */
 	else if (k->fd >= 0)
 		close(k->fd);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		if (k->wake[i] >= 0)
 			close(k->wake[i]);
-	k->fd = k->wake[0] = k->wake[1] = -1;
+		if (k->hold[i] >= 0)
+			close(k->hold[i]);	/* leaves our epoll set with it */
+	}
+	k->fd = k->wake[0] = k->wake[1] = k->hold[0] = k->hold[1] = -1;
 }
 
 /* Give entry @k back; conn_free() for a connection that existed. */
@@ -365,7 +372,7 @@ static void conn_drop(struct conn *k)
 	if (k->eph_bind)
 		ipcd_ns_unbind(mon.ns, k->a_owner, k->eph_bind);
 	memset(k, 0, sizeof(*k));
-	k->fd = k->wake[0] = k->wake[1] = -1;
+	k->fd = k->wake[0] = k->wake[1] = k->hold[0] = k->hold[1] = -1;
 	k->next = cs.free_head;
 	cs.free_head = conn_idx(k);
 	cs.st.active--;
@@ -737,7 +744,8 @@ static int send_msg(struct mon_client *to, uint16_t type, uint64_t conn_id, uint
 		return 0;
 	log_warn("process %d (%s): cannot send it %s on its control socket: %s%s; "
 		 "disconnecting it", to->pid, to->comm,
-		 type == IPCD_CTL_CONN_FD ? "a connection's fds" : "a listener's eventfd",
+		 type == IPCD_CTL_CONN_FD ? "a connection's fds"
+		 : type == IPCD_CTL_HOLD_FD ? "a hold token" : "a listener's eventfd",
 		 strerror(-rc), rc == -EAGAIN ? " (it does not read its control socket)" : "");
 	cs.st.fd_faults++;
 	mon.ctr.faults++;
@@ -999,7 +1007,8 @@ static void lane_finish(struct lane *n, uint32_t received, uint32_t accepted)
 		k->lane = 0;
 		if (k->lane_seq >= received)
 			cs.st.kits_unused++;
-		if (k->b_end != END_OPEN) {
+		if (k->b_end != END_OPEN || k->hold[1] >= 0) {
+			/* a hold token: accepted, and its hang-up ends it (conns_hold) */
 			conn_free_if_done(k);
 			continue;
 		}
@@ -1466,6 +1475,105 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 	return 0;
 }
 
+/* ---- hold tokens -------------------------------------------------------- */
+
+int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r)
+{
+	struct conn *k = conn_find(r->conn_id);
+	struct epoll_event ev = { .events = 0 };	/* EPOLLHUP is always reported */
+	bool b_side;
+	int p[2], rc;
+
+	if (!k)
+		return -ENOENT;
+	if (r->pad || (r->end != IPCD_CLOSE_A && r->end != IPCD_CLOSE_B))
+		return -EINVAL;
+	b_side = r->end == IPCD_CLOSE_B;
+	if (b_side && !k->accepted)
+		return -EPERM;
+	if ((b_side ? k->b_owner : k->a_owner) != c->id &&
+	    (b_side ? k->b_uid : k->a_uid) != c->uid)
+		return -EPERM;
+	if ((b_side ? k->b_end : k->a_end) != END_OPEN)
+		return -ENOENT;
+	if (k->hold[b_side] >= 0)
+		return -EEXIST;
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	ev.data.u64 = MON_EV(MON_EV_HOLD, conn_idx(k) << 1 | (uint32_t)b_side);
+	if (epoll_ctl(mon.epfd, EPOLL_CTL_ADD, p[0], &ev) < 0) {
+		rc = -errno;
+		log_warn("connection %" PRIu64 ": cannot watch its hold token: %s", k->id,
+			 strerror(-rc));
+		close(p[0]);
+		close(p[1]);
+		return rc;
+	}
+	rc = send_msg(c, IPCD_CTL_HOLD_FD, k->id, r->end, 0, 0, &p[1], 1);
+	close(p[1]);		/* from now on, only the end's holders have it */
+	if (rc) {
+		close(p[0]);
+		return rc;
+	}
+	k->hold[b_side] = p[0];
+	cs.st.holds++;
+	return 0;
+}
+
+/* The IPCD_CONN_CLOSED_* bits the ends wrote (0 if the region cannot be read). */
+static uint32_t ctl_closed(const struct conn *k)
+{
+	const struct ipcd_conn_ctl *ctl;
+	uint32_t bits;
+	void *base;
+
+	base = mmap(NULL, k->size, PROT_READ, MAP_SHARED, k->fd, 0);
+	if (base == MAP_FAILED)
+		return 0;
+	ctl = (const void *)((const uint8_t *)base + k->off[IPCD_AREA_CONN_CTL]);
+	bits = ipcd_load_acquire(&ctl->closed);
+	munmap(base, k->size);
+	return bits;
+}
+
+void conns_hold_hup(uint32_t v)
+{
+	uint32_t idx = v >> 1;
+	bool b_side = v & 1;
+	struct pollfd p = { .events = 0 };
+	struct conn *k;
+	uint8_t *end;
+
+	if (idx >= cs.hwm)
+		return;
+	k = &cs.tab[idx];
+	if (!k->id || k->hold[b_side] < 0)
+		return;
+	/* An event of this batch may name a slot since reused: ask the pipe itself. */
+	p.fd = k->hold[b_side];
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLHUP))
+		return;
+	close(k->hold[b_side]);
+	k->hold[b_side] = -1;
+	cs.st.hold_hups++;
+	end = b_side ? &k->b_end : &k->a_end;
+	if (*end == END_OPEN) {
+		/*
+		 * The last holder closed it (its lazy CLOSE is on its way: the
+		 * closed bit says so) or went without closing: as the kernel
+		 * closes a dead process's sockets.
+		 */
+		if (ctl_closed(k) & (b_side ? IPCD_CONN_CLOSED_B : IPCD_CONN_CLOSED_A)) {
+			*end = END_CLOSED;
+			cs.st.closed++;
+		} else {
+			mark_end(k, b_side, false);
+			cs.st.dead_ends++;
+		}
+	}
+	conn_free_if_done(k);
+}
+
 /* The listener is gone: every queued connection is reset for its connector. */
 static void lis_drop(struct lis *l)
 {
@@ -1604,7 +1712,8 @@ void conns_client_gone(struct mon_client *c)
 
 		if (!k->id)
 			continue;
-		if (k->a_owner == c->id && k->a_end == END_OPEN) {
+		/* An end with a hold token is closed at its hang-up instead (conns_hold). */
+		if (k->a_owner == c->id && k->a_end == END_OPEN && k->hold[0] < 0) {
 			/*
 			 * Queued or not, the connection was established: as the
 			 * kernel does, the acceptor still gets it, reads what A
@@ -1616,7 +1725,7 @@ void conns_client_gone(struct mon_client *c)
 			mark_end(k, false, false);
 			cs.st.dead_ends++;
 		}
-		if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN) {
+		if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN && k->hold[1] < 0) {
 			mark_end(k, true, false);
 			cs.st.dead_ends++;
 		}
@@ -1659,11 +1768,11 @@ int conns_init(void)
 	}
 	/*
 	 * What the config can make us hold at once, never more: per connection
-	 * its memfd and two wake eventfds, per listener its accept eventfd (a
+	 * its memfd, two wake eventfds and up to two hold tokens, per listener its accept eventfd (a
 	 * listener is a bind: at most max_connections), per process its control
 	 * socket and client region, plus pending handshakes and our own few.
 	 */
-	need = 3ull * (cs.cap + POOL_MAX) + cs.n_lis + 2ull * mon.cfg.max_processes +
+	need = 3ull * (cs.cap + POOL_MAX) + 2ull * cs.cap + cs.n_lis + 2ull * mon.cfg.max_processes +
 	       LANES_MAX * (1ull + LANE_REGIONS) + MON_MAX_PENDING + FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need

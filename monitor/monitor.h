@@ -294,6 +294,7 @@ extern struct monitor mon;
 #define MON_EV_WAKE		3ull
 #define MON_EV_CLIENT		4ull
 #define MON_EV_PENDING		5ull
+#define MON_EV_HOLD		6ull	/* idx: connection index << 1 | B side */
 #define MON_EV(kind, idx)	((kind) << 56 | (uint64_t)(idx))
 #define MON_EV_KIND(v)		((v) >> 56)
 #define MON_EV_IDX(v)		((uint32_t)(v))
@@ -385,6 +386,8 @@ struct conns_stats {
 	uint64_t kits_requeued;	/* kits received, not accepted, queued on the backlog */
 	uint64_t regions_reused; /* kits given a lane region its pair had used before */
 	uint64_t closed_early;	/* ends found closed in a lane region before their CLOSE */
+	uint64_t holds;		/* hold tokens given (HOLD: an end shared by fork) */
+	uint64_t hold_hups;	/* ends whose last holder closed its token or exited */
 	uint32_t lanes;		/* lanes now */
 	uint32_t active;
 	uint32_t max;
@@ -403,6 +406,10 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r);
 int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_kits_resp *out);
 int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r);
 int conns_kit_accepted(struct mon_client *c, const struct ipcd_kit_accepted_req *r);
+/* HOLD: a hold token for an end (proto.h struct ipcd_hold_req), sent before the answer. */
+int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r);
+/* A hold token's read end hung up (MON_EV_HOLD): the end's last holder is gone. */
+void conns_hold_hup(uint32_t idx);
 /*
  * LISTEN: ipcd_ns_listen(), then (re)sets the bind's backlog and ring-size
  * hint; the first LISTEN of a bind sends its accept eventfd

@@ -370,7 +370,7 @@ static void q_counters(struct out *o)
 		[IPCD_OP_CONNECT] = "connect", [IPCD_OP_ACCEPT] = "accept",
 		[IPCD_OP_CLOSE] = "close", [IPCD_OP_FALLBACK] = "fallback",
 		[IPCD_OP_KITS] = "kits", [IPCD_OP_LANE_DONE] = "lane_done",
-		[IPCD_OP_KIT_ACCEPTED] = "kit_accepted",
+		[IPCD_OP_KIT_ACCEPTED] = "kit_accepted", [IPCD_OP_HOLD] = "hold",
 	};
 	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
 	struct ipcd_reqq_stats st;
@@ -397,13 +397,15 @@ static void q_counters(struct out *o)
 		    PRIu64 ",\"closed\":%" PRIu64 ",\"freed\":%" PRIu64 ",\"dead_ends\":%" PRIu64
 		    ",\"reset\":%" PRIu64 ",\"refused_connects\":%" PRIu64
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
-		    ",\"pooled\":%" PRIu64 "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
+		    ",\"pooled\":%" PRIu64 ",\"holds\":%" PRIu64 ",\"hold_hups\":%" PRIu64
+		    "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
 		    ",\"kits\":%" PRIu64 ",\"kits_unused\":%" PRIu64 ",\"kits_requeued\":%"
 		    PRIu64 ",\"regions_reused\":%" PRIu64 ",\"closed_early\":%" PRIu64
 		    "},\"fallbacks\":{\"total\":%" PRIu64
 		    ",\"by_reason\":{", cn.active, cn.created,
 		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
-		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, cn.lanes, cn.lanes_made,
+		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, cn.holds,
+		    cn.hold_hups, cn.lanes, cn.lanes_made,
 		    cn.kits, cn.kits_unused, cn.kits_requeued, cn.regions_reused, cn.closed_early,
 		    fb_total);
 		for (k = 1; k <= IPCD_FB_MAX; k++)
@@ -439,6 +441,9 @@ static void q_counters(struct out *o)
 	put(o, "  fd faults     %" PRIu64 "  (processes cut off: control socket not read)\n",
 	    cn.fd_faults);
 	put(o, "  pooled        %" PRIu64 "  (regions made ahead of need)\n", cn.pooled);
+	put(o, "  holds         %" PRIu64 "  (hold tokens: ends shared by fork)\n", cn.holds);
+	put(o, "  hold hang-ups %" PRIu64 "  (ends whose last holder closed or exited)\n",
+	    cn.hold_hups);
 	put(o, "lanes           %u now, %" PRIu64 " made  (connection setup without the monitor)\n",
 	    cn.lanes, cn.lanes_made);
 	put(o, "  kits          %" PRIu64 "  (connections made ahead of need for a lane)\n",

@@ -284,6 +284,10 @@ int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
 		if (nfds != 1 || !m->conn_id || !m->bind_id)
 			goto err_close;
 		break;
+	case IPCD_CTL_HOLD_FD:
+		if (nfds != 1 || !m->conn_id)
+			goto err_close;
+		break;
 	default:
 		goto err_close;
 	}
@@ -453,6 +457,7 @@ int ipcd_conn_open_id(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, b
 
 	memset(out, 0, sizeof(*out));
 	out->reg.fd = -1;
+	out->hold_fd = -1;
 	out->wake_self = fds[IPCD_CTL_CONN_FD_SELF];
 	out->wake_peer = fds[IPCD_CTL_CONN_FD_PEER];
 	if (expect_id && fstat(fd, &st) == 0 && (uint64_t)st.st_size == region_size) {
@@ -487,7 +492,7 @@ err_wake:
 		close(out->wake_peer);
 	memset(out, 0, sizeof(*out));
 	out->reg.fd = -1;
-	out->wake_self = out->wake_peer = -1;
+	out->wake_self = out->wake_peer = out->hold_fd = -1;
 	return rc;
 }
 
@@ -509,9 +514,12 @@ void ipcd_conn_release(struct ipcd_conn *c)
 		close(c->wake_self);
 	if (c->wake_peer >= 0)
 		close(c->wake_peer);
+	/* Last: the monitor closes the end for us if we were its last holder. */
+	if (c->hold_fd >= 0)
+		close(c->hold_fd);
 	memset(c, 0, sizeof(*c));
 	c->reg.fd = -1;
-	c->wake_self = c->wake_peer = -1;
+	c->wake_self = c->wake_peer = c->hold_fd = -1;
 }
 
 void ipcd_conn_close(struct ipcd_conn *c)

@@ -107,6 +107,7 @@ struct ipcd_conn {
 	uint64_t conn_id;
 	int wake_self;
 	int wake_peer;
+	int hold_fd;			/* this end's hold token (IPCD_OP_HOLD); -1: none */
 	bool acceptor;
 	dev_t map_dev;			/* the region's memfd, when its mapping may be */
 	ino_t map_ino;			/* kept for the next connection in it; 0: not */

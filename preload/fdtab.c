@@ -67,6 +67,7 @@ struct ipcd_sock *ipcd_sock_new(int domain, int type)
 	s->conn.reg.fd = -1;
 	s->conn.wake_self = -1;
 	s->conn.wake_peer = -1;
+	s->conn.hold_fd = -1;
 	atomic_init(&s->nonblock, (type & SOCK_NONBLOCK) != 0);
 	pthread_mutex_lock(&socks_mu);
 	s->next = socks;
@@ -267,17 +268,53 @@ void ipcd_socks_hold_all(int delta)
 }
 
 /*
+ * Before fork(), each connection end gets a hold token (proto.h
+ * IPCD_OP_HOLD) if it has none: the child inherits it, and the monitor
+ * closes the end when the last process holding it is gone, whether it
+ * closed it or exited. Asked once per end; a refusal (an old monitor, none,
+ * a limit) leaves the end to the holders count alone, as before tokens.
+ */
+static void hold_tokens(void)
+{
+	struct ipcd_sock *batch[32], *s;
+	unsigned int n, i;
+
+	do {
+		n = 0;
+		pthread_mutex_lock(&socks_mu);
+		for (s = socks; s && n < IPCD_ARRAY_SIZE(batch); s = s->next) {
+			if (s->state != IPCD_SK_CONN || !s->conn.ctl || s->hold_asked ||
+			    !atomic_load_explicit(&s->refs, memory_order_relaxed))
+				continue;
+			s->hold_asked = true;
+			atomic_fetch_add(&s->refs, 1);
+			batch[n++] = s;
+		}
+		pthread_mutex_unlock(&socks_mu);
+		for (i = 0; i < n; i++) {
+			int fd = ipcd_mon_hold(batch[i]->conn.conn_id, batch[i]->conn.acceptor);
+
+			if (fd >= 0)
+				batch[i]->conn.hold_fd = fd;	/* our reference: no teardown meanwhile */
+			ipcd_sock_put(batch[i]);
+		}
+	} while (n == IPCD_ARRAY_SIZE(batch));
+}
+
+/*
  * Before fork(): every listener of ours that takes lanes stops (the monitor
  * is told with a LISTEN without IPCD_LISTEN_LANES) and hands back what its
  * lanes hold, so that after the fork any process holding it may accept
- * (lanes.c). References are taken under socks_mu and the work done outside
- * it: posting takes the request lock, which fork's prepare handler takes
- * before socks_mu.
+ * (lanes.c); every connection end gets its hold token (above). References
+ * are taken under socks_mu and the work done outside it: posting takes the
+ * request lock, which fork's prepare handler takes before socks_mu.
  */
 void ipcd_socks_before_fork(void)
 {
 	struct ipcd_sock *batch[32], *s;
 	unsigned int n, i;
+
+	hold_tokens();
 
 	do {
 		n = 0;

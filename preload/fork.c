@@ -2,14 +2,16 @@
 /*
  * fork.c - fork and the exec family.
  *
- * The registration is handled by the pthread_atfork handlers (interpose.c
- * registers them, state.c implements them), which also cover programs that
- * reach libc's fork without this wrapper. Through this wrapper the child is
- * also counted as a holder of every connection end (sock.h), before it
- * exists. vfork is not interposed: a wrapper function cannot return twice
- * through one stack frame shared by parent and child; the real vfork runs no
- * atfork handlers, its child is not counted as a holder, and it may only
- * exec (whose wrapper then leaves the holders alone: see below) or _exit.
+ * The work is done by the pthread_atfork handlers (interpose.c registers
+ * them, state.c implements them), which also cover programs that reach
+ * libc's fork without this wrapper (daemon()): before the fork every
+ * connection end gets its hold token (proto.h IPCD_OP_HOLD) and the child
+ * is counted as a holder of every end (sock.h), before it exists. This
+ * wrapper only counts the child back out when fork fails. vfork is not
+ * interposed: a wrapper function cannot return twice through one stack
+ * frame shared by parent and child; the real vfork runs no atfork
+ * handlers, its child is not counted as a holder, and it may only exec
+ * (whose wrapper then leaves the holders alone: see below) or _exit.
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
@@ -18,7 +20,6 @@
 
 #include "sock.h"
 
-__thread bool ipcd_forking __attribute__((tls_model("initial-exec")));
 pid_t ipcd_self_pid;	/* the process the holders were counted for */
 
 IPCD_EXPORT pid_t fork(void)
@@ -28,11 +29,8 @@ IPCD_EXPORT pid_t fork(void)
 	ipcd_init();
 	if (unlikely(!ipcd_real.fork))
 		return ipcd_enosys();
-	ipcd_socks_before_fork();	/* listeners' lanes: their connections are to be shared */
-	ipcd_forking = true;		/* the prepare handler counts the child as a holder */
 	pid = ipcd_real.fork();
-	ipcd_forking = false;
-	if (pid < 0) {
+	if (pid < 0) {		/* the prepare handler counted a child that never was */
 		int saved = errno;
 
 		ipcd_socks_lock();

@@ -109,6 +109,7 @@ struct ipcd_sock {
 	int backlog;			/* LISTEN: as the application asked */
 	struct ipcd_llanes *lanes;	/* LISTEN: its lanes (lanes.c); NULL: none yet */
 	bool exec_released;		/* CONN: exec dropped our hold (undone if it fails) */
+	bool hold_asked;		/* CONN: a hold token was asked for (fdtab.c) */
 
 	/* CONN */
 	struct ipcd_conn conn;
@@ -172,8 +173,6 @@ void ipcd_socks_hold_all(int delta);
 void ipcd_socks_exec(bool prepare);
 /* The pid the holders were counted for (set at load and in a fork child). */
 extern pid_t ipcd_self_pid;
-/* Set by fork() around the real call: the prepare handler counts holders. */
-extern __thread bool ipcd_forking __attribute__((tls_model("initial-exec")));
 void ipcd_socks_lock(void);
 void ipcd_socks_unlock(void);
 
@@ -190,6 +189,11 @@ struct ipcd_attach *ipcd_state_get(void);
  * uses the kernel from now on).
  */
 int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux);
+/*
+ * ipcd_mon_hold - a hold token for end @b_side of connection @conn_id
+ * (proto.h IPCD_OP_HOLD): the pipe's write end (close-on-exec), or -errno.
+ */
+int ipcd_mon_hold(uint64_t conn_id, bool b_side);
 /* A lane's end that came with a CONNECT or ACCEPT answer (fd -1: none). */
 struct ipcd_mon_lane {
 	int fd;

@@ -227,12 +227,22 @@ static void forget_registration(void)
 
 void ipcd_state_atfork_prepare(void)
 {
+	/*
+	 * Before any lock (it calls the monitor): listeners leave their lanes
+	 * and connection ends get hold tokens, for fork() and for libc's own
+	 * forks alike (daemon()).
+	 */
+	ipcd_socks_before_fork();
 	ipcd_lanes_fork_prepare();	/* before call_mu: a kit refill holds both */
 	pthread_mutex_lock(&call_mu);
 	pthread_mutex_lock(&state_mu);
 	ipcd_socks_lock();
-	if (ipcd_forking)
-		ipcd_socks_hold_all(+1);
+	/*
+	 * The child holds every end. A fork that fails after this is counted
+	 * back by our fork() wrapper; libc's own forks cannot be, and leave a
+	 * count one too high: the hold token still ends the connection.
+	 */
+	ipcd_socks_hold_all(+1);
 	ipcd_ep_fork_prepare();
 }
 
@@ -376,7 +386,8 @@ static void drain_stale(void)
 static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, int *fds,
 		    uint64_t *aux, struct ipcd_mon_lane *lane)
 {
-	uint16_t want = req->opcode == IPCD_OP_LISTEN ? IPCD_CTL_LISTEN_FD : IPCD_CTL_CONN_FD;
+	uint16_t want = req->opcode == IPCD_OP_LISTEN ? IPCD_CTL_LISTEN_FD
+			: req->opcode == IPCD_OP_HOLD ? IPCD_CTL_HOLD_FD : IPCD_CTL_CONN_FD;
 	uint64_t conn_id = 0;
 	uint32_t bind_id = 0;
 	struct ipcd_ctl_msg m;
@@ -385,6 +396,8 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 
 	if (req->opcode == IPCD_OP_LISTEN)
 		memcpy(&bind_id, req->body, sizeof(bind_id));
+	else if (req->opcode == IPCD_OP_HOLD)
+		memcpy(&conn_id, req->body, sizeof(conn_id));
 	else
 		memcpy(&conn_id, resp->body, sizeof(conn_id));
 	for (;;) {
@@ -490,7 +503,7 @@ int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, u
 		goto gone;
 	if (resp->status == 0 && fds &&
 	    (req->opcode == IPCD_OP_CONNECT || req->opcode == IPCD_OP_ACCEPT ||
-	     req->opcode == IPCD_OP_LISTEN)) {
+	     req->opcode == IPCD_OP_LISTEN || req->opcode == IPCD_OP_HOLD)) {
 		rc = take_fds(req, resp, fds, aux, lane);
 		/* LISTEN of a bind already listening sends no new fd. */
 		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)
@@ -505,6 +518,25 @@ out:
 	ipcd_inside--;
 	pthread_mutex_unlock(&call_mu);
 	return rc;
+}
+
+int ipcd_mon_hold(uint64_t conn_id, bool b_side)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_HOLD };
+	struct ipcd_hold_req *hr = (void *)req.body;
+	struct ipcd_resp resp;
+	int fds[IPCD_CTL_CONN_NFDS];
+	int rc;
+
+	req.len = sizeof(*hr);
+	hr->conn_id = conn_id;
+	hr->end = b_side ? IPCD_CLOSE_B : IPCD_CLOSE_A;
+	rc = ipcd_mon_call(&req, &resp, fds, NULL);
+	if (rc)
+		return rc;
+	if (resp.status)
+		return resp.status;
+	return fds[0] >= 0 ? fds[0] : -EPROTO;
 }
 
 int ipcd_mon_kits(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max)

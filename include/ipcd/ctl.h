@@ -109,6 +109,11 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
  *                          this process's end of lane @conn_id to listening
  *                          bind @bind_id (proto.h, "Lanes"). Sent before
  *                          the CONN_FD of the CONNECT or ACCEPT that made it.
+ *   IPCD_CTL_HOLD_FD       + SCM_RIGHTS, one pipe write end: the hold token
+ *                          of connection @conn_id's end @bind_id
+ *                          (IPCD_CLOSE_A or IPCD_CLOSE_B; proto.h struct
+ *                          ipcd_hold_req). Sent before the HOLD response
+ *                          (ABI 3.2).
  *
  * Wake eventfds (EFD_NONBLOCK): an end's eventfd is written by whoever
  * clears an IPCD_DB_EVENT bit that end set in a doorbell word of its rings
@@ -118,6 +123,7 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
 #define IPCD_CTL_CONN_FD	1
 #define IPCD_CTL_LISTEN_FD	2
 #define IPCD_CTL_LANE_FD	3
+#define IPCD_CTL_HOLD_FD	4
 
 #define IPCD_CTL_CONN_FD_REGION	0
 #define IPCD_CTL_CONN_FD_SELF	1	/* this end's wake eventfd */

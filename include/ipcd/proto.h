@@ -28,7 +28,8 @@
 #define IPCD_OP_KITS		10	/* struct ipcd_kits_req -> struct ipcd_kits_resp */
 #define IPCD_OP_LANE_DONE	11	/* struct ipcd_lane_done_req */
 #define IPCD_OP_KIT_ACCEPTED	12	/* struct ipcd_kit_accepted_req; for ipcdctl only */
-#define IPCD_OP_MAX		12
+#define IPCD_OP_HOLD		13	/* struct ipcd_hold_req (ABI 3.2) */
+#define IPCD_OP_MAX		13
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -260,5 +261,30 @@ struct ipcd_close_req {
 	uint32_t pad;
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_close_req) == 16);
+
+/**
+ * struct ipcd_hold_req - give end @end (IPCD_CLOSE_A or IPCD_CLOSE_B) of
+ * connection @conn_id a hold token (ABI 3.2), before a fork shares it.
+ *
+ * The monitor makes a pipe, keeps its read end and sends the write end
+ * (IPCD_CTL_HOLD_FD, before the response). Every process that holds the
+ * connection end holds the token: fork copies it, exit and exec close it,
+ * so the kernel counts the end's holders for us. When the last one is gone
+ * the monitor's read end reports EPOLLHUP and it closes the end for
+ * whoever held it last, as a process's exit closes its sockets: a forked
+ * child that exits without close, or a parent that dies before its child,
+ * ends the connection exactly when the kernel would. An end with a token
+ * is no longer closed at its owner's death, only at that hang-up.
+ *
+ * Status: 0, -ENOENT (no such connection, or the end is closed), -EPERM
+ * (not the end's owner nor a process of its user), -EEXIST (the end has a
+ * token already: it was given to a process that holds the end), -EMFILE.
+ */
+struct ipcd_hold_req {
+	uint64_t conn_id;
+	uint32_t end;
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_hold_req) == 16);
 
 #endif /* IPCD_PROTO_H */

@@ -29,7 +29,7 @@
 
 #define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
 #define IPCD_SHM_ABI_MAJOR	3
-#define IPCD_SHM_ABI_MINOR	1
+#define IPCD_SHM_ABI_MINOR	2
 
 /* Region kinds (struct ipcd_shm_hdr.kind). */
 #define IPCD_REGION_CONN	1	/* one connection: two SPSC data rings */

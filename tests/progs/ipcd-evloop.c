@@ -605,8 +605,18 @@ static size_t fill(int fd)
 				fail("fd %d: 1 GiB sent without EAGAIN", fd);
 			continue;
 		}
-		if (r < 0 && errno == EAGAIN)
+		if (r < 0 && errno == EAGAIN) {
+			/*
+			 * The kernel may still be moving bytes from our send
+			 * buffer to the peer's receive buffer (it grows under
+			 * autotuning): full means still full once that settled.
+			 */
+			struct pollfd pf = { .fd = fd, .events = POLLOUT };
+
+			if (poll(&pf, 1, 50) == 1 && (pf.revents & POLLOUT))
+				continue;
 			break;
+		}
 		fail_errno(errno, "filling fd %d after %zu bytes", fd, total);
 	}
 	printf("info %s: fd %d took %zu bytes before EAGAIN\n", case_name, fd, total);

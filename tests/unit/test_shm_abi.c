@@ -84,6 +84,9 @@ PIN(offsetof(struct ipcd_lane_msg, region_size) == 16);
 PIN(IPCD_CTL_LANE_FD == 3);
 PIN(IPCD_OP_KITS == 10 && IPCD_OP_LANE_DONE == 11 && IPCD_OP_KIT_ACCEPTED == 12);
 PIN(sizeof(struct ipcd_kit_accepted_req) == 8);
+PIN(IPCD_OP_HOLD == 13 && IPCD_CTL_HOLD_FD == 4);	/* ABI 3.2 */
+PIN(sizeof(struct ipcd_hold_req) == 16);
+PIN(offsetof(struct ipcd_hold_req, end) == 8);
 PIN(sizeof(struct ipcd_fallback_req) == 24);
 PIN(sizeof(struct ipcd_close_req) == 16);
 PIN(sizeof(struct ipcd_accept_req) == 16);
