@@ -18,10 +18,15 @@
  * wake-ups from threads and a child); poll, ppoll, select, pselect (mixed
  * sets, POLLNVAL/EBADF, hangups, timeouts, EINTR, signal masks);
  * dup/dup2/dup3/F_DUPFD; threads (duplex on one socket, blocking and
- * EPOLLET, accept from several threads, a blocked recv woken).
+ * EPOLLET, accept from several threads, a blocked recv woken); fork and
+ * exec (parent and child writing one end in turns, a grandchild or a
+ * daemon(3) keeping a connection its exited parent left open, an end
+ * dup2'ed onto 0 and 1 of /bin/cat by fork+exec, posix_spawn and vfork,
+ * FD_CLOEXEC across exec, a failed exec).
  *
  * The program bounds every wait itself (a hang prints HANG and exits 3);
  * T_PROG_GUARD_MS is the last resort. ThreadSanitizer builds skip (77).
+ * T_FILTER='test_exec_*' runs only the matching tests (cmocka's filter).
  */
 #include <inttypes.h>
 #include <signal.h>
@@ -257,6 +262,14 @@ EV_CASE(threads_duplex)
 EV_CASE(threads_duplex_epoll)
 EV_CASE(threads_accept)
 EV_CASE(threads_recv_wake)
+EV_CASE(fork_order)
+EV_CASE(fork_parent_exits)
+EV_CASE(fork_daemon)
+EV_CASE(exec_inetd)
+EV_CASE(exec_cloexec)
+EV_CASE(exec_spawn)
+EV_CASE(exec_vfork)
+EV_CASE(exec_fail)
 
 int main(void)
 {
@@ -296,6 +309,14 @@ int main(void)
 		T_ONCE(test_threads_duplex_epoll),
 		T_ONCE(test_threads_accept),
 		T_ONCE(test_threads_recv_wake),
+		T_ONCE(test_fork_order),
+		T_ONCE(test_fork_parent_exits),
+		T_ONCE(test_fork_daemon),
+		T_ONCE(test_exec_inetd),
+		T_ONCE(test_exec_cloexec),
+		T_ONCE(test_exec_spawn),
+		T_ONCE(test_exec_vfork),
+		T_ONCE(test_exec_fail),
 	};
 
 #if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)
@@ -303,5 +324,7 @@ int main(void)
 			"(ThreadSanitizer cannot be preloaded)\n");
 	return T_EXIT_SKIP;
 #endif
+	if (getenv("T_FILTER"))
+		cmocka_set_test_filter(getenv("T_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

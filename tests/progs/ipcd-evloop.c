@@ -2,14 +2,17 @@
 /*
  * ipcd-evloop - event-loop semantics of TCP connections on 127.0.0.1, checked
  * exactly as Linux defines them (issue #5): epoll, poll/ppoll/select/pselect,
- * dup/dup2/dup3/F_DUPFD, several threads on one socket or one listener.
+ * dup/dup2/dup3/F_DUPFD, several threads on one socket or one listener,
+ * connections shared by forked processes and carried across exec.
  * Plain POSIX and Linux calls: run without libipcd.so it checks the kernel
  * (the oracle), run under ipcd-run it checks the preload, and both runs must
  * print the same "ok" lines (tests/integration/it_preload_epoll.c).
  *
  *   ipcd-evloop NAME...      NAME: a case (epoll-lt), a group (epoll, poll,
- *                            dup, threads) or all
+ *                            dup, threads, fork) or all
  *   ipcd-evloop --list       the cases, one a line: NAME GROUP what it checks
+ *   ipcd-evloop --exec-probe KEPT_FD CLOEXEC_FD
+ *                            not a case: what exec-cloexec execs (exec_probe())
  *
  * Connections are made inside the process (listen, connect, accept; a fork
  * where a case needs another process). Every check prints "ok CASE: what".
@@ -37,9 +40,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -58,6 +63,26 @@
 static const char *case_name = "-";
 static char step_txt[256];
 static unsigned int n_checks, n_pairs, n_refused;
+
+/*
+ * A child running a program with no hang guard of its own (posix_spawn and
+ * vfork children do not inherit the pending alarm): killed when the process
+ * that started it fails or hangs, so that nothing outlives the run.
+ */
+static volatile pid_t victim_pid, victim_owner;
+
+static void victim_set(pid_t pid)
+{
+	victim_owner = getpid();
+	victim_pid = pid;
+}
+
+/* Async-signal-safe; a forked child does not kill its parent's victim. */
+static void victim_kill(void)
+{
+	if (victim_pid > 0 && getpid() == victim_owner)
+		kill(victim_pid, SIGKILL);
+}
 
 /* ---- reporting ------------------------------------------------------------ */
 
@@ -82,6 +107,7 @@ static void fail(const char *fmt, ...)
 	char msg[1024];
 
 	FMT(msg, fmt);
+	victim_kill();
 	fflush(stdout);
 	fprintf(stderr, "ipcd-evloop %s: FAIL: %s\n", case_name, msg);
 	exit(1);
@@ -103,6 +129,7 @@ static void hang(const char *fmt, ...)
 	char msg[1024];
 
 	FMT(msg, fmt);
+	victim_kill();
 	fflush(stdout);
 	fprintf(stderr, "ipcd-evloop %s: HANG: %s\n", case_name, msg);
 	exit(3);
@@ -138,6 +165,7 @@ static void put_str(const char *s)
 static void on_alarm(int sig)
 {
 	(void)sig;
+	victim_kill();
 	put_str("ipcd-evloop ");
 	put_str(case_name);
 	put_str(": HANG: a step outlived its hang guard: ");
@@ -2839,6 +2867,602 @@ static void case_threads_recv_wake(void)
 	pair_close(&p);
 }
 
+/* ---- fork and exec ------------------------------------------------------------------ */
+
+/*
+ * A forked child prints no checks (the "ok" lines are the test process's
+ * alone): it makes raw calls and reports through its exit status, one code
+ * per step that can fail, which the test process checks.
+ */
+static bool c_send(int fd, const void *buf, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = send(fd, (const char *)buf + done, n - done, MSG_NOSIGNAL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		done += (size_t)r;
+	}
+	return true;
+}
+
+/* Exactly @n bytes, never more: false on an error or EOF before them. */
+static bool c_recv(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+/* One byte from a pipe (the go signal): false on EOF or an error. */
+static bool c_go(int fd)
+{
+	ssize_t r;
+	char c;
+
+	do
+		r = read(fd, &c, 1);
+	while (r < 0 && errno == EINTR);
+	return r == 1;
+}
+
+/* The test process: all of @buf, blocking. */
+static void send_buf(int fd, const void *buf, size_t n, const char *what)
+{
+	step("%s: send %zu bytes on fd %d", what, n, fd);
+	if (!c_send(fd, buf, n))
+		fail_errno(errno, "%s: send %zu bytes on fd %d", what, n, fd);
+}
+
+/* The test process: a go byte for the child reading pipe end @fd. */
+static void go(int fd, const char *what)
+{
+	step("%s: the go byte", what);
+	if (write(fd, "g", 1) != 1)
+		fail_errno(errno, "%s: write the go byte", what);
+}
+
+/* The test process: @n bytes from child @pid through a pipe, else FAIL (with its status). */
+static void from_child(int fd, void *buf, size_t n, pid_t pid, const char *what)
+{
+	size_t got = 0;
+
+	step("%s: read the child's pipe", what);
+	while (got < n) {
+		ssize_t r = read(fd, (char *)buf + got, n - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			fail("%s: the child's pipe gave %s after %zu of %zu bytes (the child's "
+			     "exit status: %d)", what, r ? "an error" : "EOF", got, n,
+			     child_wait(pid, what));
+		got += (size_t)r;
+	}
+}
+
+/* Orphans reparented to this process, which can then reap them. */
+static void subreaper(bool on)
+{
+	MUST(prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0), "PR_SET_CHILD_SUBREAPER %d",
+	     on);
+}
+
+/* pair_open(), the accepted end made by accept4(@flags). */
+static void pair_open_accept(struct pair *p, int flags)
+{
+	struct sockaddr_in sin;
+	int l = listener_open(&sin, 8);
+
+	p->a = connect_to(&sin);
+	p->b = accept_one(l, flags);
+	close(l);
+}
+
+#define ORDER_TURNS	6
+#define ORDER_MAX	3000
+#define ORDER_CHILD	"for the child: 0123456789"
+#define ORDER_PARENT	"for the parent"
+
+/* Turn @i's bytes into @buf, their count returned (the parent's turns even, the child's odd). */
+static size_t order_fill(int i, char *buf)
+{
+	size_t n = i % 3 == 2 ? ORDER_MAX : 16 + (size_t)i;
+
+	for (size_t k = 0; k < n; k++)
+		buf[k] = (char)pat_byte(100 + (uint64_t)i, k);
+	return n;
+}
+
+static const char *order_who(int i)
+{
+	return i % 2 ? "child" : "parent";
+}
+
+static void case_fork_order(void)
+{
+	char buf[ORDER_MAX], got[ORDER_MAX], c;
+	int to_child[2], to_parent[2];
+	struct pair p;
+	pid_t pid;
+
+	pair_open(&p);
+	MUST(pipe(to_child), "pipe");
+	MUST(pipe(to_parent), "pipe");
+	pid = child_fork();
+	if (pid == 0) {
+		close(to_child[1]);
+		close(to_parent[0]);
+		close(p.b);
+		for (int i = 1; i < ORDER_TURNS; i += 2) {
+			size_t n = order_fill(i, buf);
+
+			if (!c_go(to_child[0]))
+				_exit(10);
+			if (!c_send(p.a, buf, n))
+				_exit(11);
+			if (write(to_parent[1], "d", 1) != 1)
+				_exit(12);
+		}
+		if (!c_go(to_child[0]))
+			_exit(13);
+		if (!c_recv(p.a, got, strlen(ORDER_CHILD)))
+			_exit(14);
+		if (memcmp(got, ORDER_CHILD, strlen(ORDER_CHILD)))
+			_exit(15);
+		if (write(to_parent[1], "d", 1) != 1)
+			_exit(16);
+		_exit(0);
+	}
+	close(to_child[0]);
+	close(to_parent[1]);
+	for (int i = 0; i < ORDER_TURNS; i += 2) {
+		send_buf(p.a, buf, order_fill(i, buf), "the parent's turn");
+		go(to_child[1], "the child's turn");
+		from_child(to_parent[0], &c, 1, pid, "the child's turn");
+	}
+	ok("%d turns on one end, the parent's and the child's in turn", ORDER_TURNS);
+	for (int i = 0; i < ORDER_TURNS; i++) {
+		size_t n = order_fill(i, buf);
+
+		recv_n(p.b, got, n);
+		if (memcmp(got, buf, n))
+			fail("turn %d (the %s's): the peer read other bytes", i, order_who(i));
+		ok("turn %d (the %s's, %zu bytes): the peer read them in the order written", i,
+		   order_who(i), n);
+	}
+	expect_eagain(p.b, "the peer read every turn: nothing more");
+
+	/* the peer answers both in one send: the child reads its part, then the parent */
+	send_str(p.b, ORDER_CHILD ORDER_PARENT);
+	go(to_child[1], "the child reads its part");
+	from_child(to_parent[0], &c, 1, pid, "the child reads its part");
+	recv_str(p.a, ORDER_PARENT, "after the child read its part, the parent reads the rest");
+	expect_eagain(p.a, "both parts read: nothing more");
+	check_eq(child_wait(pid, "the child"), 0,
+		 "the child's exit status (its turns sent, its part read first and whole)");
+	expect_eagain(p.b, "the child exited, the parent still holds the end: no EOF");
+	close(p.a);
+	p.a = -1;
+	expect_eof(p.b, "the parent closed the last copy");
+	close(to_child[1]);
+	close(to_parent[0]);
+	pair_close(&p);
+}
+
+#define C2_SAYS		"from C2"
+
+static void case_fork_parent_exits(void)
+{
+	int pids[2], go2[2];
+	struct pair p;
+	pid_t c1, c2 = 0;
+
+	pair_open(&p);
+	subreaper(true);
+	MUST(pipe(pids), "pipe");
+	MUST(pipe(go2), "pipe");
+	c1 = child_fork();
+	if (c1 == 0) {
+		pid_t g;
+
+		close(pids[0]);
+		close(go2[1]);
+		close(p.b);
+		fflush(stdout);
+		fflush(stderr);
+		g = fork();
+		if (g < 0)
+			_exit(10);
+		if (g == 0) {
+			alarm(ALARM_S);
+			close(pids[1]);
+			if (!c_go(go2[0]))
+				_exit(20);
+			if (!c_send(p.a, C2_SAYS, strlen(C2_SAYS)))
+				_exit(21);
+			if (!c_go(go2[0]))
+				_exit(22);
+			_exit(0);
+		}
+		if (write(pids[1], &g, sizeof(g)) != (ssize_t)sizeof(g))
+			_exit(11);
+		_exit(0);	/* without closing the connection */
+	}
+	close(pids[1]);
+	close(go2[0]);
+	close(p.a);
+	p.a = -1;
+	from_child(pids[0], &c2, sizeof(c2), c1, "C2's pid from C1");
+	check_eq(child_wait(c1, "C1"), 0, "C1 forked C2 and exited without closing the connection");
+	expect_eagain(p.b, "C1 exited, C2 holds the connection: no data, no EOF");
+	go(go2[1], "C2 sends");
+	recv_str(p.b, C2_SAYS, "C2 sends on the connection its exited parent left it");
+	expect_eagain(p.b, "C2 still runs: no EOF");
+	go(go2[1], "C2 exits");
+	check_eq(child_wait(c2, "C2 (reparented to this process)"), 0, "C2's exit status");
+	expect_eof(p.b, "C2 exited: the last holder is gone");
+	subreaper(false);
+	close(pids[0]);
+	close(go2[1]);
+	pair_close(&p);
+}
+
+#define DAEMON_SAYS	"from the daemon"
+
+static void case_fork_daemon(void)
+{
+	struct pair p;
+	pid_t pid, d = 0;
+	int pids[2];
+
+	pair_open(&p);
+	subreaper(true);
+	MUST(pipe(pids), "pipe");
+	pid = child_fork();
+	if (pid == 0) {
+		pid_t me;
+		char c;
+
+		close(pids[0]);
+		close(p.b);
+		if (daemon(1, 1))
+			_exit(10);
+		/* the daemon: its parent _exit()ed inside daemon() */
+		alarm(ALARM_S);
+		me = getpid();
+		if (getsid(0) != me)
+			_exit(20);
+		if (write(pids[1], &me, sizeof(me)) != (ssize_t)sizeof(me))
+			_exit(21);
+		close(pids[1]);
+		if (!c_send(p.a, DAEMON_SAYS, strlen(DAEMON_SAYS)))
+			_exit(22);
+		if (!c_recv(p.a, &c, 1))
+			_exit(23);
+		_exit(c == 'r' ? 0 : 24);
+	}
+	close(pids[1]);
+	close(p.a);
+	p.a = -1;
+	check_eq(child_wait(pid, "daemon()'s parent"), 0,
+		 "the child called daemon(1, 1): the daemon's parent exited 0");
+	from_child(pids[0], &d, sizeof(d), pid, "the daemon's pid");
+	recv_str(p.b, DAEMON_SAYS, "the daemon sends on the inherited connection");
+	expect_eagain(p.b, "the daemon waits for the reply: no EOF");
+	send_str(p.b, "r");
+	check_eq(child_wait(d, "the daemon (reparented to this process)"), 0,
+		 "the daemon's exit status (a session leader; it read the reply)");
+	expect_eof(p.b, "the daemon exited: the last holder is gone");
+	subreaper(false);
+	close(pids[0]);
+	pair_close(&p);
+}
+
+/* ---- exec ---------------------------------------------------------------------------- */
+
+#define CAT_BIN		"/bin/cat"
+#define CAT_HELLO	"hello, cat\n"
+#define CAT_BYTES	(64u << 10)	/* patterned lines through cat */
+#define CAT_BATCH	(8u << 10)	/* each read back before the next: no full buffers */
+#define CAT_LINE	64
+
+extern char **environ;
+
+static char *const cat_argv[] = { (char *)"cat", NULL };
+
+static uint32_t fnv1a(uint32_t h, const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)buf[i]) * 16777619u;
+	return h;
+}
+
+/*
+ * The peer's side of /bin/cat (pid @pid) serving the other end on its stdin
+ * and stdout: a line, then CAT_BYTES of patterned lines (each echoed batch
+ * compared, both directions checksummed); shutdown(SHUT_WR): cat reads EOF
+ * and exits, its end closes (EOF here), its exit status is 0.
+ */
+static void cat_exchange(int fd, pid_t pid, const char *how)
+{
+	static char out[CAT_BATCH], in[CAT_BATCH];
+	uint32_t h_out = 2166136261u, h_in = 2166136261u;
+	size_t total = 0;
+	char what[256];
+
+	send_buf(fd, CAT_HELLO, strlen(CAT_HELLO), "a line to cat");
+	recv_n(fd, in, strlen(CAT_HELLO));
+	check_true(!memcmp(in, CAT_HELLO, strlen(CAT_HELLO)), "%s: cat echoed a line", how);
+	for (size_t off = 0; off < CAT_BYTES; off += CAT_BATCH) {
+		for (size_t k = 0; k < CAT_BATCH; k++) {
+			size_t pos = off + k;
+
+			out[k] = pos % CAT_LINE == CAT_LINE - 1 ? '\n'
+				 : (char)('a' + pat_byte(7, pos) % 26);
+		}
+		send_buf(fd, out, CAT_BATCH, "patterned lines to cat");
+		recv_n(fd, in, CAT_BATCH);
+		for (size_t k = 0; k < CAT_BATCH; k++)
+			if (in[k] != out[k])
+				fail("%s: echoed byte %zu: expected 0x%02x, got 0x%02x", how,
+				     off + k, (uint8_t)out[k], (uint8_t)in[k]);
+		h_out = fnv1a(h_out, out, CAT_BATCH);
+		h_in = fnv1a(h_in, in, CAT_BATCH);
+		total += CAT_BATCH;
+	}
+	check_eq((long long)total, CAT_BYTES, "%s: bytes of %u-byte lines echoed intact", how,
+		 CAT_LINE);
+	check_eq(h_in, h_out, "%s: FNV-1a of the echoed bytes", how);
+	MUST(shutdown(fd, SHUT_WR), "shutdown(SHUT_WR)");
+	snprintf(what, sizeof(what), "%s: after shutdown(SHUT_WR) cat read EOF and exited", how);
+	expect_eof(fd, what);
+	check_eq(child_wait(pid, "cat"), 0, "%s: cat's exit status", how);
+	victim_pid = 0;
+}
+
+static void case_exec_inetd(void)
+{
+	struct pair p;
+	pid_t pid;
+
+	pair_open(&p);
+	pid = child_fork();
+	if (pid == 0) {
+		close(p.a);
+		if (dup2(p.b, 0) != 0 || dup2(p.b, 1) != 1)
+			_exit(120);
+		close(p.b);
+		execv(CAT_BIN, cat_argv);
+		_exit(127);
+	}
+	victim_set(pid);
+	close(p.b);
+	p.b = -1;
+	cat_exchange(p.a, pid, "fork, dup2 onto 0 and 1, exec cat");
+	pair_close(&p);
+}
+
+/*
+ * --exec-probe KEPT_FD CLOEXEC_FD, what exec-cloexec execs: CLOEXEC_FD is
+ * closed (F_GETFD: EBADF), KEPT_FD open without FD_CLOEXEC; "probe-ok" out
+ * through KEPT_FD, one byte 'r' back. Exit 0, else a code per step and a
+ * line on stderr.
+ */
+static int exec_probe(const char *kept_s, const char *cx_s)
+{
+	int kept = atoi(kept_s), cx = atoi(cx_s), rc, err;
+	char c = 0;
+
+	alarm(ALARM_S);		/* SIGALRM's default action: a hang ends the probe */
+	errno = 0;
+	rc = fcntl(cx, F_GETFD);
+	err = errno;
+	if (rc != -1 || err != EBADF) {
+		fprintf(stderr, "ipcd-evloop exec-probe: FAIL: close-on-exec fd %d: F_GETFD -> %d "
+			"%s, expected -1 EBADF\n", cx, rc, rc == -1 ? errname(err) : "");
+		return 10;
+	}
+	rc = fcntl(kept, F_GETFD);
+	err = errno;
+	if (rc != 0) {
+		fprintf(stderr, "ipcd-evloop exec-probe: FAIL: kept fd %d: F_GETFD -> %d %s, "
+			"expected 0\n", kept, rc, rc == -1 ? errname(err) : "");
+		return 11;
+	}
+	if (!c_send(kept, "probe-ok", 8)) {
+		fprintf(stderr, "ipcd-evloop exec-probe: FAIL: send on kept fd %d: %s\n", kept,
+			errname(errno));
+		return 12;
+	}
+	if (!c_recv(kept, &c, 1) || c != 'r') {
+		fprintf(stderr, "ipcd-evloop exec-probe: FAIL: recv on kept fd %d: %s\n", kept,
+			c ? "not 'r'" : errname(errno));
+		return 13;
+	}
+	return 0;
+}
+
+static void case_exec_cloexec(void)
+{
+	char self[4096], kfd[16], cfd[16];
+	struct pair keep, cx;
+	int gop[2];
+	ssize_t n;
+	pid_t pid;
+
+	n = MUST(readlink("/proc/self/exe", self, sizeof(self) - 1), "readlink /proc/self/exe");
+	self[n] = '\0';
+	pair_open_accept(&keep, 0);
+	pair_open_accept(&cx, SOCK_CLOEXEC);
+	check_eq(fcntl(keep.b, F_GETFD), 0, "accept4(0): F_GETFD");
+	check_eq(fcntl(cx.b, F_GETFD), FD_CLOEXEC, "accept4(SOCK_CLOEXEC): F_GETFD");
+	snprintf(kfd, sizeof(kfd), "%d", keep.b);
+	snprintf(cfd, sizeof(cfd), "%d", cx.b);
+	MUST(pipe2(gop, O_CLOEXEC), "pipe2");
+	pid = child_fork();
+	if (pid == 0) {
+		char *const argv[] = { (char *)"ipcd-evloop", (char *)"--exec-probe", kfd, cfd,
+				       NULL };
+
+		close(keep.a);
+		close(cx.a);
+		close(gop[1]);
+		if (!c_go(gop[0]))
+			_exit(120);
+		execv(self, argv);
+		_exit(127);
+	}
+	victim_set(pid);
+	close(gop[0]);
+	close(keep.b);
+	close(cx.b);
+	keep.b = cx.b = -1;
+	expect_eagain(cx.a, "before the exec the child holds the close-on-exec connection: no EOF");
+	expect_eagain(keep.a, "before the exec: nothing on the kept connection");
+	go(gop[1], "the child execs the probe");
+	expect_eof(cx.a, "the exec closed the close-on-exec connection's last holder");
+	recv_str(keep.a, "probe-ok", "the exec'd probe: close-on-exec fd EBADF, kept fd sends");
+	send_str(keep.a, "r");
+	check_eq(child_wait(pid, "the exec'd probe"), 0,
+		 "the probe's exit status (it read the reply on the kept fd)");
+	victim_pid = 0;
+	expect_eof(keep.a, "the probe exited: the kept connection's last holder is gone");
+	close(gop[1]);
+	pair_close(&keep);
+	pair_close(&cx);
+}
+
+static void case_exec_spawn(void)
+{
+	posix_spawn_file_actions_t fa;
+	struct pair p;
+	pid_t pid;
+	int err;
+
+	pair_open(&p);
+	err = posix_spawn_file_actions_init(&fa);
+	if (!err)
+		err = posix_spawn_file_actions_adddup2(&fa, p.b, 0);
+	if (!err)
+		err = posix_spawn_file_actions_adddup2(&fa, p.b, 1);
+	if (!err)
+		err = posix_spawn_file_actions_addclose(&fa, p.b);
+	if (!err)
+		err = posix_spawn_file_actions_addclose(&fa, p.a);
+	if (err)
+		fail_errno(err, "posix_spawn_file_actions");
+	fflush(stdout);
+	fflush(stderr);
+	err = posix_spawn(&pid, CAT_BIN, &fa, NULL, cat_argv, environ);
+	if (err)
+		fail_errno(err, "posix_spawn %s", CAT_BIN);
+	victim_set(pid);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p.b);
+	p.b = -1;
+	cat_exchange(p.a, pid, "posix_spawn cat, the end dup2'ed onto 0 and 1");
+	pair_close(&p);
+}
+
+static void case_exec_vfork(void)
+{
+	struct pair p;
+	pid_t pid;
+
+	pair_open(&p);
+	/* neither end goes to cat but as 0 and 1: the child only dup2s and execs */
+	MUST(fcntl(p.a, F_SETFD, FD_CLOEXEC), "F_SETFD");
+	MUST(fcntl(p.b, F_SETFD, FD_CLOEXEC), "F_SETFD");
+	fflush(stdout);
+	fflush(stderr);
+	pid = vfork();
+	if (pid == 0) {
+		if (dup2(p.b, 0) != 0 || dup2(p.b, 1) != 1)
+			_exit(126);
+		execv(CAT_BIN, cat_argv);
+		_exit(127);
+	}
+	if (pid < 0)
+		fail_errno(errno, "vfork");
+	victim_set(pid);
+	close(p.b);
+	p.b = -1;
+	cat_exchange(p.a, pid, "vfork, dup2 onto 0 and 1, exec cat");
+	pair_close(&p);
+}
+
+#define EXEC_MISSING	"/nonexistent/ipcd-evloop-no-such-program"
+#define FAIL_SAYS	"after a failed exec"
+#define FAIL_SAYS_CX	"close-on-exec end kept"
+
+static void case_exec_fail(void)
+{
+	struct pair p, q;
+	int gop[2];
+	pid_t pid;
+
+	pair_open(&p);
+	pair_open_accept(&q, SOCK_CLOEXEC);
+	MUST(pipe(gop), "pipe");
+	pid = child_fork();
+	if (pid == 0) {
+		char c;
+
+		close(p.b);
+		close(q.a);
+		close(gop[1]);
+		if (!c_go(gop[0]))
+			_exit(10);
+		errno = 0;
+		if (execv(EXEC_MISSING, cat_argv) != -1 || errno != ENOENT)
+			_exit(11);
+		if (fcntl(p.a, F_GETFD) != 0 || fcntl(q.b, F_GETFD) != FD_CLOEXEC)
+			_exit(12);
+		if (!c_send(p.a, FAIL_SAYS, strlen(FAIL_SAYS)))
+			_exit(13);
+		if (!c_send(q.b, FAIL_SAYS_CX, strlen(FAIL_SAYS_CX)))
+			_exit(14);
+		if (!c_recv(p.a, &c, 1) || c != 'r')
+			_exit(15);
+		if (!c_recv(q.b, &c, 1) || c != 's')
+			_exit(16);
+		_exit(0);
+	}
+	close(gop[0]);
+	close(p.a);
+	close(q.b);
+	p.a = q.b = -1;
+	expect_eagain(p.b, "the parent closed, the child holds the connection: no EOF");
+	expect_eagain(q.a, "the child holds the close-on-exec connection: no EOF");
+	go(gop[1], "the child's exec of a missing program");
+	recv_str(p.b, FAIL_SAYS, "execv -1 ENOENT: the child still sends");
+	recv_str(q.a, FAIL_SAYS_CX, "a failed exec closes no close-on-exec fd: it sends");
+	send_str(p.b, "r");
+	send_str(q.a, "s");
+	check_eq(child_wait(pid, "the child"), 0,
+		 "the child's exit status (execv -1 ENOENT, F_GETFD unchanged, both ends "
+		 "sent and received)");
+	expect_eof(p.b, "the child exited: the last holder is gone");
+	expect_eof(q.a, "the child exited: the close-on-exec connection's last holder is gone");
+	close(gop[1]);
+	pair_close(&p);
+	pair_close(&q);
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 struct evcase {
@@ -2893,6 +3517,17 @@ static const struct evcase cases[] = {
 	  "threads blocked in accept on one listener" },
 	{ "threads-recv-wake", "threads", case_threads_recv_wake,
 	  "a blocked recv woken by shutdown, close, RST" },
+	{ "fork-order", "fork", case_fork_order,
+	  "parent and child write one end in turns; reads in turn" },
+	{ "fork-parent-exits", "fork", case_fork_parent_exits,
+	  "a grandchild keeps the connection its exited parent left open" },
+	{ "fork-daemon", "fork", case_fork_daemon, "daemon(1, 1) keeps the inherited connection" },
+	{ "exec-inetd", "fork", case_exec_inetd, "fork, dup2 onto 0 and 1, exec /bin/cat" },
+	{ "exec-cloexec", "fork", case_exec_cloexec,
+	  "exec closes FD_CLOEXEC connections, keeps the others" },
+	{ "exec-spawn", "fork", case_exec_spawn, "posix_spawn /bin/cat with adddup2 onto 0 and 1" },
+	{ "exec-vfork", "fork", case_exec_vfork, "vfork, dup2 onto 0 and 1, exec /bin/cat" },
+	{ "exec-fail", "fork", case_exec_fail, "a failed exec leaves every connection working" },
 };
 
 #define N_CASES	(sizeof(cases) / sizeof(cases[0]))
@@ -2916,8 +3551,8 @@ static void run_case(const struct evcase *c)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ipcd-evloop NAME...   (a case, a group: epoll poll dup threads, "
-			"or all)\n       ipcd-evloop --list\n");
+	fprintf(stderr, "usage: ipcd-evloop NAME...   (a case, a group: epoll poll dup threads "
+			"fork, or all)\n       ipcd-evloop --list\n");
 	exit(2);
 }
 
@@ -2925,6 +3560,8 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa;
 
+	if (argc == 4 && !strcmp(argv[1], "--exec-probe"))
+		return exec_probe(argv[2], argv[3]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
