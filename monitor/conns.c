@@ -745,7 +745,8 @@ static int send_msg(struct mon_client *to, uint16_t type, uint64_t conn_id, uint
 	log_warn("process %d (%s): cannot send it %s on its control socket: %s%s; "
 		 "disconnecting it", to->pid, to->comm,
 		 type == IPCD_CTL_CONN_FD ? "a connection's fds"
-		 : type == IPCD_CTL_HOLD_FD ? "a hold token" : "a listener's eventfd",
+		 : type == IPCD_CTL_HOLD_FD ? "a hold token"
+		 : type == IPCD_CTL_REGION_FD ? "a connection's region" : "a listener's eventfd",
 		 strerror(-rc), rc == -EAGAIN ? " (it does not read its control socket)" : "");
 	cs.st.fd_faults++;
 	mon.ctr.faults++;
@@ -1477,25 +1478,48 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 
 /* ---- hold tokens -------------------------------------------------------- */
 
-int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r)
+/* HOLD and REGION: end @r->end of @r->conn_id, open, and @c's to ask about. */
+static struct conn *held_end(struct mon_client *c, const struct ipcd_hold_req *r, int *err)
 {
 	struct conn *k = conn_find(r->conn_id);
+	bool b_side = r->end == IPCD_CLOSE_B;
+
+	*err = 0;
+	if (!k)
+		*err = -ENOENT;
+	else if (r->pad || (r->end != IPCD_CLOSE_A && r->end != IPCD_CLOSE_B))
+		*err = -EINVAL;
+	else if (b_side && !k->accepted)
+		*err = -EPERM;
+	else if ((b_side ? k->b_owner : k->a_owner) != c->id &&
+		 (b_side ? k->b_uid : k->a_uid) != c->uid)
+		*err = -EPERM;	/* as CLOSE: the end's owner, or a process of its user */
+	else if ((b_side ? k->b_end : k->a_end) != END_OPEN)
+		*err = -ENOENT;
+	return *err ? NULL : k;
+}
+
+int conns_region(struct mon_client *c, const struct ipcd_hold_req *r)
+{
+	int rc;
+	struct conn *k = held_end(c, r, &rc);
+
+	if (!k)
+		return rc;
+	return send_msg(c, IPCD_CTL_REGION_FD, k->id, r->end, 0, k->size, &k->fd, 1);
+}
+
+int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r)
+{
 	struct epoll_event ev = { .events = 0 };	/* EPOLLHUP is always reported */
+	struct conn *k;
 	bool b_side;
 	int p[2], rc;
 
+	k = held_end(c, r, &rc);
 	if (!k)
-		return -ENOENT;
-	if (r->pad || (r->end != IPCD_CLOSE_A && r->end != IPCD_CLOSE_B))
-		return -EINVAL;
+		return rc;
 	b_side = r->end == IPCD_CLOSE_B;
-	if (b_side && !k->accepted)
-		return -EPERM;
-	if ((b_side ? k->b_owner : k->a_owner) != c->id &&
-	    (b_side ? k->b_uid : k->a_uid) != c->uid)
-		return -EPERM;
-	if ((b_side ? k->b_end : k->a_end) != END_OPEN)
-		return -ENOENT;
 	if (k->hold[b_side] >= 0)
 		return -EEXIST;
 	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)

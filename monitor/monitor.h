@@ -408,6 +408,8 @@ int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r);
 int conns_kit_accepted(struct mon_client *c, const struct ipcd_kit_accepted_req *r);
 /* HOLD: a hold token for an end (proto.h struct ipcd_hold_req), sent before the answer. */
 int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r);
+/* REGION: the end's region memfd (IPCD_CTL_REGION_FD), sent before the answer (exec). */
+int conns_region(struct mon_client *c, const struct ipcd_hold_req *r);
 /* A hold token's read end hung up (MON_EV_HOLD): the end's last holder is gone. */
 void conns_hold_hup(uint32_t idx);
 /*

@@ -371,6 +371,7 @@ static void q_counters(struct out *o)
 		[IPCD_OP_CLOSE] = "close", [IPCD_OP_FALLBACK] = "fallback",
 		[IPCD_OP_KITS] = "kits", [IPCD_OP_LANE_DONE] = "lane_done",
 		[IPCD_OP_KIT_ACCEPTED] = "kit_accepted", [IPCD_OP_HOLD] = "hold",
+		[IPCD_OP_REGION] = "region",
 	};
 	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
 	struct ipcd_reqq_stats st;

@@ -196,7 +196,7 @@ static void op_kit_accepted(struct mon_client *c, const struct ipcd_req *req)
 		respond(c->slot, req, conns_kit_accepted(c, &r), NULL, 0);
 }
 
-/* HOLD sends the token before the response, as CONNECT sends its fds. */
+/* HOLD and REGION send their fd before the response, as CONNECT sends its fds. */
 static void op_hold(struct mon_client *c, const struct ipcd_req *req)
 {
 	struct ipcd_hold_req r;
@@ -204,7 +204,7 @@ static void op_hold(struct mon_client *c, const struct ipcd_req *req)
 
 	if (!take_body(c, req, &r, sizeof(r)))
 		return;
-	rc = conns_hold(c, &r);
+	rc = req->opcode == IPCD_OP_HOLD ? conns_hold(c, &r) : conns_region(c, &r);
 	if (c->state == CL_ACTIVE)
 		respond(c->slot, req, rc, NULL, 0);
 }
@@ -220,6 +220,7 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_LANE_DONE] = op_lane_done,
 	[IPCD_OP_KIT_ACCEPTED] = op_kit_accepted,
 	[IPCD_OP_HOLD] = op_hold,
+	[IPCD_OP_REGION] = op_hold,
 	[IPCD_OP_UNBIND] = op_unbind,
 	[IPCD_OP_CONNECT] = op_connect,
 	[IPCD_OP_ACCEPT] = op_accept,

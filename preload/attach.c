@@ -285,6 +285,7 @@ int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
 			goto err_close;
 		break;
 	case IPCD_CTL_HOLD_FD:
+	case IPCD_CTL_REGION_FD:
 		if (nfds != 1 || !m->conn_id)
 			goto err_close;
 		break;

@@ -254,6 +254,12 @@ void ipcd_fdtab_drop_range(unsigned int first, unsigned int last)
 	}
 }
 
+void ipcd_socks_hold_one(struct ipcd_sock *s, int delta)
+{
+	if (s->state == IPCD_SK_CONN && s->conn.ctl)
+		ipcd_fetch_add(holders_of(s), (uint32_t)delta);
+}
+
 void ipcd_socks_hold_all(int delta)
 {
 	struct ipcd_sock *s;
@@ -351,6 +357,8 @@ void ipcd_socks_exec(bool prepare)
 	for (s = socks; s; s = s->next) {
 		if (s->state != IPCD_SK_CONN || !s->conn.ctl)
 			continue;
+		if (s->exec_keep)
+			continue;	/* handed to the new image, with our hold (exec.c) */
 		if (prepare) {
 			/* Held elsewhere: a failed exec counts this process back. */
 			s->exec_released = end_release(s);

@@ -15,7 +15,9 @@
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
+#include <spawn.h>
 #include <stdarg.h>
+#include <unistd.h>
 #include <sys/syscall.h>
 
 #include "sock.h"
@@ -42,80 +44,105 @@ IPCD_EXPORT pid_t fork(void)
 }
 
 /*
- * exec: the new image has no table, so every accelerated fd is close-on-exec
- * at the kernel level (fdtab.c) and this process stops holding each
- * connection end it holds: as if it closed them all. The last holder marks
- * the rings (the peer reads EOF) and tells the monitor. Only the process
- * the holders were counted for does this: a vfork child shares its parent's
- * memory and was never counted (its pid differs from the one recorded).
- * If exec fails, ends other processes still held are counted back; ends this
- * process was the last to hold stay closed (the application sees EOF/EPIPE).
+ * vfork: a wrapper cannot call the real vfork (its child would return
+ * through our frame, which the parent then reuses), and a child sharing its
+ * parent's memory could not prepare a handover (exec.c) without writing
+ * the parent's. So vfork is fork here: the child gets the atfork handlers
+ * (hold tokens, holder counts) and may do what a fork child may, which is
+ * more than a vfork child may. POSIX leaves a vfork child that writes
+ * memory undefined, so no portable program can tell, only slower.
  */
-static void exec_prepare(void)
+IPCD_EXPORT pid_t vfork(void)
+{
+	return fork();
+}
+
+/*
+ * exec: the new image has no table. Every accelerated fd is close-on-exec at
+ * the kernel level (fdtab.c); those the application did not mark so are
+ * handed to the new image (exec.c), and this process stops holding every
+ * other connection end, as if it closed them: the last holder marks the
+ * rings (the peer reads EOF) and tells the monitor. Only the process the
+ * holders were counted for does this: a child of a raw vfork/clone shares
+ * its parent's memory and was never counted (its pid differs from the one
+ * recorded). If exec fails, all of it is undone; ends this process was the
+ * last to hold stay closed (the application sees EOF/EPIPE).
+ */
+static char *const *exec_prepare(char *const envp[])
 {
 	if (ipcd_inside || syscall(SYS_getpid) != ipcd_self_pid)
-		return;
-	ipcd_socks_lock();
-	ipcd_socks_exec(true);
-	ipcd_socks_unlock();
+		return envp;
+	return ipcd_exec_prepare(envp);
 }
 
 static void exec_failed(void)
 {
-	int saved = errno;
-
 	if (ipcd_inside || syscall(SYS_getpid) != ipcd_self_pid)
 		return;
-	ipcd_socks_lock();
-	ipcd_socks_exec(false);
-	ipcd_socks_unlock();
-	errno = saved;
+	ipcd_exec_failed();
 }
 
-#define IPCD_EXEC(call)								\
+#define IPCD_EXEC(real, ...)							\
 	do {									\
+		char *const *env;						\
 		int rc;								\
 										\
 		ipcd_init();							\
-		exec_prepare();							\
-		rc = (call);							\
+		if (unlikely(!ipcd_real.real))					\
+			return ipcd_enosys();					\
+		env = exec_prepare(envp);					\
+		rc = ipcd_real.real(__VA_ARGS__);				\
 		exec_failed();							\
 		return rc;							\
 	} while (0)
 
 IPCD_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	if (unlikely(!ipcd_real.execve))
-		return ipcd_enosys();
-	IPCD_EXEC(ipcd_real.execve(path, argv, envp));
+	IPCD_EXEC(execve, path, argv, env);
 }
 
+/* execv and execvp use environ: the handover needs the envp variants. */
 IPCD_EXPORT int execv(const char *path, char *const argv[])
 {
-	if (unlikely(!ipcd_real.execv))
-		return ipcd_enosys();
-	IPCD_EXEC(ipcd_real.execv(path, argv));
+	char *const *envp = environ;
+
+	IPCD_EXEC(execve, path, argv, env);
 }
 
 IPCD_EXPORT int execvp(const char *file, char *const argv[])
 {
-	if (unlikely(!ipcd_real.execvp))
-		return ipcd_enosys();
-	IPCD_EXEC(ipcd_real.execvp(file, argv));
+	char *const *envp = environ;
+
+	IPCD_EXEC(execvpe, file, argv, env);
 }
 
 IPCD_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-	if (unlikely(!ipcd_real.execvpe))
-		return ipcd_enosys();
-	IPCD_EXEC(ipcd_real.execvpe(file, argv, envp));
+	IPCD_EXEC(execvpe, file, argv, env);
 }
 
 IPCD_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-	if (unlikely(!ipcd_real.fexecve))
-		return ipcd_enosys();
-	IPCD_EXEC(ipcd_real.fexecve(fd, argv, envp));
+	IPCD_EXEC(fexecve, fd, argv, env);
+}
+
+/* posix_spawn: its child execs inside glibc, without our wrappers (exec.c). */
+IPCD_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+			    const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.posix_spawn))
+		return ENOSYS;
+	return ipcd_spawn(false, pid, path, fa, attr, argv, envp);
+}
+
+IPCD_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			     const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.posix_spawnp))
+		return ENOSYS;
+	return ipcd_spawn(true, pid, file, fa, attr, argv, envp);
 }
 
 /*

@@ -77,6 +77,7 @@ __attribute__((constructor)) static void ipcd_ctor(void)
 	ipcd_init();
 	ipcd_self_pid = (pid_t)syscall(SYS_getpid);
 	ipcd_state_load_env();
+	ipcd_exec_adopt();	/* connections an exec handed over (exec.c), before main */
 	/* The atfork handlers: registered once, after the table. */
 	pthread_atfork(ipcd_state_atfork_prepare, ipcd_state_atfork_parent,
 		       ipcd_state_atfork_child);

@@ -163,6 +163,19 @@ int ipcd_sock_bind(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, sockl
 	return rc;
 }
 
+/*
+ * A FRESH socket's FD_CLOEXEC is the kernel's (F_SETFD, FIOCLEX went
+ * there); the fd is about to become one of ours, close-on-exec at the
+ * kernel level: the table keeps the application's flag from now on.
+ */
+static void keep_cloexec(int fd)
+{
+	int f = ipcd_real.fcntl(fd, F_GETFD);
+
+	if (f >= 0)
+		ipcd_fdtab_set_cloexec(fd, (f & FD_CLOEXEC) != 0);
+}
+
 /* Turn @fd into epoll{kernel listener, accept eventfd}; the listener moves to a hidden fd. */
 static int make_listener(struct ipcd_sock *s, int fd, int lfd)
 {
@@ -184,6 +197,7 @@ static int make_listener(struct ipcd_sock *s, int fd, int lfd)
 	/* The kernel listener never blocks us: accept() waits on the epoll fd. */
 	if (ipcd_real.ioctl(kfd, FIONBIO, &(int){ 1 }) < 0)
 		goto err_ep;
+	keep_cloexec(fd);
 	if (ipcd_real.dup3(ep, fd, O_CLOEXEC) < 0)
 		goto err_ep;
 	ipcd_real.close(ep);
@@ -320,6 +334,11 @@ static void conn_init(struct ipcd_sock *s, const struct ipcd_sock *parent)
 		s->nopts = parent->nopts;
 		memcpy(s->opts, parent->opts, sizeof(s->opts));
 	}
+}
+
+void ipcd_sock_conn_ready(struct ipcd_sock *s)
+{
+	conn_init(s, NULL);
 }
 
 /* Is kernel fd @fd readable now? One syscall, no sleep; an error counts as yes. */
@@ -554,6 +573,7 @@ static int connected(struct ipcd_sock *s, int fd)
 {
 	int efd = s->conn.wake_self;
 
+	keep_cloexec(fd);
 	if (ipcd_real.dup3(efd, fd, O_CLOEXEC) < 0) {
 		int err = errno;
 
@@ -1101,6 +1121,13 @@ IPCD_EXPORT int ioctl(int fd, unsigned long request, ...)
 
 static int sock_ioctl(struct ipcd_sock *s, int fd, unsigned long request, void *arg)
 {
+	if (request == FIOCLEX || request == FIONCLEX) {
+		/* As F_SETFD: ours are close-on-exec in the kernel, the table has the flag. */
+		if (s->state == IPCD_SK_FRESH)
+			return ipcd_real.ioctl(fd, request, arg);
+		ipcd_fdtab_set_cloexec(fd, request == FIOCLEX);
+		return 0;
+	}
 	if (request == FIONBIO) {
 		int on;
 

@@ -110,6 +110,8 @@ struct ipcd_sock {
 	struct ipcd_llanes *lanes;	/* LISTEN: its lanes (lanes.c); NULL: none yet */
 	bool exec_released;		/* CONN: exec dropped our hold (undone if it fails) */
 	bool hold_asked;		/* CONN: a hold token was asked for (fdtab.c) */
+	bool exec_keep;			/* CONN: handed to the new image by an exec (exec.c) */
+	uint32_t ho_idx;		/* exec.c: its slot + 1 while a handover is prepared */
 
 	/* CONN */
 	struct ipcd_conn conn;
@@ -171,6 +173,26 @@ void ipcd_socks_hold_all(int delta);
  * Called with ipcd_socks_lock() held.
  */
 void ipcd_socks_exec(bool prepare);
+/* One more (@delta +1) or one fewer holder of @s's end; socks lock held. */
+void ipcd_socks_hold_one(struct ipcd_sock *s, int delta);
+/* A CONN socket built from a handover (exec.c) is ready for the data path. */
+void ipcd_sock_conn_ready(struct ipcd_sock *s);
+
+/* ---- exec.c: accelerated connections across exec and posix_spawn ----------------- */
+
+/*
+ * Before an exec by this process: hand the inheritable connection ends to
+ * the new image and release the others; returns the environment the exec
+ * must get (@envp, or ours with IPCD_HANDOFF). ipcd_exec_failed undoes it.
+ */
+char *const *ipcd_exec_prepare(char *const envp[]);
+void ipcd_exec_failed(void);
+/* posix_spawn / posix_spawnp (@search) with the handover for the child. */
+int ipcd_spawn(bool search, pid_t *pid, const char *path,
+	       const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
+	       char *const argv[], char *const envp[]);
+/* In a new image (constructor): take the connections the old one handed over. */
+void ipcd_exec_adopt(void);
 /* The pid the holders were counted for (set at load and in a fork child). */
 extern pid_t ipcd_self_pid;
 void ipcd_socks_lock(void);
@@ -194,6 +216,8 @@ int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64
  * (proto.h IPCD_OP_HOLD): the pipe's write end (close-on-exec), or -errno.
  */
 int ipcd_mon_hold(uint64_t conn_id, bool b_side);
+/* ipcd_mon_region - the region memfd of @conn_id (IPCD_OP_REGION) and its @size, or -errno. */
+int ipcd_mon_region(uint64_t conn_id, bool b_side, uint64_t *size);
 /* A lane's end that came with a CONNECT or ACCEPT answer (fd -1: none). */
 struct ipcd_mon_lane {
 	int fd;

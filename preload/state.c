@@ -387,7 +387,8 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 		    uint64_t *aux, struct ipcd_mon_lane *lane)
 {
 	uint16_t want = req->opcode == IPCD_OP_LISTEN ? IPCD_CTL_LISTEN_FD
-			: req->opcode == IPCD_OP_HOLD ? IPCD_CTL_HOLD_FD : IPCD_CTL_CONN_FD;
+			: req->opcode == IPCD_OP_HOLD ? IPCD_CTL_HOLD_FD
+			: req->opcode == IPCD_OP_REGION ? IPCD_CTL_REGION_FD : IPCD_CTL_CONN_FD;
 	uint64_t conn_id = 0;
 	uint32_t bind_id = 0;
 	struct ipcd_ctl_msg m;
@@ -396,7 +397,7 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 
 	if (req->opcode == IPCD_OP_LISTEN)
 		memcpy(&bind_id, req->body, sizeof(bind_id));
-	else if (req->opcode == IPCD_OP_HOLD)
+	else if (req->opcode == IPCD_OP_HOLD || req->opcode == IPCD_OP_REGION)
 		memcpy(&conn_id, req->body, sizeof(conn_id));
 	else
 		memcpy(&conn_id, resp->body, sizeof(conn_id));
@@ -503,7 +504,8 @@ int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, u
 		goto gone;
 	if (resp->status == 0 && fds &&
 	    (req->opcode == IPCD_OP_CONNECT || req->opcode == IPCD_OP_ACCEPT ||
-	     req->opcode == IPCD_OP_LISTEN || req->opcode == IPCD_OP_HOLD)) {
+	     req->opcode == IPCD_OP_LISTEN || req->opcode == IPCD_OP_HOLD ||
+	     req->opcode == IPCD_OP_REGION)) {
 		rc = take_fds(req, resp, fds, aux, lane);
 		/* LISTEN of a bind already listening sends no new fd. */
 		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)
@@ -520,9 +522,10 @@ out:
 	return rc;
 }
 
-int ipcd_mon_hold(uint64_t conn_id, bool b_side)
+/* HOLD or REGION (@opcode) for end @b_side of @conn_id: its fd, or -errno. */
+static int end_fd_call(uint16_t opcode, uint64_t conn_id, bool b_side, uint64_t *size)
 {
-	struct ipcd_req req = { .opcode = IPCD_OP_HOLD };
+	struct ipcd_req req = { .opcode = opcode };
 	struct ipcd_hold_req *hr = (void *)req.body;
 	struct ipcd_resp resp;
 	int fds[IPCD_CTL_CONN_NFDS];
@@ -531,12 +534,22 @@ int ipcd_mon_hold(uint64_t conn_id, bool b_side)
 	req.len = sizeof(*hr);
 	hr->conn_id = conn_id;
 	hr->end = b_side ? IPCD_CLOSE_B : IPCD_CLOSE_A;
-	rc = ipcd_mon_call(&req, &resp, fds, NULL);
+	rc = ipcd_mon_call(&req, &resp, fds, size);
 	if (rc)
 		return rc;
 	if (resp.status)
 		return resp.status;
 	return fds[0] >= 0 ? fds[0] : -EPROTO;
+}
+
+int ipcd_mon_hold(uint64_t conn_id, bool b_side)
+{
+	return end_fd_call(IPCD_OP_HOLD, conn_id, b_side, NULL);
+}
+
+int ipcd_mon_region(uint64_t conn_id, bool b_side, uint64_t *size)
+{
+	return end_fd_call(IPCD_OP_REGION, conn_id, b_side, size);
 }
 
 int ipcd_mon_kits(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max)

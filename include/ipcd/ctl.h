@@ -114,6 +114,9 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
  *                          (IPCD_CLOSE_A or IPCD_CLOSE_B; proto.h struct
  *                          ipcd_hold_req). Sent before the HOLD response
  *                          (ABI 3.2).
+ *   IPCD_CTL_REGION_FD     + SCM_RIGHTS, one memfd: connection @conn_id's
+ *                          region, @region_size bytes, for end @bind_id
+ *                          (IPCD_OP_REGION). Sent before its response.
  *
  * Wake eventfds (EFD_NONBLOCK): an end's eventfd is written by whoever
  * clears an IPCD_DB_EVENT bit that end set in a doorbell word of its rings
@@ -124,6 +127,7 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
 #define IPCD_CTL_LISTEN_FD	2
 #define IPCD_CTL_LANE_FD	3
 #define IPCD_CTL_HOLD_FD	4
+#define IPCD_CTL_REGION_FD	5
 
 #define IPCD_CTL_CONN_FD_REGION	0
 #define IPCD_CTL_CONN_FD_SELF	1	/* this end's wake eventfd */

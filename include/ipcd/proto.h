@@ -29,7 +29,8 @@
 #define IPCD_OP_LANE_DONE	11	/* struct ipcd_lane_done_req */
 #define IPCD_OP_KIT_ACCEPTED	12	/* struct ipcd_kit_accepted_req; for ipcdctl only */
 #define IPCD_OP_HOLD		13	/* struct ipcd_hold_req (ABI 3.2) */
-#define IPCD_OP_MAX		13
+#define IPCD_OP_REGION		14	/* struct ipcd_hold_req (ABI 3.2) */
+#define IPCD_OP_MAX		14
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -279,6 +280,12 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_close_req) == 16);
  * Status: 0, -ENOENT (no such connection, or the end is closed), -EPERM
  * (not the end's owner nor a process of its user), -EEXIST (the end has a
  * token already: it was given to a process that holds the end), -EMFILE.
+ *
+ * IPCD_OP_REGION takes the same body and the same rules (no token is made):
+ * the monitor sends the connection's region memfd (IPCD_CTL_REGION_FD,
+ * before the response). exec: the region's mapping does not survive it,
+ * so a process that keeps the end across exec asks for the memfd first and
+ * hands it to its new image with the end's other descriptors.
  */
 struct ipcd_hold_req {
 	uint64_t conn_id;

@@ -85,6 +85,7 @@ PIN(IPCD_CTL_LANE_FD == 3);
 PIN(IPCD_OP_KITS == 10 && IPCD_OP_LANE_DONE == 11 && IPCD_OP_KIT_ACCEPTED == 12);
 PIN(sizeof(struct ipcd_kit_accepted_req) == 8);
 PIN(IPCD_OP_HOLD == 13 && IPCD_CTL_HOLD_FD == 4);	/* ABI 3.2 */
+PIN(IPCD_OP_REGION == 14 && IPCD_CTL_REGION_FD == 5);
 PIN(sizeof(struct ipcd_hold_req) == 16);
 PIN(offsetof(struct ipcd_hold_req, end) == 8);
 PIN(sizeof(struct ipcd_fallback_req) == 24);

@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec.c - accelerated connections across execve and posix_spawn.
+ *
+ * The kernel keeps a socket open across execve unless it is close-on-exec.
+ * An accelerated connection is more than its fd: a mapping (which exec
+ * discards), this library's table (which the new image does not have) and
+ * hidden fds. So before an exec that keeps some of them (fds without the
+ * application's FD_CLOEXEC), the old image hands them over:
+ *
+ *   old image (exec wrapper, or posix_spawn for its child)
+ *     for each connection end with an inheritable fd: its hold token
+ *     (IPCD_OP_HOLD, if it has none) and its region's memfd from the monitor
+ *     (IPCD_OP_REGION); the records below, in a memfd; the application's
+ *     fds, the peer's wake eventfd, the token and the memfd made inheritable;
+ *     IPCD_HANDOFF=<memfd> (and our LD_PRELOAD, if the new environment lost
+ *     it) added to the environment the new image gets.
+ *   new image (the constructor, before main)
+ *     reads the records, finds the application's fds (by their eventfd's
+ *     id, so a posix_spawn dup2 file action is found too), maps each region
+ *     as a fresh connect would, and installs the sockets in the table with
+ *     their state (O_NONBLOCK, shutdowns, timeouts, options, addresses).
+ *
+ * Holders (sock.h): an exec of this process keeps its count for the ends it
+ * hands over (the new image inherits it) and drops it for the others; a
+ * posix_spawn child is counted before the spawn (and counted back if it
+ * fails). An end the new image cannot take (no fd left for it, a bad
+ * record) is released there as a close would. If the handover cannot be
+ * prepared (no monitor, a refusal, a limit), that fd is closed by the exec
+ * as a close-on-exec one would be: its peer reads EOF, the new image finds
+ * the fd number free; one line on stderr says so.
+ *
+ * Listening sockets survive as plain kernel listeners (the monitor's
+ * listener belonged to the old registration, which the exec ends): the
+ * kernel socket is put at the application's fd number for the exec and
+ * put back if it fails. Not handed over: epoll sets of ours (the new image
+ * gets the bare kernel epoll fd), and listeners through posix_spawn.
+ *
+ * vfork is fork here (fork.c): a vfork child shares its parent's memory, in
+ * which a handover cannot be prepared without corrupting the parent's.
+ */
+#undef _FORTIFY_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "sock.h"
+
+#define HO_MAGIC	0x46464f48u	/* "HOFF" */
+#define HO_VERSION	1u
+#define HO_ENV		"IPCD_HANDOFF"
+#define HO_ENDS_MAX	4096u		/* ends one exec hands over; more are closed */
+#define HO_FDS_MAX	16384u		/* application fds naming them */
+#define HO_LIS_MAX	256u		/* listening fds kept as kernel listeners */
+
+/* The memfd's contents: struct ho_hdr, ends[n_ends], int32_t fds[n_fds]. */
+struct ho_hdr {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t n_ends;
+	uint32_t n_fds;
+};
+
+struct ho_end {
+	uint64_t conn_id;
+	uint64_t region_size;
+	uint64_t efd_id;		/* fdinfo "eventfd-id" of the end's eventfd; 0: unknown */
+	int32_t region_fd;
+	int32_t wake_peer;
+	int32_t hold_fd;
+	int32_t domain;
+	uint32_t fd_first;		/* its application fds: fds[fd_first .. + n_fds) */
+	uint32_t n_fds;
+	int64_t rcvtimeo_ns;
+	int64_t sndtimeo_ns;
+	int32_t sndbuf;
+	int32_t rcvbuf;
+	int32_t linger_onoff;
+	int32_t linger_linger;
+	uint32_t nopts;
+	struct ipcd_sockopt opts[IPCD_SOCK_OPTS];
+	uint8_t self_addr[16];
+	uint8_t peer_addr[16];
+	uint16_t self_port;
+	uint16_t peer_port;
+	uint8_t acceptor;
+	uint8_t nonblock;
+	uint8_t shut_rd;
+	uint8_t shut_wr;
+	uint8_t reset_told;
+	uint8_t rst_sent;
+	uint8_t rst_told;
+	uint8_t drop;			/* close-on-exec: the new image only closes its token */
+	uint8_t pad[2];
+};
+
+/* The old image's side, from prepare to the exec (or its failure). */
+struct ho_slot {
+	struct ipcd_sock *s;		/* a reference is held */
+	int any_fd;			/* one of its fds, inheritable or not */
+	int region_fd;			/* ours until the exec */
+	bool drop;			/* no inheritable fd: only its hold token goes */
+	bool ready;			/* it goes: region (or token, if @drop) in hand */
+	bool new_token;			/* its hold token was made for this exec */
+};
+
+struct ho_lis {
+	int fd;				/* the application's listening fd */
+	int saved;			/* its epoll fd, kept aside until the exec */
+};
+
+struct ho_state {
+	bool spawn;			/* for a posix_spawn child (else this process's exec) */
+	bool all;			/* close-on-exec ends too (a spawn's dup2 may keep them) */
+	int memfd;
+	unsigned int n_slots;
+	unsigned int n_fds;
+	unsigned int n_lis;
+	struct ho_slot *slots;		/* [HO_ENDS_MAX] */
+	int32_t *fds;			/* [HO_FDS_MAX] */
+	uint32_t *fd_slot;		/* [HO_FDS_MAX] */
+	struct ho_lis *lis;		/* [HO_LIS_MAX] */
+	char **envp;			/* what the exec gets; NULL: the caller's */
+	void *mem;
+	size_t mem_size;
+};
+
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void log_line(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (getenv("IPCD_QUIET") && !strcmp(getenv("IPCD_QUIET"), "1"))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ipcd_log_raw(line);
+}
+
+static void set_cloexec(int fd, bool on)
+{
+	if (fd >= 0)
+		ipcd_real.fcntl(fd, F_SETFD, (void *)(intptr_t)(on ? FD_CLOEXEC : 0));
+}
+
+/* The fdinfo "eventfd-id" of @fd (Linux 6.0+), 0 if it has none. */
+static uint64_t eventfd_id(int fd)
+{
+	char path[64], buf[512];
+	uint64_t id = 0;
+	const char *p;
+	ssize_t n;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return 0;
+	n = read(f, buf, sizeof(buf) - 1);
+	ipcd_real.close(f);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, "eventfd-id:");
+	if (p)
+		id = strtoull(p + strlen("eventfd-id:"), NULL, 10);
+	return id;
+}
+
+static bool is_eventfd(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = '\0';
+	return !strcmp(link, "anon_inode:[eventfd]");
+}
+
+/* ---- the old image ------------------------------------------------------------ */
+
+/* Our library's path, for an environment that lost LD_PRELOAD. */
+static const char *self_path(void)
+{
+	Dl_info info;
+
+	if (dladdr((void *)self_path, &info) && info.dli_fname && info.dli_fname[0] == '/')
+		return info.dli_fname;
+	return NULL;
+}
+
+/*
+ * The environment the new image gets: @envp without any IPCD_HANDOFF, plus
+ * ours, plus LD_PRELOAD with this library if it lost it. In st->mem.
+ */
+static int build_env(struct ho_state *st, char *const envp[], char *space, size_t space_len)
+{
+	const char *lib = self_path();
+	bool has_lib = false;
+	size_t n = 0, i, used = 0;
+	char **out;
+
+	for (i = 0; envp && envp[i]; i++)
+		n++;
+	out = (char **)(void *)space;
+	used = (n + 3) * sizeof(char *);
+	if (used > space_len)
+		return -E2BIG;
+	n = 0;
+	for (i = 0; envp && envp[i]; i++) {
+		if (!strncmp(envp[i], HO_ENV "=", sizeof(HO_ENV)))
+			continue;
+		if (!strncmp(envp[i], "LD_PRELOAD=", 11) && lib && strstr(envp[i], lib))
+			has_lib = true;
+		out[n++] = envp[i];
+	}
+	out[n] = space + used;
+	used += (size_t)snprintf(out[n], space_len - used, HO_ENV "=%d", st->memfd) + 1;
+	n++;
+	if (lib && !has_lib) {
+		const char *old = NULL;
+		size_t j;
+
+		for (j = 0; j < n; j++)
+			if (!strncmp(out[j], "LD_PRELOAD=", 11))
+				break;
+		if (j < n)
+			old = out[j] + 11;
+		if (used + strlen(lib) + (old ? strlen(old) : 0) + 16 > space_len)
+			return -E2BIG;
+		if (j == n)
+			n++;
+		out[j] = space + used;
+		used += (size_t)snprintf(out[j], space_len - used, "LD_PRELOAD=%s%s%s", lib,
+					 old && *old ? " " : "", old ? old : "") + 1;
+	}
+	out[n] = NULL;
+	st->envp = out;
+	return 0;
+}
+
+/* @s's slot; a new one keeps the caller's reference on @s, an old one drops it. */
+static struct ho_slot *slot_of(struct ho_state *st, struct ipcd_sock *s)
+{
+	unsigned int i;
+
+	if (s->ho_idx && s->ho_idx <= st->n_slots && st->slots[s->ho_idx - 1].s == s) {
+		ipcd_sock_put(s);
+		return &st->slots[s->ho_idx - 1];
+	}
+	if (st->n_slots == HO_ENDS_MAX) {
+		ipcd_sock_put(s);
+		return NULL;
+	}
+	i = st->n_slots++;
+	st->slots[i].s = s;
+	st->slots[i].any_fd = -1;
+	st->slots[i].region_fd = -1;
+	st->slots[i].drop = !st->spawn;		/* until an inheritable fd is seen */
+	st->slots[i].ready = false;
+	st->slots[i].new_token = false;
+	s->ho_idx = i + 1;
+	return &st->slots[i];
+}
+
+/* Walk the table: the connection ends and listeners with inheritable fds. */
+static void collect(struct ho_state *st)
+{
+	unsigned int fd;
+
+	for (fd = 0; fd < IPCD_FDTAB_MAX; fd++) {
+		struct ipcd_sock *s;
+		struct ho_slot *sl;
+		bool cloexec;
+
+		if (!ipcd_fdtab_get((int)fd))
+			continue;
+		cloexec = ipcd_fdtab_cloexec((int)fd);
+		if (cloexec && !st->all)
+			continue;
+		s = ipcd_sock_get((int)fd);
+		if (!s)
+			continue;
+		if (s->state == IPCD_SK_LISTEN && !st->spawn && st->n_lis < HO_LIS_MAX &&
+		    s->kfd >= 0 && !cloexec)
+			st->lis[st->n_lis++] = (struct ho_lis){ .fd = (int)fd, .saved = -1 };
+		if (s->state != IPCD_SK_CONN || !s->conn.ctl || st->n_fds == HO_FDS_MAX) {
+			ipcd_sock_put(s);
+			continue;
+		}
+		sl = slot_of(st, s);
+		if (!sl)
+			continue;
+		sl->any_fd = (int)fd;
+		if (cloexec)
+			continue;	/* not inherited, unless the spawn dup2s it: found by id */
+		sl->drop = false;
+		st->fd_slot[st->n_fds] = (uint32_t)(sl - st->slots);
+		st->fds[st->n_fds++] = (int32_t)fd;
+	}
+}
+
+/*
+ * Token and region of each end; an end that gets neither is left out of the
+ * handover. A close-on-exec end (@drop) needs only its token: the exec
+ * must not close it before it succeeds (a failed exec leaves every fd
+ * open), so the new image closes the token instead, and the monitor closes
+ * the end if that was its last holder (conns_hold_hup).
+ */
+static void fetch_fds(struct ho_state *st)
+{
+	unsigned int i;
+
+	for (i = 0; i < st->n_slots; i++) {
+		struct ho_slot *sl = &st->slots[i];
+		struct ipcd_sock *s = sl->s;
+		uint64_t size = 0;
+		int fd;
+
+		if (s->conn.hold_fd < 0) {
+			fd = ipcd_mon_hold(s->conn.conn_id, s->conn.acceptor);
+			if (fd >= 0) {
+				s->conn.hold_fd = fd;
+				sl->new_token = true;
+			}
+			s->hold_asked = true;
+		}
+		if (sl->drop) {
+			sl->ready = s->conn.hold_fd >= 0;
+			continue;	/* without a token: released before the exec, as before */
+		}
+		fd = s->conn.hold_fd >= 0 ? ipcd_mon_region(s->conn.conn_id, s->conn.acceptor, &size)
+					  : -ENOTCONN;
+		if (fd >= 0 && size != s->conn.reg.size) {
+			ipcd_real.close(fd);
+			fd = -EPROTO;
+		}
+		if (fd < 0) {
+			log_line("ipcd: exec: connection %" PRIu64 " cannot be handed to the new "
+				 "image (%s): its fd is closed as close-on-exec\n",
+				 s->conn.conn_id, strerror(-fd));
+			continue;
+		}
+		sl->region_fd = fd;
+		sl->ready = true;
+	}
+}
+
+static void fill_end(struct ho_end *e, const struct ho_slot *sl, uint32_t first, uint32_t n,
+		     int efd)
+{
+	const struct ipcd_sock *s = sl->s;
+
+	memset(e, 0, sizeof(*e));
+	e->conn_id = s->conn.conn_id;
+	e->region_size = s->conn.reg.size;
+	e->efd_id = efd >= 0 ? eventfd_id(efd) : 0;
+	e->region_fd = sl->region_fd;
+	e->wake_peer = sl->drop ? -1 : s->conn.wake_peer;
+	e->hold_fd = s->conn.hold_fd;
+	e->domain = s->domain;
+	e->fd_first = first;
+	e->n_fds = n;
+	e->rcvtimeo_ns = s->rcvtimeo_ns;
+	e->sndtimeo_ns = s->sndtimeo_ns;
+	e->sndbuf = s->sndbuf;
+	e->rcvbuf = s->rcvbuf;
+	e->linger_onoff = s->linger.l_onoff;
+	e->linger_linger = s->linger.l_linger;
+	e->nopts = s->nopts;
+	memcpy(e->opts, s->opts, sizeof(e->opts));
+	memcpy(e->self_addr, s->self_addr, 16);
+	memcpy(e->peer_addr, s->peer_addr, 16);
+	e->self_port = s->self_port;
+	e->peer_port = s->peer_port;
+	e->acceptor = s->conn.acceptor;
+	e->nonblock = atomic_load(&s->nonblock);
+	e->shut_rd = atomic_load(&s->shut_rd);
+	e->shut_wr = atomic_load(&s->shut_wr);
+	e->reset_told = atomic_load(&s->reset_told);
+	e->rst_sent = atomic_load(&s->rst_sent);
+	e->rst_told = atomic_load(&s->rst_told);
+	e->drop = sl->drop;
+}
+
+/* The records, in a memfd the exec keeps. */
+static int write_records(struct ho_state *st)
+{
+	struct ho_hdr h = { .magic = HO_MAGIC, .version = HO_VERSION };
+	struct ho_end e;
+	int32_t *out_fds = (int32_t *)(void *)(st->fd_slot + HO_FDS_MAX);	/* scratch */
+	uint32_t n_out = 0;
+	unsigned int i, j;
+	off_t off;
+
+	st->memfd = memfd_create("ipcd-handoff", MFD_CLOEXEC);
+	if (st->memfd < 0)
+		return -errno;
+	off = sizeof(h);
+	for (i = 0; i < st->n_slots; i++) {
+		uint32_t first = n_out;
+
+		if (!st->slots[i].ready)
+			continue;
+		for (j = 0; j < st->n_fds; j++)
+			if (st->fd_slot[j] == i)
+				out_fds[n_out++] = st->fds[j];
+		fill_end(&e, &st->slots[i], first, n_out - first,
+			 st->slots[i].drop ? -1 : st->slots[i].any_fd);
+		if (pwrite(st->memfd, &e, sizeof(e), off) != (ssize_t)sizeof(e))
+			return -EIO;
+		off += (off_t)sizeof(e);
+		h.n_ends++;
+	}
+	h.n_fds = n_out;
+	if (pwrite(st->memfd, out_fds, n_out * sizeof(int32_t), off) != (ssize_t)(n_out * sizeof(int32_t)) ||
+	    pwrite(st->memfd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return -EIO;
+	return h.n_ends ? 0 : -ENOENT;
+}
+
+/* Make what the new image needs inheritable (@on), or close-on-exec again. */
+static void inheritable(struct ho_state *st, bool on)
+{
+	unsigned int i;
+
+	for (i = 0; i < st->n_fds; i++)
+		if (st->slots[st->fd_slot[i]].ready)
+			set_cloexec(st->fds[i], !on);
+	for (i = 0; i < st->n_slots; i++) {
+		struct ho_slot *sl = &st->slots[i];
+
+		if (!sl->ready)
+			continue;
+		set_cloexec(sl->s->conn.hold_fd, !on);
+		if (sl->drop)
+			continue;
+		set_cloexec(sl->s->conn.wake_peer, !on);
+		set_cloexec(sl->region_fd, !on);
+	}
+	set_cloexec(st->memfd, !on);
+}
+
+/* Listening fds become the kernel listener for the exec (@on), or get their epoll fd back. */
+static void listeners_swap(struct ho_state *st, bool on)
+{
+	unsigned int i;
+
+	for (i = 0; i < st->n_lis; i++) {
+		struct ho_lis *l = &st->lis[i];
+		struct ipcd_sock *s = ipcd_fdtab_get(l->fd);
+
+		if (on) {
+			if (!s || s->kfd < 0)
+				continue;
+			l->saved = ipcd_real.fcntl(l->fd, F_DUPFD_CLOEXEC, (void *)0);
+			if (l->saved >= 0 && ipcd_real.dup3(s->kfd, l->fd, 0) < 0) {
+				ipcd_real.close(l->saved);
+				l->saved = -1;
+			}
+		} else if (l->saved >= 0) {
+			ipcd_real.dup3(l->saved, l->fd, O_CLOEXEC);
+			ipcd_real.close(l->saved);
+			l->saved = -1;
+		}
+	}
+}
+
+#define HO_MEM	(HO_ENDS_MAX * sizeof(struct ho_slot) + HO_FDS_MAX * (2 * sizeof(int32_t) + \
+		 sizeof(uint32_t)) + HO_LIS_MAX * sizeof(struct ho_lis) + (1u << 20))
+
+/*
+ * Prepare the handover for an exec with @envp (@spawn: a posix_spawn
+ * child's). Returns false if there is nothing to hand over (st->envp NULL:
+ * the exec gets @envp unchanged). Holders: see the top of the file.
+ */
+static bool prepare(struct ho_state *st, bool spawn, bool all, char *const envp[])
+{
+	uint8_t *m;
+	unsigned int i;
+
+	memset(st, 0, sizeof(*st));
+	st->spawn = spawn;
+	st->all = all;
+	st->memfd = -1;
+	st->mem_size = HO_MEM;
+	st->mem = mmap(NULL, st->mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (st->mem == MAP_FAILED) {
+		st->mem = NULL;
+		return false;
+	}
+	m = st->mem;
+	st->slots = (void *)m;
+	m += HO_ENDS_MAX * sizeof(struct ho_slot);
+	st->lis = (void *)m;
+	m += HO_LIS_MAX * sizeof(struct ho_lis);
+	st->fds = (void *)m;
+	m += HO_FDS_MAX * sizeof(int32_t);
+	st->fd_slot = (void *)m;
+	m += HO_FDS_MAX * (sizeof(uint32_t) + sizeof(int32_t));	/* + write_records' scratch */
+
+	collect(st);
+	if (st->n_slots)
+		fetch_fds(st);
+	for (i = 0; i < st->n_slots; i++)
+		if (st->slots[i].ready)
+			break;
+	if (i < st->n_slots && write_records(st) == 0 &&
+	    build_env(st, envp, (char *)m, st->mem_size - (size_t)(m - (uint8_t *)st->mem)) == 0) {
+		inheritable(st, true);
+		if (spawn) {
+			ipcd_socks_lock();
+			for (i = 0; i < st->n_slots; i++)
+				if (st->slots[i].ready)
+					ipcd_socks_hold_one(st->slots[i].s, +1);
+			ipcd_socks_unlock();
+		}
+	} else {
+		/* Nothing goes: each such fd is closed by the exec as a close-on-exec one. */
+		for (i = 0; i < st->n_slots; i++) {
+			if (st->slots[i].region_fd >= 0)
+				ipcd_real.close(st->slots[i].region_fd);
+			st->slots[i].region_fd = -1;
+			st->slots[i].ready = false;
+		}
+		if (st->memfd >= 0)
+			ipcd_real.close(st->memfd);
+		st->memfd = -1;
+		st->envp = NULL;
+	}
+	if (!spawn) {
+		listeners_swap(st, true);
+		ipcd_socks_lock();
+		for (i = 0; i < st->n_slots; i++)
+			st->slots[i].s->exec_keep = st->slots[i].ready;
+		ipcd_socks_unlock();
+	}
+	return st->envp != NULL;
+}
+
+/* After the exec failed, or after the spawn (@spawned: the child exists). */
+static void finish(struct ho_state *st, bool spawned)
+{
+	int saved = errno;
+	unsigned int i;
+
+	if (!st->mem)
+		return;
+	if (st->envp)
+		inheritable(st, false);
+	if (!st->spawn)
+		listeners_swap(st, false);
+	ipcd_socks_lock();
+	for (i = 0; i < st->n_slots; i++) {
+		struct ho_slot *sl = &st->slots[i];
+
+		if (st->spawn && st->envp && sl->ready && !spawned)
+			ipcd_socks_hold_one(sl->s, -1);
+		sl->s->exec_keep = false;
+		sl->s->ho_idx = 0;
+	}
+	ipcd_socks_unlock();
+	for (i = 0; i < st->n_slots; i++) {
+		if (st->slots[i].region_fd >= 0)
+			ipcd_real.close(st->slots[i].region_fd);
+		ipcd_sock_put(st->slots[i].s);
+	}
+	if (st->memfd >= 0)
+		ipcd_real.close(st->memfd);
+	munmap(st->mem, st->mem_size);
+	memset(st, 0, sizeof(*st));
+	errno = saved;
+}
+
+/* ---- the exec family and posix_spawn --------------------------------------------- */
+
+static struct ho_state exec_st;	/* one exec at a time: the others' threads die with it */
+
+char *const *ipcd_exec_prepare(char *const envp[])
+{
+	if (ipcd_inside)
+		return envp;
+	ipcd_inside++;
+	/* Close-on-exec ends too: the exec, not us, closes them (drop records). */
+	if (!prepare(&exec_st, false, true, envp)) {
+		ipcd_socks_lock();
+		ipcd_socks_exec(true);
+		ipcd_socks_unlock();
+		ipcd_inside--;
+		return envp;
+	}
+	ipcd_socks_lock();
+	ipcd_socks_exec(true);		/* the ends not handed over (exec_keep) */
+	ipcd_socks_unlock();
+	ipcd_inside--;
+	return exec_st.envp;
+}
+
+void ipcd_exec_failed(void)
+{
+	int saved = errno;
+
+	if (ipcd_inside)
+		return;
+	ipcd_inside++;
+	ipcd_socks_lock();
+	ipcd_socks_exec(false);
+	ipcd_socks_unlock();
+	finish(&exec_st, false);
+	ipcd_inside--;
+	errno = saved;
+}
+
+int ipcd_spawn(bool search, pid_t *pid, const char *path,
+	       const posix_spawn_file_actions_t *fa, const posix_spawnattr_t *attr,
+	       char *const argv[], char *const envp[])
+{
+	struct ho_state st;
+	char *const *env = envp;
+	int rc;
+
+	if (!ipcd_inside) {
+		ipcd_inside++;
+		/* File actions may dup2 any fd, close-on-exec or not. */
+		if (prepare(&st, true, fa && fa->__used > 0, envp))
+			env = st.envp;
+		ipcd_inside--;
+	} else {
+		memset(&st, 0, sizeof(st));
+	}
+	rc = search ? ipcd_real.posix_spawnp(pid, path, fa, attr, argv, env)
+		    : ipcd_real.posix_spawn(pid, path, fa, attr, argv, env);
+	ipcd_inside++;
+	finish(&st, rc == 0);
+	ipcd_inside--;
+	return rc;
+}
+
+/* ---- the new image ------------------------------------------------------------- */
+
+/* Is @fd one of the records' hidden fds (a peer's wake eventfd is an eventfd too)? */
+static bool hidden(int fd, const struct ho_end *ends, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (fd == ends[i].wake_peer || fd == ends[i].hold_fd || fd == ends[i].region_fd)
+			return true;
+	return false;
+}
+
+/*
+ * The application's fds of end @e: those of this process that are its
+ * eventfd (@e->efd_id: a posix_spawn dup2 makes more than the list says),
+ * never one of the records' hidden fds.
+ */
+static unsigned int fds_of(const struct ho_end *e, const int32_t *list, const struct ho_end *ends,
+			   uint32_t n_ends, int *out, unsigned int max)
+{
+	uint64_t id = e->efd_id;
+	unsigned int n = 0, i;
+	struct dirent *d;
+	DIR *dir;
+
+	if (!id) {
+		/* No id from this kernel: trust the numbers, if each is an eventfd. */
+		for (i = 0; i < e->n_fds && n < max; i++)
+			if (!hidden(list[i], ends, n_ends) && is_eventfd(list[i]))
+				out[n++] = list[i];
+		return n;
+	}
+	dir = opendir("/proc/self/fd");
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir)) && n < max) {
+		int fd = atoi(d->d_name);
+
+		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir))
+			continue;
+		if (fd < IPCD_FDTAB_MAX && !hidden(fd, ends, n_ends) && is_eventfd(fd) &&
+		    eventfd_id(fd) == id)
+			out[n++] = fd;
+	}
+	closedir(dir);
+	return n;
+}
+
+/* One end of the records: a socket in the table at each of its fds, or released. */
+static void adopt_end(const struct ho_end *e, const int32_t *list, const struct ho_end *ends,
+		      uint32_t n_ends)
+{
+	int fds[IPCD_CTL_CONN_NFDS], app[64];
+	struct ipcd_sock *s;
+	unsigned int n, i;
+
+	if (e->drop) {
+		/* Closed by the exec: our hold goes with its token (the monitor sees). */
+		ipcd_real.close(e->hold_fd);
+		return;
+	}
+	n = fds_of(e, list, ends, n_ends, app, IPCD_ARRAY_SIZE(app));
+	s = ipcd_sock_new(e->domain == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM);
+	if (!s) {
+		ipcd_real.close(e->region_fd);
+		return;
+	}
+	fds[IPCD_CTL_CONN_FD_REGION] = e->region_fd;
+	fds[IPCD_CTL_CONN_FD_SELF] = -1;
+	fds[IPCD_CTL_CONN_FD_PEER] = e->wake_peer;
+	if (ipcd_conn_open(fds, e->region_size, e->acceptor, &s->conn) ||
+	    s->conn.conn_id != e->conn_id) {
+		log_line("ipcd: exec: connection %" PRIu64 " from the old image is not valid: "
+			 "its fds stay closed\n", e->conn_id);
+		ipcd_conn_release(&s->conn);
+		if (e->hold_fd >= 0)
+			ipcd_real.close(e->hold_fd);
+		for (i = 0; i < n; i++)
+			ipcd_real.close(app[i]);
+		atomic_store(&s->refs, 1);
+		ipcd_sock_put(s);
+		return;
+	}
+	s->conn.hold_fd = e->hold_fd;
+	set_cloexec(e->wake_peer, true);
+	set_cloexec(e->hold_fd, true);
+	s->rcvtimeo_ns = e->rcvtimeo_ns;
+	s->sndtimeo_ns = e->sndtimeo_ns;
+	s->sndbuf = e->sndbuf;
+	s->rcvbuf = e->rcvbuf;
+	s->linger.l_onoff = e->linger_onoff;
+	s->linger.l_linger = e->linger_linger;
+	s->nopts = IPCD_MIN(e->nopts, (uint32_t)IPCD_SOCK_OPTS);
+	memcpy(s->opts, e->opts, sizeof(s->opts));
+	memcpy(s->self_addr, e->self_addr, 16);
+	memcpy(s->peer_addr, e->peer_addr, 16);
+	s->self_port = e->self_port;
+	s->peer_port = e->peer_port;
+	atomic_store(&s->nonblock, e->nonblock != 0);
+	atomic_store(&s->shut_rd, e->shut_rd != 0);
+	atomic_store(&s->shut_wr, e->shut_wr != 0);
+	atomic_store(&s->reset_told, e->reset_told != 0);
+	atomic_store(&s->rst_sent, e->rst_sent != 0);
+	atomic_store(&s->rst_told, e->rst_told != 0);
+	ipcd_sock_conn_ready(s);
+	atomic_store(&s->refs, 1);	/* ours, while we install it */
+	for (i = 0; i < n; i++) {
+		set_cloexec(app[i], true);	/* at the kernel level; the application's flag is 0 */
+		ipcd_fdtab_set(app[i], s, false);
+	}
+	ipcd_sock_put(s);		/* none installed: the last holder closes the end */
+}
+
+void ipcd_exec_adopt(void)
+{
+	const char *v = getenv(HO_ENV);
+	struct ho_hdr h;
+	struct ho_end *ends = NULL;
+	int32_t *list = NULL;
+	struct stat st;
+	char *end;
+	long fd;
+	uint32_t i;
+
+	if (!v)
+		return;
+	fd = strtol(v, &end, 10);
+	unsetenv(HO_ENV);
+	if (*end || fd < 0 || fd > INT32_MAX || fstat((int)fd, &st) || !S_ISREG(st.st_mode))
+		return;
+	ipcd_inside++;
+	if (pread((int)fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.magic != HO_MAGIC ||
+	    h.version != HO_VERSION || h.n_ends > HO_ENDS_MAX || h.n_fds > HO_FDS_MAX ||
+	    (uint64_t)st.st_size < sizeof(h) + (uint64_t)h.n_ends * sizeof(*ends) +
+				    (uint64_t)h.n_fds * sizeof(*list))
+		goto out;
+	ends = malloc(h.n_ends * sizeof(*ends) + 1);
+	list = malloc(h.n_fds * sizeof(*list) + 1);
+	if (!ends || !list ||
+	    pread((int)fd, ends, h.n_ends * sizeof(*ends), sizeof(h)) !=
+		    (ssize_t)(h.n_ends * sizeof(*ends)) ||
+	    pread((int)fd, list, h.n_fds * sizeof(*list),
+		  (off_t)(sizeof(h) + h.n_ends * sizeof(*ends))) != (ssize_t)(h.n_fds * sizeof(*list)))
+		goto out;
+	for (i = 0; i < h.n_ends; i++) {
+		if (ends[i].fd_first > h.n_fds || ends[i].n_fds > h.n_fds - ends[i].fd_first)
+			continue;
+		adopt_end(&ends[i], list + ends[i].fd_first, ends, h.n_ends);
+	}
+out:
+	free(ends);
+	free(list);
+	ipcd_real.close((int)fd);
+	ipcd_inside--;
+}
