@@ -30,11 +30,16 @@
  * as a close-on-exec one would be: its peer reads EOF, the new image finds
  * the fd number free; one line on stderr says so.
  *
- * Listening sockets survive as plain kernel listeners (the monitor's
- * listener belonged to the old registration, which the exec ends): the
- * kernel socket is put at the application's fd number for the exec and
- * put back if it fails. Not handed over: epoll sets of ours (the new image
- * gets the bare kernel epoll fd), and listeners through posix_spawn.
+ * Listening sockets are handed over as a fork shares them: the listener
+ * stops taking lanes (a LISTEN without IPCD_LISTEN_LANES, so the monitor
+ * keeps it for its inheritors when the old registration ends), and the new
+ * image gets its epoll fd, kernel listener, accept eventfd, bind id and
+ * accept token: it accepts with the token, as a prefork worker does, and
+ * adopts the listener if its owner is gone (monitor/conns.c "Shared
+ * listeners"). If that cannot be prepared, the exec gets the kernel
+ * listener at the application's fd number (put back if the exec fails):
+ * kernel connections still work. Not handed over: epoll sets of ours (the
+ * new image gets the bare kernel epoll fd).
  *
  * vfork is fork here (fork.c): a vfork child shares its parent's memory, in
  * which a handover cannot be prepared without corrupting the parent's.
@@ -99,7 +104,13 @@ struct ho_end {
 	uint8_t rst_sent;
 	uint8_t rst_told;
 	uint8_t drop;			/* close-on-exec: the new image only closes its token */
-	uint8_t pad[2];
+	uint8_t listen;			/* a listener: the fields below, not the connection's */
+	uint8_t pad;
+	uint32_t bind_id;
+	int32_t kfd;			/* the kernel listener */
+	int32_t lfd;			/* the monitor's accept eventfd */
+	int32_t backlog;
+	uint64_t accept_token;
 };
 
 /* The old image's side, from prepare to the exec (or its failure). */
@@ -108,6 +119,7 @@ struct ho_slot {
 	int any_fd;			/* one of its fds, inheritable or not */
 	int region_fd;			/* ours until the exec */
 	bool drop;			/* no inheritable fd: only its hold token goes */
+	bool listen;			/* a listener (else a connection end) */
 	bool ready;			/* it goes: region (or token, if @drop) in hand */
 	bool new_token;			/* its hold token was made for this exec */
 };
@@ -270,7 +282,8 @@ static struct ho_slot *slot_of(struct ho_state *st, struct ipcd_sock *s)
 	st->slots[i].s = s;
 	st->slots[i].any_fd = -1;
 	st->slots[i].region_fd = -1;
-	st->slots[i].drop = !st->spawn;		/* until an inheritable fd is seen */
+	st->slots[i].drop = !st->spawn && s->state == IPCD_SK_CONN;	/* until an inheritable fd */
+	st->slots[i].listen = s->state == IPCD_SK_LISTEN;
 	st->slots[i].ready = false;
 	st->slots[i].new_token = false;
 	s->ho_idx = i + 1;
@@ -295,10 +308,15 @@ static void collect(struct ho_state *st)
 		s = ipcd_sock_get((int)fd);
 		if (!s)
 			continue;
-		if (s->state == IPCD_SK_LISTEN && !st->spawn && st->n_lis < HO_LIS_MAX &&
-		    s->kfd >= 0 && !cloexec)
+		if (s->state == IPCD_SK_LISTEN && !cloexec && s->kfd >= 0 && s->lfd >= 0 &&
+		    !st->spawn && st->n_lis < HO_LIS_MAX)
 			st->lis[st->n_lis++] = (struct ho_lis){ .fd = (int)fd, .saved = -1 };
-		if (s->state != IPCD_SK_CONN || !s->conn.ctl || st->n_fds == HO_FDS_MAX) {
+		if (s->state == IPCD_SK_LISTEN ? cloexec || s->kfd < 0 || s->lfd < 0
+					       : s->state != IPCD_SK_CONN || !s->conn.ctl) {
+			ipcd_sock_put(s);
+			continue;
+		}
+		if (st->n_fds == HO_FDS_MAX) {
 			ipcd_sock_put(s);
 			continue;
 		}
@@ -312,6 +330,30 @@ static void collect(struct ho_state *st)
 		st->fd_slot[st->n_fds] = (uint32_t)(sl - st->slots);
 		st->fds[st->n_fds++] = (int32_t)fd;
 	}
+}
+
+/*
+ * A listener the new image will accept on: no more lanes, and the monitor
+ * told (answered: before our registration ends) that others may hold it,
+ * as before a fork. 0, or -errno: then it is not handed over.
+ */
+static int share_listener(struct ipcd_sock *s)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_LISTEN };
+	struct ipcd_listen_req *lr = (void *)req.body;
+	struct ipcd_resp resp;
+	int rc;
+
+	if (!s->bind_id || !s->accept_token)
+		return -EINVAL;
+	s->forked = true;
+	req.len = sizeof(*lr);
+	lr->id = s->bind_id;
+	lr->backlog = s->backlog < 0 ? 0 : (uint32_t)s->backlog;
+	lr->flags = 0;
+	rc = ipcd_mon_call(&req, &resp, NULL, NULL);
+	ipcd_lanes_listener_close(s);
+	return rc ? rc : resp.status;
 }
 
 /*
@@ -331,6 +373,10 @@ static void fetch_fds(struct ho_state *st)
 		uint64_t size = 0;
 		int fd;
 
+		if (sl->listen) {
+			sl->ready = share_listener(s) == 0;
+			continue;
+		}
 		if (s->conn.hold_fd < 0) {
 			fd = ipcd_mon_hold(s->conn.conn_id, s->conn.acceptor);
 			if (fd >= 0) {
@@ -366,29 +412,40 @@ static void fill_end(struct ho_end *e, const struct ho_slot *sl, uint32_t first,
 	const struct ipcd_sock *s = sl->s;
 
 	memset(e, 0, sizeof(*e));
+	e->domain = s->domain;
+	e->fd_first = first;
+	e->n_fds = n;
+	e->nonblock = atomic_load(&s->nonblock);
+	e->sndbuf = s->sndbuf;
+	e->rcvbuf = s->rcvbuf;
+	e->nopts = s->nopts;
+	memcpy(e->opts, s->opts, sizeof(e->opts));
+	memcpy(e->self_addr, s->self_addr, 16);
+	e->self_port = s->self_port;
+	e->region_fd = e->wake_peer = e->hold_fd = -1;
+	if (sl->listen) {
+		e->listen = 1;
+		e->bind_id = s->bind_id;
+		e->accept_token = s->accept_token;
+		e->kfd = s->kfd;
+		e->lfd = s->lfd;
+		e->backlog = s->backlog;
+		return;
+	}
+	e->kfd = e->lfd = -1;
 	e->conn_id = s->conn.conn_id;
 	e->region_size = s->conn.reg.size;
 	e->efd_id = efd >= 0 ? eventfd_id(efd) : 0;
 	e->region_fd = sl->region_fd;
 	e->wake_peer = sl->drop ? -1 : s->conn.wake_peer;
 	e->hold_fd = s->conn.hold_fd;
-	e->domain = s->domain;
-	e->fd_first = first;
-	e->n_fds = n;
 	e->rcvtimeo_ns = s->rcvtimeo_ns;
 	e->sndtimeo_ns = s->sndtimeo_ns;
-	e->sndbuf = s->sndbuf;
-	e->rcvbuf = s->rcvbuf;
 	e->linger_onoff = s->linger.l_onoff;
 	e->linger_linger = s->linger.l_linger;
-	e->nopts = s->nopts;
-	memcpy(e->opts, s->opts, sizeof(e->opts));
-	memcpy(e->self_addr, s->self_addr, 16);
 	memcpy(e->peer_addr, s->peer_addr, 16);
-	e->self_port = s->self_port;
 	e->peer_port = s->peer_port;
 	e->acceptor = s->conn.acceptor;
-	e->nonblock = atomic_load(&s->nonblock);
 	e->shut_rd = atomic_load(&s->shut_rd);
 	e->shut_wr = atomic_load(&s->shut_wr);
 	e->reset_told = atomic_load(&s->reset_told);
@@ -446,6 +503,11 @@ static void inheritable(struct ho_state *st, bool on)
 
 		if (!sl->ready)
 			continue;
+		if (sl->listen) {
+			set_cloexec(sl->s->kfd, !on);
+			set_cloexec(sl->s->lfd, !on);
+			continue;
+		}
 		set_cloexec(sl->s->conn.hold_fd, !on);
 		if (sl->drop)
 			continue;
@@ -465,7 +527,8 @@ static void listeners_swap(struct ho_state *st, bool on)
 		struct ipcd_sock *s = ipcd_fdtab_get(l->fd);
 
 		if (on) {
-			if (!s || s->kfd < 0)
+			/* Handed over: the epoll fd goes as it is. */
+			if (!s || s->kfd < 0 || (s->ho_idx && st->slots[s->ho_idx - 1].ready))
 				continue;
 			l->saved = ipcd_real.fcntl(l->fd, F_DUPFD_CLOEXEC, (void *)0);
 			if (l->saved >= 0 && ipcd_real.dup3(s->kfd, l->fd, 0) < 0) {
@@ -526,7 +589,7 @@ static bool prepare(struct ho_state *st, bool spawn, bool all, char *const envp[
 		if (spawn) {
 			ipcd_socks_lock();
 			for (i = 0; i < st->n_slots; i++)
-				if (st->slots[i].ready)
+				if (st->slots[i].ready && !st->slots[i].listen)
 					ipcd_socks_hold_one(st->slots[i].s, +1);
 			ipcd_socks_unlock();
 		}
@@ -569,7 +632,7 @@ static void finish(struct ho_state *st, bool spawned)
 	for (i = 0; i < st->n_slots; i++) {
 		struct ho_slot *sl = &st->slots[i];
 
-		if (st->spawn && st->envp && sl->ready && !spawned)
+		if (st->spawn && st->envp && sl->ready && !sl->listen && !spawned)
 			ipcd_socks_hold_one(sl->s, -1);
 		sl->s->exec_keep = false;
 		sl->s->ho_idx = 0;
@@ -659,7 +722,8 @@ static bool hidden(int fd, const struct ho_end *ends, uint32_t n)
 	uint32_t i;
 
 	for (i = 0; i < n; i++)
-		if (fd == ends[i].wake_peer || fd == ends[i].hold_fd || fd == ends[i].region_fd)
+		if (fd == ends[i].wake_peer || fd == ends[i].hold_fd || fd == ends[i].region_fd ||
+		    fd == ends[i].kfd || fd == ends[i].lfd)
 			return true;
 	return false;
 }
@@ -765,6 +829,66 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 	ipcd_sock_put(s);		/* none installed: the last holder closes the end */
 }
 
+static bool is_epoll(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = '\0';
+	return !strcmp(link, "anon_inode:[eventpoll]");
+}
+
+/*
+ * A listener of the records: its epoll fd (still holding the kernel
+ * listener and the accept eventfd) at each of its fds, accepting with the
+ * token as an inheritor after fork does; or, with no fd left, closed.
+ */
+static void adopt_listener(const struct ho_end *e, const int32_t *list, const struct ho_end *ends,
+			   uint32_t n_ends)
+{
+	struct ipcd_sock *s;
+	uint32_t i;
+
+	s = ipcd_sock_new(e->domain == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM);
+	if (!s) {
+		ipcd_real.close(e->kfd);
+		ipcd_real.close(e->lfd);
+		return;
+	}
+	s->kfd = e->kfd;
+	s->lfd = e->lfd;
+	set_cloexec(s->kfd, true);
+	set_cloexec(s->lfd, true);
+	s->bind_id = e->bind_id;
+	s->accept_token = e->accept_token;
+	s->backlog = e->backlog;
+	s->forked = true;		/* others may hold it: no lanes, no UNBIND at close */
+	s->bound = true;
+	s->sndbuf = e->sndbuf;
+	s->rcvbuf = e->rcvbuf;
+	s->nopts = IPCD_MIN(e->nopts, (uint32_t)IPCD_SOCK_OPTS);
+	memcpy(s->opts, e->opts, sizeof(s->opts));
+	memcpy(s->self_addr, e->self_addr, 16);
+	s->self_port = e->self_port;
+	atomic_store(&s->nonblock, e->nonblock != 0);
+	s->accept_spin.ns = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
+	s->state = IPCD_SK_LISTEN;
+	atomic_store(&s->refs, 1);
+	for (i = 0; i < e->n_fds; i++) {
+		int fd = list[i];
+
+		if (fd < 0 || fd >= IPCD_FDTAB_MAX || hidden(fd, ends, n_ends) || !is_epoll(fd))
+			continue;
+		set_cloexec(fd, true);
+		ipcd_fdtab_set(fd, s, false);
+	}
+	ipcd_sock_put(s);
+}
+
 void ipcd_exec_adopt(void)
 {
 	const char *v = getenv(HO_ENV);
@@ -799,7 +923,10 @@ void ipcd_exec_adopt(void)
 	for (i = 0; i < h.n_ends; i++) {
 		if (ends[i].fd_first > h.n_fds || ends[i].n_fds > h.n_fds - ends[i].fd_first)
 			continue;
-		adopt_end(&ends[i], list + ends[i].fd_first, ends, h.n_ends);
+		if (ends[i].listen)
+			adopt_listener(&ends[i], list + ends[i].fd_first, ends, h.n_ends);
+		else
+			adopt_end(&ends[i], list + ends[i].fd_first, ends, h.n_ends);
 	}
 out:
 	free(ends);
