@@ -185,8 +185,16 @@ void ipcd_conn_arm(struct ipcd_sock *s, int fd, short want)
  */
 static void arm_rx_event(struct ipcd_sock *s, int fd)
 {
-	uint32_t old = ipcd_fetch_or(&s->conn.rx.shm->cons_wait, IPCD_DB_EVENT);
+	uint32_t old;
 
+	/*
+	 * In an epoll set of ours: the set looks at the ring itself while the
+	 * item is listed, and arms it before it sleeps (epoll.c). Announcing
+	 * here would only make the peer write our eventfd for every message.
+	 */
+	if (atomic_load_explicit(&s->ep_nregs, memory_order_relaxed))
+		return;
+	old = ipcd_fetch_or(&s->conn.rx.shm->cons_wait, IPCD_DB_EVENT);
 	if (old & IPCD_DB_EVENT)
 		return;		/* still announced since the last time: nobody signalled */
 	clear_raw(fd);

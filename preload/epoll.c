@@ -231,6 +231,8 @@ static void item_free(struct ipcd_ep_item *it)
 			break;
 		}
 	}
+	if (it->kind != EPI_EPOLL && it->sock)
+		atomic_fetch_sub_explicit(&it->sock->ep_nregs, 1, memory_order_relaxed);
 	/* EPI_KERNEL: its kernel registration may outlive the item (nkernel stays). */
 	if (it->kind != EPI_KERNEL)
 		ep->naccel--;
@@ -823,6 +825,8 @@ static int ctl_item(struct ipcd_ep *ep, int epfd, int op, int fd, struct epoll_e
 		ep->items = it;
 		it->onext = *owner;
 		*owner = it;
+		if (!inner)
+			atomic_fetch_add_explicit(&s->ep_nregs, 1, memory_order_relaxed);
 		if (kind != EPI_KERNEL)
 			ep->naccel++;
 		else

@@ -122,6 +122,7 @@ struct ipcd_sock {
 
 	/* epoll.c: this socket's registrations in epoll sets (under its registry lock) */
 	struct ipcd_ep_item *ep_items;
+	atomic_uint ep_nregs;		/* its items in sets of ours (read without the lock) */
 	atomic_uint tx_short;		/* CONN: sends that found the ring full (EPOLLOUT edges) */
 
 	/* every live socket of the process (fork walks them) */
