@@ -190,9 +190,10 @@ static uint64_t eventfd_id(int fd)
 	return id;
 }
 
-static bool is_eventfd(int fd)
+/* Is @fd an anonymous inode of @kind ("eventfd", "eventpoll")? */
+static bool is_anon(int fd, const char *kind)
 {
-	char path[64], link[64];
+	char path[64], link[64], want[64];
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
@@ -200,7 +201,8 @@ static bool is_eventfd(int fd)
 	if (n <= 0)
 		return false;
 	link[n] = '\0';
-	return !strcmp(link, "anon_inode:[eventfd]");
+	snprintf(want, sizeof(want), "anon_inode:[%s]", kind);
+	return !strcmp(link, want);
 }
 
 /* ---- the old image ------------------------------------------------------------ */
@@ -462,6 +464,7 @@ static int write_records(struct ho_state *st)
 	int32_t *out_fds = (int32_t *)(void *)(st->fd_slot + HO_FDS_MAX);	/* scratch */
 	uint32_t n_out = 0;
 	unsigned int i, j;
+	size_t len;
 	off_t off;
 
 	st->memfd = memfd_create("ipcd-handoff", MFD_CLOEXEC);
@@ -484,7 +487,8 @@ static int write_records(struct ho_state *st)
 		h.n_ends++;
 	}
 	h.n_fds = n_out;
-	if (pwrite(st->memfd, out_fds, n_out * sizeof(int32_t), off) != (ssize_t)(n_out * sizeof(int32_t)) ||
+	len = n_out * sizeof(int32_t);
+	if (pwrite(st->memfd, out_fds, len, off) != (ssize_t)len ||
 	    pwrite(st->memfd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		return -EIO;
 	return h.n_ends ? 0 : -ENOENT;
@@ -697,6 +701,8 @@ int ipcd_spawn(bool search, pid_t *pid, const char *path,
 	char *const *env = envp;
 	int rc;
 
+	if (unlikely(!(search ? ipcd_real.posix_spawnp : ipcd_real.posix_spawn)))
+		return ENOSYS;
 	if (!ipcd_inside) {
 		ipcd_inside++;
 		/* File actions may dup2 any fd, close-on-exec or not. */
@@ -744,7 +750,7 @@ static unsigned int fds_of(const struct ho_end *e, const int32_t *list, const st
 	if (!id) {
 		/* No id from this kernel: trust the numbers, if each is an eventfd. */
 		for (i = 0; i < e->n_fds && n < max; i++)
-			if (!hidden(list[i], ends, n_ends) && is_eventfd(list[i]))
+			if (!hidden(list[i], ends, n_ends) && is_anon(list[i], "eventfd"))
 				out[n++] = list[i];
 		return n;
 	}
@@ -756,7 +762,7 @@ static unsigned int fds_of(const struct ho_end *e, const int32_t *list, const st
 
 		if (d->d_name[0] < '0' || d->d_name[0] > '9' || fd == dirfd(dir))
 			continue;
-		if (fd < IPCD_FDTAB_MAX && !hidden(fd, ends, n_ends) && is_eventfd(fd) &&
+		if (fd < IPCD_FDTAB_MAX && !hidden(fd, ends, n_ends) && is_anon(fd, "eventfd") &&
 		    eventfd_id(fd) == id)
 			out[n++] = fd;
 	}
@@ -829,19 +835,6 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 	ipcd_sock_put(s);		/* none installed: the last holder closes the end */
 }
 
-static bool is_epoll(int fd)
-{
-	char path[64], link[64];
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n <= 0)
-		return false;
-	link[n] = '\0';
-	return !strcmp(link, "anon_inode:[eventpoll]");
-}
-
 /*
  * A listener of the records: its epoll fd (still holding the kernel
  * listener and the accept eventfd) at each of its fds, accepting with the
@@ -881,7 +874,8 @@ static void adopt_listener(const struct ho_end *e, const int32_t *list, const st
 	for (i = 0; i < e->n_fds; i++) {
 		int fd = list[i];
 
-		if (fd < 0 || fd >= IPCD_FDTAB_MAX || hidden(fd, ends, n_ends) || !is_epoll(fd))
+		if (fd < 0 || fd >= IPCD_FDTAB_MAX || hidden(fd, ends, n_ends) ||
+		    !is_anon(fd, "eventpoll"))
 			continue;
 		set_cloexec(fd, true);
 		ipcd_fdtab_set(fd, s, false);

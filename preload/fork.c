@@ -131,8 +131,6 @@ IPCD_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file
 			    const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ipcd_init();
-	if (unlikely(!ipcd_real.posix_spawn))
-		return ENOSYS;
 	return ipcd_spawn(false, pid, path, fa, attr, argv, envp);
 }
 
@@ -140,8 +138,6 @@ IPCD_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_fil
 			     const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
 	ipcd_init();
-	if (unlikely(!ipcd_real.posix_spawnp))
-		return ENOSYS;
 	return ipcd_spawn(true, pid, file, fa, attr, argv, envp);
 }
 
