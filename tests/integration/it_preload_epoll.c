@@ -22,7 +22,11 @@
  * exec (parent and child writing one end in turns, a grandchild or a
  * daemon(3) keeping a connection its exited parent left open, an end
  * dup2'ed onto 0 and 1 of /bin/cat by fork+exec, posix_spawn and vfork,
- * FD_CLOEXEC across exec, a failed exec).
+ * FD_CLOEXEC across exec, a failed exec; a listener inherited across
+ * fork+exec and posix_spawn accepting in the new image, its queued
+ * connection too, and a close-on-exec one closed by the exec). The
+ * connections a program exec'd by the case accepts count as the case's
+ * accelerated connections.
  *
  * The program bounds every wait itself (a hang prints HANG and exits 3);
  * T_PROG_GUARD_MS is the last resort. ThreadSanitizer builds skip (77).
@@ -270,6 +274,9 @@ EV_CASE(exec_cloexec)
 EV_CASE(exec_spawn)
 EV_CASE(exec_vfork)
 EV_CASE(exec_fail)
+EV_CASE(exec_listener)
+EV_CASE(exec_listener_cloexec)
+EV_CASE(spawn_listener)
 
 int main(void)
 {
@@ -317,6 +324,9 @@ int main(void)
 		T_ONCE(test_exec_spawn),
 		T_ONCE(test_exec_vfork),
 		T_ONCE(test_exec_fail),
+		T_ONCE(test_exec_listener),
+		T_ONCE(test_exec_listener_cloexec),
+		T_ONCE(test_spawn_listener),
 	};
 
 #if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)

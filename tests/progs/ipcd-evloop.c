@@ -3,7 +3,8 @@
  * ipcd-evloop - event-loop semantics of TCP connections on 127.0.0.1, checked
  * exactly as Linux defines them (issue #5): epoll, poll/ppoll/select/pselect,
  * dup/dup2/dup3/F_DUPFD, several threads on one socket or one listener,
- * connections shared by forked processes and carried across exec.
+ * connections shared by forked processes and carried across exec, listeners
+ * inherited across exec and posix_spawn.
  * Plain POSIX and Linux calls: run without libipcd.so it checks the kernel
  * (the oracle), run under ipcd-run it checks the preload, and both runs must
  * print the same "ok" lines (tests/integration/it_preload_epoll.c).
@@ -13,6 +14,9 @@
  *   ipcd-evloop --list       the cases, one a line: NAME GROUP what it checks
  *   ipcd-evloop --exec-probe KEPT_FD CLOEXEC_FD
  *                            not a case: what exec-cloexec execs (exec_probe())
+ *   ipcd-evloop --exec-accept LFD N
+ *                            not a case: what exec-listener, spawn-listener
+ *                            and exec-listener-cloexec exec (exec_accept())
  *
  * Connections are made inside the process (listen, connect, accept; a fork
  * where a case needs another process). Every check prints "ok CASE: what".
@@ -20,8 +24,8 @@
  * on stderr and exits 1; a wait that outlives its hang guard prints
  * "ipcd-evloop CASE: HANG: ..." and exits 3. A case that passes ends with
  * "case CASE passed checks=N pairs=P refused=R" (P: connections accept()ed,
- * R: connects to a port nobody listens on, which the preload leaves to the
- * kernel).
+ * by this process or by a program it exec'd or spawned; R: connects to a port
+ * nobody listens on, which the preload leaves to the kernel).
  *
  * Time: only lower bounds are asserted (a timeout never ends early). Every
  * other bound is a hang guard: GUARD_MS for an event that must come, ALARM_S
@@ -471,12 +475,13 @@ struct pair {
 	int b;
 };
 
-static int listener_open(struct sockaddr_in *sin, int backlog)
+/* A listener on 127.0.0.1, an ephemeral port (into @sin); socket() @flags (SOCK_CLOEXEC). */
+static int listener_open_flags(struct sockaddr_in *sin, int backlog, int flags)
 {
 	socklen_t len = sizeof(*sin);
 	int one = 1, fd;
 
-	fd = MUST(socket(AF_INET, SOCK_STREAM, 0), "socket (listener)");
+	fd = MUST(socket(AF_INET, SOCK_STREAM | flags, 0), "socket (listener)");
 	MUST(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), "SO_REUSEADDR");
 	memset(sin, 0, sizeof(*sin));
 	sin->sin_family = AF_INET;
@@ -485,6 +490,11 @@ static int listener_open(struct sockaddr_in *sin, int backlog)
 	MUST(listen(fd, backlog), "listen");
 	MUST(getsockname(fd, (struct sockaddr *)sin, &len), "getsockname (listener)");
 	return fd;
+}
+
+static int listener_open(struct sockaddr_in *sin, int backlog)
+{
+	return listener_open_flags(sin, backlog, 0);
 }
 
 static int connect_to(const struct sockaddr_in *sin)
@@ -3482,6 +3492,323 @@ static void case_exec_fail(void)
 	pair_close(&q);
 }
 
+/* ---- listeners across exec and posix_spawn ----------------------------------------------- */
+
+#define ACC_AFTER	3	/* connects once the acceptor runs, besides the queued one */
+#define ACC_LINE_MAX	128
+
+/* This binary's path, for an exec of a hidden mode. */
+static void self_exe(char *buf, size_t len)
+{
+	ssize_t n = MUST(readlink("/proc/self/exe", buf, len - 1), "readlink /proc/self/exe");
+
+	buf[n] = '\0';
+}
+
+/* Line @i for the acceptor into @buf (ACC_LINE_MAX), '\n' last; its length. */
+static size_t acc_line(int i, char *buf)
+{
+	size_t n = (size_t)snprintf(buf, ACC_LINE_MAX, "line %d for the exec'd acceptor: ", i);
+	size_t len = n + 9 + 13 * (size_t)i;
+
+	for (size_t k = n; k < len; k++)
+		buf[k] = (char)('a' + pat_byte(300 + (uint64_t)i, k) % 26);
+	buf[len] = '\n';
+	return len + 1;
+}
+
+/*
+ * --exec-accept LFD N, what exec-listener and spawn-listener exec: LFD is
+ * the listening socket it inherited, open without FD_CLOEXEC (F_GETFD 0)
+ * and listening (SO_ACCEPTCONN 1); N connections accepted on it one after
+ * the other, each one's line (up to '\n') sent back byte for byte, then
+ * closed. N 0 (exec-listener-cloexec): LFD was close-on-exec, F_GETFD gives
+ * EBADF. Exit 0, else a code per step and a line on stderr.
+ */
+static int exec_accept(const char *lfd_s, const char *n_s)
+{
+	int lfd = atoi(lfd_s), n = atoi(n_s), rc, err, acc = 0;
+	socklen_t len = sizeof(acc);
+
+	alarm(ALARM_S);		/* SIGALRM's default action: a hang ends the acceptor */
+	errno = 0;
+	rc = fcntl(lfd, F_GETFD);
+	err = errno;
+	if (n == 0) {
+		if (rc == -1 && err == EBADF)
+			return 0;
+		fprintf(stderr, "ipcd-evloop exec-accept: FAIL: close-on-exec listener fd %d: "
+			"F_GETFD -> %d %s, expected -1 EBADF\n", lfd, rc,
+			rc == -1 ? errname(err) : "");
+		return 20;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "ipcd-evloop exec-accept: FAIL: listener fd %d: F_GETFD -> %d %s, "
+			"expected 0\n", lfd, rc, rc == -1 ? errname(err) : "");
+		return 21;
+	}
+	errno = 0;
+	if (getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) || acc != 1) {
+		fprintf(stderr, "ipcd-evloop exec-accept: FAIL: listener fd %d: SO_ACCEPTCONN "
+			"%d %s, expected 1\n", lfd, acc, errname(errno));
+		return 22;
+	}
+	for (int i = 0; i < n; i++) {
+		char line[ACC_LINE_MAX];
+		size_t got = 0;
+		int fd;
+
+		do
+			fd = accept(lfd, NULL, NULL);
+		while (fd < 0 && errno == EINTR);
+		if (fd < 0) {
+			fprintf(stderr, "ipcd-evloop exec-accept: FAIL: accept %d of %d on fd %d: "
+				"%s\n", i + 1, n, lfd, errname(errno));
+			return 23;
+		}
+		errno = 0;
+		while (got < sizeof(line) && (!got || line[got - 1] != '\n') &&
+		       c_recv(fd, line + got, 1))
+			got++;
+		if (!got || line[got - 1] != '\n') {
+			const char *why = got == sizeof(line) ? "no room left"
+					  : errno ? errname(errno) : "EOF";
+
+			fprintf(stderr, "ipcd-evloop exec-accept: FAIL: connection %d: no line: "
+				"%zu bytes, then %s\n", i + 1, got, why);
+			return 24;
+		}
+		if (!c_send(fd, line, got)) {
+			fprintf(stderr, "ipcd-evloop exec-accept: FAIL: connection %d: send %zu "
+				"bytes: %s\n", i + 1, got, errname(errno));
+			return 25;
+		}
+		if (close(fd)) {
+			fprintf(stderr, "ipcd-evloop exec-accept: FAIL: connection %d: close: %s\n",
+				i + 1, errname(errno));
+			return 26;
+		}
+		alarm(ALARM_S);
+	}
+	return 0;
+}
+
+/* The test process: a connection to the acceptor's listener, line @i sent on it. */
+static int acc_connect(const struct sockaddr_in *sin, int i)
+{
+	char line[ACC_LINE_MAX];
+	int fd = connect_to(sin);
+
+	send_buf(fd, line, acc_line(i, line), "a line for the acceptor");
+	return fd;
+}
+
+/*
+ * The test process: until @fd is readable. If the acceptor @pid exits
+ * first (seen without reaping it), @fd must be readable within GUARD_MS
+ * (its echo, EOF or a reset): else FAIL with its exit status.
+ */
+static void acc_readable(int fd, pid_t pid, const char *what)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	siginfo_t si;
+
+	step("%s: wait for fd %d", what, fd);
+	while (poll(&pf, 1, 10) != 1) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) || si.si_pid != pid)
+			continue;
+		if (poll(&pf, 1, GUARD_MS) == 1)
+			return;
+		fail("%s: fd %d not readable %d ms after the acceptor exited (its exit status: "
+		     "%d)", what, fd, GUARD_MS, child_wait(pid, "the acceptor"));
+	}
+}
+
+/*
+ * The test process: line @i back on @fd byte for byte, then EOF (the
+ * acceptor @pid closed it). The acceptor, not this process, accept()ed the
+ * connection: it is counted here, as accept_one() counts its own.
+ */
+static void acc_echo(int fd, int i, pid_t pid, const char *how)
+{
+	char line[ACC_LINE_MAX], got[ACC_LINE_MAX], what[256];
+	size_t n = acc_line(i, line);
+
+	snprintf(what, sizeof(what), "%s: line %d's echo", how, i);
+	acc_readable(fd, pid, what);
+	step("%s: line %d's echo on fd %d", how, i, fd);
+	errno = 0;
+	if (!c_recv(fd, got, n))
+		fail("%s: line %d's echo: recv gave %s (the acceptor's exit status: %d)", how, i,
+		     errno ? errname(errno) : "EOF", child_wait(pid, "the acceptor"));
+	for (size_t k = 0; k < n; k++)
+		if (got[k] != line[k])
+			fail("%s: line %d's echo, byte %zu: expected 0x%02x, got 0x%02x", how, i,
+			     k, (uint8_t)line[k], (uint8_t)got[k]);
+	ok("%s: line %d (%zu bytes) echoed byte for byte", how, i, n);
+	snprintf(what, sizeof(what), "%s: line %d echoed, the acceptor closed its end", how, i);
+	expect_eof(fd, what);
+	n_pairs++;
+}
+
+/* Nobody listens on @sin: a blocking connect is refused (the preload leaves it to the kernel). */
+static void expect_refused(const struct sockaddr_in *sin, const char *what)
+{
+	int fd = MUST(socket(AF_INET, SOCK_STREAM, 0), "socket");
+
+	n_refused++;
+	step("%s: connect", what);
+	CHECK_ERR(connect(fd, (const struct sockaddr *)sin, sizeof(*sin)), ECONNREFUSED,
+		  "%s: connect", what);
+	close(fd);
+}
+
+/*
+ * exec-listener and spawn-listener, once the acceptor @pid (--exec-accept
+ * LFD 1+ACC_AFTER) holds the only copy of the listener on @sin: @c0, which
+ * connected and sent line 0 before the acceptor's image ran, is echoed;
+ * then ACC_AFTER connections, each echoed; the acceptor exits 0; it held
+ * the last copy, so a connect is now refused.
+ */
+static void acc_exchange(const struct sockaddr_in *sin, int c0, pid_t pid, const char *how)
+{
+	char what[256];
+
+	snprintf(what, sizeof(what), "%s: queued before the acceptor ran", how);
+	acc_echo(c0, 0, pid, what);
+	close(c0);
+	for (int i = 1; i <= ACC_AFTER; i++) {
+		int fd = acc_connect(sin, i);
+
+		acc_echo(fd, i, pid, how);
+		close(fd);
+	}
+	check_eq(child_wait(pid, "the acceptor"), 0,
+		 "%s: the acceptor's exit status (%d connections accepted on the inherited "
+		 "listener, each echoed)", how, 1 + ACC_AFTER);
+	victim_pid = 0;
+	snprintf(what, sizeof(what), "%s: the acceptor held the last copy of the listener and "
+		 "exited", how);
+	expect_refused(sin, what);
+}
+
+/*
+ * The test process closes its copy of the listener once the child is
+ * forked: the child's is the only one, and the child only waits and execs,
+ * so every connection that is served was accepted by the exec'd image.
+ */
+static void case_exec_listener(void)
+{
+	char self[4096], lfd[16], nacc[16];
+	struct sockaddr_in sin;
+	int l, c0, gop[2];
+	pid_t pid;
+
+	self_exe(self, sizeof(self));
+	l = listener_open(&sin, 8);
+	check_eq(fcntl(l, F_GETFD), 0, "socket(0), listen: F_GETFD");
+	snprintf(lfd, sizeof(lfd), "%d", l);
+	snprintf(nacc, sizeof(nacc), "%d", 1 + ACC_AFTER);
+	MUST(pipe2(gop, O_CLOEXEC), "pipe2");
+	pid = child_fork();
+	if (pid == 0) {
+		char *const argv[] = { (char *)"ipcd-evloop", (char *)"--exec-accept", lfd, nacc,
+				       NULL };
+
+		close(gop[1]);
+		if (!c_go(gop[0]))
+			_exit(120);
+		execv(self, argv);
+		_exit(127);
+	}
+	victim_set(pid);
+	close(gop[0]);
+	close(l);
+	c0 = acc_connect(&sin, 0);
+	expect_eagain(c0, "queued on the listener only the child holds, before its exec: no echo");
+	go(gop[1], "the child execs the acceptor");
+	acc_exchange(&sin, c0, pid, "fork, exec the acceptor on the listener");
+	close(gop[1]);
+}
+
+/*
+ * The same with a close-on-exec listener: the exec closes the last copy
+ * (the test process closed its own), which resets the connection queued
+ * on it; the exec'd image finds the fd number closed; a connect is refused.
+ */
+static void case_exec_listener_cloexec(void)
+{
+	char self[4096], lfd[16], c;
+	struct sockaddr_in sin;
+	int l, c0, gop[2];
+	pid_t pid;
+
+	self_exe(self, sizeof(self));
+	l = listener_open_flags(&sin, 8, SOCK_CLOEXEC);
+	check_eq(fcntl(l, F_GETFD), FD_CLOEXEC, "socket(SOCK_CLOEXEC), listen: F_GETFD");
+	snprintf(lfd, sizeof(lfd), "%d", l);
+	MUST(pipe2(gop, O_CLOEXEC), "pipe2");
+	pid = child_fork();
+	if (pid == 0) {
+		char *const argv[] = { (char *)"ipcd-evloop", (char *)"--exec-accept", lfd,
+				       (char *)"0", NULL };
+
+		close(gop[1]);
+		if (!c_go(gop[0]))
+			_exit(120);
+		execv(self, argv);
+		_exit(127);
+	}
+	victim_set(pid);
+	close(gop[0]);
+	close(l);
+	c0 = acc_connect(&sin, 0);
+	expect_eagain(c0, "queued on the listener only the child holds, before its exec: no echo");
+	go(gop[1], "the child execs the probe");
+	check_eq(child_wait(pid, "the exec'd probe"), 0,
+		 "the exec'd probe's exit status (F_GETFD on the close-on-exec listener's "
+		 "number: -1 EBADF)");
+	victim_pid = 0;
+	step("the connection queued on the closed listener: recv");
+	CHECK_ERR(recv(c0, &c, 1, 0), ECONNRESET,
+		  "the exec closed the last copy of the listener: the connection queued on it "
+		  "is reset: recv");
+	close(c0);
+	expect_refused(&sin, "the exec closed the last copy of the listener");
+	close(gop[1]);
+}
+
+/*
+ * posix_spawn, no file actions: the spawned acceptor inherits the listener
+ * at its number. The connection queued before the spawn goes to it; the
+ * test process closes its own copy once the spawn returned.
+ */
+static void case_spawn_listener(void)
+{
+	char self[4096], lfd[16], nacc[16];
+	char *const argv[] = { (char *)"ipcd-evloop", (char *)"--exec-accept", lfd, nacc, NULL };
+	struct sockaddr_in sin;
+	int l, c0, err;
+	pid_t pid;
+
+	self_exe(self, sizeof(self));
+	l = listener_open(&sin, 8);
+	check_eq(fcntl(l, F_GETFD), 0, "socket(0), listen: F_GETFD");
+	snprintf(lfd, sizeof(lfd), "%d", l);
+	snprintf(nacc, sizeof(nacc), "%d", 1 + ACC_AFTER);
+	c0 = acc_connect(&sin, 0);
+	expect_eagain(c0, "queued on the listener before the spawn: no echo");
+	fflush(stdout);
+	fflush(stderr);
+	err = posix_spawn(&pid, self, NULL, NULL, argv, environ);
+	if (err)
+		fail_errno(err, "posix_spawn %s", self);
+	victim_set(pid);
+	close(l);
+	acc_exchange(&sin, c0, pid, "posix_spawn the acceptor, the listener inherited");
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 struct evcase {
@@ -3547,6 +3874,12 @@ static const struct evcase cases[] = {
 	{ "exec-spawn", "fork", case_exec_spawn, "posix_spawn /bin/cat with adddup2 onto 0 and 1" },
 	{ "exec-vfork", "fork", case_exec_vfork, "vfork, dup2 onto 0 and 1, exec /bin/cat" },
 	{ "exec-fail", "fork", case_exec_fail, "a failed exec leaves every connection working" },
+	{ "exec-listener", "fork", case_exec_listener,
+	  "fork, exec: the new image accepts on the inherited listener, queued ones too" },
+	{ "exec-listener-cloexec", "fork", case_exec_listener_cloexec,
+	  "exec closes a SOCK_CLOEXEC listener: queued reset, then refused" },
+	{ "spawn-listener", "fork", case_spawn_listener,
+	  "posix_spawn: the new image accepts on the inherited listener" },
 };
 
 #define N_CASES	(sizeof(cases) / sizeof(cases[0]))
@@ -3581,6 +3914,8 @@ int main(int argc, char **argv)
 
 	if (argc == 4 && !strcmp(argv[1], "--exec-probe"))
 		return exec_probe(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "--exec-accept"))
+		return exec_accept(argv[2], argv[3]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
