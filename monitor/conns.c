@@ -206,6 +206,7 @@ struct lis {
 	bool readable;			/* what we last made efd */
 	bool lanes_ok;			/* its latest LISTEN had IPCD_LISTEN_LANES */
 	bool shared;			/* its owner LISTENed again (fork): orphaned, not dropped */
+	int hold;			/* read end of its hold token (HOLD); -1: none */
 };
 
 #define ORPHAN		UINT64_MAX	/* struct lis.owner of a shared listener whose owner went */
@@ -1509,30 +1510,102 @@ int conns_region(struct mon_client *c, const struct ipcd_hold_req *r)
 	return send_msg(c, IPCD_CTL_REGION_FD, k->id, r->end, 0, k->size, &k->fd, 1);
 }
 
+/* A pipe whose read end waits in our epoll set for its hang-up (@tag); 0 or -errno. */
+static int hold_pipe(int p[2], uint64_t tag)
+{
+	struct epoll_event ev = { .events = 0, .data.u64 = tag };	/* EPOLLHUP always comes */
+	int rc;
+
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	if (epoll_ctl(mon.epfd, EPOLL_CTL_ADD, p[0], &ev) < 0) {
+		rc = -errno;
+		log_warn("cannot watch a hold token: %s", strerror(-rc));
+		close(p[0]);
+		close(p[1]);
+		return rc;
+	}
+	return 0;
+}
+
+/* Did the hold token read end @fd hang up (every write end closed)? */
+static bool hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = 0 };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
+/* HOLD of a listening bind (IPCD_HOLD_LISTENER). */
+static int lis_hold(struct mon_client *c, const struct ipcd_hold_req *r)
+{
+	struct ipcd_ns_entry e;
+	struct lis *l;
+	int64_t idx;
+	int p[2], rc;
+
+	if (r->pad || r->conn_id > UINT32_MAX)
+		return -EINVAL;
+	if (ipcd_ns_get(mon.ns, (uint32_t)r->conn_id, &e) || !(l = lis_get(e.id)))
+		return -ENOENT;
+	if (e.owner != c->id && e.uid != c->uid)
+		return -EPERM;
+	if (l->hold >= 0)
+		return -EEXIST;
+	idx = ipcd_ns_index(mon.ns, e.id);
+	if (idx < 0)
+		return -ENOENT;
+	rc = hold_pipe(p, MON_EV(MON_EV_LHOLD, (uint32_t)idx));
+	if (rc)
+		return rc;
+	rc = send_msg(c, IPCD_CTL_HOLD_FD, e.id, IPCD_HOLD_LISTENER, 0, 0, &p[1], 1);
+	close(p[1]);
+	if (rc) {
+		close(p[0]);
+		return rc;
+	}
+	l->hold = p[0];
+	cs.st.holds++;
+	return 0;
+}
+
+void conns_lis_hup(uint32_t idx)
+{
+	struct ipcd_ns_entry e;
+	struct lis *l;
+
+	if (idx >= cs.lis_hwm)
+		return;
+	l = &cs.lis[idx];
+	if (!l->bind_id || l->hold < 0 || !hung_up(l->hold))
+		return;
+	cs.st.hold_hups++;
+	log_info("listener %u: the last process holding it closed it or exited: dropped",
+		 l->bind_id);
+	if (ipcd_ns_get(mon.ns, l->bind_id, &e))
+		e.id = 0;	/* cannot happen: a listener is a bind */
+	lis_drop(l);
+	if (e.id)
+		(void)ipcd_ns_unbind(mon.ns, e.owner, e.id);
+}
+
 int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r)
 {
-	struct epoll_event ev = { .events = 0 };	/* EPOLLHUP is always reported */
 	struct conn *k;
 	bool b_side;
 	int p[2], rc;
 
+	if (r->end == IPCD_HOLD_LISTENER)
+		return lis_hold(c, r);
 	k = held_end(c, r, &rc);
 	if (!k)
 		return rc;
 	b_side = r->end == IPCD_CLOSE_B;
 	if (k->hold[b_side] >= 0)
 		return -EEXIST;
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
-		return -errno;
-	ev.data.u64 = MON_EV(MON_EV_HOLD, conn_idx(k) << 1 | (uint32_t)b_side);
-	if (epoll_ctl(mon.epfd, EPOLL_CTL_ADD, p[0], &ev) < 0) {
-		rc = -errno;
-		log_warn("connection %" PRIu64 ": cannot watch its hold token: %s", k->id,
-			 strerror(-rc));
-		close(p[0]);
-		close(p[1]);
+	rc = hold_pipe(p, MON_EV(MON_EV_HOLD, conn_idx(k) << 1 | (uint32_t)b_side));
+	if (rc)
 		return rc;
-	}
 	rc = send_msg(c, IPCD_CTL_HOLD_FD, k->id, r->end, 0, 0, &p[1], 1);
 	close(p[1]);		/* from now on, only the end's holders have it */
 	if (rc) {
@@ -1564,18 +1637,14 @@ void conns_hold_hup(uint32_t v)
 {
 	uint32_t idx = v >> 1;
 	bool b_side = v & 1;
-	struct pollfd p = { .events = 0 };
 	struct conn *k;
 	uint8_t *end;
 
 	if (idx >= cs.hwm)
 		return;
 	k = &cs.tab[idx];
-	if (!k->id || k->hold[b_side] < 0)
-		return;
 	/* An event of this batch may name a slot since reused: ask the pipe itself. */
-	p.fd = k->hold[b_side];
-	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLHUP))
+	if (!k->id || k->hold[b_side] < 0 || !hung_up(k->hold[b_side]))
 		return;
 	close(k->hold[b_side]);
 	k->hold[b_side] = -1;
@@ -1617,10 +1686,13 @@ static void lis_drop(struct lis *l)
 	}
 	if (l->efd >= 0)
 		close(l->efd);
+	if (l->hold >= 0)
+		close(l->hold);
 	if (l->owner == ORPHAN)
 		cs.orphans--;
 	memset(l, 0, sizeof(*l));
 	l->efd = -1;
+	l->hold = -1;
 }
 
 int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
@@ -1669,6 +1741,7 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 		l->bind_id = r->id;
 		l->head = l->tail = NONE;
 		l->efd = efd;
+		l->hold = -1;
 		l->token = token;
 		if ((uint32_t)idx >= cs.lis_hwm)
 			cs.lis_hwm = (uint32_t)idx + 1;
@@ -1711,7 +1784,8 @@ void conns_client_gone(struct mon_client *c)
 
 		if (!l->bind_id || l->owner != c->id)
 			continue;
-		if (l->shared && ipcd_ns_give(mon.ns, l->bind_id, c->id, ORPHAN) == 0) {
+		if ((l->shared || l->hold >= 0) &&
+		    ipcd_ns_give(mon.ns, l->bind_id, c->id, ORPHAN) == 0) {
 			l->owner = ORPHAN;	/* its inheritors may still accept */
 			cs.orphans++;
 			log_info("listener %u: owner %d (%s) gone, kept for the processes that "

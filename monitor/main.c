@@ -309,6 +309,9 @@ static int handle_events(int64_t timeout_ns)
 		case MON_EV_HOLD:
 			conns_hold_hup(MON_EV_IDX(tag));
 			break;
+		case MON_EV_LHOLD:
+			conns_lis_hup(MON_EV_IDX(tag));
+			break;
 		}
 	}
 	return n;

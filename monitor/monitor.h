@@ -295,6 +295,7 @@ extern struct monitor mon;
 #define MON_EV_CLIENT		4ull
 #define MON_EV_PENDING		5ull
 #define MON_EV_HOLD		6ull	/* idx: connection index << 1 | B side */
+#define MON_EV_LHOLD		7ull	/* idx: the listener's namespace index */
 #define MON_EV(kind, idx)	((kind) << 56 | (uint64_t)(idx))
 #define MON_EV_KIND(v)		((v) >> 56)
 #define MON_EV_IDX(v)		((uint32_t)(v))
@@ -412,6 +413,8 @@ int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r);
 int conns_region(struct mon_client *c, const struct ipcd_hold_req *r);
 /* A hold token's read end hung up (MON_EV_HOLD): the end's last holder is gone. */
 void conns_hold_hup(uint32_t idx);
+/* A listener's hold token hung up (MON_EV_LHOLD): it and its bind go. */
+void conns_lis_hup(uint32_t idx);
 /*
  * LISTEN: ipcd_ns_listen(), then (re)sets the bind's backlog and ring-size
  * hint; the first LISTEN of a bind sends its accept eventfd

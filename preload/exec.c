@@ -348,6 +348,15 @@ static int share_listener(struct ipcd_sock *s)
 
 	if (!s->bind_id || !s->accept_token)
 		return -EINVAL;
+	if (s->lhold < 0 && !s->hold_asked) {
+		int fd = ipcd_mon_hold(s->bind_id, IPCD_HOLD_LISTENER);
+
+		s->hold_asked = true;
+		if (fd >= 0)
+			s->lhold = fd;
+	}
+	if (s->forked)
+		return 0;	/* shared already (fork): only its owner may LISTEN */
 	s->forked = true;
 	req.len = sizeof(*lr);
 	lr->id = s->bind_id;
@@ -380,7 +389,7 @@ static void fetch_fds(struct ho_state *st)
 			continue;
 		}
 		if (s->conn.hold_fd < 0) {
-			fd = ipcd_mon_hold(s->conn.conn_id, s->conn.acceptor);
+			fd = ipcd_mon_hold(s->conn.conn_id, IPCD_END_OF(s));
 			if (fd >= 0) {
 				s->conn.hold_fd = fd;
 				sl->new_token = true;
@@ -431,6 +440,7 @@ static void fill_end(struct ho_end *e, const struct ho_slot *sl, uint32_t first,
 		e->accept_token = s->accept_token;
 		e->kfd = s->kfd;
 		e->lfd = s->lfd;
+		e->hold_fd = s->lhold;
 		e->backlog = s->backlog;
 		return;
 	}
@@ -510,6 +520,7 @@ static void inheritable(struct ho_state *st, bool on)
 		if (sl->listen) {
 			set_cloexec(sl->s->kfd, !on);
 			set_cloexec(sl->s->lfd, !on);
+			set_cloexec(sl->s->lhold, !on);
 			continue;
 		}
 		set_cloexec(sl->s->conn.hold_fd, !on);
@@ -539,7 +550,11 @@ static void listeners_swap(struct ho_state *st, bool on)
 				ipcd_real.close(l->saved);
 				l->saved = -1;
 			}
+			/* Ours never blocks; the application's may. */
+			if (l->saved >= 0 && !atomic_load(&s->nonblock))
+				ipcd_real.ioctl(l->fd, FIONBIO, &(int){ 0 });
 		} else if (l->saved >= 0) {
+			ipcd_real.ioctl(l->fd, FIONBIO, &(int){ 1 });
 			ipcd_real.dup3(l->saved, l->fd, O_CLOEXEC);
 			ipcd_real.close(l->saved);
 			l->saved = -1;
@@ -850,12 +865,16 @@ static void adopt_listener(const struct ho_end *e, const int32_t *list, const st
 	if (!s) {
 		ipcd_real.close(e->kfd);
 		ipcd_real.close(e->lfd);
+		if (e->hold_fd >= 0)
+			ipcd_real.close(e->hold_fd);
 		return;
 	}
 	s->kfd = e->kfd;
 	s->lfd = e->lfd;
+	s->lhold = e->hold_fd;
 	set_cloexec(s->kfd, true);
 	set_cloexec(s->lfd, true);
+	set_cloexec(s->lhold, true);
 	s->bind_id = e->bind_id;
 	s->accept_token = e->accept_token;
 	s->backlog = e->backlog;

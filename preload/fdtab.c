@@ -64,6 +64,7 @@ struct ipcd_sock *ipcd_sock_new(int domain, int type)
 	s->state = IPCD_SK_FRESH;
 	s->kfd = -1;
 	s->lfd = -1;
+	s->lhold = -1;
 	s->conn.reg.fd = -1;
 	s->conn.wake_self = -1;
 	s->conn.wake_peer = -1;
@@ -179,6 +180,7 @@ static void sock_teardown(struct ipcd_sock *s)
 		}
 		close_hidden(s->kfd);
 		close_hidden(s->lfd);
+		close_hidden(s->lhold);	/* the monitor drops it if it was the last holder */
 		break;
 	}
 	case IPCD_SK_FRESH:
@@ -274,10 +276,10 @@ void ipcd_socks_hold_all(int delta)
 }
 
 /*
- * Before fork(), each connection end gets a hold token (proto.h
- * IPCD_OP_HOLD) if it has none: the child inherits it, and the monitor
- * closes the end when the last process holding it is gone, whether it
- * closed it or exited. Asked once per end; a refusal (an old monitor, none,
+ * Before fork(), each connection end and listener gets a hold token
+ * (proto.h IPCD_OP_HOLD) if it has none: the child inherits it, and the
+ * monitor closes the end (drops the listener) when the last process
+ * holding it is gone, whether it closed it or exited. Asked once per end; a refusal (an old monitor, none,
  * a limit) leaves the end to the holders count alone, as before tokens.
  */
 static void hold_tokens(void)
@@ -289,8 +291,10 @@ static void hold_tokens(void)
 		n = 0;
 		pthread_mutex_lock(&socks_mu);
 		for (s = socks; s && n < IPCD_ARRAY_SIZE(batch); s = s->next) {
-			if (s->state != IPCD_SK_CONN || !s->conn.ctl || s->hold_asked ||
-			    !atomic_load_explicit(&s->refs, memory_order_relaxed))
+			if (s->hold_asked || !atomic_load_explicit(&s->refs, memory_order_relaxed))
+				continue;
+			if (s->state == IPCD_SK_CONN ? !s->conn.ctl
+			    : s->state != IPCD_SK_LISTEN || !s->bind_id)
 				continue;
 			s->hold_asked = true;
 			atomic_fetch_add(&s->refs, 1);
@@ -298,11 +302,19 @@ static void hold_tokens(void)
 		}
 		pthread_mutex_unlock(&socks_mu);
 		for (i = 0; i < n; i++) {
-			int fd = ipcd_mon_hold(batch[i]->conn.conn_id, batch[i]->conn.acceptor);
+			s = batch[i];
+			if (s->state == IPCD_SK_LISTEN) {
+				int fd = ipcd_mon_hold(s->bind_id, IPCD_HOLD_LISTENER);
 
-			if (fd >= 0)
-				batch[i]->conn.hold_fd = fd;	/* our reference: no teardown meanwhile */
-			ipcd_sock_put(batch[i]);
+				if (fd >= 0)
+					s->lhold = fd;
+			} else {
+				int fd = ipcd_mon_hold(s->conn.conn_id, IPCD_END_OF(s));
+
+				if (fd >= 0)
+					s->conn.hold_fd = fd;	/* our reference: no teardown meanwhile */
+			}
+			ipcd_sock_put(s);
 		}
 	} while (n == IPCD_ARRAY_SIZE(batch));
 }

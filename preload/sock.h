@@ -99,6 +99,7 @@ struct ipcd_sock {
 	/* LISTEN */
 	int kfd;			/* the kernel listening socket (hidden fd) */
 	int lfd;			/* the monitor's accept eventfd (hidden fd) */
+	int lhold;			/* its hold token (IPCD_HOLD_LISTENER; hidden fd); -1: none */
 	uint32_t bind_id;
 	uint64_t accept_token;		/* proto.h struct ipcd_accept_req */
 	atomic_uint accept_turn;	/* alternates kernel / accelerated */
@@ -109,7 +110,7 @@ struct ipcd_sock {
 	int backlog;			/* LISTEN: as the application asked */
 	struct ipcd_llanes *lanes;	/* LISTEN: its lanes (lanes.c); NULL: none yet */
 	bool exec_released;		/* CONN: exec dropped our hold (undone if it fails) */
-	bool hold_asked;		/* CONN: a hold token was asked for (fdtab.c) */
+	bool hold_asked;		/* a hold token was asked for (fdtab.c, exec.c) */
 	bool exec_keep;			/* CONN: handed to the new image by an exec (exec.c) */
 	uint32_t ho_idx;		/* exec.c: its slot + 1 while a handover is prepared */
 
@@ -213,10 +214,13 @@ struct ipcd_attach *ipcd_state_get(void);
  */
 int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux);
 /*
- * ipcd_mon_hold - a hold token for end @b_side of connection @conn_id
- * (proto.h IPCD_OP_HOLD): the pipe's write end (close-on-exec), or -errno.
+ * ipcd_mon_hold - a hold token (proto.h IPCD_OP_HOLD) for end @end
+ * (IPCD_CLOSE_A/B) of connection @id, or for listening bind @id
+ * (IPCD_HOLD_LISTENER): the pipe's write end (close-on-exec), or -errno.
  */
-int ipcd_mon_hold(uint64_t conn_id, bool b_side);
+int ipcd_mon_hold(uint64_t id, uint32_t end);
+/* The hold end of @s's connection. */
+#define IPCD_END_OF(s)	((s)->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A)
 /* ipcd_mon_region - the region memfd of @conn_id (IPCD_OP_REGION) and its @size, or -errno. */
 int ipcd_mon_region(uint64_t conn_id, bool b_side, uint64_t *size);
 /* A lane's end that came with a CONNECT or ACCEPT answer (fd -1: none). */

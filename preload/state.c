@@ -522,8 +522,8 @@ out:
 	return rc;
 }
 
-/* HOLD or REGION (@opcode) for end @b_side of @conn_id: its fd, or -errno. */
-static int end_fd_call(uint16_t opcode, uint64_t conn_id, bool b_side, uint64_t *size)
+/* HOLD or REGION (@opcode) for @end (IPCD_CLOSE_A/B, IPCD_HOLD_LISTENER) of @id: its fd, or -errno. */
+static int end_fd_call(uint16_t opcode, uint64_t id, uint32_t end, uint64_t *size)
 {
 	struct ipcd_req req = { .opcode = opcode };
 	struct ipcd_hold_req *hr = (void *)req.body;
@@ -532,8 +532,8 @@ static int end_fd_call(uint16_t opcode, uint64_t conn_id, bool b_side, uint64_t 
 	int rc;
 
 	req.len = sizeof(*hr);
-	hr->conn_id = conn_id;
-	hr->end = b_side ? IPCD_CLOSE_B : IPCD_CLOSE_A;
+	hr->conn_id = id;
+	hr->end = end;
 	rc = ipcd_mon_call(&req, &resp, fds, size);
 	if (rc)
 		return rc;
@@ -542,14 +542,14 @@ static int end_fd_call(uint16_t opcode, uint64_t conn_id, bool b_side, uint64_t 
 	return fds[0] >= 0 ? fds[0] : -EPROTO;
 }
 
-int ipcd_mon_hold(uint64_t conn_id, bool b_side)
+int ipcd_mon_hold(uint64_t id, uint32_t end)
 {
-	return end_fd_call(IPCD_OP_HOLD, conn_id, b_side, NULL);
+	return end_fd_call(IPCD_OP_HOLD, id, end, NULL);
 }
 
 int ipcd_mon_region(uint64_t conn_id, bool b_side, uint64_t *size)
 {
-	return end_fd_call(IPCD_OP_REGION, conn_id, b_side, size);
+	return end_fd_call(IPCD_OP_REGION, conn_id, b_side ? IPCD_CLOSE_B : IPCD_CLOSE_A, size);
 }
 
 int ipcd_mon_kits(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max)

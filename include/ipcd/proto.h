@@ -243,11 +243,12 @@ struct ipcd_fallback_req {
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_fallback_req) == 24);
 
-/* struct ipcd_close_req.end */
+/* struct ipcd_close_req.end (and struct ipcd_hold_req.end) */
 #define IPCD_CLOSE_MINE		0	/* the end this process connected or accepted */
 #define IPCD_CLOSE_A		1	/* the connecting end */
 #define IPCD_CLOSE_B		2	/* the accepting end */
 #define IPCD_CLOSE_UNSENT	3	/* a kit its connector never sent: both ends */
+#define IPCD_HOLD_LISTENER	4	/* HOLD only: @conn_id is a listening bind's id */
 
 /**
  * struct ipcd_close_req - this process no longer uses connection @conn_id.
@@ -276,6 +277,12 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_close_req) == 16);
  * child that exits without close, or a parent that dies before its child,
  * ends the connection exactly when the kernel would. An end with a token
  * is no longer closed at its owner's death, only at that hang-up.
+ *
+ * @end IPCD_HOLD_LISTENER: the same for listening bind @conn_id (its owner
+ * or a process of its user asks, before a fork or an exec shares the
+ * socket): at the hang-up the listener and its bind go, its queued
+ * connections are reset and new connects refused, as when the kernel's
+ * last listening fd closes.
  *
  * Status: 0, -ENOENT (no such connection, or the end is closed), -EPERM
  * (not the end's owner nor a process of its user), -EEXIST (the end has a
