@@ -279,8 +279,9 @@ void ipcd_socks_hold_all(int delta)
  * Before fork(), each connection end and listener gets a hold token
  * (proto.h IPCD_OP_HOLD) if it has none: the child inherits it, and the
  * monitor closes the end (drops the listener) when the last process
- * holding it is gone, whether it closed it or exited. Asked once per end; a refusal (an old monitor, none,
- * a limit) leaves the end to the holders count alone, as before tokens.
+ * holding it is gone, whether it closed it or exited. Asked once per end;
+ * a refusal (an old monitor, none, a limit) leaves the end to the holders
+ * count alone, as before tokens.
  */
 static void hold_tokens(void)
 {

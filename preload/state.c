@@ -522,7 +522,7 @@ out:
 	return rc;
 }
 
-/* HOLD or REGION (@opcode) for @end (IPCD_CLOSE_A/B, IPCD_HOLD_LISTENER) of @id: its fd, or -errno. */
+/* HOLD or REGION (@opcode) for @end (IPCD_CLOSE_A/B, IPCD_HOLD_LISTENER) of @id: fd or -errno. */
 static int end_fd_call(uint16_t opcode, uint64_t id, uint32_t end, uint64_t *size)
 {
 	struct ipcd_req req = { .opcode = opcode };
