@@ -19,6 +19,11 @@
  * and without a byte of the earlier connections; never one whose
  * connection ended with a death or a reset, nor one with an end still
  * open; and when the lane ends, a region in use stays its connection's.
+ * Then ABI 3.2's hold tokens (HOLD): the HOLD_FD pipe before the answer,
+ * once per end, every refusal; the last copy's hang-up closes the end (as
+ * a death, with a reset for unread bytes, or as a close when its closed
+ * bit is set); an end with a token outlives its owner, and a lane's
+ * listener; a SIGKILLed or exiting holder hangs it up.
  *
  * Children never use cmocka (T_CHECK); every wait is a hang guard, never a
  * timing assertion.
@@ -26,6 +31,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -3824,6 +3830,815 @@ static void test_lane_region_lane_end(void **state)
 	T_PASSED(s);
 }
 
+/* ---- 24-30. hold tokens (IPCD_OP_HOLD, ABI 3.2) ----------------------------- */
+
+/*
+ * HOLD gives a connection end a pipe whose read end the monitor watches and
+ * whose write end (the token) every process holding the end keeps; at the
+ * token's hang-up the monitor closes the end for its last holder: a normal
+ * close if the end's IPCD_CONN_CLOSED_* bit is set, else as for a dead
+ * process. An end with a token is not closed at its owner's death. As in
+ * the lane cases, the "processes" are attachments of one child (a death is
+ * a detach); a real forked process holds a token where the kernel's own
+ * bookkeeping is the point (SIGKILL, exit).
+ */
+
+#define NOBODY	65534
+
+struct sh_hold {
+	struct sh_lane sync;
+	uint32_t ready;		/* a forked holder dropped everything but its token */
+	uint32_t nobody;	/* root: a process of another user may be tried */
+};
+
+static int hold_req(struct ipcd_attach *a, uint64_t id, uint32_t end, uint32_t pad)
+{
+	struct ipcd_hold_req r = { .conn_id = id, .end = end, .pad = pad };
+
+	return call(a, IPCD_OP_HOLD, &r, sizeof(r), NULL, 0);
+}
+
+/* A HOLD the monitor refuses with @err: no message comes with the answer. */
+static void hold_refused(struct ipcd_attach *a, uint64_t id, uint32_t end, uint32_t pad, int err)
+{
+	T_CHECK_EQ(hold_req(a, id, end, pad), err);
+	no_msg(a);
+}
+
+/* Descriptors the monitor has open on the file @st describes (a token: its pipe). */
+static unsigned int mon_fds_on(const struct t_mon *m, const struct stat *st)
+{
+	char path[64], fp[384];
+	unsigned int n = 0;
+	struct dirent *e;
+	struct stat s;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)m->pid);
+	d = opendir(path);
+	T_CHECK(d != NULL);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(fp, sizeof(fp), "%s/%s", path, e->d_name);
+		if (stat(fp, &s) == 0 && s.st_dev == st->st_dev && s.st_ino == st->st_ino)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * HOLD end @end of @id: answered 0, with an IPCD_CTL_HOLD_FD message queued
+ * before the answer (read raw, not through the library's checks) carrying
+ * exactly one descriptor: the write end of a pipe whose read end, and only
+ * that, the monitor keeps. Returns the token; *@st describes its pipe.
+ */
+static int take_hold(const struct t_mon *m, struct ipcd_attach *a, uint64_t id, uint32_t end,
+		     struct stat *st)
+{
+	int got[IPCD_CTL_MAX_FDS], fl;
+	struct ipcd_ctl_msg msg;
+	unsigned int nfds;
+
+	T_CHECK_EQ(hold_req(a, id, end, 0), 0);
+	T_CHECK_EQ(ipcd_ctl_recv(a->sock, &msg, sizeof(msg), MSG_DONTWAIT, got, IPCD_CTL_MAX_FDS,
+				 &nfds), (ssize_t)sizeof(msg));
+	T_CHECK_EQ(nfds, 1);
+	T_CHECK_EQ(msg.magic, IPCD_CTL_MAGIC);
+	T_CHECK_EQ(msg.type, IPCD_CTL_HOLD_FD);
+	T_CHECK_EQ(msg.conn_id, id);
+	T_CHECK_EQ(msg.bind_id, end);
+	T_CHECK_EQ(fstat(got[0], st), 0);
+	T_CHECK(S_ISFIFO(st->st_mode));
+	fl = fcntl(got[0], F_GETFL);
+	T_CHECK(fl >= 0);
+	T_CHECK_EQ(fl & O_ACCMODE, O_WRONLY);
+	T_CHECK_EQ(mon_fds_on(m, st), 1);	/* its read end, kept once */
+	no_msg(a);
+	return got[0];
+}
+
+/* The monitor closed @c's peer for it: @unread bytes then EOF, reset bits @reset, EPIPE. */
+static void end_gone(struct ipcd_conn *c, uint64_t unread, uint32_t reset)
+{
+	WAIT_FLAG(&c->rx.shm->prod_closed, 1);
+	T_CHECK_EQ(ipcd_load_acquire(&c->tx.shm->cons_closed), 1);
+	T_CHECK_EQ(drain_to_eof(c), unread);
+	T_CHECK_EQ(ipcd_load_acquire(&c->ctl->reset), reset);
+	T_CHECK_EQ(ipcd_spsc_write(&c->tx, "x", 1), -EPIPE);
+}
+
+/* Nothing closed @c's peer: its rings are not marked. */
+static void peer_open(const struct ipcd_conn *c)
+{
+	T_CHECK_EQ(ipcd_load_acquire(&c->rx.shm->prod_closed), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&c->tx.shm->cons_closed), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&c->ctl->reset), 0);
+}
+
+/* Close every descriptor but 0-2 and @keep (a forked holder: only its token stays). */
+static void keep_only(int keep)
+{
+	int fds[1024];
+	unsigned int n = 0, i;
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/fd");
+
+	T_CHECK(d != NULL);
+	while ((e = readdir(d)) && n < 1024) {
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] != '.' && fd > 2 && fd != keep && fd != dirfd(d))
+			fds[n++] = fd;
+	}
+	T_CHECK(e == NULL);
+	closedir(d);
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* A connection from @c to @l's listener @id, accepted: @ca is A's end, @cb is B's. */
+static void hold_pair(struct ipcd_attach *c, struct ipcd_attach *l, const uint8_t lo[16],
+		      uint16_t port, uint32_t id, int lfd, struct ipcd_conn *ca, struct ipcd_conn *cb)
+{
+	struct ipcd_conn_resp r1, r2;
+
+	T_CHECK_EQ(do_connect(c, lo, port, ca, &r1), 0);
+	wait_listen_ready(lfd);
+	T_CHECK_EQ(do_accept(l, id, cb, &r2), 0);
+	T_CHECK_EQ(r1.conn_id, r2.conn_id);
+}
+
+/* Counter @key of ipcdctl --json counters is @want. */
+static void hold_count(const struct t_mon *m, const char *key, long long want)
+{
+	long long v = t_ctl_num(m, "counters", key);
+
+	if (v != want)
+		fail_msg("counter %s: %lld, want %lld", key, v, want);
+}
+
+/* Counters of a hold case; hold_hups waited for first (a hang-up is handled when it comes). */
+static void expect_hold_counts(const struct t_mon *m, long long holds, long long hups,
+			       long long dead_ends, long long closed, long long reset)
+{
+	long long v = t_ctl_wait_num(m, "counters", "hold_hups", hups);
+
+	if (v != hups)
+		fail_msg("counter hold_hups: %lld, want %lld", v, hups);
+	hold_count(m, "holds", holds);
+	hold_count(m, "dead_ends", dead_ends);
+	hold_count(m, "closed", closed);
+	hold_count(m, "reset", reset);
+}
+
+/* The start of a hold case: a monitor, its idle fds, a child's shared page. */
+static struct sh_hold *hold_case_start(struct t_mon *m, int *base)
+{
+	t_mon_write_config(m, CONF);
+	t_mon_start(m);
+	*base = t_mon_fd_baseline(m);
+	return t_shm_alloc(sizeof(struct sh_hold));
+}
+
+/* ... and its end: @freed connections freed, nothing left behind, not a token's read end. */
+static void hold_case_end(struct t_mon *m, struct sh_hold *sh, pid_t pid, int base,
+			  long long freed)
+{
+	child_ok(pid);
+	expect_no_connections(m);
+	hold_count(m, "freed", freed);
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	assert_int_equal(t_mon_wait_fds(m, base), base);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	assert_int_equal(t_ctl_num(m, "counters", "fd_faults"), 0);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+}
+
+/* ---- 24. HOLD: the token, once per end, and every refusal ------------------- */
+
+static void __attribute__((noreturn)) hold_req_child(const struct t_mon *m, struct sh_hold *sh)
+{
+	struct ipcd_attach c, l;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn ca, cb;
+	struct stat sa, sb;
+	uint8_t lo[16];
+	uint64_t id;
+	uint32_t bid;
+	uint16_t port;
+	int lfd, ta, tb;
+
+	v4(lo, 127, 0, 0, 1);
+	attach_or_die(m, "it-hold-c", &c);
+	attach_or_die(m, "it-hold-l", &l);
+	T_CHECK_EQ(bind_listen(&l, lo, 0, 0, 4, &bid, &port, &lfd), 0);
+	T_CHECK_EQ(do_connect(&c, lo, port, &ca, &resp), 0);
+	id = ca.conn_id;
+	/* Queued: B is nobody's yet, not even the listener's. */
+	hold_refused(&l, id, IPCD_CLOSE_B, 0, -EPERM);
+	hold_refused(&c, id, IPCD_CLOSE_B, 0, -EPERM);
+	T_CHECK_EQ(do_accept(&l, bid, &cb, &resp), 0);
+	/* Only A or B, with pad 0; an id the monitor never gave is unknown. */
+	hold_refused(&c, id, IPCD_CLOSE_MINE, 0, -EINVAL);
+	hold_refused(&c, id, IPCD_CLOSE_UNSENT, 0, -EINVAL);
+	hold_refused(&c, id, IPCD_HOLD_LISTENER + 1, 0, -EINVAL);
+	hold_refused(&c, id, UINT32_MAX, 0, -EINVAL);
+	hold_refused(&c, id, IPCD_CLOSE_A, 1, -EINVAL);
+	hold_refused(&l, id, IPCD_CLOSE_B, 0x80000000u, -EINVAL);
+	hold_refused(&c, 12345, IPCD_CLOSE_A, 0, -ENOENT);
+	hold_refused(&c, 0, IPCD_CLOSE_A, 0, -ENOENT);
+	hold_refused(&c, ~0ull, IPCD_CLOSE_A, 0, -ENOENT);
+	/* One token per end: a pipe each, named by the end in bind_id. */
+	ta = take_hold(m, &c, id, IPCD_CLOSE_A, &sa);
+	tb = take_hold(m, &l, id, IPCD_CLOSE_B, &sb);
+	T_CHECK(sa.st_ino != sb.st_ino);
+	/* A second: -EEXIST, from the owner or another process of its user. */
+	hold_refused(&c, id, IPCD_CLOSE_A, 0, -EEXIST);
+	hold_refused(&l, id, IPCD_CLOSE_A, 0, -EEXIST);
+	hold_refused(&l, id, IPCD_CLOSE_B, 0, -EEXIST);
+	hold_refused(&c, id, IPCD_CLOSE_B, 0, -EEXIST);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 1);
+	T_CHECK_EQ(mon_fds_on(m, &sb), 1);
+	if (sh->nobody) {
+		/* Not the owner and another user: -EPERM, even with the token given. */
+		pid_t pid = t_fork(T_CHILD_ALARM);
+
+		if (pid == 0) {
+			gid_t none[1] = { NOBODY };
+			struct ipcd_attach n;
+			char why[256];
+
+			T_CHECK_EQ(setgroups(1, none), 0);
+			T_CHECK_EQ(setgid(NOBODY), 0);
+			T_CHECK_EQ(setuid(NOBODY), 0);
+			T_CHECK_EQ(ipcd_attach(m->sock, "it-hold-nobody", &n, why, sizeof(why)),
+				   0);
+			hold_refused(&n, id, IPCD_CLOSE_A, 0, -EPERM);
+			hold_refused(&n, id, IPCD_CLOSE_B, 0, -EPERM);
+			hold_refused(&n, 12345, IPCD_CLOSE_A, 0, -ENOENT);
+			ipcd_detach(&n);
+			_exit(0);
+		}
+		T_CHECK_EQ(t_wait(pid, T_WAIT_MS), 0);
+	}
+	/* The tokens change nothing while they are held. */
+	pass(&ca, &cb, "ping");
+	pass(&cb, &ca, "pong");
+	peer_open(&ca);
+	peer_open(&cb);
+	child_step(&sh->sync, 1);
+
+	/* CLOSE with the tokens out: a closed end has none to give. */
+	do_close(&c, &ca);
+	hold_refused(&c, id, IPCD_CLOSE_A, 0, -ENOENT);
+	hold_refused(&l, id, IPCD_CLOSE_B, 0, -EEXIST);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 1);	/* kept while the connection is */
+	do_close(&l, &cb);
+	/* Freed: the monitor let go of the read ends, the tokens' writes fail. */
+	hold_refused(&c, id, IPCD_CLOSE_A, 0, -ENOENT);
+	hold_refused(&l, id, IPCD_CLOSE_B, 0, -ENOENT);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 0);
+	T_CHECK_EQ(mon_fds_on(m, &sb), 0);
+	T_CHECK_EQ(write(ta, "x", 1), -1);
+	T_CHECK_EQ(errno, EPIPE);
+	T_CHECK_EQ(write(tb, "x", 1), -1);
+	T_CHECK_EQ(errno, EPIPE);
+	close(ta);
+	close(tb);
+	child_step(&sh->sync, 2);
+	close(lfd);
+	ipcd_detach(&c);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_hold_requests(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_hold *sh;
+	pid_t pid;
+	int base;
+
+	/* As root, a process of another user may try: let it reach the socket. */
+	if (geteuid() == 0)
+		assert_int_equal(chmod(m->dir, 0755), 0);
+	sh = hold_case_start(m, &base);
+	sh->nobody = geteuid() == 0;
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		hold_req_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	expect_hold_counts(m, 2, 0, 0, 0, 0);
+	assert_int_equal(conns_in_state(m, "established"), 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	/* Freed by its CLOSEs: the tokens never hung up while the monitor had them. */
+	parent_step(&sh->sync, 2, pid);
+	expect_hold_counts(m, 2, 0, 0, 2, 0);
+	hold_count(m, "freed", 1);
+	ipcd_store_release(&sh->sync.go, 2);
+	hold_case_end(m, sh, pid, base, 1);
+	T_PASSED(s);
+}
+
+/* ---- 25. the last copy of a token closed, no CLOSE: the end is closed ------- */
+
+static void __attribute__((noreturn)) hold_hup_child(const struct t_mon *m, struct sh_hold *sh)
+{
+	struct ipcd_attach c, l;
+	struct ipcd_conn ca, cb;
+	struct stat sa, sb;
+	uint8_t lo[16];
+	uint64_t id;
+	uint32_t bid;
+	uint16_t port;
+	int lfd, ta, ta2, tb;
+
+	v4(lo, 127, 0, 0, 1);
+	attach_or_die(m, "it-hold-c", &c);
+	attach_or_die(m, "it-hold-l", &l);
+	T_CHECK_EQ(bind_listen(&l, lo, 0, 0, 4, &bid, &port, &lfd), 0);
+	hold_pair(&c, &l, lo, port, bid, lfd, &ca, &cb);
+	id = ca.conn_id;
+	ta = take_hold(m, &c, id, IPCD_CLOSE_A, &sa);
+	ta2 = dup(ta);		/* a second holder's copy, as fork makes */
+	T_CHECK(ta2 >= 0);
+	T_CHECK_EQ(ipcd_spsc_write(&ca.tx, "abc", 3), 3);
+	/* A's process lets its end go without a CLOSE: no mark, no closed bit. */
+	ipcd_conn_release(&ca);
+	close(ta);
+	/* One copy is left: the token is still there (a request later, it still is). */
+	hold_refused(&c, id, IPCD_CLOSE_A, 0, -EEXIST);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 1);
+	peer_open(&cb);
+	child_step(&sh->sync, 1);
+
+	/* The last copy: A is closed for it, as for a process that died. */
+	close(ta2);
+	end_gone(&cb, 3, 0);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 0);
+	hold_refused(&c, id, IPCD_CLOSE_A, 0, -ENOENT);
+	T_CHECK_EQ(close_id(&c, id), -ENOENT);	/* a late CLOSE finds it closed */
+	child_step(&sh->sync, 2);
+
+	/* B the same way: both ends are done, the connection is freed. */
+	tb = take_hold(m, &l, id, IPCD_CLOSE_B, &sb);
+	ipcd_conn_release(&cb);
+	close(tb);
+	child_step(&sh->sync, 3);
+	T_CHECK_EQ(mon_fds_on(m, &sb), 0);
+	hold_refused(&l, id, IPCD_CLOSE_B, 0, -ENOENT);
+	close(lfd);
+	ipcd_detach(&c);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_hold_hangup(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_hold *sh;
+	pid_t pid;
+	int base;
+
+	sh = hold_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		hold_hup_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	expect_hold_counts(m, 1, 0, 0, 0, 0);
+	assert_int_equal(conns_in_state(m, "established"), 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	parent_step(&sh->sync, 2, pid);
+	expect_hold_counts(m, 1, 1, 1, 0, 0);
+	assert_int_equal(conns_in_state(m, "half-closed"), 1);
+	hold_count(m, "freed", 0);
+	ipcd_store_release(&sh->sync.go, 2);
+	parent_step(&sh->sync, 3, pid);
+	expect_hold_counts(m, 2, 2, 2, 0, 0);
+	assert_int_equal(t_ctl_wait_num(m, "counters", "freed", 1), 1);
+	expect_no_connections(m);
+	ipcd_store_release(&sh->sync.go, 3);
+	hold_case_end(m, sh, pid, base, 1);
+	T_PASSED(s);
+}
+
+/* ---- 26. the closed bit set before the hang-up: a normal close ------------- */
+
+static void __attribute__((noreturn)) hold_bit_child(const struct t_mon *m, struct sh_hold *sh)
+{
+	struct ipcd_attach c, l;
+	struct ipcd_conn ca, cb;
+	struct stat sa, sb;
+	uint8_t lo[16];
+	uint64_t id;
+	uint32_t bid;
+	uint16_t port;
+	int lfd, ta, tb;
+
+	v4(lo, 127, 0, 0, 1);
+	attach_or_die(m, "it-hold-c", &c);
+	attach_or_die(m, "it-hold-l", &l);
+	T_CHECK_EQ(bind_listen(&l, lo, 0, 0, 4, &bid, &port, &lfd), 0);
+	hold_pair(&c, &l, lo, port, bid, lfd, &ca, &cb);
+	id = ca.conn_id;
+	tb = take_hold(m, &l, id, IPCD_CLOSE_B, &sb);
+	/*
+	 * B closes with A's bytes unread: its library marks the rings and sets
+	 * IPCD_CONN_CLOSED_B; the CLOSE it would send never comes. Were this a
+	 * death, the unread bytes would make it a reset.
+	 */
+	T_CHECK_EQ(ipcd_spsc_write(&ca.tx, "unread", 6), 6);
+	close_by_bit(&cb);
+	close(tb);
+	child_step(&sh->sync, 1);
+	T_CHECK_EQ(mon_fds_on(m, &sb), 0);
+	T_CHECK_EQ(ipcd_load_acquire(&ca.ctl->reset), 0);
+	T_CHECK_EQ(drain_to_eof(&ca), 0);
+	T_CHECK_EQ(ipcd_spsc_write(&ca.tx, "x", 1), -EPIPE);
+	T_CHECK_EQ(close_id(&l, id), -ENOENT);	/* the late CLOSE finds it closed */
+	hold_refused(&l, id, IPCD_CLOSE_B, 0, -ENOENT);
+	/* A too: both closed, the connection is freed. */
+	ta = take_hold(m, &c, id, IPCD_CLOSE_A, &sa);
+	close_by_bit(&ca);
+	close(ta);
+	child_step(&sh->sync, 2);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 0);
+	close(lfd);
+	ipcd_detach(&c);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_hold_closed_bit(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_hold *sh;
+	pid_t pid;
+	int base;
+
+	sh = hold_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		hold_bit_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	expect_hold_counts(m, 1, 1, 0, 1, 0);
+	assert_int_equal(conns_in_state(m, "half-closed"), 1);
+	assert_int_equal(t_count_str(tout.out, "\"reset_b\":false"), 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	parent_step(&sh->sync, 2, pid);
+	expect_hold_counts(m, 2, 2, 0, 2, 0);
+	assert_int_equal(t_ctl_wait_num(m, "counters", "freed", 1), 1);
+	ipcd_store_release(&sh->sync.go, 2);
+	hold_case_end(m, sh, pid, base, 1);
+	T_PASSED(s);
+}
+
+/* ---- 27. the owner dies, a copy of the token lives: the end stays open ----- */
+
+static void __attribute__((noreturn)) hold_owner_child(const struct t_mon *m, struct sh_hold *sh)
+{
+	struct ipcd_attach c, l;
+	struct ipcd_conn ca, cb;
+	struct stat sa;
+	uint8_t lo[16];
+	uint64_t id;
+	uint32_t bid;
+	uint16_t port;
+	int lfd, ta, ta2;
+
+	v4(lo, 127, 0, 0, 1);
+	attach_or_die(m, "it-hold-c", &c);
+	attach_or_die(m, "it-hold-l", &l);
+	T_CHECK_EQ(bind_listen(&l, lo, 0, 0, 4, &bid, &port, &lfd), 0);
+	hold_pair(&c, &l, lo, port, bid, lfd, &ca, &cb);
+	id = ca.conn_id;
+	ta = take_hold(m, &c, id, IPCD_CLOSE_A, &sa);
+	ta2 = dup(ta);
+	T_CHECK(ta2 >= 0);
+	close(ta);
+	/* The owner dies; another holder keeps the token and A's mapping. */
+	ipcd_detach(&c);
+	child_step(&sh->sync, 1);
+
+	/* Reaped (the parent saw it go), and A is as open as it was. */
+	peer_open(&cb);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 1);
+	pass(&ca, &cb, "alive");
+	pass(&cb, &ca, "too");
+	hold_refused(&l, id, IPCD_CLOSE_A, 0, -EEXIST);	/* its user's: still A's token */
+	/* B writes what A never reads: unread data in the dead end's ring at hang-up. */
+	T_CHECK_EQ(ipcd_spsc_write(&cb.tx, "late", 4), 4);
+	T_CHECK_EQ(ipcd_spsc_write(&ca.tx, "last", 4), 4);
+	ipcd_conn_release(&ca);
+	close(ta2);
+	end_gone(&cb, 4, IPCD_CONN_RESET_A);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 0);
+	child_step(&sh->sync, 2);
+	do_close(&l, &cb);
+	close(lfd);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_hold_owner_dies(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_hold *sh;
+	pid_t pid;
+	int base;
+
+	sh = hold_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		hold_owner_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 1), 1);
+	expect_hold_counts(m, 1, 0, 0, 0, 0);
+	assert_int_equal(conns_in_state(m, "established"), 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	parent_step(&sh->sync, 2, pid);
+	expect_hold_counts(m, 1, 1, 1, 0, 1);
+	assert_int_equal(conns_in_state(m, "half-closed"), 1);
+	assert_int_equal(t_count_str(tout.out, "\"reset_a\":true"), 1);
+	ipcd_store_release(&sh->sync.go, 2);
+	hold_case_end(m, sh, pid, base, 1);
+	T_PASSED(s);
+}
+
+/* ---- 28. bytes unread in the end's ring at the hang-up: a reset ------------- */
+
+static void __attribute__((noreturn)) hold_unread_child(const struct t_mon *m, struct sh_hold *sh)
+{
+	struct ipcd_attach c, l;
+	struct ipcd_conn ca, cb;
+	struct stat sb;
+	uint8_t lo[16];
+	uint64_t id;
+	uint32_t bid;
+	uint16_t port;
+	int lfd, tb;
+
+	v4(lo, 127, 0, 0, 1);
+	attach_or_die(m, "it-hold-c", &c);
+	attach_or_die(m, "it-hold-l", &l);
+	T_CHECK_EQ(bind_listen(&l, lo, 0, 0, 4, &bid, &port, &lfd), 0);
+	hold_pair(&c, &l, lo, port, bid, lfd, &ca, &cb);
+	id = ca.conn_id;
+	tb = take_hold(m, &l, id, IPCD_CLOSE_B, &sb);
+	pass(&cb, &ca, "answer");
+	T_CHECK_EQ(ipcd_spsc_write(&ca.tx, "request", 7), 7);	/* B never reads it */
+	ipcd_conn_release(&cb);
+	close(tb);
+	end_gone(&ca, 0, IPCD_CONN_RESET_B);
+	T_CHECK_EQ(mon_fds_on(m, &sb), 0);
+	child_step(&sh->sync, 1);
+	do_close(&c, &ca);
+	close(lfd);
+	ipcd_detach(&c);
+	ipcd_detach(&l);
+	_exit(0);
+}
+
+static void test_hold_unread(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_hold *sh;
+	pid_t pid;
+	int base;
+
+	sh = hold_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		hold_unread_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	expect_hold_counts(m, 1, 1, 1, 0, 1);
+	assert_int_equal(conns_in_state(m, "half-closed"), 1);
+	assert_int_equal(t_count_str(tout.out, "\"reset_b\":true"), 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	hold_case_end(m, sh, pid, base, 1);
+	T_PASSED(s);
+}
+
+/* ---- 29. real processes hold the tokens: SIGKILL and exit hang them up ------ */
+
+/*
+ * Fork a holder of token @t: it keeps that and nothing else of ours (not
+ * the control sockets: the monitor must see their owners go) and waits for
+ * @leave (then exits) or its SIGKILL.
+ */
+static pid_t fork_holder(struct sh_hold *sh, int t, const uint32_t *leave)
+{
+	pid_t pid;
+
+	ipcd_store_release(&sh->ready, 0);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0) {
+		keep_only(t);
+		ipcd_store_release(&sh->ready, 1);
+		if (leave)
+			WAIT_FLAG(leave, 1);
+		else
+			for (;;)
+				pause();
+		_exit(0);
+	}
+	WAIT_FLAG(&sh->ready, 1);
+	return pid;
+}
+
+static void __attribute__((noreturn)) hold_proc_child(const struct t_mon *m, struct sh_hold *sh)
+{
+	struct ipcd_attach c, l;
+	struct ipcd_conn ca, cb;
+	struct stat sa, sb;
+	uint8_t lo[16];
+	uint64_t id;
+	uint32_t bid, *lv;
+	uint16_t port;
+	int lfd, ta, tb;
+	pid_t ga, gb;
+
+	lv = t_shm_alloc(sizeof(*lv));
+	v4(lo, 127, 0, 0, 1);
+	attach_or_die(m, "it-hold-c", &c);
+	attach_or_die(m, "it-hold-l", &l);
+	T_CHECK_EQ(bind_listen(&l, lo, 0, 0, 4, &bid, &port, &lfd), 0);
+	hold_pair(&c, &l, lo, port, bid, lfd, &ca, &cb);
+	id = ca.conn_id;
+	ta = take_hold(m, &c, id, IPCD_CLOSE_A, &sa);
+	T_CHECK_EQ(ipcd_spsc_write(&ca.tx, "from-a", 6), 6);
+	/* A forked holder keeps A's token; then the owner lets go of it and dies. */
+	ga = fork_holder(sh, ta, NULL);
+	close(ta);
+	ipcd_conn_release(&ca);
+	ipcd_detach(&c);
+	child_step(&sh->sync, 1);
+
+	peer_open(&cb);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 1);
+	/* The holder is killed: the kernel closes its token, the monitor A. */
+	T_CHECK_EQ(t_kill_wait(ga), 128 + SIGKILL);
+	end_gone(&cb, 6, 0);
+	T_CHECK_EQ(mon_fds_on(m, &sa), 0);
+	child_step(&sh->sync, 2);
+
+	/* B's token goes to another holder; B's owner, the listener, dies too. */
+	tb = take_hold(m, &l, id, IPCD_CLOSE_B, &sb);
+	gb = fork_holder(sh, tb, lv);
+	close(tb);
+	ipcd_conn_release(&cb);
+	hold_refused(&l, id, IPCD_CLOSE_B, 0, -EEXIST);		/* still held */
+	close(lfd);
+	ipcd_detach(&l);
+	child_step(&sh->sync, 3);
+
+	/* The holder exits: its exit closes B, the connection is freed. */
+	T_CHECK_EQ(mon_fds_on(m, &sb), 1);
+	ipcd_store_release(lv, 1);
+	T_CHECK_EQ(t_wait(gb, T_WAIT_MS), 0);
+	child_step(&sh->sync, 4);
+	T_CHECK_EQ(mon_fds_on(m, &sb), 0);
+	t_shm_free(lv, sizeof(*lv));
+	_exit(0);
+}
+
+static void test_hold_killed_holder(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_hold *sh;
+	pid_t pid;
+	int base;
+
+	sh = hold_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		hold_proc_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	/* A's owner is gone (the holder has none of its control socket): A is not. */
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 1), 1);
+	expect_hold_counts(m, 1, 0, 0, 0, 0);
+	assert_int_equal(conns_in_state(m, "established"), 1);
+	ipcd_store_release(&sh->sync.go, 1);
+	parent_step(&sh->sync, 2, pid);
+	expect_hold_counts(m, 1, 1, 1, 0, 0);
+	assert_int_equal(conns_in_state(m, "half-closed"), 1);
+	ipcd_store_release(&sh->sync.go, 2);
+	/* The listener is gone (reaped: no processes left), B is not: it has a holder. */
+	parent_step(&sh->sync, 3, pid);
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	expect_hold_counts(m, 2, 1, 1, 0, 0);
+	assert_int_equal(conns_in_state(m, "half-closed"), 1);
+	hold_count(m, "freed", 0);
+	ipcd_store_release(&sh->sync.go, 3);
+	parent_step(&sh->sync, 4, pid);
+	expect_hold_counts(m, 2, 2, 2, 0, 0);
+	assert_int_equal(t_ctl_wait_num(m, "counters", "freed", 1), 1);
+	expect_no_connections(m);
+	ipcd_store_release(&sh->sync.go, 4);
+	hold_case_end(m, sh, pid, base, 1);
+	T_PASSED(s);
+}
+
+/* ---- 30. a lane's listener dies: a kit whose B end has a token stays -------- */
+
+static void __attribute__((noreturn)) hold_kit_child(const struct t_mon *m, struct sh_hold *sh)
+{
+	struct ipcd_attach l, c;
+	struct ipcd_conn_resp resp;
+	struct ipcd_conn c0, b0, kb[2];
+	struct kit k[2];
+	struct stat sb;
+	uint8_t lo[16];
+	uint16_t port;
+	uint32_t id, lane, lane_b, seq = 0, i;
+	int lfd, cl, ll, tb;
+
+	v4(lo, 127, 0, 0, 1);
+	attach_or_die(m, "it-hold-l", &l);
+	attach_or_die(m, "it-hold-c", &c);
+	T_CHECK_EQ(bind_listen_flags(&l, lo, 0, 0, 8, IPCD_LISTEN_LANES, &id, &port, &lfd), 0);
+	T_CHECK_EQ(connect_lane(&c, lo, port, id, 0, &c0, &resp, &cl, &lane), 0);
+	T_CHECK_EQ(accept_lane(&l, id, 0, &b0, &resp, &ll, &lane_b), 0);
+	take_kits(&c, lane, 2, lo, port, c0.tx.capacity, &seq, k);
+	for (i = 0; i < 2; i++) {
+		lane_send_kit(cl, &k[i]);
+		lane_recv_kit(ll, &k[i], &kb[i]);
+		T_CHECK_EQ(kit_accepted(&l, k[i].id), 0);
+	}
+	/* Kit 0's B end is shared (a worker holds the token); kit 1's is not. */
+	tb = take_hold(m, &l, k[0].id, IPCD_CLOSE_B, &sb);
+	pass(&k[0].a, &kb[0], "hi");
+	/* The listener dies before any LANE_DONE: the lane ends with it. */
+	ipcd_detach(&l);
+	ipcd_conn_release(&kb[1]);
+	ipcd_conn_release(&b0);
+	close(ll);
+	close(lfd);
+	end_gone(&k[1].a, 0, 0);
+	end_gone(&c0, 0, 0);
+	child_step(&sh->sync, 1);
+
+	/* Neither the death nor the lane's end closed kit 0's B: not reset, not requeued. */
+	peer_open(&k[0].a);
+	T_CHECK_EQ(mon_fds_on(m, &sb), 1);
+	pass(&k[0].a, &kb[0], "still");
+	pass(&kb[0], &k[0].a, "here");
+	ipcd_conn_release(&kb[0]);
+	close(tb);
+	end_gone(&k[0].a, 0, 0);
+	T_CHECK_EQ(mon_fds_on(m, &sb), 0);
+	child_step(&sh->sync, 2);
+	for (i = 0; i < 2; i++) {
+		do_close(&c, &k[i].a);
+		kit_close_fds(&k[i]);
+	}
+	do_close(&c, &c0);
+	close(cl);
+	ipcd_detach(&c);
+	_exit(0);
+}
+
+static void test_hold_lane_kit(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_hold *sh = t_shm_alloc(sizeof(*sh));
+	pid_t pid;
+	int base;
+
+	lane_case_start(m, &base);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		hold_kit_child(m, sh);
+	parent_step(&sh->sync, 1, pid);
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 1), 1);
+	assert_int_equal(lane_num(m, "open"), 0);
+	assert_int_equal(lane_num(m, "kits_requeued"), 0);
+	expect_hold_counts(m, 1, 0, 2, 0, 0);
+	assert_int_equal(conns_in_state(m, "established"), 1);
+	assert_int_equal(conns_in_state(m, "half-closed"), 2);
+	ipcd_store_release(&sh->sync.go, 1);
+	parent_step(&sh->sync, 2, pid);
+	expect_hold_counts(m, 1, 1, 3, 0, 0);
+	assert_int_equal(conns_in_state(m, "half-closed"), 3);
+	ipcd_store_release(&sh->sync.go, 2);
+	child_ok(pid);
+	hold_count(m, "freed", 3);
+	lanes_all_gone(m, base);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3852,6 +4667,13 @@ int main(void)
 		T_BOTH(test_lane_region_abnormal),
 		T_BOTH(test_lane_region_one_bit),
 		T_BOTH(test_lane_region_lane_end),
+		T_BOTH(test_hold_requests),
+		T_BOTH(test_hold_hangup),
+		T_BOTH(test_hold_closed_bit),
+		T_BOTH(test_hold_owner_dies),
+		T_BOTH(test_hold_unread),
+		T_BOTH(test_hold_killed_holder),
+		T_BOTH(test_hold_lane_kit),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
