@@ -1810,7 +1810,15 @@ void conns_client_gone(struct mon_client *c)
 
 		if (!k->id)
 			continue;
-		/* An end with a hold token is closed at its hang-up instead (conns_hold). */
+		/*
+		 * An end with a hold token is closed at its hang-up instead
+		 * (conns_hold); its port stays bound while a holder lives, as
+		 * the kernel's stays with the socket (the bind is orphaned, so
+		 * releasing the dead owner's binds leaves it).
+		 */
+		if (k->a_owner == c->id && k->a_end == END_OPEN && k->hold[0] >= 0 &&
+		    k->eph_bind && ipcd_ns_give(mon.ns, k->eph_bind, c->id, ORPHAN) == 0)
+			k->a_owner = ORPHAN;
 		if (k->a_owner == c->id && k->a_end == END_OPEN && k->hold[0] < 0) {
 			/*
 			 * Queued or not, the connection was established: as the

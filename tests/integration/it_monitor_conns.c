@@ -178,6 +178,16 @@ static int bind_listen_flags(struct ipcd_attach *a, const uint8_t addr[16], uint
 	return listen_req(a, br.id, backlog, 0, lflags, lfd);
 }
 
+/* BIND alone: its status (the bind is kept on success). */
+static int bind_only(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port)
+{
+	struct ipcd_bind_req b = { .port = port };
+	struct ipcd_bind_resp br;
+
+	memcpy(b.addr, addr, 16);
+	return call(a, IPCD_OP_BIND, &b, sizeof(b), &br, sizeof(br));
+}
+
 static int bind_listen(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
 		       uint32_t flags, uint32_t backlog, uint32_t *id, uint16_t *port_out, int *lfd)
 {
@@ -4329,6 +4339,8 @@ static void __attribute__((noreturn)) hold_owner_child(const struct t_mon *m, st
 	/* Reaped (the parent saw it go), and A is as open as it was. */
 	peer_open(&cb);
 	T_CHECK_EQ(mon_fds_on(m, &sa), 1);
+	/* Its port too: bound while a holder lives, as the kernel's stays with the socket. */
+	T_CHECK_EQ(bind_only(&l, lo, ca.ctl->a_port), -EADDRINUSE);
 	pass(&ca, &cb, "alive");
 	pass(&cb, &ca, "too");
 	hold_refused(&l, id, IPCD_CLOSE_A, 0, -EEXIST);	/* its user's: still A's token */
