@@ -221,7 +221,7 @@ def plot(path, cases):
                     f"set output '{path}'\nset datafile missing 'NaN'\n"
                     "set style data histograms\nset style histogram clustered gap 1\n"
                     "set style fill solid 0.85 border -1\nset boxwidth 0.9\n"
-                    "set xtics rotate by -30 left\nset grid ytics\nset key top left\n")
+                    "set xtics rotate by -30 left\nset grid ytics\nset key outside right top vertical\n")
             if any_ratio:
                 f.write("set multiplot layout 2,1 title 'real programs: IPC-Direct vs kernel "
                         "TCP (medians, same run)'\n"
