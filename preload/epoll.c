@@ -92,6 +92,7 @@ struct ipcd_ep_item {
 	bool listed;
 	bool off;			/* EPOLLONESHOT fired */
 	bool seen_valid;		/* EPOLLET: the seen_* below are set */
+	bool kreg;			/* EPI_CONN: the kernel has its eventfd (made lazily) */
 	uint32_t seen_mask;
 	uint32_t seen_tail;
 	uint32_t seen_short;
@@ -335,6 +336,47 @@ static bool probe(struct ipcd_ep *ep)
 	return false;
 }
 
+/* The kernel registration of @it (mu held): what epoll_ctl gets for it. */
+static struct epoll_event kernel_event(const struct ipcd_ep_item *it)
+{
+	struct epoll_event kev;
+
+	if (it->kind == EPI_KERNEL) {
+		kev.events = it->events;
+		/* A listener is an epoll fd: the kernel refuses EXCLUSIVE on those. */
+		if (it->sock && it->sock->state == IPCD_SK_LISTEN)
+			kev.events &= ~EPOLLEXCLUSIVE;
+		kev.data.u64 = it->data;
+	} else {
+		kev.events = EPOLLIN | EPOLLET | (it->events & EPOLLEXCLUSIVE);
+		kev.data.u64 = EP_TAG | it->idx;
+	}
+	return kev;
+}
+
+/*
+ * An accelerated connection's registration in the kernel set (its eventfd,
+ * tagged) is only needed to sleep there: it is made when the item is first
+ * armed, not at EPOLL_CTL_ADD, so an event loop that adds, modifies and
+ * deletes its connections between sleeps makes no epoll_ctl syscall for
+ * them. mu held; false if the kernel refused (the item then stays due).
+ */
+static bool item_kreg(struct ipcd_ep_item *it, int epfd)
+{
+	struct epoll_event kev;
+	int saved = errno;
+
+	if (it->kreg)
+		return true;
+	kev = kernel_event(it);
+	if (epfd >= 0 && (ipcd_real.epoll_ctl(epfd, EPOLL_CTL_ADD, it->fd, &kev) == 0 ||
+			  (errno == EEXIST &&
+			   ipcd_real.epoll_ctl(epfd, EPOLL_CTL_MOD, it->fd, &kev) == 0)))
+		it->kreg = true;
+	errno = saved;
+	return it->kreg;
+}
+
 /*
  * Before a sleep in the kernel (mu held): arm every listed item and take it
  * off the list, unless it is due after all (then return true: do not sleep).
@@ -351,6 +393,10 @@ static bool ep_arm_locked(struct ipcd_ep *ep)
 		if (it->kind == EPI_CONN) {
 			struct ipcd_sock *s = it->sock;
 
+			if (!item_kreg(it, ep->fd)) {
+				due = true;	/* cannot sleep on it: keep looking at its ring */
+				continue;
+			}
 			mask = item_mask(it, &tail, &shrt);
 			/* Always the rx side: data, EOF and resets arrive there. */
 			ipcd_conn_arm(s, it->fd, POLLIN);
@@ -608,23 +654,6 @@ bool ipcd_ep_arm(struct ipcd_ep *ep)
 
 /* ---- sockets changing kind -------------------------------------------------------- */
 
-/* The kernel registration of @it (mu held): what epoll_ctl gets for it. */
-static struct epoll_event kernel_event(const struct ipcd_ep_item *it)
-{
-	struct epoll_event kev;
-
-	if (it->kind == EPI_KERNEL) {
-		kev.events = it->events;
-		/* A listener is an epoll fd: the kernel refuses EXCLUSIVE on those. */
-		if (it->sock && it->sock->state == IPCD_SK_LISTEN)
-			kev.events &= ~EPOLLEXCLUSIVE;
-		kev.data.u64 = it->data;
-	} else {
-		kev.events = EPOLLIN | EPOLLET | (it->events & EPOLLEXCLUSIVE);
-		kev.data.u64 = EP_TAG | it->idx;
-	}
-	return kev;
-}
 
 void ipcd_ep_sock_changed(struct ipcd_sock *s, int fd)
 {
@@ -655,8 +684,8 @@ void ipcd_ep_sock_changed(struct ipcd_sock *s, int fd)
 		 * its other holders), the new one needs its own.
 		 */
 		kev = kernel_event(it);
-		if (ep->fd >= 0)
-			(void)ipcd_real.epoll_ctl(ep->fd, EPOLL_CTL_ADD, fd, &kev);
+		if (ep->fd >= 0 && ipcd_real.epoll_ctl(ep->fd, EPOLL_CTL_ADD, fd, &kev) == 0)
+			it->kreg = true;
 		pthread_mutex_unlock(&ep->mu);
 	}
 	pthread_mutex_unlock(&reg_mu);
@@ -673,8 +702,9 @@ void ipcd_ep_sock_closing(struct ipcd_sock *s, int fd)
 		if (it->kind != EPI_CONN || it->fd != fd)
 			continue;
 		pthread_mutex_lock(&it->ep->mu);
-		if (it->ep->fd >= 0)
+		if (it->kreg && it->ep->fd >= 0)
 			(void)ipcd_real.epoll_ctl(it->ep->fd, EPOLL_CTL_DEL, fd, NULL);
+		it->kreg = false;
 		pthread_mutex_unlock(&it->ep->mu);
 	}
 	pthread_mutex_unlock(&reg_mu);
@@ -781,6 +811,19 @@ static int ctl_item(struct ipcd_ep *ep, int epfd, int op, int fd, struct epoll_e
 		if (op == EPOLL_CTL_MOD && it && (it->events & EPOLLEXCLUSIVE))
 			return fail(EINVAL);
 	}
+	if (kind == EPI_CONN) {
+		/* The shadow alone (item_kreg): its errors are the kernel's. */
+		if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD && op != EPOLL_CTL_DEL)
+			return fail(EINVAL);
+		if (op == EPOLL_CTL_ADD ? it != NULL : !it)
+			return fail(op == EPOLL_CTL_ADD ? EEXIST : ENOENT);
+		if (op == EPOLL_CTL_DEL) {
+			if (it->kreg)
+				(void)ipcd_real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+			item_free(it);
+			return 0;
+		}
+	}
 	if (op == EPOLL_CTL_ADD && !it) {
 		it = fresh = item_alloc();
 		if (!it)
@@ -794,6 +837,8 @@ static int ctl_item(struct ipcd_ep *ep, int epfd, int op, int fd, struct epoll_e
 		return rc;
 	}
 	/* ADD or MOD with an item: register what the kernel must watch. */
+	if (kind == EPI_CONN)
+		goto shadow;	/* the kernel lazily (item_kreg), below if a thread sleeps */
 	{
 		struct ipcd_ep_item tmp = *it;
 
@@ -814,6 +859,7 @@ static int ctl_item(struct ipcd_ep *ep, int epfd, int op, int fd, struct epoll_e
 		}
 		return rc;
 	}
+shadow:
 	if (fresh) {
 		it->ep = ep;
 		it->fd = fd;
@@ -836,6 +882,11 @@ static int ctl_item(struct ipcd_ep *ep, int epfd, int op, int fd, struct epoll_e
 	it->data = event->data.u64;
 	it->off = false;
 	it->seen_valid = false;
+	/* A thread asleep in the kernel on the set must be woken by this item. */
+	if (kind == EPI_CONN && ep->sleepers && !item_kreg(it, epfd) && fresh) {
+		item_free(it);
+		return fail(ENOSPC);	/* the kernel's watch limit */
+	}
 	if (kind != EPI_KERNEL && !it->listed)
 		list_add(ep, it);
 	return 0;
@@ -995,6 +1046,26 @@ static struct ipcd_ep *ep_enter(int epfd, const struct epoll_event *evs, int max
 	return ep;
 }
 
+/*
+ * A NULL events array on a set of ours: the kernel's EFAULT comes when it
+ * has an event to copy, so an accelerated item that is ready now answers
+ * EFAULT here; the others are armed (and registered) so that one becoming
+ * ready makes the kernel's call fail the same way.
+ */
+static bool null_events_ready(int epfd, const struct epoll_event *evs, int max)
+{
+	struct ipcd_ep *ep;
+	bool ready;
+
+	if (evs || max <= 0 || ipcd_inside || !(ep = ipcd_ep_get(epfd)))
+		return false;
+	pthread_mutex_lock(&ep->mu);
+	ready = probe(ep) || ep_arm_locked(ep);
+	pthread_mutex_unlock(&ep->mu);
+	ipcd_ep_put(ep);
+	return ready;
+}
+
 static int64_t ms_ns(int ms)
 {
 	return ms < 0 ? -1 : (int64_t)ms * 1000000;
@@ -1010,7 +1081,8 @@ IPCD_EXPORT int epoll_wait(int epfd, struct epoll_event *events, int maxevents, 
 		return ipcd_enosys();
 	ep = ep_enter(epfd, events, maxevents);
 	if (!ep)
-		return ipcd_real.epoll_wait(epfd, events, maxevents, timeout);
+		return null_events_ready(epfd, events, maxevents) ? fail(EFAULT)
+								  : ipcd_real.epoll_wait(epfd, events, maxevents, timeout);
 	n = ep_wait(ep, epfd, events, maxevents, ms_ns(timeout), NULL);
 	ipcd_ep_put(ep);
 	return n;
@@ -1027,7 +1099,8 @@ IPCD_EXPORT int epoll_pwait(int epfd, struct epoll_event *events, int maxevents,
 		return ipcd_enosys();
 	ep = ep_enter(epfd, events, maxevents);
 	if (!ep)
-		return ipcd_real.epoll_pwait(epfd, events, maxevents, timeout, ss);
+		return null_events_ready(epfd, events, maxevents) ? fail(EFAULT)
+								  : ipcd_real.epoll_pwait(epfd, events, maxevents, timeout, ss);
 	n = ep_wait(ep, epfd, events, maxevents, ms_ns(timeout), ss);
 	ipcd_ep_put(ep);
 	return n;
@@ -1052,7 +1125,8 @@ IPCD_EXPORT int epoll_pwait2(int epfd, struct epoll_event *events, int maxevents
 	}
 	ep = ep_enter(epfd, events, maxevents);
 	if (!ep)
-		return ipcd_real.epoll_pwait2(epfd, events, maxevents, timeout, ss);
+		return null_events_ready(epfd, events, maxevents) ? fail(EFAULT)
+								  : ipcd_real.epoll_pwait2(epfd, events, maxevents, timeout, ss);
 	n = ep_wait(ep, epfd, events, maxevents, ns, ss);
 	ipcd_ep_put(ep);
 	return n;
