@@ -218,8 +218,40 @@ static const char *self_path(void)
 }
 
 /*
+ * Our settings as this process found them at load (the constructor): a new
+ * image that gets sockets from us must reach the same monitor, and programs
+ * such as nginx hand their new binary a cleared environment.
+ */
+static const char *const kept_names[] = { "IPCD_SOCKET", "IPCD_SPIN_US", "IPCD_QUIET",
+					  "IPCD_LANES" };
+static char kept_vals[IPCD_ARRAY_SIZE(kept_names)][256];
+
+static void keep_settings(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < IPCD_ARRAY_SIZE(kept_names); i++) {
+		const char *v = getenv(kept_names[i]);
+
+		if (v && strlen(v) < sizeof(kept_vals[i]))
+			memcpy(kept_vals[i], v, strlen(v) + 1);
+	}
+}
+
+static bool env_has(char *const *env, size_t n, const char *name)
+{
+	size_t i, len = strlen(name);
+
+	for (i = 0; i < n; i++)
+		if (!strncmp(env[i], name, len) && env[i][len] == '=')
+			return true;
+	return false;
+}
+
+/*
  * The environment the new image gets: @envp without any IPCD_HANDOFF, plus
- * ours, plus LD_PRELOAD with this library if it lost it. In st->mem.
+ * ours, plus LD_PRELOAD with this library and our settings (kept_names)
+ * if it lost them. In st->mem.
  */
 static int build_env(struct ho_state *st, char *const envp[], char *space, size_t space_len)
 {
@@ -231,7 +263,7 @@ static int build_env(struct ho_state *st, char *const envp[], char *space, size_
 	for (i = 0; envp && envp[i]; i++)
 		n++;
 	out = (char **)(void *)space;
-	used = (n + 3) * sizeof(char *);
+	used = (n + 3 + IPCD_ARRAY_SIZE(kept_names)) * sizeof(char *);
 	if (used > space_len)
 		return -E2BIG;
 	n = 0;
@@ -245,6 +277,16 @@ static int build_env(struct ho_state *st, char *const envp[], char *space, size_
 	out[n] = space + used;
 	used += (size_t)snprintf(out[n], space_len - used, HO_ENV "=%d", st->memfd) + 1;
 	n++;
+	for (i = 0; i < IPCD_ARRAY_SIZE(kept_names); i++) {
+		if (!kept_vals[i][0] || env_has(out, n, kept_names[i]))
+			continue;
+		if (used + strlen(kept_names[i]) + strlen(kept_vals[i]) + 2 > space_len)
+			return -E2BIG;
+		out[n] = space + used;
+		used += (size_t)snprintf(out[n], space_len - used, "%s=%s", kept_names[i],
+					 kept_vals[i]) + 1;
+		n++;
+	}
 	if (lib && !has_lib) {
 		const char *old = NULL;
 		size_t j;
@@ -550,11 +592,13 @@ static void listeners_swap(struct ho_state *st, bool on)
 				ipcd_real.close(l->saved);
 				l->saved = -1;
 			}
-			/* Ours never blocks; the application's may. */
-			if (l->saved >= 0 && !atomic_load(&s->nonblock))
-				ipcd_real.ioctl(l->fd, FIONBIO, &(int){ 0 });
+			/*
+			 * It stays O_NONBLOCK (the file is shared with every
+			 * process holding the listener, whose accept must never
+			 * block on it): a blocking accept in the new image sees
+			 * EAGAIN.
+			 */
 		} else if (l->saved >= 0) {
-			ipcd_real.ioctl(l->fd, FIONBIO, &(int){ 1 });
 			ipcd_real.dup3(l->saved, l->fd, O_CLOEXEC);
 			ipcd_real.close(l->saved);
 			l->saved = -1;
@@ -913,6 +957,7 @@ void ipcd_exec_adopt(void)
 	long fd;
 	uint32_t i;
 
+	keep_settings();	/* before the application can change them */
 	if (!v)
 		return;
 	fd = strtol(v, &end, 10);

@@ -24,7 +24,13 @@
  *     byte for byte;
  *   - daemon (daemon on, sendfile off): nginx forks its master into the
  *     background and the command exits 0; the master's pid comes from the
- *     pid file. The curls, a reload, the curls again, SIGQUIT.
+ *     pid file. The curls, a reload, the curls again; then nginx's binary
+ *     upgrade: SIGUSR2 to the master, which execs a new master that gets
+ *     the listening socket through exec (NGINX=fd; in its environment,
+ *     which nginx clears of everything else) and starts 2 workers; the
+ *     curls with both masters up; SIGQUIT to the old master, which exits
+ *     0 with its workers; the curls again, served by the new master's
+ *     workers alone; SIGQUIT to the new master.
  * Every case: nginx's error log has no [emerg], [alert], [crit] or [error]
  * line. Preloaded, the monitor must have accelerated every connection (no
  * fallback); on the kernel it must have seen none. Then nothing is left
@@ -237,6 +243,49 @@ static void nginx_reload(struct nginx *ng)
 	fprintf(stderr, "nginx: reloaded (SIGHUP): 2 new workers, the 2 old ones exited\n");
 }
 
+/*
+ * SIGUSR2: the binary upgrade. The master renames its pid file to .oldbin,
+ * forks and execs the same binary, which inherits the listening socket and
+ * writes the pid file with its own pid; it starts 2 workers.
+ */
+static pid_t nginx_upgrade(struct nginx *ng)
+{
+	unsigned int started = log_count(ng, "start worker process");
+	pid_t old = ng->master, pid;
+	uint64_t deadline;
+
+	if (kill(old, SIGUSR2))
+		fail_msg("kill -USR2 %d: %s", (int)old, strerror(errno));
+	deadline = ipcd_deadline((int64_t)T_PROG_START_MS * T_NSEC_PER_MSEC);
+	while ((pid = read_pid_file(ng)) == 0 || pid == old) {
+		if (ipcd_remaining(deadline) == 0)
+			fail_msg("nginx: no new master in %s %d ms after SIGUSR2 (logs below)",
+				 ng->pid_file, T_PROG_START_MS);
+		t_sleep_ms(10);
+	}
+	log_wait(ng, "start worker process", started + 2);
+	ng->master = pid;
+	fprintf(stderr, "nginx: upgraded (SIGUSR2): new master %d, old master %d\n", (int)pid,
+		(int)old);
+	return old;
+}
+
+/* SIGQUIT to the old master after an upgrade: it and its workers exit 0. */
+static void nginx_stop_old(struct nginx *ng, pid_t old)
+{
+	unsigned int exited = log_count(ng, "exited with code 0");
+	int code;
+
+	if (kill(old, SIGQUIT))
+		fail_msg("kill -QUIT %d: %s", (int)old, strerror(errno));
+	code = t_wait(old, T_REAL_STOP_MS);
+	if (code != 0)
+		fail_msg("nginx old master %d: exit %d after SIGQUIT, expected 0", (int)old, code);
+	log_wait(ng, "exited with code 0", exited + 2);
+	ng->r->daemon = ng->master;	/* the new one, now ours (subreaper) */
+	fprintf(stderr, "nginx: old master %d and its workers exited\n", (int)old);
+}
+
 /* SIGQUIT: a graceful stop; the master exits 0 (our child, also as a daemon: subreaper). */
 static void nginx_stop(struct nginx *ng)
 {
@@ -391,14 +440,19 @@ static void test_nginx_daemon(void **state)
 	struct t_real *r = *state;
 	unsigned int conns = 0;
 	struct nginx ng;
+	pid_t old;
 
 	t_real_begin(r);
 	nginx_start(r, &ng, true, false);
 	conns += curl_all(&ng, "before reload");
 	nginx_reload(&ng);
 	conns += curl_all(&ng, "after reload");
+	old = nginx_upgrade(&ng);
+	conns += curl_all(&ng, "both masters after the upgrade");
+	nginx_stop_old(&ng, old);
+	conns += curl_all(&ng, "the new master alone");
 	nginx_stop(&ng);
-	t_real_finish(r, conns, "nginx (daemon on) + curl, reload");
+	t_real_finish(r, conns, "nginx (daemon on) + curl, reload, binary upgrade");
 }
 
 /* ---- wrk ------------------------------------------------------------------------- */
