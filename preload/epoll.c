@@ -710,6 +710,22 @@ void ipcd_ep_sock_closing(struct ipcd_sock *s, int fd)
 	pthread_mutex_unlock(&reg_mu);
 }
 
+void ipcd_ep_sock_kernel_del(struct ipcd_sock *s, int fd)
+{
+	struct ipcd_ep_item *it;
+
+	pthread_mutex_lock(&reg_mu);
+	for (it = s->ep_items; it; it = it->onext) {
+		if (it->kind != EPI_KERNEL || it->fd != fd)
+			continue;
+		pthread_mutex_lock(&it->ep->mu);
+		if (it->ep->fd >= 0)
+			(void)ipcd_real.epoll_ctl(it->ep->fd, EPOLL_CTL_DEL, fd, NULL);
+		pthread_mutex_unlock(&it->ep->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
+}
+
 void ipcd_ep_sock_gone(struct ipcd_sock *s)
 {
 	pthread_mutex_lock(&reg_mu);

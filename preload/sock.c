@@ -352,9 +352,10 @@ static bool fd_ready(int fd)
 /*
  * The monitor cannot serve this process's accepts on @l (it is gone, or it
  * does not know the listener or our token: another monitor, a lost bind):
- * its backlog's eventfd leaves the listening epoll set, which would
- * otherwise stay readable for connections we can never take (a busy loop
- * in the application's event loop). The kernel listener and lanes stay.
+ * its backlog's eventfd leaves this process's listening epoll set, which
+ * would otherwise stay readable for connections we can never take (a busy
+ * loop in the application's event loop). The kernel listener and lanes
+ * stay.
  */
 static void accel_off(struct ipcd_sock *l, int lfd_app, int err)
 {
@@ -362,7 +363,25 @@ static void accel_off(struct ipcd_sock *l, int lfd_app, int err)
 
 	if (atomic_exchange(&l->accel_off, true))
 		return;
-	(void)ipcd_real.epoll_ctl(lfd_app, EPOLL_CTL_DEL, l->lfd, NULL);
+	if (!l->forked) {
+		(void)ipcd_real.epoll_ctl(lfd_app, EPOLL_CTL_DEL, l->lfd, NULL);
+	} else {
+		/*
+		 * After fork or exec the epoll fd is one open file for every
+		 * process holding the listener, whose monitor may serve them:
+		 * this process alone gets its own, with the kernel listener.
+		 */
+		struct epoll_event ev = { .events = EPOLLIN };
+		int ep = ipcd_real.epoll_create1(EPOLL_CLOEXEC);
+
+		if (ep >= 0 && ipcd_real.epoll_ctl(ep, EPOLL_CTL_ADD, l->kfd, &ev) == 0) {
+			ipcd_ep_sock_kernel_del(l, lfd_app);
+			if (ipcd_real.dup3(ep, lfd_app, O_CLOEXEC) == 0)
+				ipcd_ep_sock_changed(l, lfd_app);
+		}
+		if (ep >= 0)
+			ipcd_real.close(ep);
+	}
 	snprintf(line, sizeof(line),
 		 "ipcd: accept on listener %u: the monitor cannot serve it (%s): "
 		 "kernel connections only\n", l->bind_id, strerror(-err));

@@ -337,6 +337,12 @@ void ipcd_ep_sock_changed(struct ipcd_sock *s, int fd);
  */
 void ipcd_ep_sock_closing(struct ipcd_sock *s, int fd);
 void ipcd_ep_sock_gone(struct ipcd_sock *s);
+/*
+ * @fd of @s (a kernel object: FRESH, LISTEN) is about to name another one:
+ * its registrations in our sets leave the kernel (ipcd_ep_sock_changed then
+ * adds them back for the new object).
+ */
+void ipcd_ep_sock_kernel_del(struct ipcd_sock *s, int fd);
 /* fork: the registry lock (prepare/parent/child). */
 void ipcd_ep_fork_prepare(void);
 void ipcd_ep_fork_parent(void);

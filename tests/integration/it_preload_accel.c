@@ -503,6 +503,55 @@ static void test_python_fork_exec(void **state)
 }
 
 /*
+ * A listener shared through exec with an image that finds no monitor (its
+ * environment names another socket): that image's accept cannot be served
+ * by the monitor and takes the accept eventfd out of its listening epoll
+ * set, which must not be the one the other holders wait on (after fork and
+ * exec it is one open file for all of them): the parent still accepts the
+ * accelerated connection queued on the listener.
+ */
+static const char py_exec_nomon_child[] =
+	"import socket,sys\n"
+	"l=socket.socket(fileno=int(sys.argv[1])); l.settimeout(0.3)\n"
+	"try:\n"
+	"    a,_=l.accept(); a.close()\n"
+	"except OSError: pass\n";
+static const char py_exec_nomon[] =
+	"import socket,os,sys\n"
+	"l=socket.socket(); l.bind(('127.0.0.1',0)); l.listen(8); l.set_inheritable(True)\n"
+	"c=socket.create_connection(l.getsockname())\n"
+	"pid=os.fork()\n"
+	"if pid==0:\n"
+	"    os.execve(sys.executable,[sys.executable,'-c',sys.argv[1],str(l.fileno())],\n"
+	"              {'IPCD_SOCKET':'/nonexistent/ipcd-no-monitor.sock','IPCD_QUIET':'1'})\n"
+	"os.waitpid(pid,0); l.settimeout(10)\n"
+	"try:\n"
+	"    a,_=l.accept(); c.sendall(b'x')\n"
+	"    print('NOMON OK' if a.recv(1)==b'x' else 'NOMON BAD DATA')\n"
+	"except socket.timeout: print('NOMON HANG: the parent was never woken to accept')\n";
+
+static void test_python_exec_nomon(void **state)
+{
+	struct t_state *s = *state;
+	char *const argv[] = { (char *)"python3", (char *)"-c", (char *)py_exec_nomon,
+			       (char *)py_exec_nomon_child, NULL };
+	struct t_prog p;
+	struct t_ctr c0;
+
+	t_case_begin(s, &c0);
+	t_prog_startv(&p, s->mon.dir, "py-exec-nomon", true, argv);
+	t_prog_expect(&p, T_PROG_GUARD_MS, 0);
+	if (!t_line(p.out, "NOMON OK")) {
+		t_prog_dump(&p);
+		fail_msg("the parent could not accept after an exec'd image without a monitor "
+			 "tried to");
+	}
+	t_prog_free(&p);
+	t_expect_accelerated(&s->mon, &c0, 1, "python exec without a monitor");
+	t_case_finish(s);
+}
+
+/*
  * close() by one thread while another is blocked in read() on the same fd:
  * as in the kernel, the read still returns the data that arrives next (the
  * connection lives until the call returns), then the peer reads EOF.
@@ -931,6 +980,7 @@ int main(void)
 		T_ONCE(test_python_timeout),
 		T_ONCE(test_python_lines),
 		T_ONCE(test_python_fork_exec),
+		T_ONCE(test_python_exec_nomon),
 		T_ONCE(test_python_close_blocked),
 		T_ONCE(test_python_prefork),
 		T_ONCE(test_eintr),
