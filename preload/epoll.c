@@ -111,6 +111,8 @@ struct ipcd_ep {
 	unsigned int nlisted;
 	unsigned int nkernel;		/* kernel registrations (an over-count is harmless) */
 	unsigned int sleepers;		/* threads in the kernel on this set */
+	bool watched;			/* armed for an outer set or a poll: may be waited on
+					 * in the kernel without a sleeper of its own (sticky) */
 	unsigned int npending, pending_at;
 	struct epoll_event pending[EP_PENDING];
 	struct ipcd_spin spin;
@@ -405,6 +407,7 @@ static bool ep_arm_locked(struct ipcd_ep *ep)
 				ipcd_conn_arm(s, it->fd, POLLOUT);
 		} else if (it->kind == EPI_EPOLL) {
 			pthread_mutex_lock(&it->inner->mu);
+			it->inner->watched = true;
 			(void)ep_arm_locked(it->inner);
 			pthread_mutex_unlock(&it->inner->mu);
 		}
@@ -627,6 +630,7 @@ bool ipcd_ep_accel(struct ipcd_ep *ep)
 	bool r;
 
 	pthread_mutex_lock(&ep->mu);
+	ep->watched = true;	/* in a poll/select: connections added later arm at once */
 	r = ep->naccel || ep->npending;
 	pthread_mutex_unlock(&ep->mu);
 	return r;
@@ -647,6 +651,7 @@ bool ipcd_ep_arm(struct ipcd_ep *ep)
 	bool due;
 
 	pthread_mutex_lock(&ep->mu);
+	ep->watched = true;
 	due = ep_arm_locked(ep);
 	pthread_mutex_unlock(&ep->mu);
 	return !due;
@@ -705,6 +710,21 @@ void ipcd_ep_sock_closing(struct ipcd_sock *s, int fd)
 		if (it->kreg && it->ep->fd >= 0)
 			(void)ipcd_real.epoll_ctl(it->ep->fd, EPOLL_CTL_DEL, fd, NULL);
 		it->kreg = false;
+		pthread_mutex_unlock(&it->ep->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+void ipcd_ep_sock_fd_leaving(struct ipcd_sock *s, int fd)
+{
+	struct ipcd_ep_item *it;
+
+	pthread_mutex_lock(&reg_mu);
+	for (it = s->ep_items; it; it = it->onext) {
+		if (it->kind != EPI_CONN || it->fd != fd || it->kreg)
+			continue;
+		pthread_mutex_lock(&it->ep->mu);
+		(void)item_kreg(it, it->ep->fd);
 		pthread_mutex_unlock(&it->ep->mu);
 	}
 	pthread_mutex_unlock(&reg_mu);
@@ -876,6 +896,11 @@ static int ctl_item(struct ipcd_ep *ep, int epfd, int op, int fd, struct epoll_e
 		return rc;
 	}
 shadow:
+	if (fresh && inner) {
+		pthread_mutex_lock(&inner->mu);		/* outer before inner */
+		inner->watched = true;	/* waited on through this set from now on */
+		pthread_mutex_unlock(&inner->mu);
+	}
 	if (fresh) {
 		it->ep = ep;
 		it->fd = fd;
@@ -898,10 +923,22 @@ shadow:
 	it->data = event->data.u64;
 	it->off = false;
 	it->seen_valid = false;
-	/* A thread asleep in the kernel on the set must be woken by this item. */
-	if (kind == EPI_CONN && ep->sleepers && !item_kreg(it, epfd) && fresh) {
-		item_free(it);
-		return fail(ENOSPC);	/* the kernel's watch limit */
+	/*
+	 * A thread asleep in the kernel on the set (or on a set or poll that
+	 * holds it) must be woken by this item: registered and armed now, as
+	 * ep_arm_locked() would (a recv that found nothing does not arm a
+	 * socket of our sets: data.c); epoll_ctl() then signals it if ready.
+	 */
+	if (kind == EPI_CONN && (ep->sleepers || ep->watched)) {
+		if (!item_kreg(it, epfd)) {
+			if (fresh) {
+				item_free(it);
+				return fail(ENOSPC);	/* the kernel's watch limit */
+			}
+		} else {
+			ipcd_conn_arm(s, fd, (short)(POLLIN | ((it->events & (EPOLLOUT | EPOLLWRNORM))
+							      ? POLLOUT : 0)));
+		}
 	}
 	if (kind != EPI_KERNEL && !it->listed)
 		list_add(ep, it);
@@ -942,7 +979,8 @@ IPCD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	pthread_mutex_lock(&reg_mu);
 	pthread_mutex_lock(&ep->mu);
 	rc = ctl_item(ep, epfd, op, fd, event, s, inner);
-	wake = rc == 0 && op != EPOLL_CTL_DEL && s && s->state == IPCD_SK_CONN && ep->sleepers;
+	wake = rc == 0 && op != EPOLL_CTL_DEL && s && s->state == IPCD_SK_CONN &&
+	       (ep->sleepers || ep->watched);
 	pthread_mutex_unlock(&ep->mu);
 	pthread_mutex_unlock(&reg_mu);
 	/* A thread asleep on the set re-checks (the kernel wakes waiters on a ready ADD). */

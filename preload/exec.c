@@ -22,9 +22,12 @@
  *     their state (O_NONBLOCK, shutdowns, timeouts, options, addresses).
  *
  * Holders (sock.h): an exec of this process keeps its count for the ends it
- * hands over (the new image inherits it) and drops it for the others; a
- * posix_spawn child is counted before the spawn (and counted back if it
- * fails). An end the new image cannot take (no fd left for it, a bad
+ * hands over (the new image inherits it). A close-on-exec end with a hold
+ * token keeps its count too and is not touched: the exec closes the token
+ * with the fd (whatever the new image is, preloaded or not), the monitor
+ * closes the end if that was its last holder, and a failed exec leaves it
+ * open; one without a token is released before the exec. A posix_spawn
+ * child is counted before the spawn (and counted back if it fails). An end the new image cannot take (no fd left for it, a bad
  * record) is released there as a close would. If the handover cannot be
  * prepared (no monitor, a refusal, a limit), that fd is closed by the exec
  * as a close-on-exec one would be: its peer reads EOF, the new image finds
@@ -72,6 +75,8 @@ struct ho_hdr {
 	uint32_t version;
 	uint32_t n_ends;
 	uint32_t n_fds;
+	int32_t pid;			/* who wrote it: the new image's own pid (exec) */
+	uint32_t spawn;			/* ... or its parent's (posix_spawn) */
 };
 
 struct ho_end {
@@ -411,10 +416,10 @@ static int share_listener(struct ipcd_sock *s)
 
 /*
  * Token and region of each end; an end that gets neither is left out of the
- * handover. A close-on-exec end (@drop) needs only its token: the exec
- * must not close it before it succeeds (a failed exec leaves every fd
- * open), so the new image closes the token instead, and the monitor closes
- * the end if that was its last holder (conns_hold_hup).
+ * handover. A close-on-exec end (@drop) needs only its token: it is not
+ * released before the exec (a failed exec leaves every fd open); the exec
+ * itself closes the token with the fd, and the monitor closes the end if
+ * that was its last holder (conns_hold_hup), whatever the new image is.
  */
 static void fetch_fds(struct ho_state *st)
 {
@@ -511,7 +516,7 @@ static void fill_end(struct ho_end *e, const struct ho_slot *sl, uint32_t first,
 /* The records, in a memfd the exec keeps. */
 static int write_records(struct ho_state *st)
 {
-	struct ho_hdr h = { .magic = HO_MAGIC, .version = HO_VERSION };
+	struct ho_hdr h = { .magic = HO_MAGIC, .version = HO_VERSION, .spawn = st->spawn };
 	struct ho_end e;
 	int32_t *out_fds = (int32_t *)(void *)(st->fd_slot + HO_FDS_MAX);	/* scratch */
 	uint32_t n_out = 0;
@@ -522,11 +527,12 @@ static int write_records(struct ho_state *st)
 	st->memfd = memfd_create("ipcd-handoff", MFD_CLOEXEC);
 	if (st->memfd < 0)
 		return -errno;
+	h.pid = (int32_t)getpid();
 	off = sizeof(h);
 	for (i = 0; i < st->n_slots; i++) {
 		uint32_t first = n_out;
 
-		if (!st->slots[i].ready)
+		if (!st->slots[i].ready || st->slots[i].drop)
 			continue;
 		for (j = 0; j < st->n_fds; j++)
 			if (st->fd_slot[j] == i)
@@ -557,8 +563,8 @@ static void inheritable(struct ho_state *st, bool on)
 	for (i = 0; i < st->n_slots; i++) {
 		struct ho_slot *sl = &st->slots[i];
 
-		if (!sl->ready)
-			continue;
+		if (!sl->ready || sl->drop)
+			continue;	/* a drop end's token stays close-on-exec: the exec closes it */
 		if (sl->listen) {
 			set_cloexec(sl->s->kfd, !on);
 			set_cloexec(sl->s->lfd, !on);
@@ -643,11 +649,15 @@ static bool prepare(struct ho_state *st, bool spawn, bool all, char *const envp[
 	collect(st);
 	if (st->n_slots)
 		fetch_fds(st);
+	/* Close-on-exec ends (drop) need no record: the exec closes their token. */
 	for (i = 0; i < st->n_slots; i++)
-		if (st->slots[i].ready)
+		if (st->slots[i].ready && !st->slots[i].drop)
 			break;
-	if (i < st->n_slots && write_records(st) == 0 &&
-	    build_env(st, envp, (char *)m, st->mem_size - (size_t)(m - (uint8_t *)st->mem)) == 0) {
+	if (i == st->n_slots) {
+		st->envp = NULL;	/* nothing to hand over */
+	} else if (write_records(st) == 0 &&
+		   build_env(st, envp, (char *)m,
+			     st->mem_size - (size_t)(m - (uint8_t *)st->mem)) == 0) {
 		inheritable(st, true);
 		if (spawn) {
 			ipcd_socks_lock();
@@ -662,7 +672,8 @@ static bool prepare(struct ho_state *st, bool spawn, bool all, char *const envp[
 			if (st->slots[i].region_fd >= 0)
 				ipcd_real.close(st->slots[i].region_fd);
 			st->slots[i].region_fd = -1;
-			st->slots[i].ready = false;
+			if (!st->slots[i].drop)
+				st->slots[i].ready = false;
 		}
 		if (st->memfd >= 0)
 			ipcd_real.close(st->memfd);
@@ -715,12 +726,24 @@ static void finish(struct ho_state *st, bool spawned)
 
 /* ---- the exec family and posix_spawn --------------------------------------------- */
 
-static struct ho_state exec_st;	/* one exec at a time: the others' threads die with it */
+/*
+ * One handover at a time in the process (exec_st, and the fds a spawn makes
+ * inheritable for a while: another thread's finish() would make them
+ * close-on-exec again under a spawn still running).
+ */
+static pthread_mutex_t ho_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ho_state exec_st;
+
+void ipcd_exec_atfork_child(void)
+{
+	pthread_mutex_init(&ho_mu, NULL);	/* a thread of the parent may have held it */
+}
 
 char *const *ipcd_exec_prepare(char *const envp[])
 {
 	if (ipcd_inside)
 		return envp;
+	pthread_mutex_lock(&ho_mu);
 	ipcd_inside++;
 	/* Close-on-exec ends too: the exec, not us, closes them (drop records). */
 	if (!prepare(&exec_st, false, true, envp)) {
@@ -749,6 +772,7 @@ void ipcd_exec_failed(void)
 	ipcd_socks_unlock();
 	finish(&exec_st, false);
 	ipcd_inside--;
+	pthread_mutex_unlock(&ho_mu);
 	errno = saved;
 }
 
@@ -762,6 +786,7 @@ int ipcd_spawn(bool search, pid_t *pid, const char *path,
 
 	if (unlikely(!(search ? ipcd_real.posix_spawnp : ipcd_real.posix_spawn)))
 		return ENOSYS;
+	pthread_mutex_lock(&ho_mu);
 	if (!ipcd_inside) {
 		ipcd_inside++;
 		/* File actions may dup2 any fd, close-on-exec or not. */
@@ -776,6 +801,7 @@ int ipcd_spawn(bool search, pid_t *pid, const char *path,
 	ipcd_inside++;
 	finish(&st, rc == 0);
 	ipcd_inside--;
+	pthread_mutex_unlock(&ho_mu);
 	return rc;
 }
 
@@ -809,7 +835,8 @@ static unsigned int fds_of(const struct ho_end *e, const int32_t *list, const st
 	if (!id) {
 		/* No id from this kernel: trust the numbers, if each is an eventfd. */
 		for (i = 0; i < e->n_fds && n < max; i++)
-			if (!hidden(list[i], ends, n_ends) && is_anon(list[i], "eventfd"))
+			if (list[i] >= 0 && list[i] < IPCD_FDTAB_MAX &&
+			    !hidden(list[i], ends, n_ends) && is_anon(list[i], "eventfd"))
 				out[n++] = list[i];
 		return n;
 	}
@@ -837,11 +864,8 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 	struct ipcd_sock *s;
 	unsigned int n, i;
 
-	if (e->drop) {
-		/* Closed by the exec: our hold goes with its token (the monitor sees). */
-		ipcd_real.close(e->hold_fd);
-		return;
-	}
+	if (e->drop)
+		return;		/* not written by us (the exec closes those ends' tokens) */
 	n = fds_of(e, list, ends, n_ends, app, IPCD_ARRAY_SIZE(app));
 	s = ipcd_sock_new(e->domain == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM);
 	if (!s) {
@@ -946,6 +970,21 @@ static void adopt_listener(const struct ho_end *e, const int32_t *list, const st
 	ipcd_sock_put(s);
 }
 
+/* Is @fd a memfd this library named for a handover? */
+static bool is_handoff(int fd)
+{
+	static const char want[] = "/memfd:ipcd-handoff";
+	char path[64], link[128];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = '\0';
+	return !strncmp(link, want, sizeof(want) - 1);
+}
+
 void ipcd_exec_adopt(void)
 {
 	const char *v = getenv(HO_ENV);
@@ -962,11 +1001,20 @@ void ipcd_exec_adopt(void)
 		return;
 	fd = strtol(v, &end, 10);
 	unsetenv(HO_ENV);
-	if (*end || fd < 0 || fd > INT32_MAX || fstat((int)fd, &st) || !S_ISREG(st.st_mode))
+	/*
+	 * Anyone can set the variable (or pass on a stale one): only our memfd,
+	 * written for this very process, is read, and only then closed.
+	 */
+	if (*end || fd < 0 || fd > INT32_MAX || fstat((int)fd, &st) || !S_ISREG(st.st_mode) ||
+	    !is_handoff((int)fd))
 		return;
 	ipcd_inside++;
 	if (pread((int)fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.magic != HO_MAGIC ||
-	    h.version != HO_VERSION || h.n_ends > HO_ENDS_MAX || h.n_fds > HO_FDS_MAX ||
+	    h.version != HO_VERSION || h.pid != (int32_t)(h.spawn ? getppid() : getpid())) {
+		ipcd_inside--;
+		return;
+	}
+	if (h.n_ends > HO_ENDS_MAX || h.n_fds > HO_FDS_MAX ||
 	    (uint64_t)st.st_size < sizeof(h) + (uint64_t)h.n_ends * sizeof(*ends) +
 				    (uint64_t)h.n_fds * sizeof(*list))
 		goto out;

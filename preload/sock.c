@@ -703,8 +703,12 @@ IPCD_EXPORT int close(int fd)
 	if (likely(!ipcd_fdtab_get(fd) && !ipcd_ep_is(fd)) || ipcd_inside)
 		return ipcd_real.close(fd);
 	t = ipcd_fdtab_take(fd);
-	if (t && t->state == IPCD_SK_CONN && t->ep_items && atomic_load(&t->refs) == 1)
-		ipcd_ep_sock_closing(t, fd);
+	if (t && t->state == IPCD_SK_CONN && t->ep_items) {
+		if (atomic_load(&t->refs) == 1)
+			ipcd_ep_sock_closing(t, fd);
+		else
+			ipcd_ep_sock_fd_leaving(t, fd);
+	}
 	rc = ipcd_real.close(fd);
 	if (t)
 		ipcd_sock_put(t);

@@ -195,6 +195,8 @@ int ipcd_spawn(bool search, pid_t *pid, const char *path,
 	       char *const argv[], char *const envp[]);
 /* In a new image (constructor): take the connections the old one handed over. */
 void ipcd_exec_adopt(void);
+/* fork child: the handover lock may have been held by a thread of the parent. */
+void ipcd_exec_atfork_child(void);
 /* The pid the holders were counted for (set at load and in a fork child). */
 extern pid_t ipcd_self_pid;
 void ipcd_socks_lock(void);
@@ -343,6 +345,11 @@ void ipcd_ep_sock_gone(struct ipcd_sock *s);
  * adds them back for the new object).
  */
 void ipcd_ep_sock_kernel_del(struct ipcd_sock *s, int fd);
+/*
+ * @fd of connection @s closes while other fds keep it: the kernel keeps its
+ * registrations made under that number, so the lazy ones are made now.
+ */
+void ipcd_ep_sock_fd_leaving(struct ipcd_sock *s, int fd);
 /* fork: the registry lock (prepare/parent/child). */
 void ipcd_ep_fork_prepare(void);
 void ipcd_ep_fork_parent(void);

@@ -272,6 +272,7 @@ void ipcd_state_atfork_child(void)
 	ak_forget();			/* the parent's, on a socket this child no longer has */
 	ipcd_mcache_atfork_child();
 	ipcd_lanes_fork_child();
+	ipcd_exec_atfork_child();
 	ipcd_inside--;
 	errno = saved;
 }
