@@ -15,7 +15,10 @@
  * EPOLLONESHOT, EPOLLEXCLUSIVE, EPOLLRDHUP/EPOLLHUP/EPOLLERR, RST and FIN,
  * registered before connect/listen, EPOLLOUT after EAGAIN, two sets, nested
  * sets, data, maxevents, close, dup, EINTR and signal masks, timeouts,
- * wake-ups from threads and a child); poll, ppoll, select, pselect (mixed
+ * wake-ups from threads and a child; no lost wake-up when another thread
+ * re-arms EPOLLONESHOT by MOD or DEL+ADD, adds a connection to a set held
+ * by the outer set or the poll a thread sleeps on, or closes the registered
+ * fd while a dup keeps the connection); poll, ppoll, select, pselect (mixed
  * sets, POLLNVAL/EBADF, hangups, timeouts, EINTR, signal masks);
  * dup/dup2/dup3/F_DUPFD; threads (duplex on one socket, blocking and
  * EPOLLET, accept from several threads, a blocked recv woken); fork and
@@ -251,6 +254,9 @@ EV_CASE(epoll_dup)
 EV_CASE(epoll_eintr)
 EV_CASE(epoll_timeout)
 EV_CASE(epoll_wake)
+EV_CASE(epoll_mod_wake)
+EV_CASE(epoll_nested_add)
+EV_CASE(epoll_dup_close_wake)
 EV_CASE(poll_mixed)
 EV_CASE(poll_out)
 EV_CASE(poll_rdhup)
@@ -301,6 +307,9 @@ int main(void)
 		T_ONCE(test_epoll_eintr),
 		T_ONCE(test_epoll_timeout),
 		T_ONCE(test_epoll_wake),
+		T_ONCE(test_epoll_mod_wake),
+		T_ONCE(test_epoll_nested_add),
+		T_ONCE(test_epoll_dup_close_wake),
 		T_ONCE(test_poll_mixed),
 		T_ONCE(test_poll_out),
 		T_ONCE(test_poll_rdhup),

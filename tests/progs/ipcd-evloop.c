@@ -38,6 +38,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -2035,6 +2036,254 @@ static void case_epoll_wake(void)
 	pair_close(&s);
 }
 
+/*
+ * Lost wake-ups: a thread asleep in epoll_wait (or poll) while another
+ * thread re-arms, adds or closes what it waits for. The sleeper's own
+ * timeout (WAKE_MS) bounds it; the main thread waits GUARD_MS for it (a
+ * wait that would only find the event once its timeout expired lost the
+ * wake-up too). No duration is asserted.
+ */
+#define WAKE_MS		10000
+#define WAKE_ROUNDS	3
+
+struct sleeper {
+	pthread_t th;
+	int fd;			/* the epoll set, or the fd poll()ed for POLLIN */
+	bool use_poll;
+	int rounds;
+	int rc[WAKE_ROUNDS];
+	int err[WAKE_ROUNDS];
+	struct epoll_event ev[WAKE_ROUNDS];
+	short revents[WAKE_ROUNDS];
+	sem_t done;		/* posted after each round */
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *w = arg;
+
+	for (int i = 0; i < w->rounds; i++) {
+		if (w->use_poll) {
+			struct pollfd pf = { .fd = w->fd, .events = POLLIN };
+
+			w->rc[i] = poll(&pf, 1, WAKE_MS);
+			w->revents[i] = pf.revents;
+		} else {
+			w->rc[i] = epoll_wait(w->fd, &w->ev[i], 1, WAKE_MS);
+		}
+		w->err[i] = errno;
+		sem_post(&w->done);
+	}
+	return NULL;
+}
+
+/* A thread that sleeps @rounds times on @fd; give it time to fall asleep. */
+static void sleeper_start(struct sleeper *w, int fd, bool use_poll, int rounds)
+{
+	memset(w, 0, sizeof(*w));
+	w->fd = fd;
+	w->use_poll = use_poll;
+	w->rounds = rounds;
+	if (sem_init(&w->done, 0, 0))
+		fail_errno(errno, "sem_init");
+	thread_start(&w->th, sleeper_main, w);
+	sleep_ms(100);
+}
+
+/*
+ * Round @i of @w ends: its wait must return within GUARD_MS, well before its
+ * own WAKE_MS timeout (a wait that found the event only when its timeout
+ * expired lost its wake-up too), with 1 and {@tag @ev} (epoll) or revents
+ * @ev (poll); 0 is its timeout.
+ */
+static void sleeper_check(struct sleeper *w, int i, uint64_t tag, uint32_t ev, const char *what)
+{
+	const char *call = w->use_poll ? "poll" : "epoll_wait";
+	struct timespec ts;
+
+	step("%s: round %d of the sleeping thread", what, i);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += GUARD_MS / 1000;
+	while (sem_timedwait(&w->done, &ts)) {
+		if (errno == ETIMEDOUT)
+			hang("%s: the wake-up was lost: the sleeping thread's %s (timeout %d ms) "
+			     "not woken within %d ms", what, call, WAKE_MS, GUARD_MS);
+		if (errno != EINTR)
+			fail_errno(errno, "sem_timedwait");
+	}
+	if (w->rc[i] == 0)
+		hang("%s: the wake-up was lost: %s returned 0 after its %d ms timeout", what, call,
+		     WAKE_MS);
+	if (w->rc[i] < 0)
+		fail_errno(w->err[i], "%s: %s", what, call);
+	if (w->use_poll) {
+		if (w->rc[i] != 1 || w->revents[i] != (short)ev)
+			fail("%s: expected poll 1, revents %s, got %d, revents %s", what,
+			     ev_str(ev, "POLL"), w->rc[i], ev_str((uint16_t)w->revents[i], "POLL"));
+		ok("%s: poll woken: 1, revents %s", what, ev_str(ev, "POLL"));
+		return;
+	}
+	if (w->rc[i] != 1 || w->ev[i].data.u64 != tag || w->ev[i].events != ev)
+		fail("%s: expected 1 {0x%" PRIx64 " %s}, got %d {0x%" PRIx64 " %s}", what, tag,
+		     ev_str(ev, "EPOLL"), w->rc[i], (uint64_t)w->ev[i].data.u64,
+		     ev_str(w->ev[i].events, "EPOLL"));
+	ok("%s: epoll_wait woken: 1 {0x%" PRIx64 " %s}", what, tag, ev_str(ev, "EPOLL"));
+}
+
+static void sleeper_join(struct sleeper *w, const char *what)
+{
+	thread_join(w->th, GUARD_MS, what);
+	sem_destroy(&w->done);
+}
+
+/* Nonblocking @fd read until EAGAIN: exactly @n bytes were there. */
+static void read_to_eagain(int fd, size_t n, const char *what)
+{
+	char buf[256];
+	size_t got = 0;
+	ssize_t r;
+
+	step("%s: read fd %d until EAGAIN", what, fd);
+	while ((r = recv(fd, buf, sizeof(buf), 0)) > 0)
+		got += (size_t)r;
+	if (r == 0)
+		fail("%s: recv on fd %d: EOF after %zu bytes", what, fd, got);
+	if (errno != EAGAIN)
+		fail_errno(errno, "%s: recv on fd %d after %zu bytes", what, fd, got);
+	check_eq((long long)got, (long long)n, "%s: bytes read before EAGAIN", what);
+}
+
+static void case_epoll_mod_wake(void)
+{
+	struct sleeper w;
+	struct pair p;
+	int ep = ep_new();
+
+	pair_open(&p);
+	nonblock(p.b, true);
+	ep_ctl(ep, EPOLL_CTL_ADD, p.b, EPOLLIN | EPOLLONESHOT, T1);
+	sleeper_start(&w, ep, false, 3);
+	send_n(p.a, 1);
+	sleeper_check(&w, 0, T1, EPOLLIN, "EPOLLIN|EPOLLONESHOT, the peer sends");
+	sleep_ms(100);		/* the thread is asleep again, the connection disarmed */
+	read_to_eagain(p.b, 1, "after the first report");
+	ep_ctl(ep, EPOLL_CTL_MOD, p.b, EPOLLIN | EPOLLONESHOT, T2);
+	sleep_ms(100);
+	send_n(p.a, 1);
+	sleeper_check(&w, 1, T2, EPOLLIN,
+		      "re-armed by MOD while a thread sleeps on the set, the peer sends");
+	sleep_ms(100);
+	read_to_eagain(p.b, 1, "after the MOD's report");
+	ep_ctl(ep, EPOLL_CTL_DEL, p.b, 0, 0);
+	ep_ctl(ep, EPOLL_CTL_ADD, p.b, EPOLLIN | EPOLLONESHOT, T3);
+	sleep_ms(100);
+	send_n(p.a, 1);
+	sleeper_check(&w, 2, T3, EPOLLIN,
+		      "DEL and ADD again while a thread sleeps on the set, the peer sends");
+	sleeper_join(&w, "the sleeping thread");
+	read_to_eagain(p.b, 1, "after the ADD's report");
+	ep_none(ep, "disarmed after its report");
+	close(ep);
+	pair_close(&p);
+}
+
+/* A nonblocking connection that carried a byte and was read until EAGAIN. */
+static void pair_open_used(struct pair *p)
+{
+	pair_open(p);
+	nonblock(p->b, true);
+	send_n(p->a, 1);
+	poll1(p->b, POLLIN, POLLIN, "the connection's first byte");
+	read_to_eagain(p->b, 1, "the connection used once");
+}
+
+static void case_epoll_nested_add(void)
+{
+	struct sleeper w;
+	struct pair p, q;
+	int inner = ep_new(), outer = ep_new(), inner2 = ep_new();
+
+	pair_open_used(&p);
+	ep_ctl(outer, EPOLL_CTL_ADD, inner, EPOLLIN, T2);
+	sleeper_start(&w, outer, false, 1);
+	ep_ctl(inner, EPOLL_CTL_ADD, p.b, EPOLLIN, T1);
+	sleep_ms(100);
+	send_n(p.a, 1);
+	sleeper_check(&w, 0, T2, EPOLLIN,
+		      "asleep on the outer set; a connection added to the inner set, the peer "
+		      "sends");
+	sleeper_join(&w, "the thread asleep on the outer set");
+	ep_one(inner, T1, EPOLLIN, "the inner set reports the connection");
+	read_to_eagain(p.b, 1, "the byte");
+	ep_none(outer, "the byte read");
+
+	pair_open_used(&q);
+	sleeper_start(&w, inner2, true, 1);
+	ep_ctl(inner2, EPOLL_CTL_ADD, q.b, EPOLLIN, T3);
+	sleep_ms(100);
+	send_n(q.a, 1);
+	sleeper_check(&w, 0, 0, POLLIN,
+		      "poll asleep on an epoll fd; a connection added to the set, the peer sends");
+	sleeper_join(&w, "the thread asleep in poll");
+	ep_one(inner2, T3, EPOLLIN, "the set reports the connection");
+	read_to_eagain(q.b, 1, "the byte");
+	close(outer);
+	close(inner);
+	close(inner2);
+	pair_close(&p);
+	pair_close(&q);
+}
+
+/*
+ * The registered fd closed while a dup keeps the connection open (@reuse:
+ * its number then names a pipe): a thread asleep on the set is woken with
+ * the registration's data when the peer sends.
+ */
+static void dup_close_wake(bool reuse)
+{
+	const char *how = reuse ? "its number reused by a pipe" : "its number left closed";
+	struct sleeper w;
+	struct pair p;
+	int ep = ep_new(), orig, d, pfd[2] = { -1, -1 };
+
+	pair_open(&p);
+	ep_ctl(ep, EPOLL_CTL_ADD, p.b, EPOLLIN, T5);
+	orig = p.b;
+	d = MUST(dup(p.b), "dup");
+	close(p.b);
+	p.b = d;
+	if (reuse) {
+		MUST(pipe(pfd), "pipe");
+		MUST(dup2(pfd[0], orig), "dup2 of the pipe onto the closed fd's number");
+		close(pfd[0]);
+		pfd[0] = orig;
+	}
+	sleeper_start(&w, ep, false, 1);
+	send_n(p.a, 1);
+	sleeper_check(&w, 0, T5, EPOLLIN, reuse ?
+		      "registered fd closed, a dup keeps the socket, its number reused by a "
+		      "pipe: the peer sends" :
+		      "registered fd closed, a dup keeps the socket: the peer sends");
+	sleeper_join(&w, "the sleeping thread");
+	recv_n(d, NULL, 1);
+	ok("%s: the byte read through the dup", how);
+	close(d);
+	p.b = -1;
+	ep_none(ep, "the last fd of the socket closed");
+	if (reuse) {
+		close(pfd[0]);
+		close(pfd[1]);
+	}
+	close(ep);
+	pair_close(&p);
+}
+
+static void case_epoll_dup_close_wake(void)
+{
+	dup_close_wake(false);
+	dup_close_wake(true);
+}
+
 /* ---- poll, ppoll, select, pselect ---------------------------------------------------- */
 
 /* select over @n fds: which are readable/writable/exceptional must be as given. */
@@ -3844,6 +4093,12 @@ static const struct evcase cases[] = {
 	{ "epoll-eintr", "epoll", case_epoll_eintr, "EINTR, SA_RESTART, signal masks" },
 	{ "epoll-timeout", "epoll", case_epoll_timeout, "timeouts are not early" },
 	{ "epoll-wake", "epoll", case_epoll_wake, "blocked waits woken by threads and a child" },
+	{ "epoll-mod-wake", "epoll", case_epoll_mod_wake,
+	  "EPOLLONESHOT re-armed by MOD, or DEL and ADD, while a thread sleeps on the set" },
+	{ "epoll-nested-add", "epoll", case_epoll_nested_add,
+	  "a connection added to a set an outer set's or a poll's sleeper waits on" },
+	{ "epoll-dup-close-wake", "epoll", case_epoll_dup_close_wake,
+	  "a sleeper woken through a registration whose fd was closed, a dup kept" },
 	{ "poll-mixed", "poll", case_poll_mixed, "poll/ppoll/select on mixed sets, POLLNVAL" },
 	{ "poll-out", "poll", case_poll_out, "POLLOUT and select writability after EAGAIN" },
 	{ "poll-rdhup", "poll", case_poll_rdhup, "POLLRDHUP, POLLHUP when both sides shut down" },
