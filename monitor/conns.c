@@ -1241,6 +1241,7 @@ int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r)
 /* ---- requests ----------------------------------------------------------- */
 
 static void lis_drop(struct lis *l);
+static bool hung_up(int fd);
 
 /* An orphaned listener nobody holds any more: it and its bind go. */
 static void orphan_drop(struct lis *l)
@@ -1304,6 +1305,11 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 	lid = ipcd_ns_lookup_listener(mon.ns, dst, r->port);
 	if (lid < 0 || ipcd_ns_get(mon.ns, (uint32_t)lid, &e) || !(l = lis_get((uint32_t)lid)))
 		goto refused;
+	if (l->hold >= 0 && hung_up(l->hold)) {
+		/* Its last holder is gone, its hang-up not handled yet: as the kernel, refuse. */
+		conns_lis_hup((uint32_t)ipcd_ns_index(mon.ns, l->bind_id));
+		goto refused;
+	}
 	if (l->owner == ORPHAN) {
 		static struct mon_client orphan = { .id = ORPHAN };
 
