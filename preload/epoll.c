@@ -356,6 +356,12 @@ static struct epoll_event kernel_event(const struct ipcd_ep_item *it)
 	return kev;
 }
 
+/* Can a thread be asleep in the kernel on @ep, directly or through a set or poll? (mu held) */
+static bool waited_on(const struct ipcd_ep *ep)
+{
+	return ep->sleepers || ep->watched;
+}
+
 /*
  * An accelerated connection's registration in the kernel set (its eventfd,
  * tagged) is only needed to sleep there: it is made when the item is first
@@ -698,52 +704,59 @@ void ipcd_ep_sock_changed(struct ipcd_sock *s, int fd)
 		(void)ipcd_eventfd_signal(fd);	/* a sleeper re-checks the new item */
 }
 
-void ipcd_ep_sock_closing(struct ipcd_sock *s, int fd)
+/* What happens to the kernel side of a socket's registrations under one fd. */
+enum fd_act {
+	FD_CLOSING,	/* CONN, its last fd: they leave the kernel sets */
+	FD_LEAVING,	/* CONN, one fd of several: the lazy ones are made now */
+	FD_REPLACED,	/* a kernel object (FRESH, LISTEN) about to be replaced at fd */
+};
+
+/* @act on each of @s's registrations under @fd (reg_mu, then each set's mu). */
+static void sock_fd_act(struct ipcd_sock *s, int fd, enum fd_act act)
 {
+	uint8_t kind = act == FD_REPLACED ? EPI_KERNEL : EPI_CONN;
 	struct ipcd_ep_item *it;
 
 	pthread_mutex_lock(&reg_mu);
 	for (it = s->ep_items; it; it = it->onext) {
-		if (it->kind != EPI_CONN || it->fd != fd)
+		int epfd;
+
+		if (it->kind != kind || it->fd != fd)
 			continue;
 		pthread_mutex_lock(&it->ep->mu);
-		if (it->kreg && it->ep->fd >= 0)
-			(void)ipcd_real.epoll_ctl(it->ep->fd, EPOLL_CTL_DEL, fd, NULL);
-		it->kreg = false;
+		epfd = it->ep->fd;
+		switch (act) {
+		case FD_CLOSING:
+			if (it->kreg && epfd >= 0)
+				(void)ipcd_real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+			it->kreg = false;
+			break;
+		case FD_LEAVING:
+			(void)item_kreg(it, epfd);
+			break;
+		case FD_REPLACED:
+			if (epfd >= 0)
+				(void)ipcd_real.epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+			break;
+		}
 		pthread_mutex_unlock(&it->ep->mu);
 	}
 	pthread_mutex_unlock(&reg_mu);
+}
+
+void ipcd_ep_sock_closing(struct ipcd_sock *s, int fd)
+{
+	sock_fd_act(s, fd, FD_CLOSING);
 }
 
 void ipcd_ep_sock_fd_leaving(struct ipcd_sock *s, int fd)
 {
-	struct ipcd_ep_item *it;
-
-	pthread_mutex_lock(&reg_mu);
-	for (it = s->ep_items; it; it = it->onext) {
-		if (it->kind != EPI_CONN || it->fd != fd || it->kreg)
-			continue;
-		pthread_mutex_lock(&it->ep->mu);
-		(void)item_kreg(it, it->ep->fd);
-		pthread_mutex_unlock(&it->ep->mu);
-	}
-	pthread_mutex_unlock(&reg_mu);
+	sock_fd_act(s, fd, FD_LEAVING);
 }
 
 void ipcd_ep_sock_kernel_del(struct ipcd_sock *s, int fd)
 {
-	struct ipcd_ep_item *it;
-
-	pthread_mutex_lock(&reg_mu);
-	for (it = s->ep_items; it; it = it->onext) {
-		if (it->kind != EPI_KERNEL || it->fd != fd)
-			continue;
-		pthread_mutex_lock(&it->ep->mu);
-		if (it->ep->fd >= 0)
-			(void)ipcd_real.epoll_ctl(it->ep->fd, EPOLL_CTL_DEL, fd, NULL);
-		pthread_mutex_unlock(&it->ep->mu);
-	}
-	pthread_mutex_unlock(&reg_mu);
+	sock_fd_act(s, fd, FD_REPLACED);
 }
 
 void ipcd_ep_sock_gone(struct ipcd_sock *s)
@@ -929,7 +942,7 @@ shadow:
 	 * ep_arm_locked() would (a recv that found nothing does not arm a
 	 * socket of our sets: data.c); epoll_ctl() then signals it if ready.
 	 */
-	if (kind == EPI_CONN && (ep->sleepers || ep->watched)) {
+	if (kind == EPI_CONN && waited_on(ep)) {
 		if (!item_kreg(it, epfd)) {
 			if (fresh) {
 				item_free(it);
@@ -979,8 +992,7 @@ IPCD_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	pthread_mutex_lock(&reg_mu);
 	pthread_mutex_lock(&ep->mu);
 	rc = ctl_item(ep, epfd, op, fd, event, s, inner);
-	wake = rc == 0 && op != EPOLL_CTL_DEL && s && s->state == IPCD_SK_CONN &&
-	       (ep->sleepers || ep->watched);
+	wake = rc == 0 && op != EPOLL_CTL_DEL && s && s->state == IPCD_SK_CONN && waited_on(ep);
 	pthread_mutex_unlock(&ep->mu);
 	pthread_mutex_unlock(&reg_mu);
 	/* A thread asleep on the set re-checks (the kernel wakes waiters on a ready ADD). */

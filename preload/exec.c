@@ -27,8 +27,9 @@
  * with the fd (whatever the new image is, preloaded or not), the monitor
  * closes the end if that was its last holder, and a failed exec leaves it
  * open; one without a token is released before the exec. A posix_spawn
- * child is counted before the spawn (and counted back if it fails). An end the new image cannot take (no fd left for it, a bad
- * record) is released there as a close would. If the handover cannot be
+ * child is counted before the spawn (and counted back if it fails). An end
+ * the new image cannot take (no fd left for it, a bad record) is released
+ * there as a close would. If the handover cannot be
  * prepared (no monitor, a refusal, a limit), that fd is closed by the exec
  * as a close-on-exec one would be: its peer reads EOF, the new image finds
  * the fd number free; one line on stderr says so.
@@ -67,7 +68,6 @@
 #define HO_ENV		"IPCD_HANDOFF"
 #define HO_ENDS_MAX	4096u		/* ends one exec hands over; more are closed */
 #define HO_FDS_MAX	16384u		/* application fds naming them */
-#define HO_LIS_MAX	256u		/* listening fds kept as kernel listeners */
 
 /* The memfd's contents: struct ho_hdr, ends[n_ends], int32_t fds[n_fds]. */
 struct ho_hdr {
@@ -126,12 +126,6 @@ struct ho_slot {
 	bool drop;			/* no inheritable fd: only its hold token goes */
 	bool listen;			/* a listener (else a connection end) */
 	bool ready;			/* it goes: region (or token, if @drop) in hand */
-	bool new_token;			/* its hold token was made for this exec */
-};
-
-struct ho_lis {
-	int fd;				/* the application's listening fd */
-	int saved;			/* its epoll fd, kept aside until the exec */
 };
 
 struct ho_state {
@@ -140,11 +134,11 @@ struct ho_state {
 	int memfd;
 	unsigned int n_slots;
 	unsigned int n_fds;
-	unsigned int n_lis;
 	struct ho_slot *slots;		/* [HO_ENDS_MAX] */
 	int32_t *fds;			/* [HO_FDS_MAX] */
 	uint32_t *fd_slot;		/* [HO_FDS_MAX] */
-	struct ho_lis *lis;		/* [HO_LIS_MAX] */
+	int32_t *saved;			/* [HO_FDS_MAX] a listener's epoll fd while the kernel
+					 * listener stands in for it (listeners_swap); -1 */
 	char **envp;			/* what the exec gets; NULL: the caller's */
 	void *mem;
 	size_t mem_size;
@@ -157,7 +151,7 @@ static void log_line(const char *fmt, ...)
 	char line[256];
 	va_list ap;
 
-	if (getenv("IPCD_QUIET") && !strcmp(getenv("IPCD_QUIET"), "1"))
+	if (ipcd_quiet())
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -195,19 +189,27 @@ static uint64_t eventfd_id(int fd)
 	return id;
 }
 
-/* Is @fd an anonymous inode of @kind ("eventfd", "eventpoll")? */
-static bool is_anon(int fd, const char *kind)
+/* What /proc/self/fd/@fd links to, in @buf (@len bytes); false if nothing. */
+static bool fd_link(int fd, char *buf, size_t len)
 {
-	char path[64], link[64], want[64];
+	char path[64];
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
+	n = readlink(path, buf, len - 1);
 	if (n <= 0)
 		return false;
-	link[n] = '\0';
+	buf[n] = '\0';
+	return true;
+}
+
+/* Is @fd an anonymous inode of @kind ("eventfd", "eventpoll")? */
+static bool is_anon(int fd, const char *kind)
+{
+	char link[64], want[64];
+
 	snprintf(want, sizeof(want), "anon_inode:[%s]", kind);
-	return !strcmp(link, want);
+	return fd_link(fd, link, sizeof(link)) && !strcmp(link, want);
 }
 
 /* ---- the old image ------------------------------------------------------------ */
@@ -334,7 +336,6 @@ static struct ho_slot *slot_of(struct ho_state *st, struct ipcd_sock *s)
 	st->slots[i].drop = !st->spawn && s->state == IPCD_SK_CONN;	/* until an inheritable fd */
 	st->slots[i].listen = s->state == IPCD_SK_LISTEN;
 	st->slots[i].ready = false;
-	st->slots[i].new_token = false;
 	s->ho_idx = i + 1;
 	return &st->slots[i];
 }
@@ -357,9 +358,6 @@ static void collect(struct ho_state *st)
 		s = ipcd_sock_get((int)fd);
 		if (!s)
 			continue;
-		if (s->state == IPCD_SK_LISTEN && !cloexec && s->kfd >= 0 && s->lfd >= 0 &&
-		    !st->spawn && st->n_lis < HO_LIS_MAX)
-			st->lis[st->n_lis++] = (struct ho_lis){ .fd = (int)fd, .saved = -1 };
 		if (s->state == IPCD_SK_LISTEN ? cloexec || s->kfd < 0 || s->lfd < 0
 					       : s->state != IPCD_SK_CONN || !s->conn.ctl) {
 			ipcd_sock_put(s);
@@ -377,6 +375,7 @@ static void collect(struct ho_state *st)
 			continue;	/* not inherited, unless the spawn dup2s it: found by id */
 		sl->drop = false;
 		st->fd_slot[st->n_fds] = (uint32_t)(sl - st->slots);
+		st->saved[st->n_fds] = -1;
 		st->fds[st->n_fds++] = (int32_t)fd;
 	}
 }
@@ -395,13 +394,8 @@ static int share_listener(struct ipcd_sock *s)
 
 	if (!s->bind_id || !s->accept_token)
 		return -EINVAL;
-	if (s->lhold < 0 && !s->hold_asked) {
-		int fd = ipcd_mon_hold(s->bind_id, IPCD_HOLD_LISTENER);
-
-		s->hold_asked = true;
-		if (fd >= 0)
-			s->lhold = fd;
-	}
+	if (!s->hold_asked)
+		(void)ipcd_sock_hold(s);
 	if (s->forked)
 		return 0;	/* shared already (fork): only its owner may LISTEN */
 	s->forked = true;
@@ -435,14 +429,7 @@ static void fetch_fds(struct ho_state *st)
 			sl->ready = share_listener(s) == 0;
 			continue;
 		}
-		if (s->conn.hold_fd < 0) {
-			fd = ipcd_mon_hold(s->conn.conn_id, IPCD_END_OF(s));
-			if (fd >= 0) {
-				s->conn.hold_fd = fd;
-				sl->new_token = true;
-			}
-			s->hold_asked = true;
-		}
+		(void)ipcd_sock_hold(s);	/* asked again if a fork's ask failed */
 		if (sl->drop) {
 			sl->ready = s->conn.hold_fd >= 0;
 			continue;	/* without a token: released before the exec, as before */
@@ -580,23 +567,25 @@ static void inheritable(struct ho_state *st, bool on)
 	set_cloexec(st->memfd, !on);
 }
 
-/* Listening fds become the kernel listener for the exec (@on), or get their epoll fd back. */
+/*
+ * Listening fds not handed over become the kernel listener for the exec
+ * (@on), or get their epoll fd back (handed over: the epoll fd goes as it is).
+ */
 static void listeners_swap(struct ho_state *st, bool on)
 {
 	unsigned int i;
 
-	for (i = 0; i < st->n_lis; i++) {
-		struct ho_lis *l = &st->lis[i];
-		struct ipcd_sock *s = ipcd_fdtab_get(l->fd);
+	for (i = 0; i < st->n_fds; i++) {
+		const struct ho_slot *sl = &st->slots[st->fd_slot[i]];
+		int fd = st->fds[i];
 
+		if (!sl->listen || sl->ready)
+			continue;
 		if (on) {
-			/* Handed over: the epoll fd goes as it is. */
-			if (!s || s->kfd < 0 || (s->ho_idx && st->slots[s->ho_idx - 1].ready))
-				continue;
-			l->saved = ipcd_real.fcntl(l->fd, F_DUPFD_CLOEXEC, (void *)0);
-			if (l->saved >= 0 && ipcd_real.dup3(s->kfd, l->fd, 0) < 0) {
-				ipcd_real.close(l->saved);
-				l->saved = -1;
+			st->saved[i] = ipcd_real.fcntl(fd, F_DUPFD_CLOEXEC, (void *)0);
+			if (st->saved[i] >= 0 && ipcd_real.dup3(sl->s->kfd, fd, 0) < 0) {
+				ipcd_real.close(st->saved[i]);
+				st->saved[i] = -1;
 			}
 			/*
 			 * It stays O_NONBLOCK (the file is shared with every
@@ -604,16 +593,16 @@ static void listeners_swap(struct ho_state *st, bool on)
 			 * block on it): a blocking accept in the new image sees
 			 * EAGAIN.
 			 */
-		} else if (l->saved >= 0) {
-			ipcd_real.dup3(l->saved, l->fd, O_CLOEXEC);
-			ipcd_real.close(l->saved);
-			l->saved = -1;
+		} else if (st->saved[i] >= 0) {
+			ipcd_real.dup3(st->saved[i], fd, O_CLOEXEC);
+			ipcd_real.close(st->saved[i]);
+			st->saved[i] = -1;
 		}
 	}
 }
 
-#define HO_MEM	(HO_ENDS_MAX * sizeof(struct ho_slot) + HO_FDS_MAX * (2 * sizeof(int32_t) + \
-		 sizeof(uint32_t)) + HO_LIS_MAX * sizeof(struct ho_lis) + (1u << 20))
+#define HO_MEM	(HO_ENDS_MAX * sizeof(struct ho_slot) + HO_FDS_MAX * (3 * sizeof(int32_t) + \
+		 sizeof(uint32_t)) + (1u << 20))
 
 /*
  * Prepare the handover for an exec with @envp (@spawn: a posix_spawn
@@ -639,8 +628,8 @@ static bool prepare(struct ho_state *st, bool spawn, bool all, char *const envp[
 	m = st->mem;
 	st->slots = (void *)m;
 	m += HO_ENDS_MAX * sizeof(struct ho_slot);
-	st->lis = (void *)m;
-	m += HO_LIS_MAX * sizeof(struct ho_lis);
+	st->saved = (void *)m;
+	m += HO_FDS_MAX * sizeof(int32_t);
 	st->fds = (void *)m;
 	m += HO_FDS_MAX * sizeof(int32_t);
 	st->fd_slot = (void *)m;
@@ -745,19 +734,13 @@ char *const *ipcd_exec_prepare(char *const envp[])
 		return envp;
 	pthread_mutex_lock(&ho_mu);
 	ipcd_inside++;
-	/* Close-on-exec ends too: the exec, not us, closes them (drop records). */
-	if (!prepare(&exec_st, false, true, envp)) {
-		ipcd_socks_lock();
-		ipcd_socks_exec(true);
-		ipcd_socks_unlock();
-		ipcd_inside--;
-		return envp;
-	}
+	/* Close-on-exec ends too: the exec, not us, closes them (drop ends). */
+	(void)prepare(&exec_st, false, true, envp);
 	ipcd_socks_lock();
 	ipcd_socks_exec(true);		/* the ends not handed over (exec_keep) */
 	ipcd_socks_unlock();
 	ipcd_inside--;
-	return exec_st.envp;
+	return exec_st.envp ? exec_st.envp : envp;
 }
 
 void ipcd_exec_failed(void)
@@ -974,15 +957,9 @@ static void adopt_listener(const struct ho_end *e, const int32_t *list, const st
 static bool is_handoff(int fd)
 {
 	static const char want[] = "/memfd:ipcd-handoff";
-	char path[64], link[128];
-	ssize_t n;
+	char link[128];
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n <= 0)
-		return false;
-	link[n] = '\0';
-	return !strncmp(link, want, sizeof(want) - 1);
+	return fd_link(fd, link, sizeof(link)) && !strncmp(link, want, sizeof(want) - 1);
 }
 
 void ipcd_exec_adopt(void)

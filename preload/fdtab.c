@@ -283,6 +283,22 @@ void ipcd_socks_hold_all(int delta)
  * a refusal (an old monitor, none, a limit) leaves the end to the holders
  * count alone, as before tokens.
  */
+int ipcd_sock_hold(struct ipcd_sock *s)
+{
+	bool listener = s->state == IPCD_SK_LISTEN;
+	int *hold = listener ? &s->lhold : &s->conn.hold_fd;
+
+	if (*hold < 0) {
+		int fd = listener ? ipcd_mon_hold(s->bind_id, IPCD_HOLD_LISTENER)
+				  : ipcd_mon_hold(s->conn.conn_id, IPCD_END_OF(s));
+
+		s->hold_asked = true;
+		if (fd >= 0)
+			*hold = fd;
+	}
+	return *hold;
+}
+
 static void hold_tokens(void)
 {
 	struct ipcd_sock *batch[32], *s;
@@ -303,19 +319,8 @@ static void hold_tokens(void)
 		}
 		pthread_mutex_unlock(&socks_mu);
 		for (i = 0; i < n; i++) {
-			s = batch[i];
-			if (s->state == IPCD_SK_LISTEN) {
-				int fd = ipcd_mon_hold(s->bind_id, IPCD_HOLD_LISTENER);
-
-				if (fd >= 0)
-					s->lhold = fd;
-			} else {
-				int fd = ipcd_mon_hold(s->conn.conn_id, IPCD_END_OF(s));
-
-				if (fd >= 0)
-					s->conn.hold_fd = fd;	/* our reference: no teardown meanwhile */
-			}
-			ipcd_sock_put(s);
+			(void)ipcd_sock_hold(batch[i]);	/* our reference: no teardown meanwhile */
+			ipcd_sock_put(batch[i]);
 		}
 	} while (n == IPCD_ARRAY_SIZE(batch));
 }

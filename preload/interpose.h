@@ -76,6 +76,8 @@ void ipcd_log_raw(const char *msg);
 void ipcd_state_on_socket(int domain, int type);
 /* At load (constructor): IPCD_SOCKET, IPCD_SPIN_US, IPCD_QUIET as the program started. */
 void ipcd_state_load_env(void);
+/* IPCD_QUIET=1 at load: no warning lines on stderr. */
+bool ipcd_quiet(void);
 /* fork.c/pthread_atfork: the child forgets the parent's registration. */
 void ipcd_state_atfork_prepare(void);
 void ipcd_state_atfork_parent(void);

@@ -221,6 +221,12 @@ int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64
  * (IPCD_HOLD_LISTENER): the pipe's write end (close-on-exec), or -errno.
  */
 int ipcd_mon_hold(uint64_t id, uint32_t end);
+/*
+ * ipcd_sock_hold - @s's hold token (a CONN end's, or a LISTEN's), asked of
+ * the monitor if it has none (hold_asked is then set): its fd, or -1.
+ * The caller holds a reference on @s.
+ */
+int ipcd_sock_hold(struct ipcd_sock *s);
 /* The hold end of @s's connection. */
 #define IPCD_END_OF(s)	((s)->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A)
 /* ipcd_mon_region - the region memfd of @conn_id (IPCD_OP_REGION) and its @size, or -errno. */

@@ -135,6 +135,11 @@ void ipcd_state_load_env(void)
 	env_quiet = v && strcmp(v, "1") == 0;
 }
 
+bool ipcd_quiet(void)
+{
+	return env_quiet;
+}
+
 void ipcd_state_on_socket(int domain, int type)
 {
 	char why[256], line[320];
