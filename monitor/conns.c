@@ -1243,14 +1243,22 @@ int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r)
 static void lis_drop(struct lis *l);
 static bool hung_up(int fd);
 
-/* An orphaned listener nobody holds any more: it and its bind go. */
+/* A listener nobody holds any more (@why): it and its bind go. */
+static void lis_drop_bind(struct lis *l, const char *why)
+{
+	struct ipcd_ns_entry e;
+	bool bound = ipcd_ns_get(mon.ns, l->bind_id, &e) == 0;	/* a listener is a bind */
+
+	log_info("listener %u: %s: dropped", l->bind_id, why);
+	lis_drop(l);
+	if (bound)
+		(void)ipcd_ns_unbind(mon.ns, e.owner, e.id);
+}
+
+/* An orphaned listener whose port no kernel socket listens on. */
 static void orphan_drop(struct lis *l)
 {
-	uint32_t id = l->bind_id;
-
-	log_info("listener %u: no process listens on its port any more: dropped", id);
-	lis_drop(l);
-	(void)ipcd_ns_unbind(mon.ns, ORPHAN, id);
+	lis_drop_bind(l, "no process listens on its port any more");
 }
 
 /* Does any socket of this network namespace listen on TCP @port? */
@@ -1577,7 +1585,6 @@ static int lis_hold(struct mon_client *c, const struct ipcd_hold_req *r)
 
 void conns_lis_hup(uint32_t idx)
 {
-	struct ipcd_ns_entry e;
 	struct lis *l;
 
 	if (idx >= cs.lis_hwm)
@@ -1586,13 +1593,7 @@ void conns_lis_hup(uint32_t idx)
 	if (!l->bind_id || l->hold < 0 || !hung_up(l->hold))
 		return;
 	cs.st.hold_hups++;
-	log_info("listener %u: the last process holding it closed it or exited: dropped",
-		 l->bind_id);
-	if (ipcd_ns_get(mon.ns, l->bind_id, &e))
-		e.id = 0;	/* cannot happen: a listener is a bind */
-	lis_drop(l);
-	if (e.id)
-		(void)ipcd_ns_unbind(mon.ns, e.owner, e.id);
+	lis_drop_bind(l, "the last process holding it closed it or exited");
 }
 
 int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r)
