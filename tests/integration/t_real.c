@@ -212,19 +212,11 @@ static void show_listeners(const struct t_mon *m)
 bool t_real_wait_listen(struct t_real *r, unsigned int port, struct t_prog *watch)
 {
 	uint64_t deadline = ipcd_deadline((int64_t)T_PROG_START_MS * T_NSEC_PER_MSEC);
+	char before[64];
 
+	snprintf(before, sizeof(before), "listening on port %u", port);
 	while (!kernel_listens(port) || (r->preload && !monitor_listens(&r->t.mon, port))) {
-		if (watch && watch->pid > 0) {
-			int code = t_try_wait(watch->pid);
-
-			if (code != T_STILL_RUNNING) {
-				watch->code = code;
-				watch->pid = 0;
-				t_prog_dump(watch);
-				fail_msg("%s exited (%d) before listening on port %u (output "
-					 "above)", watch->label, code, port);
-			}
-		}
+		t_prog_alive(watch, before);
 		if (ipcd_remaining(deadline) == 0) {
 			if (watch)
 				t_prog_dump(watch);

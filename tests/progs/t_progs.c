@@ -233,22 +233,29 @@ unsigned int t_echo_server(struct t_prog *p, const char *dir, const char *label,
 	return port;
 }
 
+void t_prog_alive(struct t_prog *p, const char *before)
+{
+	int code;
+
+	if (!p || p->pid <= 0)
+		return;
+	code = t_try_wait(p->pid);
+	if (code == T_STILL_RUNNING)
+		return;
+	p->code = code;
+	p->pid = 0;
+	t_prog_dump(p);
+	fail_msg("%s exited (%d) before %s (output above)", p->label, code, before);
+}
+
 void t_file_wait(const char *path, struct t_prog *watch, int timeout_ms)
 {
 	uint64_t deadline = ipcd_deadline((int64_t)timeout_ms * T_NSEC_PER_MSEC);
+	char before[300];
 
+	snprintf(before, sizeof(before), "%s appeared", path);
 	while (access(path, F_OK)) {
-		if (watch && watch->pid > 0) {
-			int code = t_try_wait(watch->pid);
-
-			if (code != T_STILL_RUNNING) {
-				watch->code = code;
-				watch->pid = 0;
-				t_prog_dump(watch);
-				fail_msg("%s exited (%d) before %s appeared (output above)",
-					 watch->label, code, path);
-			}
-		}
+		t_prog_alive(watch, before);
 		if (ipcd_remaining(deadline) == 0) {
 			if (watch)
 				t_prog_dump(watch);

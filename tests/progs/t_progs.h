@@ -105,6 +105,12 @@ const char *t_prog_wait_output(struct t_prog *p, bool in_err, const char *needle
 unsigned int t_echo_server(struct t_prog *p, const char *dir, const char *label, bool preload,
 			   const char *args);
 
+/*
+ * t_prog_alive - fail (showing its outputs) if @p (NULL: nothing) has exited:
+ * "<label> exited (<code>) before <@before>".
+ */
+void t_prog_alive(struct t_prog *p, const char *before);
+
 /** t_file_wait - wait until @path exists; fails if @watch (may be NULL) exits first. */
 void t_file_wait(const char *path, struct t_prog *watch, int timeout_ms);
 
