@@ -552,6 +552,43 @@ static void test_python_exec_nomon(void **state)
 }
 
 /*
+ * IPCD_HANDOFF is anyone's to set (or a stale one is passed on): a value
+ * that does not name our handover memfd, written for this process, is
+ * ignored; the fd it names is never closed. Here it names cat's stdin (a
+ * regular file), then garbage, then an fd that is not open: cat copies its
+ * input every time.
+ */
+static void test_handoff_hostile(void **state)
+{
+	static const char *const values[] = { "0", "12abc", "-1", "999" };
+	struct t_state *s = *state;
+	char in[300], cmd[200];
+	struct t_prog p;
+	struct t_ctr c0;
+	FILE *f;
+
+	t_case_begin(s, &c0);
+	snprintf(in, sizeof(in), "%s/handoff-in.txt", s->mon.dir);
+	f = fopen(in, "we");
+	assert_non_null(f);
+	fputs("not a handover\n", f);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		char *const argv[] = { (char *)"sh", (char *)"-c", cmd, NULL };
+
+		snprintf(cmd, sizeof(cmd), "IPCD_HANDOFF=%s exec cat", values[i]);
+		t_prog_startv_io(&p, s->mon.dir, "handoff-hostile", true, argv, in, NULL);
+		t_prog_expect(&p, T_PROG_GUARD_MS, 0);
+		if (!t_line(t_prog_read(&p), "not a handover")) {
+			t_prog_dump(&p);
+			fail_msg("IPCD_HANDOFF=%s: cat did not copy its stdin", values[i]);
+		}
+		t_prog_free(&p);
+	}
+	t_case_finish(s);
+}
+
+/*
  * close() by one thread while another is blocked in read() on the same fd:
  * as in the kernel, the read still returns the data that arrives next (the
  * connection lives until the call returns), then the peer reads EOF.
@@ -981,6 +1018,7 @@ int main(void)
 		T_ONCE(test_python_lines),
 		T_ONCE(test_python_fork_exec),
 		T_ONCE(test_python_exec_nomon),
+		T_ONCE(test_handoff_hostile),
 		T_ONCE(test_python_close_blocked),
 		T_ONCE(test_python_prefork),
 		T_ONCE(test_eintr),
