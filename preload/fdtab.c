@@ -134,8 +134,7 @@ static bool end_release(struct ipcd_sock *s)
 	 * the peer sees ECONNRESET and EPOLLERR|EPOLLHUP. Our reset bit before
 	 * the rings' closed marks (the peer reads it after seeing them).
 	 */
-	if (ipcd_load_acquire(&s->conn.rx.shm->prod_bytes) !=
-	    ipcd_load_relaxed(&s->conn.rx.shm->cons_bytes) ||
+	if (ipcd_spsc_unread(&s->conn.rx) ||
 	    (s->linger.l_onoff && s->linger.l_linger == 0))	/* SO_LINGER {1, 0}: an RST */
 		ipcd_fetch_or(&s->conn.ctl->reset,
 			      s->conn.acceptor ? IPCD_CONN_RESET_B : IPCD_CONN_RESET_A);

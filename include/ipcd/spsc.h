@@ -375,6 +375,18 @@ static inline bool ipcd_spsc_readable(const struct ipcd_spsc *r)
 }
 
 /**
+ * ipcd_spsc_unread - true if a record is published at the consumer's head
+ * (whole or partly read): data this consumer has not read. Only the consumer
+ * may ask. The byte counters cannot answer it: the producer adds to
+ * prod_bytes after it publishes, so a consumer that has just read a record
+ * may find prod_bytes behind cons_bytes.
+ */
+static inline bool ipcd_spsc_unread(const struct ipcd_spsc *r)
+{
+	return __ipcd_spsc_peek(r, ipcd_load_relaxed(&r->shm->head)) != -EAGAIN;
+}
+
+/**
  * ipcd_spsc_bytes_ready - payload bytes the consumer could read now (FIONREAD).
  * Approximate only while the producer is writing concurrently.
  */
@@ -383,8 +395,15 @@ static inline uint64_t ipcd_spsc_bytes_ready(const struct ipcd_spsc *r)
 	uint64_t in = ipcd_load_acquire(&r->shm->prod_bytes);
 	uint64_t out = ipcd_load_relaxed(&r->shm->cons_bytes);
 	uint64_t pending = in - out;
+	int64_t len;
 
-	return pending > r->capacity ? 0 : pending;
+	if (pending && pending <= r->capacity)
+		return pending;
+	/* prod_bytes lags the record it counts: the record at the head, at least. */
+	len = __ipcd_spsc_peek(r, ipcd_load_relaxed(&r->shm->head));
+	if (len > (int64_t)ipcd_load_relaxed(&r->shm->head_off))
+		return (uint64_t)len - ipcd_load_relaxed(&r->shm->head_off);
+	return 0;
 }
 
 /**

@@ -431,6 +431,33 @@ static void test_close_cons(void **state)
 	assert_int_equal(ipcd_spsc_write(&f->p, "x", 1), -EPIPE);
 }
 
+/*
+ * The producer adds to prod_bytes after it publishes a record: a consumer may
+ * read the record before the count. Whether it left data unread (close: RST
+ * or FIN) and FIONREAD must come from the ring, not from the counters.
+ */
+static void test_unread_with_lagging_count(void **state)
+{
+	struct fx *f = *state;
+	char b[8];
+
+	fx_open(f, CAP, 0, IPCD_SPSC_F_STREAM);
+	assert_false(ipcd_spsc_unread(&f->c));
+	assert_int_equal(ipcd_spsc_write(&f->p, "abcdef", 6), 6);
+	f->shm->prod_bytes -= 6;	/* as if the producer stopped after publishing */
+	assert_true(ipcd_spsc_unread(&f->c));
+	assert_int_equal(ipcd_spsc_bytes_ready(&f->c), 6);
+	assert_int_equal(ipcd_spsc_read(&f->c, b, 2, 0), 2);
+	assert_true(ipcd_spsc_unread(&f->c));	/* a record partly read */
+	assert_int_equal(ipcd_spsc_bytes_ready(&f->c), 4);
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), 0), 4);
+	assert_false(ipcd_spsc_unread(&f->c));	/* cons_bytes is now ahead of prod_bytes */
+	assert_int_equal(ipcd_spsc_bytes_ready(&f->c), 0);
+	f->shm->prod_bytes += 6;
+	assert_false(ipcd_spsc_unread(&f->c));
+	assert_int_equal(ipcd_spsc_bytes_ready(&f->c), 0);
+}
+
 /* ---- stream mode -------------------------------------------------------- */
 
 static void test_stream_partial_reads(void **state)
@@ -1036,6 +1063,7 @@ int main(void)
 		T(test_send_burst),
 		T(test_msg_eof),
 		T(test_close_cons),
+		T(test_unread_with_lagging_count),
 		T(test_stream_partial_reads),
 		T(test_stream_partial_writes),
 		T(test_stream_wrap_many_laps),
