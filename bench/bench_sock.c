@@ -18,6 +18,15 @@
  *   rtt:  ping-pong of 8 B .. 1 MiB, p50/p99 of per-round-trip times;
  *   rate: one-way 8 B and 64 B messages, one send() each, messages/s;
  *   conn: connect + accept + close per second.
+ * With --tests pipe,pair (not in the default set; issue #6, item 4), one role
+ * process makes pipes or a socketpair and forks its peer; the kernel side and
+ * the ipcd side (the same code, preloaded) are interleaved the same way:
+ *   pipe: 64 KiB write()s into one pipe, GB/s (the reader checksums every
+ *         chunk); 64 B ping-pong over two pipes, p50/p99;
+ *   pair: socketpair(AF_UNIX, SOCK_STREAM) 64 B ping-pong, p50/p99; one-way
+ *         8 B messages, one send() each, messages/s.
+ * An ipcd pipe or pair block counts only if the monitor's counter
+ * (connections.pipes or .socketpairs) grew by what the block made.
  * Every byte is checked; every wait is bounded (alarm() in the roles, poll
  * deadlines in the driver). A transport that fails is reported as failed,
  * never with figures, and the exit status is 1.
@@ -79,8 +88,10 @@
 enum tp { TP_TCP, TP_UNIX, TP_IPCD, N_TP };
 static const char *const tp_name[N_TP] = { "kernel-tcp", "kernel-unix", "ipcd" };
 
-enum test { T_RTT, T_RATE, T_CONN };
-static const char *const test_name[] = { "rtt", "rate", "conn" };
+/* --tests names; pipe and pair are not in the default set (scripts/demo.sh runs the default). */
+enum test { T_RTT, T_RATE, T_CONN, T_PIPE, T_PAIR, N_TEST };
+static const char *const test_name[N_TEST] = { "rtt", "rate", "conn", "pipe", "pair" };
+#define N_TEST_DEFAULT	3	/* rtt, rate, conn */
 
 enum cond { C_SPIN, C_BUSY, N_COND };
 static const char *const cond_name[N_COND] = { "spin", "busy" };
@@ -90,6 +101,31 @@ static const uint32_t rtt_sizes[] = { 8, 64, 512, 4096, 65536, 1048576 };
 static const uint32_t rate_sizes[] = { 8, 64 };
 #define N_RATE	IPCD_ARRAY_SIZE(rate_sizes)
 #define RTT_64	1	/* index of 64 B in rtt_sizes */
+
+/*
+ * The pipe and socketpair groups (issue #6): one role process makes the pipes
+ * or the socketpair, forks its peer, and both ends talk through them. Two
+ * sides: the kernel's, and the same role code under the preload (ipcd).
+ */
+enum grp { G_PIPE, G_PAIR, N_GRP };
+static const char *const grp_name[N_GRP] = { "pipe", "pair" };
+static const char *const grp_title[N_GRP] = { "pipe", "socketpair" };
+static const char *const grp_counter[N_GRP] = { "pipes", "socketpairs" };	/* monitor's */
+
+enum side { S_KERN, S_IPCD, N_SIDE };
+static const char *const side_name[N_GRP][N_SIDE] = {
+	{ "kernel-pipe", "ipcd" }, { "kernel-pair", "ipcd" },
+};
+
+enum xtest { X_PIPE_TPUT, X_PIPE_RTT, X_PAIR_RTT, X_PAIR_RATE, N_XTEST };
+static const char *const xtest_name[N_XTEST] = { "pipe-tput", "pipe-rtt", "pair-rtt",
+						 "pair-rate" };
+
+#define CHUNK		(64u << 10)	/* pipe throughput: bytes per write() */
+#define CHUNK_WARM	16u		/* untimed chunks before the timed ones */
+#define CK_LANES	4u		/* checksum lanes (independent running sums) */
+#define IPC_RTT_SIZE	64u		/* pipe and socketpair ping-pong */
+#define IPC_RATE_SIZE	8u		/* socketpair one-way messages */
 
 static uint64_t now_ns(void)
 {
@@ -485,6 +521,418 @@ static void client_conn(const struct role *r, const struct raddr *a, uint32_t *s
 	fprintf(rep, "conns %" PRIu64 "\nconn %" PRIu64 " %" PRIu64 "\n", k + 1, k, t1 - t0);
 }
 
+/* ---- the pipe and socketpair roles: one process and its forked peer ------------ */
+
+/* write() all of @n (pipes: no send()). */
+static void wr_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = write(fd, b, n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			r_die("write: %s", r < 0 ? strerror(errno) : "returned 0");
+		b += r;
+		n -= (size_t)r;
+	}
+}
+
+/* read() until @n bytes or EOF; returns the bytes read. */
+static size_t rd_all(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, b + got, n - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			r_die("read: %s", strerror(errno));
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return got;
+}
+
+/*
+ * The pipe throughput checksum: CK_LANES running sums s1 += w, s2 += s1 over
+ * the 64-bit words (lane j takes words j, j + CK_LANES, ...), mod 2^64. s2
+ * weighs every word by its position, so moved, dropped or repeated bytes show.
+ */
+static void ck_sum(const uint64_t *w, size_t words, uint64_t out[2 * CK_LANES])
+{
+	uint64_t s1[CK_LANES] = { 0 }, s2[CK_LANES] = { 0 };
+	size_t i;
+	unsigned int j;
+
+	for (i = 0; i + CK_LANES <= words; i += CK_LANES)
+		for (j = 0; j < CK_LANES; j++) {
+			s1[j] += w[i + j];
+			s2[j] += s1[j];
+		}
+	for (j = 0; j < CK_LANES; j++) {
+		out[j] = s1[j];
+		out[CK_LANES + j] = s2[j];
+	}
+}
+
+/* Chunk k is the first CHUNK bytes of the pattern with its first word set to tag(k). */
+static uint64_t chunk_tag(uint64_t k)
+{
+	return (k + 1) * 0x9e3779b97f4a7c15ull;
+}
+
+static void *xalign_role(size_t n)
+{
+	void *p = aligned_alloc(64, n);
+
+	if (!p)
+		r_die("out of memory (%zu bytes)", n);
+	memset(p, 0, n);
+	return p;
+}
+
+static pid_t peer_pid = -1;
+
+/*
+ * Fork the peer. It is pinned to @cpu (-1: left floating), dies with the
+ * role (PR_SET_PDEATHSIG) and has its own alarm(): fork() does not inherit
+ * one. It never writes to the report pipe and leaves with _exit().
+ */
+static pid_t fork_peer(const struct role *r, int cpu)
+{
+	pid_t parent = getpid(), pid;
+
+	fflush(rep);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		r_die("fork: %s", strerror(errno));
+	if (pid > 0) {
+		peer_pid = pid;
+		return pid;
+	}
+	r_name = "forked peer";
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(3);
+	close(REPORT_FD);
+	if (cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set))
+			r_die("sched_setaffinity(%d): %s", cpu, strerror(errno));
+	}
+	alarm(r->timeout_s);
+	return 0;
+}
+
+/* Reap the peer (bounded by the role's alarm); it must have exited 0. */
+static void reap_peer(void)
+{
+	int st;
+
+	while (waitpid(peer_pid, &st, 0) < 0)
+		if (errno != EINTR)
+			r_die("waitpid(peer %d): %s", (int)peer_pid, strerror(errno));
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return;
+	if (WIFSIGNALED(st))
+		r_die("the forked peer (pid %d) was killed by signal %d (%s)", (int)peer_pid,
+		      WTERMSIG(st), strsignal(WTERMSIG(st)));
+	r_die("the forked peer (pid %d) exited with status %d", (int)peer_pid,
+	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+/* The peer of pipe-tput: reads and checks CHUNK_WARM + @chunks chunks, then EOF. */
+static __attribute__((noreturn)) void pipe_reader(int fd, int ack, uint64_t chunks)
+{
+	uint64_t *buf = xalign_role(CHUNK), base[2 * CK_LANES], sum[2 * CK_LANES];
+	uint64_t k, total = CHUNK_WARM + chunks;
+	const uint64_t lane_len = CHUNK / 8 / CK_LANES;
+
+	memcpy(buf, pat, CHUNK);
+	buf[0] = 0;
+	ck_sum(buf, CHUNK / 8, base);
+	for (k = 0; k < total; k++) {
+		size_t got = rd_all(fd, buf, CHUNK);
+		uint64_t v = chunk_tag(k);
+
+		if (got != CHUNK)
+			r_die("EOF after %" PRIu64 " of %" PRIu64 " chunks (+%zu bytes)", k, total,
+			      got);
+		ck_sum(buf, CHUNK / 8, sum);
+		/* The expected sums: the base's, with word 0 (lane 0, first) set to v. */
+		if (sum[0] != base[0] + v || sum[CK_LANES] != base[CK_LANES] + lane_len * v ||
+		    memcmp(sum + 1, base + 1, (CK_LANES - 1) * sizeof(*sum)) ||
+		    memcmp(sum + CK_LANES + 1, base + CK_LANES + 1, (CK_LANES - 1) * sizeof(*sum)))
+			r_die("chunk %" PRIu64 " of %" PRIu64 ": the checksum differs from what "
+			      "was written", k, total);
+		if (k + 1 == CHUNK_WARM)
+			wr_all(ack, "W", 1);
+	}
+	if (rd_all(fd, buf, 1) != 0)
+		r_die("bytes after the last of %" PRIu64 " chunks", total);
+	wr_all(ack, "A", 1);
+	close(fd);
+	close(ack);
+	_exit(0);
+}
+
+/*
+ * Pipe throughput: the role writes CHUNK_WARM + count chunks of 64 KiB, one
+ * write() each, into a pipe; its forked peer reads and checksums them. Timed
+ * from the first chunk after the warm-up acknowledgement ('W' on a second
+ * pipe) to the peer's 'A', which it sends after it has seen EOF.
+ */
+static void solo_pipe_tput(const struct role *r, int cpu)
+{
+	uint64_t *buf = xalign_role(CHUNK), k, t0, t1;
+	int d[2], a[2];
+	char c = 0;
+
+	if (pipe(d) || pipe(a))
+		r_die("pipe: %s", strerror(errno));
+	fprintf(rep, "made 2\n");
+	if (fork_peer(r, cpu) == 0) {
+		close(d[1]);
+		close(a[0]);
+		pipe_reader(d[0], a[1], r->count);
+	}
+	close(d[0]);
+	close(a[1]);
+	memcpy(buf, pat, CHUNK);
+	for (k = 0; k < CHUNK_WARM; k++) {
+		buf[0] = chunk_tag(k);
+		wr_all(d[1], buf, CHUNK);
+	}
+	if (rd_all(a[0], &c, 1) != 1 || c != 'W')
+		r_die("no warm-up acknowledgement from the reader");
+	t0 = now_ns();
+	for (; k < CHUNK_WARM + r->count; k++) {
+		buf[0] = chunk_tag(k);
+		wr_all(d[1], buf, CHUNK);
+	}
+	close(d[1]);
+	if (rd_all(a[0], &c, 1) != 1 || c != 'A')
+		r_die("no final acknowledgement from the reader");
+	t1 = now_ns();
+	if (rd_all(a[0], &c, 1) != 0)
+		r_die("bytes after the final acknowledgement");
+	close(a[0]);
+	reap_peer();
+	fprintf(rep, "bytes %" PRIu64 " %" PRIu64 "\n", r->count * CHUNK, t1 - t0);
+	free(buf);
+}
+
+/* Ping-pong over an fd pair (pipes: write/read; socketpair: send/recv). */
+struct pp_io {
+	int out, in;
+	bool sock;
+};
+
+static void pp_send(const struct pp_io *io, const void *p, size_t n)
+{
+	if (io->sock)
+		send_all(io->out, p, n);
+	else
+		wr_all(io->out, p, n);
+}
+
+static size_t pp_recv(const struct pp_io *io, void *p, size_t n)
+{
+	return io->sock ? recv_all(io->in, p, n) : rd_all(io->in, p, n);
+}
+
+/* The peer: echo @size-byte messages until EOF. */
+static __attribute__((noreturn)) void pp_echo(const struct pp_io *io, uint32_t size)
+{
+	uint8_t *buf = xmalloc_role(size);
+	uint64_t n = 0;
+
+	for (;;) {
+		size_t got = pp_recv(io, buf, size);
+
+		if (got == 0)
+			break;
+		if (got != size)
+			r_die("EOF in the middle of message %" PRIu64 " (%zu of %u bytes)", n, got,
+			      size);
+		pp_send(io, buf, size);
+		n++;
+	}
+	close(io->out);
+	if (io->in != io->out)
+		close(io->in);
+	_exit(0);
+}
+
+/* The role's side: as client_rtt, then EOF both ways. */
+static void pp_ping(const struct role *r, const struct pp_io *io)
+{
+	uint32_t warm = 64, *s = xmalloc_role(r->count * sizeof(*s));
+	uint8_t *buf = xmalloc_role(r->size);
+	uint64_t i, n = 0, start = 0;
+
+	for (i = 0;; i++) {
+		const uint8_t *msg = pat + i % PAT_SHIFT;
+		uint64_t t0, t1;
+
+		if (i == warm)
+			start = now_ns();
+		if (i >= warm &&
+		    (n == r->count || (n >= r->min && now_ns() - start >= r->budget_ns)))
+			break;
+		t0 = now_ns();
+		pp_send(io, msg, r->size);
+		if (pp_recv(io, buf, r->size) != r->size)
+			r_die("the peer closed after %" PRIu64 " round trips", i);
+		t1 = now_ns();
+		if (memcmp(buf, msg, r->size))
+			r_die("round trip %" PRIu64 ": the echo differs from what was sent", i);
+		if (i >= warm)
+			s[n++] = clamp32(t1 - t0);
+	}
+	/* Our end's close is the peer's EOF; its close (or exit) is ours. */
+	if (io->sock)
+		shutdown(io->out, SHUT_WR);
+	else
+		close(io->out);
+	if (pp_recv(io, buf, 1) != 0)
+		r_die("data from the peer where EOF was expected");
+	close(io->in);
+	reap_peer();
+	fprintf(rep, "rtt %" PRIu64 "\n", n);
+	for (i = 0; i < n; i++)
+		fprintf(rep, "%u\n", s[i]);
+	free(s);
+	free(buf);
+}
+
+/* Round trip over two pipes (role -> peer, peer -> role). */
+static void solo_pipe_rtt(const struct role *r, int cpu)
+{
+	int p1[2], p2[2];
+
+	if (pipe(p1) || pipe(p2))
+		r_die("pipe: %s", strerror(errno));
+	fprintf(rep, "made 2\n");
+	if (fork_peer(r, cpu) == 0) {
+		struct pp_io io = { .out = p2[1], .in = p1[0], .sock = false };
+
+		close(p1[1]);
+		close(p2[0]);
+		pp_echo(&io, r->size);
+	}
+	close(p1[0]);
+	close(p2[1]);
+	pp_ping(r, &(struct pp_io){ .out = p1[1], .in = p2[0], .sock = false });
+}
+
+/* Round trip over socketpair(AF_UNIX, SOCK_STREAM). */
+static void solo_pair_rtt(const struct role *r, int cpu)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		r_die("socketpair: %s", strerror(errno));
+	fprintf(rep, "made 1\n");
+	if (fork_peer(r, cpu) == 0) {
+		struct pp_io io = { .out = sv[1], .in = sv[1], .sock = true };
+
+		close(sv[0]);
+		pp_echo(&io, r->size);
+	}
+	close(sv[1]);
+	pp_ping(r, &(struct pp_io){ .out = sv[0], .in = sv[0], .sock = true });
+}
+
+/*
+ * One-way messages over a socketpair: the peer says it is ready ('R'), the
+ * role sends count messages of size bytes, one send() each, from the stream
+ * pattern; the peer checks every byte and acknowledges ('A'). As client_rate.
+ */
+static void solo_pair_rate(const struct role *r, int cpu)
+{
+	uint64_t i, off = 0, t0, t1;
+	int sv[2];
+	char c = 0;
+
+	if (PERIOD % r->size)
+		r_die("message size %u does not divide %u", r->size, PERIOD);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		r_die("socketpair: %s", strerror(errno));
+	fprintf(rep, "made 1\n");
+	if (fork_peer(r, cpu) == 0) {
+		uint8_t *buf = xmalloc_role(READ_BUF);
+		uint64_t total = r->count * r->size, got = 0;
+
+		close(sv[0]);
+		send_all(sv[1], "R", 1);
+		while (got < total) {
+			ssize_t n = recv(sv[1], buf, IPCD_MIN((uint64_t)READ_BUF, total - got), 0);
+			uint64_t k;
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				r_die("recv after %" PRIu64 " of %" PRIu64 " bytes: %s", got, total,
+				      n ? strerror(errno) : "EOF");
+			for (k = 0; k < (uint64_t)n;) {
+				uint64_t o = (got + k) % PERIOD;
+				uint64_t len = IPCD_MIN((uint64_t)n - k, PERIOD - o);
+
+				if (memcmp(buf + k, pat + o, len))
+					r_die("stream content differs near byte %" PRIu64, got + k);
+				k += len;
+			}
+			got += (uint64_t)n;
+		}
+		send_all(sv[1], "A", 1);
+		if (recv_all(sv[1], buf, 1) != 0)
+			r_die("extra bytes after the %" PRIu64 " expected", total);
+		close(sv[1]);
+		_exit(0);
+	}
+	close(sv[1]);
+	if (recv_all(sv[0], &c, 1) != 1 || c != 'R')
+		r_die("the peer did not say it was ready");
+	t0 = now_ns();
+	for (i = 0; i < r->count; i++) {
+		send_all(sv[0], pat + off, r->size);
+		off = (off + r->size) % PERIOD;
+	}
+	if (recv_all(sv[0], &c, 1) != 1 || c != 'A')
+		r_die("no acknowledgement from the peer after %" PRIu64 " messages", r->count);
+	t1 = now_ns();
+	close(sv[0]);
+	reap_peer();
+	fprintf(rep, "rate %" PRIu64 " %" PRIu64 "\n", r->count, t1 - t0);
+}
+
+static void solo_main(const struct role *r, int cpu)
+{
+	if (!strcmp(r->test, xtest_name[X_PIPE_TPUT]))
+		solo_pipe_tput(r, cpu);
+	else if (!strcmp(r->test, xtest_name[X_PIPE_RTT]))
+		solo_pipe_rtt(r, cpu);
+	else if (!strcmp(r->test, xtest_name[X_PAIR_RTT]))
+		solo_pair_rtt(r, cpu);
+	else if (!strcmp(r->test, xtest_name[X_PAIR_RATE]))
+		solo_pair_rate(r, cpu);
+	else
+		r_die("unknown --test %s for --role parent", r->test);
+}
+
 static int role_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -498,6 +946,7 @@ static int role_main(int argc, char **argv)
 		{ "min", required_argument, NULL, 'm' },
 		{ "budget-ns", required_argument, NULL, 'b' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "peer-cpu", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct role r = { .family = "tcp", .addr = "127.0.0.1", .size = 8, .count = 1,
@@ -505,7 +954,7 @@ static int role_main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_alarm };
 	struct raddr a;
 	uint32_t *stop;
-	int c, lfd;
+	int c, lfd, peer_cpu = -1;
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -519,11 +968,13 @@ static int role_main(int argc, char **argv)
 		case 'm': r.min = strtoull(optarg, NULL, 10); break;
 		case 'b': r.budget_ns = strtoull(optarg, NULL, 10); break;
 		case 'T': r.timeout_s = (unsigned int)strtoul(optarg, NULL, 10); break;
+		case 'P': peer_cpu = (int)strtol(optarg, NULL, 10); break;
 		default: r_die("bad role arguments");
 		}
 	}
-	if (!r.name || !r.test || (strcmp(r.name, "server") && strcmp(r.name, "client")))
-		r_die("--role server|client and --test are required");
+	if (!r.name || !r.test ||
+	    (strcmp(r.name, "server") && strcmp(r.name, "client") && strcmp(r.name, "parent")))
+		r_die("--role server|client|parent and --test are required");
 	r_name = r.name;
 	if (!r.size || r.size > MAX_MSG || !r.count || r.count > (1ull << 31))
 		r_die("bad --size or --count");
@@ -537,6 +988,10 @@ static int role_main(int argc, char **argv)
 		r_die("setup (report fd %d, shared page on fd %d): %s", REPORT_FD, SHM_FD,
 		      strerror(errno));
 	fprintf(rep, "hello %d %d\n", (int)getpid(), preload_mapped());
+	if (!strcmp(r.name, "parent")) {
+		solo_main(&r, peer_cpu);
+		goto done;
+	}
 	make_addr(&r, &a);
 
 	if (!strcmp(r.name, "server")) {
@@ -561,6 +1016,7 @@ static int role_main(int argc, char **argv)
 	} else {
 		client_conn(&r, &a, stop);
 	}
+done:
 	fprintf(rep, "ok\n");
 	if (fflush(rep) || ferror(rep))
 		r_die("report pipe: %s", strerror(errno));
@@ -574,7 +1030,7 @@ struct opts {
 	const char *json, *monitor, *preload, *ipcdctl;
 	bool tp_on[N_TP];
 	bool cond_on[N_COND];
-	bool test_on[3];		/* enum test */
+	bool test_on[N_TEST];		/* enum test */
 	unsigned int rtt_rounds;	/* blocks per rtt case, interleaved with the others */
 	uint32_t rtt_target, rtt_min;	/* samples per case (all rounds) */
 	uint64_t rtt_budget_ns;		/* per case (all rounds) */
@@ -584,6 +1040,8 @@ struct opts {
 	uint32_t conn_target, conn_min;	/* per connection run */
 	uint64_t conn_budget_ns;	/* per connection run */
 	unsigned int role_timeout_s;	/* a role's alarm() */
+	uint64_t pipe_bytes;		/* per pipe throughput run */
+	unsigned int pipe_runs;		/* pipe throughput runs per side (median) */
 };
 
 struct rtt_cell {
@@ -610,6 +1068,23 @@ struct cond_res {
 	struct rtt_cell rtt[N_RTT][N_TP];
 	struct runs_cell rate[N_RATE][N_TP];
 	struct runs_cell conn[N_TP];
+};
+
+/* One condition's pipe and socketpair figures, per side (enum side). */
+struct ipc_res {
+	bool ran[N_GRP];
+	double load_start[N_GRP][3], load_end[N_GRP][3];
+	struct runs_cell pipe_tput[N_SIDE];	/* bytes per second */
+	struct rtt_cell pipe_rtt[N_SIDE];
+	struct rtt_cell pair_rtt[N_SIDE];
+	struct runs_cell pair_rate[N_SIDE];	/* messages per second */
+};
+
+/* The monitor's counters that the driver checks. */
+struct mctr {
+	uint64_t created;		/* connections.created */
+	bool have[N_GRP];		/* connections.pipes, .socketpairs present */
+	uint64_t grp[N_GRP];
 };
 
 struct block {
@@ -663,6 +1138,12 @@ static uint64_t accel_base;			/* monitor's connections created, last seen */
 static uint64_t ipcd_conns, ipcd_accel;		/* over the run */
 static char mon_config[2048];			/* what the monitor runs on */
 static struct cond_res res[N_COND];
+static struct ipc_res ires[N_COND];
+static bool grp_failed[N_GRP][N_SIDE];
+static char grp_err[N_GRP][N_SIDE][ERR_LEN];
+static bool grp_not_accel[N_GRP];		/* an ipcd block was not accelerated */
+static char grp_not_accel_why[N_GRP][64];	/* "counter pipes +0" (the first such block) */
+static uint64_t grp_made[N_GRP], grp_counted[N_GRP];	/* ipcd blocks, over the run */
 
 static void stop_monitor(void);
 
@@ -921,14 +1402,19 @@ static void stop_monitor(void)
 	mon_pid = -1;
 }
 
-/* The monitor's count of connections it created (ipcdctl counters --json). */
-static int monitor_created(uint64_t *created, char *err, size_t len)
+/*
+ * The monitor's counters (ipcdctl counters --json): connections.created, and
+ * connections.pipes and .socketpairs when the monitor has them.
+ */
+static int monitor_counters(struct mctr *m, char *err, size_t len)
 {
 	const char *argv[] = { o.ipcdctl, "--socket", mon_sock, "--json", "counters", NULL };
 	struct buf out = { 0 };
-	const char *p;
+	const char *p, *end;
+	unsigned int g;
 	int st;
 
+	memset(m, 0, sizeof(*m));
 	st = run_capture(argv, &out, 10 * NS_PER_S);
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		out.p[strcspn(out.p, "\n")] = '\0';
@@ -938,6 +1424,7 @@ static int monitor_created(uint64_t *created, char *err, size_t len)
 		return -1;
 	}
 	p = strstr(out.p, "\"connections\":{");
+	end = p ? strchr(p + strlen("\"connections\":{"), '}') : NULL;
 	p = p ? strstr(p, "\"created\":") : NULL;
 	if (!p) {
 		snprintf(err, len, "ipcdctl counters --json: no connections.created in %.200s",
@@ -945,8 +1432,31 @@ static int monitor_created(uint64_t *created, char *err, size_t len)
 		free(out.p);
 		return -1;
 	}
-	*created = strtoull(p + strlen("\"created\":"), NULL, 10);
+	m->created = strtoull(p + strlen("\"created\":"), NULL, 10);
+	for (g = 0; g < N_GRP && end; g++) {
+		char key[32];
+		const char *q;
+
+		snprintf(key, sizeof(key), "\"%s\":", grp_counter[g]);
+		q = strstr(out.p, "\"connections\":{");
+		q = strstr(q, key);
+		if (q && q < end) {
+			m->have[g] = true;
+			m->grp[g] = strtoull(q + strlen(key), NULL, 10);
+		}
+	}
 	free(out.p);
+	return 0;
+}
+
+/* The monitor's count of connections it created (ipcdctl counters --json). */
+static int monitor_created(uint64_t *created, char *err, size_t len)
+{
+	struct mctr m;
+
+	if (monitor_counters(&m, err, len))
+		return -1;
+	*created = m.created;
 	return 0;
 }
 
@@ -1145,7 +1655,8 @@ static double probe_floor(void)
 
 /* ---- one measurement block: a server and a client, re-executed ---------------- */
 
-static void spawn_role(struct child *c, const char *what, enum tp tp, int cpu,
+/* Re-execute this program as a role; its log is @log.log in the temp dir. */
+static void spawn_exec(struct child *c, const char *what, const char *log, char **env, int cpu,
 		       const char *const argv[], unsigned int slot)
 {
 	int p[2];
@@ -1154,7 +1665,7 @@ static void spawn_role(struct child *c, const char *what, enum tp tp, int cpu,
 	memset(c, 0, sizeof(*c));
 	c->what = what;
 	c->fd = -1;
-	snprintf(c->logpath, sizeof(c->logpath), "%s/%s-%s.log", tmpdir, tp_name[tp], what);
+	snprintf(c->logpath, sizeof(c->logpath), "%s/%s.log", tmpdir, log);
 	if (pipe2(p, O_CLOEXEC))
 		die("pipe: %s", strerror(errno));
 	fflush(stdout);
@@ -1178,8 +1689,7 @@ static void spawn_role(struct child *c, const char *what, enum tp tp, int cpu,
 		if (lg < 0 || nul < 0 || w < 0 || m < 0 || dup2(nul, 0) < 0 || dup2(lg, 1) < 0 ||
 		    dup2(lg, 2) < 0 || dup2(w, REPORT_FD) < 0 || dup2(m, SHM_FD) < 0)
 			_exit(127);
-		execve("/proc/self/exe", (char *const *)argv,
-		       tp == TP_IPCD ? env_ipcd : env_kernel);
+		execve("/proc/self/exe", (char *const *)argv, env);
 		fprintf(stderr, "exec /proc/self/exe: %s\n", strerror(errno));
 		_exit(127);
 	}
@@ -1187,6 +1697,15 @@ static void spawn_role(struct child *c, const char *what, enum tp tp, int cpu,
 	c->fd = p[0];
 	c->pid = pid;
 	live[slot] = pid;
+}
+
+static void spawn_role(struct child *c, const char *what, enum tp tp, int cpu,
+		       const char *const argv[], unsigned int slot)
+{
+	char log[64];
+
+	snprintf(log, sizeof(log), "%s-%s", tp_name[tp], what);
+	spawn_exec(c, what, log, tp == TP_IPCD ? env_ipcd : env_kernel, cpu, argv, slot);
 }
 
 static bool child_failed(const struct child *c)
@@ -1329,11 +1848,32 @@ static bool check_hello(struct outcome *out, const struct block *b, const struct
 	return true;
 }
 
+/* The "rtt N" line and the N samples after it (at most @max). */
+static bool parse_samples(struct outcome *out, const struct child *c, uint64_t max)
+{
+	const char *p = find_line(&c->out, "rtt ");
+	uint64_t i;
+	char *e;
+
+	if (!p)
+		return false;
+	out->n = strtoull(p, &e, 10);
+	if (!out->n || out->n > max)
+		return false;
+	out->s = xmalloc(out->n * sizeof(*out->s));
+	for (i = 0; i < out->n; i++) {
+		p = e + 1;
+		out->s[i] = (uint32_t)strtoul(p, &e, 10);
+		if (e == p || *e != '\n')
+			return false;
+	}
+	return true;
+}
+
 static bool parse_client(struct outcome *out, const struct block *b, const struct child *c)
 {
 	const char *p = find_line(&c->out, "conns ");
 	size_t len = c->out.len;
-	uint64_t i;
 
 	if (len < 3 || strcmp(c->out.p + len - 3, "ok\n") || !p) {
 		fail(out, "the client's report is incomplete");
@@ -1341,21 +1881,8 @@ static bool parse_client(struct outcome *out, const struct block *b, const struc
 	}
 	out->conns = strtoull(p, NULL, 10);
 	if (b->test == T_RTT) {
-		char *e;
-
-		p = find_line(&c->out, "rtt ");
-		if (!p)
+		if (!parse_samples(out, c, b->count))
 			goto bad;
-		out->n = strtoull(p, &e, 10);
-		if (!out->n || out->n > b->count)
-			goto bad;
-		out->s = xmalloc(out->n * sizeof(*out->s));
-		for (i = 0; i < out->n; i++) {
-			p = e + 1;
-			out->s[i] = (uint32_t)strtoul(p, &e, 10);
-			if (e == p || *e != '\n')
-				goto bad;
-		}
 		return true;
 	}
 	p = find_line(&c->out, b->test == T_RATE ? "rate " : "conn ");
@@ -1473,6 +2000,137 @@ out_free:
 	return ok;
 }
 
+/* ---- one pipe or socketpair block: one role, which forks its peer ---------------- */
+
+struct xblock {
+	enum grp g;
+	enum side side;
+	enum xtest test;
+	uint32_t size;
+	uint64_t count, min, budget_ns;
+	int cpu, peer_cpu;		/* -1: all allowed CPUs */
+};
+
+/*
+ * After an ipcd pipe or socketpair block: did the monitor's counter
+ * (connections.pipes or .socketpairs) grow by what the block made?
+ */
+static bool check_ipc_accel(enum grp g, const struct mctr *before, struct outcome *out)
+{
+	char why[ERR_LEN];
+	struct mctr now;
+	uint64_t delta;
+
+	if (!monitor_alive()) {
+		char head[300];
+
+		log_head(mon_log, head, sizeof(head));
+		fail(out, "the monitor exited during the run: %s", head);
+		return false;
+	}
+	if (monitor_counters(&now, why, sizeof(why))) {
+		fail(out, "%s", why);
+		return false;
+	}
+	accel_base = now.created;	/* the TCP blocks' check counts from here on */
+	grp_made[g] += out->conns;
+	if (!before->have[g] || !now.have[g]) {
+		if (!grp_not_accel[g])
+			snprintf(grp_not_accel_why[g], sizeof(grp_not_accel_why[g]),
+				 "counter %s absent", grp_counter[g]);
+		grp_not_accel[g] = true;
+		fail(out, "NOT accelerated: ipcdctl counters has no connections.%s, so nothing "
+		     "shows that the block's %" PRIu64 " %s%s went through ipcd", grp_counter[g],
+		     out->conns, grp_title[g], out->conns == 1 ? "" : "s");
+		return false;
+	}
+	delta = now.grp[g] - before->grp[g];
+	grp_counted[g] += delta;
+	if (delta < out->conns) {
+		if (!grp_not_accel[g])
+			snprintf(grp_not_accel_why[g], sizeof(grp_not_accel_why[g]),
+				 "counter %s +%" PRIu64, grp_counter[g], delta);
+		grp_not_accel[g] = true;
+		fail(out, "NOT accelerated (counter %s +%" PRIu64 "; the block made %" PRIu64
+		     " %s%s%s)", grp_counter[g], delta, out->conns, grp_title[g],
+		     out->conns == 1 ? "" : "s", delta ? ": the rest went to the kernel" : "");
+		return false;
+	}
+	return true;
+}
+
+static bool run_solo(const struct xblock *b, struct outcome *out)
+{
+	char size[16], count[24], min[24], budget[24], tmo[16], pcpu[16], log[64], why[ERR_LEN];
+	const char *argv[] = { "ipcd-bench-sock", "--role", "parent", "--test",
+			       xtest_name[b->test], "--size", size, "--count", count, "--min", min,
+			       "--budget-ns", budget, "--timeout", tmo, "--peer-cpu", pcpu, NULL };
+	const struct block hb = { .tp = b->side == S_IPCD ? TP_IPCD : TP_TCP };
+	struct child k[1] = { 0 };
+	struct mctr before = { 0 };
+	const char *p;
+	bool ok = false;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(size, sizeof(size), "%u", b->size);
+	snprintf(count, sizeof(count), "%" PRIu64, b->count);
+	snprintf(min, sizeof(min), "%" PRIu64, b->min);
+	snprintf(budget, sizeof(budget), "%" PRIu64, b->budget_ns);
+	snprintf(tmo, sizeof(tmo), "%u", o.role_timeout_s);
+	snprintf(pcpu, sizeof(pcpu), "%d", b->peer_cpu);
+	snprintf(log, sizeof(log), "%s-%s", xtest_name[b->test],
+		 b->side == S_IPCD ? "ipcd" : "kernel");
+	if (b->side == S_IPCD && monitor_counters(&before, why, sizeof(why))) {
+		fail(out, "%s", why);
+		return false;
+	}
+
+	spawn_exec(&k[0], "role", log, b->side == S_IPCD ? env_ipcd : env_kernel, b->cpu, argv,
+		   0);
+	if (!pump(k, 1, UNTIL_DONE,
+		  now_ns() + b->budget_ns + (uint64_t)o.role_timeout_s * NS_PER_S + REAP_NS)) {
+		explain(out, "timed out (the role or its forked peer hung: no progress, no exit)",
+			k, 1);
+		kill_roles(k, 1);
+		goto out_free;
+	}
+	if (child_failed(&k[0])) {
+		explain(out, "", k, 1);
+		kill_roles(k, 1);
+		goto out_free;
+	}
+	kill_roles(k, 1);	/* reaped already: bookkeeping only */
+	if (!check_hello(out, &hb, &k[0]))
+		goto out_free;
+	p = find_line(&k[0].out, "made ");
+	if (k[0].out.len < 3 || strcmp(k[0].out.p + k[0].out.len - 3, "ok\n") || !p) {
+		fail(out, "the role's report is incomplete");
+		goto out_free;
+	}
+	out->conns = strtoull(p, NULL, 10);
+	if (b->test == X_PIPE_RTT || b->test == X_PAIR_RTT) {
+		if (!parse_samples(out, &k[0], b->count)) {
+			fail(out, "the role's report does not parse");
+			goto out_free;
+		}
+	} else {
+		p = find_line(&k[0].out, b->test == X_PIPE_TPUT ? "bytes " : "rate ");
+		if (!p || sscanf(p, "%" SCNu64 " %" SCNu64, &out->units, &out->ns) != 2 ||
+		    !out->ns || !out->units) {
+			fail(out, "the role's report does not parse");
+			goto out_free;
+		}
+	}
+	ok = b->side != S_IPCD || check_ipc_accel(b->g, &before, out);
+out_free:
+	free(k[0].out.p);
+	if (!ok) {
+		free(out->s);
+		out->s = NULL;
+	}
+	return ok;
+}
+
 /* ---- the measurements ------------------------------------------------------------ */
 
 /* The transports in a rotated order, so that none always runs first. */
@@ -1538,6 +2196,19 @@ static void place(enum cond c, struct block *b)
 	b->cli_cpu = c == C_SPIN ? cpu_b : -1;
 }
 
+static void finish_rtt(struct rtt_cell *cell)
+{
+	if (!cell->ok || !cell->n) {
+		cell->ok = false;
+		return;
+	}
+	qsort(cell->s, cell->n, sizeof(uint32_t), cmp_u32);
+	cell->min = cell->s[0];
+	cell->p50 = cell->s[cell->n / 2];
+	cell->p99 = cell->s[cell->n * 99 / 100];
+	cell->max = cell->s[cell->n - 1];
+}
+
 static void run_rtt(enum cond c, struct cond_res *r)
 {
 	unsigned int round, si, t, n;
@@ -1583,19 +2254,8 @@ static void run_rtt(enum cond c, struct cond_res *r)
 	}
 	progress_end();
 	for (si = 0; si < N_RTT; si++)
-		for (t = 0; t < N_TP; t++) {
-			struct rtt_cell *cell = &r->rtt[si][t];
-
-			if (!cell->ok || !cell->n) {
-				cell->ok = false;
-				continue;
-			}
-			qsort(cell->s, cell->n, sizeof(uint32_t), cmp_u32);
-			cell->min = cell->s[0];
-			cell->p50 = cell->s[cell->n / 2];
-			cell->p99 = cell->s[cell->n * 99 / 100];
-			cell->max = cell->s[cell->n - 1];
-		}
+		for (t = 0; t < N_TP; t++)
+			finish_rtt(&r->rtt[si][t]);
 }
 
 static void finish_runs(struct runs_cell *cell)
@@ -1665,6 +2325,169 @@ static void run_runs(enum cond c, enum test test, struct runs_cell *cells, uint3
 	progress_end();
 	for (t = 0; t < N_TP; t++)
 		finish_runs(&cells[t]);
+}
+
+/* ---- the pipe and socketpair groups ------------------------------------------------ */
+
+static bool side_on(enum side sd)
+{
+	return sd == S_KERN || o.tp_on[TP_IPCD];
+}
+
+static const char *side_who(enum side sd)
+{
+	return sd == S_IPCD ? "ipcd" : "kernel";
+}
+
+/* The sides in a rotated order, as order() does for the transports. */
+static unsigned int side_order(unsigned int rot, enum side *out)
+{
+	enum side on[N_SIDE];
+	unsigned int sd, n = 0;
+
+	for (sd = 0; sd < N_SIDE; sd++)
+		if (side_on((enum side)sd))
+			on[n++] = (enum side)sd;
+	for (sd = 0; sd < n; sd++)
+		out[sd] = on[(sd + rot) % n];
+	return n;
+}
+
+static void grp_fail(enum grp g, enum side sd, const char *what, const char *why, char *err)
+{
+	snprintf(err, ERR_LEN, "FAILED in %.60s: %.420s", what, why);
+	if (!grp_failed[g][sd]) {
+		grp_failed[g][sd] = true;
+		snprintf(grp_err[g][sd], ERR_LEN, "%.60s: %.420s", what, why);
+		progress_end();
+		fprintf(stderr, "  %s %s FAILED in %s: %s\n", side_who(sd), grp_name[g], what, why);
+	}
+}
+
+/* As usable(): a side that failed earlier in its group is not run again. */
+static bool side_usable(enum grp g, enum side sd, char *err)
+{
+	if (!grp_failed[g][sd])
+		return true;
+	if (!err[0])
+		snprintf(err, ERR_LEN, "not run: %s %s failed earlier (see FAILED below)",
+			 side_who(sd), grp_name[g]);
+	return false;
+}
+
+/* spin: the role on the server's CPU, its peer on the client's; busy: both float. */
+static void xplace(enum cond c, struct xblock *b)
+{
+	b->cpu = c == C_SPIN ? cpu_a : -1;
+	b->peer_cpu = c == C_SPIN ? cpu_b : -1;
+}
+
+/* 64 B ping-pong (X_PIPE_RTT, X_PAIR_RTT): o.rtt_rounds blocks per side, interleaved. */
+static void run_ipc_rtt(enum cond c, enum grp g, enum xtest test, struct rtt_cell *cells)
+{
+	unsigned int round, t, n;
+	enum side ord[N_SIDE];
+
+	for (t = 0; t < N_SIDE; t++) {
+		cells[t].ok = side_on((enum side)t);
+		cells[t].s = xmalloc((size_t)o.rtt_target * sizeof(uint32_t));
+	}
+	for (round = 0; round < o.rtt_rounds; round++) {
+		progress("  %s: %s round trip, round %u/%u", cond_name[c], grp_title[g], round + 1,
+			 o.rtt_rounds);
+		n = side_order(round, ord);
+		for (t = 0; t < n; t++) {
+			struct rtt_cell *cell = &cells[ord[t]];
+			struct xblock b = { .g = g, .side = ord[t], .test = test,
+					    .size = IPC_RTT_SIZE };
+			struct outcome out;
+			char what[64];
+
+			if (!cell->ok || !side_usable(g, ord[t], cell->err)) {
+				cell->ok = false;
+				continue;
+			}
+			xplace(c, &b);
+			b.count = o.rtt_target / o.rtt_rounds;
+			b.min = o.rtt_min / o.rtt_rounds;
+			b.budget_ns = o.rtt_budget_ns / o.rtt_rounds;
+			if (!run_solo(&b, &out)) {
+				snprintf(what, sizeof(what), "%s %s %u B round trip", cond_name[c],
+					 grp_title[g], IPC_RTT_SIZE);
+				grp_fail(g, ord[t], what, out.err, cell->err);
+				cell->ok = false;
+				continue;
+			}
+			memcpy(cell->s + cell->n, out.s, out.n * sizeof(uint32_t));
+			cell->n += out.n;
+			free(out.s);
+		}
+	}
+	progress_end();
+	for (t = 0; t < N_SIDE; t++)
+		finish_rtt(&cells[t]);
+}
+
+/* Pipe throughput (bytes/s) or socketpair one-way messages (messages/s): interleaved runs. */
+static void run_ipc_runs(enum cond c, enum grp g, enum xtest test, struct runs_cell *cells,
+			 unsigned int runs)
+{
+	unsigned int run, t, n;
+	enum side ord[N_SIDE];
+
+	for (t = 0; t < N_SIDE; t++)
+		cells[t].ok = side_on((enum side)t);
+	for (run = 0; run < runs; run++) {
+		progress("  %s: %s, run %u/%u", cond_name[c],
+			 test == X_PIPE_TPUT ? "pipe throughput" : "socketpair one-way", run + 1,
+			 runs);
+		n = side_order(run, ord);
+		for (t = 0; t < n; t++) {
+			struct runs_cell *cell = &cells[ord[t]];
+			struct xblock b = { .g = g, .side = ord[t], .test = test };
+			struct outcome out;
+			char what[64];
+
+			if (!cell->ok || !side_usable(g, ord[t], cell->err)) {
+				cell->ok = false;
+				continue;
+			}
+			xplace(c, &b);
+			b.size = test == X_PIPE_TPUT ? CHUNK : IPC_RATE_SIZE;
+			b.count = (test == X_PIPE_TPUT ? o.pipe_bytes : o.rate_bytes) / b.size;
+			if (!run_solo(&b, &out)) {
+				if (test == X_PIPE_TPUT)
+					snprintf(what, sizeof(what), "%s pipe throughput",
+						 cond_name[c]);
+				else
+					snprintf(what, sizeof(what), "%s socketpair %u B one-way",
+						 cond_name[c], IPC_RATE_SIZE);
+				grp_fail(g, ord[t], what, out.err, cell->err);
+				cell->ok = false;
+				continue;
+			}
+			cell->v[cell->runs++] = (double)out.units * 1e9 / (double)out.ns;
+		}
+	}
+	progress_end();
+	for (t = 0; t < N_SIDE; t++)
+		finish_runs(&cells[t]);
+}
+
+static void run_ipc_group(enum cond c, enum grp g)
+{
+	struct ipc_res *r = &ires[c];
+
+	r->ran[g] = true;
+	getloadavg(r->load_start[g], 3);
+	if (g == G_PIPE) {
+		run_ipc_runs(c, g, X_PIPE_TPUT, r->pipe_tput, o.pipe_runs);
+		run_ipc_rtt(c, g, X_PIPE_RTT, r->pipe_rtt);
+	} else {
+		run_ipc_rtt(c, g, X_PAIR_RTT, r->pair_rtt);
+		run_ipc_runs(c, g, X_PAIR_RATE, r->pair_rate, o.rate_runs);
+	}
+	getloadavg(r->load_end[g], 3);
 }
 
 /* ---- output --------------------------------------------------------------------- */
@@ -1859,7 +2682,8 @@ static void print_summary(void)
 	struct target t[4];
 	double x;
 
-	if (!o.tp_on[TP_IPCD] || !o.tp_on[TP_TCP])
+	if (!o.tp_on[TP_IPCD] || !o.tp_on[TP_TCP] ||
+	    !(o.test_on[T_RTT] || o.test_on[T_RATE] || o.test_on[T_CONN]))
 		return;
 	printf("\n== ipcd against kernel-tcp, same run ==\n");
 	for (c = 0; c < N_COND; c++) {
@@ -1892,6 +2716,240 @@ static void print_summary(void)
 			       t[i].pass ? "PASS" : "MISS");
 		else
 			printf("%-42s %8s %-13s n/a\n", t[i].name, "-", "");
+	}
+}
+
+/* ---- output of the pipe and socketpair groups ------------------------------------ */
+
+static bool ipc_rtt_speedup(const struct rtt_cell *cells, double *x)
+{
+	const struct rtt_cell *k = &cells[S_KERN], *c = &cells[S_IPCD];
+
+	if (!k->ok || !c->ok || c->p50 <= 0)
+		return false;
+	*x = k->p50 / c->p50;
+	return true;
+}
+
+static bool ipc_runs_speedup(const struct runs_cell *cells, double *x)
+{
+	if (!cells[S_KERN].ok || !cells[S_IPCD].ok || cells[S_KERN].med <= 0)
+		return false;
+	*x = cells[S_IPCD].med / cells[S_KERN].med;
+	return true;
+}
+
+static bool ipc_ran(enum grp g)
+{
+	unsigned int c;
+
+	for (c = 0; c < N_COND; c++)
+		if (ires[c].ran[g])
+			return true;
+	return false;
+}
+
+static void ipc_placement(enum cond c, char *b, size_t len)
+{
+	if (c == C_SPIN && cpu_b >= 0)
+		snprintf(b, len, "spin: the role pinned to CPU %d, its forked peer to CPU %d, "
+			 "nothing else running (the monitor floats)", cpu_a, cpu_b);
+	else if (c == C_SPIN)
+		snprintf(b, len, "spin: ONLY ONE CPU allowed: the role and its peer run unpinned");
+	else
+		snprintf(b, len, "busy: the role, its forked peer and a CPU hog (a spinning "
+			 "process), all free to migrate over the %d allowed CPUs",
+			 CPU_COUNT(&all_cpus));
+}
+
+static void print_ipc_rtt(enum grp g, const struct rtt_cell *cells)
+{
+	unsigned int t;
+	char vs[32], col[32];
+
+	snprintf(col, sizeof(col), "p50 vs %s", side_name[g][S_KERN]);
+	printf("%-8s %-12s %10s %10s %8s   %s\n", "size", "transport", "p50", "p99", "samples",
+	       col);
+	for (t = 0; t < N_SIDE; t++) {
+		const struct rtt_cell *cell = &cells[t];
+		double x = 0;
+		bool ok;
+
+		if (!side_on((enum side)t))
+			continue;
+		printf("%-8s %-12s ", "64 B", side_name[g][t]);
+		if (!cell->ok) {
+			print_err_row(cell->err);
+			continue;
+		}
+		ok = ipc_rtt_speedup(cells, &x);
+		printf("%10.2f %10.2f %8" PRIu64 "   %s\n", cell->p50 / 1e3, cell->p99 / 1e3,
+		       cell->n, vs_str(t == S_KERN ? TP_TCP : TP_IPCD, ok, x, vs, sizeof(vs)));
+	}
+}
+
+/* @scale: the figure printed is v / scale, with @prec decimals. */
+static void print_ipc_runs(enum grp g, const struct runs_cell *cells, const char *label,
+			   const char *unit, double scale, int prec)
+{
+	char vs[32], range[64], col[32];
+	unsigned int t;
+
+	snprintf(col, sizeof(col), "vs %s", side_name[g][S_KERN]);
+	printf("%-8s %-12s %12s  %-24s  %s\n", label[0] ? "size" : "", "transport", unit,
+	       "min .. max", col);
+	for (t = 0; t < N_SIDE; t++) {
+		const struct runs_cell *cell = &cells[t];
+		double x = 0;
+		bool ok;
+
+		if (!side_on((enum side)t))
+			continue;
+		printf("%-8s %-12s ", label, side_name[g][t]);
+		if (!cell->ok) {
+			print_err_row(cell->err);
+			continue;
+		}
+		ok = ipc_runs_speedup(cells, &x);
+		snprintf(range, sizeof(range), "%.*f .. %.*f", prec, cell->min / scale, prec,
+			 cell->max / scale);
+		printf("%12.*f  %-24s  %s\n", prec, cell->med / scale, range,
+		       vs_str(t == S_KERN ? TP_TCP : TP_IPCD, ok, x, vs, sizeof(vs)));
+	}
+}
+
+static void print_ipc_group(enum cond c, enum grp g)
+{
+	const struct ipc_res *r = &ires[c];
+	char place[200], sz[16];
+
+	ipc_placement(c, place, sizeof(place));
+	if (g == G_PIPE)
+		printf("\n== %s: pipes (pipe(); the role and its forked peer), kernel against "
+		       "ipcd ==\n", cond_name[c]);
+	else
+		printf("\n== %s: socketpair(AF_UNIX, SOCK_STREAM) (the role and its forked peer), "
+		       "kernel against ipcd ==\n", cond_name[c]);
+	printf("%s\n", place);
+	printf("load average %.2f before, %.2f after\n", r->load_start[g][0], r->load_end[g][0]);
+	if (g == G_PIPE) {
+		printf("throughput: 64 KiB write()s into one pipe, %s per run, the reader "
+		       "checksums every chunk; median of %u runs\n",
+		       size_str((uint32_t)o.pipe_bytes, sz, sizeof(sz)), o.pipe_runs);
+		print_ipc_runs(g, r->pipe_tput, "", "GB/s", 1e9, 2);
+		printf("round trip: %u B ping-pong over two pipes (write + read of the full "
+		       "size), us\n", IPC_RTT_SIZE);
+		print_ipc_rtt(g, r->pipe_rtt);
+	} else {
+		printf("round trip: %u B ping-pong (send + recv of the full size), us\n",
+		       IPC_RTT_SIZE);
+		print_ipc_rtt(g, r->pair_rtt);
+		printf("one-way: %u B messages, one send() each, %s per run; median of %u runs\n",
+		       IPC_RATE_SIZE, size_str((uint32_t)o.rate_bytes, sz, sizeof(sz)),
+		       o.rate_runs);
+		print_ipc_runs(g, r->pair_rate, "8 B", "messages/s", 1, 0);
+	}
+}
+
+/* Issue #6's targets, in the spin condition. */
+static unsigned int ipc_targets(struct target *t)
+{
+	const struct ipc_res *s = &ires[C_SPIN];
+	double x;
+
+	t[0] = (struct target){ "AF_UNIX 64 B rtt p50 <= 0.5 us (spin, pair)", "us", false, 0,
+				0.5, false };
+	if (s->ran[G_PAIR] && s->pair_rtt[S_IPCD].ok) {
+		t[0].have = true;
+		t[0].value = s->pair_rtt[S_IPCD].p50 / 1e3;
+		t[0].pass = t[0].value <= t[0].limit;
+	}
+	t[1] = (struct target){ "pipe 64 KiB GB/s >= 2x kernel-pipe (spin)", "x", false, 0, 2,
+				false };
+	if (s->ran[G_PIPE] && ipc_runs_speedup(s->pipe_tput, &x)) {
+		t[1].have = true;
+		t[1].value = x;
+		t[1].pass = x >= t[1].limit;
+	}
+	return 2;
+}
+
+static void print_ipc_rtt_line(enum cond c, enum grp g, const struct rtt_cell *cells)
+{
+	double x;
+
+	if (ipc_rtt_speedup(cells, &x))
+		printf("%s: %s 64 B rtt p50: ipcd %.2f us, %.1fx %s than %s (%.2f us)\n",
+		       cond_name[c], grp_title[g], cells[S_IPCD].p50 / 1e3, x >= 1 ? x : 1 / x,
+		       x >= 1 ? "faster" : "slower", side_name[g][S_KERN],
+		       cells[S_KERN].p50 / 1e3);
+	else if (cells[S_KERN].ok && side_on(S_IPCD))
+		printf("%s: %s 64 B rtt p50: %s %.2f us; ipcd n/a (failed)\n", cond_name[c],
+		       grp_title[g], side_name[g][S_KERN], cells[S_KERN].p50 / 1e3);
+}
+
+static void print_ipc_runs_line(enum cond c, enum grp g, const struct runs_cell *cells,
+				const char *what, const char *unit, double scale)
+{
+	double x;
+
+	if (ipc_runs_speedup(cells, &x))
+		printf("%s: %s %s: ipcd %.2f %s, %.2fx %s (%.2f %s)\n", cond_name[c], grp_title[g],
+		       what, cells[S_IPCD].med / scale, unit, x, side_name[g][S_KERN],
+		       cells[S_KERN].med / scale, unit);
+	else if (cells[S_KERN].ok && side_on(S_IPCD))
+		printf("%s: %s %s: %s %.2f %s; ipcd n/a (failed)\n", cond_name[c], grp_title[g],
+		       what, side_name[g][S_KERN], cells[S_KERN].med / scale, unit);
+}
+
+static void print_ipc_summary(void)
+{
+	unsigned int c, g, i, n;
+	struct target t[2];
+
+	if (!ipc_ran(G_PIPE) && !ipc_ran(G_PAIR))
+		return;
+	printf("\n== pipes and socketpairs: ipcd against the kernel, same run ==\n");
+	for (c = 0; c < N_COND; c++) {
+		const struct ipc_res *r = &ires[c];
+
+		if (r->ran[G_PIPE]) {
+			print_ipc_runs_line((enum cond)c, G_PIPE, r->pipe_tput, "64 KiB writes",
+					    "GB/s", 1e9);
+			print_ipc_rtt_line((enum cond)c, G_PIPE, r->pipe_rtt);
+		}
+		if (r->ran[G_PAIR]) {
+			print_ipc_rtt_line((enum cond)c, G_PAIR, r->pair_rtt);
+			print_ipc_runs_line((enum cond)c, G_PAIR, r->pair_rate, "8 B messages",
+					    "M/s", 1e6);
+		}
+		for (g = 0; g < N_GRP; g++)
+			if (r->ran[g])
+				printf("%s: load average %.2f before the %s group, %.2f after\n",
+				       cond_name[c], r->load_start[g][0], grp_title[g],
+				       r->load_end[g][0]);
+	}
+	for (g = 0; g < N_GRP; g++) {
+		if (!ipc_ran((enum grp)g) || !o.tp_on[TP_IPCD])
+			continue;
+		if (grp_not_accel[g])
+			printf("ipcd %s: NOT accelerated (%s)\n", grp_name[g],
+			       grp_not_accel_why[g]);
+		else if (grp_made[g])
+			printf("ipcd %s: %" PRIu64 " of %" PRIu64 " %s accelerated (the monitor's "
+			       "counter %s, checked after every ipcd block)\n", grp_name[g],
+			       IPCD_MIN(grp_counted[g], grp_made[g]), grp_made[g], grp_counter[g],
+			       grp_counter[g]);
+	}
+	n = ipc_targets(t);
+	printf("\n== targets (issue #6; informational, the exit status does not depend on them) "
+	       "==\n");
+	for (i = 0; i < n; i++) {
+		if (t[i].have)
+			printf("%-44s %8.2f %-13s %s\n", t[i].name, t[i].value, t[i].unit,
+			       t[i].pass ? "PASS" : "MISS");
+		else
+			printf("%-44s %8s %-13s n/a\n", t[i].name, "-", "");
 	}
 }
 
@@ -1948,6 +3006,156 @@ static void json_runs(FILE *f, const struct runs_cell *cells, const char *unit, 
 		json_num(f, sp, x);
 		fputc('}', f);
 	}
+}
+
+static void json_side_err(FILE *f, const char *err)
+{
+	fprintf(f, "\"error\":");
+	json_str(f, err[0] ? err : "not run");
+	fputc('}', f);
+}
+
+static void json_ipc_rtt(FILE *f, enum grp g, const struct rtt_cell *cells)
+{
+	unsigned int t, k = 0;
+	bool have;
+	double x;
+
+	for (t = 0; t < N_SIDE; t++) {
+		const struct rtt_cell *cell = &cells[t];
+
+		if (!side_on((enum side)t))
+			continue;
+		fprintf(f, "%s{\"size\":%u,\"transport\":\"%s\",\"ok\":%s,", k++ ? "," : "",
+			IPC_RTT_SIZE, side_name[g][t], cell->ok ? "true" : "false");
+		if (!cell->ok) {
+			json_side_err(f, cell->err);
+			continue;
+		}
+		fprintf(f, "\"samples\":%" PRIu64 ",\"min_ns\":%.0f,\"p50_ns\":%.0f,"
+			"\"p99_ns\":%.0f,\"max_ns\":%.0f,\"p50_vs_kernel\":", cell->n, cell->min,
+			cell->p50, cell->p99, cell->max);
+		have = t == S_IPCD && ipc_rtt_speedup(cells, &x);
+		json_num(f, have, x);
+		fprintf(f, ",\"p99_vs_kernel\":");
+		have = have && cell->p99 > 0;
+		json_num(f, have, have ? cells[S_KERN].p99 / cell->p99 : 0);
+		fputc('}', f);
+	}
+}
+
+/* @lead: the fields before "transport"; the figure is v / scale with 3 decimals. */
+static void json_ipc_runs(FILE *f, enum grp g, const struct runs_cell *cells, const char *lead,
+			  const char *unit, double scale)
+{
+	unsigned int t, i, k = 0;
+	bool have;
+	double x;
+
+	for (t = 0; t < N_SIDE; t++) {
+		const struct runs_cell *cell = &cells[t];
+
+		if (!side_on((enum side)t))
+			continue;
+		fprintf(f, "%s{%s\"transport\":\"%s\",\"ok\":%s,", k++ ? "," : "", lead,
+			side_name[g][t], cell->ok ? "true" : "false");
+		if (!cell->ok) {
+			json_side_err(f, cell->err);
+			continue;
+		}
+		fprintf(f, "\"%s\":%.3f,\"min\":%.3f,\"max\":%.3f,\"runs\":[", unit,
+			cell->med / scale, cell->min / scale, cell->max / scale);
+		for (i = 0; i < cell->runs; i++)
+			fprintf(f, "%s%.3f", i ? "," : "", cell->v[i] / scale);
+		fprintf(f, "],\"vs_kernel\":");
+		have = t == S_IPCD && ipc_runs_speedup(cells, &x);
+		json_num(f, have, x);
+		fputc('}', f);
+	}
+}
+
+/* The "pipe_pair" object (only when --tests has pipe or pair). */
+static void json_ipc(FILE *f)
+{
+	unsigned int c, g, t, i, k, n;
+	struct target tg[2];
+	char lead[96];
+
+	fprintf(f, "\"pipe_pair\":{\"transports\":{");
+	for (g = 0, k = 0; g < N_GRP; g++) {
+		if (!ipc_ran((enum grp)g))
+			continue;
+		fprintf(f, "%s\"%s\":{", k++ ? "," : "", grp_name[g]);
+		for (t = 0, i = 0; t < N_SIDE; t++) {
+			if (!side_on((enum side)t))
+				continue;
+			fprintf(f, "%s\"%s\":{\"ok\":%s,\"error\":", i++ ? "," : "",
+				side_name[g][t], grp_failed[g][t] ? "false" : "true");
+			if (grp_failed[g][t])
+				json_str(f, grp_err[g][t]);
+			else
+				fprintf(f, "null");
+			fputc('}', f);
+		}
+		fputc('}', f);
+	}
+	fprintf(f, "},\"ipcd_accelerated\":{");
+	for (g = 0, k = 0; g < N_GRP; g++) {
+		if (!ipc_ran((enum grp)g) || !o.tp_on[TP_IPCD])
+			continue;
+		fprintf(f, "%s\"%s\":{\"made\":%" PRIu64 ",\"counted\":%" PRIu64
+			",\"not_accelerated\":%s}", k++ ? "," : "", grp_counter[g], grp_made[g],
+			grp_counted[g], grp_not_accel[g] ? "true" : "false");
+	}
+	fprintf(f, "},\"conditions\":[");
+	for (c = 0, k = 0; c < N_COND; c++) {
+		const struct ipc_res *r = &ires[c];
+		char place[200];
+
+		if (!r->ran[G_PIPE] && !r->ran[G_PAIR])
+			continue;
+		ipc_placement((enum cond)c, place, sizeof(place));
+		fprintf(f, "%s{\"name\":\"%s\",\"placement\":", k++ ? "," : "", cond_name[c]);
+		json_str(f, place);
+		for (g = 0; g < N_GRP; g++) {
+			if (!r->ran[g])
+				continue;
+			fprintf(f, ",\"%s\":{\"loadavg_start\":[%.2f,%.2f,%.2f],"
+				"\"loadavg_end\":[%.2f,%.2f,%.2f],", grp_name[g],
+				r->load_start[g][0], r->load_start[g][1], r->load_start[g][2],
+				r->load_end[g][0], r->load_end[g][1], r->load_end[g][2]);
+			if (g == G_PIPE) {
+				snprintf(lead, sizeof(lead), "\"write_size\":%u,\"bytes_per_run\":%"
+					 PRIu64 ",", CHUNK, o.pipe_bytes / CHUNK * CHUNK);
+				fprintf(f, "\"throughput\":[");
+				json_ipc_runs(f, (enum grp)g, r->pipe_tput, lead, "gb_per_s", 1e9);
+				fprintf(f, "],\"rtt\":[");
+				json_ipc_rtt(f, (enum grp)g, r->pipe_rtt);
+				fprintf(f, "]}");
+			} else {
+				fprintf(f, "\"rtt\":[");
+				json_ipc_rtt(f, (enum grp)g, r->pair_rtt);
+				snprintf(lead, sizeof(lead), "\"size\":%u,\"messages_per_run\":%"
+					 PRIu64 ",", IPC_RATE_SIZE, o.rate_bytes / IPC_RATE_SIZE);
+				fprintf(f, "],\"rate\":[");
+				json_ipc_runs(f, (enum grp)g, r->pair_rate, lead,
+					      "messages_per_s", 1);
+				fprintf(f, "]}");
+			}
+		}
+		fputc('}', f);
+	}
+	n = ipc_targets(tg);
+	fprintf(f, "],\"targets\":[");
+	for (i = 0; i < n; i++) {
+		fprintf(f, "%s{\"name\":", i ? "," : "");
+		json_str(f, tg[i].name);
+		fprintf(f, ",\"unit\":\"%s\",\"value\":", tg[i].unit);
+		json_num(f, tg[i].have, tg[i].value);
+		fprintf(f, ",\"limit\":%.2f,\"pass\":%s}", tg[i].limit,
+			!tg[i].have ? "null" : tg[i].pass ? "true" : "false");
+	}
+	fprintf(f, "]}");
 }
 
 static void write_json(const char *path, const char *date, double elapsed, int status)
@@ -2042,8 +3250,13 @@ static void write_json(const char *path, const char *date, double elapsed, int s
 		fprintf(f, ",\"limit\":%.2f,\"pass\":%s}", tg[i].limit,
 			!tg[i].have ? "null" : tg[i].pass ? "true" : "false");
 	}
+	fputc(']', f);
+	if (ipc_ran(G_PIPE) || ipc_ran(G_PAIR)) {
+		fputc(',', f);
+		json_ipc(f);
+	}
 	/* Flat figures for scripts/demo.sh: the spin condition, else busy. */
-	fprintf(f, "],\"summary\":{\"condition\":\"%s\",\"ipcd_rtt64_p50_us\":",
+	fprintf(f, ",\"summary\":{\"condition\":\"%s\",\"ipcd_rtt64_p50_us\":",
 		cond_name[s == &res[C_SPIN] ? C_SPIN : C_BUSY]);
 	json_num(f, s->rtt[RTT_64][TP_IPCD].ok, s->rtt[RTT_64][TP_IPCD].p50 / 1e3);
 	fprintf(f, ",\"kernel_tcp_rtt64_p50_us\":");
@@ -2180,7 +3393,11 @@ static void usage(FILE *f)
 		"  --json FILE        where to write every figure (default: bench-sock.json)\n"
 		"  --transports LIST  comma-separated: kernel-tcp,kernel-unix,ipcd (default: all)\n"
 		"  --conditions LIST  comma-separated: spin,busy (default: both)\n"
-		"  --tests LIST       comma-separated: rtt,rate,conn (default: all three)\n"
+		"  --tests LIST       comma-separated: rtt,rate,conn,pipe,pair (default:\n"
+		"                     rtt,rate,conn). pipe: 64 KiB pipe throughput and 64 B\n"
+		"                     round trip over two pipes; pair: socketpair(AF_UNIX,\n"
+		"                     SOCK_STREAM) 64 B round trip and 8 B one-way messages; both\n"
+		"                     between a role and its forked peer, kernel against ipcd\n"
 		"  --monitor PATH     ipcd-monitor (default: %s)\n"
 		"  --preload PATH     libipcd.so (default: %s)\n"
 		"  --ipcdctl PATH     ipcdctl (default: %s)\n"
@@ -2236,7 +3453,7 @@ static void parse_opts(int argc, char **argv)
 		o.tp_on[i] = true;
 	for (i = 0; i < N_COND; i++)
 		o.cond_on[i] = true;
-	for (i = 0; i < IPCD_ARRAY_SIZE(o.test_on); i++)
+	for (i = 0; i < N_TEST_DEFAULT; i++)
 		o.test_on[i] = true;
 	while ((c = getopt_long(argc, argv, "qj:h", lo, NULL)) != -1) {
 		switch (c) {
@@ -2259,7 +3476,7 @@ static void parse_opts(int argc, char **argv)
 			}
 			break;
 		case 'T':
-			if (!parse_list(optarg, test_name, IPCD_ARRAY_SIZE(test_name), o.test_on)) {
+			if (!parse_list(optarg, test_name, N_TEST, o.test_on)) {
 				fprintf(stderr, "ipcd-bench-sock: bad --tests '%s'\n", optarg);
 				exit(2);
 			}
@@ -2297,6 +3514,8 @@ static void parse_opts(int argc, char **argv)
 		o.conn_min = 200;
 		o.conn_budget_ns = NS_PER_S / 5;
 		o.role_timeout_s = 30;
+		o.pipe_bytes = 256u << 20;
+		o.pipe_runs = 3;
 	} else {
 		o.rtt_rounds = 4;
 		o.rtt_target = 20000;
@@ -2309,6 +3528,8 @@ static void parse_opts(int argc, char **argv)
 		o.conn_min = 500;
 		o.conn_budget_ns = NS_PER_S;
 		o.role_timeout_s = 60;
+		o.pipe_bytes = 1ull << 30;
+		o.pipe_runs = 5;
 	}
 }
 
@@ -2397,6 +3618,10 @@ int main(int argc, char **argv)
 		else
 			printf("monitor  %s (pid %d), embedded default config, control socket in "
 			       "%s\n         %s\n", o.monitor, (int)mon_pid, tmpdir, mon_config);
+		/* Without a monitor the ipcd side of the pipe and pair groups cannot run either. */
+		for (c = 0; c < N_GRP && tp_failed[TP_IPCD]; c++)
+			if (o.test_on[c == G_PIPE ? T_PIPE : T_PAIR])
+				grp_fail((enum grp)c, S_IPCD, "setup", tp_err[TP_IPCD], scratch);
 	}
 	printf("sampling CLOCK_MONOTONIC around each send + recv; every byte checked\n");
 
@@ -2436,6 +3661,11 @@ int main(int argc, char **argv)
 			run_runs((enum cond)c, T_CONN, r->conn, 1);
 			print_conn((enum cond)c, r);
 		}
+		for (i = 0; i < N_GRP; i++)
+			if (o.test_on[i == G_PIPE ? T_PIPE : T_PAIR]) {
+				run_ipc_group((enum cond)c, (enum grp)i);
+				print_ipc_group((enum cond)c, (enum grp)i);
+			}
 		if (c == C_SPIN)
 			r->floor_end = probe_floor();
 		else
@@ -2445,6 +3675,7 @@ int main(int argc, char **argv)
 	}
 
 	print_summary();
+	print_ipc_summary();
 	if (o.tp_on[TP_IPCD] && ipcd_conns)
 		printf("\nipcd: %" PRIu64 " of %" PRIu64 " connections accelerated (the monitor's "
 		       "counters, checked after every ipcd block)\n", ipcd_accel, ipcd_conns);
@@ -2453,6 +3684,12 @@ int main(int argc, char **argv)
 	for (c = 0; c < N_TP; c++)
 		if (o.tp_on[c] && tp_failed[c]) {
 			printf("FAILED: %s: %s\n", tp_name[c], tp_err[c]);
+			status = 1;
+		}
+	for (c = 0; c < N_GRP * N_SIDE; c++)
+		if (grp_failed[c / N_SIDE][c % N_SIDE]) {
+			printf("FAILED: %s %s: %s\n", side_who((enum side)(c % N_SIDE)),
+			       grp_name[c / N_SIDE], grp_err[c / N_SIDE][c % N_SIDE]);
 			status = 1;
 		}
 	getloadavg(load, 3);
