@@ -803,9 +803,9 @@ static void pp_ping(const struct role *r, const struct pp_io *io)
 			s[n++] = clamp32(t1 - t0);
 	}
 	/* Our end's close is the peer's EOF; its close (or exit) is ours. */
-	if (io->sock)
-		shutdown(io->out, SHUT_WR);
-	else
+	if (io->sock && shutdown(io->out, SHUT_WR))
+		r_die("shutdown(SHUT_WR): %s", strerror(errno));
+	if (!io->sock)
 		close(io->out);
 	if (pp_recv(io, buf, 1) != 0)
 		r_die("data from the peer where EOF was expected");
