@@ -158,6 +158,7 @@ struct conn {
 	uint8_t a_end;			/* enum end */
 	uint8_t b_end;
 	uint8_t reset;			/* IPCD_CONN_RESET_* we set */
+	uint8_t kind;			/* IPCD_CONN_KIND_* */
 	bool queued;
 	bool accepted;
 	bool kit;			/* made by KITS: B's is the lane's listener until LANE_DONE */
@@ -629,6 +630,7 @@ static void region_give(struct conn *k, struct ipcd_region *reg, uint32_t ring_b
 	memcpy(ctl->b_addr, k->b_addr, 16);
 	ctl->a_port = k->a_port;
 	ctl->b_port = k->b_port;
+	ctl->kind = k->kind;
 	/* One process per end for now; the ends count forks themselves. */
 	ctl->holders_a = 1;
 	ctl->holders_b = 1;
@@ -689,6 +691,8 @@ static void mark_end(struct conn *k, bool b_side, bool reset)
 	ctl = (struct ipcd_conn_ctl *)(void *)(base + k->off[IPCD_AREA_CONN_CTL]);
 	if (ipcd_load_acquire(&in->prod_bytes) != ipcd_load_relaxed(&in->cons_bytes))
 		reset = true;
+	if (k->kind == IPCD_CONN_KIND_PIPE)
+		reset = false;		/* a pipe's writers get EPIPE, its reader EOF */
 	if (reset) {
 		ipcd_fetch_or(&ctl->reset, bit);
 		if (!k->reset)
@@ -1431,6 +1435,52 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 	return 0;
 }
 
+/*
+ * A pipe or socketpair: a connection with no listener and no address, both
+ * ends the caller's from the start (as if connected and accepted). The
+ * ends then live as any connection's: fork and exec share them through hold
+ * tokens, the last holder of an end closes it, a death closes the ends its
+ * process was the last to hold.
+ */
+int conns_pair(struct mon_client *c, const struct ipcd_pair_req *r, struct ipcd_conn_resp *out)
+{
+	struct conn *k;
+	int rc;
+
+	if ((r->kind != IPCD_CONN_KIND_PIPE && r->kind != IPCD_CONN_KIND_UNIX) || r->flags ||
+	    r->pad || r->ring_bytes > HINT_MAX)
+		return -EINVAL;
+	k = conn_alloc();
+	if (!k) {
+		cs.st.no_room++;
+		return -ENOBUFS;
+	}
+	k->kind = (uint8_t)r->kind;
+	k->a_owner = k->b_owner = c->id;
+	k->a_pid = k->b_pid = c->pid;
+	k->a_uid = k->b_uid = c->uid;
+	k->accepted = true;
+	rc = region_make(k, ring_size(r->ring_bytes, 0));
+	if (rc) {
+		log_warn("process %d (%s): %s: cannot create its region: %s", c->pid, c->comm,
+			 k->kind == IPCD_CONN_KIND_PIPE ? "pipe" : "socketpair", strerror(-rc));
+		conn_drop(k);
+		cs.st.no_room++;
+		return rc == -ENOSPC ? -ENOBUFS : rc;
+	}
+	rc = send_conn(c, k, 0, false);
+	if (rc) {
+		conn_drop(k);
+		return rc;
+	}
+	if (k->kind == IPCD_CONN_KIND_PIPE)
+		cs.st.pipes++;
+	else
+		cs.st.socketpairs++;
+	fill_resp(out, k->id, k->b_addr, 0, 0);
+	return 0;
+}
+
 int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 {
 	struct conn *k = conn_find(r->conn_id);
@@ -1966,6 +2016,7 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 		e->b_uid = k->b_uid;
 		e->reset = k->reset;
 		e->ring_bytes = k->ring_bytes;
+		e->kind = k->kind;
 		if (k->kit && k->lane && !k->kit_seen && k->a_end == END_OPEN &&
 		    k->b_end == END_OPEN)
 			e->state = CONN_KIT;

@@ -364,6 +364,7 @@ struct conns_entry {
 	enum conn_state state;
 	uint32_t reset;		/* IPCD_CONN_RESET_* the monitor set */
 	uint32_t ring_bytes;	/* capacity of each ring */
+	uint32_t kind;		/* IPCD_CONN_KIND_* */
 	bool rings_known;	/* false if the region could not be read */
 	struct conns_dir a2b;
 	struct conns_dir b2a;
@@ -389,6 +390,8 @@ struct conns_stats {
 	uint64_t closed_early;	/* ends found closed in a lane region before their CLOSE */
 	uint64_t holds;		/* hold tokens given (HOLD: an end shared by fork) */
 	uint64_t hold_hups;	/* ends whose last holder closed its token or exited */
+	uint64_t pipes;		/* PAIR: pipes made */
+	uint64_t socketpairs;	/* PAIR: AF_UNIX socketpairs made */
 	uint32_t lanes;		/* lanes now */
 	uint32_t active;
 	uint32_t max;
@@ -407,6 +410,8 @@ int conns_close(struct mon_client *c, const struct ipcd_close_req *r);
 int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_kits_resp *out);
 int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r);
 int conns_kit_accepted(struct mon_client *c, const struct ipcd_kit_accepted_req *r);
+/* PAIR: a pipe or socketpair, both ends the caller's; its fds go before the answer. */
+int conns_pair(struct mon_client *c, const struct ipcd_pair_req *r, struct ipcd_conn_resp *out);
 /* HOLD: a hold token for an end (proto.h struct ipcd_hold_req), sent before the answer. */
 int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r);
 /* REGION: the end's region memfd (IPCD_CTL_REGION_FD), sent before the answer (exec). */

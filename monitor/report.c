@@ -237,12 +237,35 @@ static const char *ep_str(const uint8_t a[16], uint16_t port, char *buf, size_t 
 	return buf;
 }
 
-/* "PID ADDR:PORT" for one end, as the text table shows it. */
-static const char *end_str(pid_t pid, const uint8_t a[16], uint16_t port, char *buf, size_t len)
+static const char *kind_name(uint32_t kind)
+{
+	return kind == IPCD_CONN_KIND_PIPE ? "pipe" : kind == IPCD_CONN_KIND_UNIX ? "unix" : "tcp";
+}
+
+/*
+ * One end's address: ADDR:PORT for TCP; a pipe's ends are "pipe:w" (A) and
+ * "pipe:r" (B), a socketpair's "unix" (no address, as getsockname says).
+ */
+static const char *end_addr(const struct conns_entry *e, bool b_side, char *buf, size_t len)
+{
+	if (e->kind == IPCD_CONN_KIND_PIPE)
+		snprintf(buf, len, "%s", b_side ? "pipe:r" : "pipe:w");
+	else if (e->kind == IPCD_CONN_KIND_UNIX)
+		snprintf(buf, len, "unix");
+	else if (b_side)
+		ep_str(e->b_addr, e->b_port, buf, len);
+	else
+		ep_str(e->a_addr, e->a_port, buf, len);
+	return buf;
+}
+
+/* "PID ADDR" for one end, as the text table shows it. */
+static const char *end_str(const struct conns_entry *e, bool b_side, char *buf, size_t len)
 {
 	char ep[INET6_ADDRSTRLEN + 10];
 
-	snprintf(buf, len, "%d %s", (int)pid, ep_str(a, port, ep, sizeof(ep)));
+	snprintf(buf, len, "%d %s", (int)(b_side ? e->b_pid : e->a_pid),
+		 end_addr(e, b_side, ep, sizeof(ep)));
 	return buf;
 }
 
@@ -266,8 +289,8 @@ static void conn_text(struct out *o, const struct conns_entry *e)
 		snprintf(ba[2], sizeof(ba[2]), "%" PRIu64, unread(&e->b2a));
 	}
 	put(o, "%-12" PRIu64 " %-33s %-33s %-12s %9u %12s %9s %9s %12s %9s %9s  %s\n", e->id,
-	    end_str(e->a_pid, e->a_addr, e->a_port, a, sizeof(a)),
-	    end_str(e->b_pid, e->b_addr, e->b_port, b, sizeof(b)), conns_state_name(e->state),
+	    end_str(e, false, a, sizeof(a)), end_str(e, true, b, sizeof(b)),
+	    conns_state_name(e->state),
 	    e->ring_bytes, ab[0], ab[1], ab[2], ba[0], ba[1], ba[2], "accelerated");
 }
 
@@ -285,12 +308,13 @@ static void conn_json(struct out *o, const struct conns_entry *e)
 {
 	char a[INET6_ADDRSTRLEN + 10], b[INET6_ADDRSTRLEN + 10];
 
-	ep_str(e->a_addr, e->a_port, a, sizeof(a));
-	ep_str(e->b_addr, e->b_port, b, sizeof(b));
+	end_addr(e, false, a, sizeof(a));
+	end_addr(e, true, b, sizeof(b));
 	elem(o);
-	put(o, "{\"id\":%" PRIu64 ",\"a\":\"%s\",\"a_pid\":%d,\"b\":\"%s\",\"b_pid\":%d,"
-	    "\"state\":\"%s\",\"accelerated\":true,\"ring_bytes\":%u,\"reset_a\":%s,"
-	    "\"reset_b\":%s", e->id, a, (int)e->a_pid, b, (int)e->b_pid,
+	put(o, "{\"id\":%" PRIu64 ",\"kind\":\"%s\",\"a\":\"%s\",\"a_pid\":%d,\"b\":\"%s\","
+	    "\"b_pid\":%d,\"state\":\"%s\",\"accelerated\":true,\"ring_bytes\":%u,"
+	    "\"reset_a\":%s,\"reset_b\":%s", e->id, kind_name(e->kind), a, (int)e->a_pid, b,
+	    (int)e->b_pid,
 	    conns_state_name(e->state), e->ring_bytes,
 	    e->reset & IPCD_CONN_RESET_A ? "true" : "false",
 	    e->reset & IPCD_CONN_RESET_B ? "true" : "false");
@@ -371,7 +395,7 @@ static void q_counters(struct out *o)
 		[IPCD_OP_CLOSE] = "close", [IPCD_OP_FALLBACK] = "fallback",
 		[IPCD_OP_KITS] = "kits", [IPCD_OP_LANE_DONE] = "lane_done",
 		[IPCD_OP_KIT_ACCEPTED] = "kit_accepted", [IPCD_OP_HOLD] = "hold",
-		[IPCD_OP_REGION] = "region",
+		[IPCD_OP_REGION] = "region", [IPCD_OP_PAIR] = "pair",
 	};
 	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
 	struct ipcd_reqq_stats st;
@@ -399,14 +423,14 @@ static void q_counters(struct out *o)
 		    ",\"reset\":%" PRIu64 ",\"refused_connects\":%" PRIu64
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
 		    ",\"pooled\":%" PRIu64 ",\"holds\":%" PRIu64 ",\"hold_hups\":%" PRIu64
-		    "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
+		    ",\"pipes\":%" PRIu64 ",\"socketpairs\":%" PRIu64 "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
 		    ",\"kits\":%" PRIu64 ",\"kits_unused\":%" PRIu64 ",\"kits_requeued\":%"
 		    PRIu64 ",\"regions_reused\":%" PRIu64 ",\"closed_early\":%" PRIu64
 		    "},\"fallbacks\":{\"total\":%" PRIu64
 		    ",\"by_reason\":{", cn.active, cn.created,
 		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
 		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, cn.holds,
-		    cn.hold_hups, cn.lanes, cn.lanes_made,
+		    cn.hold_hups, cn.pipes, cn.socketpairs, cn.lanes, cn.lanes_made,
 		    cn.kits, cn.kits_unused, cn.kits_requeued, cn.regions_reused, cn.closed_early,
 		    fb_total);
 		for (k = 1; k <= IPCD_FB_MAX; k++)
@@ -445,6 +469,8 @@ static void q_counters(struct out *o)
 	put(o, "  holds         %" PRIu64 "  (hold tokens: ends shared by fork)\n", cn.holds);
 	put(o, "  hold hang-ups %" PRIu64 "  (ends whose last holder closed or exited)\n",
 	    cn.hold_hups);
+	put(o, "  pipes         %" PRIu64 "  (pipe(2) made: one connection each)\n", cn.pipes);
+	put(o, "  socketpairs   %" PRIu64 "  (socketpair(AF_UNIX) made)\n", cn.socketpairs);
 	put(o, "lanes           %u now, %" PRIu64 " made  (connection setup without the monitor)\n",
 	    cn.lanes, cn.lanes_made);
 	put(o, "  kits          %" PRIu64 "  (connections made ahead of need for a lane)\n",

@@ -148,6 +148,21 @@ static void op_accept(struct mon_client *c, const struct ipcd_req *req)
 		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
 }
 
+/* PAIR sends the region's fds before the response, as CONNECT does. */
+static void op_pair(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_conn_resp out;
+	struct ipcd_pair_req r;
+	int rc;
+
+	if (!take_body(c, req, &r, sizeof(r)))
+		return;
+	rc = conns_pair(c, &r, &out);
+	if (c->state == CL_ACTIVE)
+		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+	conns_refill();
+}
+
 static void op_close(struct mon_client *c, const struct ipcd_req *req)
 {
 	struct ipcd_close_req r;
@@ -221,6 +236,7 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_KIT_ACCEPTED] = op_kit_accepted,
 	[IPCD_OP_HOLD] = op_hold,
 	[IPCD_OP_REGION] = op_hold,
+	[IPCD_OP_PAIR] = op_pair,
 	[IPCD_OP_UNBIND] = op_unbind,
 	[IPCD_OP_CONNECT] = op_connect,
 	[IPCD_OP_ACCEPT] = op_accept,

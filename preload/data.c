@@ -13,7 +13,15 @@
  *
  * Each direction has its own lock, so one thread may read while another
  * writes; two readers (or writers) of one socket take turns, as the
- * kernel's socket lock makes them.
+ * kernel's socket lock makes them. Processes that share an end (fork: a
+ * pipe's writers, a jobserver's readers) take turns on the ring's own lock
+ * in shared memory (prod_lock, cons_lock), held for a copy, never across a
+ * sleep, as the kernel holds a pipe's mutex.
+ *
+ * Pipes (IPCD_CONN_KIND_PIPE) are connections whose A end writes and B end
+ * reads: the kernel's pipe semantics on top (EBADF the wrong way, a write of
+ * at most PIPE_BUF bytes never split, EPIPE and SIGPIPE once the readers are
+ * gone, POLLHUP / POLLERR as pipe_poll reports them).
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
@@ -55,6 +63,67 @@ static __ipcd_always_inline void unlock(struct ipcd_lock *l)
 {
 	if (unlikely(ipcd_xchg(&l->word, 0) == 2))
 		ipcd_futex_wake(&l->word);
+}
+
+/*
+ * The ring's lock between processes (shm_abi.h prod_lock / cons_lock): our
+ * pid while we copy. Held for a copy only, so a waiter spins briefly, then
+ * sleeps on the word; every RING_LOCK_CHECK_NS it asks whether the holder
+ * still exists, and takes the lock over from one that died holding it (a
+ * SIGKILL mid-copy: the record it did not publish is simply not there).
+ * Like the kernel's pipe mutex, never interrupted by a signal.
+ */
+#define RING_LOCK_SPIN		128u
+#define RING_LOCK_CHECK_NS	(20 * 1000 * 1000)
+
+static bool ring_holder_gone(uint32_t v)
+{
+	pid_t pid = (pid_t)(v & ~IPCD_RING_LOCK_WAITERS);
+
+	return pid <= 0 || (pid != ipcd_self_pid && kill(pid, 0) != 0 && errno == ESRCH);
+}
+
+static __ipcd_noinline void ring_lock_slow(uint32_t *w, uint32_t v)
+{
+	uint32_t me = (uint32_t)ipcd_self_pid | IPCD_RING_LOCK_WAITERS;
+	unsigned int i;
+	int saved = errno;
+
+	for (i = 0;; i++) {
+		if (!v) {
+			/* Contended: whoever frees it next must wake. */
+			if (ipcd_cas(w, &v, me))
+				break;
+			continue;
+		}
+		if (i < RING_LOCK_SPIN) {
+			ipcd_cpu_relax();
+			v = ipcd_load_relaxed(w);
+			continue;
+		}
+		if (!(v & IPCD_RING_LOCK_WAITERS) && !ipcd_cas(w, &v, v | IPCD_RING_LOCK_WAITERS))
+			continue;
+		v |= IPCD_RING_LOCK_WAITERS;
+		if (ipcd_futex_wait(w, v, RING_LOCK_CHECK_NS) == -ETIMEDOUT &&
+		    ring_holder_gone(v) && ipcd_cas(w, &v, me))
+			break;
+		v = ipcd_load_relaxed(w);
+	}
+	errno = saved;
+}
+
+static __ipcd_always_inline void ring_lock(uint32_t *w)
+{
+	uint32_t v = 0;
+
+	if (unlikely(!ipcd_cas(w, &v, (uint32_t)ipcd_self_pid)))
+		ring_lock_slow(w, v);
+}
+
+static __ipcd_always_inline void ring_unlock(uint32_t *w)
+{
+	if (unlikely(ipcd_xchg(w, 0) & IPCD_RING_LOCK_WAITERS))
+		ipcd_futex_wake(w);
 }
 
 /* ---- signals -------------------------------------------------------------- */
@@ -146,6 +215,26 @@ void ipcd_conn_clear(struct ipcd_sock *s, int fd)
 		ipcd_eventfd_signal(fd);
 }
 
+/* pipe_poll(): the read end POLLIN with data, POLLHUP once no writer is left;
+ * the write end POLLOUT with room for PIPE_BUF bytes, POLLERR once no reader is. */
+static short pipe_events(struct ipcd_sock *s, short want)
+{
+	short ev = 0;
+
+	if (s->conn.acceptor) {
+		if (ipcd_spsc_unread(&s->conn.rx))
+			ev |= POLLIN | POLLRDNORM;
+		if (ipcd_load_acquire(&s->conn.rx.shm->prod_closed))
+			ev |= POLLHUP;
+	} else {
+		if (ipcd_load_relaxed(&s->conn.tx.shm->cons_closed))
+			ev |= POLLERR;
+		else if (ipcd_spsc_writable(&s->conn.tx, PIPE_BUF))
+			ev |= POLLOUT | POLLWRNORM;
+	}
+	return ev & (want | POLLHUP | POLLERR);
+}
+
 short ipcd_conn_events(struct ipcd_sock *s, short want)
 {
 	bool rd_closed = ipcd_load_acquire(&s->conn.rx.shm->prod_closed) ||
@@ -154,6 +243,8 @@ short ipcd_conn_events(struct ipcd_sock *s, short want)
 	bool reset = peer_rst && !atomic_load(&s->reset_told);
 	short ev = 0;
 
+	if (s->kind == IPCD_CONN_KIND_PIPE)
+		return pipe_events(s, want);
 	if (rx_ready(s))
 		ev |= POLLIN | POLLRDNORM;
 	if (rd_closed)
@@ -385,6 +476,7 @@ ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 {
 	bool nb = (flags & MSG_DONTWAIT) || atomic_load_explicit(&s->nonblock,
 								  memory_order_relaxed);
+	bool pipe = s->kind == IPCD_CONN_KIND_PIPE;
 	unsigned int peek = flags & MSG_PEEK ? IPCD_SPSC_PEEK : 0;
 	struct iov_cur cur = { .iov = iov, .cnt = iovcnt };
 	struct iovec part[IOV_CHUNK];
@@ -393,10 +485,13 @@ ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 
 	if (flags & (MSG_OOB | MSG_TRUNC | MSG_ERRQUEUE))
 		return fail(flags & MSG_OOB ? EINVAL : EOPNOTSUPP);
+	if (unlikely(pipe && !s->conn.acceptor))
+		return fail(EBADF);	/* read on a pipe's write end */
 	rc = iov_total(iov, iovcnt, &total);
 	if (rc)
 		return fail(-rc);
 	lock(&s->rx_lock);
+	ring_lock(&s->conn.rx.shm->cons_lock);
 	while (done < total) {
 		int n = iov_rest(&cur, part);
 		ssize_t got = ipcd_spsc_readv(&s->conn.rx, part, n, peek);
@@ -409,13 +504,14 @@ ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 			continue;
 		}
 		if (got == 0) {		/* end of stream */
-			if (!done && peer_reset(s) && !atomic_exchange(&s->reset_told, true))
+			if (!done && !pipe && peer_reset(s) &&
+			    !atomic_exchange(&s->reset_told, true))
 				err = ECONNRESET;
 			break;
 		}
 		if (got == -EPROTO) {	/* the peer broke its ring: as a reset */
 			if (!done)
-				err = ECONNRESET;
+				err = pipe ? EIO : ECONNRESET;
 			break;
 		}
 		if (atomic_load(&s->shut_rd))
@@ -427,13 +523,16 @@ ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 			}
 			break;
 		}
+		ring_unlock(&s->conn.rx.shm->cons_lock);
 		rc = conn_wait(s, true, 0, s->rcvtimeo_ns);
+		ring_lock(&s->conn.rx.shm->cons_lock);
 		if (rc) {
 			if (!done)
 				err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
 			break;
 		}
 	}
+	ring_unlock(&s->conn.rx.shm->cons_lock);
 	unlock(&s->rx_lock);
 	if (err)
 		return fail(err);
@@ -447,25 +546,36 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 {
 	bool nb = (flags & MSG_DONTWAIT) || atomic_load_explicit(&s->nonblock,
 								  memory_order_relaxed);
+	bool pipe = s->kind == IPCD_CONN_KIND_PIPE;
 	struct iov_cur cur = { .iov = iov, .cnt = iovcnt };
 	struct iovec part[IOV_CHUNK];
 	size_t total, done = 0;
+	bool whole;
 	int err = 0, rc;
 
 	if (flags & MSG_OOB)
 		return fail(EOPNOTSUPP);
+	if (unlikely(pipe && s->conn.acceptor))
+		return fail(EBADF);	/* write on a pipe's read end */
 	rc = iov_total(iov, iovcnt, &total);
 	if (rc)
 		return fail(-rc);
+	/* A pipe never splits a write of at most PIPE_BUF bytes (pipe(7)). */
+	whole = pipe && total <= PIPE_BUF;
 	lock(&s->tx_lock);
+	ring_lock(&s->conn.tx.shm->prod_lock);
 	if (atomic_load(&s->shut_wr)) {
 		err = EPIPE;
 		goto out;
 	}
 	while (done < total) {
 		int n = iov_rest(&cur, part);
-		ssize_t put = ipcd_spsc_writev(&s->conn.tx, part, n);
+		ssize_t put;
 
+		if (whole && !ipcd_spsc_writable(&s->conn.tx, (uint32_t)total))
+			put = -EAGAIN;
+		else
+			put = ipcd_spsc_writev(&s->conn.tx, part, n);
 		if (put > 0) {
 			done += (size_t)put;
 			iov_advance(&cur, (size_t)put);
@@ -474,6 +584,10 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 		if (put == -EPIPE || put == -EPROTO) {
 			if (done)
 				break;
+			if (pipe) {
+				err = put == -EPIPE ? EPIPE : EIO;	/* no reader left */
+				break;
+			}
 			if (put == -EPROTO ||
 			    (peer_reset(s) && !atomic_exchange(&s->reset_told, true))) {
 				err = ECONNRESET;
@@ -498,7 +612,10 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 			arm_tx_event(s, fd);	/* partial or none: room is short either way */
 			break;
 		}
-		rc = conn_wait(s, false, tx_want(s, total - done), s->sndtimeo_ns);
+		ring_unlock(&s->conn.tx.shm->prod_lock);
+		rc = conn_wait(s, false, whole ? (uint32_t)total : tx_want(s, total - done),
+			       s->sndtimeo_ns);
+		ring_lock(&s->conn.tx.shm->prod_lock);
 		if (rc) {
 			if (!done)
 				err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
@@ -511,6 +628,7 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 		}
 	}
 out:
+	ring_unlock(&s->conn.tx.shm->prod_lock);
 	unlock(&s->tx_lock);
 	if (err == EPIPE)
 		ipcd_sigpipe(flags);

@@ -110,7 +110,7 @@ struct ho_end {
 	uint8_t rst_told;
 	uint8_t drop;			/* close-on-exec: the new image only closes its token */
 	uint8_t listen;			/* a listener: the fields below, not the connection's */
-	uint8_t pad;
+	uint8_t kind;			/* a connection end's IPCD_CONN_KIND_* */
 	uint32_t bind_id;
 	int32_t kfd;			/* the kernel listener */
 	int32_t lfd;			/* the monitor's accept eventfd */
@@ -230,7 +230,7 @@ static const char *self_path(void)
  * such as nginx hand their new binary a cleared environment.
  */
 static const char *const kept_names[] = { "IPCD_SOCKET", "IPCD_SPIN_US", "IPCD_QUIET",
-					  "IPCD_LANES" };
+					  "IPCD_LANES", "IPCD_PIPES" };
 static char kept_vals[IPCD_ARRAY_SIZE(kept_names)][256];
 
 static void keep_settings(void)
@@ -495,6 +495,7 @@ static void fill_end(struct ho_end *e, const struct ho_slot *sl, uint32_t first,
 	e->shut_rd = atomic_load(&s->shut_rd);
 	e->shut_wr = atomic_load(&s->shut_wr);
 	e->reset_told = atomic_load(&s->reset_told);
+	e->kind = s->kind;
 	e->rst_sent = atomic_load(&s->rst_sent);
 	e->rst_told = atomic_load(&s->rst_told);
 	e->drop = sl->drop;
@@ -850,16 +851,19 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 	if (e->drop)
 		return;		/* not written by us (the exec closes those ends' tokens) */
 	n = fds_of(e, list, ends, n_ends, app, IPCD_ARRAY_SIZE(app));
-	s = ipcd_sock_new(e->domain == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM);
+	s = ipcd_sock_new(e->kind == IPCD_CONN_KIND_PIPE ? AF_UNSPEC
+			  : e->domain == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM);
 	if (!s) {
 		ipcd_real.close(e->region_fd);
 		return;
 	}
+	/* The ring says what it is (the monitor wrote it); the record must agree. */
+	s->kind = e->kind <= IPCD_CONN_KIND_UNIX ? e->kind : IPCD_CONN_KIND_TCP;
 	fds[IPCD_CTL_CONN_FD_REGION] = e->region_fd;
 	fds[IPCD_CTL_CONN_FD_SELF] = -1;
 	fds[IPCD_CTL_CONN_FD_PEER] = e->wake_peer;
 	if (ipcd_conn_open(fds, e->region_size, e->acceptor, &s->conn) ||
-	    s->conn.conn_id != e->conn_id) {
+	    s->conn.conn_id != e->conn_id || s->conn.ctl->kind != s->kind) {
 		log_line("ipcd: exec: connection %" PRIu64 " from the old image is not valid: "
 			 "its fds stay closed\n", e->conn_id);
 		ipcd_conn_release(&s->conn);

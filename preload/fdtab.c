@@ -84,6 +84,8 @@ void ipcd_fdtab_set(int fd, struct ipcd_sock *s, bool cloexec)
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	atomic_store_explicit(&fd_cloexec[fd], cloexec, memory_order_relaxed);
 	atomic_store_explicit(&ipcd_fdtab[fd], s, memory_order_release);
+	if (unlikely(fd <= 2))
+		ipcd_stdio_take(fd);
 }
 
 struct ipcd_sock *ipcd_fdtab_take(int fd)
@@ -132,10 +134,12 @@ static bool end_release(struct ipcd_sock *s)
 	/*
 	 * Closed with bytes it never read: the kernel answers with an RST, and
 	 * the peer sees ECONNRESET and EPOLLERR|EPOLLHUP. Our reset bit before
-	 * the rings' closed marks (the peer reads it after seeing them).
+	 * the rings' closed marks (the peer reads it after seeing them). A
+	 * pipe's last reader leaves its writers EPIPE, never a reset.
 	 */
-	if (ipcd_spsc_unread(&s->conn.rx) ||
-	    (s->linger.l_onoff && s->linger.l_linger == 0))	/* SO_LINGER {1, 0}: an RST */
+	if (s->kind != IPCD_CONN_KIND_PIPE &&
+	    (ipcd_spsc_unread(&s->conn.rx) ||
+	     (s->linger.l_onoff && s->linger.l_linger == 0)))	/* SO_LINGER {1, 0}: an RST */
 		ipcd_fetch_or(&s->conn.ctl->reset,
 			      s->conn.acceptor ? IPCD_CONN_RESET_B : IPCD_CONN_RESET_A);
 	ipcd_spsc_close_prod(&s->conn.tx);
@@ -253,6 +257,31 @@ void ipcd_fdtab_drop_range(unsigned int first, unsigned int last)
 		if (s)
 			ipcd_sock_put(s);
 	}
+}
+
+static void hide(struct ipcd_fdset *h, int fd)
+{
+	if (fd >= 0 && h->n < h->max)
+		h->fds[h->n++] = fd;
+}
+
+void ipcd_hidden_fds(struct ipcd_fdset *h)
+{
+	struct ipcd_sock *s;
+
+	ipcd_state_hidden_fds(h);
+	ipcd_lanes_hidden_fds(h);
+	pthread_mutex_lock(&socks_mu);
+	for (s = socks; s; s = s->next) {
+		hide(h, s->conn.wake_peer);
+		hide(h, s->conn.hold_fd);
+		hide(h, s->kfd);
+		hide(h, s->lfd);
+		hide(h, s->lhold);
+		if (s->state == IPCD_SK_LISTEN)
+			ipcd_llanes_hidden_fds(s, h);
+	}
+	pthread_mutex_unlock(&socks_mu);
 }
 
 void ipcd_socks_hold_one(struct ipcd_sock *s, int delta)

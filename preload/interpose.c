@@ -132,4 +132,26 @@ void *ipcd_real_slot(unsigned int i)
 			return r;						\
 		}								\
 	}
+/* The same, but a pipe is not a socket. */
+#define IPCD_SOCK_CALL(ret, name, params, ...)					\
+	IPCD_EXPORT ret name params						\
+	{									\
+		struct ipcd_sock *s;						\
+		ret r;								\
+										\
+		ipcd_init();							\
+		if (unlikely(!ipcd_real.name))					\
+			return (ret)ipcd_enosys();				\
+		if (likely(!ipcd_fdtab_get(fd)) || ipcd_inside ||		\
+		    !(s = ipcd_sock_get(fd)))					\
+			return ipcd_real.name(__VA_ARGS__);			\
+		if (unlikely(s->kind == IPCD_CONN_KIND_PIPE)) {			\
+			ipcd_sock_put(s);					\
+			errno = ENOTSOCK;					\
+			return (ret)-1;						\
+		}								\
+		r = ipcd_sock_##name(s, __VA_ARGS__);				\
+		ipcd_sock_put(s);	/* preserves errno */			\
+		return r;							\
+	}
 #include "calls.def"

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
@@ -16,6 +17,7 @@
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <fcntl.h>
@@ -78,6 +80,10 @@ void ipcd_state_on_socket(int domain, int type);
 void ipcd_state_load_env(void);
 /* IPCD_QUIET=1 at load: no warning lines on stderr. */
 bool ipcd_quiet(void);
+/* Register for a pipe: silently, and without a verdict if no monitor (state.c). */
+bool ipcd_state_attach_quiet(void);
+/* IPCD_PIPES=0 at load: pipes stay the kernel's (pipe.c). */
+bool ipcd_pipes_enabled(void);
 /* fork.c/pthread_atfork: the child forgets the parent's registration. */
 void ipcd_state_atfork_prepare(void);
 void ipcd_state_atfork_parent(void);

@@ -528,3 +528,43 @@ void ipcd_lanes_listener_free(struct ipcd_sock *s)
 	free(s->lanes);
 	s->lanes = NULL;
 }
+
+/* ---- close_range ------------------------------------------------------------- */
+
+static void hide(struct ipcd_fdset *h, int fd)
+{
+	if (fd >= 0 && h->n < h->max)
+		h->fds[h->n++] = fd;
+}
+
+void ipcd_lanes_hidden_fds(struct ipcd_fdset *h)
+{
+	unsigned int i, j, k;
+
+	pthread_mutex_lock(&c_mu);
+	for (i = 0; i < IPCD_CLANES; i++) {
+		struct clane *c = &clanes[i];
+
+		if (!c->id)
+			continue;
+		hide(h, c->fd);
+		for (j = 0; j < c->n; j++)
+			for (k = 0; k < IPCD_CTL_CONN_NFDS; k++)
+				hide(h, c->kits[(c->head + j) % CLANE_KITS].fds[k]);
+	}
+	pthread_mutex_unlock(&c_mu);
+}
+
+void ipcd_llanes_hidden_fds(struct ipcd_sock *s, struct ipcd_fdset *h)
+{
+	struct ipcd_llanes *ls = s->lanes;
+	unsigned int i;
+
+	if (!ls)
+		return;
+	pthread_mutex_lock(&ls->mu);
+	for (i = 0; i < IPCD_LLANES; i++)
+		if (ls->l[i].id)
+			hide(h, ls->l[i].fd);
+	pthread_mutex_unlock(&ls->mu);
+}

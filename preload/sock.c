@@ -716,16 +716,60 @@ IPCD_EXPORT int close(int fd)
 	return rc;
 }
 
+#define HIDDEN_MAX	16384u
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * close_range() around the library's own fds (struct ipcd_fdset): the
+ * application closes everything it has in the range, not our connections'
+ * wake eventfds, hold tokens or the monitor's socket. The kernel's answer
+ * of the last piece (they only fail alike: EINVAL, ENOSYS).
+ */
+static int close_range_keep(unsigned int first, unsigned int last, int flags)
+{
+	struct ipcd_fdset h = { .max = HIDDEN_MAX };
+	unsigned int lo = first;
+	size_t i;
+	int rc = 0;
+
+	h.fds = malloc(HIDDEN_MAX * sizeof(*h.fds));
+	if (!h.fds)
+		return ipcd_real.close_range(first, last, flags);
+	ipcd_hidden_fds(&h);
+	qsort(h.fds, h.n, sizeof(*h.fds), cmp_int);
+	for (i = 0; i < h.n && rc == 0; i++) {
+		unsigned int fd = (unsigned int)h.fds[i];
+
+		if (fd < lo || fd > last)
+			continue;
+		if (fd > lo)
+			rc = ipcd_real.close_range(lo, fd - 1, flags);
+		lo = fd + 1;
+	}
+	if (rc == 0 && lo <= last && lo != 0)
+		rc = ipcd_real.close_range(lo, last, flags);
+	free(h.fds);
+	return rc;
+}
+
 IPCD_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	ipcd_init();
 	if (unlikely(!ipcd_real.close_range))
 		return ipcd_enosys();
-	if (!ipcd_inside && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last) {
+	if (ipcd_inside || first > last)
+		return ipcd_real.close_range(first, last, flags);
+	if (!(flags & CLOSE_RANGE_CLOEXEC)) {
 		ipcd_fdtab_drop_range(first, last);
 		ipcd_ep_drop_range(first, last);
 	}
-	return ipcd_real.close_range(first, last, flags);
+	return close_range_keep(first, last, flags);
 }
 
 IPCD_EXPORT void closefrom(int lowfd)
@@ -734,6 +778,8 @@ IPCD_EXPORT void closefrom(int lowfd)
 	if (!ipcd_inside && lowfd >= 0) {
 		ipcd_fdtab_drop_range((unsigned int)lowfd, ~0u);
 		ipcd_ep_drop_range((unsigned int)lowfd, ~0u);
+		if (ipcd_real.close_range && close_range_keep((unsigned int)lowfd, ~0u, 0) == 0)
+			return;
 	}
 	if (ipcd_real.closefrom)
 		ipcd_real.closefrom(lowfd);
@@ -1052,7 +1098,22 @@ static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
 	case F_GETFL:
 		if (s->state == IPCD_SK_FRESH)
 			return real(fd, cmd);
-		return O_RDWR | (atomic_load(&s->nonblock) ? O_NONBLOCK : 0);
+		return (s->kind != IPCD_CONN_KIND_PIPE ? O_RDWR : s->conn.acceptor ? O_RDONLY
+												 : O_WRONLY) |
+		       (atomic_load(&s->nonblock) ? O_NONBLOCK : 0);
+	case F_GETPIPE_SZ:
+	case F_SETPIPE_SZ:
+		if (s->kind != IPCD_CONN_KIND_PIPE)
+			return fail(EBADF);
+		/*
+		 * The ring's size is fixed: a request it covers already is
+		 * granted (the kernel rounds up too), a larger one refused as
+		 * beyond /proc/sys/fs/pipe-max-size.
+		 */
+		if (cmd == F_SETPIPE_SZ && (v <= 0 || (unsigned long)v > s->conn.tx.capacity ||
+					    (unsigned long)v > s->conn.rx.capacity))
+			return fail(v <= 0 ? EINVAL : EPERM);
+		return (int)(s->conn.acceptor ? s->conn.rx.capacity : s->conn.tx.capacity);
 	case F_SETFL:
 		if (s->state == IPCD_SK_FRESH) {
 			int rc = real(fd, cmd, v);
@@ -1160,6 +1221,20 @@ static int sock_ioctl(struct ipcd_sock *s, int fd, unsigned long request, void *
 		if (s->state == IPCD_SK_FRESH && ipcd_real.ioctl(fd, request, arg) < 0)
 			return -1;
 		atomic_store(&s->nonblock, on != 0);
+		return 0;
+	}
+	if (s->kind == IPCD_CONN_KIND_PIPE) {
+		int v;
+
+		/* pipe_ioctl(): FIONREAD at either end (the bytes in the pipe), nothing else. */
+		if (request != FIONREAD)
+			return fail(ENOTTY);
+		if (!arg)
+			return fail(EFAULT);
+		v = (int)IPCD_MIN(ipcd_spsc_bytes_ready(s->conn.acceptor ? &s->conn.rx
+									: &s->conn.tx),
+				  (uint64_t)INT32_MAX);
+		memcpy(arg, &v, sizeof(v));
 		return 0;
 	}
 	if (s->state == IPCD_SK_CONN && (request == FIONREAD || request == TIOCOUTQ ||

@@ -69,8 +69,9 @@ struct ipcd_spin {
 
 struct ipcd_sock {
 	atomic_uint refs;		/* fds of this process naming it */
-	int domain;			/* AF_INET or AF_INET6 */
+	int domain;			/* AF_INET, AF_INET6; AF_UNIX (socketpair); AF_UNSPEC: a pipe */
 	uint8_t state;			/* enum ipcd_sk_state */
+	uint8_t kind;			/* CONN: IPCD_CONN_KIND_* (shm_abi.h) */
 	atomic_bool nonblock;		/* the application's O_NONBLOCK */
 	bool bound;			/* FRESH: bound in the kernel */
 	atomic_bool shut_rd;
@@ -130,6 +131,29 @@ struct ipcd_sock {
 	struct ipcd_sock *next;
 	struct ipcd_sock *prev;
 };
+
+/* ---- hidden fds ----------------------------------------------------------- */
+
+/*
+ * The descriptors the library keeps for itself (the monitor's socket, wake
+ * eventfds, hold tokens, lanes, kernel listeners): close_range() and
+ * closefrom() of a whole range, as a spawning program calls them before
+ * exec (python's subprocess), must leave them open. Collected when asked.
+ */
+struct ipcd_fdset {
+	int *fds;
+	size_t n;
+	size_t max;
+};
+void ipcd_hidden_fds(struct ipcd_fdset *h);	/* fdtab.c: all of them */
+void ipcd_state_hidden_fds(struct ipcd_fdset *h);
+void ipcd_lanes_hidden_fds(struct ipcd_fdset *h);
+void ipcd_llanes_hidden_fds(struct ipcd_sock *s, struct ipcd_fdset *h);
+
+/* ---- pipe.c --------------------------------------------------------------- */
+
+/* An accelerated fd is now at @fd (0, 1 or 2): its stdio stream must use our read/write. */
+void ipcd_stdio_take(int fd);
 
 /* ---- fdtab.c ------------------------------------------------------------- */
 

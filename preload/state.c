@@ -119,6 +119,7 @@ static void close_raw(int fd)
  */
 static char env_path[108];
 static bool env_quiet;
+static bool env_pipes = true;
 static bool env_loaded;
 
 void ipcd_state_load_env(void)
@@ -133,6 +134,8 @@ void ipcd_state_load_env(void)
 		ipcd_spin_ns = strtoull(v, NULL, 10) * 1000;
 	v = getenv("IPCD_QUIET");
 	env_quiet = v && strcmp(v, "1") == 0;
+	v = getenv("IPCD_PIPES");
+	env_pipes = !(v && strcmp(v, "0") == 0);
 }
 
 bool ipcd_quiet(void)
@@ -140,16 +143,44 @@ bool ipcd_quiet(void)
 	return env_quiet;
 }
 
-void ipcd_state_on_socket(int domain, int type)
+bool ipcd_pipes_enabled(void)
 {
+	return env_pipes;
+}
+
+void ipcd_state_hidden_fds(struct ipcd_fdset *h)
+{
+	int fds[4] = { -1, -1, -1, -1 };
+	unsigned int i;
+
+	pthread_mutex_lock(&state_mu);
+	if (atomic_load_explicit(&state, memory_order_acquire) == ST_ATTACHED) {
+		fds[0] = att.sock;
+		fds[1] = att.wake_fd;
+		fds[2] = att.client_reg.fd;
+		fds[3] = att.global_reg.fd;
+	}
+	pthread_mutex_unlock(&state_mu);
+	for (i = 0; i < 4; i++)
+		if (fds[i] >= 0 && h->n < h->max)
+			h->fds[h->n++] = fds[i];
+}
+
+/*
+ * Register with the monitor, once. @quiet (a pipe's first need): no warning
+ * line and no final verdict if there is no monitor: pipes then stay the
+ * kernel's without another try, and the process's first TCP socket still
+ * tries and says so. Shell scripts make pipes in every process; the one
+ * line goes to programs that use the network.
+ */
+static void attach(bool quiet)
+{
+	static bool quiet_tried;
 	char why[256], line[320];
 	int saved, rc;
 
-	if (domain != AF_INET && domain != AF_INET6)
-		return;
-	if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM)
-		return;
-	if (atomic_load_explicit(&state, memory_order_acquire) != ST_NONE)
+	if (atomic_load_explicit(&state, memory_order_acquire) != ST_NONE ||
+	    (quiet && quiet_tried))
 		return;
 
 	saved = errno;
@@ -166,6 +197,8 @@ void ipcd_state_on_socket(int domain, int type)
 			fd_remember(att.client_reg.fd, &id_client);
 			fd_remember(att.global_reg.fd, &id_global);
 			atomic_store_explicit(&state, ST_ATTACHED, memory_order_release);
+		} else if (quiet) {
+			quiet_tried = true;
 		} else {
 			if (!env_quiet) {
 				snprintf(line, sizeof(line), "ipcd: %s: using the kernel\n",
@@ -178,6 +211,19 @@ void ipcd_state_on_socket(int domain, int type)
 	pthread_mutex_unlock(&state_mu);
 	ipcd_inside--;
 	errno = saved;
+}
+
+void ipcd_state_on_socket(int domain, int type)
+{
+	if ((domain == AF_INET || domain == AF_INET6) &&
+	    (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM)
+		attach(false);
+}
+
+bool ipcd_state_attach_quiet(void)
+{
+	attach(true);
+	return atomic_load_explicit(&state, memory_order_acquire) == ST_ATTACHED;
 }
 
 /**
@@ -511,7 +557,7 @@ int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, u
 	if (resp->status == 0 && fds &&
 	    (req->opcode == IPCD_OP_CONNECT || req->opcode == IPCD_OP_ACCEPT ||
 	     req->opcode == IPCD_OP_LISTEN || req->opcode == IPCD_OP_HOLD ||
-	     req->opcode == IPCD_OP_REGION)) {
+	     req->opcode == IPCD_OP_REGION || req->opcode == IPCD_OP_PAIR)) {
 		rc = take_fds(req, resp, fds, aux, lane);
 		/* LISTEN of a bind already listening sends no new fd. */
 		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)

@@ -30,7 +30,8 @@
 #define IPCD_OP_KIT_ACCEPTED	12	/* struct ipcd_kit_accepted_req; for ipcdctl only */
 #define IPCD_OP_HOLD		13	/* struct ipcd_hold_req (ABI 3.2) */
 #define IPCD_OP_REGION		14	/* struct ipcd_hold_req (ABI 3.2) */
-#define IPCD_OP_MAX		14
+#define IPCD_OP_PAIR		15	/* struct ipcd_pair_req -> struct ipcd_conn_resp (ABI 3.3) */
+#define IPCD_OP_MAX		15
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -242,6 +243,26 @@ struct ipcd_fallback_req {
 	uint32_t pad;
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_fallback_req) == 24);
+
+/**
+ * struct ipcd_pair_req - a connection both of whose ends are the caller's,
+ * with no address: pipe(2) (@kind IPCD_CONN_KIND_PIPE; A writes, B reads)
+ * or socketpair(2) (IPCD_CONN_KIND_UNIX). @ring_bytes as in struct
+ * ipcd_connect_req (0: the default).
+ *
+ * The region's fds come first, as one IPCD_CTL_CONN_FD message for end A
+ * (end B's are the same region with the two wake eventfds swapped); then
+ * the response (struct ipcd_conn_resp: @conn_id only). Fork and exec share
+ * the ends as any connection's (IPCD_OP_HOLD, IPCD_OP_REGION).
+ * Status: 0, -EINVAL, -ENOBUFS (no room), -EMFILE.
+ */
+struct ipcd_pair_req {
+	uint32_t kind;
+	uint32_t ring_bytes;
+	uint32_t flags;		/* 0 */
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_pair_req) == 16);
 
 /* struct ipcd_close_req.end (and struct ipcd_hold_req.end) */
 #define IPCD_CLOSE_MINE		0	/* the end this process connected or accepted */

@@ -29,7 +29,7 @@
 
 #define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
 #define IPCD_SHM_ABI_MAJOR	3
-#define IPCD_SHM_ABI_MINOR	2
+#define IPCD_SHM_ABI_MINOR	3
 
 /* Region kinds (struct ipcd_shm_hdr.kind). */
 #define IPCD_REGION_CONN	1	/* one connection: two SPSC data rings */
@@ -123,6 +123,9 @@ IPCD_BUILD_ASSERT(offsetof(struct ipcd_shm_hdr, area) == 40);
 #define IPCD_DB_FUTEX		(1u << 0)
 #define IPCD_DB_EVENT		(1u << 1)
 
+/* prod_lock / cons_lock: a holder's pid, and this bit while others wait. */
+#define IPCD_RING_LOCK_WAITERS	(1u << 31)
+
 #define IPCD_SPSC_MIN_CAPACITY	64u
 #define IPCD_SPSC_MAX_CAPACITY	(1u << 30)
 #define IPCD_REC_ALIGN		8u
@@ -156,7 +159,13 @@ struct ipcd_spsc_shm {
 
 	/* producer group */
 	uint32_t tail __ipcd_guard_aligned;	/* W: producer. next record position */
-	uint32_t reserved1;
+	/*
+	 * W: producers. The pid of the process writing now, 0: none, with
+	 * IPCD_RING_LOCK_WAITERS when another sleeps on it (ABI 3.3). Several
+	 * processes may share one end (fork: a pipe's writers); each takes
+	 * it around its copy, never across a sleep (preload/data.c).
+	 */
+	uint32_t prod_lock;
 	uint64_t prod_bytes;		/* W: producer. payload bytes ever written */
 	uint64_t prod_msgs;		/* W: producer. records ever written */
 	uint8_t reserved2[IPCD_CACHE_GUARD - 24];
@@ -166,7 +175,8 @@ struct ipcd_spsc_shm {
 	uint32_t head_off;		/* W: consumer. bytes taken from that record (stream) */
 	uint64_t cons_bytes;		/* W: consumer. payload bytes ever read */
 	uint64_t cons_msgs;		/* W: consumer. records ever finished */
-	uint8_t reserved3[IPCD_CACHE_GUARD - 24];
+	uint32_t cons_lock;		/* W: consumers. as prod_lock, for the readers (ABI 3.3) */
+	uint8_t reserved3[IPCD_CACHE_GUARD - 28];
 
 	/* doorbell group: sleeper words (IPCD_DB_*) and shutdown flags */
 	uint32_t cons_wait __ipcd_guard_aligned; /* W: consumer sets IPCD_DB_* to sleep; producer clears */
@@ -270,6 +280,15 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 3 * IPCD_CACHE_GUARD);
 #define IPCD_CONN_RESET_A	(1u << 0)	/* A is gone abortively: B sees ECONNRESET */
 #define IPCD_CONN_RESET_B	(1u << 1)	/* B is gone abortively: A sees ECONNRESET */
 
+/*
+ * struct ipcd_conn_ctl.kind (ABI 3.3): what the two ends are. A pipe's A end
+ * is its write end, B its read end; only the A->B ring carries data, and an
+ * end never resets (a reader gone is EPIPE for the writers).
+ */
+#define IPCD_CONN_KIND_TCP	0	/* CONNECT / ACCEPT */
+#define IPCD_CONN_KIND_PIPE	1	/* IPCD_OP_PAIR: pipe(2) */
+#define IPCD_CONN_KIND_UNIX	2	/* IPCD_OP_PAIR: socketpair(AF_UNIX, SOCK_STREAM) */
+
 /* struct ipcd_conn_ctl.closed (ABI 3.1) */
 #define IPCD_CONN_CLOSED_A	(1u << 0)	/* A's last holder closed it */
 #define IPCD_CONN_CLOSED_B	(1u << 1)
@@ -290,7 +309,8 @@ struct ipcd_conn_ctl {
 	uint8_t b_addr[16];		/* W: monitor. the accepting side's address */
 	uint16_t a_port;		/* W: monitor. host byte order */
 	uint16_t b_port;		/* W: monitor */
-	uint32_t reserved0[21];
+	uint32_t kind;			/* W: monitor. IPCD_CONN_KIND_* (ABI 3.3; 0 before) */
+	uint32_t reserved0[20];
 
 	/*
 	 * IPCD_CONN_RESET_*: W: the monitor (a death) or that end's last

@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipe.c - pipes through shared memory, and what an accelerated fd looks
+ * like to fstat() and lseek().
+ *
+ * A pipe is a connection both of whose ends its creator holds (proto.h
+ * IPCD_OP_PAIR, kind IPCD_CONN_KIND_PIPE): end A writes, end B reads, the
+ * A->B ring carries the data (data.c has the pipe semantics). Fork, exec
+ * and posix_spawn share the ends as any connection's (fdtab.c hold tokens,
+ * exec.c), so a shell pipeline's pipes reach the programs it runs: the last
+ * writer gone is EOF for the readers, the last reader gone EPIPE for the
+ * writers.
+ *
+ * pipe()/pipe2() make the kernel pipe first, so the application gets the fd
+ * numbers it would get without us; then each end's wake eventfd replaces
+ * its kernel fd (dup3), as connect() replaces a TCP socket (sock.c). The
+ * pipe stays the kernel's when the monitor cannot make one (no monitor, a
+ * limit), for O_DIRECT (packet mode) and O_NOTIFICATION_PIPE, for fds past
+ * the table, and with IPCD_PIPES=0 in the environment.
+ *
+ * fstat(), fstatat(AT_EMPTY_PATH) and statx() describe an accelerated fd as
+ * the kernel object it stands for (a FIFO, a socket), not the eventfd
+ * behind it; lseek() fails with ESPIPE on it, as on a pipe or a socket
+ * (an eventfd would accept it, and a program that seeks back after a read,
+ * as bash's read builtin does on a seekable input, would lose data).
+ * stdio streams on an accelerated fd call our read/write (the end of this
+ * file).
+ */
+#undef _FORTIFY_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sock.h"
+
+static int fail(int err)
+{
+	errno = err;
+	return -1;
+}
+
+/* The monitor made the pair but we cannot use it: both ends are closed. */
+static void pair_drop(uint64_t conn_id, uint32_t end)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
+	struct ipcd_close_req *cr = (void *)req.body;
+
+	req.len = sizeof(*cr);
+	cr->conn_id = conn_id;
+	cr->end = end;
+	ipcd_mon_post_lazy(&req);
+}
+
+/* An end whose rings are attached but which no fd names: its last reference closes it. */
+static void end_put(struct ipcd_sock *s)
+{
+	atomic_store(&s->refs, 1);
+	s->state = IPCD_SK_CONN;
+	ipcd_sock_put(s);
+}
+
+static void close_fds(const int *fds, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			ipcd_real.close(fds[i]);
+}
+
+/*
+ * Ask the monitor for a pair of @kind and put its ends at @fd_a (A) and
+ * @fd_b (B), which the caller made as the kernel's object. @flags: O_NONBLOCK,
+ * O_CLOEXEC (or their SOCK_ twins). 0, or -1 with the kernel's fds untouched.
+ */
+static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_PAIR };
+	struct ipcd_pair_req *pr = (void *)req.body;
+	int fa[IPCD_CTL_CONN_NFDS], fb[IPCD_CTL_CONN_NFDS];
+	struct ipcd_sock *a = NULL, *b = NULL;
+	bool nb = flags & O_NONBLOCK, cloexec = flags & O_CLOEXEC;
+	struct ipcd_conn_resp cr;
+	struct ipcd_resp resp;
+	uint64_t size = 0;
+	unsigned int i;
+
+	if ((unsigned int)fd_a >= IPCD_FDTAB_MAX || (unsigned int)fd_b >= IPCD_FDTAB_MAX ||
+	    !ipcd_state_attach_quiet())
+		return -1;
+	req.len = sizeof(*pr);
+	pr->kind = kind;
+	if (ipcd_mon_call(&req, &resp, fa, &size) || resp.status)
+		return -1;
+	memcpy(&cr, resp.body, sizeof(cr));
+	/* End B: the same region; its wake eventfd is A's peer one, and A's is its peer. */
+	fb[IPCD_CTL_CONN_FD_REGION] = ipcd_real.fcntl(fa[IPCD_CTL_CONN_FD_REGION],
+						      F_DUPFD_CLOEXEC, 0);
+	fb[IPCD_CTL_CONN_FD_SELF] = ipcd_real.fcntl(fa[IPCD_CTL_CONN_FD_PEER], F_DUPFD_CLOEXEC, 0);
+	fb[IPCD_CTL_CONN_FD_PEER] = ipcd_real.fcntl(fa[IPCD_CTL_CONN_FD_SELF], F_DUPFD_CLOEXEC, 0);
+	a = ipcd_sock_new(domain, nb ? SOCK_NONBLOCK : 0);
+	b = ipcd_sock_new(domain, nb ? SOCK_NONBLOCK : 0);
+	for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+		if (fb[i] < 0)
+			break;
+	if (!a || !b || i < IPCD_CTL_CONN_NFDS) {
+		close_fds(fa, IPCD_CTL_CONN_NFDS);
+		close_fds(fb, IPCD_CTL_CONN_NFDS);
+		goto err_drop;
+	}
+	if (ipcd_conn_open(fa, size, false, &a->conn)) {	/* takes fa */
+		close_fds(fb, IPCD_CTL_CONN_NFDS);
+		goto err_drop;
+	}
+	if (ipcd_conn_open(fb, size, true, &b->conn)) {
+		a->kind = (uint8_t)kind;
+		end_put(a);
+		a = NULL;
+		pair_drop(cr.conn_id, IPCD_CLOSE_B);
+		goto err_socks;
+	}
+	a->kind = b->kind = (uint8_t)kind;
+	/*
+	 * The eventfds take the kernel fds' places. A failure here can only be
+	 * a race with another thread's dup2 onto the same number: the pipe is
+	 * then lost, as that dup2 would have lost it.
+	 */
+	if (ipcd_real.dup3(a->conn.wake_self, fd_a, O_CLOEXEC) < 0 ||
+	    ipcd_real.dup3(b->conn.wake_self, fd_b, O_CLOEXEC) < 0) {
+		end_put(a);
+		end_put(b);
+		return -1;
+	}
+	ipcd_real.close(a->conn.wake_self);
+	ipcd_real.close(b->conn.wake_self);
+	a->conn.wake_self = b->conn.wake_self = -1;
+	ipcd_sock_conn_ready(a);
+	ipcd_sock_conn_ready(b);
+	ipcd_fdtab_set(fd_a, a, cloexec);
+	ipcd_fdtab_set(fd_b, b, cloexec);
+	return 0;
+
+err_drop:
+	pair_drop(cr.conn_id, IPCD_CLOSE_A);
+	pair_drop(cr.conn_id, IPCD_CLOSE_B);
+err_socks:
+	/* Never installed and never attached: nothing to close but the memory. */
+	if (a) {
+		atomic_store(&a->refs, 1);
+		ipcd_sock_put(a);
+	}
+	if (b) {
+		atomic_store(&b->refs, 1);
+		ipcd_sock_put(b);
+	}
+	return -1;
+}
+
+static int pipe_common(int fds[2], int flags)
+{
+	int k[2], saved;
+
+	if (unlikely(!ipcd_real.pipe2))
+		return ipcd_enosys();
+	if (ipcd_real.pipe2(k, flags) < 0)
+		return -1;
+	if (!ipcd_inside && !(flags & ~(O_CLOEXEC | O_NONBLOCK)) && ipcd_pipes_enabled()) {
+		saved = errno;
+		(void)pair_make(IPCD_CONN_KIND_PIPE, AF_UNSPEC, k[1], k[0], flags);
+		errno = saved;
+	}
+	fds[0] = k[0];
+	fds[1] = k[1];
+	return 0;
+}
+
+IPCD_EXPORT int pipe(int fds[2])
+{
+	ipcd_init();
+	return pipe_common(fds, 0);
+}
+
+IPCD_EXPORT int pipe2(int fds[2], int flags)
+{
+	ipcd_init();
+	return pipe_common(fds, flags);
+}
+
+/* ---- what an accelerated fd looks like ------------------------------------------------- */
+
+/*
+ * The kernel object @s stands for: a FIFO (both ends of a pipe share one
+ * inode, as the kernel's do) or a socket. 0 if the fd is still the
+ * kernel's own (a socket before connect or listen).
+ */
+static mode_t stand_in(const struct ipcd_sock *s, uint64_t *ino)
+{
+	if (s->state == IPCD_SK_FRESH)
+		return 0;
+	if (s->state == IPCD_SK_CONN && s->kind == IPCD_CONN_KIND_PIPE) {
+		*ino = s->conn.conn_id;
+		return S_IFIFO | S_IRUSR | S_IWUSR;
+	}
+	*ino = s->state == IPCD_SK_CONN ? s->conn.conn_id << 1 | s->conn.acceptor : s->bind_id;
+	return S_IFSOCK | S_IRWXU | S_IRWXG | S_IRWXO;
+}
+
+static void fix_stat(int fd, struct stat *st)
+{
+	struct ipcd_sock *s = ipcd_sock_get(fd);
+	uint64_t ino = 0;
+	mode_t m;
+
+	if (!s)
+		return;
+	m = stand_in(s, &ino);
+	if (m) {
+		st->st_mode = m;
+		st->st_ino = (ino_t)ino;
+		st->st_nlink = 1;
+		st->st_size = 0;
+		st->st_blksize = 4096;
+		st->st_blocks = 0;
+	}
+	ipcd_sock_put(s);
+}
+
+static void fix_statx(int fd, struct statx *sx)
+{
+	struct ipcd_sock *s = ipcd_sock_get(fd);
+	uint64_t ino = 0;
+	mode_t m;
+
+	if (!s)
+		return;
+	m = stand_in(s, &ino);
+	if (m) {
+		sx->stx_mode = (uint16_t)m;
+		sx->stx_ino = ino;
+		sx->stx_nlink = 1;
+		sx->stx_size = 0;
+		sx->stx_blksize = 4096;
+		sx->stx_blocks = 0;
+	}
+	ipcd_sock_put(s);
+}
+
+static bool ours(int fd)
+{
+	return !ipcd_inside && ipcd_fdtab_get(fd);
+}
+
+/* fstatat()/statx() on the fd itself: an empty path with AT_EMPTY_PATH. */
+static bool on_fd(int fd, const char *path, int flags)
+{
+	return (flags & AT_EMPTY_PATH) && path && !path[0] && ours(fd);
+}
+
+IPCD_EXPORT int fstat(int fd, struct stat *st)
+{
+	int rc;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.fstat))
+		return ipcd_enosys();
+	rc = ipcd_real.fstat(fd, st);
+	if (rc == 0 && unlikely(ours(fd)))
+		fix_stat(fd, st);
+	return rc;
+}
+
+IPCD_EXPORT int fstat64(int fd, struct stat64 *st)
+{
+	int rc;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.fstat64))
+		return ipcd_enosys();
+	rc = ipcd_real.fstat64(fd, st);
+	if (rc == 0 && unlikely(ours(fd)))
+		fix_stat(fd, (struct stat *)st);	/* the same layout on 64-bit Linux */
+	return rc;
+}
+
+IPCD_EXPORT int fstatat(int fd, const char *__restrict path, struct stat *__restrict st,
+			int flags)
+{
+	int rc;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.fstatat))
+		return ipcd_enosys();
+	rc = ipcd_real.fstatat(fd, path, st, flags);
+	if (rc == 0 && unlikely(on_fd(fd, path, flags)))
+		fix_stat(fd, st);
+	return rc;
+}
+
+IPCD_EXPORT int fstatat64(int fd, const char *__restrict path, struct stat64 *__restrict st,
+			  int flags)
+{
+	int rc;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.fstatat64))
+		return ipcd_enosys();
+	rc = ipcd_real.fstatat64(fd, path, st, flags);
+	if (rc == 0 && unlikely(on_fd(fd, path, flags)))
+		fix_stat(fd, (struct stat *)st);
+	return rc;
+}
+
+IPCD_EXPORT int statx(int fd, const char *__restrict path, int flags, unsigned int mask,
+		      struct statx *__restrict sx)
+{
+	int rc;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.statx))
+		return ipcd_enosys();
+	rc = ipcd_real.statx(fd, path, flags, mask, sx);
+	if (rc == 0 && unlikely(on_fd(fd, path, flags)))
+		fix_statx(fd, sx);
+	return rc;
+}
+
+/* An fd that stands for a pipe or a socket (not a socket still the kernel's). */
+static bool unseekable(int fd)
+{
+	struct ipcd_sock *s;
+	bool r;
+
+	if (likely(!ours(fd)) || !(s = ipcd_sock_get(fd)))
+		return false;
+	r = s->state != IPCD_SK_FRESH;
+	ipcd_sock_put(s);
+	return r;
+}
+
+IPCD_EXPORT off_t lseek(int fd, off_t off, int whence)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.lseek))
+		return ipcd_enosys();
+	if (unlikely(unseekable(fd)))
+		return fail(ESPIPE);
+	return ipcd_real.lseek(fd, off, whence);
+}
+
+IPCD_EXPORT off64_t lseek64(int fd, off64_t off, int whence)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.lseek64))
+		return ipcd_enosys();
+	if (unlikely(unseekable(fd)))
+		return fail(ESPIPE);
+	return ipcd_real.lseek64(fd, off, whence);
+}
+
+/* ---- stdio ---------------------------------------------------------------------------- */
+
+/*
+ * glibc's stdio reads and writes a FILE's fd with its internal read/write,
+ * which no preload can interpose: a FILE on an accelerated fd would read
+ * the eventfd behind it. So stdin, stdout and stderr become fopencookie()
+ * streams calling our read/write on fds 0, 1, 2 once one of those fds is
+ * accelerated (glibc documents the three as assignable variables), and
+ * fdopen() of an accelerated fd gives such a stream. fileno() still gives
+ * the fd. The streams keep working if the fd later goes back to the
+ * kernel (our wrappers pass it through), fully buffered as on a pipe, or
+ * unbuffered for stderr.
+ */
+static ssize_t ck_read(void *c, char *buf, size_t n)
+{
+	return read((int)(intptr_t)c, buf, n);
+}
+
+/* As glibc's file streams: write it all, or stop at the first error. */
+static ssize_t ck_write(void *c, const char *buf, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t k = write((int)(intptr_t)c, buf + done, n - done);
+
+		if (k <= 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)k;
+	}
+	return (ssize_t)done;
+}
+
+static int ck_close(void *c)
+{
+	return close((int)(intptr_t)c);
+}
+
+static FILE *cookie_stream(int fd, const char *mode)
+{
+	static const cookie_io_functions_t io = { .read = ck_read, .write = ck_write,
+						  .close = ck_close };
+	FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
+
+	if (f)
+		f->_fileno = fd;	/* fileno(); the cookie functions never read it */
+	return f;
+}
+
+static pthread_mutex_t std_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool std_done[3];
+
+void ipcd_stdio_take(int fd)
+{
+	FILE **slot, *old, *f;
+
+	if (fd < 0 || fd > 2)
+		return;
+	pthread_mutex_lock(&std_mu);
+	if (std_done[fd])
+		goto out;
+	slot = fd == 0 ? &stdin : fd == 1 ? &stdout : &stderr;
+	old = *slot;
+	f = cookie_stream(fd, fd == 0 ? "r" : "w");
+	if (!f)
+		goto out;
+	if (fd == 2)
+		setvbuf(f, NULL, _IONBF, 0);
+	/*
+	 * What the old stream holds unwritten goes to the fd when it is
+	 * flushed, whichever file the fd is by then: the new stream takes it.
+	 */
+	if (fd && old && old->_IO_write_ptr > old->_IO_write_base) {
+		fwrite(old->_IO_write_base, 1, (size_t)(old->_IO_write_ptr - old->_IO_write_base),
+		       f);
+		old->_IO_write_ptr = old->_IO_write_base;
+	}
+	*slot = f;
+	std_done[fd] = true;
+out:
+	pthread_mutex_unlock(&std_mu);
+}
+
+IPCD_EXPORT FILE *fdopen(int fd, const char *mode)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.fdopen))
+		return (FILE *)(intptr_t)ipcd_enosys();
+	if (likely(!ours(fd)))
+		return ipcd_real.fdopen(fd, mode);
+	if (ipcd_real.fcntl(fd, F_GETFD) < 0) {
+		errno = EBADF;
+		return NULL;
+	}
+	return cookie_stream(fd, mode);
+}
