@@ -23,14 +23,16 @@
  * behind it; lseek() fails with ESPIPE on it, as on a pipe or a socket
  * (an eventfd would accept it, and a program that seeks back after a read,
  * as bash's read builtin does on a seekable input, would lose data).
- * stdio streams on an accelerated fd call our read/write (the end of this
- * file).
+ * stdio streams on an accelerated fd call our read/write, and open() of
+ * /dev/fd/N of a pipe end duplicates it (the end of this file).
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -456,3 +458,101 @@ IPCD_EXPORT FILE *fdopen(int fd, const char *mode)
 	}
 	return cookie_stream(fd, mode);
 }
+
+/* ---- reopening a pipe by its /proc name ----------------------------------------------- */
+
+/*
+ * open("/dev/fd/N") (bash's process substitution, "cat /dev/stdin") reopens
+ * the file fd N names; for a pipe, the kernel gives a new fd on the same
+ * pipe. Ours is an eventfd, which cannot be reopened: the caller gets a
+ * duplicate of N instead, which reads or writes the same pipe end.
+ * Returns N, or -1 if @path does not name an accelerated pipe end of ours.
+ */
+static __ipcd_noinline int names_our_pipe(const char *path)	/* not inlined: @path may be NULL */
+{
+	static const char *const std[] = { "/dev/stdin", "/dev/stdout", "/dev/stderr" };
+	struct ipcd_sock *s;
+	const char *p = NULL;
+	char self[32];
+	long n = -1;
+	char *end;
+	int i;
+
+	if (!path || likely(path[0] != '/') || (strncmp(path, "/dev/", 5) && strncmp(path, "/proc/", 6)))
+		return -1;
+	for (i = 0; i < 3; i++)
+		if (!strcmp(path, std[i]))
+			n = i;
+	if (n < 0) {
+		snprintf(self, sizeof(self), "/proc/%d/fd/", (int)getpid());
+		if (!strncmp(path, "/dev/fd/", 8))
+			p = path + 8;
+		else if (!strncmp(path, "/proc/self/fd/", 14))
+			p = path + 14;
+		else if (!strncmp(path, "/proc/thread-self/fd/", 21))
+			p = path + 21;
+		else if (!strncmp(path, self, strlen(self)))
+			p = path + strlen(self);
+		if (!p || *p < '0' || *p > '9')
+			return -1;
+		n = strtol(p, &end, 10);
+		if (*end || n >= IPCD_FDTAB_MAX)
+			return -1;
+	}
+	if (!ours((int)n) || !(s = ipcd_sock_get((int)n)))
+		return -1;
+	i = s->state == IPCD_SK_CONN && s->kind == IPCD_CONN_KIND_PIPE ? (int)n : -1;
+	ipcd_sock_put(s);
+	return i;
+}
+
+static int reopen(int fd, int flags)
+{
+	return fcntl(fd, flags & O_CLOEXEC ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+}
+
+/* The mode argument: only there with O_CREAT or O_TMPFILE (as glibc reads it). */
+#define OPEN_MODE(flags, last)							\
+	({									\
+		mode_t m_ = 0;							\
+		if ((flags) & (O_CREAT | __O_TMPFILE)) {			\
+			va_list ap_;						\
+			va_start(ap_, last);					\
+			m_ = va_arg(ap_, mode_t);				\
+			va_end(ap_);						\
+		}								\
+		m_;								\
+	})
+
+#define IPCD_OPEN(name)								\
+	IPCD_EXPORT int name(const char *path, int flags, ...)		\
+	{									\
+		mode_t mode = OPEN_MODE(flags, flags);				\
+		int fd;								\
+										\
+		ipcd_init();							\
+		if (unlikely(!ipcd_real.name))					\
+			return ipcd_enosys();					\
+		if (unlikely(!ipcd_inside && (fd = names_our_pipe(path)) >= 0)) \
+			return reopen(fd, flags);				\
+		return ipcd_real.name(path, flags, mode);			\
+	}
+
+#define IPCD_OPENAT(name)							\
+	IPCD_EXPORT int name(int dirfd, const char *path, int flags, ...)	\
+	{									\
+		mode_t mode = OPEN_MODE(flags, flags);				\
+		int fd;								\
+										\
+		ipcd_init();							\
+		if (unlikely(!ipcd_real.name))					\
+			return ipcd_enosys();					\
+		if (unlikely(!ipcd_inside && (fd = names_our_pipe(path)) >= 0)) \
+			return reopen(fd, flags);				\
+		return ipcd_real.name(dirfd, path, flags, mode);		\
+	}
+
+IPCD_OPEN(open)
+IPCD_OPEN(open64)
+IPCD_OPENAT(openat)
+IPCD_OPENAT(openat64)
