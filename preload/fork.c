@@ -68,10 +68,11 @@ IPCD_EXPORT pid_t vfork(void)
  * recorded). If exec fails, all of it is undone; ends this process was the
  * last to hold stay closed (the application sees EOF/EPIPE).
  */
-static char *const *exec_prepare(char *const envp[])
+static char *const *exec_prepare(char *const envp[], const char *image, bool search)
 {
 	if (ipcd_inside || syscall(SYS_getpid) != ipcd_self_pid)
 		return envp;
+	ipcd_pipes_before_exec(image, search);	/* an image that will not load us (pipe.c) */
 	return ipcd_exec_prepare(envp);
 }
 
@@ -82,7 +83,8 @@ static void exec_failed(void)
 	ipcd_exec_failed();
 }
 
-#define IPCD_EXEC(real, ...)							\
+/* @image: the file to run, looked up in PATH if @search. */
+#define IPCD_EXEC(real, image, search, ...)					\
 	do {									\
 		char *const *env;						\
 		int rc;								\
@@ -90,7 +92,7 @@ static void exec_failed(void)
 		ipcd_init();							\
 		if (unlikely(!ipcd_real.real))					\
 			return ipcd_enosys();					\
-		env = exec_prepare(envp);					\
+		env = exec_prepare(envp, image, search);			\
 		rc = ipcd_real.real(__VA_ARGS__);				\
 		exec_failed();							\
 		return rc;							\
@@ -98,7 +100,7 @@ static void exec_failed(void)
 
 IPCD_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-	IPCD_EXEC(execve, path, argv, env);
+	IPCD_EXEC(execve, path, false, path, argv, env);
 }
 
 /* execv and execvp use environ: the handover needs the envp variants. */
@@ -106,24 +108,27 @@ IPCD_EXPORT int execv(const char *path, char *const argv[])
 {
 	char *const *envp = environ;
 
-	IPCD_EXEC(execve, path, argv, env);
+	IPCD_EXEC(execve, path, false, path, argv, env);
 }
 
 IPCD_EXPORT int execvp(const char *file, char *const argv[])
 {
 	char *const *envp = environ;
 
-	IPCD_EXEC(execvpe, file, argv, env);
+	IPCD_EXEC(execvpe, file, true, file, argv, env);
 }
 
 IPCD_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-	IPCD_EXEC(execvpe, file, argv, env);
+	IPCD_EXEC(execvpe, file, true, file, argv, env);
 }
 
 IPCD_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-	IPCD_EXEC(fexecve, fd, argv, env);
+	char self[32];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	IPCD_EXEC(fexecve, self, false, fd, argv, env);
 }
 
 /* posix_spawn: its child execs inside glibc, without our wrappers (exec.c). */

@@ -27,14 +27,18 @@
  * /dev/fd/N of a pipe end duplicates it (the end of this file).
  */
 #undef _FORTIFY_SOURCE
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "sock.h"
 
@@ -556,3 +560,182 @@ IPCD_OPEN(open)
 IPCD_OPEN(open64)
 IPCD_OPENAT(openat)
 IPCD_OPENAT(openat64)
+
+/* ---- an exec whose new image will not load us --------------------------------------- */
+
+/*
+ * A setuid or setgid program ignores LD_PRELOAD, a static one has no
+ * loader, and a Go program reads and writes with raw syscalls: any of
+ * them would find an eventfd where its pipe should be. Before such an
+ * exec, each pipe end it would inherit becomes a kernel pipe whose other
+ * end a relay process (ours, detached, so that the new image never sees it
+ * as a child) joins to the accelerated end, until EOF or EPIPE.
+ */
+static bool elf_loads_us(int fd)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	Elf64_Shdr sh, strsh;
+	char name[16];
+	bool interp = false;
+	unsigned int i;
+
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+		return true;		/* not ours to judge: let the loader say */
+	if (!memcmp(eh.e_ident, "#!", 2))
+		return true;		/* a script: its interpreter is what runs */
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_phentsize != sizeof(ph) || eh.e_phnum > 256)
+		return true;
+	for (i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
+		    (ssize_t)sizeof(ph))
+			return true;
+		if (ph.p_type == PT_INTERP)
+			interp = true;
+	}
+	if (!interp)
+		return false;		/* static: no loader reads LD_PRELOAD */
+	/* Go: its I/O never calls libc's read/write (a .go.buildinfo section). */
+	if (eh.e_shentsize != sizeof(sh) || eh.e_shnum > 4096 || eh.e_shstrndx >= eh.e_shnum ||
+	    pread(fd, &strsh, sizeof(strsh),
+		  (off_t)(eh.e_shoff + eh.e_shstrndx * sizeof(sh))) != (ssize_t)sizeof(strsh))
+		return true;
+	for (i = 0; i < eh.e_shnum; i++) {
+		if (pread(fd, &sh, sizeof(sh), (off_t)(eh.e_shoff + i * sizeof(sh))) !=
+		    (ssize_t)sizeof(sh) || sh.sh_name >= strsh.sh_size)
+			continue;
+		if (pread(fd, name, sizeof(name), (off_t)(strsh.sh_offset + sh.sh_name)) ==
+		    (ssize_t)sizeof(name) && !memcmp(name, ".go.buildinfo", 14))
+			return false;
+	}
+	return true;
+}
+
+/* Will the image at @path (searched in PATH if @search) run with this library? */
+static bool image_loads_us(const char *path, bool search)
+{
+	char buf[PATH_MAX];
+	const char *p = path, *dirs, *end;
+	struct stat st;
+	bool r;
+	int fd = -1;
+
+	if (search && !strchr(path, '/')) {
+		dirs = getenv("PATH");
+		for (dirs = dirs ? dirs : "/bin:/usr/bin"; *dirs; dirs = *end ? end + 1 : end) {
+			end = strchrnul(dirs, ':');
+			if ((size_t)snprintf(buf, sizeof(buf), "%.*s/%s", (int)(end - dirs), dirs,
+					     path) >= sizeof(buf))
+				continue;
+			fd = ipcd_real.open(buf, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0)
+				break;
+		}
+	} else {
+		fd = ipcd_real.open(p, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return true;		/* the exec fails, or is not ours to judge */
+	r = ipcd_real.fstat(fd, &st) == 0 && !(st.st_mode & (S_ISUID | S_ISGID)) &&
+	    elf_loads_us(fd);
+	ipcd_real.close(fd);
+	return r;
+}
+
+static void relay_copy(int from, int to)
+{
+	static char buf[65536];
+	ssize_t n, k, off;
+
+	for (;;) {
+		n = read(from, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		for (off = 0; off < n; off += k) {
+			k = write(to, buf + off, (size_t)(n - off));
+			if (k < 0 && errno == EINTR)
+				k = 0;
+			else if (k < 0)
+				return;
+		}
+	}
+}
+
+/* In the relay: every fd but @a, @b and the library's own goes (other pipe ends too). */
+static void keep_only(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+
+	if (lo > 0)
+		close_range(0, (unsigned int)lo - 1, 0);
+	if (hi > lo + 1)
+		close_range((unsigned int)lo + 1, (unsigned int)hi - 1, 0);
+	close_range((unsigned int)hi + 1, ~0u, 0);
+}
+
+/* @s's inheritable fds (@fds, @n) become one kernel pipe end, relayed to @s. */
+static void demote(struct ipcd_sock *s, const int *fds, unsigned int n)
+{
+	bool reader = s->conn.acceptor;
+	int kp[2], mine, ring = fds[0];
+	unsigned int i;
+	pid_t pid;
+
+	if (ipcd_real.pipe2(kp, O_CLOEXEC))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		if (fork() == 0) {
+			setsid();
+			signal(SIGPIPE, SIG_IGN);
+			keep_only(ring, reader ? kp[1] : kp[0]);
+			if (reader)
+				relay_copy(ring, kp[1]);
+			else
+				relay_copy(kp[0], ring);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	ipcd_real.close(reader ? kp[1] : kp[0]);
+	mine = reader ? kp[0] : kp[1];
+	if (pid > 0) {
+		waitpid(pid, NULL, 0);
+		for (i = 0; i < n; i++)
+			dup2(mine, fds[i]);	/* ours: the table lets go of @s there */
+	}
+	ipcd_real.close(mine);
+}
+
+void ipcd_pipes_before_exec(const char *path, bool search)
+{
+	struct ipcd_sock *done[64];
+	unsigned int nd = 0, i, fd, n;
+	int fds[64];
+
+	if (!path || image_loads_us(path, search))
+		return;
+	for (fd = 0; fd < IPCD_FDTAB_MAX && nd < IPCD_ARRAY_SIZE(done); fd++) {
+		struct ipcd_sock *s = ipcd_fdtab_get((int)fd);
+
+		if (!s || s->kind != IPCD_CONN_KIND_PIPE || ipcd_fdtab_cloexec((int)fd))
+			continue;
+		for (i = 0; i < nd && done[i] != s; i++)
+			;
+		if (i < nd)
+			continue;
+		done[nd++] = s;
+		/* Every inheritable fd of this end, from here on. */
+		for (n = 0, i = fd; i < IPCD_FDTAB_MAX && n < IPCD_ARRAY_SIZE(fds); i++)
+			if (ipcd_fdtab_get((int)i) == s && !ipcd_fdtab_cloexec((int)i))
+				fds[n++] = (int)i;
+		s = ipcd_sock_get((int)fd);
+		if (s) {
+			demote(s, fds, n);
+			ipcd_sock_put(s);
+		}
+	}
+}

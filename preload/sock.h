@@ -154,6 +154,12 @@ void ipcd_llanes_hidden_fds(struct ipcd_sock *s, struct ipcd_fdset *h);
 
 /* An accelerated fd is now at @fd (0, 1 or 2): its stdio stream must use our read/write. */
 void ipcd_stdio_take(int fd);
+/*
+ * Before an exec of @image (looked up in PATH if @search): if the new image
+ * will not load this library (setuid, static, Go), the pipe ends it would
+ * inherit become kernel pipes relayed to the accelerated ends.
+ */
+void ipcd_pipes_before_exec(const char *image, bool search);
 
 /* ---- fdtab.c ------------------------------------------------------------- */
 
