@@ -249,6 +249,17 @@ ssize_t ipcd_spsc_readv(struct ipcd_spsc *r, const struct iovec *iov, int iovcnt
 				return -EPROTO;
 			break;
 		}
+		if (unlikely(len == 0) && (flags & (IPCD_SPSC_MARKS | IPCD_SPSC_PAST_MARK))) {
+			if (done || msgs || !(flags & IPCD_SPSC_PAST_MARK)) {
+				if (done || msgs)
+					break;
+				return -ENOMSG;
+			}
+			head += __ipcd_rec_size(0);	/* the mark the caller has dealt with */
+			head_off = 0;
+			msgs++;
+			continue;
+		}
 		if (unlikely(head_off > (uint64_t)len))
 			return done ? (ssize_t)done : -EPROTO;
 		n = IPCD_MIN((size_t)len - head_off, total - done);
@@ -263,6 +274,13 @@ ssize_t ipcd_spsc_readv(struct ipcd_spsc *r, const struct iovec *iov, int iovcnt
 		}
 	}
 	if (!done) {
+		if (msgs && !(flags & IPCD_SPSC_PEEK)) {
+			/* A mark stepped over (IPCD_SPSC_PAST_MARK), nothing after it yet. */
+			ipcd_store_relaxed(&s->cons_msgs, ipcd_load_relaxed(&s->cons_msgs) + msgs);
+			ipcd_store_relaxed(&s->head_off, 0);
+			ipcd_store_release(&s->head, head);
+			__ipcd_spsc_wake(r, &s->prod_wait, true);
+		}
 		if (total == 0)
 			return 0;
 		/* A3: the producer's last record is visible once we see it closed. */

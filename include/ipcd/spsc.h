@@ -60,6 +60,16 @@ struct ipcd_spsc {
 
 /* ipcd_spsc_read() flags */
 #define IPCD_SPSC_PEEK		(1u << 0)	/* copy without consuming */
+/*
+ * Stream mode, marks: a zero-length record (ipcd_spsc_mark) is a mark, a
+ * point in the stream something else is attached to (a UNIX socket's
+ * ancillary data, preload/data.c). IPCD_SPSC_MARKS: a read stops before a
+ * mark, and fails with -ENOMSG if it starts at one. IPCD_SPSC_PAST_MARK:
+ * as MARKS, but a mark where the read starts is stepped over (consumed,
+ * unless IPCD_SPSC_PEEK). Without either flag a mark is read as nothing.
+ */
+#define IPCD_SPSC_MARKS		(1u << 1)
+#define IPCD_SPSC_PAST_MARK	(1u << 2)
 
 /**
  * ipcd_spsc_mem_size - bytes needed for a ring of @capacity data bytes.
@@ -269,6 +279,17 @@ static inline int ipcd_spsc_send(struct ipcd_spsc *r, const void *msg, uint32_t 
 }
 
 /**
+ * ipcd_spsc_mark - append a mark (a zero-length record; IPCD_SPSC_MARKS).
+ * Returns 0, -EAGAIN (no room now), -EPIPE or -EPROTO.
+ */
+static inline int ipcd_spsc_mark(struct ipcd_spsc *r)
+{
+	static const uint8_t none;
+
+	return ipcd_spsc_send(r, &none, 0);
+}
+
+/**
  * ipcd_spsc_send_burst - append as many of @n messages as fit, ringing once.
  *
  * Returns how many were appended (possibly 0), or -EMSGSIZE / -EPIPE /
@@ -351,10 +372,12 @@ int ipcd_spsc_recv_burst(struct ipcd_spsc *r, void *buf, size_t buflen, uint32_t
 
 /**
  * ipcd_spsc_readv - take up to the sum of @iov bytes (stream mode).
- * @flags: IPCD_SPSC_PEEK to copy without consuming.
+ * @flags: IPCD_SPSC_PEEK to copy without consuming; IPCD_SPSC_MARKS,
+ *         IPCD_SPSC_PAST_MARK (above).
  *
  * Returns the bytes copied (> 0), 0 at end of stream (producer closed and
- * ring drained), -EAGAIN if empty, or -EPROTO.
+ * ring drained), -EAGAIN if empty, -ENOMSG at a mark (IPCD_SPSC_MARKS), or
+ * -EPROTO.
  */
 ssize_t ipcd_spsc_readv(struct ipcd_spsc *r, const struct iovec *iov, int iovcnt,
 			unsigned int flags);
@@ -372,6 +395,25 @@ static inline bool ipcd_spsc_readable(const struct ipcd_spsc *r)
 {
 	return __ipcd_spsc_peek(r, ipcd_load_relaxed(&r->shm->head)) != -EAGAIN ||
 	       ipcd_load_acquire(&r->shm->prod_closed) != 0;
+}
+
+/**
+ * ipcd_spsc_mark_ready - at a mark (the consumer's head): 1 if a record
+ * follows it, 0 if nothing will (the producer closed), -EAGAIN if nothing
+ * follows yet, -EINVAL if the head is not a mark.
+ */
+static inline int ipcd_spsc_mark_ready(const struct ipcd_spsc *r)
+{
+	uint32_t head = ipcd_load_relaxed(&r->shm->head);
+	int64_t len;
+
+	if (__ipcd_spsc_peek(r, head) != 0)
+		return -EINVAL;
+	len = __ipcd_spsc_peek(r, head + __ipcd_rec_size(0));
+	if (len != -EAGAIN)
+		return 1;
+	return ipcd_load_acquire(&r->shm->prod_closed) &&
+	       __ipcd_spsc_peek(r, head + __ipcd_rec_size(0)) == -EAGAIN ? 0 : -EAGAIN;
 }
 
 /**

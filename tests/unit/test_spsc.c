@@ -458,6 +458,44 @@ static void test_unread_with_lagging_count(void **state)
 	assert_int_equal(ipcd_spsc_bytes_ready(&f->c), 0);
 }
 
+/* Marks: zero-length records a UNIX socket's ancillary data is attached to. */
+static void test_stream_marks(void **state)
+{
+	struct fx *f = *state;
+	char b[16];
+
+	fx_open(f, CAP, 0, IPCD_SPSC_F_STREAM);
+	assert_int_equal(ipcd_spsc_mark_ready(&f->c), -EINVAL);
+	assert_int_equal(ipcd_spsc_write(&f->p, "ab", 2), 2);
+	assert_int_equal(ipcd_spsc_mark(&f->p), 0);
+	/* Data before a mark is read up to it, never across it. */
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), IPCD_SPSC_MARKS), 2);
+	assert_memory_equal(b, "ab", 2);
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), IPCD_SPSC_MARKS), -ENOMSG);
+	assert_int_equal(ipcd_spsc_mark_ready(&f->c), -EAGAIN);	/* its data not there yet */
+	assert_int_equal(ipcd_spsc_write(&f->p, "cd", 2), 2);
+	assert_int_equal(ipcd_spsc_mark(&f->p), 0);
+	assert_int_equal(ipcd_spsc_write(&f->p, "ef", 2), 2);
+	assert_int_equal(ipcd_spsc_mark_ready(&f->c), 1);
+	/* Peek past the mark consumes nothing. */
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), IPCD_SPSC_PAST_MARK | IPCD_SPSC_PEEK),
+			 2);
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), IPCD_SPSC_MARKS), -ENOMSG);
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), IPCD_SPSC_PAST_MARK), 2);
+	assert_memory_equal(b, "cd", 2);
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), IPCD_SPSC_MARKS), -ENOMSG);
+	/* Without the flags a mark is nothing. */
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), 0), 2);
+	assert_memory_equal(b, "ef", 2);
+	/* A mark the producer never followed: stepped over, then end of stream. */
+	assert_int_equal(ipcd_spsc_mark(&f->p), 0);
+	ipcd_spsc_close_prod(&f->p);
+	assert_int_equal(ipcd_spsc_mark_ready(&f->c), 0);
+	assert_int_equal(ipcd_spsc_read(&f->c, b, sizeof(b), IPCD_SPSC_PAST_MARK), 0);
+	assert_int_equal(ipcd_spsc_mark_ready(&f->c), -EINVAL);
+	assert_int_equal(f->shm->cons_bytes, 6);
+}
+
 /* ---- stream mode -------------------------------------------------------- */
 
 static void test_stream_partial_reads(void **state)
@@ -1064,6 +1102,7 @@ int main(void)
 		T(test_msg_eof),
 		T(test_close_cons),
 		T(test_unread_with_lagging_count),
+		T(test_stream_marks),
 		T(test_stream_partial_reads),
 		T(test_stream_partial_writes),
 		T(test_stream_wrap_many_laps),
