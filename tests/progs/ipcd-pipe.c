@@ -1741,53 +1741,73 @@ static void nonblock_wake(void)
 {
 	struct epoll_event ev = { .events = EPOLLIN }, got[4];
 	uint64_t woff = 0, roff = 0;
+	int p[2], g[2], ep, n;
 	char buf[16];
-	int p[2], ep, n;
 	pid_t pid;
 
+	/* the child writes, then exits only when told: the wake-up sees data, not a hangup */
 	mkpipe(p, 0);
+	mkpipe(g, O_CLOEXEC);
 	pid = child_fork();
 	if (pid == 0) {
+		close(g[1]);
 		sleep_ms(50);
 		if (write(p[1], "wake", 4) != 4)
 			child_fail(2, "write: %s", strerror(errno));
+		c_wait_go(g[0]);
 		sleep_ms(50);
 		_exit(0);
 	}
 	xclose(p[1]);
+	xclose(g[0]);
 	check_eq(poll_ev(p[0], POLLIN, GUARD_MS, "poll woken by a child's write"), POLLIN,
 		 "a poll(POLLIN) blocked on the empty read end, woken by a child's write");
 	read_exact(p[0], buf, 4, "the child's bytes");
+	go(g[1], "the child exits");
 	check_eq(poll_ev(p[0], POLLIN, GUARD_MS, "poll woken by the last writer's exit"), POLLHUP,
 		 "a poll(POLLIN) blocked on the empty read end, woken when the child (the last "
 		 "writer) exits");
 	check_eq(child_wait(pid, "the child"), 0, "the child's status");
 	xclose(p[0]);
+	xclose(g[1]);
 
 	mkpipe(p, 0);
+	mkpipe(g, O_CLOEXEC);
 	ep = (int)MUST(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
 	ev.data.u64 = 7;
 	MUST(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev), "EPOLL_CTL_ADD");
 	pid = child_fork();
 	if (pid == 0) {
+		close(g[1]);
 		sleep_ms(50);
 		if (write(p[1], "epoll", 5) != 5)
 			child_fail(2, "write: %s", strerror(errno));
+		c_wait_go(g[0]);
 		_exit(0);
 	}
 	xclose(p[1]);
+	xclose(g[0]);
 	step("epoll_wait woken by a child's write");
 	n = (int)MUST(epoll_wait(ep, got, 4, GUARD_MS), "epoll_wait");
-	check_true(n == 1 && got[0].events == EPOLLIN && got[0].data.u64 == 7,
-		   "an epoll_wait blocked on the empty read end, woken by a child's write: EPOLLIN");
+	if (n != 1 || got[0].events != EPOLLIN || got[0].data.u64 != 7)
+		fail("an epoll_wait blocked on the empty read end, woken by a child's write: "
+		     "%d events, the first %s (tag %" PRIu64 "); expected 1, EPOLLIN (tag 7)", n,
+		     n > 0 ? ev_str(got[0].events, "EPOLL") : "-", n > 0 ? (uint64_t)got[0].data.u64 : 0);
+	ok("an epoll_wait blocked on the empty read end, woken by a child's write: EPOLLIN");
 	read_exact(p[0], buf, 5, "the child's bytes");
-	check_eq(child_wait(pid, "the child"), 0, "the child's status");
-	step("epoll_wait after the last writer exited");
+	go(g[1], "the child exits");
+	step("epoll_wait woken by the last writer's exit");
 	n = (int)MUST(epoll_wait(ep, got, 4, GUARD_MS), "epoll_wait");
-	check_true(n == 1 && got[0].events == EPOLLHUP,
-		   "epoll_wait after the child (the last writer) exited: EPOLLHUP");
+	if (n != 1 || got[0].events != EPOLLHUP)
+		fail("an epoll_wait blocked on the empty read end, woken when the child (the last "
+		     "writer) exits: %d events, the first %s; expected 1, EPOLLHUP", n,
+		     n > 0 ? ev_str(got[0].events, "EPOLL") : "-");
+	ok("an epoll_wait blocked on the empty read end, woken when the child (the last writer) "
+	   "exits: EPOLLHUP");
+	check_eq(child_wait(pid, "the child"), 0, "the child's status");
 	xclose(ep);
 	xclose(p[0]);
+	xclose(g[1]);
 
 	/* blocking read and write woken across processes */
 	mkpipe(p, 0);
