@@ -15,8 +15,9 @@
  * Cases: pipeline-1g (sh -c 'gen | sha256sum' and 'gen | cat | sha256sum',
  * 1 GiB each: the pipes are made by sh and cross fork and exec; the only
  * slow case), eof-last-writer, epipe-sigpipe, atomic-pipe-buf, nonblock,
- * fdinfo, pipe-size, exec-cat, python-mp, jobserver, procsubst (bash, /dev/fd/N),
- * shell-misc. A case whose program is missing (python3, bash) is skipped.
+ * fdinfo, stdio (dprintf, fdopen, popen), pipe-size (F_SETPIPE_SZ),
+ * exec-cat, python-mp, jobserver, procsubst (bash, /dev/fd/N), shell-misc.
+ * A case whose program is missing (python3, bash) is skipped.
  *
  * The program bounds every wait itself (a hang prints HANG and exits 3);
  * the guards here are the last resort. ThreadSanitizer builds skip (77).
@@ -258,6 +259,7 @@ PIPE_CASE(epipe_sigpipe, T_PROG_GUARD_MS)
 PIPE_CASE(atomic_pipe_buf, T_PROG_GUARD_MS)
 PIPE_CASE(nonblock, T_PROG_GUARD_MS)
 PIPE_CASE(fdinfo, T_PROG_GUARD_MS)
+PIPE_CASE(stdio, T_PROG_GUARD_MS)
 PIPE_CASE(pipe_size, T_PROG_GUARD_MS)
 PIPE_CASE(exec_cat, T_PROG_GUARD_MS)
 PIPE_CASE(jobserver, T_PROG_GUARD_MS)
@@ -274,6 +276,7 @@ int main(void)
 		T_ONCE(test_atomic_pipe_buf),
 		T_ONCE(test_nonblock),
 		T_ONCE(test_fdinfo),
+		T_ONCE(test_stdio),
 		T_ONCE(test_pipe_size),
 		T_ONCE(test_exec_cat),
 		T_ONCE(test_jobserver),

@@ -3,7 +3,8 @@
  * ipcd-pipe - semantics of pipes between processes, checked exactly as Linux
  * defines them (issue #6): shell pipelines moving 1 GiB, EOF after the last
  * writer, SIGPIPE/EPIPE after the last reader, PIPE_BUF atomicity, O_NONBLOCK,
- * poll/select/epoll states, fstat/fcntl/ioctl answers, fork and exec,
+ * poll/select/epoll states, fstat/fcntl/ioctl answers, stdio streams and
+ * dprintf on pipe ends, F_SETPIPE_SZ, fork and exec,
  * posix_spawn, python3 multiprocessing, a GNU make style jobserver, bash
  * process substitution (/dev/fd/N), everyday shell idioms.
  * Plain POSIX and Linux calls and real programs: run without libipcd.so it
@@ -20,6 +21,8 @@
  *                            sizes=MIN..MAX sha256=HEX" on FD)
  *   ipcd-pipe --fd-probe CLOEXEC1 CLOEXEC2 KEPT
  *                            not a case: what fdinfo execs (fd_probe())
+ *   ipcd-pipe --stdio-probe FD
+ *                            not a case: what stdio execs (stdio_probe())
  *
  * Every check prints "ok CASE: what" (never a value that may differ between
  * the kernel and the preload: those go to "info CASE: ..." lines). The first
@@ -121,7 +124,7 @@ static void victim_kill(void)
 			kill(victims[i], SIGKILL);
 }
 
-/* ---- reporting ------------------------------------------------------------ */
+/* ---- reporting ---------------------------------------------------------------------- */
 
 #define FMT(buf, fmt)								\
 	do {									\
@@ -324,7 +327,7 @@ static const char *ev_str(uint32_t ev, const char *pfx)
 	return b;
 }
 
-/* ---- time, processes --------------------------------------------------------- */
+/* ---- time, processes ---------------------------------------------------------------- */
 
 static uint64_t now_ns(void)
 {
@@ -457,7 +460,7 @@ static void skip_case(const char *why)
 	exit(77);
 }
 
-/* ---- pipes and data ------------------------------------------------------------ */
+/* ---- pipes and data ----------------------------------------------------------------- */
 
 /* A pipe made by this process: pipe() for @flags 0, else pipe2(); counted. */
 static void mkpipe(int p[2], int flags)
@@ -720,7 +723,7 @@ static void set_nonblock(int fd, bool on)
 	MUST(fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK), "F_SETFL %d", fd);
 }
 
-/* ---- records from several writers ------------------------------------------------ */
+/* ---- records from several writers --------------------------------------------------- */
 
 /*
  * A record of writer @w, sequence @q: @size bytes of 32-bit words, each
@@ -852,7 +855,7 @@ static void c_write_recs(int fd, size_t size, unsigned int w, unsigned int from,
 	}
 }
 
-/* ---- SHA-256 (FIPS 180-4), for the pipeline's producer ------------------------- */
+/* ---- SHA-256 (FIPS 180-4), for the pipeline's producer ------------------------------ */
 
 struct sha256 {
 	uint32_t h[8];
@@ -945,7 +948,7 @@ static void sha_final(struct sha256 *s, char hex[65])
 		snprintf(hex + 8 * i, 9, "%08x", s->h[i]);
 }
 
-/* ---- the pipeline's producer (--gen) --------------------------------------------- */
+/* ---- the pipeline's producer (--gen) ------------------------------------------------ */
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -997,8 +1000,8 @@ static int gen_main(const char *seed_s, const char *bytes_s, const char *fd_s)
 	struct gen g = { .s = seed };
 	struct sha256 h;
 	uint8_t *buf = malloc(GEN_MAX);
-	char hex[65];
-	int rfd = atoi(fd_s);
+	char hex[65], rep[256];
+	int rfd = atoi(fd_s), len;
 
 	case_name = "pipeline-1g --gen";
 	snprintf(step_txt, sizeof(step_txt), "a write into the pipeline (stdout)");
@@ -1029,15 +1032,17 @@ static int gen_main(const char *seed_s, const char *bytes_s, const char *fd_s)
 	}
 	alarm(0);
 	sha_final(&h, hex);
-	if (dprintf(rfd, "gen bytes=%" PRIu64 " writes=%" PRIu64 " sizes=%zu..%zu sha256=%s\n",
-		    total, writes, smin, smax, hex) < 0) {
+	/* write(), not dprintf(): stdio on a pipe end is the stdio case's check */
+	len = snprintf(rep, sizeof(rep), "gen bytes=%" PRIu64 " writes=%" PRIu64
+		       " sizes=%zu..%zu sha256=%s\n", total, writes, smin, smax, hex);
+	if (!c_write_all(rfd, rep, (size_t)len)) {
 		fprintf(stderr, "ipcd-pipe --gen: report on fd %d: %s\n", rfd, strerror(errno));
 		return 1;
 	}
 	return 0;
 }
 
-/* ---- running real programs ----------------------------------------------------------- */
+/* ---- running real programs ---------------------------------------------------------- */
 
 /*
  * Runs @argv (execvp) in its own process group with stdin from /dev/null,
@@ -1135,7 +1140,7 @@ static void sh_expect(const char *shell, const char *script, unsigned int script
 	free(out);
 }
 
-/* ---- case pipeline-1g -------------------------------------------------------------------- */
+/* ---- case pipeline-1g --------------------------------------------------------------- */
 
 static void pipeline_run(const char *script, unsigned int script_pipes, const char *what)
 {
@@ -1178,7 +1183,7 @@ static void case_pipeline_1g(void)
 		     "gen | cat | sha256sum");
 }
 
-/* ---- case eof-last-writer ------------------------------------------------------------------- */
+/* ---- case eof-last-writer ----------------------------------------------------------- */
 
 #define EOF_REC		64
 
@@ -1333,7 +1338,7 @@ static void case_eof_last_writer(void)
 	eof_writer_killed();
 }
 
-/* ---- case epipe-sigpipe ---------------------------------------------------------------------- */
+/* ---- case epipe-sigpipe ------------------------------------------------------------- */
 
 enum sp_mode { SP_DFL, SP_IGN, SP_BLOCK };
 
@@ -1486,7 +1491,7 @@ static void case_epipe_sigpipe(void)
 	xclose(p[1]);
 }
 
-/* ---- case atomic-pipe-buf ----------------------------------------------------------------------- */
+/* ---- case atomic-pipe-buf ----------------------------------------------------------- */
 
 static void case_atomic_pipe_buf(void)
 {
@@ -1517,7 +1522,7 @@ static void case_atomic_pipe_buf(void)
 	xclose(p[0]);
 }
 
-/* ---- case nonblock ------------------------------------------------------------------------------- */
+/* ---- case nonblock ------------------------------------------------------------------ */
 
 static void nonblock_rw(void)
 {
@@ -1984,7 +1989,7 @@ static void case_nonblock(void)
 	nonblock_epoll();
 }
 
-/* ---- case fdinfo ------------------------------------------------------------------------------------ */
+/* ---- case fdinfo -------------------------------------------------------------------- */
 
 /*
  * ipcd-pipe --fd-probe A B C, exec'd by fdinfo: A and B (close-on-exec
@@ -2224,7 +2229,120 @@ static void case_fdinfo(void)
 	fdinfo_cloexec();
 }
 
-/* ---- case pipe-size ------------------------------------------------------------------------------ */
+/* ---- case stdio --------------------------------------------------------------------- */
+
+#define STDIO_PROBE_OUT	"probe-8b" " and a longer dprintf line of 42 bytes\n" "fdopen 42\n"
+
+/*
+ * ipcd-pipe --stdio-probe FD, exec'd by the stdio case: stdio on an
+ * inherited pipe end that is not 0, 1 or 2: dprintf() of exactly 8 bytes
+ * and of more, then a stream fdopen()ed on it (STDIO_PROBE_OUT in all).
+ */
+static int stdio_probe(const char *fd_s)
+{
+	int fd = atoi(fd_s), n;
+	FILE *f;
+
+	alarm(ALARM_S);
+	n = dprintf(fd, "probe-8b");
+	if (n != 8) {
+		fprintf(stderr, "ipcd-pipe stdio-probe: FAIL: dprintf of 8 bytes on fd %d: %d %s\n",
+			fd, n, strerror(errno));
+		return 10;
+	}
+	n = dprintf(fd, " and a longer dprintf line of %d bytes\n", 42);
+	if (n != 39) {
+		fprintf(stderr, "ipcd-pipe stdio-probe: FAIL: dprintf of 39 bytes on fd %d: %d %s\n",
+			fd, n, strerror(errno));
+		return 11;
+	}
+	f = fdopen(fd, "w");
+	if (!f || fprintf(f, "fdopen %d\n", 42) != 10 || fclose(f)) {
+		fprintf(stderr, "ipcd-pipe stdio-probe: FAIL: fdopen, fprintf, fclose on fd %d: %s\n",
+			fd, strerror(errno));
+		return 12;
+	}
+	return 0;
+}
+
+/* stdio streams and dprintf on pipe ends other than 0, 1, 2; popen. */
+static void case_stdio(void)
+{
+	char self[4096], buf[256], *out;
+	int p[2], n, fd;
+	size_t len;
+	FILE *f;
+	pid_t pid;
+
+	mkpipe(p, 0);
+	check_eq(dprintf(p[1], "12345678"), 8, "dprintf of exactly 8 bytes on the write end");
+	check_eq(dprintf(p[1], "and %d more\n", 30), 12, "dprintf of 12 bytes on the write end");
+	read_exact(p[0], buf, 20, "what dprintf wrote");
+	check_true(!memcmp(buf, "12345678and 30 more\n", 20), "dprintf: the reader got its 20 "
+		   "bytes, in order");
+	fd = (int)MUST(dup(p[1]), "dup");
+	f = fdopen(fd, "w");
+	if (!f)
+		fail_errno(errno, "fdopen write end");
+	check_eq(fprintf(f, "fprintf %d\n", 7), 10, "fdopen(write end, \"w\"): fprintf");
+	check_eq(fflush(f), 0, "fflush");
+	read_exact(p[0], buf, 10, "what fprintf wrote");
+	check_true(!memcmp(buf, "fprintf 7\n", 10), "fdopen, fprintf, fflush: the reader got it");
+	check_eq(fclose(f), 0, "fclose of the write end's stream");
+	write_all(p[1], "line1\nline2\n", 12, "two lines");
+	fd = (int)MUST(dup(p[0]), "dup");
+	f = fdopen(fd, "r");
+	if (!f)
+		fail_errno(errno, "fdopen read end");
+	check_true(fgets(buf, sizeof(buf), f) && !strcmp(buf, "line1\n"),
+		   "fdopen(read end, \"r\"): fgets: line1");
+	check_true(fgets(buf, sizeof(buf), f) && !strcmp(buf, "line2\n"), "fgets: line2");
+	check_eq(fclose(f), 0, "fclose of the read end's stream");
+	xclose(p[0]);
+	xclose(p[1]);
+
+	/* the same in an exec'd image, on an inherited end at fd 3 */
+	self_exe(self, sizeof(self));
+	mkpipe(p, 0);
+	pid = child_fork();
+	if (pid == 0) {
+		char *const argv[] = { (char *)"ipcd-pipe", (char *)"--stdio-probe", (char *)"3",
+				       NULL };
+
+		if (dup2(p[1], 3) < 0)
+			child_fail(126, "dup2: %s", strerror(errno));
+		if (p[0] != 3)
+			close(p[0]);
+		if (p[1] != 3)
+			close(p[1]);
+		execv(self, argv);
+		child_fail(127, "exec %s: %s", self, strerror(errno));
+	}
+	xclose(p[1]);
+	out = read_to_eof(p[0], &len, "the probe's output");
+	n = child_wait(pid, "the exec'd probe");
+	check_eq(n, 0, "fork, exec: dprintf (8 bytes, 39 bytes) and fdopen+fprintf on the "
+		 "inherited write end at fd 3: the probe's status");
+	if (strcmp(out, STDIO_PROBE_OUT))
+		fail("the exec'd probe's dprintf and fprintf: the reader got \"%.200s\" (%zu "
+		     "bytes), expected \"%s\"", out, len, STDIO_PROBE_OUT);
+	ok("the exec'd probe's dprintf and fprintf: the reader got every byte, in order");
+	free(out);
+	xclose(p[0]);
+
+	/* popen: glibc's own pipe, a preloaded shell with its own pipe behind it */
+	fflush(stdout);
+	f = popen("seq 1 1000 | wc -l", "r");
+	if (!f)
+		fail_errno(errno, "popen");
+	n_pipes += 1;	/* the shell's; popen's own pipe is made inside glibc */
+	step("popen: fgets");
+	check_true(fgets(buf, sizeof(buf), f) && !strcmp(buf, "1000\n"),
+		   "popen(\"seq 1 1000 | wc -l\", \"r\"): fgets: 1000");
+	check_eq(pclose(f), 0, "pclose: the shell's status");
+}
+
+/* ---- case pipe-size ----------------------------------------------------------------- */
 
 /* F_SETPIPE_SZ: the capacity follows, and a blocking write that fits never blocks. */
 static void case_pipe_size(void)
@@ -2265,7 +2383,7 @@ static void case_pipe_size(void)
 	xclose(p[0]);
 }
 
-/* ---- case exec-cat ---------------------------------------------------------------------------- */
+/* ---- case exec-cat ------------------------------------------------------------------ */
 
 /*
  * @total pattern bytes into @wfd (cat's stdin) while reading @rfd (its
@@ -2395,7 +2513,7 @@ static void case_exec_cat(void)
 	check_eq(child_wait(pid, "cat"), 0, "posix_spawn cat: its exit status");
 }
 
-/* ---- case python-mp --------------------------------------------------------------------------- */
+/* ---- case python-mp ----------------------------------------------------------------- */
 
 /* Counts the pipes python makes (multiprocessing calls os.pipe() at call time). */
 static const char py_prologue[] =
@@ -2586,7 +2704,7 @@ static void case_python_mp(void)
 	py_run(py_duplex, "python3 Pipe(duplex=True)");
 }
 
-/* ---- case jobserver --------------------------------------------------------------------------- */
+/* ---- case jobserver ----------------------------------------------------------------- */
 
 enum { JS_TOKENS = 8, JS_WORKERS = 6, JS_ITERS = 500 };
 
@@ -2720,7 +2838,7 @@ static void case_jobserver(void)
 	jobserver_run(true);
 }
 
-/* ---- cases procsubst, shell-misc --------------------------------------------------------------- */
+/* ---- cases procsubst, shell-misc ---------------------------------------------------- */
 
 static void case_procsubst(void)
 {
@@ -2750,7 +2868,7 @@ static void case_shell_misc(void)
 			  "141 0\n", "bash PIPESTATUS: yes died by SIGPIPE");
 }
 
-/* ---- main ----------------------------------------------------------------------------------- */
+/* ---- main --------------------------------------------------------------------------- */
 
 struct pcase {
 	const char *name;
@@ -2771,6 +2889,7 @@ static const struct pcase cases[] = {
 	  "O_NONBLOCK (pipe2, fcntl, FIONBIO), all or nothing, poll/select/epoll LT and ET" },
 	{ "fdinfo", case_fdinfo,
 	  "fstat, F_GETFL, F_GETPIPE_SZ, FIONREAD, EBADF, ENOTSOCK, ESPIPE, dups, close-on-exec" },
+	{ "stdio", case_stdio, "dprintf, fdopen+fprintf/fgets on pipe ends (also after exec), popen" },
 	{ "pipe-size", case_pipe_size, "F_SETPIPE_SZ: capacity, a blocking write that fits, EBUSY" },
 	{ "exec-cat", case_exec_cat, "cat between two pipes: fork+dup2+exec, posix_spawn" },
 	{ "python-mp", case_python_mp,
@@ -2815,6 +2934,8 @@ int main(int argc, char **argv)
 		return gen_main(argv[2], argv[3], argv[4]);
 	if (argc == 5 && !strcmp(argv[1], "--fd-probe"))
 		return fd_probe(argv[2], argv[3], argv[4]);
+	if (argc == 3 && !strcmp(argv[1], "--stdio-probe"))
+		return stdio_probe(argv[2]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	/* the orphans of the shells it runs are reaped here (group_gone()), not by init */
