@@ -2715,11 +2715,18 @@ struct js_shared {
 	unsigned int uses[JS_TOKENS];
 };
 
-/* A worker's token: blocking read, or (@nb) nonblocking read and poll as GNU make. */
-static char js_take(int fd, bool nb)
+/*
+ * A worker's token: blocking read, or (@nb) nonblocking read and poll as GNU
+ * make. A token that does not come within GUARD_MS is a hang: what the
+ * pipe shows then (FIONREAD, a read) and the tokens held are reported.
+ */
+static char js_take(const struct js_shared *sh, int fd, bool nb, unsigned int w, unsigned int i)
 {
 	char c;
 
+	snprintf(step_txt, sizeof(step_txt), "worker %u, job %u: a blocking read for a token", w,
+		 i);
+	alarm(2 * GUARD_MS / 1000);
 	for (;;) {
 		ssize_t r = read(fd, &c, 1);
 
@@ -2729,10 +2736,16 @@ static char js_take(int fd, bool nb)
 			continue;
 		if (nb && r < 0 && errno == EAGAIN) {
 			struct pollfd p = { .fd = fd, .events = POLLIN };
-			int n = poll(&p, 1, GUARD_MS);
+			int n = poll(&p, 1, GUARD_MS), avail = -1;
 
-			if (n == 0)
-				child_fail(3, "no token within %d ms (HANG)", GUARD_MS);
+			if (n == 0) {
+				ioctl(fd, FIONREAD, &avail);
+				r = read(fd, &c, 1);
+				child_fail(3, "HANG: worker %u, job %u: poll(POLLIN) reported no token "
+					   "for %d ms; then FIONREAD %d, a read %zd %s; %u tokens held",
+					   w, i, GUARD_MS, avail, r, r < 0 ? errname(errno) : "",
+					   __atomic_load_n(&sh->in_use, __ATOMIC_SEQ_CST));
+			}
 			continue;
 		}
 		child_fail(2, "token read: %zd %s", r, r < 0 ? errname(errno) : "(EOF)");
@@ -2750,7 +2763,7 @@ static void js_worker(struct js_shared *sh, int rfd, int wfd, unsigned int w, bo
 		volatile unsigned int sink = 0;
 
 		for (unsigned int t = 0; t < k; t++) {
-			tok[t] = js_take(rfd, nb);
+			tok[t] = js_take(sh, rfd, nb, w, i);
 			now = __atomic_add_fetch(&sh->in_use, 1, __ATOMIC_SEQ_CST);
 			max = __atomic_load_n(&sh->max_in_use, __ATOMIC_RELAXED);
 			while (now > max && !__atomic_compare_exchange_n(&sh->max_in_use, &max, now,
