@@ -227,10 +227,11 @@ static short pipe_events(struct ipcd_sock *s, short want)
 		if (ipcd_load_acquire(&s->conn.rx.shm->prod_closed))
 			ev |= POLLHUP;
 	} else {
+		/* Room, whether or not a reader is left; no reader: POLLERR too. */
+		if (ipcd_spsc_room(&s->conn.tx, PIPE_BUF))
+			ev |= POLLOUT | POLLWRNORM;
 		if (ipcd_load_relaxed(&s->conn.tx.shm->cons_closed))
 			ev |= POLLERR;
-		else if (ipcd_spsc_writable(&s->conn.tx, PIPE_BUF))
-			ev |= POLLOUT | POLLWRNORM;
 	}
 	return ev & (want | POLLHUP | POLLERR);
 }
@@ -438,6 +439,21 @@ static int iov_rest(const struct iov_cur *c, struct iovec *out)
 	return n;
 }
 
+/* The first @n entries of @part, cut to @max bytes in all: how many remain. */
+static int iov_cap(struct iovec *part, int n, size_t max)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (part[i].iov_len >= max) {
+			part[i].iov_len = max;
+			return i + 1;
+		}
+		max -= part[i].iov_len;
+	}
+	return n;
+}
+
 static void iov_advance(struct iov_cur *c, size_t n)
 {
 	while (n && c->idx < c->cnt) {
@@ -471,13 +487,19 @@ static int iov_total(const struct iovec *iov, int cnt, size_t *total)
 
 /* ---- receive ------------------------------------------------------------------ */
 
-ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
-		       int flags)
+/*
+ * @msg: recvmsg's, for the control data (socketpair ends), @cap bytes of
+ * it; NULL for read, recv.
+ */
+static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+			 int flags, struct msghdr *msg, socklen_t cap)
 {
 	bool nb = (flags & MSG_DONTWAIT) || atomic_load_explicit(&s->nonblock,
 								  memory_order_relaxed);
 	bool pipe = s->kind == IPCD_CONN_KIND_PIPE;
 	unsigned int peek = flags & MSG_PEEK ? IPCD_SPSC_PEEK : 0;
+	unsigned int marks = s->kind == IPCD_CONN_KIND_UNIX ? IPCD_SPSC_MARKS : 0, past = 0;
+	size_t stop = SIZE_MAX;		/* control data came: no more than its record */
 	struct iov_cur cur = { .iov = iov, .cnt = iovcnt };
 	struct iovec part[IOV_CHUNK];
 	size_t total, done = 0;
@@ -492,10 +514,30 @@ ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 		return fail(-rc);
 	lock(&s->rx_lock);
 	ring_lock(&s->conn.rx.shm->cons_lock);
-	while (done < total) {
-		int n = iov_rest(&cur, part);
-		ssize_t got = ipcd_spsc_readv(&s->conn.rx, part, n, peek);
+	while (done < total && done < stop) {
+		int n = iov_cap(part, iov_rest(&cur, part), stop - done);
+		ssize_t got = ipcd_spsc_readv(&s->conn.rx, part, n, peek | marks | past);
 
+		if (got == -ENOMSG) {	/* a mark: control data comes with what follows */
+			int64_t m;
+
+			if (done)
+				break;
+			m = ipcd_spsc_mark_ready(&s->conn.rx);
+			if (m == -EAGAIN) {
+				/* Its writer is copying the data that goes with it now. */
+				ring_unlock(&s->conn.rx.shm->cons_lock);
+				sched_yield();
+				ring_lock(&s->conn.rx.shm->cons_lock);
+				continue;
+			}
+			ipcd_anc_take(s, msg, cap, flags, peek != 0);	/* anc.c */
+			past = IPCD_SPSC_PAST_MARK;
+			/* As the kernel: the read ends with the data sent with it. */
+			stop = m > 0 ? (size_t)m : SIZE_MAX;
+			continue;
+		}
+		past = 0;
 		if (got > 0) {
 			done += (size_t)got;
 			iov_advance(&cur, (size_t)got);
@@ -539,10 +581,49 @@ ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 	return (ssize_t)done;
 }
 
+ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+		       int flags)
+{
+	return conn_recv(s, fd, iov, iovcnt, flags, NULL, 0);
+}
+
 /* ---- send --------------------------------------------------------------------- */
 
-ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
-		       int flags)
+/*
+ * Control data (socketpair ends, anc.c), under the ring's lock: room for the
+ * mark and the first bytes that go with it (so no other writer's data can
+ * come between), the control data over the kernel socket, the mark. 0, or
+ * the errno for the caller.
+ */
+static int anc_send(struct ipcd_sock *s, const struct msghdr *msg, size_t total, bool nb)
+{
+	uint32_t first = (uint32_t)IPCD_MIN(total, (size_t)PIPE_BUF);
+	int rc;
+
+	while (!ipcd_spsc_writable(&s->conn.tx, first + (uint32_t)sizeof(struct ipcd_rec_hdr))) {
+		if (nb) {
+			atomic_fetch_add_explicit(&s->tx_short, 1, memory_order_relaxed);
+			return EAGAIN;
+		}
+		ring_unlock(&s->conn.tx.shm->prod_lock);
+		rc = conn_wait(s, false, first + (uint32_t)sizeof(struct ipcd_rec_hdr),
+			       s->sndtimeo_ns);
+		ring_lock(&s->conn.tx.shm->prod_lock);
+		if (rc)
+			return rc == -ETIMEDOUT ? EAGAIN : EINTR;
+	}
+	if (ipcd_load_relaxed(&s->conn.tx.shm->cons_closed))
+		return EPIPE;
+	rc = ipcd_anc_send(s, msg, nb);
+	if (rc)
+		return rc;
+	rc = ipcd_spsc_mark(&s->conn.tx);
+	return rc == 0 ? 0 : rc == -EPIPE ? EPIPE : EIO;
+}
+
+/* @msg: sendmsg's, for the control data (socketpair ends); NULL otherwise. */
+static ssize_t conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+			 int flags, const struct msghdr *msg)
 {
 	bool nb = (flags & MSG_DONTWAIT) || atomic_load_explicit(&s->nonblock,
 								  memory_order_relaxed);
@@ -568,6 +649,11 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 		err = EPIPE;
 		goto out;
 	}
+	if (msg && msg->msg_controllen && s->kind == IPCD_CONN_KIND_UNIX && total) {
+		err = anc_send(s, msg, total, nb);
+		if (err)
+			goto out;
+	}
 	while (done < total) {
 		int n = iov_rest(&cur, part);
 		ssize_t put;
@@ -582,12 +668,16 @@ ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 			continue;
 		}
 		if (put == -EPIPE || put == -EPROTO) {
-			if (done)
-				break;
 			if (pipe) {
-				err = put == -EPIPE ? EPIPE : EIO;	/* no reader left */
+				/* pipe_write(): SIGPIPE even after a part went. */
+				if (put == -EPIPE && done)
+					ipcd_sigpipe(flags);
+				else if (!done)
+					err = put == -EPIPE ? EPIPE : EIO;
 				break;
 			}
+			if (done)
+				break;
 			if (put == -EPROTO ||
 			    (peer_reset(s) && !atomic_exchange(&s->reset_told, true))) {
 				err = ECONNRESET;
@@ -635,6 +725,12 @@ out:
 	if (err)
 		return fail(err);
 	return (ssize_t)done;
+}
+
+ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+		       int flags)
+{
+	return conn_send(s, fd, iov, iovcnt, flags, NULL);
 }
 
 /* ---- the calls.def entries ------------------------------------------------------ */
@@ -690,22 +786,26 @@ ssize_t ipcd_sock_sendmsg(struct ipcd_sock *s, int fd, const struct msghdr *msg,
 	NOT_CONN(ipcd_real.sendmsg(fd, msg, flags));
 	if (!msg)
 		return fail(EFAULT);
-	return ipcd_conn_send(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
+	return conn_send(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags, msg);
 }
 
 ssize_t ipcd_sock_recvmsg(struct ipcd_sock *s, int fd, struct msghdr *msg, int flags)
 {
+	socklen_t cap;
 	ssize_t n;
 
 	NOT_CONN(ipcd_real.recvmsg(fd, msg, flags));
 	if (!msg)
 		return fail(EFAULT);
-	n = ipcd_conn_recv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags);
-	if (n >= 0) {
+	cap = msg->msg_controllen;
+	/* No control data unless a mark is met (anc_take sets them). */
+	msg->msg_controllen = 0;
+	msg->msg_flags = 0;
+	n = conn_recv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags, msg, cap);
+	if (n >= 0)
 		msg->msg_namelen = 0;
-		msg->msg_controllen = 0;
-		msg->msg_flags = 0;
-	}
+	else
+		msg->msg_controllen = cap;
 	return n;
 }
 

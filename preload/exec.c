@@ -478,7 +478,8 @@ static void fill_end(struct ho_end *e, const struct ho_slot *sl, uint32_t first,
 		e->backlog = s->backlog;
 		return;
 	}
-	e->kfd = e->lfd = -1;
+	e->kfd = sl->drop ? -1 : s->kfd;	/* a socketpair end's kernel socket, or -1 */
+	e->lfd = -1;
 	e->conn_id = s->conn.conn_id;
 	e->region_size = s->conn.reg.size;
 	e->efd_id = efd >= 0 ? eventfd_id(efd) : 0;
@@ -563,6 +564,7 @@ static void inheritable(struct ho_state *st, bool on)
 		if (sl->drop)
 			continue;
 		set_cloexec(sl->s->conn.wake_peer, !on);
+		set_cloexec(sl->s->kfd, !on);
 		set_cloexec(sl->region_fd, !on);
 	}
 	set_cloexec(st->memfd, !on);
@@ -869,6 +871,8 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 		ipcd_conn_release(&s->conn);
 		if (e->hold_fd >= 0)
 			ipcd_real.close(e->hold_fd);
+		if (e->kfd >= 0)
+			ipcd_real.close(e->kfd);
 		for (i = 0; i < n; i++)
 			ipcd_real.close(app[i]);
 		atomic_store(&s->refs, 1);
@@ -876,8 +880,14 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 		return;
 	}
 	s->conn.hold_fd = e->hold_fd;
+	s->kfd = -1;
+	if (s->kind == IPCD_CONN_KIND_UNIX)
+		s->kfd = e->kfd;
+	else if (e->kfd >= 0)
+		ipcd_real.close(e->kfd);
 	set_cloexec(e->wake_peer, true);
 	set_cloexec(e->hold_fd, true);
+	set_cloexec(s->kfd, true);
 	s->rcvtimeo_ns = e->rcvtimeo_ns;
 	s->sndtimeo_ns = e->sndtimeo_ns;
 	s->sndbuf = e->sndbuf;

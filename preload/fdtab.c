@@ -164,6 +164,7 @@ static void sock_teardown(struct ipcd_sock *s)
 	case IPCD_SK_CONN:
 		(void)end_release(s);
 		ipcd_conn_release(&s->conn);
+		close_hidden(s->kfd);	/* a socketpair end's kernel socket */
 		break;
 	case IPCD_SK_LISTEN: {
 		struct ipcd_unbind_req *ur = (void *)req.body;

@@ -26,6 +26,8 @@
 #include <ipcd/compiler.h>
 
 /* Declared by glibc's headers only under _FORTIFY_SOURCE. */
+extern int __dprintf_chk(int fd, int flag, const char *__restrict fmt, ...);
+extern int __vdprintf_chk(int fd, int flag, const char *__restrict fmt, __gnuc_va_list ap);
 extern ssize_t __read_chk(int fd, void *buf, size_t nbytes, size_t buflen);
 extern ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
 extern ssize_t __recvfrom_chk(int fd, void *__restrict buf, size_t n, size_t buflen, int flags,

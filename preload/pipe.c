@@ -80,10 +80,18 @@ static void close_fds(const int *fds, unsigned int n)
 /*
  * Ask the monitor for a pair of @kind and put its ends at @fd_a (A) and
  * @fd_b (B), which the caller made as the kernel's object. @flags: O_NONBLOCK,
- * O_CLOEXEC (or their SOCK_ twins). 0, or -1 with the kernel's fds untouched.
+ * O_CLOEXEC (or their SOCK_ twins). A socketpair's kernel sockets stay
+ * behind the ends (s->kfd): duplicates of them first, made here.
+ * 0, or -1 with the kernel's fds untouched.
  */
 static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 {
+	int ka = -1, kb = -1;
+	/*
+	 * A pipe may grow to 1 MiB (F_SETPIPE_SZ, pipe-max-size): its ring is
+	 * twice that, for the records' headers (sock.c sock_fcntl).
+	 */
+	uint32_t ring = kind == IPCD_CONN_KIND_PIPE ? 2u << 20 : 0;
 	struct ipcd_req req = { .opcode = IPCD_OP_PAIR };
 	struct ipcd_pair_req *pr = (void *)req.body;
 	int fa[IPCD_CTL_CONN_NFDS], fb[IPCD_CTL_CONN_NFDS];
@@ -97,10 +105,17 @@ static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 	if ((unsigned int)fd_a >= IPCD_FDTAB_MAX || (unsigned int)fd_b >= IPCD_FDTAB_MAX ||
 	    !ipcd_state_attach_quiet())
 		return -1;
+	if (kind == IPCD_CONN_KIND_UNIX) {
+		ka = ipcd_real.fcntl(fd_a, F_DUPFD_CLOEXEC, 0);
+		kb = ipcd_real.fcntl(fd_b, F_DUPFD_CLOEXEC, 0);
+		if (ka < 0 || kb < 0)
+			goto err_kernel;
+	}
 	req.len = sizeof(*pr);
 	pr->kind = kind;
+	pr->ring_bytes = ring;
 	if (ipcd_mon_call(&req, &resp, fa, &size) || resp.status)
-		return -1;
+		goto err_kernel;
 	memcpy(&cr, resp.body, sizeof(cr));
 	/* End B: the same region; its wake eventfd is A's peer one, and A's is its peer. */
 	fb[IPCD_CTL_CONN_FD_REGION] = ipcd_real.fcntl(fa[IPCD_CTL_CONN_FD_REGION],
@@ -129,6 +144,8 @@ static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 		goto err_socks;
 	}
 	a->kind = b->kind = (uint8_t)kind;
+	a->kfd = ka;
+	b->kfd = kb;
 	/*
 	 * The eventfds take the kernel fds' places. A failure here can only be
 	 * a race with another thread's dup2 onto the same number: the pipe is
@@ -162,6 +179,11 @@ err_socks:
 		atomic_store(&b->refs, 1);
 		ipcd_sock_put(b);
 	}
+err_kernel:
+	if (ka >= 0)
+		ipcd_real.close(ka);
+	if (kb >= 0)
+		ipcd_real.close(kb);
 	return -1;
 }
 
@@ -180,6 +202,27 @@ static int pipe_common(int fds[2], int flags)
 	}
 	fds[0] = k[0];
 	fds[1] = k[1];
+	return 0;
+}
+
+IPCD_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+	int saved;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.socketpair))
+		return ipcd_enosys();
+	if (ipcd_real.socketpair(domain, type, protocol, sv) < 0)
+		return -1;
+	/* AF_UNIX stream only; datagram and seqpacket pairs stay the kernel's. */
+	if (!ipcd_inside && domain == AF_UNIX &&
+	    (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM && ipcd_pipes_enabled()) {
+		saved = errno;
+		(void)pair_make(IPCD_CONN_KIND_UNIX, AF_UNIX, sv[0], sv[1],
+				(type & SOCK_NONBLOCK ? O_NONBLOCK : 0) |
+				(type & SOCK_CLOEXEC ? O_CLOEXEC : 0));
+		errno = saved;
+	}
 	return 0;
 }
 
@@ -259,10 +302,21 @@ static bool ours(int fd)
 	return !ipcd_inside && ipcd_fdtab_get(fd);
 }
 
-/* fstatat()/statx() on the fd itself: an empty path with AT_EMPTY_PATH. */
-static bool on_fd(int fd, const char *path, int flags)
+static int named_fd(const char *path);
+
+/*
+ * fstatat()/statx() of an fd of ours: the fd itself (an empty path with
+ * AT_EMPTY_PATH), or a /dev/fd/N path followed to it (stat(), as diff does
+ * on bash's process substitution: every eventfd is one inode to the
+ * kernel, so two pipes would look like one file). Returns that fd, or -1.
+ */
+static int stat_target(int fd, const char *path, int flags)
 {
-	return (flags & AT_EMPTY_PATH) && path && !path[0] && ours(fd);
+	if ((flags & AT_EMPTY_PATH) && path && !path[0])
+		return ours(fd) ? fd : -1;
+	if (flags & AT_SYMLINK_NOFOLLOW)
+		return -1;
+	return named_fd(path);
 }
 
 IPCD_EXPORT int fstat(int fd, struct stat *st)
@@ -300,7 +354,7 @@ IPCD_EXPORT int fstatat(int fd, const char *__restrict path, struct stat *__rest
 	if (unlikely(!ipcd_real.fstatat))
 		return ipcd_enosys();
 	rc = ipcd_real.fstatat(fd, path, st, flags);
-	if (rc == 0 && unlikely(on_fd(fd, path, flags)))
+	if (rc == 0 && unlikely((fd = stat_target(fd, path, flags)) >= 0))
 		fix_stat(fd, st);
 	return rc;
 }
@@ -314,7 +368,7 @@ IPCD_EXPORT int fstatat64(int fd, const char *__restrict path, struct stat64 *__
 	if (unlikely(!ipcd_real.fstatat64))
 		return ipcd_enosys();
 	rc = ipcd_real.fstatat64(fd, path, st, flags);
-	if (rc == 0 && unlikely(on_fd(fd, path, flags)))
+	if (rc == 0 && unlikely((fd = stat_target(fd, path, flags)) >= 0))
 		fix_stat(fd, (struct stat *)st);
 	return rc;
 }
@@ -328,8 +382,34 @@ IPCD_EXPORT int statx(int fd, const char *__restrict path, int flags, unsigned i
 	if (unlikely(!ipcd_real.statx))
 		return ipcd_enosys();
 	rc = ipcd_real.statx(fd, path, flags, mask, sx);
-	if (rc == 0 && unlikely(on_fd(fd, path, flags)))
+	if (rc == 0 && unlikely((fd = stat_target(fd, path, flags)) >= 0))
 		fix_statx(fd, sx);
+	return rc;
+}
+
+IPCD_EXPORT int stat(const char *__restrict path, struct stat *__restrict st)
+{
+	int rc, fd;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.stat))
+		return ipcd_enosys();
+	rc = ipcd_real.stat(path, st);
+	if (rc == 0 && unlikely((fd = stat_target(AT_FDCWD, path, 0)) >= 0))
+		fix_stat(fd, st);
+	return rc;
+}
+
+IPCD_EXPORT int stat64(const char *__restrict path, struct stat64 *__restrict st)
+{
+	int rc, fd;
+
+	ipcd_init();
+	if (unlikely(!ipcd_real.stat64))
+		return ipcd_enosys();
+	rc = ipcd_real.stat64(path, st);
+	if (rc == 0 && unlikely((fd = stat_target(AT_FDCWD, path, 0)) >= 0))
+		fix_stat(fd, (struct stat *)st);
 	return rc;
 }
 
@@ -449,6 +529,63 @@ out:
 	pthread_mutex_unlock(&std_mu);
 }
 
+/* dprintf() writes with glibc's internal write too: format, then our write. */
+static int fd_vprintf(int fd, const char *fmt, va_list ap)
+{
+	char *p;
+	int n = vasprintf(&p, fmt, ap);
+	ssize_t w;
+
+	if (n < 0)
+		return -1;
+	w = ck_write((void *)(intptr_t)fd, p, (size_t)n);
+	free(p);
+	return w < 0 ? -1 : (int)w;
+}
+
+IPCD_EXPORT int vdprintf(int fd, const char *fmt, va_list ap)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.vdprintf))
+		return ipcd_enosys();
+	if (likely(!ours(fd)))
+		return ipcd_real.vdprintf(fd, fmt, ap);
+	return fd_vprintf(fd, fmt, ap);
+}
+
+IPCD_EXPORT int dprintf(int fd, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vdprintf(fd, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* _FORTIFY_SOURCE's: @flag only asks for %n checks, which vasprintf does not need here. */
+IPCD_EXPORT int __vdprintf_chk(int fd, int flag, const char *fmt, va_list ap)
+{
+	ipcd_init();
+	if (unlikely(!ipcd_real.__vdprintf_chk))
+		return ipcd_enosys();
+	if (likely(!ours(fd)))
+		return ipcd_real.__vdprintf_chk(fd, flag, fmt, ap);
+	return fd_vprintf(fd, fmt, ap);
+}
+
+IPCD_EXPORT int __dprintf_chk(int fd, int flag, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = __vdprintf_chk(fd, flag, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
 IPCD_EXPORT FILE *fdopen(int fd, const char *mode)
 {
 	ipcd_init();
@@ -472,10 +609,10 @@ IPCD_EXPORT FILE *fdopen(int fd, const char *mode)
  * duplicate of N instead, which reads or writes the same pipe end.
  * Returns N, or -1 if @path does not name an accelerated pipe end of ours.
  */
-static __ipcd_noinline int names_our_pipe(const char *path)	/* not inlined: @path may be NULL */
+/* The fd of ours /dev/fd/N, /proc/self/fd/N (...) or /dev/stdin names, or -1. */
+static __ipcd_noinline int named_fd(const char *path)	/* not inlined: @path may be NULL */
 {
 	static const char *const std[] = { "/dev/stdin", "/dev/stdout", "/dev/stderr" };
-	struct ipcd_sock *s;
 	const char *p = NULL;
 	char self[32];
 	long n = -1;
@@ -503,11 +640,19 @@ static __ipcd_noinline int names_our_pipe(const char *path)	/* not inlined: @pat
 		if (*end || n >= IPCD_FDTAB_MAX)
 			return -1;
 	}
-	if (!ours((int)n) || !(s = ipcd_sock_get((int)n)))
+	return ours((int)n) ? (int)n : -1;
+}
+
+static int names_our_pipe(const char *path)
+{
+	struct ipcd_sock *s;
+	int fd = named_fd(path), r;
+
+	if (fd < 0 || !(s = ipcd_sock_get(fd)))
 		return -1;
-	i = s->state == IPCD_SK_CONN && s->kind == IPCD_CONN_KIND_PIPE ? (int)n : -1;
+	r = s->state == IPCD_SK_CONN && s->kind == IPCD_CONN_KIND_PIPE ? fd : -1;
 	ipcd_sock_put(s);
-	return i;
+	return r;
 }
 
 static int reopen(int fd, int flags)

@@ -799,6 +799,8 @@ int ipcd_sock_shutdown(struct ipcd_sock *s, int fd, int how)
 	}
 	if (how != SHUT_RD && !atomic_exchange(&s->shut_wr, true))
 		ipcd_spsc_close_prod(&s->conn.tx);	/* the peer reads EOF once drained */
+	if (s->kind == IPCD_CONN_KIND_UNIX)
+		(void)ipcd_real.shutdown(s->kfd, how);	/* its control data goes no further either */
 	return 0;
 }
 
@@ -809,8 +811,8 @@ int ipcd_sock_getsockname(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
 {
 	if (s->state == IPCD_SK_FRESH)
 		return ipcd_real.getsockname(fd, addr, len);
-	if (s->state == IPCD_SK_LISTEN)
-		return ipcd_real.getsockname(s->kfd, addr, len);
+	if (s->state == IPCD_SK_LISTEN || s->kind == IPCD_CONN_KIND_UNIX)
+		return ipcd_real.getsockname(s->kfd, addr, len);	/* the kernel's answer */
 	if (!len)
 		return fail(EFAULT);
 	ipcd_addr_to(s->domain, s->self_addr, s->self_port, addr.__sockaddr__, len);
@@ -824,6 +826,8 @@ int ipcd_sock_getpeername(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
 		return ipcd_real.getpeername(fd, addr, len);
 	if (s->state == IPCD_SK_LISTEN)
 		return fail(ENOTCONN);
+	if (s->kind == IPCD_CONN_KIND_UNIX)
+		return ipcd_real.getpeername(s->kfd, addr, len);
 	if (!len)
 		return fail(EFAULT);
 	ipcd_addr_to(s->domain, s->peer_addr, s->peer_port, addr.__sockaddr__, len);
@@ -897,8 +901,9 @@ int ipcd_sock_setsockopt(struct ipcd_sock *s, int fd, int level, int optname,
 {
 	int rc;
 
-	if (s->state != IPCD_SK_CONN) {
-		rc = ipcd_real.setsockopt(s->state == IPCD_SK_LISTEN ? s->kfd : fd, level, optname,
+	if (s->state != IPCD_SK_CONN || s->kind == IPCD_CONN_KIND_UNIX) {
+		/* A socketpair end: the kernel socket behind it checks and keeps them. */
+		rc = ipcd_real.setsockopt(s->state != IPCD_SK_FRESH ? s->kfd : fd, level, optname,
 					  optval, optlen);
 		if (rc == 0)
 			record_opt(s, level, optname, optval, optlen);
@@ -940,8 +945,9 @@ int ipcd_sock_getsockopt(struct ipcd_sock *s, int fd, int level, int optname,
 {
 	unsigned int i;
 
-	if (s->state != IPCD_SK_CONN)
-		return ipcd_real.getsockopt(s->state == IPCD_SK_LISTEN ? s->kfd : fd, level, optname,
+	if (s->state != IPCD_SK_CONN ||
+	    (s->kind == IPCD_CONN_KIND_UNIX && !(level == SOL_SOCKET && optname == SO_ERROR)))
+		return ipcd_real.getsockopt(s->state != IPCD_SK_FRESH ? s->kfd : fd, level, optname,
 					    optval, optlen);
 	if (level == SOL_SOCKET) {
 		switch (optname) {
@@ -1106,14 +1112,31 @@ static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
 		if (s->kind != IPCD_CONN_KIND_PIPE)
 			return fail(EBADF);
 		/*
-		 * The ring's size is fixed: a request it covers already is
-		 * granted (the kernel rounds up too), a larger one refused as
-		 * beyond /proc/sys/fs/pipe-max-size.
+		 * The ring (2 MiB: 1 MiB, /proc/sys/fs/pipe-max-size's
+		 * default, with room for the records' headers) holds any size
+		 * set: the size is what the pipe reports, rounded up to a
+		 * power-of-two number of pages as the kernel does; more than
+		 * half the ring is refused as beyond pipe-max-size.
 		 */
-		if (cmd == F_SETPIPE_SZ && (v <= 0 || (unsigned long)v > s->conn.tx.capacity ||
-					    (unsigned long)v > s->conn.rx.capacity))
-			return fail(v <= 0 ? EINVAL : EPERM);
-		return (int)(s->conn.acceptor ? s->conn.rx.capacity : s->conn.tx.capacity);
+		if (cmd == F_SETPIPE_SZ) {
+			uint32_t cap = (s->conn.acceptor ? s->conn.rx.capacity
+							 : s->conn.tx.capacity) / 2;
+			uint32_t sz = 4096;
+
+			if (v <= 0)
+				return fail(EINVAL);
+			if ((unsigned long)v > cap)
+				return fail(EPERM);
+			while (sz < (unsigned long)v)
+				sz <<= 1;
+			/* Smaller than what it holds now: the kernel refuses too. */
+			if (ipcd_spsc_bytes_ready(s->conn.acceptor ? &s->conn.rx : &s->conn.tx) > sz)
+				return fail(EBUSY);
+			ipcd_store_relaxed(&s->conn.ctl->pipe_size, sz);
+			return (int)sz;
+		}
+		v = ipcd_load_relaxed(&s->conn.ctl->pipe_size);
+		return v ? (int)v : 65536;
 	case F_SETFL:
 		if (s->state == IPCD_SK_FRESH) {
 			int rc = real(fd, cmd, v);
@@ -1123,6 +1146,8 @@ static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
 			return rc;
 		}
 		atomic_store(&s->nonblock, (v & O_NONBLOCK) != 0);
+		if (s->kind == IPCD_CONN_KIND_UNIX)	/* O_ASYNC and the rest: its kernel socket */
+			(void)real(s->kfd, cmd, v & ~O_NONBLOCK);
 		return 0;
 	case F_GETFD:
 		if (s->state == IPCD_SK_FRESH)
@@ -1138,6 +1163,14 @@ static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
 		if (s->state == IPCD_SK_FRESH)
 			return real(fd, cmd, v);
 		return dup_into(s, real(fd, F_DUPFD_CLOEXEC, v), cmd == F_DUPFD_CLOEXEC);
+	case F_SETOWN:
+	case F_GETOWN:
+	case F_SETOWN_EX:
+	case F_GETOWN_EX:
+	case F_SETSIG:
+	case F_GETSIG:
+		/* Signal-driven I/O: what the kernel socket behind a socketpair end keeps. */
+		return real(s->kind == IPCD_CONN_KIND_UNIX ? s->kfd : fd, cmd, arg);
 	default:
 		return real(fd, cmd, arg);
 	}
@@ -1250,5 +1283,7 @@ static int sock_ioctl(struct ipcd_sock *s, int fd, unsigned long request, void *
 		memcpy(arg, &v, sizeof(v));
 		return 0;
 	}
-	return ipcd_real.ioctl(s->state == IPCD_SK_LISTEN ? s->kfd : fd, request, arg);
+	/* A listener's or a socketpair end's kernel socket answers the rest (FIOASYNC...). */
+	return ipcd_real.ioctl(s->state == IPCD_SK_LISTEN || s->kind == IPCD_CONN_KIND_UNIX ?
+			       s->kfd : fd, request, arg);
 }

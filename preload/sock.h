@@ -132,6 +132,16 @@ struct ipcd_sock {
 	struct ipcd_sock *prev;
 };
 
+/* ---- anc.c: control data on socketpair ends --------------------------------- */
+
+/* sendmsg's control data of @msg over @s's kernel socket: 0 or an errno. */
+int ipcd_anc_send(struct ipcd_sock *s, const struct msghdr *msg, bool nb);
+/*
+ * At a mark: the kernel message that goes with it, its control data into
+ * @msg's buffer (@cap bytes; @msg NULL: its fds closed, as read() does).
+ */
+void ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int flags, bool peek);
+
 /* ---- hidden fds ----------------------------------------------------------- */
 
 /*

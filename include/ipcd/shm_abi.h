@@ -310,7 +310,12 @@ struct ipcd_conn_ctl {
 	uint16_t a_port;		/* W: monitor. host byte order */
 	uint16_t b_port;		/* W: monitor */
 	uint32_t kind;			/* W: monitor. IPCD_CONN_KIND_* (ABI 3.3; 0 before) */
-	uint32_t reserved0[20];
+	/*
+	 * A pipe's size as F_GETPIPE_SZ reports it (0: 65536, the kernel's
+	 * default), up to its ring's capacity. W: either end (F_SETPIPE_SZ).
+	 */
+	uint32_t pipe_size;
+	uint32_t reserved0[19];
 
 	/*
 	 * IPCD_CONN_RESET_*: W: the monitor (a death) or that end's last

@@ -398,11 +398,12 @@ static inline bool ipcd_spsc_readable(const struct ipcd_spsc *r)
 }
 
 /**
- * ipcd_spsc_mark_ready - at a mark (the consumer's head): 1 if a record
- * follows it, 0 if nothing will (the producer closed), -EAGAIN if nothing
- * follows yet, -EINVAL if the head is not a mark.
+ * ipcd_spsc_mark_ready - at a mark (the consumer's head): the length of the
+ * record that follows it (1 if that is a mark too, or corrupt), 0 if
+ * nothing will (the producer closed), -EAGAIN if nothing follows yet,
+ * -EINVAL if the head is not a mark.
  */
-static inline int ipcd_spsc_mark_ready(const struct ipcd_spsc *r)
+static inline int64_t ipcd_spsc_mark_ready(const struct ipcd_spsc *r)
 {
 	uint32_t head = ipcd_load_relaxed(&r->shm->head);
 	int64_t len;
@@ -411,7 +412,7 @@ static inline int ipcd_spsc_mark_ready(const struct ipcd_spsc *r)
 		return -EINVAL;
 	len = __ipcd_spsc_peek(r, head + __ipcd_rec_size(0));
 	if (len != -EAGAIN)
-		return 1;
+		return len > 0 ? len : 1;
 	return ipcd_load_acquire(&r->shm->prod_closed) &&
 	       __ipcd_spsc_peek(r, head + __ipcd_rec_size(0)) == -EAGAIN ? 0 : -EAGAIN;
 }
@@ -446,6 +447,17 @@ static inline uint64_t ipcd_spsc_bytes_ready(const struct ipcd_spsc *r)
 	if (len > (int64_t)ipcd_load_relaxed(&r->shm->head_off))
 		return (uint64_t)len - ipcd_load_relaxed(&r->shm->head_off);
 	return 0;
+}
+
+/**
+ * ipcd_spsc_room - true if a record of @len payload bytes fits in the free
+ * space now, whether or not the consumer is still there.
+ */
+static inline bool ipcd_spsc_room(struct ipcd_spsc *r, uint32_t len)
+{
+	uint32_t need = __ipcd_rec_size(len) + (uint32_t)sizeof(struct ipcd_rec_hdr);
+
+	return __ipcd_spsc_room(r, ipcd_load_relaxed(&r->shm->tail), need) >= (int64_t)need;
 }
 
 /**
