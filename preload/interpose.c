@@ -114,26 +114,7 @@ void *ipcd_real_slot(unsigned int i)
  * accelerated one goes to ipcd_sock_<name>() (sock.c, data.c), holding a
  * reference on the socket for the duration of the call.
  */
-#define IPCD_FD_CALL(ret, name, params, ...)					\
-	IPCD_EXPORT ret name params						\
-	{									\
-		struct ipcd_sock *s;						\
-										\
-		ipcd_init();							\
-		if (unlikely(!ipcd_real.name))					\
-			return (ret)ipcd_enosys();				\
-		if (likely(!ipcd_fdtab_get(fd)) || ipcd_inside ||		\
-		    !(s = ipcd_sock_get(fd)))					\
-			return ipcd_real.name(__VA_ARGS__);			\
-		{								\
-			ret r = ipcd_sock_##name(s, __VA_ARGS__);		\
-										\
-			ipcd_sock_put(s);	/* preserves errno */		\
-			return r;						\
-		}								\
-	}
-/* The same, but a pipe is not a socket. */
-#define IPCD_SOCK_CALL(ret, name, params, ...)					\
+#define IPCD_WRAP(ret, name, params, sock_only, ...)				\
 	IPCD_EXPORT ret name params						\
 	{									\
 		struct ipcd_sock *s;						\
@@ -145,13 +126,15 @@ void *ipcd_real_slot(unsigned int i)
 		if (likely(!ipcd_fdtab_get(fd)) || ipcd_inside ||		\
 		    !(s = ipcd_sock_get(fd)))					\
 			return ipcd_real.name(__VA_ARGS__);			\
-		if (unlikely(s->kind == IPCD_CONN_KIND_PIPE)) {			\
+		if ((sock_only) && unlikely(s->kind == IPCD_CONN_KIND_PIPE)) {	\
 			ipcd_sock_put(s);					\
-			errno = ENOTSOCK;					\
+			errno = ENOTSOCK;	/* send() on a pipe */		\
 			return (ret)-1;						\
 		}								\
 		r = ipcd_sock_##name(s, __VA_ARGS__);				\
 		ipcd_sock_put(s);	/* preserves errno */			\
 		return r;							\
 	}
+#define IPCD_FD_CALL(ret, name, params, ...)	IPCD_WRAP(ret, name, params, false, __VA_ARGS__)
+#define IPCD_SOCK_CALL(ret, name, params, ...)	IPCD_WRAP(ret, name, params, true, __VA_ARGS__)
 #include "calls.def"

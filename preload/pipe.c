@@ -319,59 +319,32 @@ static int stat_target(int fd, const char *path, int flags)
 	return named_fd(path);
 }
 
-IPCD_EXPORT int fstat(int fd, struct stat *st)
-{
-	int rc;
+/* The kernel's answer, then ours for @target (an fd of ours, or -1) if the call succeeded. */
+#define IPCD_STAT(name, params, args, st, target)				\
+	IPCD_EXPORT int name params						\
+	{									\
+		int rc_, t_;							\
+										\
+		ipcd_init();							\
+		if (unlikely(!ipcd_real.name))					\
+			return ipcd_enosys();					\
+		rc_ = ipcd_real.name args;					\
+		if (rc_ == 0 && unlikely((t_ = (target)) >= 0))			\
+			fix_stat(t_, (struct stat *)(st)); /* one layout on 64-bit */ \
+		return rc_;							\
+	}
 
-	ipcd_init();
-	if (unlikely(!ipcd_real.fstat))
-		return ipcd_enosys();
-	rc = ipcd_real.fstat(fd, st);
-	if (rc == 0 && unlikely(ours(fd)))
-		fix_stat(fd, st);
-	return rc;
-}
-
-IPCD_EXPORT int fstat64(int fd, struct stat64 *st)
-{
-	int rc;
-
-	ipcd_init();
-	if (unlikely(!ipcd_real.fstat64))
-		return ipcd_enosys();
-	rc = ipcd_real.fstat64(fd, st);
-	if (rc == 0 && unlikely(ours(fd)))
-		fix_stat(fd, (struct stat *)st);	/* the same layout on 64-bit Linux */
-	return rc;
-}
-
-IPCD_EXPORT int fstatat(int fd, const char *__restrict path, struct stat *__restrict st,
-			int flags)
-{
-	int rc;
-
-	ipcd_init();
-	if (unlikely(!ipcd_real.fstatat))
-		return ipcd_enosys();
-	rc = ipcd_real.fstatat(fd, path, st, flags);
-	if (rc == 0 && unlikely((fd = stat_target(fd, path, flags)) >= 0))
-		fix_stat(fd, st);
-	return rc;
-}
-
-IPCD_EXPORT int fstatat64(int fd, const char *__restrict path, struct stat64 *__restrict st,
-			  int flags)
-{
-	int rc;
-
-	ipcd_init();
-	if (unlikely(!ipcd_real.fstatat64))
-		return ipcd_enosys();
-	rc = ipcd_real.fstatat64(fd, path, st, flags);
-	if (rc == 0 && unlikely((fd = stat_target(fd, path, flags)) >= 0))
-		fix_stat(fd, (struct stat *)st);
-	return rc;
-}
+IPCD_STAT(fstat, (int fd, struct stat *st), (fd, st), st, ours(fd) ? fd : -1)
+IPCD_STAT(fstat64, (int fd, struct stat64 *st), (fd, st), st, ours(fd) ? fd : -1)
+IPCD_STAT(fstatat, (int fd, const char *__restrict path, struct stat *__restrict st, int flags),
+	  (fd, path, st, flags), st, stat_target(fd, path, flags))
+IPCD_STAT(fstatat64, (int fd, const char *__restrict path, struct stat64 *__restrict st,
+		      int flags),
+	  (fd, path, st, flags), st, stat_target(fd, path, flags))
+IPCD_STAT(stat, (const char *__restrict path, struct stat *__restrict st), (path, st), st,
+	  stat_target(AT_FDCWD, path, 0))
+IPCD_STAT(stat64, (const char *__restrict path, struct stat64 *__restrict st), (path, st), st,
+	  stat_target(AT_FDCWD, path, 0))
 
 IPCD_EXPORT int statx(int fd, const char *__restrict path, int flags, unsigned int mask,
 		      struct statx *__restrict sx)
@@ -384,32 +357,6 @@ IPCD_EXPORT int statx(int fd, const char *__restrict path, int flags, unsigned i
 	rc = ipcd_real.statx(fd, path, flags, mask, sx);
 	if (rc == 0 && unlikely((fd = stat_target(fd, path, flags)) >= 0))
 		fix_statx(fd, sx);
-	return rc;
-}
-
-IPCD_EXPORT int stat(const char *__restrict path, struct stat *__restrict st)
-{
-	int rc, fd;
-
-	ipcd_init();
-	if (unlikely(!ipcd_real.stat))
-		return ipcd_enosys();
-	rc = ipcd_real.stat(path, st);
-	if (rc == 0 && unlikely((fd = stat_target(AT_FDCWD, path, 0)) >= 0))
-		fix_stat(fd, st);
-	return rc;
-}
-
-IPCD_EXPORT int stat64(const char *__restrict path, struct stat64 *__restrict st)
-{
-	int rc, fd;
-
-	ipcd_init();
-	if (unlikely(!ipcd_real.stat64))
-		return ipcd_enosys();
-	rc = ipcd_real.stat64(path, st);
-	if (rc == 0 && unlikely((fd = stat_target(AT_FDCWD, path, 0)) >= 0))
-		fix_stat(fd, (struct stat *)st);
 	return rc;
 }
 
