@@ -20,7 +20,7 @@ static const struct {
 	{ "status", IPCD_Q_STATUS, "the monitor: mode, core, processes, config" },
 	{ "processes", IPCD_Q_PROCESSES, "registered processes and their requests" },
 	{ "listeners", IPCD_Q_LISTENERS, "bound and listening accelerated addresses" },
-	{ "connections", IPCD_Q_CONNECTIONS, "connections, accelerated or not, and why" },
+	{ "connections", IPCD_Q_CONNECTIONS, "connections (TCP, pipes, socketpairs), accelerated or not" },
 	{ "counters", IPCD_Q_COUNTERS, "counters per request type, event and fallback reason" },
 	{ "queues", IPCD_Q_QUEUES, "request and response queue depths per process" },
 };
