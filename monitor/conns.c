@@ -517,17 +517,25 @@ struct prepared {
 };
 
 /*
- * Regions of the default size are made ahead of need (conns_refill(), after
- * answering a CONNECT): creating one (memfd, size, seals, mapping, page
- * faults, two eventfds) costs ~25 us, which a CONNECT then does not wait
+ * Regions of the default size, and of a pipe's (proto.h IPCD_PIPE_RING_BYTES),
+ * are made ahead of need (conns_refill(), after answering a CONNECT or a
+ * PAIR): creating one (memfd, size, seals, mapping, page faults, two
+ * eventfds) costs ~25 us, which a CONNECT or a pipe() then does not wait
  * for. No process has seen a pooled region, so nothing can leak through it.
  */
 #define POOL_MAX	8
+#define POOLS		2		/* connections, pipes */
 
 static struct {
 	struct prepared p[POOL_MAX];
 	unsigned int n;
-} pool;
+} pools[POOLS];
+
+/* The ring size pool @i holds (the config may change it at a reload). */
+static uint32_t pool_size(unsigned int i)
+{
+	return i == 0 ? mon.cfg.ring_bytes : ring_size(IPCD_PIPE_RING_BYTES, 0);
+}
 
 static void prepared_close(struct prepared *p)
 {
@@ -595,25 +603,36 @@ err:
 
 void conns_refill(void)
 {
-	while (pool.n < POOL_MAX) {
-		struct prepared *p = &pool.p[pool.n];
+	unsigned int i;
 
-		if (region_prepare(p, mon.cfg.ring_bytes))
-			return;		/* out of fds or memory: CONNECT will say so */
-		pool.n++;
+	for (i = 0; i < POOLS; i++) {
+		/* Pipes' size may be the default one: then one pool serves both. */
+		if (i && pool_size(i) == pool_size(0))
+			break;
+		while (pools[i].n < (i ? POOL_MAX / 2 : POOL_MAX)) {
+			struct prepared *p = &pools[i].p[pools[i].n];
+
+			if (region_prepare(p, pool_size(i)))
+				return;	/* out of fds or memory: CONNECT will say so */
+			pools[i].n++;
+		}
 	}
 }
 
-/* A new region and its two wake eventfds: from the pool when it has the size. */
+/* A new region and its two wake eventfds: from a pool when one has the size. */
 static int prepared_take(struct prepared *p, uint32_t ring_bytes)
 {
-	/* A reload may have changed the default size: older pooled regions go. */
-	while (pool.n && pool.p[pool.n - 1].ring_bytes != mon.cfg.ring_bytes)
-		prepared_close(&pool.p[--pool.n]);
-	if (pool.n && ring_bytes == pool.p[pool.n - 1].ring_bytes) {
-		*p = pool.p[--pool.n];
-		cs.st.pooled++;
-		return 0;
+	unsigned int i;
+
+	for (i = 0; i < POOLS; i++) {
+		/* A reload may have changed the size: older pooled regions go. */
+		while (pools[i].n && pools[i].p[pools[i].n - 1].ring_bytes != pool_size(i))
+			prepared_close(&pools[i].p[--pools[i].n]);
+		if (pools[i].n && ring_bytes == pool_size(i)) {
+			*p = pools[i].p[--pools[i].n];
+			cs.st.pooled++;
+			return 0;
+		}
 	}
 	return region_prepare(p, ring_bytes);
 }
@@ -1956,8 +1975,9 @@ void conns_exit(void)
 {
 	uint32_t i;
 
-	while (pool.n)
-		prepared_close(&pool.p[--pool.n]);
+	for (i = 0; i < POOLS; i++)
+		while (pools[i].n)
+			prepared_close(&pools[i].p[--pools[i].n]);
 	/* SIGTERM leaves connections to their endpoints: only our fds go. */
 	for (i = 0; cs.tab && i < cs.hwm; i++)
 		if (cs.tab[i].id)

@@ -91,7 +91,7 @@ static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 	 * A pipe may grow to 1 MiB (F_SETPIPE_SZ, pipe-max-size): its ring is
 	 * twice that, for the records' headers (sock.c sock_fcntl).
 	 */
-	uint32_t ring = kind == IPCD_CONN_KIND_PIPE ? 2u << 20 : 0;
+	uint32_t ring = kind == IPCD_CONN_KIND_PIPE ? IPCD_PIPE_RING_BYTES : 0;
 	struct ipcd_req req = { .opcode = IPCD_OP_PAIR };
 	struct ipcd_pair_req *pr = (void *)req.body;
 	int fa[IPCD_CTL_CONN_NFDS], fb[IPCD_CTL_CONN_NFDS];

@@ -264,6 +264,13 @@ struct ipcd_pair_req {
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_pair_req) == 16);
 
+/*
+ * A pipe's rings: 1 MiB (F_SETPIPE_SZ up to pipe-max-size's default) and
+ * room for the records' headers. The preload asks it for every pipe; the
+ * monitor keeps regions of this size ready.
+ */
+#define IPCD_PIPE_RING_BYTES	(2u << 20)
+
 /* struct ipcd_close_req.end (and struct ipcd_hold_req.end) */
 #define IPCD_CLOSE_MINE		0	/* the end this process connected or accepted */
 #define IPCD_CLOSE_A		1	/* the connecting end */
