@@ -172,6 +172,9 @@ static __ipcd_always_inline uint32_t tx_want(const struct ipcd_sock *s, size_t n
 
 static __ipcd_always_inline bool rx_ready(struct ipcd_sock *s)
 {
+	if (unlikely(s->kind == IPCD_CONN_KIND_UNIX) &&
+	    ipcd_spsc_mark_ready(&s->conn.rx) == -EAGAIN)
+		return atomic_load_explicit(&s->shut_rd, memory_order_relaxed);
 	return ipcd_spsc_readable(&s->conn.rx) ||
 	       atomic_load_explicit(&s->shut_rd, memory_order_relaxed);
 }
@@ -525,10 +528,23 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 				break;
 			m = ipcd_spsc_mark_ready(&s->conn.rx);
 			if (m == -EAGAIN) {
-				/* Its writer is copying the data that goes with it now. */
+				/*
+				 * Its writer is copying the data that goes with it
+				 * now: not readable yet (rx_ready says so too), so
+				 * wait, or EAGAIN, as for an empty ring.
+				 */
+				if (nb) {
+					arm_rx_event(s, fd);
+					err = EAGAIN;
+					break;
+				}
 				ring_unlock(&s->conn.rx.shm->cons_lock);
-				sched_yield();
+				rc = conn_wait(s, true, 0, s->rcvtimeo_ns);
 				ring_lock(&s->conn.rx.shm->cons_lock);
+				if (rc) {
+					err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
+					break;
+				}
 				continue;
 			}
 			ipcd_anc_take(s, msg, cap, flags, peek != 0);	/* anc.c */
