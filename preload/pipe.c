@@ -35,6 +35,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -442,8 +443,19 @@ static FILE *cookie_stream(int fd, const char *mode)
 	return f;
 }
 
+/*
+ * Per standard fd: whether its stream is our cookie stream now, that stream
+ * (made once, reused), and the stream it replaced (given back when a kernel
+ * fd is put there again, so a terminal is line-buffered again).
+ */
 static pthread_mutex_t std_mu = PTHREAD_MUTEX_INITIALIZER;
 static bool std_done[3];
+static FILE *std_cookie[3], *std_orig[3];
+
+static FILE **std_slot(int fd)
+{
+	return fd == 0 ? &stdin : fd == 1 ? &stdout : &stderr;
+}
 
 void ipcd_stdio_take(int fd)
 {
@@ -454,13 +466,17 @@ void ipcd_stdio_take(int fd)
 	pthread_mutex_lock(&std_mu);
 	if (std_done[fd])
 		goto out;
-	slot = fd == 0 ? &stdin : fd == 1 ? &stdout : &stderr;
+	slot = std_slot(fd);
 	old = *slot;
-	f = cookie_stream(fd, fd == 0 ? "r" : "w");
-	if (!f)
-		goto out;
-	if (fd == 2)
-		setvbuf(f, NULL, _IONBF, 0);
+	f = std_cookie[fd];
+	if (!f) {
+		f = cookie_stream(fd, fd == 0 ? "r" : "w");
+		if (!f)
+			goto out;
+		if (fd == 2)
+			setvbuf(f, NULL, _IONBF, 0);
+		std_cookie[fd] = f;
+	}
 	/*
 	 * What the old stream holds unwritten goes to the fd when it is
 	 * flushed, whichever file the fd is by then: the new stream takes it.
@@ -470,8 +486,31 @@ void ipcd_stdio_take(int fd)
 		       f);
 		old->_IO_write_ptr = old->_IO_write_base;
 	}
+	std_orig[fd] = old;
 	*slot = f;
 	std_done[fd] = true;
+out:
+	pthread_mutex_unlock(&std_mu);
+}
+
+void ipcd_stdio_give_back(int fd)
+{
+	FILE **slot;
+
+	if (fd < 0 || fd > 2)
+		return;
+	pthread_mutex_lock(&std_mu);
+	if (!std_done[fd])
+		goto out;
+	std_done[fd] = false;
+	slot = std_slot(fd);
+	if (*slot != std_cookie[fd])
+		goto out;	/* the application put its own stream there */
+	if (fd)
+		fflush(std_cookie[fd]);	/* to the fd as it is now, as glibc's would */
+	else
+		__fpurge(std_cookie[fd]);	/* what it read came from the old file */
+	*slot = std_orig[fd];
 out:
 	pthread_mutex_unlock(&std_mu);
 }

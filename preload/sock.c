@@ -1060,6 +1060,8 @@ static int dup_to(int fd, int fd2, int flags, bool is_dup2)
 		/* A kernel fd replaced an accelerated one: the table forgets it. */
 		if (ipcd_fdtab_get(fd2) && (old = ipcd_fdtab_take(fd2)))
 			ipcd_sock_put(old);
+		if (fd2 <= 2)
+			ipcd_stdio_give_back(fd2);
 		ipcd_ep_fd_gone(fd2);
 		return ep_dup_into(fd, rc);
 	}

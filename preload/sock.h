@@ -164,6 +164,8 @@ void ipcd_llanes_hidden_fds(struct ipcd_sock *s, struct ipcd_fdset *h);
 
 /* An accelerated fd is now at @fd (0, 1 or 2): its stdio stream must use our read/write. */
 void ipcd_stdio_take(int fd);
+/* A kernel fd is at @fd again (dup2): its own stdio stream back (a terminal's buffering). */
+void ipcd_stdio_give_back(int fd);
 /*
  * Before an exec of @image (looked up in PATH if @search): if the new image
  * will not load this library (setuid, static, Go), the pipe ends it would
