@@ -258,7 +258,14 @@ short ipcd_conn_events(struct ipcd_sock *s, short want)
 	/* As the kernel: EPOLLERR until the error is reported, EPOLLHUP for good. */
 	if (reset || (rst && !atomic_load(&s->rst_told)))
 		ev |= POLLERR;
-	if (peer_rst || rst || (rd_closed && atomic_load(&s->shut_wr)))
+	/*
+	 * unix_poll(): EPOLLHUP once both directions are shut, whoever shut
+	 * them: a socketpair whose peer closed hangs up (TCP waits for its
+	 * own side's shutdown).
+	 */
+	if (peer_rst || rst || (rd_closed && atomic_load(&s->shut_wr)) ||
+	    (s->kind == IPCD_CONN_KIND_UNIX && rd_closed &&
+	     ipcd_load_relaxed(&s->conn.tx.shm->cons_closed)))
 		ev |= POLLHUP;
 	return ev & (want | POLLHUP | POLLERR);
 }
@@ -694,6 +701,11 @@ static ssize_t conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 			}
 			if (done)
 				break;
+			if (s->kind == IPCD_CONN_KIND_UNIX) {
+				/* unix_stream_sendmsg(): the peer gone or its reading shut: EPIPE. */
+				err = put == -EPIPE ? EPIPE : ECONNRESET;
+				break;
+			}
 			if (put == -EPROTO ||
 			    (peer_reset(s) && !atomic_exchange(&s->reset_told, true))) {
 				err = ECONNRESET;

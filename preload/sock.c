@@ -793,6 +793,9 @@ int ipcd_sock_shutdown(struct ipcd_sock *s, int fd, int how)
 		return fail(EINVAL);
 	if (how != SHUT_WR) {
 		atomic_store(&s->shut_rd, true);
+		/* AF_UNIX tells the peer: its sends fail with EPIPE from now on. */
+		if (s->kind == IPCD_CONN_KIND_UNIX)
+			ipcd_spsc_close_cons(&s->conn.rx);
 		/* Wake our own sleepers: a blocked recv returns 0. */
 		ipcd_eventfd_signal(fd);
 		ipcd_futex_wake(&s->conn.rx.shm->cons_wait);
