@@ -1588,8 +1588,13 @@ int conns_region(struct mon_client *c, const struct ipcd_hold_req *r)
 	int rc;
 	struct conn *k = held_end(c, r, &rc);
 
-	if (!k)
+	if (!k) {
+		k = conn_find(r->conn_id);
+		log_debug("process %d (%s): region of connection %" PRIu64 " end %s: %s (ends %d/%d)",
+			  c->pid, c->comm, r->conn_id, r->end == IPCD_CLOSE_B ? "B" : "A",
+			  strerror(-rc), k ? k->a_end : -1, k ? k->b_end : -1);
 		return rc;
+	}
 	return send_msg(c, IPCD_CTL_REGION_FD, k->id, r->end, 0, k->size, &k->fd, 1);
 }
 

@@ -531,9 +531,12 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 		if (got == -ENOMSG) {	/* a mark: control data comes with what follows */
 			int64_t m;
 
-			if (done)
+			/* One control message per read; a peek never goes past data it left. */
+			if (stop != SIZE_MAX || (done && peek))
 				break;
 			m = ipcd_spsc_mark_ready(&s->conn.rx);
+			if (m == -EAGAIN && done)
+				break;		/* its data is not there yet: what we have */
 			if (m == -EAGAIN) {
 				/*
 				 * Its writer is copying the data that goes with it
@@ -556,14 +559,21 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 			}
 			ipcd_anc_take(s, msg, cap, flags, peek != 0);	/* anc.c */
 			past = IPCD_SPSC_PAST_MARK;
-			/* As the kernel: the read ends with the data sent with it. */
-			stop = m > 0 ? (size_t)m : SIZE_MAX;
+			/*
+			 * As unix_stream_read_generic(): a read goes on into the
+			 * data sent with control data, and ends after it.
+			 */
+			stop = m > 0 ? done + (size_t)m : done + 1;
 			continue;
 		}
 		past = 0;
 		if (got > 0) {
 			done += (size_t)got;
 			iov_advance(&cur, (size_t)got);
+			/* Stopped at a mark with room left: read on into its message. */
+			if (marks && !peek && stop == SIZE_MAX && done < total &&
+			    ipcd_spsc_mark_ready(&s->conn.rx) != -EINVAL)
+				continue;
 			if (!(flags & MSG_WAITALL) || peek)
 				break;
 			continue;

@@ -94,6 +94,53 @@ static const char py_http[] =
 	"print('HTTP OK' if ok else 'HTTP BAD')\n"
 	"sys.exit(0 if ok else 1)\n";
 
+/*
+ * socketpair(AF_UNIX, SOCK_STREAM) corner cases, each printing what it saw:
+ * readiness after shutdowns and closes, EPIPE, ECONNRESET after a close with
+ * unread data, SCM_RIGHTS (a file, and an accelerated pipe's read end kept
+ * working by the receiver) in order with the data, a control buffer too
+ * small (MSG_CTRUNC), fds closed by a plain recv. The driver runs the same
+ * code in a child with IPCD_PIPES=0 (the kernel's socketpairs: the oracle)
+ * and compares.
+ */
+static const char py_unix[] =
+	"import socket,select,signal,os,sys,array,subprocess\n"
+	"signal.signal(signal.SIGPIPE,signal.SIG_IGN)\n"
+	"def pl(s):\n"
+	"    p=select.poll(); p.register(s,select.POLLIN|select.POLLOUT|select.POLLRDHUP)\n"
+	"    r=p.poll(0); return hex(r[0][1]) if r else '0'\n"
+	"def tr(f):\n"
+	"    try: return repr(f())\n"
+	"    except OSError as e: return 'errno %d'%e.errno\n"
+	"def cases():\n"
+	"    o=[]; a,b=socket.socketpair(); o.append(('fresh',pl(a)))\n"
+	"    a.shutdown(socket.SHUT_WR); o+=[('shut_wr',pl(a),pl(b)),('send',tr(lambda:a.send(b'y')))]\n"
+	"    b.shutdown(socket.SHUT_WR); o.append(('both',pl(a),pl(b)))\n"
+	"    a,b=socket.socketpair(); a.close(); o+=[('closed',pl(b)),('recv',tr(lambda:b.recv(9))),('send',tr(lambda:b.send(b'z')))]\n"
+	"    a,b=socket.socketpair(); b.shutdown(socket.SHUT_RD); o+=[('shut_rd',pl(a),pl(b)),('send',tr(lambda:a.send(b'q')))]\n"
+	"    a,b=socket.socketpair(); a.send(b'x'); b.close(); o+=[('reset',tr(lambda:a.recv(9)),tr(lambda:a.send(b'x')))]\n"
+	"    a,b=socket.socketpair(); r,w=os.pipe(); f=os.open('/proc/self/exe',os.O_RDONLY)\n"
+	"    a.send(b'before'); a.sendmsg([b'with'],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array('i',[f,r]))]); a.send(b'after')\n"
+	"    os.close(r); os.write(w,b'through the passed pipe'); os.close(w)\n"
+	"    d1=b.recv(6); d2,anc,fl,_=b.recvmsg(100,socket.CMSG_SPACE(8)); fds=array.array('i'); [fds.frombytes(x[2]) for x in anc]\n"
+	"    o+=[('rights',d1,d2,len(fds),fl,os.fstat(fds[0]).st_size==os.stat('/proc/self/exe').st_size,os.read(fds[1],100),os.read(fds[1],100),b.recv(100))]\n"
+	/* A read that starts before the data sent with fds goes on into it, and ends after it. */
+	"    a.send(b'x1'); a.sendmsg([b'y2'],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array('i',[f]))]); a.send(b'z3')\n"
+	"    d,anc,fl,_=b.recvmsg(100,socket.CMSG_SPACE(4)); o+=[('span',d,[len(x[2]) for x in anc],b.recv(100))]\n"
+	"    a.send(b'p1'); a.sendmsg([b'q2'],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array('i',[f]))]); a.send(b'r3')\n"
+	"    o+=[('span-plain',b.recv(100),b.recv(100))]\n"
+	"    a.sendmsg([b'M'],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array('i',[f,f,f]))])\n"
+	"    d,anc,fl,_=b.recvmsg(10,socket.CMSG_SPACE(4)); o.append(('ctrunc',d,[len(x[2]) for x in anc],fl&socket.MSG_CTRUNC!=0))\n"
+	"    r,w=os.pipe(); a.sendmsg([b'N'],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array('i',[r]))]); os.close(r)\n"
+	"    o+=[('plain',b.recv(10)),('epipe',tr(lambda:os.write(w,b'x')))]\n"
+	"    return o\n"
+	"if sys.argv[1]=='child':\n"
+	"    print(repr(cases())); sys.exit(0)\n"
+	"mine=repr(cases())\n"
+	"k=subprocess.run([sys.executable,'-c',sys.argv[2],'child',''],env=dict(os.environ,IPCD_PIPES='0'),capture_output=True,text=True)\n"
+	"if k.stdout.strip()==mine: print('UNIX OK')\n"
+	"else: print('UNIX BAD\\nkernel: %s\\nours:   %s\\n%s'%(k.stdout.strip(),mine,k.stderr))\n";
+
 /* The child uses the parent's connected socket; the parent answers and joins. */
 static const char py_fork[] =
 	"import socket,os,sys\n"
@@ -318,6 +365,22 @@ static void do_closefds(void **state, bool mon)
 static void test_closefds_nomon(void **state) { do_closefds(state, false); }
 static void test_closefds_mon(void **state) { do_closefds(state, true); }
 
+/* AF_UNIX socketpairs: the kernel's answers (py_unix), and accelerated. */
+static void test_unix_pairs(void **state)
+{
+	struct t_state *s = *state;
+	long long before;
+
+	env_setup(s, true);
+	before = t_ctl_num(&s->mon, "counters", "socketpairs");
+	run_py(py_unix, "parent", py_unix, "UNIX OK");
+	if (t_ctl_num(&s->mon, "counters", "socketpairs") < before + 5)
+		fail_msg("socketpairs: %lld made through the monitor, expected at least 5 "
+			 "(the parent's cases)", t_ctl_num(&s->mon, "counters", "socketpairs") - before);
+	expect_none_left(s, true);
+	T_PASSED(s);
+}
+
 /* ipcdctl processes shows a running preloaded program, and 0 after it exits. */
 static void test_visible(void **state)
 {
@@ -390,6 +453,7 @@ int main(void)
 		T_ONCE(test_closefds_nomon),
 		T_ONCE(test_closefds_mon),
 		T_ONCE(test_visible),
+		T_ONCE(test_unix_pairs),
 	};
 
 #if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)
