@@ -8,10 +8,11 @@
  * the kernel checks it, counts the fds in flight and installs them in the
  * receiver, then puts a mark in the ring (ipcd_spsc_mark) and the data after
  * it, all under the ring's lock: the mark says where in the stream the
- * control data belongs. The reader stops before a mark; at one it takes the
- * next kernel message, steps over the mark and reads the record after it,
- * no further: the control data comes with the first bytes sent with it, as
- * the kernel delivers it (data.c).
+ * control data belongs. A read that meets a mark takes the next kernel
+ * message, steps over the mark and ends after the record that follows it:
+ * the control data comes with the bytes sent with it, and a read never goes
+ * past them, as the kernel delivers it (data.c). A read that has the data
+ * of one mark stops at the next.
  *
  * Each kernel message is a struct anc_hdr, its records after it, and the
  * control data. An fd that is an accelerated connection end of ours (a
