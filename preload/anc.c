@@ -268,6 +268,8 @@ static bool adopt(const struct anc_end *e, const int *fds, unsigned int n, bool 
 	s->kind = e->kind;
 	s->conn.hold_fd = e->hold != ANC_NONE ? fds[e->hold] : -1;
 	s->kfd = e->kfd != ANC_NONE ? fds[e->kfd] : -1;
+	ipcd_fd_hide(s->conn.hold_fd, true);
+	ipcd_fd_hide(s->kfd, true);
 	ipcd_sock_conn_ready(s);
 	ipcd_fdtab_set(app, s, cloexec);	/* the eventfd the kernel gave is the end's fd */
 	return true;

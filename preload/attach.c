@@ -2,6 +2,7 @@
 /* attach.c - register with the monitor: handshake, fds over SCM_RIGHTS, map the queues. */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +462,7 @@ int ipcd_conn_open_id(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, b
 	out->hold_fd = -1;
 	out->wake_self = fds[IPCD_CTL_CONN_FD_SELF];
 	out->wake_peer = fds[IPCD_CTL_CONN_FD_PEER];
+	ipcd_fd_hide(out->wake_peer, true);
 	if (expect_id && fstat(fd, &st) == 0 && (uint64_t)st.st_size == region_size) {
 		if (conn_open_cached(fd, &st, region_size, acceptor, expect_id, out) == 0)
 			goto cacheable;
@@ -503,10 +505,35 @@ int ipcd_conn_open(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, bool
 	return ipcd_conn_open_id(fds, region_size, acceptor, 0, out);
 }
 
+#define HIDE_MAX	65536u		/* as the fd table (sock.h IPCD_FDTAB_MAX) */
+
+static _Atomic uint64_t hide_bits[HIDE_MAX / 64];
+
+void ipcd_fd_hide(int fd, bool on)
+{
+	uint64_t bit;
+
+	if (fd < 0 || (unsigned int)fd >= HIDE_MAX)
+		return;
+	bit = 1ull << (fd % 64);
+	if (on)
+		atomic_fetch_or_explicit(&hide_bits[fd / 64], bit, memory_order_relaxed);
+	else
+		atomic_fetch_and_explicit(&hide_bits[fd / 64], ~bit, memory_order_relaxed);
+}
+
+bool ipcd_fd_marked(int fd)
+{
+	return fd >= 0 && (unsigned int)fd < HIDE_MAX &&
+	       (atomic_load_explicit(&hide_bits[fd / 64], memory_order_relaxed) >> (fd % 64) & 1);
+}
+
 void ipcd_conn_release(struct ipcd_conn *c)
 {
 	if (!c->reg.base)
 		return;
+	ipcd_fd_hide(c->wake_peer, false);	/* before they are closed (close() checks) */
+	ipcd_fd_hide(c->hold_fd, false);
 	if (c->map_ino && c->reg.fd < 0)
 		mcache_put(c->map_dev, c->map_ino, c->reg.base, c->reg.size);
 	else

@@ -99,6 +99,16 @@ int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
  * @wake_peer: the peer's wake eventfd: @tx and @rx signal it.
  * @conn_id: copied from @ctl at open: the id to send in IPCD_OP_CLOSE.
  */
+/*
+ * The library's own fds (a peer's wake eventfd, a hold token, a kernel
+ * socket behind an end): marked so that close() by the application (a
+ * spawner closing every fd before exec, as python's subprocess does with
+ * pass_fds) leaves them open. A mark is only a hint: close() confirms it
+ * against the library's state (sock.c).
+ */
+void ipcd_fd_hide(int fd, bool on);
+bool ipcd_fd_marked(int fd);
+
 struct ipcd_conn {
 	struct ipcd_region reg;
 	struct ipcd_conn_ctl *ctl;

@@ -888,6 +888,8 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 	set_cloexec(e->wake_peer, true);
 	set_cloexec(e->hold_fd, true);
 	set_cloexec(s->kfd, true);
+	ipcd_fd_hide(s->conn.hold_fd, true);
+	ipcd_fd_hide(s->kfd, true);
 	s->rcvtimeo_ns = e->rcvtimeo_ns;
 	s->sndtimeo_ns = e->sndtimeo_ns;
 	s->sndbuf = e->sndbuf;
@@ -937,6 +939,9 @@ static void adopt_listener(const struct ho_end *e, const int32_t *list, const st
 	s->kfd = e->kfd;
 	s->lfd = e->lfd;
 	s->lhold = e->hold_fd;
+	ipcd_fd_hide(s->kfd, true);
+	ipcd_fd_hide(s->lfd, true);
+	ipcd_fd_hide(s->lhold, true);
 	set_cloexec(s->kfd, true);
 	set_cloexec(s->lfd, true);
 	set_cloexec(s->lhold, true);

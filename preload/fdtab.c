@@ -107,8 +107,10 @@ void ipcd_fdtab_set_cloexec(int fd, bool on)
 
 static void close_hidden(int fd)
 {
-	if (fd >= 0)
+	if (fd >= 0) {
+		ipcd_fd_hide(fd, false);
 		ipcd_real.close(fd);
+	}
 }
 
 /* The processes holding this end of the connection (struct ipcd_conn_ctl). */
@@ -266,6 +268,24 @@ static void hide(struct ipcd_fdset *h, int fd)
 		h->fds[h->n++] = fd;
 }
 
+bool ipcd_fd_hidden(int fd)
+{
+	struct ipcd_sock *s;
+	bool r = false;
+
+	if (likely(!ipcd_fd_marked(fd)))
+		return false;
+	/* Confirm against our state: a mark left on an fd number since reused is dropped. */
+	pthread_mutex_lock(&socks_mu);
+	for (s = socks; s && !r; s = s->next)
+		r = fd == s->conn.wake_peer || fd == s->conn.hold_fd || fd == s->kfd ||
+		    fd == s->lfd || fd == s->lhold;
+	pthread_mutex_unlock(&socks_mu);
+	if (!r)
+		ipcd_fd_hide(fd, false);
+	return r;
+}
+
 void ipcd_hidden_fds(struct ipcd_fdset *h)
 {
 	struct ipcd_sock *s;
@@ -322,8 +342,10 @@ int ipcd_sock_hold(struct ipcd_sock *s)
 				  : ipcd_mon_hold(s->conn.conn_id, IPCD_END_OF(s));
 
 		s->hold_asked = true;
-		if (fd >= 0)
+		if (fd >= 0) {
 			*hold = fd;
+			ipcd_fd_hide(fd, true);
+		}
 	}
 	return *hold;
 }

@@ -147,6 +147,8 @@ static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 	a->kind = b->kind = (uint8_t)kind;
 	a->kfd = ka;
 	b->kfd = kb;
+	ipcd_fd_hide(ka, true);
+	ipcd_fd_hide(kb, true);
 	/*
 	 * The eventfds take the kernel fds' places. A failure here can only be
 	 * a race with another thread's dup2 onto the same number: the pipe is

@@ -203,6 +203,8 @@ static int make_listener(struct ipcd_sock *s, int fd, int lfd)
 	ipcd_real.close(ep);
 	s->kfd = kfd;
 	s->lfd = lfd;
+	ipcd_fd_hide(kfd, true);
+	ipcd_fd_hide(lfd, true);
 	return 0;
 err_ep:
 	err = errno;
@@ -700,8 +702,11 @@ IPCD_EXPORT int close(int fd)
 	ipcd_init();
 	if (unlikely(!ipcd_real.close))
 		return ipcd_enosys();
-	if (likely(!ipcd_fdtab_get(fd) && !ipcd_ep_is(fd)) || ipcd_inside)
+	if (likely(!ipcd_fdtab_get(fd) && !ipcd_ep_is(fd)) || ipcd_inside) {
+		if (unlikely(!ipcd_inside && ipcd_fd_hidden(fd)))
+			return 0;	/* ours, not the application's (attach.h) */
 		return ipcd_real.close(fd);
+	}
 	t = ipcd_fdtab_take(fd);
 	if (t && t->state == IPCD_SK_CONN && t->ep_items) {
 		if (atomic_load(&t->refs) == 1)

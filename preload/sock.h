@@ -156,6 +156,8 @@ struct ipcd_fdset {
 	size_t max;
 };
 void ipcd_hidden_fds(struct ipcd_fdset *h);	/* fdtab.c: all of them */
+/* Is @fd one of them (marked, and confirmed)? close() leaves it open then. */
+bool ipcd_fd_hidden(int fd);
 void ipcd_state_hidden_fds(struct ipcd_fdset *h);
 void ipcd_lanes_hidden_fds(struct ipcd_fdset *h);
 void ipcd_llanes_hidden_fds(struct ipcd_sock *s, struct ipcd_fdset *h);
