@@ -42,6 +42,20 @@
 
 static struct t_out ctl;
 
+/* What a case holds: static, so that a failed case (cmocka jumps out) leaks nothing. */
+static struct t_prog kern, pre;
+static char *kern_ok, *pre_ok, *err;
+
+static void case_free(void)
+{
+	t_prog_free(&kern);
+	t_prog_free(&pre);
+	free(kern_ok);
+	free(pre_ok);
+	free(err);
+	kern_ok = pre_ok = err = NULL;
+}
+
 /* The "ok " lines of @out, in order (a malloc'ed copy). */
 static char *ok_lines(const char *out)
 {
@@ -130,49 +144,50 @@ static void show_counters(const struct t_mon *m)
 static void run_case(struct t_state *s, const char *name, int guard_ms)
 {
 	char *const argv[] = { (char *)IPCD_UNIX_BIN, (char *)name, NULL };
-	char label[64], summary[96], diff[1200], why[300] = "", *kern_ok, *pre_ok, *err;
+	char label[64], summary[96], diff[1200], why[300] = "";
 	const char *line;
 	uint64_t checks = 0, pairs = 0, pchecks = 0, ppairs = 0;
 	long long pairs0, pairs1;
 	struct t_ctr c0, c1;
-	struct t_prog k, p;
 	int code;
+
+	case_free();
 
 	/* (a) the kernel */
 	snprintf(label, sizeof(label), "kernel-%s", name);
-	t_prog_startv(&k, s->mon.dir, label, false, argv);
-	code = t_prog_wait(&k, guard_ms);
+	t_prog_startv(&kern, s->mon.dir, label, false, argv);
+	code = t_prog_wait(&kern, guard_ms);
 	if (code == T_EXIT_SKIP) {
 		snprintf(summary, sizeof(summary), "case %s skipped", name);
-		line = t_line(k.out, summary);
+		line = t_line(kern.out, summary);
 		fprintf(stderr, "%s: %s\n", name, line ? line : "skipped");
-		t_prog_free(&k);
+		case_free();
 		skip();
 	}
 	snprintf(summary, sizeof(summary), "case %s passed", name);
-	line = t_line(k.out, summary);
+	line = t_line(kern.out, summary);
 	if (code != 0 || !line || !t_kv_u64(line, "checks", false, &checks) ||
 	    !t_kv_u64(line, "socketpairs", false, &pairs)) {
-		t_prog_dump(&k);
-		err = t_file_read(k.err_path);
+		t_prog_dump(&kern);
+		err = t_file_read(kern.err_path);
 		fail_msg("%s WITHOUT the preload (the kernel is the oracle: the check is wrong): "
 			 "exit %d: %s", name, code, line_with(err, "ipcd-unix"));
 	}
 	fprintf(stderr, "%s: kernel: %" PRIu64 " checks, %" PRIu64 " socketpairs made\n", name,
 		checks, pairs);
-	kern_ok = ok_lines(k.out);
+	kern_ok = ok_lines(kern.out);
 
 	/* (b) preloaded, with a monitor */
 	t_case_begin(s, &c0);
 	pairs0 = t_counter(&s->mon, "socketpairs");
 	snprintf(label, sizeof(label), "preload-%s", name);
-	t_prog_startv(&p, s->mon.dir, label, true, argv);
-	code = t_prog_wait(&p, guard_ms);
-	pre_ok = ok_lines(p.out);
+	t_prog_startv(&pre, s->mon.dir, label, true, argv);
+	code = t_prog_wait(&pre, guard_ms);
+	pre_ok = ok_lines(pre.out);
 	if (code != 0) {
 		char how[64], last[300];
 
-		err = t_file_read(p.err_path);
+		err = t_file_read(pre.err_path);
 		line = line_with(err, "ipcd-unix ");
 		if (code == 1 || code == 3)
 			snprintf(how, sizeof(how), "%s", code == 1 ? "mismatch" : "hang");
@@ -182,18 +197,18 @@ static void run_case(struct t_state *s, const char *name, int guard_ms)
 		else
 			snprintf(how, sizeof(how), "%s", code < 0 ? "hang guard" : "error");
 		last_line(pre_ok, last, sizeof(last));
-		t_prog_dump(&p);
+		t_prog_dump(&pre);
 		fail_msg("%s under the preload: exit %d (%s) after %u of %" PRIu64 " checks: %s\n"
 			 "  last check passed: %s", name, code, how, t_count_str(pre_ok, "\n"),
 			 checks, *line ? line : "(no message)", last);
 	}
 	if (strcmp(kern_ok, pre_ok)) {
 		first_diff(kern_ok, pre_ok, diff, sizeof(diff));
-		t_prog_dump(&p);
+		t_prog_dump(&pre);
 		fail_msg("%s: the preloaded run's checks differ from the kernel's:\n  %s", name,
 			 diff);
 	}
-	line = t_line(p.out, summary);
+	line = t_line(pre.out, summary);
 	if (!line || !t_kv_u64(line, "checks", false, &pchecks) || pchecks != checks ||
 	    !t_kv_u64(line, "socketpairs", false, &ppairs))
 		fail_msg("%s: preloaded summary \"%s\", kernel checks %" PRIu64, name,
@@ -212,10 +227,7 @@ static void run_case(struct t_state *s, const char *name, int guard_ms)
 		snprintf(why, sizeof(why), "the monitor made %lld socketpairs during the run; the "
 			 "case made %" PRIu64 " (socketpair() of the program and of python3), all "
 			 "in preloaded processes", pairs1 - pairs0, pairs);
-	free(kern_ok);
-	free(pre_ok);
-	t_prog_free(&k);
-	t_prog_free(&p);
+	case_free();
 	t_case_finish(s);
 	if (why[0]) {
 		s->passed = false;
