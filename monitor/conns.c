@@ -97,6 +97,18 @@
  * to a third process. A region whose connection ended abnormally (a death,
  * a reset) is not reused. When the lane ends, regions in use become their
  * connections' own (freed with them) and the others are freed.
+ *
+ * Named AF_UNIX sockets (proto.h ULISTEN, UCONNECT, UCLAIM). A registry of
+ * the names preloaded processes listen on (ULIS_MAX on the host,
+ * ULIS_PER_PROCESS each): a UCONNECT to a registered name makes a
+ * connection of kind UNIX whose B end waits for a claim (k->utoken set,
+ * k->accepted false). The claimer proves it accepted the connector's kernel
+ * connection: we take its fd (pidfd_getfd) and read the peer's name, which
+ * the connector bound to the connection's id and token. Where the kernel
+ * does not let us take the fd (a monitor without the right to), the claim
+ * is granted to a process of the registrant's user only. A registration
+ * that ends (its owner closes the socket or dies) resets its connections
+ * still unclaimed: nothing would ever claim them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -112,6 +124,9 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <ipcd/spsc.h>
@@ -131,6 +146,8 @@
 #define LANE_IDX_BITS	10		/* LANES_MAX == 1 << LANE_IDX_BITS */
 #define LANE_REGIONS	16u		/* regions one lane may own (in use or free) */
 #define SCRUB_PUNCH	(16u << 10)	/* ring bytes past which reuse punches pages out */
+#define ULIS_MAX	1024u		/* named AF_UNIX listeners registered on the host */
+#define ULIS_PER_PROCESS 64u		/* ... by one process */
 
 enum end { END_OPEN, END_CLOSED, END_GONE };
 
@@ -167,6 +184,17 @@ struct conn {
 	uint32_t lane_seq;		/* kit: its number on the lane */
 	uint32_t reg_lane;		/* the lane whose region it uses (@fd is the lane's); 0: own */
 	uint32_t reg_idx;		/* that region's index in the lane's regs[] */
+	uint64_t ukey;			/* UCONNECT: the listener's name (key) */
+	uint64_t utoken;		/* UCONNECT: the claim's token; 0: not a named AF_UNIX one */
+};
+
+/* A named AF_UNIX listener of a preloaded process (ULISTEN). */
+struct ulis {
+	uint64_t key;
+	uint64_t owner;			/* client id; 0: free */
+	uint32_t slot;
+	pid_t pid;
+	uid_t uid;
 };
 
 /* A region a lane owns ("Lane regions" above). */
@@ -228,6 +256,8 @@ static struct {
 	uint8_t local[LOCAL_ADDRS][16];
 	struct lane lanes[LANES_MAX];
 	uint32_t lane_serial;
+	struct ulis ulis[ULIS_MAX];
+	uint32_t n_ulis;
 } cs = { .free_head = NONE };
 
 static const uint8_t v4_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -1500,14 +1530,211 @@ int conns_pair(struct mon_client *c, const struct ipcd_pair_req *r, struct ipcd_
 	return 0;
 }
 
+/* ---- named AF_UNIX sockets ------------------------------------------------ */
+
+static struct ulis *ulis_find(uint64_t key)
+{
+	uint32_t i;
+
+	for (i = 0; i < ULIS_MAX; i++)
+		if (cs.ulis[i].owner && cs.ulis[i].key == key)
+			return &cs.ulis[i];
+	return NULL;
+}
+
+/* @u's registration ends: its connections nobody claimed are reset. */
+static void ulis_drop(struct ulis *u)
+{
+	uint32_t i;
+
+	for (i = 0; i < cs.hwm; i++) {
+		struct conn *k = &cs.tab[i];
+
+		if (!k->id || !k->utoken || k->accepted || k->ukey != u->key ||
+		    k->b_owner != u->owner || k->b_end != END_OPEN)
+			continue;
+		mark_end(k, true, true);
+		conn_free_if_done(k);
+	}
+	memset(u, 0, sizeof(*u));
+	cs.n_ulis--;
+}
+
+int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
+{
+	struct ulis *u = ulis_find(r->key);
+	uint32_t i, mine = 0;
+
+	if (r->pad || (r->flags & ~IPCD_ULISTEN_DROP))
+		return -EINVAL;
+	if (r->flags & IPCD_ULISTEN_DROP) {
+		if (!u || u->owner != c->id)
+			return -ENOENT;
+		ulis_drop(u);
+		return 0;
+	}
+	if (u) {
+		/*
+		 * The same name again: the same socket listening anew, or the
+		 * file's inode reused by a new socket (the old one unlinked).
+		 * The latest registrant is the one connects reach.
+		 */
+		if (u->owner != c->id)
+			ulis_drop(u);
+		else
+			return 0;
+	}
+	for (i = 0; i < ULIS_MAX; i++)
+		if (cs.ulis[i].owner == c->id)
+			mine++;
+	if (mine >= ULIS_PER_PROCESS || cs.n_ulis >= ULIS_MAX)
+		return -ENOBUFS;
+	for (i = 0; i < ULIS_MAX && cs.ulis[i].owner; i++)
+		;
+	u = &cs.ulis[i];
+	u->key = r->key;
+	u->owner = c->id;
+	u->slot = c->slot;
+	u->pid = c->pid;
+	u->uid = c->uid;
+	cs.n_ulis++;
+	return 0;
+}
+
+int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
+		   struct ipcd_uconnect_resp *out)
+{
+	struct ulis *u = ulis_find(r->key);
+	struct mon_client *owner;
+	struct conn *k;
+	int rc;
+
+	if (r->pad || r->ring_bytes > HINT_MAX)
+		return -EINVAL;
+	if (!u)
+		return -ENOENT;
+	owner = clients_get(u->slot);
+	if (!owner || owner->id != u->owner || owner->state != CL_ACTIVE)
+		return -ENOENT;		/* cut off this turn: its registration ends at reap */
+	k = conn_alloc();
+	if (!k) {
+		cs.st.no_room++;
+		return -ENOBUFS;
+	}
+	k->kind = IPCD_CONN_KIND_UNIX;
+	k->a_owner = c->id;
+	k->a_pid = c->pid;
+	k->a_uid = c->uid;
+	k->b_owner = u->owner;		/* the acceptor's once claimed */
+	k->b_pid = u->pid;
+	k->b_uid = u->uid;
+	k->ukey = r->key;
+	while (!k->utoken)
+		if (getrandom(&k->utoken, sizeof(k->utoken), GRND_NONBLOCK) != sizeof(k->utoken))
+			k->utoken = (k->id * 0x9e3779b97f4a7c15ull) ^ (uint64_t)c->pid;
+	rc = region_make(k, ring_size(r->ring_bytes, 0));
+	if (rc) {
+		log_warn("process %d (%s): AF_UNIX connect: cannot create its region: %s",
+			 c->pid, c->comm, strerror(-rc));
+		conn_drop(k);
+		cs.st.no_room++;
+		return rc == -ENOSPC ? -ENOBUFS : rc;
+	}
+	rc = send_conn(c, k, 0, false);
+	if (rc) {
+		conn_drop(k);
+		return rc;
+	}
+	cs.st.created++;
+	memset(out, 0, sizeof(*out));
+	out->conn_id = k->id;
+	out->token = k->utoken;
+	out->listener_pid = u->pid;
+	return 0;
+}
+
+/*
+ * Does @c hold, at its fd @fd, a socket whose peer is bound to @k's name?
+ * 1 yes, 0 no, -errno when the kernel will not let us look.
+ */
+static int claim_proven(const struct mon_client *c, const struct conn *k, int fd)
+{
+	char want[IPCD_UNIX_NAME_LEN + 1];
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+	int pfd, sfd, rc;
+
+	pfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	if (pfd < 0)
+		return -errno;
+	sfd = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+	rc = sfd < 0 ? -errno : 0;
+	close(pfd);
+	if (rc)
+		return rc == -EBADF ? 0 : rc;
+	snprintf(want, sizeof(want), "%c" IPCD_UNIX_NAME_FMT, '@', k->id, k->utoken);
+	want[0] = '\0';
+	memset(&sun, 0, sizeof(sun));
+	rc = getpeername(sfd, (struct sockaddr *)&sun, &len) == 0 && sun.sun_family == AF_UNIX &&
+	     len == offsetof(struct sockaddr_un, sun_path) + IPCD_UNIX_NAME_LEN &&
+	     !memcmp(sun.sun_path, want, IPCD_UNIX_NAME_LEN);
+	close(sfd);
+	return rc;
+}
+
+int conns_uclaim(struct mon_client *c, const struct ipcd_uclaim_req *r,
+		 struct ipcd_conn_resp *out)
+{
+	struct conn *k = conn_find(r->conn_id);
+	int rc;
+
+	if (r->pad || r->fd < 0)
+		return -EINVAL;
+	if (!k || !k->utoken || k->utoken != r->token || k->accepted || k->b_end != END_OPEN)
+		return -ENOENT;
+	rc = claim_proven(c, k, r->fd);
+	if (rc < 0 && c->uid == k->b_uid)
+		rc = 1;		/* we may not look: the registrant's user may claim */
+	if (rc <= 0) {
+		log_info("process %d (%s): AF_UNIX claim of connection %" PRIu64 " refused: %s",
+			 c->pid, c->comm, k->id, rc ? strerror(-rc) : "its fd is not that "
+			 "connection's accepted socket");
+		return -EPERM;
+	}
+	rc = send_conn(c, k, 0, true);
+	if (rc)
+		return rc;
+	k->accepted = true;
+	k->b_owner = c->id;
+	k->b_pid = c->pid;
+	k->b_uid = c->uid;
+	cs.st.accepted++;
+	cs.st.unix_connected++;
+	fill_resp(out, k->id, k->a_addr, 0, 0);
+	return 0;
+}
+
 int conns_close(struct mon_client *c, const struct ipcd_close_req *r)
 {
 	struct conn *k = conn_find(r->conn_id);
 
 	if (!k)
 		return -ENOENT;
-	if (r->pad || r->end > IPCD_CLOSE_UNSENT)
+	if (r->pad || r->end > IPCD_CLOSE_UNCLAIMED || r->end == IPCD_HOLD_LISTENER)
 		return -EINVAL;
+	if (r->end == IPCD_CLOSE_UNCLAIMED) {
+		/* Its connector takes a named AF_UNIX connection back, unless claimed. */
+		if (!k->utoken || k->a_owner != c->id)
+			return -EPERM;
+		if (k->accepted)
+			return -EALREADY;
+		if (k->a_end != END_OPEN || k->b_end != END_OPEN)
+			return -ENOENT;
+		k->a_end = END_CLOSED;
+		k->b_end = END_GONE;
+		conn_free_if_done(k);
+		return 0;
+	}
 	if (r->end == IPCD_CLOSE_UNSENT) {
 		/*
 		 * A kit that never left its connector: nobody else has it. Its
@@ -1918,6 +2145,9 @@ void conns_client_gone(struct mon_client *c)
 		}
 		conn_free_if_done(k);
 	}
+	for (i = 0; i < ULIS_MAX; i++)
+		if (cs.ulis[i].owner == c->id)
+			ulis_drop(&cs.ulis[i]);
 	/* Its lanes as a listener: every kit's B end was its own, closed above. */
 	for (i = 0; i < LANES_MAX; i++)
 		if (cs.lanes[i].id && cs.lanes[i].l_owner == c->id)
@@ -1944,6 +2174,8 @@ int conns_init(void)
 		cs.lanes[i].l_fd = -1;
 	}
 	memset(&cs.st, 0, sizeof(cs.st));
+	memset(cs.ulis, 0, sizeof(cs.ulis));
+	cs.n_ulis = 0;
 	cs.st.max = cs.cap;
 	/* calloc'ed pages stay untouched until the high-water mark reaches them. */
 	cs.tab = calloc(cs.cap, sizeof(*cs.tab));
@@ -2065,6 +2297,7 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 void conns_get_stats(struct conns_stats *st)
 {
 	*st = cs.st;
+	st->unix_listeners = cs.n_ulis;
 }
 
 bool conns_orphans_check(uint64_t now)

@@ -392,6 +392,8 @@ struct conns_stats {
 	uint64_t hold_hups;	/* ends whose last holder closed its token or exited */
 	uint64_t pipes;		/* PAIR: pipes made */
 	uint64_t socketpairs;	/* PAIR: AF_UNIX socketpairs made */
+	uint64_t unix_connected; /* UCLAIM: named AF_UNIX connections made */
+	uint32_t unix_listeners; /* ULISTEN: names registered now */
 	uint32_t lanes;		/* lanes now */
 	uint32_t active;
 	uint32_t max;
@@ -412,6 +414,12 @@ int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r);
 int conns_kit_accepted(struct mon_client *c, const struct ipcd_kit_accepted_req *r);
 /* PAIR: a pipe or socketpair, both ends the caller's; its fds go before the answer. */
 int conns_pair(struct mon_client *c, const struct ipcd_pair_req *r, struct ipcd_conn_resp *out);
+/* Named AF_UNIX sockets (proto.h): ULISTEN, UCONNECT (fds before the answer), UCLAIM (same). */
+int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r);
+int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
+		   struct ipcd_uconnect_resp *out);
+int conns_uclaim(struct mon_client *c, const struct ipcd_uclaim_req *r,
+		 struct ipcd_conn_resp *out);
 /* HOLD: a hold token for an end (proto.h struct ipcd_hold_req), sent before the answer. */
 int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r);
 /* REGION: the end's region memfd (IPCD_CTL_REGION_FD), sent before the answer (exec). */

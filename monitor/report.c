@@ -396,6 +396,8 @@ static void q_counters(struct out *o)
 		[IPCD_OP_KITS] = "kits", [IPCD_OP_LANE_DONE] = "lane_done",
 		[IPCD_OP_KIT_ACCEPTED] = "kit_accepted", [IPCD_OP_HOLD] = "hold",
 		[IPCD_OP_REGION] = "region", [IPCD_OP_PAIR] = "pair",
+		[IPCD_OP_ULISTEN] = "ulisten", [IPCD_OP_UCONNECT] = "uconnect",
+		[IPCD_OP_UCLAIM] = "uclaim",
 	};
 	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
 	struct ipcd_reqq_stats st;
@@ -423,14 +425,16 @@ static void q_counters(struct out *o)
 		    ",\"reset\":%" PRIu64 ",\"refused_connects\":%" PRIu64
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
 		    ",\"pooled\":%" PRIu64 ",\"holds\":%" PRIu64 ",\"hold_hups\":%" PRIu64
-		    ",\"pipes\":%" PRIu64 ",\"socketpairs\":%" PRIu64 "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
+		    ",\"pipes\":%" PRIu64 ",\"socketpairs\":%" PRIu64
+		    ",\"unix_connected\":%" PRIu64 ",\"unix_listeners\":%u},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
 		    ",\"kits\":%" PRIu64 ",\"kits_unused\":%" PRIu64 ",\"kits_requeued\":%"
 		    PRIu64 ",\"regions_reused\":%" PRIu64 ",\"closed_early\":%" PRIu64
 		    "},\"fallbacks\":{\"total\":%" PRIu64
 		    ",\"by_reason\":{", cn.active, cn.created,
 		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
 		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, cn.holds,
-		    cn.hold_hups, cn.pipes, cn.socketpairs, cn.lanes, cn.lanes_made,
+		    cn.hold_hups, cn.pipes, cn.socketpairs, cn.unix_connected,
+		    cn.unix_listeners, cn.lanes, cn.lanes_made,
 		    cn.kits, cn.kits_unused, cn.kits_requeued, cn.regions_reused, cn.closed_early,
 		    fb_total);
 		for (k = 1; k <= IPCD_FB_MAX; k++)
@@ -471,6 +475,8 @@ static void q_counters(struct out *o)
 	    cn.hold_hups);
 	put(o, "  pipes         %" PRIu64 "  (pipe(2) made: one connection each)\n", cn.pipes);
 	put(o, "  socketpairs   %" PRIu64 "  (socketpair(AF_UNIX) made)\n", cn.socketpairs);
+	put(o, "  unix named    %" PRIu64 "  (AF_UNIX connections by name; %u names listened "
+	    "on now)\n", cn.unix_connected, cn.unix_listeners);
 	put(o, "lanes           %u now, %" PRIu64 " made  (connection setup without the monitor)\n",
 	    cn.lanes, cn.lanes_made);
 	put(o, "  kits          %" PRIu64 "  (connections made ahead of need for a lane)\n",

@@ -163,6 +163,42 @@ static void op_pair(struct mon_client *c, const struct ipcd_req *req)
 	conns_refill();
 }
 
+static void op_ulisten(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_ulisten_req r;
+
+	if (take_body(c, req, &r, sizeof(r)))
+		respond(c->slot, req, conns_ulisten(c, &r), NULL, 0);
+}
+
+/* UCONNECT and UCLAIM send the region's fds before the response, as CONNECT does. */
+static void op_uconnect(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_uconnect_resp out;
+	struct ipcd_uconnect_req r;
+	int rc;
+
+	if (!take_body(c, req, &r, sizeof(r)))
+		return;
+	rc = conns_uconnect(c, &r, &out);
+	if (c->state == CL_ACTIVE)
+		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+	conns_refill();
+}
+
+static void op_uclaim(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_conn_resp out;
+	struct ipcd_uclaim_req r;
+	int rc;
+
+	if (!take_body(c, req, &r, sizeof(r)))
+		return;
+	rc = conns_uclaim(c, &r, &out);
+	if (c->state == CL_ACTIVE)
+		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+}
+
 static void op_close(struct mon_client *c, const struct ipcd_req *req)
 {
 	struct ipcd_close_req r;
@@ -237,6 +273,9 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_HOLD] = op_hold,
 	[IPCD_OP_REGION] = op_hold,
 	[IPCD_OP_PAIR] = op_pair,
+	[IPCD_OP_ULISTEN] = op_ulisten,
+	[IPCD_OP_UCONNECT] = op_uconnect,
+	[IPCD_OP_UCLAIM] = op_uclaim,
 	[IPCD_OP_UNBIND] = op_unbind,
 	[IPCD_OP_CONNECT] = op_connect,
 	[IPCD_OP_ACCEPT] = op_accept,

@@ -103,6 +103,14 @@ IPCD_EXPORT int socket(int domain, int type, int protocol)
 	if (fd < 0 || ipcd_inside)
 		return fd;
 	ipcd_state_on_socket(domain, type);	/* preserves errno */
+	if (domain == AF_UNIX && (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM &&
+	    protocol == 0 && fd < IPCD_FDTAB_MAX && ipcd_pipes_enabled()) {
+		/* Named AF_UNIX (unix.c): the monitor is asked at listen or connect. */
+		s = ipcd_sock_new(domain, type);
+		if (s)
+			ipcd_fdtab_set(fd, s, (type & SOCK_CLOEXEC) != 0);
+		return fd;
+	}
 	if ((domain != AF_INET && domain != AF_INET6) ||
 	    (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM ||
 	    (protocol != 0 && protocol != IPPROTO_TCP) || fd >= IPCD_FDTAB_MAX ||
@@ -158,8 +166,11 @@ int ipcd_sock_bind(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, sockl
 	if (s->state != IPCD_SK_FRESH)
 		return fail(EINVAL);
 	rc = ipcd_real.bind(fd, addr, len);
-	if (rc == 0)
+	if (rc == 0) {
 		s->bound = true;
+		if (s->domain == AF_UNIX)
+			ipcd_unix_bound(s, fd);	/* errno is not the application's after success */
+	}
 	return rc;
 }
 
@@ -247,6 +258,8 @@ int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
 	}
 	if (s->state != IPCD_SK_FRESH)
 		return fail(EINVAL);
+	if (s->domain == AF_UNIX)
+		return ipcd_unix_listen(s, fd, n);
 	rc = ipcd_real.listen(fd, n);
 	if (rc)
 		return rc;
@@ -518,7 +531,8 @@ static int accept_common(struct ipcd_sock *s, int fd, struct sockaddr *addr, soc
 	if (s->state != IPCD_SK_LISTEN) {
 		/* FRESH: not listening (EINVAL from the kernel); CONN: not a listener. */
 		if (s->state == IPCD_SK_FRESH)
-			return ipcd_real.accept4(fd, addr, addrlen, flags);
+			return s->domain == AF_UNIX ? ipcd_unix_accept(s, fd, addr, addrlen, flags)
+						    : ipcd_real.accept4(fd, addr, addrlen, flags);
 		return fail(EINVAL);
 	}
 	deadline = ipcd_deadline(s->rcvtimeo_ns ? s->rcvtimeo_ns : -1);
@@ -629,6 +643,8 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	 * Connected, or listening. After a nonblocking connect's EINPROGRESS
 	 * the kernel answers the first repeat with success, then EISCONN.
 	 */
+	if (s->domain == AF_UNIX)
+		return ipcd_unix_connect(s, fd, addr.__sockaddr__, len);
 	if (s->state != IPCD_SK_FRESH) {
 		if (s->state == IPCD_SK_CONN && atomic_exchange(&s->connect_pending, false))
 			return 0;
@@ -817,6 +833,8 @@ int ipcd_sock_shutdown(struct ipcd_sock *s, int fd, int how)
 int ipcd_sock_getsockname(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
 			  socklen_t *__restrict len)
 {
+	if (ipcd_unix_hide(s, false, addr.__sockaddr__, len))
+		return 0;
 	if (s->state == IPCD_SK_FRESH)
 		return ipcd_real.getsockname(fd, addr, len);
 	if (s->state == IPCD_SK_LISTEN || s->kind == IPCD_CONN_KIND_UNIX)
@@ -830,6 +848,8 @@ int ipcd_sock_getsockname(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
 int ipcd_sock_getpeername(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
 			  socklen_t *__restrict len)
 {
+	if (ipcd_unix_hide(s, true, addr.__sockaddr__, len))
+		return 0;
 	if (s->state == IPCD_SK_FRESH)
 		return ipcd_real.getpeername(fd, addr, len);
 	if (s->state == IPCD_SK_LISTEN)

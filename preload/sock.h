@@ -115,6 +115,13 @@ struct ipcd_sock {
 	bool exec_keep;			/* CONN: handed to the new image by an exec (exec.c) */
 	uint32_t ho_idx;		/* exec.c: its slot + 1 while a handover is prepared */
 
+	/* named AF_UNIX (unix.c) */
+	uint64_t ukey;			/* the bound name's key (proto.h ULISTEN) */
+	bool ukey_ok;			/* ... taken at bind() */
+	bool ulisten;			/* FRESH: listening, registered with the monitor */
+	uint8_t uname;			/* IPCD_UNAME_*: which name is ours, not the application's */
+	pid_t ulisten_pid;		/* the process that registered it */
+
 	/* CONN */
 	struct ipcd_conn conn;
 	struct ipcd_lock rx_lock;
@@ -131,6 +138,26 @@ struct ipcd_sock {
 	struct ipcd_sock *next;
 	struct ipcd_sock *prev;
 };
+
+/* ---- unix.c: named AF_UNIX stream sockets --------------------------------------- */
+
+#define IPCD_UNAME_SELF		1	/* a connector's: getsockname says unbound */
+#define IPCD_UNAME_PEER		2	/* an acceptor's peer's: getpeername says unbound */
+
+/* bind() of AF_UNIX socket @s at @fd succeeded: the name's key. */
+void ipcd_unix_bound(struct ipcd_sock *s, int fd);
+/* listen() on a FRESH AF_UNIX socket: the kernel's, then registered. */
+int ipcd_unix_listen(struct ipcd_sock *s, int fd, int n);
+/* connect() of a FRESH AF_UNIX socket: the kernel's, through a region if registered. */
+int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, socklen_t len);
+/* accept4() on an AF_UNIX listener (FRESH): a connection of ours is claimed. */
+int ipcd_unix_accept(struct ipcd_sock *l, int fd, struct sockaddr *addr, socklen_t *addrlen,
+		     int flags);
+/* The last fd of @s closes: its registration ends. */
+void ipcd_unix_teardown(struct ipcd_sock *s);
+/* getsockname (@peer false) / getpeername of @s: true if answered (a name of ours). */
+bool ipcd_unix_hide(const struct ipcd_sock *s, bool peer, struct sockaddr *addr,
+		    socklen_t *len);
 
 /* ---- anc.c: control data on socketpair ends --------------------------------- */
 

@@ -557,7 +557,8 @@ int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, u
 	if (resp->status == 0 && fds &&
 	    (req->opcode == IPCD_OP_CONNECT || req->opcode == IPCD_OP_ACCEPT ||
 	     req->opcode == IPCD_OP_LISTEN || req->opcode == IPCD_OP_HOLD ||
-	     req->opcode == IPCD_OP_REGION || req->opcode == IPCD_OP_PAIR)) {
+	     req->opcode == IPCD_OP_REGION || req->opcode == IPCD_OP_PAIR ||
+	     req->opcode == IPCD_OP_UCONNECT || req->opcode == IPCD_OP_UCLAIM)) {
 		rc = take_fds(req, resp, fds, aux, lane);
 		/* LISTEN of a bind already listening sends no new fd. */
 		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)

@@ -11,6 +11,7 @@
 #ifndef IPCD_PROTO_H
 #define IPCD_PROTO_H
 
+#include <inttypes.h>
 #include <stdint.h>
 
 #include "compiler.h"
@@ -31,7 +32,10 @@
 #define IPCD_OP_HOLD		13	/* struct ipcd_hold_req (ABI 3.2) */
 #define IPCD_OP_REGION		14	/* struct ipcd_hold_req (ABI 3.2) */
 #define IPCD_OP_PAIR		15	/* struct ipcd_pair_req -> struct ipcd_conn_resp (ABI 3.3) */
-#define IPCD_OP_MAX		15
+#define IPCD_OP_ULISTEN		16	/* struct ipcd_ulisten_req (ABI 3.4) */
+#define IPCD_OP_UCONNECT	17	/* struct ipcd_uconnect_req -> struct ipcd_uconnect_resp */
+#define IPCD_OP_UCLAIM		18	/* struct ipcd_uclaim_req -> struct ipcd_conn_resp */
+#define IPCD_OP_MAX		18
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -277,6 +281,8 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_pair_req) == 16);
 #define IPCD_CLOSE_B		2	/* the accepting end */
 #define IPCD_CLOSE_UNSENT	3	/* a kit its connector never sent: both ends */
 #define IPCD_HOLD_LISTENER	4	/* HOLD only: @conn_id is a listening bind's id */
+#define IPCD_CLOSE_UNCLAIMED	5	/* a named AF_UNIX connector takes its connection
+					 * back (both ends): 0, or -EALREADY once claimed */
 
 /**
  * struct ipcd_close_req - this process no longer uses connection @conn_id.
@@ -328,5 +334,79 @@ struct ipcd_hold_req {
 	uint32_t pad;
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_hold_req) == 16);
+
+/*
+ * Named AF_UNIX stream sockets (pathname and abstract; ABI 3.4). The
+ * kernel binds, listens, connects and accepts, so the path's permissions,
+ * ECONNREFUSED, the backlog and SO_PEERCRED stay its own; the data of a
+ * connection between two preloaded processes then goes through a region,
+ * as a socketpair's does (IPCD_CONN_KIND_UNIX).
+ *
+ *  1. A preloaded listener registers its name (ULISTEN, @key: a hash of the
+ *     bound file's device and inode, or of the netns and abstract name).
+ *  2. A preloaded connector asks UCONNECT for that key before its kernel
+ *     connect. If a live process registered it, the monitor makes the
+ *     connection: end A's fds come first (IPCD_CTL_CONN_FD), the answer
+ *     holds the connection id, a random @token and the registrant's pid.
+ *     The connector binds its socket to the abstract name
+ *     IPCD_UNIX_NAME_FMT (id, token) and connects in the kernel; it checks
+ *     SO_PEERCRED against @listener_pid (the path may have been replaced
+ *     meanwhile), then its fd becomes end A. On any failure it takes the
+ *     connection back (CLOSE IPCD_CLOSE_UNCLAIMED) and stays the kernel's;
+ *     if an acceptor claimed it already (-EALREADY), end A is used anyway.
+ *  3. A preloaded acceptor whose accepted socket's peer has such a name asks
+ *     UCLAIM, naming the accepted socket's fd in its own table. The monitor
+ *     checks the claim on the kernel's word: it takes that fd from the
+ *     claimer (pidfd_getfd) and compares its peer's name with the
+ *     connection's; only a process that accepted the connector's kernel
+ *     connection can claim its region. End B's fds come first.
+ *
+ * A registrant's death or its ULISTEN with IPCD_ULISTEN_DROP ends the
+ * registration: its unclaimed connections are reset (the connector's reads
+ * fail with ECONNRESET), new connects stay the kernel's.
+ */
+#define IPCD_UNIX_NAME_PREFIX	"ipcd-u-"	/* after the abstract name's leading NUL */
+#define IPCD_UNIX_NAME_FMT	IPCD_UNIX_NAME_PREFIX "%016" PRIx64 "-%016" PRIx64
+#define IPCD_UNIX_NAME_LEN	(1 + 7 + 16 + 1 + 16)	/* NUL, prefix, id, '-', token */
+
+#define IPCD_ULISTEN_DROP	(1u << 0)	/* the registration ends */
+
+struct ipcd_ulisten_req {
+	uint64_t key;
+	uint32_t flags;		/* IPCD_ULISTEN_DROP or 0 */
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_ulisten_req) == 16);
+
+/*
+ * Status: 0, -ENOENT (no live registration: the kernel's connection),
+ * -ENOBUFS (no room), -EINVAL.
+ */
+struct ipcd_uconnect_req {
+	uint64_t key;
+	uint32_t ring_bytes;	/* as struct ipcd_connect_req's */
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_uconnect_req) == 16);
+
+struct ipcd_uconnect_resp {
+	uint64_t conn_id;
+	uint64_t token;
+	int32_t listener_pid;	/* the registrant, in the monitor's pid namespace */
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_uconnect_resp) == 24);
+
+/*
+ * Status: 0, -ENOENT (no such unclaimed connection), -EPERM (@fd is not a
+ * socket connected to the connection's connector), -EINVAL.
+ */
+struct ipcd_uclaim_req {
+	uint64_t conn_id;
+	uint64_t token;
+	int32_t fd;		/* the accepted kernel socket, in the caller's fd table */
+	uint32_t pad;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_uclaim_req) == 24);
 
 #endif /* IPCD_PROTO_H */

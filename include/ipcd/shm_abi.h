@@ -29,7 +29,7 @@
 
 #define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
 #define IPCD_SHM_ABI_MAJOR	3
-#define IPCD_SHM_ABI_MINOR	3
+#define IPCD_SHM_ABI_MINOR	4
 
 /* Region kinds (struct ipcd_shm_hdr.kind). */
 #define IPCD_REGION_CONN	1	/* one connection: two SPSC data rings */
@@ -287,7 +287,7 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 3 * IPCD_CACHE_GUARD);
  */
 #define IPCD_CONN_KIND_TCP	0	/* CONNECT / ACCEPT */
 #define IPCD_CONN_KIND_PIPE	1	/* IPCD_OP_PAIR: pipe(2) */
-#define IPCD_CONN_KIND_UNIX	2	/* IPCD_OP_PAIR: socketpair(AF_UNIX, SOCK_STREAM) */
+#define IPCD_CONN_KIND_UNIX	2	/* PAIR: socketpair(AF_UNIX, SOCK_STREAM); UCONNECT (3.4) */
 
 /* struct ipcd_conn_ctl.closed (ABI 3.1) */
 #define IPCD_CONN_CLOSED_A	(1u << 0)	/* A's last holder closed it */
