@@ -1568,7 +1568,8 @@ int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
 	if (r->pad || (r->flags & ~IPCD_ULISTEN_DROP))
 		return -EINVAL;
 	if (r->flags & IPCD_ULISTEN_DROP) {
-		if (!u || u->owner != c->id)
+		/* Its owner, or a process of its user (a forked child's exec). */
+		if (!u || (u->owner != c->id && u->uid != c->uid))
 			return -ENOENT;
 		ulis_drop(u);
 		return 0;

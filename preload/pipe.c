@@ -851,6 +851,7 @@ void ipcd_pipes_before_exec(const char *path, bool search)
 
 	if (!path || image_loads_us(path, search))
 		return;
+	ipcd_unix_before_exec();
 	for (fd = 0; fd < IPCD_FDTAB_MAX && nd < IPCD_ARRAY_SIZE(done); fd++) {
 		struct ipcd_sock *s = ipcd_fdtab_get((int)fd);
 

@@ -153,6 +153,12 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 /* accept4() on an AF_UNIX listener (FRESH): a connection of ours is claimed. */
 int ipcd_unix_accept(struct ipcd_sock *l, int fd, struct sockaddr *addr, socklen_t *addrlen,
 		     int flags);
+/*
+ * Before an exec of an image that will not load this library: the AF_UNIX
+ * listeners it inherits leave the registry (connectors would wait for a
+ * claim that never comes).
+ */
+void ipcd_unix_before_exec(void);
 /* The last fd of @s closes: its registration ends. */
 void ipcd_unix_teardown(struct ipcd_sock *s);
 /* getsockname (@peer false) / getpeername of @s: true if answered (a name of ours). */

@@ -152,7 +152,8 @@ void ipcd_unix_bound(struct ipcd_sock *s, int fd)
 		s->ukey_ok = name_key((struct sockaddr *)&sun, len, &s->ukey);
 }
 
-static int ulisten(uint64_t key, uint32_t flags)
+/* ULISTEN: a registration, or its end (@flags IPCD_ULISTEN_DROP: answered if @wait). */
+static int ulisten(uint64_t key, uint32_t flags, bool wait)
 {
 	struct ipcd_req req = { .opcode = IPCD_OP_ULISTEN };
 	struct ipcd_ulisten_req *ul = (void *)req.body;
@@ -161,8 +162,8 @@ static int ulisten(uint64_t key, uint32_t flags)
 	req.len = sizeof(*ul);
 	ul->key = key;
 	ul->flags = flags;
-	if (flags & IPCD_ULISTEN_DROP) {
-		ipcd_mon_post_lazy(&req);
+	if (!wait) {
+		ipcd_mon_post(&req);
 		return 0;
 	}
 	if (ipcd_mon_call(&req, &resp, NULL, NULL))
@@ -176,7 +177,7 @@ int ipcd_unix_listen(struct ipcd_sock *s, int fd, int n)
 
 	if (rc || s->ulisten || !s->ukey_ok || !ipcd_state_attach_quiet())
 		return rc;
-	s->ulisten = ulisten(s->ukey, 0) == 0;
+	s->ulisten = ulisten(s->ukey, 0, true) == 0;
 	s->ulisten_pid = ipcd_self_pid;
 	return 0;
 }
@@ -184,8 +185,22 @@ int ipcd_unix_listen(struct ipcd_sock *s, int fd, int n)
 void ipcd_unix_teardown(struct ipcd_sock *s)
 {
 	if (s->ulisten && s->ulisten_pid == ipcd_self_pid)
-		ulisten(s->ukey, IPCD_ULISTEN_DROP);
+		ulisten(s->ukey, IPCD_ULISTEN_DROP, false);
 	s->ulisten = false;
+}
+
+void ipcd_unix_before_exec(void)
+{
+	unsigned int fd;
+
+	for (fd = 0; fd < IPCD_FDTAB_MAX; fd++) {
+		struct ipcd_sock *s = ipcd_fdtab_get((int)fd);
+
+		if (s && s->ulisten && !ipcd_fdtab_cloexec((int)fd)) {
+			ulisten(s->ukey, IPCD_ULISTEN_DROP, true);
+			s->ulisten = false;
+		}
+	}
 }
 
 /* Take back connection @id (unclaimed): 0, -EALREADY (claimed: use it), or -errno. */
