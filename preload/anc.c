@@ -35,10 +35,11 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sock.h"
 
-#define ANC_MAGIC	0x434e4149u		/* "IANC" */
+#define ANC_MAGIC	0x324e4149u		/* "IAN2" */
 #define ANC_FDS_MAX	253			/* SCM_MAX_FD */
 #define ANC_ENDS_MAX	(ANC_FDS_MAX / 4)	/* an end takes 2..5 fds */
 #define ANC_NONE	UINT16_MAX
@@ -47,8 +48,15 @@ struct anc_hdr {
 	uint32_t magic;
 	uint32_t len;			/* this header and the records */
 	uint32_t n_ends;
-	uint32_t pad;
+	uint32_t flags;			/* ANC_F_* */
+	int32_t pid;			/* the credentials the sender claims (its own, */
+	uint32_t uid;			/* or its SCM_CREDENTIALS): where its reader's */
+	uint32_t gid;			/* reads stop (ipcd_anc_peek); the kernel's are */
+	uint32_t pad;			/* what the reader is given */
 };
+
+#define ANC_F_FDS	(1u << 0)	/* SCM_RIGHTS: a read ends after its data */
+#define ANC_F_CREDS	(1u << 1)	/* SCM_CREDENTIALS, or a writer's first write (SO_PASSCRED) */
 
 /* One accelerated end in the message's SCM_RIGHTS list: indices into it. */
 struct anc_end {
@@ -118,9 +126,22 @@ static ssize_t describe(struct anc_buf *b, const struct msghdr *msg)
 	char *o;
 
 	memset(&b->hdr, 0, sizeof(b->hdr));
+	b->hdr.pid = ipcd_self_pid;
+	b->hdr.uid = getuid();
+	b->hdr.gid = getgid();
 	for (c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
 		size_t k, cnt;
 
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+			struct ucred uc;
+
+			memcpy(&uc, CMSG_DATA(c), sizeof(uc));
+			b->hdr.pid = uc.pid;
+			b->hdr.uid = uc.uid;
+			b->hdr.gid = uc.gid;
+			b->hdr.flags |= ANC_F_CREDS;
+		}
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
 			others += CMSG_SPACE(c->cmsg_len - CMSG_LEN(0));
 			continue;
@@ -187,6 +208,7 @@ static ssize_t describe(struct anc_buf *b, const struct msghdr *msg)
 	out = (struct cmsghdr *)b->ctl.buf;
 	o = b->ctl.buf;
 	if (n) {
+		b->hdr.flags |= ANC_F_FDS;
 		out->cmsg_level = SOL_SOCKET;
 		out->cmsg_type = SCM_RIGHTS;
 		out->cmsg_len = CMSG_LEN(n * sizeof(int));
@@ -204,7 +226,42 @@ static ssize_t describe(struct anc_buf *b, const struct msghdr *msg)
 	return o - b->ctl.buf;
 }
 
-int ipcd_anc_send(struct ipcd_sock *s, const struct msghdr *msg, bool nb)
+/* What the receiver's peek tells it (ipcd_anc_peek). */
+static void claimed(const struct anc_hdr *h, struct ipcd_anc_info *in)
+{
+	in->fds = (h->flags & ANC_F_FDS) != 0;
+	in->cred = (struct ucred){ .pid = h->pid, .uid = h->uid, .gid = h->gid };
+}
+
+int ipcd_anc_send_creds(struct ipcd_sock *s, bool nb, struct ipcd_anc_info *sent)
+{
+	struct anc_hdr h = {
+		.magic = ANC_MAGIC, .len = sizeof(h), .flags = ANC_F_CREDS,
+		.pid = ipcd_self_pid, .uid = getuid(), .gid = getgid(),
+	};
+
+	/* No control data: the reader's SO_PASSCRED makes the kernel attach ours. */
+	if (ipcd_real.send(s->kfd, &h, sizeof(h), MSG_NOSIGNAL | (nb ? MSG_DONTWAIT : 0)) !=
+	    (ssize_t)sizeof(h))
+		return errno ? errno : EIO;
+	claimed(&h, sent);
+	return 0;
+}
+
+int ipcd_anc_peek(struct ipcd_sock *s, struct ipcd_anc_info *in)
+{
+	struct anc_hdr h;
+
+	/* No control buffer: the kernel installs no fd for a peek without one. */
+	if (ipcd_real.recv(s->kfd, &h, sizeof(h), MSG_PEEK | MSG_DONTWAIT) != (ssize_t)sizeof(h) ||
+	    h.magic != ANC_MAGIC)
+		return -EPROTO;
+	claimed(&h, in);
+	return 0;
+}
+
+int ipcd_anc_send(struct ipcd_sock *s, const struct msghdr *msg, bool nb,
+		  struct ipcd_anc_info *sent)
 {
 	struct anc_buf *b = malloc(sizeof(*b));
 	struct iovec v[2];
@@ -233,6 +290,7 @@ int ipcd_anc_send(struct ipcd_sock *s, const struct msghdr *msg, bool nb)
 			ipcd_real.close(b->region_fds[i]);
 			ipcd_sock_put(b->socks[i]);
 		}
+		claimed(&b->hdr, sent);
 	}
 	free(b);
 	return err;
@@ -340,7 +398,8 @@ static void deliver(struct msghdr *msg, socklen_t cap, struct msghdr *km, const 
 	}
 }
 
-void ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int flags, bool peek)
+bool ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int flags, bool peek,
+		   struct ucred *cred)
 {
 	struct anc_buf *b = malloc(sizeof(*b));
 	struct iovec v = { .iov_base = NULL, .iov_len = 0 };
@@ -351,12 +410,14 @@ void ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int f
 	uint32_t i;
 	ssize_t got;
 
+	bool got_cred = false;
+
 	if (!b)
-		return;		/* the message stays: the next mark takes it (out of step) */
+		return false;	/* the message stays: the next mark takes it (out of step) */
 	if (peek) {
 		/* The fds would be installed again for a peek: the data only. */
 		free(b);
-		return;
+		return false;
 	}
 	v.iov_base = &b->hdr;
 	v.iov_len = sizeof(b->hdr);
@@ -371,12 +432,17 @@ void ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int f
 		 ipcd_real.recv(s->kfd, b->ends, b->hdr.n_ends * sizeof(struct anc_end),
 				MSG_WAITALL) != (ssize_t)(b->hdr.n_ends * sizeof(struct anc_end)))
 		b->hdr.n_ends = 0;
-	for (c = CMSG_FIRSTHDR(&km); c; c = CMSG_NXTHDR(&km, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+	for (c = CMSG_FIRSTHDR(&km); c; c = CMSG_NXTHDR(&km, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+		    c->cmsg_len >= CMSG_LEN(sizeof(*cred))) {
+			memcpy(cred, CMSG_DATA(c), sizeof(*cred));
+			got_cred = true;
+		}
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && !n) {
 			n = (unsigned int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
 			memcpy(b->fds, CMSG_DATA(c), n * sizeof(int));
-			break;
 		}
+	}
 	/* The ends: their companions never reach the application. */
 	for (i = 0; i < b->hdr.n_ends; i++) {
 		const struct anc_end *e = &b->ends[i];
@@ -402,4 +468,5 @@ void ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int f
 			ipcd_real.fcntl(b->fds[i], F_SETFD, 0);
 	deliver(msg, cap, &km, skip);
 	free(b);
+	return got_cred;
 }

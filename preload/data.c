@@ -497,6 +497,63 @@ static int iov_total(const struct iovec *iov, int cnt, size_t *total)
 
 /* ---- receive ------------------------------------------------------------------ */
 
+/* ---- AF_UNIX credentials (SO_PASSCRED) ---------------------------------------- */
+
+void ipcd_unix_passcred(struct ipcd_sock *s, bool on)
+{
+	uint32_t bit = s->conn.acceptor ? IPCD_CONN_PASSCRED_B : IPCD_CONN_PASSCRED_A;
+
+	if (on)
+		__atomic_fetch_or(&s->conn.ctl->passcred, bit, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&s->conn.ctl->passcred, ~bit, __ATOMIC_RELAXED);
+}
+
+/* Has @s's peer (@peer) or @s itself SO_PASSCRED? */
+static bool passcred(const struct ipcd_sock *s, bool peer)
+{
+	uint32_t bit = s->conn.acceptor != peer ? IPCD_CONN_PASSCRED_B : IPCD_CONN_PASSCRED_A;
+
+	return s->kind == IPCD_CONN_KIND_UNIX && (ipcd_load_relaxed(&s->conn.ctl->passcred) & bit);
+}
+
+static bool cred_eq(const struct ucred *a, const struct ucred *b)
+{
+	return a->pid == b->pid && a->uid == b->uid && a->gid == b->gid;
+}
+
+/* The credentials of the bytes @s reads next when no mark says: the last mark's, or the peer's. */
+static struct ucred stream_cred(struct ipcd_sock *s)
+{
+	struct ucred uc = { 0 };
+	socklen_t len = sizeof(uc);
+
+	if (s->rx_cred_ok)
+		return s->rx_cred;
+	if (ipcd_real.getsockopt(s->kfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
+		s->rx_cred = uc;
+		s->rx_cred_ok = true;
+	}
+	return uc;
+}
+
+/* SCM_CREDENTIALS @uc appended to @msg's control data (@cap bytes), as put_cmsg() does. */
+static void put_cred(struct msghdr *msg, socklen_t cap, const struct ucred *uc)
+{
+	struct cmsghdr h = { .cmsg_len = CMSG_LEN(sizeof(*uc)), .cmsg_level = SOL_SOCKET,
+			     .cmsg_type = SCM_CREDENTIALS };
+	char *o = (char *)msg->msg_control + msg->msg_controllen;
+	size_t room = cap - msg->msg_controllen;
+
+	if (!msg->msg_control || room < CMSG_LEN(sizeof(*uc))) {
+		msg->msg_flags |= MSG_CTRUNC;
+		return;
+	}
+	memcpy(o, &h, sizeof(h));
+	memcpy(o + CMSG_LEN(0), uc, sizeof(*uc));
+	msg->msg_controllen += IPCD_MIN(room, CMSG_SPACE(sizeof(*uc)));
+}
+
 /*
  * @msg: recvmsg's, for the control data (socketpair ends), @cap bytes of
  * it; NULL for read, recv.
@@ -510,6 +567,8 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 	unsigned int peek = flags & MSG_PEEK ? IPCD_SPSC_PEEK : 0;
 	unsigned int marks = s->kind == IPCD_CONN_KIND_UNIX ? IPCD_SPSC_MARKS : 0, past = 0;
 	size_t stop = SIZE_MAX;		/* control data came: no more than its record */
+	bool pc = passcred(s, false), have_cred = false, cred_given = false;
+	struct ucred cred = { 0 };	/* the credentials of this read's bytes (SO_PASSCRED) */
 	struct iov_cur cur = { .iov = iov, .cnt = iovcnt };
 	struct iovec part[IOV_CHUNK];
 	size_t total, done = 0;
@@ -529,6 +588,8 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 		ssize_t got = ipcd_spsc_readv(&s->conn.rx, part, n, peek | marks | past);
 
 		if (got == -ENOMSG) {	/* a mark: control data comes with what follows */
+			struct ipcd_anc_info in = { .fds = true };
+			struct ucred kc;
 			int64_t m;
 
 			/* One control message per read; a peek never goes past data it left. */
@@ -557,13 +618,30 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 				}
 				continue;
 			}
-			ipcd_anc_take(s, msg, cap, flags, peek != 0);	/* anc.c */
+			(void)ipcd_anc_peek(s, &in);	/* unknown: as if it carried fds */
+			/*
+			 * As unix_stream_read_generic(): with SO_PASSCRED a read
+			 * never joins bytes of other credentials.
+			 */
+			if (done && pc && !peek) {
+				if (!have_cred) {
+					cred = stream_cred(s);
+					have_cred = true;
+				}
+				if (!cred_eq(&in.cred, &cred))
+					break;
+			}
+			if (ipcd_anc_take(s, msg, cap, flags, peek != 0, &kc)) {	/* anc.c */
+				s->rx_cred = cred = kc;
+				s->rx_cred_ok = have_cred = cred_given = true;
+			}
 			past = IPCD_SPSC_PAST_MARK;
 			/*
-			 * As unix_stream_read_generic(): a read goes on into the
-			 * data sent with control data, and ends after it.
+			 * A read goes on into the data sent with fds, and ends
+			 * after it; credentials alone do not end it.
 			 */
-			stop = m > 0 ? done + (size_t)m : done + 1;
+			if (in.fds || peek)
+				stop = m > 0 ? done + (size_t)m : done + 1;
 			continue;
 		}
 		past = 0;
@@ -611,6 +689,12 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 	unlock(&s->rx_lock);
 	if (err)
 		return fail(err);
+	/* SO_PASSCRED: every read has its credentials. */
+	if (msg && pc && done && !cred_given) {
+		if (!have_cred)
+			cred = stream_cred(s);
+		put_cred(msg, cap, &cred);
+	}
 	return (ssize_t)done;
 }
 
@@ -631,6 +715,8 @@ ssize_t ipcd_conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, int
 static int anc_send(struct ipcd_sock *s, const struct msghdr *msg, size_t total, bool nb)
 {
 	uint32_t first = (uint32_t)IPCD_MIN(total, (size_t)PIPE_BUF);
+	uint32_t *wc = s->conn.ctl->wcred[s->conn.acceptor];
+	struct ipcd_anc_info sent;
 	int rc;
 
 	while (!ipcd_spsc_writable(&s->conn.tx, first + (uint32_t)sizeof(struct ipcd_rec_hdr))) {
@@ -647,11 +733,25 @@ static int anc_send(struct ipcd_sock *s, const struct msghdr *msg, size_t total,
 	}
 	if (ipcd_load_relaxed(&s->conn.tx.shm->cons_closed))
 		return EPIPE;
-	rc = ipcd_anc_send(s, msg, nb);
+	rc = msg ? ipcd_anc_send(s, msg, nb, &sent) : ipcd_anc_send_creds(s, nb, &sent);
 	if (rc)
 		return rc;
 	rc = ipcd_spsc_mark(&s->conn.tx);
-	return rc == 0 ? 0 : rc == -EPIPE ? EPIPE : EIO;
+	if (rc)
+		return rc == -EPIPE ? EPIPE : EIO;
+	ipcd_store_relaxed(&wc[0], (uint32_t)sent.cred.pid);
+	ipcd_store_relaxed(&wc[1], sent.cred.uid);
+	ipcd_store_relaxed(&wc[2], sent.cred.gid);
+	return 0;
+}
+
+/* Is this process the writer of @s's last mark (its credentials)? Under prod_lock. */
+static bool same_writer(const struct ipcd_sock *s)
+{
+	const uint32_t *wc = s->conn.ctl->wcred[s->conn.acceptor];
+
+	return ipcd_load_relaxed(&wc[0]) == (uint32_t)ipcd_self_pid &&
+	       ipcd_load_relaxed(&wc[1]) == getuid() && ipcd_load_relaxed(&wc[2]) == getgid();
 }
 
 /* @msg: sendmsg's, for the control data (socketpair ends); NULL otherwise. */
@@ -682,8 +782,12 @@ static ssize_t conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 		err = EPIPE;
 		goto out;
 	}
-	if (msg && msg->msg_controllen && s->kind == IPCD_CONN_KIND_UNIX && total) {
-		err = anc_send(s, msg, total, nb);
+	if (s->kind == IPCD_CONN_KIND_UNIX && total) {
+		/* Control data; or credentials, as the kernel attaches them for a reader with SO_PASSCRED. */
+		if (msg && msg->msg_controllen)
+			err = anc_send(s, msg, total, nb);
+		else if (passcred(s, true) && !same_writer(s))
+			err = anc_send(s, NULL, total, nb);
 		if (err)
 			goto out;
 	}

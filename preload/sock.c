@@ -935,6 +935,9 @@ int ipcd_sock_setsockopt(struct ipcd_sock *s, int fd, int level, int optname,
 					  optval, optlen);
 		if (rc == 0)
 			record_opt(s, level, optname, optval, optlen);
+		if (rc == 0 && s->state == IPCD_SK_CONN && level == SOL_SOCKET &&
+		    optname == SO_PASSCRED && optval && optlen >= (socklen_t)sizeof(int))
+			ipcd_unix_passcred(s, *(const int *)optval != 0);	/* data.c */
 		return rc;
 	}
 	if (level != SOL_SOCKET && level != IPPROTO_TCP && level != IPPROTO_IP &&

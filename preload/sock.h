@@ -133,6 +133,8 @@ struct ipcd_sock {
 	struct ipcd_ep_item *ep_items;
 	atomic_uint ep_nregs;		/* its items in sets of ours (read without the lock) */
 	atomic_uint tx_short;		/* CONN: sends that found the ring full (EPOLLOUT edges) */
+	struct ucred rx_cred;		/* AF_UNIX: the credentials of the last mark read */
+	bool rx_cred_ok;		/* ... if one was (else the kernel's SO_PEERCRED) */
 
 	/* every live socket of the process (fork walks them) */
 	struct ipcd_sock *next;
@@ -167,13 +169,35 @@ bool ipcd_unix_hide(const struct ipcd_sock *s, bool peer, struct sockaddr *addr,
 
 /* ---- anc.c: control data on socketpair ends --------------------------------- */
 
-/* sendmsg's control data of @msg over @s's kernel socket: 0 or an errno. */
-int ipcd_anc_send(struct ipcd_sock *s, const struct msghdr *msg, bool nb);
+/* AF_UNIX end @s's SO_PASSCRED (@on) for its peer's writers to see (ctl->passcred). */
+void ipcd_unix_passcred(struct ipcd_sock *s, bool on);
+
+/* What a mark's kernel message says of itself (its sender's claim). */
+struct ipcd_anc_info {
+	bool fds;			/* it carries fds: a read ends after its data */
+	struct ucred cred;		/* the credentials it claims */
+};
+
+/*
+ * sendmsg's control data of @msg over @s's kernel socket: 0 (and @sent) or
+ * an errno.
+ */
+int ipcd_anc_send(struct ipcd_sock *s, const struct msghdr *msg, bool nb,
+		  struct ipcd_anc_info *sent);
+/*
+ * A writer's first bytes to a reader with SO_PASSCRED: a message with no
+ * control data, to which the kernel attaches the writer's credentials.
+ */
+int ipcd_anc_send_creds(struct ipcd_sock *s, bool nb, struct ipcd_anc_info *sent);
+/* At a mark: what its kernel message claims, without taking it. 0 or -EPROTO. */
+int ipcd_anc_peek(struct ipcd_sock *s, struct ipcd_anc_info *in);
 /*
  * At a mark: the kernel message that goes with it, its control data into
  * @msg's buffer (@cap bytes; @msg NULL: its fds closed, as read() does).
+ * True if the kernel gave credentials with it (*@cred).
  */
-void ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int flags, bool peek);
+bool ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int flags, bool peek,
+		   struct ucred *cred);
 
 /* ---- hidden fds ----------------------------------------------------------- */
 

@@ -253,6 +253,14 @@ static int become_end(struct ipcd_sock *s, int fd)
 	ipcd_fd_hide(kfd, true);
 	s->kind = IPCD_CONN_KIND_UNIX;
 	ipcd_sock_conn_ready(s);
+	{
+		int on = 0;
+		socklen_t ol = sizeof(on);
+
+		/* Set before connect, or inherited from the listener (as accept() does). */
+		if (ipcd_real.getsockopt(kfd, SOL_SOCKET, SO_PASSCRED, &on, &ol) == 0 && on)
+			ipcd_unix_passcred(s, true);
+	}
 	return 0;
 }
 

@@ -289,6 +289,10 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 3 * IPCD_CACHE_GUARD);
 #define IPCD_CONN_KIND_PIPE	1	/* IPCD_OP_PAIR: pipe(2) */
 #define IPCD_CONN_KIND_UNIX	2	/* PAIR: socketpair(AF_UNIX, SOCK_STREAM); UCONNECT (3.4) */
 
+/* struct ipcd_conn_ctl.passcred (ABI 3.4) */
+#define IPCD_CONN_PASSCRED_A	(1u << 0)
+#define IPCD_CONN_PASSCRED_B	(1u << 1)
+
 /* struct ipcd_conn_ctl.closed (ABI 3.1) */
 #define IPCD_CONN_CLOSED_A	(1u << 0)	/* A's last holder closed it */
 #define IPCD_CONN_CLOSED_B	(1u << 1)
@@ -315,7 +319,18 @@ struct ipcd_conn_ctl {
 	 * default), up to its ring's capacity. W: either end (F_SETPIPE_SZ).
 	 */
 	uint32_t pipe_size;
-	uint32_t reserved0[19];
+	/*
+	 * AF_UNIX ends (ABI 3.4). @passcred: IPCD_CONN_PASSCRED_* when that end
+	 * has SO_PASSCRED (W: that end's processes): its peer's writers then
+	 * mark each change of writer, as the kernel attaches credentials to
+	 * every write and never joins two writers' bytes in one read.
+	 * @wcred[ring]: the credentials (pid, uid, gid) of the last mark in the
+	 * A->B [0] or B->A [1] ring (W: its producers, under prod_lock).
+	 * Trusted by nobody: a lie only moves where its own peer's reads stop.
+	 */
+	uint32_t passcred;
+	uint32_t wcred[2][3];
+	uint32_t reserved0[12];
 
 	/*
 	 * IPCD_CONN_RESET_*: W: the monitor (a death) or that end's last
