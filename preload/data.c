@@ -918,8 +918,13 @@ ssize_t ipcd_sock_recvfrom(struct ipcd_sock *s, int fd, void *__restrict buf, si
 
 	NOT_CONN(ipcd_real.recvfrom(fd, buf, len, flags, addr, addrlen));
 	n = ipcd_conn_recv(s, fd, &v, 1, flags);
-	if (n >= 0 && addr.__sockaddr__ && addrlen)
-		*addrlen = 0;		/* TCP reports no source address */
+	if (n >= 0 && addr.__sockaddr__ && addrlen) {
+		/* TCP reports no source address; AF_UNIX the sender's name (the peer's). */
+		if (s->kind != IPCD_CONN_KIND_UNIX ||
+		    ipcd_unix_name(s, fd, true, addr.__sockaddr__, addrlen) < 0 ||
+		    *addrlen <= sizeof(sa_family_t))
+			*addrlen = 0;	/* an unbound sender: no name at all */
+	}
 	return n;
 }
 
@@ -944,7 +949,9 @@ ssize_t ipcd_sock_recvmsg(struct ipcd_sock *s, int fd, struct msghdr *msg, int f
 	msg->msg_controllen = 0;
 	msg->msg_flags = 0;
 	n = conn_recv(s, fd, msg->msg_iov, (int)msg->msg_iovlen, flags, msg, cap);
-	if (n >= 0)
+	if (n >= 0 && (s->kind != IPCD_CONN_KIND_UNIX || !msg->msg_name ||
+		       ipcd_unix_name(s, fd, true, msg->msg_name, &msg->msg_namelen) < 0 ||
+		       msg->msg_namelen <= sizeof(sa_family_t)))
 		msg->msg_namelen = 0;
 	else
 		msg->msg_controllen = cap;

@@ -833,11 +833,11 @@ int ipcd_sock_shutdown(struct ipcd_sock *s, int fd, int how)
 int ipcd_sock_getsockname(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
 			  socklen_t *__restrict len)
 {
-	if (ipcd_unix_hide(s, false, addr.__sockaddr__, len))
-		return 0;
+	if (s->domain == AF_UNIX && s->state != IPCD_SK_LISTEN)
+		return ipcd_unix_name(s, fd, false, addr.__sockaddr__, len);	/* unix.c */
 	if (s->state == IPCD_SK_FRESH)
 		return ipcd_real.getsockname(fd, addr, len);
-	if (s->state == IPCD_SK_LISTEN || s->kind == IPCD_CONN_KIND_UNIX)
+	if (s->state == IPCD_SK_LISTEN)
 		return ipcd_real.getsockname(s->kfd, addr, len);	/* the kernel's answer */
 	if (!len)
 		return fail(EFAULT);
@@ -848,14 +848,12 @@ int ipcd_sock_getsockname(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
 int ipcd_sock_getpeername(struct ipcd_sock *s, int fd, __SOCKADDR_ARG addr,
 			  socklen_t *__restrict len)
 {
-	if (ipcd_unix_hide(s, true, addr.__sockaddr__, len))
-		return 0;
+	if (s->domain == AF_UNIX && s->state != IPCD_SK_LISTEN)
+		return ipcd_unix_name(s, fd, true, addr.__sockaddr__, len);	/* unix.c */
 	if (s->state == IPCD_SK_FRESH)
 		return ipcd_real.getpeername(fd, addr, len);
 	if (s->state == IPCD_SK_LISTEN)
 		return fail(ENOTCONN);
-	if (s->kind == IPCD_CONN_KIND_UNIX)
-		return ipcd_real.getpeername(s->kfd, addr, len);
 	if (!len)
 		return fail(EFAULT);
 	ipcd_addr_to(s->domain, s->peer_addr, s->peer_port, addr.__sockaddr__, len);

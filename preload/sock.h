@@ -119,7 +119,7 @@ struct ipcd_sock {
 	uint64_t ukey;			/* the bound name's key (proto.h ULISTEN) */
 	bool ukey_ok;			/* ... taken at bind() */
 	bool ulisten;			/* FRESH: listening, registered with the monitor */
-	uint8_t uname;			/* IPCD_UNAME_*: which name is ours, not the application's */
+	bool uname;			/* FRESH: bound to a name of ours (a failed connect) */
 	pid_t ulisten_pid;		/* the process that registered it */
 
 	/* CONN */
@@ -143,9 +143,6 @@ struct ipcd_sock {
 
 /* ---- unix.c: named AF_UNIX stream sockets --------------------------------------- */
 
-#define IPCD_UNAME_SELF		1	/* a connector's: getsockname says unbound */
-#define IPCD_UNAME_PEER		2	/* an acceptor's peer's: getpeername says unbound */
-
 /* bind() of AF_UNIX socket @s at @fd succeeded: the name's key. */
 void ipcd_unix_bound(struct ipcd_sock *s, int fd);
 /* listen() on a FRESH AF_UNIX socket: the kernel's, then registered. */
@@ -163,9 +160,13 @@ int ipcd_unix_accept(struct ipcd_sock *l, int fd, struct sockaddr *addr, socklen
 void ipcd_unix_before_exec(void);
 /* The last fd of @s closes: its registration ends. */
 void ipcd_unix_teardown(struct ipcd_sock *s);
-/* getsockname (@peer false) / getpeername of @s: true if answered (a name of ours). */
-bool ipcd_unix_hide(const struct ipcd_sock *s, bool peer, struct sockaddr *addr,
-		    socklen_t *len);
+/*
+ * getsockname (@peer false) / getpeername of AF_UNIX socket @s at @fd, the
+ * kernel's answer except that a name a connector of ours bound is reported
+ * unbound (wherever the end went since: exec, SCM_RIGHTS).
+ */
+int ipcd_unix_name(struct ipcd_sock *s, int fd, bool peer, struct sockaddr *addr,
+		   socklen_t *len);
 
 /* ---- anc.c: control data on socketpair ends --------------------------------- */
 

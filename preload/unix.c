@@ -290,7 +290,8 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 	if (s->state != IPCD_SK_FRESH)
 		return fail(EISCONN);
 	if (s->bound || !name_key(sa, len, &key) || !ipcd_state_attach_quiet()) {
-		leave(fd);
+		if (!s->uname)
+			leave(fd);	/* else it keeps a name of ours, which getsockname hides */
 		return ipcd_real.connect(fd, sa, len);
 	}
 	req.len = sizeof(*uq);
@@ -316,7 +317,7 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 		return ipcd_real.connect(fd, sa, len);
 	}
 	s->bound = true;
-	s->uname = IPCD_UNAME_SELF;	/* getsockname: unbound, as without us */
+	s->uname = true;	/* getsockname: unbound, as without us (ipcd_unix_name) */
 	rc = ipcd_real.connect(fd, sa, len);
 	if (rc < 0) {
 		/* No kernel connection: nobody can claim it. */
@@ -389,7 +390,6 @@ int ipcd_unix_accept(struct ipcd_sock *l, int fd, struct sockaddr *addr, socklen
 		post_close(id, IPCD_CLOSE_B);
 		goto abort_sock;
 	}
-	s->uname = IPCD_UNAME_PEER;
 	if (become_end(s, nfd))
 		goto abort_sock;
 	ipcd_fdtab_set(nfd, s, (flags & SOCK_CLOEXEC) != 0);
@@ -415,11 +415,26 @@ out:
 	return nfd;
 }
 
-bool ipcd_unix_hide(const struct ipcd_sock *s, bool peer, struct sockaddr *addr,
-		    socklen_t *len)
+int ipcd_unix_name(struct ipcd_sock *s, int fd, bool peer, struct sockaddr *addr,
+		   socklen_t *len)
 {
-	if (s->uname != (peer ? IPCD_UNAME_PEER : IPCD_UNAME_SELF))
-		return false;
-	unnamed(addr, len);
-	return true;
+	struct sockaddr_un sun;
+	socklen_t sl = sizeof(sun);
+	uint64_t id, token;
+	int k = s->state == IPCD_SK_FRESH ? fd : s->kfd;
+
+	if (!len)
+		return fail(EFAULT);
+	if ((peer ? ipcd_real.getpeername : ipcd_real.getsockname)(k, (struct sockaddr *)&sun,
+								   &sl) < 0)
+		return -1;
+	/* The name a connector of ours bound is not its application's: unbound. */
+	if (our_name(&sun, sl, &id, &token)) {
+		unnamed(addr, len);
+		return 0;
+	}
+	if (addr)
+		memcpy(addr, &sun, IPCD_MIN(*len, sl));
+	*len = sl;
+	return 0;
 }
