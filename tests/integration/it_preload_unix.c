@@ -9,7 +9,11 @@
  *       at least as many socketpairs as the case did (counter "socketpairs"
  *       under "connections" in ipcdctl --json counters; the case prints its
  *       count: the socketpairs of the program itself and of the python3
- *       script it runs, all preloaded).
+ *       script it runs, all preloaded); for the named-* cases (pathname and
+ *       abstract AF_UNIX stream sockets), the counter "unix_connected" must
+ *       have grown by at least the named connections the case counted (both
+ *       ends preloaded, accepted while the connector lived), and no listener
+ *       may stay registered ("unix_listeners" back to 0) once it ended.
  * Then nothing may be left behind (processes, connections, monitor fds).
  *
  * Cases: basics (names, options, SO_PEERCRED, fstat, fcntl, FIONREAD,
@@ -19,7 +23,13 @@
  * kernel cuts them), scm-rights-accelerated (pipe and socketpair ends
  * passed: used, closed, dropped, truncated, CLOEXEC, across exec),
  * scm-credentials, python (multiprocessing and socket; skipped without
- * python3), exec (cat on a socketpair end: fork+exec, posix_spawn).
+ * python3), exec (cat on a socketpair end: fork+exec, posix_spawn);
+ * named-basics (a path: names, accept's address, SO_PEERCRED, errors,
+ * backlog, data, then the basics' checks on connected ends), named-abstract,
+ * named-fork-exec, named-scm-rights, named-faults (SIGKILLed ends, a
+ * listener closed with connections pending), named-perms (as root, a child
+ * become nobody; skipped otherwise), named-python (socketserver,
+ * multiprocessing.connection).
  *
  * The program bounds every wait itself (a hang prints HANG and exits 3);
  * the guards here are the last resort. ThreadSanitizer builds skip (77).
@@ -146,8 +156,8 @@ static void run_case(struct t_state *s, const char *name, int guard_ms)
 	char *const argv[] = { (char *)IPCD_UNIX_BIN, (char *)name, NULL };
 	char label[64], summary[96], diff[1200], why[300] = "";
 	const char *line;
-	uint64_t checks = 0, pairs = 0, pchecks = 0, ppairs = 0;
-	long long pairs0, pairs1;
+	uint64_t checks = 0, pairs = 0, pchecks = 0, ppairs = 0, named = 0, pnamed = 0;
+	long long pairs0, pairs1, named0 = 0, named1 = 0, lis = 0;
 	struct t_ctr c0, c1;
 	int code;
 
@@ -167,14 +177,15 @@ static void run_case(struct t_state *s, const char *name, int guard_ms)
 	snprintf(summary, sizeof(summary), "case %s passed", name);
 	line = t_line(kern.out, summary);
 	if (code != 0 || !line || !t_kv_u64(line, "checks", false, &checks) ||
-	    !t_kv_u64(line, "socketpairs", false, &pairs)) {
+	    !t_kv_u64(line, "socketpairs", false, &pairs) ||
+	    !t_kv_u64(line, "named", false, &named)) {
 		t_prog_dump(&kern);
 		err = t_file_read(kern.err_path);
 		fail_msg("%s WITHOUT the preload (the kernel is the oracle: the check is wrong): "
 			 "exit %d: %s", name, code, line_with(err, "ipcd-unix"));
 	}
-	fprintf(stderr, "%s: kernel: %" PRIu64 " checks, %" PRIu64 " socketpairs made\n", name,
-		checks, pairs);
+	fprintf(stderr, "%s: kernel: %" PRIu64 " checks, %" PRIu64 " socketpairs made, %" PRIu64
+		" named connections\n", name, checks, pairs, named);
 	kern_ok = ok_lines(kern.out);
 
 	/*
@@ -195,6 +206,8 @@ static void run_case(struct t_state *s, const char *name, int guard_ms)
 	/* (b) preloaded, with a monitor */
 	t_case_begin(s, &c0);
 	pairs0 = t_counter(&s->mon, "socketpairs");
+	if (named)
+		named0 = t_counter(&s->mon, "unix_connected");
 	snprintf(label, sizeof(label), "preload-%s", name);
 	t_prog_startv(&pre, s->mon.dir, label, true, argv);
 	code = t_prog_wait(&pre, guard_ms);
@@ -225,12 +238,15 @@ static void run_case(struct t_state *s, const char *name, int guard_ms)
 	}
 	line = t_line(pre.out, summary);
 	if (!line || !t_kv_u64(line, "checks", false, &pchecks) || pchecks != checks ||
-	    !t_kv_u64(line, "socketpairs", false, &ppairs))
+	    !t_kv_u64(line, "socketpairs", false, &ppairs) ||
+	    !t_kv_u64(line, "named", false, &pnamed))
 		fail_msg("%s: preloaded summary \"%s\", kernel checks %" PRIu64, name,
 			 line ? line : "(none)", checks);
 	fprintf(stderr, "%s: preloaded: the same %" PRIu64 " checks\n", name, checks);
 	if (ppairs > pairs)
 		pairs = ppairs;
+	if (pnamed > named)
+		named = pnamed;
 
 	/* what the monitor saw: socketpairs made; then the leak checks, whatever it saw */
 	pairs1 = t_counter(&s->mon, "socketpairs");
@@ -242,12 +258,27 @@ static void run_case(struct t_state *s, const char *name, int guard_ms)
 		snprintf(why, sizeof(why), "the monitor made %lld socketpairs during the run; the "
 			 "case made %" PRIu64 " (socketpair() of the program and of python3), all "
 			 "in preloaded processes", pairs1 - pairs0, pairs);
+	if (named) {
+		named1 = t_counter(&s->mon, "unix_connected");
+		/* every listener closed or its process gone: none stays registered */
+		lis = t_ctl_wait_num(&s->mon, "counters", "unix_listeners", 0);
+		fprintf(stderr, "%s: monitor: unix_connected grew by %lld (the case made %" PRIu64
+			" named connections); unix_listeners now %lld\n", name, named1 - named0,
+			named, lis);
+		if (!why[0] && named1 - named0 < (long long)named)
+			snprintf(why, sizeof(why), "unix_connected grew by %lld during the "
+				 "run; the case made %" PRIu64 " named AF_UNIX connections between "
+				 "preloaded processes", named1 - named0, named);
+		if (!why[0] && lis != 0)
+			snprintf(why, sizeof(why), "%lld named listeners still registered "
+				 "(unix_listeners) after every process of the case exited", lis);
+	}
 	case_free();
 	t_case_finish(s);
 	if (why[0]) {
 		s->passed = false;
 		show_counters(&s->mon);
-		fail_msg("%s: socketpairs NOT accelerated as expected: %s", name, why);
+		fail_msg("%s: NOT accelerated as expected: %s", name, why);
 	}
 }
 
@@ -270,6 +301,13 @@ UNIX_CASE(scm_rights_accelerated, T_PROG_GUARD_MS)
 UNIX_CASE(scm_credentials, T_PROG_GUARD_MS)
 UNIX_CASE(python, GUARD_REAL_MS)
 UNIX_CASE(exec, T_PROG_GUARD_MS)
+UNIX_CASE(named_basics, T_PROG_GUARD_MS)
+UNIX_CASE(named_abstract, T_PROG_GUARD_MS)
+UNIX_CASE(named_fork_exec, T_PROG_GUARD_MS)
+UNIX_CASE(named_scm_rights, T_PROG_GUARD_MS)
+UNIX_CASE(named_faults, T_PROG_GUARD_MS)
+UNIX_CASE(named_perms, T_PROG_GUARD_MS)
+UNIX_CASE(named_python, GUARD_REAL_MS)
 
 int main(void)
 {
@@ -281,6 +319,13 @@ int main(void)
 		T_ONCE(test_scm_credentials),
 		T_ONCE(test_python),
 		T_ONCE(test_exec),
+		T_ONCE(test_named_basics),
+		T_ONCE(test_named_abstract),
+		T_ONCE(test_named_fork_exec),
+		T_ONCE(test_named_scm_rights),
+		T_ONCE(test_named_faults),
+		T_ONCE(test_named_perms),
+		T_ONCE(test_named_python),
 	};
 
 #if defined(IPCD_SANITIZED) && !defined(IPCD_ASAN_RUNTIME)

@@ -7,7 +7,12 @@
  * data across fork with both ends used by several processes in turns,
  * SCM_RIGHTS in order with the data (regular files, and pipe and socketpair
  * ends, which the preload hands over as accelerated ends), SCM_CREDENTIALS,
- * python3 multiprocessing and socket, cat on a socketpair end after exec.
+ * python3 multiprocessing and socket, cat on a socketpair end after exec;
+ * and the same of named AF_UNIX stream sockets (a path, an abstract name;
+ * the named-* cases): listen/connect/accept, the names accept, getsockname
+ * and getpeername give, SO_PEERCRED, errors (ENOENT, ECONNREFUSED, EACCES),
+ * the backlog, SIGKILLed ends, a listener closed with connections pending,
+ * python3 socketserver and multiprocessing.connection.
  * Plain POSIX and Linux calls and real programs: run without libipcd.so it
  * checks the kernel (the oracle), run under ipcd-run it checks the preload,
  * and both runs must print the same "ok" lines
@@ -24,10 +29,12 @@
  * and exits 1; a wait that outlives its hang guard prints "ipcd-unix CASE:
  * HANG: ..." and exits 3 (after SIGKILLing what it started). A case whose
  * program is missing prints "case CASE skipped: why" and exits 77. A case
- * that passes ends with "case CASE passed checks=N socketpairs=S pipes=P":
- * S counts the socketpairs made for it, by this process and by the python3
- * script it runs (python counts its socket.socketpair() calls), which the
- * preload must all have accelerated. Forked children never print "ok" (the
+ * that passes ends with "case CASE passed checks=N socketpairs=S pipes=P
+ * named=U": S counts the socketpairs made for it, by this process and by the
+ * python3 script it runs (python counts its socket.socketpair() calls), which
+ * the preload must all have accelerated; U the named connections accepted
+ * while both ends' processes lived, between processes of one user (python's
+ * too), which the preload must all have accelerated. Forked children never print "ok" (the
  * order of the lines would depend on scheduling): they report a failure on
  * stderr and exit non-zero, and their parent checks how they exited.
  *
@@ -37,6 +44,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -44,6 +53,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +81,7 @@
 
 static const char *case_name = "-";
 static char step_txt[256];
-static unsigned int n_checks, n_pairs, n_pipes;
+static unsigned int n_checks, n_pairs, n_pipes, n_named;
 static volatile sig_atomic_t n_sigpipe;
 
 /*
@@ -1093,14 +1103,17 @@ static void basics_ids(void)
 	xclose(sv[1]);
 }
 
+/* What connects two ends: mkpair() (socketpair), or listen/connect/accept (the named cases). */
+typedef void (*mk_fn)(int sv[2], int flags);
+
 /* FIONREAD, readiness, shutdown (SHUT_WR both ways, SHUT_RD), EPIPE and SIGPIPE. */
-static void basics_shutdown(void)
+static void basics_shutdown(mk_fn mk)
 {
 	uint8_t buf[256];
 	unsigned int s0;
 	int sv[2], ep[2];
 
-	mkpair(sv, 0);
+	mk(sv, 0);
 	ep[0] = ep_watch(sv[0]);
 	ep[1] = ep_watch(sv[1]);
 	check_ev(sv[0], ep[0], POLLOUT, "fresh pair: end 0");
@@ -1149,7 +1162,7 @@ static void basics_shutdown(void)
 		xclose(sv[i]);
 	}
 
-	mkpair(sv, 0);
+	mk(sv, 0);
 	ep[0] = ep_watch(sv[0]);
 	ep[1] = ep_watch(sv[1]);
 	MUST(shutdown(sv[1], SHUT_RD), "shutdown(end 1, SHUT_RD)");
@@ -1168,14 +1181,14 @@ static void basics_shutdown(void)
 }
 
 /* An end closed, clean or with data unread (the kernel's reset), or held by a child too. */
-static void basics_close(void)
+static void basics_close(mk_fn mk)
 {
 	char buf[64];
 	unsigned int s0;
 	int sv[2], ep, g[2];
 	pid_t pid;
 
-	mkpair(sv, 0);
+	mk(sv, 0);
 	ep = ep_watch(sv[1]);
 	write_str(sv[0], "bye", "end 0: data before its close");
 	xclose(sv[0]);
@@ -1197,7 +1210,7 @@ static void basics_close(void)
 	xclose(ep);
 	xclose(sv[1]);
 
-	mkpair(sv, 0);
+	mk(sv, 0);
 	ep = ep_watch(sv[1]);
 	write_str(sv[1], "unread", "end 1: data end 0 never reads");
 	write_str(sv[0], "x", "end 0: a byte before its close");
@@ -1213,7 +1226,7 @@ static void basics_close(void)
 	xclose(ep);
 	xclose(sv[1]);
 
-	mkpair(sv, 0);
+	mk(sv, 0);
 	write_str(sv[1], "unread", "end 1: data end 0 never reads");
 	xclose(sv[0]);
 	s0 = n_sigpipe;
@@ -1224,7 +1237,7 @@ static void basics_close(void)
 	check_eq(recv(sv[1], buf, sizeof(buf), 0), 0, "end 1: then EOF");
 	xclose(sv[1]);
 
-	mkpair(sv, 0);
+	mk(sv, 0);
 	write_str(sv[1], "unread", "end 1: data end 0 never reads");
 	xclose(sv[0]);
 	check_eq(sockopt_int(sv[1], SOL_SOCKET, SO_ERROR, "SO_ERROR"), ECONNRESET,
@@ -1236,7 +1249,7 @@ static void basics_close(void)
 	xclose(sv[1]);
 
 	/* The last holder's close counts: a child holds end 0 too. */
-	mkpair(sv, 0);
+	mk(sv, 0);
 	mkpipe(g, O_CLOEXEC);
 	ep = ep_watch(sv[1]);
 	pid = child_fork();
@@ -1264,14 +1277,14 @@ static void basics_close(void)
 }
 
 /* EAGAIN both ways, full and drained states; O_NONBLOCK set later; MSG_DONTWAIT. */
-static void basics_nonblock(void)
+static void basics_nonblock(mk_fn mk)
 {
 	uint64_t w01 = 0, w10 = 0, r01 = 0, r10 = 0;
 	size_t n01, n10;
 	char buf[16];
 	int sv[2], ep[2], d, on;
 
-	mkpair(sv, SOCK_NONBLOCK);
+	mk(sv, SOCK_NONBLOCK);
 	ep[0] = ep_watch(sv[0]);
 	ep[1] = ep_watch(sv[1]);
 	CHECK_ERR(recv(sv[0], buf, 1, 0), EAGAIN, "nonblocking end 0: recv with nothing to read");
@@ -1300,7 +1313,7 @@ static void basics_nonblock(void)
 		xclose(sv[i]);
 	}
 
-	mkpair(sv, 0);
+	mk(sv, 0);
 	CHECK_ERR(recv(sv[0], buf, 1, MSG_DONTWAIT), EAGAIN, "blocking end 0: recv MSG_DONTWAIT");
 	set_nonblock(sv[0], true);
 	check_eq(fcntl(sv[0], F_GETFL), O_RDWR | O_NONBLOCK,
@@ -1328,9 +1341,9 @@ static void basics_nonblock(void)
 static void case_basics(void)
 {
 	basics_ids();
-	basics_shutdown();
-	basics_close();
-	basics_nonblock();
+	basics_shutdown(mkpair);
+	basics_close(mkpair);
+	basics_nonblock(mkpair);
 }
 
 /* ---- case data-fork ----------------------------------------------------------------- */
@@ -2958,6 +2971,1389 @@ static void case_exec(void)
 	child_ok(pid, "posix_spawn cat");
 }
 
+/* ---- named sockets: names, listeners, connections ----------------------------------- */
+
+/*
+ * A name of an AF_UNIX socket: a path in this run's temp dir, or an abstract
+ * name (with this process's pid). Neither is ever printed on an "ok" line
+ * (they differ between runs); @tag names it in messages.
+ */
+struct uaddr {
+	struct sockaddr_un sa;
+	socklen_t len;
+	bool abstract;
+	const char *tag;
+};
+
+static char named_dir[256];
+static pid_t named_owner;
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* At exit, in the process that made it: the temp dir and the sockets in it. */
+static void named_cleanup(void)
+{
+	if (named_dir[0] && getpid() == named_owner)
+		nftw(named_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The temp dir of the pathname sockets, made once; 0755: another user may search it. */
+static const char *named_tmp(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (named_dir[0])
+		return named_dir;
+	snprintf(named_dir, sizeof(named_dir), "%s/ipcd-unix-named-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(named_dir))
+		fail_errno(errno, "mkdtemp %s", named_dir);
+	MUST(chmod(named_dir, 0755), "chmod %s", named_dir);
+	named_owner = getpid();
+	atexit(named_cleanup);
+	return named_dir;
+}
+
+/* The path @rel in the temp dir (removed first, if a socket of an earlier run is there). */
+static void ua_path(struct uaddr *a, const char *rel)
+{
+	memset(a, 0, sizeof(*a));
+	a->sa.sun_family = AF_UNIX;
+	snprintf(a->sa.sun_path, sizeof(a->sa.sun_path), "%s/%s", named_tmp(), rel);
+	a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(a->sa.sun_path) + 1);
+	a->tag = rel;
+	unlink(a->sa.sun_path);
+}
+
+/* The abstract name "\0ipcd-unix-PID-@tag" (no terminating NUL: its length says where it ends). */
+static void ua_abstract(struct uaddr *a, const char *tag)
+{
+	int n;
+
+	memset(a, 0, sizeof(*a));
+	a->sa.sun_family = AF_UNIX;
+	n = snprintf(a->sa.sun_path + 1, sizeof(a->sa.sun_path) - 1, "ipcd-unix-%d-%s",
+		     (int)getpid(), tag);
+	a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	a->abstract = true;
+	a->tag = tag;
+}
+
+static int usock(int flags)
+{
+	return (int)MUST(socket(AF_UNIX, SOCK_STREAM | flags, 0), "socket(AF_UNIX, SOCK_STREAM)");
+}
+
+/* A listener on @a (SOCK_STREAM | @flags, backlog @backlog). */
+static int listen_on(const struct uaddr *a, int backlog, int flags)
+{
+	int l = usock(flags);
+
+	MUST(bind(l, (const struct sockaddr *)&a->sa, a->len), "bind %s", a->tag);
+	MUST(listen(l, backlog), "listen %s", a->tag);
+	return l;
+}
+
+/* A socket (SOCK_STREAM | @flags) connected to @a. */
+static int connect_to(const struct uaddr *a, int flags, const char *what)
+{
+	int c = usock(flags);
+
+	step("%s: connect to %s", what, a->tag);
+	if (connect(c, (const struct sockaddr *)&a->sa, a->len))
+		fail_errno(errno, "%s: connect to %s", what, a->tag);
+	return c;
+}
+
+/* connect() to @a, a child's: -1 with errno, or the socket. */
+static int c_connect(const struct uaddr *a)
+{
+	int c = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	if (c < 0)
+		fail_errno(errno, "child: socket");
+	if (connect(c, (const struct sockaddr *)&a->sa, a->len)) {
+		int e = errno;
+
+		close(c);
+		errno = e;
+		return -1;
+	}
+	return c;
+}
+
+static int accept_on(int l, int flags, const char *what)
+{
+	int a;
+
+	step("%s: accept", what);
+	do
+		a = accept4(l, NULL, NULL, flags);
+	while (a < 0 && errno == EINTR);
+	if (a < 0)
+		fail_errno(errno, "%s: accept", what);
+	return a;
+}
+
+/* An address a call returned (@sa, @len) is @want's name; NULL: unnamed (the family only). */
+static bool addr_is(const struct sockaddr_un *sa, socklen_t len, const struct uaddr *want)
+{
+	if (!want)
+		return len == sizeof(sa_family_t) && sa->sun_family == AF_UNIX;
+	return len == want->len && !memcmp(sa, &want->sa, len);
+}
+
+static void addr_show(const struct sockaddr_un *sa, socklen_t len, char *buf, size_t n)
+{
+	size_t k = len > offsetof(struct sockaddr_un, sun_path) ?
+		   len - offsetof(struct sockaddr_un, sun_path) : 0, o = 0;
+
+	o += (size_t)snprintf(buf, n, "len %u family %u \"", (unsigned int)len, sa->sun_family);
+	for (size_t i = 0; i < k && i < sizeof(sa->sun_path) && o + 5 < n; i++)
+		o += (size_t)snprintf(buf + o, n - o, sa->sun_path[i] >= 32 &&
+				      sa->sun_path[i] < 127 ? "%c" : "\\%o",
+				      (unsigned char)sa->sun_path[i]);
+	snprintf(buf + o, n - o, "\"");
+}
+
+enum { NAME_SOCK, NAME_PEER };
+
+/* getsockname (@which NAME_SOCK) or getpeername of @fd: @want's name (NULL: unnamed). */
+static bool name_is(int fd, int which, const struct uaddr *want, char *got, size_t n)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	int rc;
+
+	memset(&sa, 0x5a, sizeof(sa));
+	rc = which == NAME_SOCK ? getsockname(fd, (struct sockaddr *)&sa, &len) :
+				  getpeername(fd, (struct sockaddr *)&sa, &len);
+	if (rc) {
+		snprintf(got, n, "-1 %s", errname(errno));
+		return false;
+	}
+	addr_show(&sa, len, got, n);
+	return addr_is(&sa, len, want);
+}
+
+static void check_name(int fd, int which, const struct uaddr *want, const char *what)
+{
+	const char *call = which == NAME_SOCK ? "getsockname" : "getpeername";
+	char got[300];
+
+	if (!name_is(fd, which, want, got, sizeof(got)))
+		fail("%s: %s: got %s, expected %s", what, call, got,
+		     want ? want->tag : "unnamed (addrlen sizeof(sa_family_t))");
+	if (want)
+		ok("%s: %s: the %s name %s", what, call, want->abstract ? "abstract" : "path",
+		   want->tag);
+	else
+		ok("%s: %s: unnamed (addrlen == sizeof(sa_family_t), AF_UNIX)", what, call);
+}
+
+/* accept() with an address buffer: the connection's fd; its address must be @want's. */
+static int accept_addr(int l, const struct uaddr *want, const char *what)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	char got[300];
+	int a;
+
+	memset(&sa, 0x5a, sizeof(sa));
+	step("%s: accept", what);
+	do
+		a = accept(l, (struct sockaddr *)&sa, &len);
+	while (a < 0 && errno == EINTR);
+	if (a < 0)
+		fail_errno(errno, "%s: accept", what);
+	addr_show(&sa, len, got, sizeof(got));
+	if (!addr_is(&sa, len, want))
+		fail("%s: accept's address: %s, expected %s", what, got,
+		     want ? want->tag : "unnamed (addrlen sizeof(sa_family_t))");
+	if (want)
+		ok("%s: accept's address: the connector's name %s", what, want->tag);
+	else
+		ok("%s: accept's address: the connector is unnamed (addrlen == "
+		   "sizeof(sa_family_t))", what);
+	return a;
+}
+
+/*
+ * A listener's readiness, asked for POLLIN only (POLLOUT of a listener
+ * differs between kernel versions): POLLIN iff a connection is pending.
+ */
+static void check_lis(int l, bool pending, const char *what)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.fd = l };
+	uint64_t end = now_ns() + (uint64_t)GUARD_MS * NSEC_PER_MS;
+	unsigned int want = pending ? POLLIN : 0, got, egot;
+	int ep = (int)MUST(epoll_create1(EPOLL_CLOEXEC), "epoll_create1");
+
+	MUST(epoll_ctl(ep, EPOLL_CTL_ADD, l, &e), "epoll_ctl ADD %d", l);
+	step("%s: poll the listener", what);
+	if (!pending) {
+		got = poll_ev(l, POLLIN, QUIET_MS);
+		egot = epoll_ev(ep, QUIET_MS);
+	} else {
+		for (;;) {
+			got = poll_ev(l, POLLIN, 0);
+			egot = epoll_ev(ep, 0);
+			if ((got == want && egot == want) || now_ns() > end)
+				break;
+			sleep_ms(1);
+		}
+	}
+	xclose(ep);
+	if (got != want || egot != want)
+		fail("%s: the listener: poll(POLLIN) %s, epoll(EPOLLIN) %s, expected %s", what,
+		     ev_str(got, "POLL"), ev_str(egot, "EPOLL"), ev_str(want, "POLL"));
+	ok("%s: the listener: poll and epoll (POLLIN asked) -> %s", what, ev_str(want, "POLL"));
+}
+
+/* SO_PEERCRED of @fd names @pid, @uid and @gid (a child's check: false if not). */
+static bool peercred_is(int fd, pid_t pid, uid_t uid, gid_t gid)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	memset(&uc, 0, sizeof(uc));
+	return !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) && len == sizeof(uc) &&
+	       uc.pid == pid && uc.uid == uid && uc.gid == gid;
+}
+
+/* The ends mk_named() connects: a listener of its own, connector end 0 (or the acceptor). */
+static struct uaddr mk_addr;
+static int mk_lis = -1;
+static bool mk_acceptor_first;
+
+static void mk_named(int sv[2], int flags)
+{
+	int c = connect_to(&mk_addr, flags, "a connection"), a;
+
+	a = accept_on(mk_lis, flags, "a connection");
+	sv[0] = mk_acceptor_first ? a : c;
+	sv[1] = mk_acceptor_first ? c : a;
+	n_named++;
+}
+
+static void mk_begin(const struct uaddr *a, bool acceptor_first)
+{
+	mk_addr = *a;
+	mk_lis = listen_on(a, 16, SOCK_CLOEXEC);
+	mk_acceptor_first = acceptor_first;
+}
+
+static void mk_end(void)
+{
+	xclose(mk_lis);
+	mk_lis = -1;
+	if (!mk_addr.abstract)
+		unlink(mk_addr.sa.sun_path);
+}
+
+/* ---- case named-basics, named-abstract ---------------------------------------------- */
+
+#define NB_RT		10000		/* round trips of RT_MSG bytes */
+#define NB_BULK		(64ull << 20)	/* one way, checked byte by byte and summed */
+
+static uint64_t fnv64(uint64_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* The connector, a forked child: its checks, round trips, the bulk, then EOF. */
+static void ids_child(const struct uaddr *a, pid_t parent)
+{
+	static uint8_t buf[65536];
+	uint64_t off = 0, sum = 0xcbf29ce484222325ull;
+	uint8_t m[RT_MSG];
+	char got[300];
+	int c = c_connect(a);
+
+	if (c < 0)
+		fail_errno(errno, "child: connect to %s", a->tag);
+	c_check(name_is(c, NAME_SOCK, NULL, got, sizeof(got)),
+		"connector: getsockname: unnamed, got %s", got);
+	c_check(name_is(c, NAME_PEER, a, got, sizeof(got)),
+		"connector: getpeername: the listener's name, got %s", got);
+	c_check(peercred_is(c, parent, getuid(), getgid()),
+		"connector: SO_PEERCRED names the listening process");
+	c_check(sockopt_int(c, SOL_SOCKET, SO_ACCEPTCONN, "SO_ACCEPTCONN") == 0,
+		"connector: SO_ACCEPTCONN 0");
+	c_check(sockopt_int(c, SOL_SOCKET, SO_TYPE, "SO_TYPE") == SOCK_STREAM &&
+		sockopt_int(c, SOL_SOCKET, SO_DOMAIN, "SO_DOMAIN") == AF_UNIX,
+		"connector: SO_TYPE, SO_DOMAIN");
+	write_str(c, "hello", "connector");
+	for (uint32_t r = 0; r < NB_RT; r++) {
+		rt_fill(m, r, 1);
+		if (!c_write_all(c, m, RT_MSG))
+			fail_errno(errno, "connector: round %u: write", r);
+		if (!c_read_exact(c, m, RT_MSG))
+			fail("connector: round %u: read: %s", r, errno ? errname(errno) : "EOF");
+		rt_check(m, r, 2, "connector: the pong");
+		if (!(r % 1000))
+			alarm(ALARM_S);
+	}
+	while (off < NB_BULK) {
+		size_t n = sizeof(buf) - (off / sizeof(buf)) % 7;
+
+		if (n > NB_BULK - off)
+			n = (size_t)(NB_BULK - off);
+		pat_fill(buf, off, n, 21);
+		sum = fnv64(sum, buf, n);
+		write_all(c, buf, n, "connector: the bulk");
+		off += n;
+	}
+	write_all(c, &sum, sizeof(sum), "connector: the bulk's checksum");
+	MUST(shutdown(c, SHUT_WR), "connector: SHUT_WR");
+	expect_str(c, "bye", "connector: the acceptor's last words");
+	c_expect_eof(c, "connector: after the acceptor's close");
+	c_check(send(c, "x", 1, MSG_NOSIGNAL) == -1 && errno == EPIPE,
+		"connector: send after the acceptor closed: EPIPE");
+	xclose(c);
+	_exit(0);
+}
+
+/* A listener on @a; a child connects: names, options, credentials; data both ways; EOF. */
+static void named_ids(const struct uaddr *a)
+{
+	static uint8_t buf[65536];
+	uint64_t off = 0, sum = 0xcbf29ce484222325ull, want;
+	struct uaddr dup_a = *a;
+	uint8_t m[RT_MSG];
+	int l, x, c;
+	pid_t pid;
+
+	l = listen_on(a, 8, 0);
+	check_eq(sockopt_int(l, SOL_SOCKET, SO_ACCEPTCONN, "SO_ACCEPTCONN"), 1,
+		 "listener: SO_ACCEPTCONN");
+	check_eq(sockopt_int(l, SOL_SOCKET, SO_TYPE, "SO_TYPE"), SOCK_STREAM, "listener: SO_TYPE");
+	check_eq(sockopt_int(l, SOL_SOCKET, SO_DOMAIN, "SO_DOMAIN"), AF_UNIX,
+		 "listener: SO_DOMAIN");
+	check_name(l, NAME_SOCK, a, "listener");
+	CHECK_ERR(getpeername(l, (struct sockaddr *)&dup_a.sa, &dup_a.len), ENOTCONN,
+		  "listener: getpeername");
+	if (!a->abstract) {
+		struct stat st;
+
+		MUST(stat(a->sa.sun_path, &st), "stat %s", a->tag);
+		check_true(S_ISSOCK(st.st_mode), "the listener's path: stat: S_ISSOCK");
+	}
+	x = usock(0);
+	CHECK_ERR(bind(x, (const struct sockaddr *)&a->sa, a->len), EADDRINUSE,
+		  "another socket: bind to the listener's name");
+	xclose(x);
+	set_nonblock(l, true);
+	CHECK_ERR(accept(l, NULL, NULL), EAGAIN, "nonblocking listener: accept, none pending");
+	set_nonblock(l, false);
+	check_lis(l, false, "nothing pending");
+
+	pid = child_fork();
+	if (pid == 0) {
+		xclose(l);
+		ids_child(a, getppid());
+	}
+	check_lis(l, true, "a child connected");
+	x = accept_addr(l, NULL, "the child's connection");
+	n_named++;
+	check_lis(l, false, "the connection accepted");
+	check_name(x, NAME_SOCK, a, "accepted end");
+	check_name(x, NAME_PEER, NULL, "accepted end");
+	check_true(peercred_is(x, pid, getuid(), getgid()),
+		   "accepted end: SO_PEERCRED names the connecting child (pid, uid, gid)");
+	check_eq(sockopt_int(x, SOL_SOCKET, SO_ACCEPTCONN, "SO_ACCEPTCONN"), 0,
+		 "accepted end: SO_ACCEPTCONN");
+	check_eq(sockopt_int(x, SOL_SOCKET, SO_TYPE, "SO_TYPE"), SOCK_STREAM,
+		 "accepted end: SO_TYPE");
+	check_eq(sockopt_int(x, SOL_SOCKET, SO_DOMAIN, "SO_DOMAIN"), AF_UNIX,
+		 "accepted end: SO_DOMAIN");
+	check_eq(sockopt_int(x, SOL_SOCKET, SO_ERROR, "SO_ERROR"), 0, "accepted end: SO_ERROR");
+	check_eq(fcntl(x, F_GETFL), O_RDWR, "accepted end: F_GETFL");
+	check_eq(fcntl(x, F_GETFD), 0, "accepted end: F_GETFD");
+	expect_str(x, "hello", "accepted end: the child's first bytes");
+	for (uint32_t r = 0; r < NB_RT; r++) {
+		read_exact(x, m, RT_MSG, "accepted end: the ping");
+		rt_check(m, r, 1, "accepted end: the ping");
+		rt_fill(m, r, 2);
+		write_all(x, m, RT_MSG, "accepted end: the pong");
+	}
+	ok("%d round trips of %d bytes between the child (connector) and this process", NB_RT,
+	   RT_MSG);
+	while (off < NB_BULK) {
+		size_t n = NB_BULK - off < sizeof(buf) ? (size_t)(NB_BULK - off) : sizeof(buf);
+		ssize_t r;
+
+		step("accepted end: the bulk at %" PRIu64, off);
+		r = read(x, buf, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			fail_errno(errno, "accepted end: the bulk at %" PRIu64, off);
+		if (!r)
+			fail("accepted end: EOF at %" PRIu64 " of the bulk", off);
+		pat_check(buf, off, (size_t)r, 21, "accepted end: the bulk");
+		sum = fnv64(sum, buf, (size_t)r);
+		off += (uint64_t)r;
+	}
+	read_exact(x, &want, sizeof(want), "accepted end: the bulk's checksum");
+	check_true(want == sum, "64 MiB from the child: every byte in order, the checksums agree");
+	check_eq(read(x, buf, 1), 0, "accepted end: EOF after the child's SHUT_WR");
+	write_str(x, "bye", "accepted end");
+	xclose(x);
+	child_ok(pid, "the connecting child: its names, SO_PEERCRED (the listening process), "
+		 "options, data, EOF and EPIPE after the close");
+
+	/* the listener's pid in SO_PEERCRED is the listener's, whoever connects */
+	c = connect_to(a, 0, "this process");
+	x = accept_addr(l, NULL, "this process's connection");
+	n_named++;
+	check_true(peercred_is(c, getpid(), getuid(), getgid()) &&
+		   peercred_is(x, getpid(), getuid(), getgid()),
+		   "a connection within one process: SO_PEERCRED of both ends names it");
+	check_name(c, NAME_PEER, a, "connector");
+	xclose(c);
+	xclose(x);
+	xclose(l);
+	if (!a->abstract) {
+		check_true(!access(a->sa.sun_path, F_OK),
+			   "the listener closed: its socket file stays");
+		CHECK_ERR(connect(c = usock(0), (const struct sockaddr *)&a->sa, a->len),
+			  ECONNREFUSED, "connect to the closed listener's path");
+		xclose(c);
+		MUST(unlink(a->sa.sun_path), "unlink %s", a->tag);
+	} else {
+		CHECK_ERR(connect(c = usock(0), (const struct sockaddr *)&a->sa, a->len),
+			  ECONNREFUSED, "connect to the closed listener's abstract name");
+		xclose(c);
+	}
+}
+
+/* ENOENT, ECONNREFUSED, EISCONN, EINVAL. */
+static void named_errors(void)
+{
+	struct uaddr none, bound, file, abs;
+	int s, l, c, x;
+
+	ua_path(&none, "none");
+	CHECK_ERR(connect(s = usock(0), (const struct sockaddr *)&none.sa, none.len), ENOENT,
+		  "connect to a path that does not exist");
+	xclose(s);
+	ua_path(&bound, "bound");
+	s = usock(0);
+	MUST(bind(s, (const struct sockaddr *)&bound.sa, bound.len), "bind");
+	CHECK_ERR(connect(c = usock(0), (const struct sockaddr *)&bound.sa, bound.len),
+		  ECONNREFUSED, "connect to a bound socket that does not listen");
+	xclose(c);
+	CHECK_ERR(accept(s, NULL, NULL), EINVAL, "accept on a bound socket that does not listen");
+	xclose(s);
+	ua_path(&file, "file");
+	s = (int)MUST(open(file.sa.sun_path, O_CREAT | O_WRONLY | O_CLOEXEC, 0666), "create file");
+	xclose(s);
+	CHECK_ERR(connect(c = usock(0), (const struct sockaddr *)&file.sa, file.len),
+		  ECONNREFUSED, "connect to a regular file");
+	xclose(c);
+	ua_abstract(&abs, "nobody-there");
+	CHECK_ERR(connect(c = usock(0), (const struct sockaddr *)&abs.sa, abs.len), ECONNREFUSED,
+		  "connect to an abstract name nobody bound");
+	xclose(c);
+	CHECK_ERR(listen(s = usock(0), 4), EINVAL, "listen on an unbound socket");
+	xclose(s);
+
+	ua_path(&bound, "errs");
+	l = listen_on(&bound, 4, 0);
+	c = connect_to(&bound, 0, "errors");
+	x = accept_on(l, 0, "errors");
+	n_named++;
+	CHECK_ERR(connect(c, (const struct sockaddr *)&bound.sa, bound.len), EISCONN,
+		  "connect on a connected socket");
+	CHECK_ERR(accept(x, NULL, NULL), EINVAL, "accept on an accepted end");
+	CHECK_ERR(accept(c, NULL, NULL), EINVAL, "accept on a connector");
+	CHECK_ERR(listen(c, 4), EINVAL, "listen on a connected socket");
+	write_str(c, "still", "the connector after the failed calls");
+	expect_str(x, "still", "the accepted end: the connection still works");
+	xclose(c);
+	xclose(x);
+	xclose(l);
+}
+
+#define BL_MAX	8
+
+/*
+ * listen(l, 1): nonblocking connects until EAGAIN, each writing before it
+ * is accepted; a blocking connect waits in a child until one is accepted;
+ * then all are accepted in order, with their data.
+ */
+static void named_backlog(const struct uaddr *a)
+{
+	int l, c[BL_MAX], x[BL_MAX], ep, s, g[2];
+	unsigned int n = 0;
+	char buf[32];
+	pid_t pid;
+	int st;
+
+	l = listen_on(a, 1, 0);
+	for (;;) {
+		c[n] = usock(SOCK_NONBLOCK);
+		if (connect(c[n], (const struct sockaddr *)&a->sa, a->len)) {
+			if (errno != EAGAIN)
+				fail_errno(errno, "nonblocking connect %u", n);
+			check_err(-1, errno, EAGAIN, "listen backlog 1: a nonblocking connect "
+				  "once the backlog is full");
+			xclose(c[n]);
+			break;
+		}
+		snprintf(buf, sizeof(buf), "early-%u", n);
+		write_str(c[n], buf, "a pending connector");
+		if (++n == BL_MAX)
+			fail("listen backlog 1: %u nonblocking connects and no EAGAIN", n);
+	}
+	ok("listen backlog 1: %u nonblocking connects succeed before EAGAIN", n);
+	ep = ep_watch(c[0]);
+	check_ev(c[0], ep, POLLOUT, "a connector whose connection is not accepted yet");
+	xclose(ep);
+	check_eq(fionread(c[0], "pending connector"), 0, "a pending connector: FIONREAD");
+	check_lis(l, true, "connections pending");
+	mkpipe(g, O_CLOEXEC);
+	pid = child_fork();
+	if (pid == 0) {
+		int k;
+
+		xclose(g[0]);
+		k = c_connect(a);
+		if (k < 0)
+			fail_errno(errno, "child: blocking connect");
+		write_str(g[1], "c", "child: connected");
+		write_str(k, "late", "child");
+		expect_str(k, "answer", "child");
+		_exit(0);
+	}
+	xclose(g[1]);
+	check_quiet(g[0], "a blocking connect into the full backlog (a child's)");
+	check_eq(waitpid(pid, &st, WNOHANG), 0, "the child still waits in connect");
+	for (unsigned int i = 0; i < n; i++) {
+		x[i] = accept_on(l, 0, "the backlog");
+		n_named++;
+		snprintf(buf, sizeof(buf), "early-%u", i);
+		expect_str(x[i], buf, "accepted in order: the data written before the accept");
+	}
+	ok("the %u pending connections accepted in the order they connected, each with the "
+	   "data written before the accept", n);
+	expect_str(g[0], "c", "the child's connect returned");
+	ok("the child's blocking connect returned once the backlog had room");
+	xclose(g[0]);
+	s = accept_on(l, 0, "the child's connection");
+	n_named++;
+	expect_str(s, "late", "the child's connection");
+	write_str(s, "answer", "to the child");
+	child_ok(pid, "the child that connected into the full backlog");
+	xclose(s);
+	set_nonblock(l, true);
+	CHECK_ERR(accept(l, NULL, NULL), EAGAIN, "nonblocking accept once all were accepted");
+	for (unsigned int i = 0; i < n; i++) {
+		write_str(x[i], "r", "accepted end");
+		set_nonblock(c[i], false);
+		expect_str(c[i], "r", "the connector: the accepted end's answer");
+		xclose(c[i]);
+		xclose(x[i]);
+	}
+	xclose(l);
+	if (!a->abstract)
+		unlink(a->sa.sun_path);
+}
+
+static void case_named_basics(void)
+{
+	struct uaddr a;
+
+	ua_path(&a, "basics");
+	named_ids(&a);
+	named_errors();
+	ua_path(&a, "backlog");
+	named_backlog(&a);
+	ua_path(&a, "pairs");
+	mk_begin(&a, false);
+	basics_shutdown(mk_named);
+	basics_close(mk_named);
+	basics_nonblock(mk_named);
+	mk_end();
+}
+
+/* Connectors with names of their own: accept and getpeername give them. */
+static void named_bound_connectors(void)
+{
+	struct uaddr a, cp, auto_a;
+	socklen_t len;
+	int l, c, x, one = 1;
+
+	ua_abstract(&a, "bound-connectors");
+	l = listen_on(&a, 4, 0);
+
+	ua_path(&cp, "connector-path");
+	c = usock(0);
+	MUST(bind(c, (const struct sockaddr *)&cp.sa, cp.len), "bind the connector");
+	MUST(connect(c, (const struct sockaddr *)&a.sa, a.len), "connect");
+	x = accept_addr(l, &cp, "a connector bound to a path");
+	n_named++;
+	check_name(x, NAME_PEER, &cp, "its accepted end");
+	check_name(c, NAME_SOCK, &cp, "the connector");
+	xclose(c);
+	xclose(x);
+
+	/* autobind: bind with the family only; the kernel picks "\0" and 5 hex digits */
+	c = usock(0);
+	MUST(bind(c, (const struct sockaddr *)&a.sa, sizeof(sa_family_t)), "autobind");
+	memset(&auto_a, 0, sizeof(auto_a));
+	auto_a.len = sizeof(auto_a.sa);
+	MUST(getsockname(c, (struct sockaddr *)&auto_a.sa, &auto_a.len), "getsockname");
+	auto_a.abstract = true;
+	auto_a.tag = "(autobound)";
+	check_eq(auto_a.len, offsetof(struct sockaddr_un, sun_path) + 6,
+		 "an autobound connector: getsockname: addrlen (\\0 and 5 hex digits)");
+	MUST(connect(c, (const struct sockaddr *)&a.sa, a.len), "connect");
+	x = accept_addr(l, &auto_a, "an autobound connector");
+	n_named++;
+	check_name(x, NAME_PEER, &auto_a, "its accepted end");
+	xclose(c);
+	xclose(x);
+
+	/* SO_PASSCRED on an unbound connector: connect autobinds it */
+	c = usock(0);
+	MUST(setsockopt(c, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), "SO_PASSCRED");
+	MUST(connect(c, (const struct sockaddr *)&a.sa, a.len), "connect");
+	memset(&auto_a.sa, 0, sizeof(auto_a.sa));
+	auto_a.len = sizeof(auto_a.sa);
+	MUST(getsockname(c, (struct sockaddr *)&auto_a.sa, &auto_a.len), "getsockname");
+	check_eq(auto_a.len, offsetof(struct sockaddr_un, sun_path) + 6,
+		 "a connector with SO_PASSCRED: connect autobinds it: getsockname: addrlen");
+	len = auto_a.len;
+	x = accept_addr(l, &auto_a, "a connector with SO_PASSCRED");
+	n_named++;
+	check_eq(len, auto_a.len, "its name's length");
+	xclose(c);
+	xclose(x);
+	xclose(l);
+}
+
+static void case_named_abstract(void)
+{
+	struct uaddr a;
+
+	ua_abstract(&a, "basics");
+	named_ids(&a);
+	named_bound_connectors();
+	ua_abstract(&a, "backlog");
+	named_backlog(&a);
+	ua_abstract(&a, "pairs");
+	mk_begin(&a, true);
+	basics_shutdown(mk_named);
+	basics_close(mk_named);
+	basics_nonblock(mk_named);
+	mk_end();
+}
+
+/* ---- case named-fork-exec ----------------------------------------------------------- */
+
+/* A child's echo of everything it reads on @fd until EOF; then it closes. */
+static void c_echo(int fd)
+{
+	static uint8_t buf[65536];
+
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			fail_errno(errno, "echo child: read");
+		if (!r)
+			break;
+		if (!c_write_all(fd, buf, (size_t)r))
+			fail_errno(errno, "echo child: write");
+		alarm(ALARM_S);
+	}
+	xclose(fd);
+}
+
+static void case_named_fork_exec(void)
+{
+	const size_t total = 10u << 20;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	char *const argv[] = { (char *)"cat", NULL };
+	struct uaddr a;
+	int l, c, x, c2, err;
+	char id[2][8];
+	sigset_t def;
+	pid_t pid, p2[2];
+
+	ua_path(&a, "fork-exec");
+	l = listen_on(&a, 8, SOCK_CLOEXEC);
+
+	/* (a) an accepted end used here, then by a forked child only */
+	c = connect_to(&a, 0, "(a)");
+	x = accept_on(l, 0, "(a)");
+	n_named++;
+	write_str(x, "before", "(a) the accepted end, here");
+	expect_str(c, "before", "(a) the connector");
+	pid = child_fork();
+	if (pid == 0) {
+		xclose(c);
+		xclose(l);
+		pat_write(x, 0, 8u << 20, 41, "(a) child: the accepted end");
+		expect_str(x, "thanks", "(a) child");
+		_exit(0);
+	}
+	xclose(x);
+	pat_read_n(c, 8u << 20, 41, "(a) the connector");
+	ok("(a) an accepted end used before fork, then by the child only: 8 MiB in order");
+	write_str(c, "thanks", "(a) the connector");
+	child_ok(pid, "(a) the child using the accepted end");
+	wait_eof(c, "(a) the connector once the child exited");
+	xclose(c);
+
+	/* (b) the listener inherited: a child accepts and echoes */
+	pid = child_fork();
+	if (pid == 0) {
+		int k = accept_on(l, 0, "(b) child");
+
+		xclose(l);
+		c_echo(k);
+		_exit(0);
+	}
+	c = connect_to(&a, 0, "(b)");
+	n_named++;
+	pump(c, 4u << 20, "(b) a child accepted on the inherited listener and echoes");
+	xclose(c);
+	child_ok(pid, "(b) the accepting child");
+	set_nonblock(l, true);
+	CHECK_ERR(accept(l, NULL, NULL), EAGAIN, "(b) nothing else pending on the listener");
+	set_nonblock(l, false);
+
+	/* (c) two children accept on the same listener, one connection each */
+	for (int i = 0; i < 2; i++) {
+		p2[i] = child_fork();
+		if (p2[i] == 0) {
+			int k = accept_on(l, 0, "(c) child");
+			char me[8];
+
+			snprintf(me, sizeof(me), "kid-%d", i);
+			write_str(k, me, "(c) child");
+			c_expect_eof(k, "(c) child");
+			_exit(0);
+		}
+	}
+	c = connect_to(&a, 0, "(c)");
+	c2 = connect_to(&a, 0, "(c)");
+	n_named += 2;
+	read_exact(c, id[0], 5, "(c) the first connection");
+	read_exact(c2, id[1], 5, "(c) the second connection");
+	check_true(memcmp(id[0], id[1], 5) && !memcmp(id[0], "kid-", 4) &&
+		   !memcmp(id[1], "kid-", 4), "(c) two children accepting on one listener: each "
+		   "took one of the two connections");
+	xclose(c);
+	xclose(c2);
+	child_ok(p2[0], "(c) the first accepting child");
+	child_ok(p2[1], "(c) the second accepting child");
+
+	/* (d) fork and exec cat on the accepted end */
+	c = connect_to(&a, 0, "(d)");
+	x = accept_on(l, 0, "(d)");
+	n_named++;
+	pid = child_fork();
+	if (pid == 0) {
+		if (dup2(x, 0) < 0 || dup2(x, 1) < 0)
+			fail_errno(errno, "dup2");
+		close(x);
+		close(c);
+		signal(SIGPIPE, SIG_DFL);
+		alarm(0);
+		execvp("cat", argv);
+		fail_errno(errno, "exec cat");
+	}
+	xclose(x);
+	pump(c, total, "(d) fork, the accepted end dup2'ed onto 0 and 1, exec cat");
+	xclose(c);
+	child_ok(pid, "(d) fork, exec cat");
+
+	/* (e) posix_spawn cat on the connector */
+	c = connect_to(&a, SOCK_CLOEXEC, "(e)");
+	x = accept_on(l, SOCK_CLOEXEC, "(e)");
+	n_named++;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, c, 0);
+	posix_spawn_file_actions_adddup2(&fa, c, 1);
+	posix_spawnattr_init(&at);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
+	fflush(stdout);
+	fflush(stderr);
+	err = posix_spawnp(&pid, "cat", &fa, &at, argv, environ);
+	if (err)
+		fail_errno(err, "posix_spawnp cat");
+	victim_add(pid);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	xclose(c);
+	pump(x, total, "(e) posix_spawn cat, the connector (SOCK_CLOEXEC) dup2'ed onto 0 and 1");
+	xclose(x);
+	child_ok(pid, "(e) posix_spawn cat");
+	xclose(l);
+
+	/* (f) a preforking server: the listener made here, only a child keeps it */
+	ua_path(&a, "prefork");
+	l = listen_on(&a, 8, 0);
+	pid = child_fork();
+	if (pid == 0) {
+		int k = accept_on(l, 0, "(f) child");
+
+		xclose(l);
+		c_echo(k);
+		_exit(0);
+	}
+	xclose(l);
+	c = connect_to(&a, 0, "(f)");
+	n_named++;
+	pump(c, 1u << 20, "(f) the listener made here and closed here, a child accepts on its "
+	     "copy and echoes");
+	xclose(c);
+	child_ok(pid, "(f) the accepting child");
+}
+
+/* ---- case named-scm-rights ---------------------------------------------------------- */
+
+static void scm_child(const struct uaddr *a)
+{
+	struct ucred uc = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+	struct rmsg m;
+	char buf[8];
+	int c = c_connect(a), p[2];
+
+	if (c < 0)
+		fail_errno(errno, "child: connect");
+	mkpipe(p, O_CLOEXEC);
+	send_anc(c, "a", 1, &p[0], 1, NULL, "child: a pipe read end");
+	xclose(p[0]);
+	pat_write(p[1], 0, 1u << 20, 51, "child: the pipe");
+	xclose(p[1]);
+	write_str(c, "b", "child: plain");
+	send_anc(c, "c", 1, &files[3], 1, NULL, "child: a file");
+	send_anc(c, "d", 1, NULL, 0, &uc, "child: SCM_CREDENTIALS");
+	recv_expect(c, "e", 1, 0, &m, "child: an accepted end passed");
+	c_check(is_type(m.fds[0], S_IFSOCK), "the passed accepted end is a socket");
+	expect_str(m.fds[0], "ping", "child: over the passed accepted end");
+	write_str(m.fds[0], "pong", "child: over the passed accepted end");
+	rmsg_close(&m);
+	read_exact(c, buf, 3, "child: the last words");
+	c_check(!memcmp(buf, "end", 3), "child: the last words");
+	_exit(0);
+}
+
+static void case_named_scm_rights(void)
+{
+	struct uaddr a, b;
+	int l, x, lb, c3, x3, one = 1;
+	uint64_t got;
+	struct rmsg m;
+	pid_t pid;
+
+	files_open();
+	ua_path(&a, "scm");
+	l = listen_on(&a, 4, 0);
+	pid = child_fork();
+	if (pid == 0) {
+		xclose(l);
+		scm_child(&a);
+	}
+	x = accept_on(l, 0, "scm");
+	n_named++;
+	recv_expect(x, "a", 1, 0, &m, "a pipe read end with its byte");
+	check_true(is_type(m.fds[0], S_IFIFO) &&
+		   (fcntl(m.fds[0], F_GETFL) & O_ACCMODE) == O_RDONLY,
+		   "SCM_RIGHTS over a named connection: a pipe read end (FIFO, O_RDONLY)");
+	got = pat_read_eof(m.fds[0], 51, "the passed pipe");
+	check_eq((long long)got, 1 << 20, "the passed pipe: the bytes the child wrote after "
+		 "passing it, in order, then EOF");
+	rmsg_close(&m);
+	recv_expect(x, "b", 0, 0, &m, "a plain byte between");
+	ok("the plain byte between the messages with fds: no fd with it");
+	recv_expect(x, "c", 1, 0, &m, "a file with its byte");
+	check_true(file_is(m.fds[0], 3), "SCM_RIGHTS over a named connection: the file (its "
+		   "inode, its content)");
+	rmsg_close(&m);
+	MUST(setsockopt(x, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), "SO_PASSCRED");
+	recv_expect(x, "d", 0, 0, &m, "explicit SCM_CREDENTIALS");
+	check_cred(&m, pid, "the connecting child", "explicit SCM_CREDENTIALS over a named "
+		   "connection");
+
+	/* an accepted end of another connection passed to the child, used there */
+	ua_abstract(&b, "scm-passed");
+	lb = listen_on(&b, 4, 0);
+	c3 = connect_to(&b, 0, "the end to pass");
+	x3 = accept_on(lb, 0, "the end to pass");
+	n_named++;
+	send_anc(x, "e", 1, &x3, 1, NULL, "an accepted end passed to the child");
+	xclose(x3);
+	write_str(c3, "ping", "the connector of the passed end");
+	expect_str(c3, "pong", "the connector of the passed end: the child's answer");
+	ok("an accepted end passed with SCM_RIGHTS: the child talks over it");
+	write_str(x, "end", "the last words");
+	child_ok(pid, "the child that sent the fds and used the passed end");
+	wait_eof(c3, "the connector of the passed end, once the child exited");
+	xclose(c3);
+	xclose(x);
+	xclose(l);
+
+	/* SO_PASSCRED of the listener: accept gives it to the new socket */
+	MUST(setsockopt(lb, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), "SO_PASSCRED");
+	c3 = connect_to(&b, 0, "SO_PASSCRED listener");
+	x3 = accept_on(lb, 0, "SO_PASSCRED listener");
+	n_named++;
+	check_eq(sockopt_int(x3, SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED"), 1,
+		 "a listener with SO_PASSCRED: the accepted end has SO_PASSCRED");
+	check_eq(sockopt_int(c3, SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED"), 0,
+		 "... and its connector has not");
+	{
+		struct ucred me = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+
+		send_anc(c3, "cred", 4, NULL, 0, &me, "explicit credentials");
+		recv_expect(x3, "cred", 0, 0, &m, "explicit credentials to the accepted end");
+		check_cred(&m, getpid(), "this process", "SCM_CREDENTIALS to an accepted end with "
+			   "SO_PASSCRED from its listener");
+	}
+	xclose(c3);
+	xclose(x3);
+	xclose(lb);
+}
+
+/* ---- case named-faults -------------------------------------------------------------- */
+
+#define KILL_BYTES	16384	/* written before a SIGKILL: far less than any buffer */
+
+/* A child that connects to @a, writes KILL_BYTES, says so on @g and waits to be killed. */
+static pid_t doomed_connector(const struct uaddr *a, int g)
+{
+	pid_t pid = child_fork();
+
+	if (pid == 0) {
+		int c = c_connect(a);
+
+		if (c < 0)
+			fail_errno(errno, "doomed connector: connect");
+		pat_write(c, 0, KILL_BYTES, 61, "doomed connector");
+		write_str(g, "w", "doomed connector");
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static void kill_reap(pid_t pid, const char *what)
+{
+	kill(pid, SIGKILL);
+	check_eq(child_wait(pid, what), 128 + SIGKILL, "%s: SIGKILLed", what);
+}
+
+/* A SIGKILLed connector, a SIGKILLed acceptor, a listener closed with connections pending. */
+static void case_named_faults(void)
+{
+	struct uaddr a, ab;
+	char buf[64];
+	int l, x, c, g[2], ep, s;
+	unsigned int s0;
+	pid_t pid;
+
+	mkpipe(g, O_CLOEXEC);
+	ua_path(&a, "faults");
+	l = listen_on(&a, 8, 0);
+
+	/* (a) the connector is killed after the accept: its bytes, then EOF */
+	pid = doomed_connector(&a, g[1]);
+	x = accept_on(l, 0, "(a)");
+	n_named++;
+	expect_str(g[0], "w", "(a) the connector wrote");
+	kill_reap(pid, "(a) the connector");
+	pat_read_n(x, KILL_BYTES, 61, "(a) the accepted end");
+	ok("(a) a connector SIGKILLed after the accept: what it wrote is read");
+	wait_eof(x, "(a) then");
+	CHECK_ERR(send(x, "x", 1, MSG_NOSIGNAL), EPIPE, "(a) send to the dead connector");
+	xclose(x);
+
+	/* (b) the connector is killed before the accept */
+	pid = doomed_connector(&a, g[1]);
+	expect_str(g[0], "w", "(b) the connector wrote");
+	kill_reap(pid, "(b) the connector");
+	x = accept_on(l, 0, "(b)");
+	pat_read_n(x, KILL_BYTES, 61, "(b) the accepted end");
+	ok("(b) a connector SIGKILLed before the accept: the connection is accepted, what it "
+	   "wrote is read");
+	wait_eof(x, "(b) then");
+	xclose(x);
+
+	/* (c) the acceptor (a child) is killed; it wrote, nothing of ours is unread */
+	for (int unread = 0; unread < 2; unread++) {
+		const char *v = unread ? "(d)" : "(c)";
+
+		pid = child_fork();
+		if (pid == 0) {
+			int k = accept_on(l, 0, "doomed acceptor");
+
+			if (!unread)
+				write_str(k, "last words", "doomed acceptor");
+			write_str(g[1], "a", "doomed acceptor");
+			for (;;)
+				pause();
+		}
+		c = connect_to(&a, 0, v);
+		n_named++;
+		expect_str(g[0], "a", "the acceptor accepted");
+		if (unread)
+			write_str(c, "unread", "(d) data the acceptor never reads");
+		ep = ep_watch(c);
+		kill_reap(pid, unread ? "(d) the acceptor, our data unread" :
+			  "(c) the acceptor, nothing unread");
+		if (!unread) {
+			expect_str(c, "last words", "(c) the connector: the acceptor's bytes");
+			check_ev(c, ep, POLLIN | POLLOUT | POLLHUP | POLLRDHUP,
+				 "(c) the connector, its acceptor killed");
+			wait_eof(c, "(c) the connector");
+			s0 = n_sigpipe;
+			CHECK_ERR(write(c, "x", 1), EPIPE, "(c) the connector: write");
+			check_sigpipe(s0, 1, "(c) the connector: write");
+		} else {
+			check_ev(c, ep, POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP,
+				 "(d) the connector, its acceptor killed with our data unread");
+			CHECK_ERR(read(c, buf, sizeof(buf)), ECONNRESET, "(d) the connector: read");
+			check_eq(read(c, buf, sizeof(buf)), 0, "(d) the connector: read again");
+			s0 = n_sigpipe;
+			CHECK_ERR(write(c, "x", 1), EPIPE, "(d) the connector: write");
+			check_sigpipe(s0, 1, "(d) the connector: write");
+		}
+		xclose(ep);
+		xclose(c);
+	}
+
+	/* (e) the connector closes before the accept */
+	c = connect_to(&a, 0, "(e)");
+	write_str(c, "gone", "(e) the connector, then its close");
+	xclose(c);
+	x = accept_on(l, 0, "(e)");
+	expect_str(x, "gone", "(e) accepted after the connector's close: its bytes");
+	wait_eof(x, "(e) then");
+	xclose(x);
+
+	/* (f) the listener closed with two connections pending (one wrote) */
+	c = connect_to(&a, 0, "(f)");
+	s = connect_to(&a, 0, "(f)");
+	write_str(c, "pending", "(f) a pending connector");
+	ep = ep_watch(c);
+	xclose(l);
+	check_ev(c, ep, POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP,
+		 "(f) a pending connector (it wrote), its listener closed");
+	CHECK_ERR(read(c, buf, sizeof(buf)), ECONNRESET, "(f) that connector: read");
+	check_eq(read(c, buf, sizeof(buf)), 0, "(f) that connector: read again");
+	CHECK_ERR(send(c, "x", 1, MSG_NOSIGNAL), EPIPE, "(f) that connector: send");
+	xclose(ep);
+	ep = ep_watch(s);
+	check_ev(s, ep, POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP,
+		 "(f) a pending connector (it wrote nothing), its listener closed");
+	CHECK_ERR(recv(s, buf, sizeof(buf), 0), ECONNRESET, "(f) that connector: recv");
+	check_eq(recv(s, buf, sizeof(buf), 0), 0, "(f) that connector: recv again");
+	xclose(ep);
+	xclose(c);
+	xclose(s);
+	CHECK_ERR(connect(c = usock(0), (const struct sockaddr *)&a.sa, a.len), ECONNREFUSED,
+		  "(f) connect to the path of the closed listener");
+	xclose(c);
+
+	/* (g) a listening process killed: its names refuse */
+	ua_abstract(&ab, "faults-killed");
+	unlink(a.sa.sun_path);
+	pid = child_fork();
+	if (pid == 0) {
+		int k = listen_on(&a, 4, 0), j = listen_on(&ab, 4, 0);
+
+		(void)k;
+		(void)j;
+		write_str(g[1], "l", "doomed listener");
+		for (;;)
+			pause();
+	}
+	expect_str(g[0], "l", "(g) the child listens");
+	c = connect_to(&a, 0, "(g) while the child lives");
+	xclose(c);
+	kill_reap(pid, "(g) the listening child, a connection pending");
+	CHECK_ERR(connect(c = usock(0), (const struct sockaddr *)&a.sa, a.len), ECONNREFUSED,
+		  "(g) connect to its path");
+	xclose(c);
+	CHECK_ERR(connect(c = usock(0), (const struct sockaddr *)&ab.sa, ab.len), ECONNREFUSED,
+		  "(g) connect to its abstract name");
+	xclose(c);
+	xclose(g[0]);
+	xclose(g[1]);
+}
+
+/* ---- case named-perms --------------------------------------------------------------- */
+
+#define NOBODY	65534
+
+/* As root: a child become nobody connects where the path's permissions let it, and nowhere else. */
+static void case_named_perms(void)
+{
+	struct uaddr p700, pdir, p777, pab;
+	char sub[300];
+	int l700, ldir, l777, lab, x, y;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		skip_case("not root: a child cannot become another user");
+	ua_path(&p700, "perm-0700");
+	l700 = listen_on(&p700, 4, 0);
+	MUST(chmod(p700.sa.sun_path, 0700), "chmod 0700");
+	snprintf(sub, sizeof(sub), "%s/closed", named_tmp());
+	MUST(mkdir(sub, 0700), "mkdir %s", sub);
+	MUST(chmod(sub, 0700), "chmod %s", sub);
+	ua_path(&pdir, "closed/s");
+	ldir = listen_on(&pdir, 4, 0);
+	MUST(chmod(pdir.sa.sun_path, 0777), "chmod 0777");
+	ua_path(&p777, "perm-0777");
+	l777 = listen_on(&p777, 4, 0);
+	MUST(chmod(p777.sa.sun_path, 0777), "chmod 0777");
+	ua_abstract(&pab, "perm-abstract");
+	lab = listen_on(&pab, 4, 0);
+
+	pid = child_fork();
+	if (pid == 0) {
+		int k;
+
+		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
+			fail_errno(errno, "child: become %d", NOBODY);
+		k = c_connect(&p700);
+		c_check(k < 0 && errno == EACCES, "nobody: connect to a socket of mode 0700: "
+			"EACCES (got %s)", k < 0 ? errname(errno) : "a connection");
+		k = c_connect(&pdir);
+		c_check(k < 0 && errno == EACCES, "nobody: connect to a socket in a directory of "
+			"mode 0700: EACCES (got %s)", k < 0 ? errname(errno) : "a connection");
+		k = c_connect(&p777);
+		if (k < 0)
+			fail_errno(errno, "nobody: connect to a socket of mode 0777");
+		c_check(peercred_is(k, getppid(), 0, 0), "nobody's connector: SO_PEERCRED names "
+			"the root listener");
+		write_str(k, "nobody", "nobody");
+		expect_str(k, "root", "nobody");
+		xclose(k);
+		k = c_connect(&pab);
+		if (k < 0)
+			fail_errno(errno, "nobody: connect to an abstract name of root's");
+		write_str(k, "nobody-abstract", "nobody");
+		expect_str(k, "root", "nobody");
+		xclose(k);
+		_exit(0);
+	}
+	/* connections between users: not counted (the monitor may keep them in the kernel) */
+	x = accept_on(l777, 0, "nobody's connection");
+	check_true(peercred_is(x, pid, NOBODY, NOBODY), "the accepted end: SO_PEERCRED names "
+		   "the child as nobody (uid and gid 65534)");
+	expect_str(x, "nobody", "the child become nobody: its bytes");
+	write_str(x, "root", "to nobody");
+	y = accept_on(lab, 0, "nobody's abstract connection");
+	expect_str(y, "nobody-abstract", "abstract names have no permissions: nobody connects");
+	write_str(y, "root", "to nobody");
+	child_ok(pid, "the child become nobody: EACCES for the socket of mode 0700 and for the "
+		 "one in a directory of mode 0700; connected to the one of mode 0777 and to the "
+		 "abstract name");
+	set_nonblock(l700, true);
+	set_nonblock(ldir, true);
+	CHECK_ERR(accept(l700, NULL, NULL), EAGAIN, "nothing reached the socket of mode 0700");
+	CHECK_ERR(accept(ldir, NULL, NULL), EAGAIN,
+		  "nothing reached the socket in the closed directory");
+	xclose(x);
+	xclose(y);
+	xclose(l700);
+	xclose(ldir);
+	xclose(l777);
+	xclose(lab);
+}
+
+/* ---- case named-python -------------------------------------------------------------- */
+
+/* Counts the named connections its servers accept. */
+static const char py_named_script[] =
+	"import os, sys, socket, socketserver, hashlib, tempfile, shutil, traceback\n"
+	"from multiprocessing.connection import Listener, Client\n"
+	"made = [0]\n"
+	"def say(s):\n"
+	"    print('PY ok ' + s, flush=True)\n"
+	"BULK = bytes(range(256)) * 65536\n"
+	"class H(socketserver.StreamRequestHandler):\n"
+	"    def handle(self):\n"
+	"        while True:\n"
+	"            line = self.rfile.readline()\n"
+	"            if not line:\n"
+	"                return\n"
+	"            if line.startswith(b'SUM '):\n"
+	"                left, h = int(line[4:]), hashlib.sha256()\n"
+	"                while left:\n"
+	"                    b = self.rfile.read(min(left, 1 << 16))\n"
+	"                    if not b:\n"
+	"                        return\n"
+	"                    h.update(b)\n"
+	"                    left -= len(b)\n"
+	"                self.wfile.write(h.hexdigest().encode() + b'\\n')\n"
+	"            elif line == b'GEN\\n':\n"
+	"                self.wfile.write(BULK)\n"
+	"            else:\n"
+	"                self.wfile.write(b'echo ' + line)\n"
+	"            self.wfile.flush()\n"
+	"def serve(addr, n):\n"
+	"    srv = socketserver.ThreadingUnixStreamServer(addr, H)\n"
+	"    pid = os.fork()\n"
+	"    if pid == 0:\n"
+	"        try:\n"
+	"            for i in range(n):\n"
+	"                srv.handle_request()\n"
+	"            srv.server_close()\n"
+	"            os._exit(0)\n"
+	"        except BaseException:\n"
+	"            traceback.print_exc()\n"
+	"            os._exit(1)\n"
+	"    srv.socket.close()\n"
+	"    return pid\n"
+	"def joined(pid, what):\n"
+	"    st = os.waitpid(pid, 0)[1]\n"
+	"    if st != 0:\n"
+	"        sys.exit('%s: status %d' % (what, st))\n"
+	"def conn(addr):\n"
+	"    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+	"    s.settimeout(60)\n"
+	"    s.connect(addr)\n"
+	"    made[0] += 1\n"
+	"    return s, s.makefile('rwb')\n"
+	"def clients(addr, n, what):\n"
+	"    for i in range(n):\n"
+	"        s, f = conn(addr)\n"
+	"        for k in range(50):\n"
+	"            f.write(b'hello %d %d\\n' % (i, k))\n"
+	"            f.flush()\n"
+	"            if f.readline() != b'echo hello %d %d\\n' % (i, k):\n"
+	"                sys.exit('%s: connection %d: wrong echo' % (what, i))\n"
+	"        f.close()\n"
+	"        s.close()\n"
+	"d = tempfile.mkdtemp(prefix='ipcd-unix-py-')\n"
+	"try:\n"
+	"    path = os.path.join(d, 'srv')\n"
+	"    pid = serve(path, 21)\n"
+	"    clients(path, 20, 'path')\n"
+	"    say('socketserver.ThreadingUnixStreamServer on a path (a forked process): 20 '\n"
+	"        'connections, 50 lines echoed on each')\n"
+	"    s, f = conn(path)\n"
+	"    f.write(b'SUM %d\\n' % len(BULK))\n"
+	"    f.write(BULK)\n"
+	"    f.flush()\n"
+	"    if f.readline() != hashlib.sha256(BULK).hexdigest().encode() + b'\\n':\n"
+	"        sys.exit('the server summed the 16 MiB differently')\n"
+	"    f.write(b'GEN\\n')\n"
+	"    f.flush()\n"
+	"    if f.read(len(BULK)) != BULK:\n"
+	"        sys.exit('16 MiB from the server: wrong bytes')\n"
+	"    f.close()\n"
+	"    s.close()\n"
+	"    say('16 MiB each way on one connection, sha256 and bytes compared')\n"
+	"    joined(pid, 'the path server')\n"
+	"    try:\n"
+	"        socket.socket(socket.AF_UNIX).connect(path)\n"
+	"        sys.exit('connect to the closed server: no error')\n"
+	"    except ConnectionRefusedError:\n"
+	"        say('the server closed: ConnectionRefusedError')\n"
+	"    try:\n"
+	"        socket.socket(socket.AF_UNIX).connect(os.path.join(d, 'none'))\n"
+	"        sys.exit('connect to a missing path: no error')\n"
+	"    except FileNotFoundError:\n"
+	"        say('a missing path: FileNotFoundError')\n"
+	"    abstract = '\\0ipcd-unix-py-%d' % os.getpid()\n"
+	"    pid = serve(abstract, 5)\n"
+	"    clients(abstract, 5, 'abstract')\n"
+	"    joined(pid, 'the abstract server')\n"
+	"    say('socketserver on an abstract name: 5 connections, 50 lines echoed on each')\n"
+	"    lpath = os.path.join(d, 'mp')\n"
+	"    lis = Listener(lpath, family='AF_UNIX', authkey=b'ipcd')\n"
+	"    pid = os.fork()\n"
+	"    if pid == 0:\n"
+	"        try:\n"
+	"            c = Client(lpath, family='AF_UNIX', authkey=b'ipcd')\n"
+	"            for i in range(2000):\n"
+	"                c.send({'i': i, 'b': b'%d' % i * (i % 9)})\n"
+	"                if c.recv() != ('re', i):\n"
+	"                    os._exit(2)\n"
+	"            c.close()\n"
+	"            os._exit(0)\n"
+	"        except BaseException:\n"
+	"            traceback.print_exc()\n"
+	"            os._exit(1)\n"
+	"    c = lis.accept()\n"
+	"    made[0] += 1\n"
+	"    for i in range(2000):\n"
+	"        m = c.recv()\n"
+	"        if m != {'i': i, 'b': b'%d' % i * (i % 9)}:\n"
+	"            sys.exit('multiprocessing.connection: object %d: %r' % (i, m))\n"
+	"        c.send(('re', i))\n"
+	"    try:\n"
+	"        c.recv()\n"
+	"        sys.exit('multiprocessing.connection: data after the last object')\n"
+	"    except EOFError:\n"
+	"        pass\n"
+	"    c.close()\n"
+	"    lis.close()\n"
+	"    joined(pid, 'the multiprocessing Client')\n"
+	"    say('multiprocessing.connection Listener/Client (AF_UNIX, authkey): 2000 objects '\n"
+	"        'each way with a forked client, then EOFError')\n"
+	"finally:\n"
+	"    shutil.rmtree(d, ignore_errors=True)\n"
+	/* the servers' own connections count once: the clients' connect()s above */
+	"print('PY named=%d' % made[0], flush=True)\n";
+
+static void case_named_python(void)
+{
+	char *const argv[] = { (char *)"python3", (char *)"-c", (char *)py_named_script, NULL };
+	unsigned int oks = 0, named = 0;
+	bool counted = false;
+	char *out, *line, *save = NULL;
+	int code;
+
+	if (!have_prog("python3"))
+		skip_case("no python3 on PATH");
+	code = run_capture(argv, LONG_MS, &out, "python3");
+	if (code != 0)
+		fail("python3 exit status %d (its traceback is on stderr); it printed: %.500s",
+		     code, out);
+	for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "PY ok ", 6)) {
+			ok("python3: %s", line + 6);
+			oks++;
+		} else if (sscanf(line, "PY named=%u", &named) == 1) {
+			counted = true;
+		} else {
+			info("python3 printed: %s", line);
+		}
+	}
+	check_eq(oks, 6, "python3: result lines");
+	if (!counted)
+		fail("python3 exited 0 without its count of named connections");
+	n_named += named;
+	info("python3 made %u named connections", named);
+	free(out);
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 struct ucase {
@@ -2986,6 +4382,26 @@ static const struct ucase cases[] = {
 	  "socket.socketpair SCM_RIGHTS" },
 	{ "exec", case_exec,
 	  "cat on a socketpair end as stdin and stdout: fork+exec, posix_spawn" },
+	{ "named-basics", case_named_basics,
+	  "a path: names, accept's address, SO_PEERCRED, options, errors, backlog and EAGAIN, "
+	  "round trips, 64 MiB, then the basics' shutdown/close/nonblock checks" },
+	{ "named-abstract", case_named_abstract,
+	  "an abstract name: the same; connectors bound to a path, autobound, with SO_PASSCRED" },
+	{ "named-fork-exec", case_named_fork_exec,
+	  "ends used across fork, the listener inherited by children that accept, cat exec'd on "
+	  "an accepted end and on a connector" },
+	{ "named-scm-rights", case_named_scm_rights,
+	  "SCM_RIGHTS (a pipe, a file, an accepted end) and SCM_CREDENTIALS over named "
+	  "connections; SO_PASSCRED inherited by accept" },
+	{ "named-faults", case_named_faults,
+	  "SIGKILLed connectors and acceptors, a connector closed before the accept, a listener "
+	  "closed or killed with connections pending" },
+	{ "named-perms", case_named_perms,
+	  "as root: a child become nobody gets EACCES from a socket of mode 0700 and from a "
+	  "closed directory, connects to mode 0777 and abstract names" },
+	{ "named-python", case_named_python,
+	  "python3: socketserver on a path and an abstract name, 16 MiB each way, "
+	  "multiprocessing.connection Listener/Client" },
 };
 
 #define N_CASES	(sizeof(cases) / sizeof(cases[0]))
@@ -2996,13 +4412,14 @@ static void run_case(const struct ucase *c)
 	n_checks = 0;
 	n_pairs = 0;
 	n_pipes = 0;
+	n_named = 0;
 	snprintf(step_txt, sizeof(step_txt), "starting");
 	printf("case %s: %s\n", c->name, c->what);
 	alarm(ALARM_S);
 	c->fn();
 	alarm(0);
-	printf("case %s passed checks=%u socketpairs=%u pipes=%u\n", c->name, n_checks, n_pairs,
-	       n_pipes);
+	printf("case %s passed checks=%u socketpairs=%u pipes=%u named=%u\n", c->name, n_checks,
+	       n_pairs, n_pipes, n_named);
 	case_name = "-";
 }
 
