@@ -18,15 +18,20 @@
  *   rtt:  ping-pong of 8 B .. 1 MiB, p50/p99 of per-round-trip times;
  *   rate: one-way 8 B and 64 B messages, one send() each, messages/s;
  *   conn: connect + accept + close per second.
- * With --tests pipe,pair (not in the default set; issue #6, item 4), one role
- * process makes pipes or a socketpair and forks its peer; the kernel side and
- * the ipcd side (the same code, preloaded) are interleaved the same way:
+ * With --tests pipe,pair,unix (not in the default set; issue #6, item 4), one
+ * role process makes pipes, a socketpair or a named AF_UNIX connection and
+ * forks its peer; the kernel side and the ipcd side (the same code,
+ * preloaded) are interleaved the same way:
  *   pipe: 64 KiB write()s into one pipe, GB/s (the reader checksums every
  *         chunk); 64 B ping-pong over two pipes, p50/p99;
  *   pair: socketpair(AF_UNIX, SOCK_STREAM) 64 B ping-pong, p50/p99; one-way
- *         8 B messages, one send() each, messages/s.
- * An ipcd pipe or pair block counts only if the monitor's counter
- * (connections.pipes or .socketpairs) grew by what the block made.
+ *         8 B messages, one send() each, messages/s;
+ *   unix: as pair, over a named AF_UNIX stream connection: the role binds and
+ *         listens on a pathname in its own mkdtemp() dir, its peer connects,
+ *         the role accepts.
+ * An ipcd pipe, pair or unix block counts only if the monitor's counter
+ * (connections.pipes, .socketpairs or .unix_connected) grew by what the
+ * block made.
  * Every byte is checked; every wait is bounded (alarm() in the roles, poll
  * deadlines in the driver). A transport that fails is reported as failed,
  * never with figures, and the exit status is 1.
@@ -88,9 +93,12 @@
 enum tp { TP_TCP, TP_UNIX, TP_IPCD, N_TP };
 static const char *const tp_name[N_TP] = { "kernel-tcp", "kernel-unix", "ipcd" };
 
-/* --tests names; pipe and pair are not in the default set (scripts/demo.sh runs the default). */
-enum test { T_RTT, T_RATE, T_CONN, T_PIPE, T_PAIR, N_TEST };
-static const char *const test_name[N_TEST] = { "rtt", "rate", "conn", "pipe", "pair" };
+/*
+ * --tests names; pipe, pair and unix are not in the default set (scripts/demo.sh
+ * runs the default).
+ */
+enum test { T_RTT, T_RATE, T_CONN, T_PIPE, T_PAIR, T_UNIX, N_TEST };
+static const char *const test_name[N_TEST] = { "rtt", "rate", "conn", "pipe", "pair", "unix" };
 #define N_TEST_DEFAULT	3	/* rtt, rate, conn */
 
 enum cond { C_SPIN, C_BUSY, N_COND };
@@ -103,29 +111,34 @@ static const uint32_t rate_sizes[] = { 8, 64 };
 #define RTT_64	1	/* index of 64 B in rtt_sizes */
 
 /*
- * The pipe and socketpair groups (issue #6): one role process makes the pipes
- * or the socketpair, forks its peer, and both ends talk through them. Two
+ * The pipe, socketpair and named AF_UNIX groups (issue #6): one role process
+ * makes the pipes, the socketpair or the connection (bind, listen, its peer
+ * connects, it accepts), forks its peer, and both ends talk through them. Two
  * sides: the kernel's, and the same role code under the preload (ipcd).
  */
-enum grp { G_PIPE, G_PAIR, N_GRP };
-static const char *const grp_name[N_GRP] = { "pipe", "pair" };
-static const char *const grp_title[N_GRP] = { "pipe", "socketpair" };
-static const char *const grp_counter[N_GRP] = { "pipes", "socketpairs" };	/* monitor's */
+enum grp { G_PIPE, G_PAIR, G_UNIX, N_GRP };
+static const char *const grp_name[N_GRP] = { "pipe", "pair", "unix" };
+static const char *const grp_title[N_GRP] = { "pipe", "socketpair", "AF_UNIX named" };
+static const char *const grp_unit[N_GRP] = { "pipe", "socketpair", "AF_UNIX connection" };
+static const char *const grp_counter[N_GRP] = { "pipes", "socketpairs",	/* monitor's */
+						"unix_connected" };
+static const enum test grp_test[N_GRP] = { T_PIPE, T_PAIR, T_UNIX };	/* --tests name */
 
 enum side { S_KERN, S_IPCD, N_SIDE };
 static const char *const side_name[N_GRP][N_SIDE] = {
-	{ "kernel-pipe", "ipcd" }, { "kernel-pair", "ipcd" },
+	{ "kernel-pipe", "ipcd" }, { "kernel-pair", "ipcd" }, { "kernel-unix", "ipcd" },
 };
 
-enum xtest { X_PIPE_TPUT, X_PIPE_RTT, X_PAIR_RTT, X_PAIR_RATE, N_XTEST };
+enum xtest { X_PIPE_TPUT, X_PIPE_RTT, X_PAIR_RTT, X_PAIR_RATE, X_UNIX_RTT, X_UNIX_RATE,
+	     N_XTEST };
 static const char *const xtest_name[N_XTEST] = { "pipe-tput", "pipe-rtt", "pair-rtt",
-						 "pair-rate" };
+						 "pair-rate", "unix-rtt", "unix-rate" };
 
 #define CHUNK		(64u << 10)	/* pipe throughput: bytes per write() */
 #define CHUNK_WARM	16u		/* untimed chunks before the timed ones */
 #define CK_LANES	4u		/* checksum lanes (independent running sums) */
-#define IPC_RTT_SIZE	64u		/* pipe and socketpair ping-pong */
-#define IPC_RATE_SIZE	8u		/* socketpair one-way messages */
+#define IPC_RTT_SIZE	64u		/* pipe, socketpair and named AF_UNIX ping-pong */
+#define IPC_RATE_SIZE	8u		/* socketpair and named AF_UNIX one-way messages */
 
 static uint64_t now_ns(void)
 {
@@ -173,9 +186,28 @@ static const char *r_name = "role";
 static FILE *rep;
 static uint8_t *pat;
 
+/* unix-rtt, unix-rate: the role's mkdtemp() dir and socket file, until it has accepted. */
+static char solo_dir[64], solo_sock[108];
+static pid_t solo_owner;		/* the role that made them (not its forked peer) */
+
+/* Remove them (the role only; async-signal-safe: r_die and the alarm call it). */
+static void solo_cleanup(void)
+{
+	if (!solo_owner || solo_owner != getpid())
+		return;
+	if (solo_sock[0])
+		unlink(solo_sock);
+	if (solo_dir[0])
+		rmdir(solo_dir);
+	solo_sock[0] = solo_dir[0] = '\0';
+	solo_owner = 0;
+}
+
 static __attribute__((noreturn, format(printf, 1, 2))) void r_die(const char *fmt, ...)
 {
 	va_list ap;
+
+	solo_cleanup();
 
 	fprintf(stderr, "ipcd-bench-sock %s (pid %d): ", r_name, (int)getpid());
 	va_start(ap, fmt);
@@ -193,6 +225,7 @@ static void on_alarm(int sig)
 
 	(void)r;
 	(void)sig;
+	solo_cleanup();
 	_exit(4);
 }
 
@@ -838,48 +871,114 @@ static void solo_pipe_rtt(const struct role *r, int cpu)
 	pp_ping(r, &(struct pp_io){ .out = p1[1], .in = p2[0], .sock = false });
 }
 
-/* Round trip over socketpair(AF_UNIX, SOCK_STREAM). */
-static void solo_pair_rtt(const struct role *r, int cpu)
+/*
+ * The stream connection of the pair and unix cases, in three steps around
+ * fork_peer(). pair: socketpair(AF_UNIX, SOCK_STREAM); sv[0] is the role's
+ * end, sv[1] the peer's. unix (@named): the role binds a pathname socket in
+ * its own mkdtemp() dir under /tmp and listens on it (sv[0]); the peer
+ * connects to it and the role accepts, then removes the file and the dir.
+ * Either way the block makes one connection ("made 1").
+ */
+static void conn_make(bool named, int sv[2])
 {
-	int sv[2];
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
-		r_die("socketpair: %s", strerror(errno));
-	fprintf(rep, "made 1\n");
-	if (fork_peer(r, cpu) == 0) {
-		struct pp_io io = { .out = sv[1], .in = sv[1], .sock = true };
-
-		close(sv[0]);
-		pp_echo(&io, r->size);
+	if (!named) {
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+			r_die("socketpair: %s", strerror(errno));
+		fprintf(rep, "made 1\n");
+		return;
 	}
-	close(sv[1]);
-	pp_ping(r, &(struct pp_io){ .out = sv[0], .in = sv[0], .sock = true });
+	snprintf(solo_dir, sizeof(solo_dir), "/tmp/ipcd-bench-unix-XXXXXX");
+	if (!mkdtemp(solo_dir)) {
+		solo_dir[0] = '\0';
+		r_die("mkdtemp: %s", strerror(errno));
+	}
+	solo_owner = getpid();
+	snprintf(solo_sock, sizeof(solo_sock), "%s/s", solo_dir);
+	memcpy(un.sun_path, solo_sock, strlen(solo_sock) + 1);
+	sv[1] = -1;
+	sv[0] = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (sv[0] < 0)
+		r_die("socket(AF_UNIX): %s", strerror(errno));
+	if (bind(sv[0], (const struct sockaddr *)&un, sizeof(un)))
+		r_die("bind(%s): %s", solo_sock, strerror(errno));
+	if (listen(sv[0], 1))
+		r_die("listen(%s): %s", solo_sock, strerror(errno));
+	fprintf(rep, "made 1\n");
+}
+
+/* In the forked peer: its end (unix: connected to the role's listener, which it closes). */
+static int conn_peer(bool named, int sv[2])
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	int fd;
+
+	close(sv[0]);
+	if (!named)
+		return sv[1];
+	memcpy(un.sun_path, solo_sock, strlen(solo_sock) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		r_die("socket(AF_UNIX): %s", strerror(errno));
+	while (connect(fd, (const struct sockaddr *)&un, sizeof(un)))
+		if (errno != EINTR)
+			r_die("connect(%s): %s", solo_sock, strerror(errno));
+	return fd;
+}
+
+/* In the role: its end (unix: accepted, then the listener, the file and the dir go). */
+static int conn_role(bool named, int sv[2])
+{
+	int fd;
+
+	if (!named) {
+		close(sv[1]);
+		return sv[0];
+	}
+	fd = accept_one(sv[0]);
+	close(sv[0]);
+	solo_cleanup();
+	return fd;
+}
+
+/* Round trip over socketpair(AF_UNIX, SOCK_STREAM) or a named AF_UNIX connection. */
+static void solo_stream_rtt(const struct role *r, int cpu, bool named)
+{
+	int sv[2], fd;
+
+	conn_make(named, sv);
+	if (fork_peer(r, cpu) == 0) {
+		fd = conn_peer(named, sv);
+		pp_echo(&(struct pp_io){ .out = fd, .in = fd, .sock = true }, r->size);
+	}
+	fd = conn_role(named, sv);
+	pp_ping(r, &(struct pp_io){ .out = fd, .in = fd, .sock = true });
 }
 
 /*
- * One-way messages over a socketpair: the peer says it is ready ('R'), the
- * role sends count messages of size bytes, one send() each, from the stream
- * pattern; the peer checks every byte and acknowledges ('A'). As client_rate.
+ * One-way messages over a socketpair or a named AF_UNIX connection: the peer
+ * says it is ready ('R'), the role sends count messages of size bytes, one
+ * send() each, from the stream pattern; the peer checks every byte and
+ * acknowledges ('A'). As client_rate.
  */
-static void solo_pair_rate(const struct role *r, int cpu)
+static void solo_stream_rate(const struct role *r, int cpu, bool named)
 {
 	uint64_t i, off = 0, t0, t1;
-	int sv[2];
+	int sv[2], fd;
 	char c = 0;
 
 	if (PERIOD % r->size)
 		r_die("message size %u does not divide %u", r->size, PERIOD);
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
-		r_die("socketpair: %s", strerror(errno));
-	fprintf(rep, "made 1\n");
+	conn_make(named, sv);
 	if (fork_peer(r, cpu) == 0) {
 		uint8_t *buf = xmalloc_role(READ_BUF);
 		uint64_t total = r->count * r->size, got = 0;
 
-		close(sv[0]);
-		send_all(sv[1], "R", 1);
+		fd = conn_peer(named, sv);
+		send_all(fd, "R", 1);
 		while (got < total) {
-			ssize_t n = recv(sv[1], buf, IPCD_MIN((uint64_t)READ_BUF, total - got), 0);
+			ssize_t n = recv(fd, buf, IPCD_MIN((uint64_t)READ_BUF, total - got), 0);
 			uint64_t k;
 
 			if (n < 0 && errno == EINTR)
@@ -897,24 +996,24 @@ static void solo_pair_rate(const struct role *r, int cpu)
 			}
 			got += (uint64_t)n;
 		}
-		send_all(sv[1], "A", 1);
-		if (recv_all(sv[1], buf, 1) != 0)
+		send_all(fd, "A", 1);
+		if (recv_all(fd, buf, 1) != 0)
 			r_die("extra bytes after the %" PRIu64 " expected", total);
-		close(sv[1]);
+		close(fd);
 		_exit(0);
 	}
-	close(sv[1]);
-	if (recv_all(sv[0], &c, 1) != 1 || c != 'R')
+	fd = conn_role(named, sv);
+	if (recv_all(fd, &c, 1) != 1 || c != 'R')
 		r_die("the peer did not say it was ready");
 	t0 = now_ns();
 	for (i = 0; i < r->count; i++) {
-		send_all(sv[0], pat + off, r->size);
+		send_all(fd, pat + off, r->size);
 		off = (off + r->size) % PERIOD;
 	}
-	if (recv_all(sv[0], &c, 1) != 1 || c != 'A')
+	if (recv_all(fd, &c, 1) != 1 || c != 'A')
 		r_die("no acknowledgement from the peer after %" PRIu64 " messages", r->count);
 	t1 = now_ns();
-	close(sv[0]);
+	close(fd);
 	reap_peer();
 	fprintf(rep, "rate %" PRIu64 " %" PRIu64 "\n", r->count, t1 - t0);
 }
@@ -926,9 +1025,13 @@ static void solo_main(const struct role *r, int cpu)
 	else if (!strcmp(r->test, xtest_name[X_PIPE_RTT]))
 		solo_pipe_rtt(r, cpu);
 	else if (!strcmp(r->test, xtest_name[X_PAIR_RTT]))
-		solo_pair_rtt(r, cpu);
+		solo_stream_rtt(r, cpu, false);
 	else if (!strcmp(r->test, xtest_name[X_PAIR_RATE]))
-		solo_pair_rate(r, cpu);
+		solo_stream_rate(r, cpu, false);
+	else if (!strcmp(r->test, xtest_name[X_UNIX_RTT]))
+		solo_stream_rtt(r, cpu, true);
+	else if (!strcmp(r->test, xtest_name[X_UNIX_RATE]))
+		solo_stream_rate(r, cpu, true);
 	else
 		r_die("unknown --test %s for --role parent", r->test);
 }
@@ -1070,7 +1173,7 @@ struct cond_res {
 	struct runs_cell conn[N_TP];
 };
 
-/* One condition's pipe and socketpair figures, per side (enum side). */
+/* One condition's pipe, socketpair and named AF_UNIX figures, per side (enum side). */
 struct ipc_res {
 	bool ran[N_GRP];
 	double load_start[N_GRP][3], load_end[N_GRP][3];
@@ -1078,12 +1181,14 @@ struct ipc_res {
 	struct rtt_cell pipe_rtt[N_SIDE];
 	struct rtt_cell pair_rtt[N_SIDE];
 	struct runs_cell pair_rate[N_SIDE];	/* messages per second */
+	struct rtt_cell unix_rtt[N_SIDE];
+	struct runs_cell unix_rate[N_SIDE];	/* messages per second */
 };
 
 /* The monitor's counters that the driver checks. */
 struct mctr {
 	uint64_t created;		/* connections.created */
-	bool have[N_GRP];		/* connections.pipes, .socketpairs present */
+	bool have[N_GRP];		/* connections.pipes, .socketpairs, .unix_connected present */
 	uint64_t grp[N_GRP];
 };
 
@@ -1404,7 +1509,7 @@ static void stop_monitor(void)
 
 /*
  * The monitor's counters (ipcdctl counters --json): connections.created, and
- * connections.pipes and .socketpairs when the monitor has them.
+ * connections.pipes, .socketpairs and .unix_connected when the monitor has them.
  */
 static int monitor_counters(struct mctr *m, char *err, size_t len)
 {
@@ -2000,7 +2105,7 @@ out_free:
 	return ok;
 }
 
-/* ---- one pipe or socketpair block: one role, which forks its peer ---------------- */
+/* ---- one pipe, socketpair or named AF_UNIX block: one role, which forks its peer - */
 
 struct xblock {
 	enum grp g;
@@ -2012,8 +2117,9 @@ struct xblock {
 };
 
 /*
- * After an ipcd pipe or socketpair block: did the monitor's counter
- * (connections.pipes or .socketpairs) grow by what the block made?
+ * After an ipcd pipe, socketpair or named AF_UNIX block: did the monitor's
+ * counter (connections.pipes, .socketpairs or .unix_connected) grow by what
+ * the block made?
  */
 static bool check_ipc_accel(enum grp g, const struct mctr *before, struct outcome *out)
 {
@@ -2041,7 +2147,7 @@ static bool check_ipc_accel(enum grp g, const struct mctr *before, struct outcom
 		grp_not_accel[g] = true;
 		fail(out, "NOT accelerated: ipcdctl counters has no connections.%s, so nothing "
 		     "shows that the block's %" PRIu64 " %s%s went through ipcd", grp_counter[g],
-		     out->conns, grp_title[g], out->conns == 1 ? "" : "s");
+		     out->conns, grp_unit[g], out->conns == 1 ? "" : "s");
 		return false;
 	}
 	delta = now.grp[g] - before->grp[g];
@@ -2052,7 +2158,7 @@ static bool check_ipc_accel(enum grp g, const struct mctr *before, struct outcom
 				 "counter %s +%" PRIu64, grp_counter[g], delta);
 		grp_not_accel[g] = true;
 		fail(out, "NOT accelerated (counter %s +%" PRIu64 "; the block made %" PRIu64
-		     " %s%s%s)", grp_counter[g], delta, out->conns, grp_title[g],
+		     " %s%s%s)", grp_counter[g], delta, out->conns, grp_unit[g],
 		     out->conns == 1 ? "" : "s", delta ? ": the rest went to the kernel" : "");
 		return false;
 	}
@@ -2108,7 +2214,7 @@ static bool run_solo(const struct xblock *b, struct outcome *out)
 		goto out_free;
 	}
 	out->conns = strtoull(p, NULL, 10);
-	if (b->test == X_PIPE_RTT || b->test == X_PAIR_RTT) {
+	if (b->test == X_PIPE_RTT || b->test == X_PAIR_RTT || b->test == X_UNIX_RTT) {
 		if (!parse_samples(out, &k[0], b->count)) {
 			fail(out, "the role's report does not parse");
 			goto out_free;
@@ -2327,7 +2433,7 @@ static void run_runs(enum cond c, enum test test, struct runs_cell *cells, uint3
 		finish_runs(&cells[t]);
 }
 
-/* ---- the pipe and socketpair groups ------------------------------------------------ */
+/* ---- the pipe, socketpair and named AF_UNIX groups --------------------------------- */
 
 static bool side_on(enum side sd)
 {
@@ -2382,7 +2488,7 @@ static void xplace(enum cond c, struct xblock *b)
 	b->peer_cpu = c == C_SPIN ? cpu_b : -1;
 }
 
-/* 64 B ping-pong (X_PIPE_RTT, X_PAIR_RTT): o.rtt_rounds blocks per side, interleaved. */
+/* 64 B ping-pong (X_*_RTT): o.rtt_rounds blocks per side, interleaved. */
 static void run_ipc_rtt(enum cond c, enum grp g, enum xtest test, struct rtt_cell *cells)
 {
 	unsigned int round, t, n;
@@ -2428,7 +2534,7 @@ static void run_ipc_rtt(enum cond c, enum grp g, enum xtest test, struct rtt_cel
 		finish_rtt(&cells[t]);
 }
 
-/* Pipe throughput (bytes/s) or socketpair one-way messages (messages/s): interleaved runs. */
+/* Pipe throughput (bytes/s) or stream one-way messages (messages/s): interleaved runs. */
 static void run_ipc_runs(enum cond c, enum grp g, enum xtest test, struct runs_cell *cells,
 			 unsigned int runs)
 {
@@ -2438,9 +2544,8 @@ static void run_ipc_runs(enum cond c, enum grp g, enum xtest test, struct runs_c
 	for (t = 0; t < N_SIDE; t++)
 		cells[t].ok = side_on((enum side)t);
 	for (run = 0; run < runs; run++) {
-		progress("  %s: %s, run %u/%u", cond_name[c],
-			 test == X_PIPE_TPUT ? "pipe throughput" : "socketpair one-way", run + 1,
-			 runs);
+		progress("  %s: %s %s, run %u/%u", cond_name[c], grp_title[g],
+			 test == X_PIPE_TPUT ? "throughput" : "one-way", run + 1, runs);
 		n = side_order(run, ord);
 		for (t = 0; t < n; t++) {
 			struct runs_cell *cell = &cells[ord[t]];
@@ -2460,8 +2565,8 @@ static void run_ipc_runs(enum cond c, enum grp g, enum xtest test, struct runs_c
 					snprintf(what, sizeof(what), "%s pipe throughput",
 						 cond_name[c]);
 				else
-					snprintf(what, sizeof(what), "%s socketpair %u B one-way",
-						 cond_name[c], IPC_RATE_SIZE);
+					snprintf(what, sizeof(what), "%s %s %u B one-way",
+						 cond_name[c], grp_title[g], IPC_RATE_SIZE);
 				grp_fail(g, ord[t], what, out.err, cell->err);
 				cell->ok = false;
 				continue;
@@ -2483,9 +2588,12 @@ static void run_ipc_group(enum cond c, enum grp g)
 	if (g == G_PIPE) {
 		run_ipc_runs(c, g, X_PIPE_TPUT, r->pipe_tput, o.pipe_runs);
 		run_ipc_rtt(c, g, X_PIPE_RTT, r->pipe_rtt);
-	} else {
+	} else if (g == G_PAIR) {
 		run_ipc_rtt(c, g, X_PAIR_RTT, r->pair_rtt);
 		run_ipc_runs(c, g, X_PAIR_RATE, r->pair_rate, o.rate_runs);
+	} else {
+		run_ipc_rtt(c, g, X_UNIX_RTT, r->unix_rtt);
+		run_ipc_runs(c, g, X_UNIX_RATE, r->unix_rate, o.rate_runs);
 	}
 	getloadavg(r->load_end[g], 3);
 }
@@ -2719,7 +2827,7 @@ static void print_summary(void)
 	}
 }
 
-/* ---- output of the pipe and socketpair groups ------------------------------------ */
+/* ---- output of the pipe, socketpair and named AF_UNIX groups --------------------- */
 
 static bool ipc_rtt_speedup(const struct rtt_cell *cells, double *x)
 {
@@ -2827,9 +2935,12 @@ static void print_ipc_group(enum cond c, enum grp g)
 	if (g == G_PIPE)
 		printf("\n== %s: pipes (pipe(); the role and its forked peer), kernel against "
 		       "ipcd ==\n", cond_name[c]);
-	else
+	else if (g == G_PAIR)
 		printf("\n== %s: socketpair(AF_UNIX, SOCK_STREAM) (the role and its forked peer), "
 		       "kernel against ipcd ==\n", cond_name[c]);
+	else
+		printf("\n== %s: AF_UNIX named (a pathname SOCK_STREAM socket: the role accepts, "
+		       "its forked peer connects), kernel against ipcd ==\n", cond_name[c]);
 	printf("%s\n", place);
 	printf("load average %.2f before, %.2f after\n", r->load_start[g][0], r->load_end[g][0]);
 	if (g == G_PIPE) {
@@ -2843,11 +2954,12 @@ static void print_ipc_group(enum cond c, enum grp g)
 	} else {
 		printf("round trip: %u B ping-pong (send + recv of the full size), us\n",
 		       IPC_RTT_SIZE);
-		print_ipc_rtt(g, r->pair_rtt);
+		print_ipc_rtt(g, g == G_PAIR ? r->pair_rtt : r->unix_rtt);
 		printf("one-way: %u B messages, one send() each, %s per run; median of %u runs\n",
 		       IPC_RATE_SIZE, size_str((uint32_t)o.rate_bytes, sz, sizeof(sz)),
 		       o.rate_runs);
-		print_ipc_runs(g, r->pair_rate, "8 B", "messages/s", 1, 0);
+		print_ipc_runs(g, g == G_PAIR ? r->pair_rate : r->unix_rate, "8 B", "messages/s", 1,
+			       0);
 	}
 }
 
@@ -2907,9 +3019,10 @@ static void print_ipc_summary(void)
 	unsigned int c, g, i, n;
 	struct target t[2];
 
-	if (!ipc_ran(G_PIPE) && !ipc_ran(G_PAIR))
+	if (!ipc_ran(G_PIPE) && !ipc_ran(G_PAIR) && !ipc_ran(G_UNIX))
 		return;
-	printf("\n== pipes and socketpairs: ipcd against the kernel, same run ==\n");
+	printf("\n== pipes, socketpairs and named AF_UNIX: ipcd against the kernel, same run "
+	       "==\n");
 	for (c = 0; c < N_COND; c++) {
 		const struct ipc_res *r = &ires[c];
 
@@ -2921,6 +3034,11 @@ static void print_ipc_summary(void)
 		if (r->ran[G_PAIR]) {
 			print_ipc_rtt_line((enum cond)c, G_PAIR, r->pair_rtt);
 			print_ipc_runs_line((enum cond)c, G_PAIR, r->pair_rate, "8 B messages",
+					    "M/s", 1e6);
+		}
+		if (r->ran[G_UNIX]) {
+			print_ipc_rtt_line((enum cond)c, G_UNIX, r->unix_rtt);
+			print_ipc_runs_line((enum cond)c, G_UNIX, r->unix_rate, "8 B messages",
 					    "M/s", 1e6);
 		}
 		for (g = 0; g < N_GRP; g++)
@@ -2936,10 +3054,10 @@ static void print_ipc_summary(void)
 			printf("ipcd %s: NOT accelerated (%s)\n", grp_name[g],
 			       grp_not_accel_why[g]);
 		else if (grp_made[g])
-			printf("ipcd %s: %" PRIu64 " of %" PRIu64 " %s accelerated (the monitor's "
+			printf("ipcd %s: %" PRIu64 " of %" PRIu64 " %s%s accelerated (the monitor's "
 			       "counter %s, checked after every ipcd block)\n", grp_name[g],
-			       IPCD_MIN(grp_counted[g], grp_made[g]), grp_made[g], grp_counter[g],
-			       grp_counter[g]);
+			       IPCD_MIN(grp_counted[g], grp_made[g]), grp_made[g], grp_unit[g],
+			       grp_made[g] == 1 ? "" : "s", grp_counter[g]);
 	}
 	n = ipc_targets(t);
 	printf("\n== targets (issue #6; informational, the exit status does not depend on them) "
@@ -3074,7 +3192,7 @@ static void json_ipc_runs(FILE *f, enum grp g, const struct runs_cell *cells, co
 	}
 }
 
-/* The "pipe_pair" object (only when --tests has pipe or pair). */
+/* The "pipe_pair" object (only when --tests has pipe, pair or unix). */
 static void json_ipc(FILE *f)
 {
 	unsigned int c, g, t, i, k, n;
@@ -3112,7 +3230,7 @@ static void json_ipc(FILE *f)
 		const struct ipc_res *r = &ires[c];
 		char place[200];
 
-		if (!r->ran[G_PIPE] && !r->ran[G_PAIR])
+		if (!r->ran[G_PIPE] && !r->ran[G_PAIR] && !r->ran[G_UNIX])
 			continue;
 		ipc_placement((enum cond)c, place, sizeof(place));
 		fprintf(f, "%s{\"name\":\"%s\",\"placement\":", k++ ? "," : "", cond_name[c]);
@@ -3134,12 +3252,12 @@ static void json_ipc(FILE *f)
 				fprintf(f, "]}");
 			} else {
 				fprintf(f, "\"rtt\":[");
-				json_ipc_rtt(f, (enum grp)g, r->pair_rtt);
+				json_ipc_rtt(f, (enum grp)g, g == G_PAIR ? r->pair_rtt : r->unix_rtt);
 				snprintf(lead, sizeof(lead), "\"size\":%u,\"messages_per_run\":%"
 					 PRIu64 ",", IPC_RATE_SIZE, o.rate_bytes / IPC_RATE_SIZE);
 				fprintf(f, "],\"rate\":[");
-				json_ipc_runs(f, (enum grp)g, r->pair_rate, lead,
-					      "messages_per_s", 1);
+				json_ipc_runs(f, (enum grp)g, g == G_PAIR ? r->pair_rate : r->unix_rate,
+					      lead, "messages_per_s", 1);
 				fprintf(f, "]}");
 			}
 		}
@@ -3251,7 +3369,7 @@ static void write_json(const char *path, const char *date, double elapsed, int s
 			!tg[i].have ? "null" : tg[i].pass ? "true" : "false");
 	}
 	fputc(']', f);
-	if (ipc_ran(G_PIPE) || ipc_ran(G_PAIR)) {
+	if (ipc_ran(G_PIPE) || ipc_ran(G_PAIR) || ipc_ran(G_UNIX)) {
 		fputc(',', f);
 		json_ipc(f);
 	}
@@ -3393,10 +3511,12 @@ static void usage(FILE *f)
 		"  --json FILE        where to write every figure (default: bench-sock.json)\n"
 		"  --transports LIST  comma-separated: kernel-tcp,kernel-unix,ipcd (default: all)\n"
 		"  --conditions LIST  comma-separated: spin,busy (default: both)\n"
-		"  --tests LIST       comma-separated: rtt,rate,conn,pipe,pair (default:\n"
+		"  --tests LIST       comma-separated: rtt,rate,conn,pipe,pair,unix (default:\n"
 		"                     rtt,rate,conn). pipe: 64 KiB pipe throughput and 64 B\n"
 		"                     round trip over two pipes; pair: socketpair(AF_UNIX,\n"
-		"                     SOCK_STREAM) 64 B round trip and 8 B one-way messages; both\n"
+		"                     SOCK_STREAM) 64 B round trip and 8 B one-way messages;\n"
+		"                     unix: the same over a named AF_UNIX connection (bind,\n"
+		"                     listen, connect, accept on a pathname in a temp dir); all\n"
 		"                     between a role and its forked peer, kernel against ipcd\n"
 		"  --monitor PATH     ipcd-monitor (default: %s)\n"
 		"  --preload PATH     libipcd.so (default: %s)\n"
@@ -3618,9 +3738,9 @@ int main(int argc, char **argv)
 		else
 			printf("monitor  %s (pid %d), embedded default config, control socket in "
 			       "%s\n         %s\n", o.monitor, (int)mon_pid, tmpdir, mon_config);
-		/* Without a monitor the ipcd side of the pipe and pair groups cannot run either. */
+		/* Without a monitor the ipcd side of the pipe, pair, unix groups cannot run either. */
 		for (c = 0; c < N_GRP && tp_failed[TP_IPCD]; c++)
-			if (o.test_on[c == G_PIPE ? T_PIPE : T_PAIR])
+			if (o.test_on[grp_test[c]])
 				grp_fail((enum grp)c, S_IPCD, "setup", tp_err[TP_IPCD], scratch);
 	}
 	printf("sampling CLOCK_MONOTONIC around each send + recv; every byte checked\n");
@@ -3662,7 +3782,7 @@ int main(int argc, char **argv)
 			print_conn((enum cond)c, r);
 		}
 		for (i = 0; i < N_GRP; i++)
-			if (o.test_on[i == G_PIPE ? T_PIPE : T_PAIR]) {
+			if (o.test_on[grp_test[i]]) {
 				run_ipc_group((enum cond)c, (enum grp)i);
 				print_ipc_group((enum cond)c, (enum grp)i);
 			}
