@@ -106,9 +106,12 @@
  * connection: we take its fd (pidfd_getfd) and read the peer's name, which
  * the connector bound to the connection's id and token. Where the kernel
  * does not let us take the fd (a monitor without the right to), the claim
- * is granted to a process of the registrant's user only. A registration
- * that ends (its owner closes the socket or dies) resets its connections
- * still unclaimed: nothing would ever claim them.
+ * is granted to a process of the registrant's user only. The registration
+ * has a token (a pipe's write end, as a listener's hold token) that fork
+ * copies with the listening socket: it ends when the last process holding
+ * the listener closes it or exits, or at a DROP (an exec that hands the
+ * listener to a program that will not load the library), and its
+ * connections still unclaimed are then reset: nothing would claim them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -191,10 +194,10 @@ struct conn {
 /* A named AF_UNIX listener of a preloaded process (ULISTEN). */
 struct ulis {
 	uint64_t key;
-	uint64_t owner;			/* client id; 0: free */
-	uint32_t slot;
+	uint64_t owner;			/* client id (the registrant, maybe gone); 0: free */
 	pid_t pid;
 	uid_t uid;
+	int hold;			/* read end of its token: every holder of the listener */
 };
 
 /* A region a lane owns ("Lane regions" above). */
@@ -1295,6 +1298,7 @@ int conns_lane_done(struct mon_client *c, const struct ipcd_lane_done_req *r)
 
 static void lis_drop(struct lis *l);
 static bool hung_up(int fd);
+static int hold_pipe(int p[2], uint64_t tag);
 
 /* A listener nobody holds any more (@why): it and its bind go. */
 static void lis_drop_bind(struct lis *l, const char *why)
@@ -1556,8 +1560,21 @@ static void ulis_drop(struct ulis *u)
 		mark_end(k, true, true);
 		conn_free_if_done(k);
 	}
+	if (u->hold >= 0)
+		close(u->hold);		/* leaves our epoll set with it */
 	memset(u, 0, sizeof(*u));
+	u->hold = -1;
 	cs.n_ulis--;
+}
+
+void conns_ulis_hup(uint32_t idx)
+{
+	struct ulis *u = idx < ULIS_MAX ? &cs.ulis[idx] : NULL;
+
+	if (!u || !u->owner || u->hold < 0 || !hung_up(u->hold))
+		return;
+	cs.st.hold_hups++;
+	ulis_drop(u);
 }
 
 int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
@@ -1576,14 +1593,11 @@ int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
 	}
 	if (u) {
 		/*
-		 * The same name again: the same socket listening anew, or the
-		 * file's inode reused by a new socket (the old one unlinked).
-		 * The latest registrant is the one connects reach.
+		 * The same name again: the file's inode reused by a new socket
+		 * (the old one unlinked), or a process listening on the same
+		 * socket anew. The latest registrant is the one connects reach.
 		 */
-		if (u->owner != c->id)
-			ulis_drop(u);
-		else
-			return 0;
+		ulis_drop(u);
 	}
 	for (i = 0; i < ULIS_MAX; i++)
 		if (cs.ulis[i].owner == c->id)
@@ -1592,10 +1606,22 @@ int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
 		return -ENOBUFS;
 	for (i = 0; i < ULIS_MAX && cs.ulis[i].owner; i++)
 		;
-	u = &cs.ulis[i];
+	{
+		int p[2], rc = hold_pipe(p, MON_EV(MON_EV_UHOLD, i));
+
+		if (rc)
+			return rc;
+		rc = send_msg(c, IPCD_CTL_HOLD_FD, r->key, 0, 0, 0, &p[1], 1);
+		close(p[1]);
+		if (rc) {
+			close(p[0]);
+			return rc;
+		}
+		u = &cs.ulis[i];
+		u->hold = p[0];
+	}
 	u->key = r->key;
 	u->owner = c->id;
-	u->slot = c->slot;
 	u->pid = c->pid;
 	u->uid = c->uid;
 	cs.n_ulis++;
@@ -1606,7 +1632,6 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 		   struct ipcd_uconnect_resp *out)
 {
 	struct ulis *u = ulis_find(r->key);
-	struct mon_client *owner;
 	struct conn *k;
 	int rc;
 
@@ -1614,9 +1639,11 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 		return -EINVAL;
 	if (!u)
 		return -ENOENT;
-	owner = clients_get(u->slot);
-	if (!owner || owner->id != u->owner || owner->state != CL_ACTIVE)
-		return -ENOENT;		/* cut off this turn: its registration ends at reap */
+	if (hung_up(u->hold)) {
+		/* Its last holder is gone, its hang-up not handled yet: the kernel's. */
+		conns_ulis_hup((uint32_t)(u - cs.ulis));
+		return -ENOENT;
+	}
 	k = conn_alloc();
 	if (!k) {
 		cs.st.no_room++;
@@ -2146,9 +2173,10 @@ void conns_client_gone(struct mon_client *c)
 		}
 		conn_free_if_done(k);
 	}
+	/* Its registrations live on while a process holds their listener (the token). */
 	for (i = 0; i < ULIS_MAX; i++)
 		if (cs.ulis[i].owner == c->id)
-			ulis_drop(&cs.ulis[i]);
+			conns_ulis_hup(i);
 	/* Its lanes as a listener: every kit's B end was its own, closed above. */
 	for (i = 0; i < LANES_MAX; i++)
 		if (cs.lanes[i].id && cs.lanes[i].l_owner == c->id)
@@ -2176,6 +2204,8 @@ int conns_init(void)
 	}
 	memset(&cs.st, 0, sizeof(cs.st));
 	memset(cs.ulis, 0, sizeof(cs.ulis));
+	for (i = 0; i < ULIS_MAX; i++)
+		cs.ulis[i].hold = -1;
 	cs.n_ulis = 0;
 	cs.st.max = cs.cap;
 	/* calloc'ed pages stay untouched until the high-water mark reaches them. */

@@ -312,6 +312,9 @@ static int handle_events(int64_t timeout_ns)
 		case MON_EV_LHOLD:
 			conns_lis_hup(MON_EV_IDX(tag));
 			break;
+		case MON_EV_UHOLD:
+			conns_ulis_hup(MON_EV_IDX(tag));
+			break;
 		}
 	}
 	return n;

@@ -296,6 +296,7 @@ extern struct monitor mon;
 #define MON_EV_PENDING		5ull
 #define MON_EV_HOLD		6ull	/* idx: connection index << 1 | B side */
 #define MON_EV_LHOLD		7ull	/* idx: the listener's namespace index */
+#define MON_EV_UHOLD		8ull	/* idx: a named AF_UNIX registration's (conns.c) */
 #define MON_EV(kind, idx)	((kind) << 56 | (uint64_t)(idx))
 #define MON_EV_KIND(v)		((v) >> 56)
 #define MON_EV_IDX(v)		((uint32_t)(v))
@@ -416,6 +417,8 @@ int conns_kit_accepted(struct mon_client *c, const struct ipcd_kit_accepted_req 
 int conns_pair(struct mon_client *c, const struct ipcd_pair_req *r, struct ipcd_conn_resp *out);
 /* Named AF_UNIX sockets (proto.h): ULISTEN, UCONNECT (fds before the answer), UCLAIM (same). */
 int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r);
+/* A registration's token hung up (MON_EV_UHOLD): no process holds the listener. */
+void conns_ulis_hup(uint32_t idx);
 int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 		   struct ipcd_uconnect_resp *out);
 int conns_uclaim(struct mon_client *c, const struct ipcd_uclaim_req *r,

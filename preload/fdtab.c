@@ -190,8 +190,8 @@ static void sock_teardown(struct ipcd_sock *s)
 		break;
 	}
 	case IPCD_SK_FRESH:
-		if (s->ulisten)
-			ipcd_unix_teardown(s);
+		/* A named AF_UNIX listener's registration token (unix.c). */
+		close_hidden(s->lhold);
 		break;
 	}
 }

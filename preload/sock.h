@@ -118,9 +118,8 @@ struct ipcd_sock {
 	/* named AF_UNIX (unix.c) */
 	uint64_t ukey;			/* the bound name's key (proto.h ULISTEN) */
 	bool ukey_ok;			/* ... taken at bind() */
-	bool ulisten;			/* FRESH: listening, registered with the monitor */
+	bool ulisten;			/* FRESH: listening, registered (token: @lhold) */
 	bool uname;			/* FRESH: bound to a name of ours (a failed connect) */
-	pid_t ulisten_pid;		/* the process that registered it */
 
 	/* CONN */
 	struct ipcd_conn conn;
@@ -158,8 +157,6 @@ int ipcd_unix_accept(struct ipcd_sock *l, int fd, struct sockaddr *addr, socklen
  * claim that never comes).
  */
 void ipcd_unix_before_exec(void);
-/* The last fd of @s closes: its registration ends. */
-void ipcd_unix_teardown(struct ipcd_sock *s);
 /*
  * getsockname (@peer false) / getpeername of AF_UNIX socket @s at @fd, the
  * kernel's answer except that a name a connector of ours bound is reported

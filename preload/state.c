@@ -439,7 +439,8 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 		    uint64_t *aux, struct ipcd_mon_lane *lane)
 {
 	uint16_t want = req->opcode == IPCD_OP_LISTEN ? IPCD_CTL_LISTEN_FD
-			: req->opcode == IPCD_OP_HOLD ? IPCD_CTL_HOLD_FD
+			: req->opcode == IPCD_OP_HOLD || req->opcode == IPCD_OP_ULISTEN ?
+				IPCD_CTL_HOLD_FD
 			: req->opcode == IPCD_OP_REGION ? IPCD_CTL_REGION_FD : IPCD_CTL_CONN_FD;
 	uint64_t conn_id = 0;
 	uint32_t bind_id = 0;
@@ -449,8 +450,9 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 
 	if (req->opcode == IPCD_OP_LISTEN)
 		memcpy(&bind_id, req->body, sizeof(bind_id));
-	else if (req->opcode == IPCD_OP_HOLD || req->opcode == IPCD_OP_REGION)
-		memcpy(&conn_id, req->body, sizeof(conn_id));
+	else if (req->opcode == IPCD_OP_HOLD || req->opcode == IPCD_OP_REGION ||
+		 req->opcode == IPCD_OP_ULISTEN)
+		memcpy(&conn_id, req->body, sizeof(conn_id));	/* ULISTEN: the key */
 	else
 		memcpy(&conn_id, resp->body, sizeof(conn_id));
 	for (;;) {
@@ -558,7 +560,8 @@ int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, u
 	    (req->opcode == IPCD_OP_CONNECT || req->opcode == IPCD_OP_ACCEPT ||
 	     req->opcode == IPCD_OP_LISTEN || req->opcode == IPCD_OP_HOLD ||
 	     req->opcode == IPCD_OP_REGION || req->opcode == IPCD_OP_PAIR ||
-	     req->opcode == IPCD_OP_UCONNECT || req->opcode == IPCD_OP_UCLAIM)) {
+	     req->opcode == IPCD_OP_UCONNECT || req->opcode == IPCD_OP_UCLAIM ||
+	     req->opcode == IPCD_OP_ULISTEN)) {
 		rc = take_fds(req, resp, fds, aux, lane);
 		/* LISTEN of a bind already listening sends no new fd. */
 		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)

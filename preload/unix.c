@@ -152,11 +152,15 @@ void ipcd_unix_bound(struct ipcd_sock *s, int fd)
 		s->ukey_ok = name_key((struct sockaddr *)&sun, len, &s->ukey);
 }
 
-/* ULISTEN: a registration, or its end (@flags IPCD_ULISTEN_DROP: answered if @wait). */
-static int ulisten(uint64_t key, uint32_t flags, bool wait)
+/*
+ * ULISTEN: a registration (its token's fd in *@hold), or its end (@flags
+ * IPCD_ULISTEN_DROP; answered if @wait). 0 or -errno.
+ */
+static int ulisten(uint64_t key, uint32_t flags, bool wait, int *hold)
 {
 	struct ipcd_req req = { .opcode = IPCD_OP_ULISTEN };
 	struct ipcd_ulisten_req *ul = (void *)req.body;
+	int fds[IPCD_CTL_CONN_NFDS];
 	struct ipcd_resp resp;
 
 	req.len = sizeof(*ul);
@@ -166,27 +170,34 @@ static int ulisten(uint64_t key, uint32_t flags, bool wait)
 		ipcd_mon_post(&req);
 		return 0;
 	}
-	if (ipcd_mon_call(&req, &resp, NULL, NULL))
+	if (ipcd_mon_call(&req, &resp, hold ? fds : NULL, NULL))
 		return -ENOTCONN;
+	if (hold && resp.status == 0) {
+		if (fds[0] < 0)
+			return -EPROTO;
+		*hold = fds[0];
+	}
 	return resp.status;
 }
 
+/*
+ * The registration lives while a process holds its token, which fork
+ * copies with the listener: a pre-forking server's parent may close its
+ * listener, its children still accept. The last holder's close or exit
+ * ends it (fdtab.c closes the token with the socket).
+ */
 int ipcd_unix_listen(struct ipcd_sock *s, int fd, int n)
 {
-	int rc = ipcd_real.listen(fd, n);
+	int rc = ipcd_real.listen(fd, n), hold = -1;
 
 	if (rc || s->ulisten || !s->ukey_ok || !ipcd_state_attach_quiet())
 		return rc;
-	s->ulisten = ulisten(s->ukey, 0, true) == 0;
-	s->ulisten_pid = ipcd_self_pid;
+	if (ulisten(s->ukey, 0, true, &hold) == 0) {
+		s->lhold = hold;
+		ipcd_fd_hide(hold, true);
+		s->ulisten = true;
+	}
 	return 0;
-}
-
-void ipcd_unix_teardown(struct ipcd_sock *s)
-{
-	if (s->ulisten && s->ulisten_pid == ipcd_self_pid)
-		ulisten(s->ukey, IPCD_ULISTEN_DROP, false);
-	s->ulisten = false;
 }
 
 void ipcd_unix_before_exec(void)
@@ -197,7 +208,7 @@ void ipcd_unix_before_exec(void)
 		struct ipcd_sock *s = ipcd_fdtab_get((int)fd);
 
 		if (s && s->ulisten && !ipcd_fdtab_cloexec((int)fd)) {
-			ulisten(s->ukey, IPCD_ULISTEN_DROP, true);
+			ulisten(s->ukey, IPCD_ULISTEN_DROP, true, NULL);
 			s->ulisten = false;
 		}
 	}
@@ -273,6 +284,14 @@ static void leave(int fd)
 		ipcd_sock_put(t);
 }
 
+static bool autobinds(int fd)
+{
+	int on = 0;
+	socklen_t ol = sizeof(on);
+
+	return ipcd_real.getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, &ol) == 0 && on;
+}
+
 int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, socklen_t len)
 {
 	struct ipcd_req req = { .opcode = IPCD_OP_UCONNECT };
@@ -289,7 +308,13 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 
 	if (s->state != IPCD_SK_FRESH)
 		return fail(EISCONN);
-	if (s->bound || !name_key(sa, len, &key) || !ipcd_state_attach_quiet()) {
+	/*
+	 * Bound by the application, or about to be autobound by the kernel
+	 * (SO_PASSCRED on an unbound connector: its name is the peer's to see):
+	 * no name of ours can be bound, the connection stays the kernel's.
+	 */
+	if (s->bound || autobinds(fd) || !name_key(sa, len, &key) ||
+	    !ipcd_state_attach_quiet()) {
 		if (!s->uname)
 			leave(fd);	/* else it keeps a name of ours, which getsockname hides */
 		return ipcd_real.connect(fd, sa, len);

@@ -188,21 +188,6 @@ static void run_case(struct t_state *s, const char *name, int guard_ms)
 		" named connections\n", name, checks, pairs, named);
 	kern_ok = ok_lines(kern.out);
 
-	/*
-	 * A gap of the preload, known and open (issue #6): SO_PASSCRED's
-	 * implied credentials on plain writes, and reads cut where the writer
-	 * changes, are not done for accelerated socketpairs yet. The kernel
-	 * half above still runs; IPCD_TEST_KNOWN_GAPS=1 runs the preloaded one,
-	 * which fails until they are.
-	 */
-	if (!strcmp(name, "scm-credentials") && !getenv("IPCD_TEST_KNOWN_GAPS")) {
-		fprintf(stderr, "%s: SKIPPED under the preload: implied SCM_CREDENTIALS "
-			"(SO_PASSCRED) not implemented for accelerated socketpairs (issue #6, "
-			"open); IPCD_TEST_KNOWN_GAPS=1 runs it\n", name);
-		case_free();
-		skip();
-	}
-
 	/* (b) preloaded, with a monitor */
 	t_case_begin(s, &c0);
 	pairs0 = t_counter(&s->mon, "socketpairs");
