@@ -189,6 +189,7 @@ struct conn {
 	uint32_t reg_idx;		/* that region's index in the lane's regs[] */
 	uint64_t ukey;			/* UCONNECT: the listener's name (key) */
 	uint64_t utoken;		/* UCONNECT: the claim's token; 0: not a named AF_UNIX one */
+	bool uapp;			/* ... the hash of the connector's own name (proto.h) */
 };
 
 /* A named AF_UNIX listener of a preloaded process (ULISTEN). */
@@ -1628,17 +1629,33 @@ int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
 	return 0;
 }
 
+static int sock_name_hash(pid_t pid, int fd, bool peer, uint64_t *h);
+
 int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 		   struct ipcd_uconnect_resp *out)
 {
 	struct ulis *u = ulis_find(r->key);
+	uint64_t utoken = 0;
 	struct conn *k;
 	int rc;
 
-	if (r->pad || r->ring_bytes > HINT_MAX)
+	if (r->ring_bytes > HINT_MAX || r->fd < -1)
 		return -EINVAL;
 	if (!u)
 		return -ENOENT;
+	if (r->fd >= 0) {
+		/* A connector with a name of its own: the token is its hash, and unique. */
+		uint64_t h;
+		uint32_t i;
+
+		if (sock_name_hash(c->pid, r->fd, false, &h) != 1)
+			return -ENOENT;
+		for (i = 0; i < cs.hwm; i++)
+			if (cs.tab[i].id && cs.tab[i].uapp && !cs.tab[i].accepted &&
+			    cs.tab[i].utoken == h)
+				return -EEXIST;
+		utoken = h;
+	}
 	if (hung_up(u->hold)) {
 		/* Its last holder is gone, its hang-up not handled yet: the kernel's. */
 		conns_ulis_hup((uint32_t)(u - cs.ulis));
@@ -1657,6 +1674,8 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 	k->b_pid = u->pid;
 	k->b_uid = u->uid;
 	k->ukey = r->key;
+	k->utoken = utoken;
+	k->uapp = utoken != 0;
 	while (!k->utoken)
 		if (getrandom(&k->utoken, sizeof(k->utoken), GRND_NONBLOCK) != sizeof(k->utoken))
 			k->utoken = (k->id * 0x9e3779b97f4a7c15ull) ^ (uint64_t)c->pid;
@@ -1682,17 +1701,15 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 }
 
 /*
- * Does @c hold, at its fd @fd, a socket whose peer is bound to @k's name?
- * 1 yes, 0 no, -errno when the kernel will not let us look.
+ * The name of the AF_UNIX socket process @pid has at its fd @fd (@peer: its
+ * peer's), read from a copy of the fd (pidfd_getfd). 1 and *@sun, *@len;
+ * 0 if @fd is not such a socket; -errno if the kernel will not let us look.
  */
-static int claim_proven(const struct mon_client *c, const struct conn *k, int fd)
+static int sock_name(pid_t pid, int fd, bool peer, struct sockaddr_un *sun, socklen_t *len)
 {
-	char want[IPCD_UNIX_NAME_LEN + 1];
-	struct sockaddr_un sun;
-	socklen_t len = sizeof(sun);
 	int pfd, sfd, rc;
 
-	pfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd < 0)
 		return -errno;
 	sfd = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
@@ -1700,20 +1717,68 @@ static int claim_proven(const struct mon_client *c, const struct conn *k, int fd
 	close(pfd);
 	if (rc)
 		return rc == -EBADF ? 0 : rc;
-	snprintf(want, sizeof(want), "%c" IPCD_UNIX_NAME_FMT, '@', k->id, k->utoken);
-	want[0] = '\0';
-	memset(&sun, 0, sizeof(sun));
-	rc = getpeername(sfd, (struct sockaddr *)&sun, &len) == 0 && sun.sun_family == AF_UNIX &&
-	     len == offsetof(struct sockaddr_un, sun_path) + IPCD_UNIX_NAME_LEN &&
-	     !memcmp(sun.sun_path, want, IPCD_UNIX_NAME_LEN);
+	memset(sun, 0, sizeof(*sun));
+	*len = sizeof(*sun);
+	rc = (peer ? getpeername : getsockname)(sfd, (struct sockaddr *)sun, len) == 0 &&
+	     sun->sun_family == AF_UNIX && *len > offsetof(struct sockaddr_un, sun_path) &&
+	     *len <= sizeof(*sun);
 	close(sfd);
 	return rc;
+}
+
+/* ipcd_unix_name_hash() of that name: 1 and *@h, 0, -errno as sock_name(). */
+static int sock_name_hash(pid_t pid, int fd, bool peer, uint64_t *h)
+{
+	struct sockaddr_un sun;
+	socklen_t len;
+	int rc = sock_name(pid, fd, peer, &sun, &len);
+
+	if (rc == 1)
+		*h = ipcd_unix_name_hash(sun.sun_path, len - offsetof(struct sockaddr_un, sun_path));
+	return rc;
+}
+
+/*
+ * Does @c hold, at its fd @fd, a socket whose peer is @k's connector (its
+ * name is @k's)? 1 yes, 0 no, -errno when the kernel will not let us look.
+ */
+static int claim_proven(const struct mon_client *c, const struct conn *k, int fd)
+{
+	char want[IPCD_UNIX_NAME_LEN + 1];
+	struct sockaddr_un sun;
+	socklen_t len;
+	uint64_t h;
+	int rc;
+
+	if (k->uapp) {
+		rc = sock_name_hash(c->pid, fd, true, &h);
+		return rc == 1 ? h == k->utoken : rc;
+	}
+	rc = sock_name(c->pid, fd, true, &sun, &len);
+	if (rc != 1)
+		return rc;
+	snprintf(want, sizeof(want), "%c" IPCD_UNIX_NAME_FMT, '@', k->id, k->utoken);
+	want[0] = '\0';
+	return len == offsetof(struct sockaddr_un, sun_path) + IPCD_UNIX_NAME_LEN &&
+	       !memcmp(sun.sun_path, want, IPCD_UNIX_NAME_LEN);
+}
+
+/* The unclaimed connection of a connector named with hash @token (UCLAIM @conn_id 0). */
+static struct conn *uapp_find(uint64_t token)
+{
+	uint32_t i;
+
+	for (i = 0; i < cs.hwm; i++)
+		if (cs.tab[i].id && cs.tab[i].uapp && !cs.tab[i].accepted &&
+		    cs.tab[i].utoken == token)
+			return &cs.tab[i];
+	return NULL;
 }
 
 int conns_uclaim(struct mon_client *c, const struct ipcd_uclaim_req *r,
 		 struct ipcd_conn_resp *out)
 {
-	struct conn *k = conn_find(r->conn_id);
+	struct conn *k = r->conn_id ? conn_find(r->conn_id) : uapp_find(r->token);
 	int rc;
 
 	if (r->pad || r->fd < 0)

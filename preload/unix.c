@@ -11,17 +11,21 @@
  *  - listen() registers the bound name with the monitor (ULISTEN). The
  *    name's key is taken at bind(), in the cwd the path was given in: a
  *    pathname's file (device, inode), or the network namespace and the
- *    abstract name.
+ *    abstract name. The registration's token (s->lhold) goes with the
+ *    socket through fork: it ends when no process holds the listener.
  *  - connect() to a registered name first asks the monitor for a
  *    connection (UCONNECT), binds the socket to an abstract name that
  *    says which one, then connects in the kernel. Once SO_PEERCRED shows
  *    the registrant listening, the fd becomes end A, with the kernel
  *    connection kept behind it (s->kfd) as a socketpair end keeps its
  *    pair: names, options, SO_PEERCRED and control data (anc.c) are the
- *    kernel's.
+ *    kernel's. A connector with a name of its own (bound, or autobound
+ *    for SO_PASSCRED) binds none of ours: the hash of its name is the
+ *    token.
  *  - accept() on any AF_UNIX listener of a preloaded process looks at the
- *    peer's name: one of ours is claimed from the monitor (UCLAIM), which
- *    checks that we hold the kernel connection, and the fd becomes end B.
+ *    peer's name: one of ours (or any, on a registered listener) is claimed
+ *    from the monitor (UCLAIM), which checks that we hold the kernel
+ *    connection, and the fd becomes end B.
  *
  * The abstract name is ours, not the application's: getsockname() of the
  * connector and getpeername()/accept() of the acceptor report an unbound
@@ -303,24 +307,34 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 	struct ipcd_resp resp;
 	int fds[IPCD_CTL_CONN_NFDS];
 	uint64_t key, size = 0;
-	bool cloexec;
+	bool cloexec, named;
 	int rc, err;
 
 	if (s->state != IPCD_SK_FRESH)
 		return fail(EISCONN);
-	/*
-	 * Bound by the application, or about to be autobound by the kernel
-	 * (SO_PASSCRED on an unbound connector: its name is the peer's to see):
-	 * no name of ours can be bound, the connection stays the kernel's.
-	 */
-	if (s->bound || autobinds(fd) || !name_key(sa, len, &key) ||
-	    !ipcd_state_attach_quiet()) {
+	if (s->uname || !name_key(sa, len, &key) || !ipcd_state_attach_quiet()) {
 		if (!s->uname)
 			leave(fd);	/* else it keeps a name of ours, which getsockname hides */
 		return ipcd_real.connect(fd, sa, len);
 	}
+	/*
+	 * SO_PASSCRED on an unbound connector: the kernel autobinds it in
+	 * connect, and its peer sees that name. Autobound now, it is a
+	 * connector with a name of its own, as one the application bound.
+	 */
+	if (!s->bound && autobinds(fd)) {
+		sa_family_t f = AF_UNIX;
+
+		if (ipcd_real.bind(fd, (struct sockaddr *)&f, sizeof(f)) < 0) {
+			leave(fd);
+			return ipcd_real.connect(fd, sa, len);
+		}
+		s->bound = true;
+	}
+	named = s->bound;
 	req.len = sizeof(*uq);
 	uq->key = key;
+	uq->fd = named ? fd : -1;
 	if (ipcd_mon_call(&req, &resp, fds, &size) || resp.status) {
 		leave(fd);	/* nobody preloaded listens there */
 		return ipcd_real.connect(fd, sa, len);
@@ -335,14 +349,17 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 	me.sun_family = AF_UNIX;
 	snprintf(me.sun_path, sizeof(me.sun_path), "@" IPCD_UNIX_NAME_FMT, ur.conn_id, ur.token);
 	me.sun_path[0] = '\0';
-	if (ipcd_real.bind(fd, (struct sockaddr *)&me, UNIX_PATH_OFF + IPCD_UNIX_NAME_LEN) < 0) {
-		ipcd_conn_release(&s->conn);
-		unclaim(ur.conn_id);
-		leave(fd);
-		return ipcd_real.connect(fd, sa, len);
+	if (!named) {
+		if (ipcd_real.bind(fd, (struct sockaddr *)&me,
+				   UNIX_PATH_OFF + IPCD_UNIX_NAME_LEN) < 0) {
+			ipcd_conn_release(&s->conn);
+			unclaim(ur.conn_id);
+			leave(fd);
+			return ipcd_real.connect(fd, sa, len);
+		}
+		s->bound = true;
+		s->uname = true;	/* getsockname: unbound, as without us (ipcd_unix_name) */
 	}
-	s->bound = true;
-	s->uname = true;	/* getsockname: unbound, as without us (ipcd_unix_name) */
 	rc = ipcd_real.connect(fd, sa, len);
 	if (rc < 0) {
 		/* No kernel connection: nobody can claim it. */
@@ -375,30 +392,38 @@ int ipcd_unix_accept(struct ipcd_sock *l, int fd, struct sockaddr *addr, socklen
 {
 	struct ipcd_req req = { .opcode = IPCD_OP_UCLAIM };
 	struct ipcd_uclaim_req *uq = (void *)req.body;
+	struct ipcd_conn_resp cr;
 	struct sockaddr_un sun;
 	socklen_t sl = sizeof(sun);
 	struct ipcd_resp resp;
 	struct ipcd_sock *s;
 	int fds[IPCD_CTL_CONN_NFDS];
 	uint64_t id, token, size = 0;
+	bool ours;
 	int nfd, saved;
 
-	(void)l;
 	memset(&sun, 0, sizeof(sun));
 	nfd = ipcd_real.accept4(fd, (struct sockaddr *)&sun, &sl, flags);
 	if (nfd < 0)
 		return nfd;
 	saved = errno;
-	if (!our_name(&sun, sl, &id, &token) || nfd >= IPCD_FDTAB_MAX ||
-	    !ipcd_state_attach_quiet())
+	ours = our_name(&sun, sl, &id, &token);
+	/*
+	 * A connector named by us, or one with a name of its own that reached
+	 * a registered listener (the claim then names it by its hash).
+	 */
+	if (!ours && (!l->ulisten || sl <= UNIX_PATH_OFF))
+		goto out;
+	if (nfd >= IPCD_FDTAB_MAX || !ipcd_state_attach_quiet())
 		goto out;
 	req.len = sizeof(*uq);
-	uq->conn_id = id;
-	uq->token = token;
+	uq->conn_id = ours ? id : 0;
+	uq->token = ours ? token : ipcd_unix_name_hash(sun.sun_path, sl - UNIX_PATH_OFF);
 	uq->fd = nfd;
 	/* Not ours after all (-ENOENT: taken back by its connector): the kernel's. */
 	if (ipcd_mon_call(&req, &resp, fds, &size) || resp.status)
-		goto hide;
+		goto out;
+	memcpy(&cr, resp.body, sizeof(cr));
 	/*
 	 * Claimed: the connector uses the ring from now on. If we cannot, the
 	 * connection is aborted, as the kernel may abort one before accept.
@@ -408,33 +433,31 @@ int ipcd_unix_accept(struct ipcd_sock *l, int fd, struct sockaddr *addr, socklen
 		ipcd_real.close(fds[IPCD_CTL_CONN_FD_REGION]);
 		ipcd_real.close(fds[IPCD_CTL_CONN_FD_SELF]);
 		ipcd_real.close(fds[IPCD_CTL_CONN_FD_PEER]);
-		post_close(id, IPCD_CLOSE_B);
+		post_close(cr.conn_id, IPCD_CLOSE_B);
 		goto abort;
 	}
 	if (ipcd_conn_open(fds, size, true, &s->conn)) {
-		post_close(id, IPCD_CLOSE_B);
+		post_close(cr.conn_id, IPCD_CLOSE_B);
 		goto abort_sock;
 	}
 	if (become_end(s, nfd))
 		goto abort_sock;
 	ipcd_fdtab_set(nfd, s, (flags & SOCK_CLOEXEC) != 0);
-	goto hide;
+	goto out;
 abort_sock:
 	atomic_store(&s->refs, 1);
 	ipcd_sock_put(s);
 abort:
 	ipcd_real.close(nfd);
 	return fail(ECONNABORTED);
-hide:
-	sl = 0;		/* the peer's name is ours, not its application's */
 out:
 	if (addr && addrlen) {
-		if (sl)
+		if (ours)
+			unnamed(addr, addrlen);	/* the peer's name is ours, not its application's */
+		else {
 			memcpy(addr, &sun, IPCD_MIN(*addrlen, sl));
-		if (sl)
 			*addrlen = sl;
-		else
-			unnamed(addr, addrlen);
+		}
 	}
 	errno = saved;
 	return nfd;

@@ -385,8 +385,25 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ulisten_req) == 16);
 struct ipcd_uconnect_req {
 	uint64_t key;
 	uint32_t ring_bytes;	/* as struct ipcd_connect_req's */
-	uint32_t pad;
+	int32_t fd;		/* -1, or the connector's socket, named (below) */
 };
+
+/*
+ * A connector with a name of its own (bound by the application, or
+ * autobound because it has SO_PASSCRED) binds none of ours: UCONNECT names
+ * its socket (@fd), the monitor reads the socket's name (pidfd_getfd) and
+ * the token is ipcd_unix_name_hash() of it. An acceptor that sees a peer
+ * name not of ours claims with @conn_id 0 and that hash; the monitor checks
+ * the accepted socket's peer name hashes the same.
+ */
+static inline uint64_t ipcd_unix_name_hash(const char *sun_path, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	while (len--)
+		h = (h ^ (uint8_t)*sun_path++) * 0x100000001b3ull;
+	return h ? h : 1;	/* 0 is no token */
+}
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_uconnect_req) == 16);
 
 struct ipcd_uconnect_resp {
@@ -402,7 +419,7 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_uconnect_resp) == 24);
  * socket connected to the connection's connector), -EINVAL.
  */
 struct ipcd_uclaim_req {
-	uint64_t conn_id;
+	uint64_t conn_id;	/* 0: the peer's own name's (@token is its hash) */
 	uint64_t token;
 	int32_t fd;		/* the accepted kernel socket, in the caller's fd table */
 	uint32_t pad;
