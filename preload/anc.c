@@ -170,8 +170,10 @@ static ssize_t describe(struct anc_buf *b, const struct msghdr *msg)
 		}
 		if (s->state != IPCD_SK_CONN || b->hdr.n_ends == ANC_ENDS_MAX ||
 		    n + 4 > ANC_FDS_MAX) {
+			bool conn = s->state == IPCD_SK_CONN;
+
 			ipcd_sock_put(s);
-			if (s->state != IPCD_SK_CONN)
+			if (!conn)
 				continue;	/* a socket still the kernel's */
 			undescribe(b);
 			return -ETOOMANYREFS;
@@ -298,6 +300,19 @@ int ipcd_anc_send(struct ipcd_sock *s, const struct msghdr *msg, bool nb,
 
 /* ---- receiving ---------------------------------------------------------------------- */
 
+/* The fds that came with end @e for its new holder only (of @n received). */
+static void companions_close(const struct anc_end *e, const int *fds, unsigned int n)
+{
+	if (e->region < n)
+		ipcd_real.close(fds[e->region]);
+	if (e->peer < n)
+		ipcd_real.close(fds[e->peer]);
+	if (e->hold != ANC_NONE && e->hold < n)
+		ipcd_real.close(fds[e->hold]);
+	if (e->kfd != ANC_NONE && e->kfd < n)
+		ipcd_real.close(fds[e->kfd]);
+}
+
 /* End @e of the message: a socket of ours at the application's fd, or that fd closed. */
 static bool adopt(const struct anc_end *e, const int *fds, unsigned int n, bool cloexec)
 {
@@ -307,8 +322,10 @@ static bool adopt(const struct anc_end *e, const int *fds, unsigned int n, bool 
 
 	if (e->app >= n || e->region >= n || e->peer >= n ||
 	    (e->hold != ANC_NONE && e->hold >= n) || (e->kfd != ANC_NONE && e->kfd >= n) ||
-	    e->kind > IPCD_CONN_KIND_UNIX)
+	    e->kind > IPCD_CONN_KIND_UNIX) {
+		companions_close(e, fds, n);	/* cut by the kernel (our fd limit) */
 		return false;
+	}
 	app = fds[e->app];
 	s = ipcd_sock_new(e->kind == IPCD_CONN_KIND_PIPE ? AF_UNSPEC
 			  : e->kind == IPCD_CONN_KIND_UNIX ? AF_UNIX : AF_INET,
@@ -456,12 +473,16 @@ bool ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int f
 		if (e->kfd != ANC_NONE && e->kfd < n)
 			skip[e->kfd] = true;
 	}
-	for (i = 0; i < b->hdr.n_ends; i++)
-		if (b->ends[i].app < n && !skip[b->ends[i].app] &&
-		    !adopt(&b->ends[i], b->fds, n, (flags & MSG_CMSG_CLOEXEC) != 0)) {
+	for (i = 0; i < b->hdr.n_ends; i++) {
+		if (b->ends[i].app >= n || skip[b->ends[i].app]) {
+			companions_close(&b->ends[i], b->fds, n);	/* its eventfd did not come */
+			continue;
+		}
+		if (!adopt(&b->ends[i], b->fds, n, (flags & MSG_CMSG_CLOEXEC) != 0)) {
 			ipcd_real.close(b->fds[b->ends[i].app]);
 			skip[b->ends[i].app] = true;
 		}
+	}
 	/* The plain fds: close-on-exec only if asked (we received them so). */
 	for (i = 0; i < n; i++)
 		if (!skip[i] && !ipcd_fdtab_get(b->fds[i]) && !(flags & MSG_CMSG_CLOEXEC))

@@ -76,11 +76,35 @@ static __ipcd_always_inline void unlock(struct ipcd_lock *l)
 #define RING_LOCK_SPIN		128u
 #define RING_LOCK_CHECK_NS	(20 * 1000 * 1000)
 
+/* A zombie holds no lock either: kill() still finds it until it is reaped. */
+static bool zombie(pid_t pid)
+{
+	char path[32], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = ipcd_real.open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	n = ipcd_real.read(fd, buf, sizeof(buf) - 1);
+	ipcd_real.close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the command name may hold anything */
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 static bool ring_holder_gone(uint32_t v)
 {
 	pid_t pid = (pid_t)(v & ~IPCD_RING_LOCK_WAITERS);
 
-	return pid <= 0 || (pid != ipcd_self_pid && kill(pid, 0) != 0 && errno == ESRCH);
+	if (pid <= 0)
+		return true;
+	if (pid == ipcd_self_pid)
+		return false;
+	return (kill(pid, 0) != 0 && errno == ESRCH) || zombie(pid);
 }
 
 static __ipcd_noinline void ring_lock_slow(uint32_t *w, uint32_t v)
@@ -598,6 +622,13 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 			m = ipcd_spsc_mark_ready(&s->conn.rx);
 			if (m == -EAGAIN && done)
 				break;		/* its data is not there yet: what we have */
+			/*
+			 * Its data will never come (the writers are gone, one
+			 * died between the two) or is not to be read: EOF.
+			 */
+			if (m == -EAGAIN && (atomic_load(&s->shut_rd) ||
+					     ipcd_load_acquire(&s->conn.rx.shm->prod_closed)))
+				break;
 			if (m == -EAGAIN) {
 				/*
 				 * Its writer is copying the data that goes with it
@@ -755,17 +786,18 @@ static bool same_writer(const struct ipcd_sock *s)
 }
 
 /* @msg: sendmsg's, for the control data (socketpair ends); NULL otherwise. */
-static ssize_t conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
-			 int flags, const struct msghdr *msg)
+static ssize_t conn_send_one(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+			     int flags, const struct msghdr *msg)
 {
 	bool nb = (flags & MSG_DONTWAIT) || atomic_load_explicit(&s->nonblock,
 								  memory_order_relaxed);
 	bool pipe = s->kind == IPCD_CONN_KIND_PIPE;
 	struct iov_cur cur = { .iov = iov, .cnt = iovcnt };
-	struct iovec part[IOV_CHUNK];
+	struct iovec part[IOV_CHUNK], one;
+	char flat[PIPE_BUF];
 	size_t total, done = 0;
 	bool whole;
-	int err = 0, rc;
+	int err = 0, rc, i;
 
 	if (flags & MSG_OOB)
 		return fail(EOPNOTSUPP);
@@ -776,6 +808,15 @@ static ssize_t conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 		return fail(-rc);
 	/* A pipe never splits a write of at most PIPE_BUF bytes (pipe(7)). */
 	whole = pipe && total <= PIPE_BUF;
+	if (whole && iovcnt > IOV_CHUNK) {
+		/* One record, as one chunk: gathered here. */
+		for (i = 0, one.iov_len = 0; i < iovcnt; i++) {
+			memcpy(flat + one.iov_len, iov[i].iov_base, iov[i].iov_len);
+			one.iov_len += iov[i].iov_len;
+		}
+		one.iov_base = flat;
+		cur = (struct iov_cur){ .iov = &one, .cnt = 1 };
+	}
 	lock(&s->tx_lock);
 	ring_lock(&s->conn.tx.shm->prod_lock);
 	if (atomic_load(&s->shut_wr)) {
@@ -867,6 +908,82 @@ out:
 	if (err)
 		return fail(err);
 	return (ssize_t)done;
+}
+
+/*
+ * A signal handler that writes to the socket or pipe its thread is sending
+ * on (the self-pipe trick, Python's wakeup fd, asyncio's self-pipe) would
+ * wait for locks its own thread holds. Its bytes (up to TX_DEFER, if the
+ * ring has room for them now) are kept instead, and written by the
+ * interrupted send before it returns: after its own bytes, as the kernel
+ * would have them (a handler never runs inside a write's copy). Thread-local:
+ * only the interrupted thread's handlers can meet its own locks.
+ */
+#define TX_DEFER	512
+
+static __thread struct ipcd_sock *volatile tx_busy;
+static __thread volatile size_t tx_defer_len;
+static __thread char tx_defer[TX_DEFER];
+
+static ssize_t tx_defer_add(struct ipcd_sock *s, const struct iovec *iov, int iovcnt,
+			    size_t total, const struct msghdr *msg)
+{
+	size_t off = tx_defer_len;
+	int i;
+
+	if ((msg && msg->msg_controllen) || total > TX_DEFER - off ||
+	    !ipcd_spsc_writable(&s->conn.tx, (uint32_t)(off + total) +
+				(uint32_t)sizeof(struct ipcd_rec_hdr)))
+		return fail(EAGAIN);	/* as a full pipe would answer */
+	for (i = 0; i < iovcnt; i++) {
+		memcpy(tx_defer + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	tx_defer_len = off;	/* one store: the interrupted thread sees all or nothing */
+	return (ssize_t)total;
+}
+
+/* The deferred bytes, with signals blocked while they are taken from the buffer. */
+static void tx_defer_flush(struct ipcd_sock *s, int fd)
+{
+	char buf[TX_DEFER];
+	sigset_t all, old;
+	struct iovec v = { .iov_base = buf };
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	v.iov_len = tx_defer_len;
+	memcpy(buf, tx_defer, v.iov_len);
+	tx_defer_len = 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	(void)conn_send_one(s, fd, &v, 1, MSG_DONTWAIT | MSG_NOSIGNAL, NULL);
+}
+
+static ssize_t conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
+			 int flags, const struct msghdr *msg)
+{
+	size_t total;
+	ssize_t r;
+	int saved;
+
+	if (unlikely(tx_busy == s)) {
+		if (iov_total(iov, iovcnt, &total))
+			return fail(EINVAL);
+		return tx_defer_add(s, iov, iovcnt, total, msg);
+	}
+	tx_busy = s;
+	r = conn_send_one(s, fd, iov, iovcnt, flags, msg);
+	saved = errno;
+	for (;;) {
+		while (unlikely(tx_defer_len))
+			tx_defer_flush(s, fd);
+		tx_busy = NULL;
+		if (likely(!tx_defer_len))
+			break;
+		tx_busy = s;	/* a handler came before the line above */
+	}
+	errno = saved;
+	return r;
 }
 
 ssize_t ipcd_conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,

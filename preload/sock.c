@@ -755,7 +755,7 @@ static int cmp_int(const void *a, const void *b)
 static int close_range_keep(unsigned int first, unsigned int last, int flags)
 {
 	struct ipcd_fdset h = { .max = HIDDEN_MAX };
-	unsigned int lo = first;
+	uint64_t lo = first;		/* past UINT_MAX once a hidden fd is the range's last */
 	size_t i;
 	int rc = 0;
 
@@ -770,11 +770,11 @@ static int close_range_keep(unsigned int first, unsigned int last, int flags)
 		if (fd < lo || fd > last)
 			continue;
 		if (fd > lo)
-			rc = ipcd_real.close_range(lo, fd - 1, flags);
-		lo = fd + 1;
+			rc = ipcd_real.close_range((unsigned int)lo, fd - 1, flags);
+		lo = (uint64_t)fd + 1;
 	}
-	if (rc == 0 && lo <= last && lo != 0)
-		rc = ipcd_real.close_range(lo, last, flags);
+	if (rc == 0 && lo <= last)
+		rc = ipcd_real.close_range((unsigned int)lo, last, flags);
 	free(h.fds);
 	return rc;
 }
