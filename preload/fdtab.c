@@ -288,6 +288,35 @@ bool ipcd_fd_hidden(int fd)
 	return r;
 }
 
+void ipcd_fd_relocate(int fd)
+{
+	struct ipcd_sock *s;
+	int nfd = -1;
+
+	pthread_mutex_lock(&socks_mu);
+	for (s = socks; s; s = s->next) {
+		int *f[] = { &s->conn.wake_peer, &s->conn.tx.wake_fd, &s->conn.rx.wake_fd,
+			     &s->conn.hold_fd, &s->kfd, &s->lfd, &s->lhold };
+		unsigned int i;
+
+		for (i = 0; i < IPCD_ARRAY_SIZE(f); i++) {
+			if (*f[i] != fd)
+				continue;
+			if (nfd < 0)
+				nfd = ipcd_real.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+			if (nfd < 0)
+				goto out;
+			*f[i] = nfd;
+		}
+	}
+	if (nfd >= 0) {
+		ipcd_fd_hide(nfd, true);
+		ipcd_fd_hide(fd, false);
+	}
+out:
+	pthread_mutex_unlock(&socks_mu);
+}
+
 void ipcd_hidden_fds(struct ipcd_fdset *h)
 {
 	struct ipcd_sock *s;

@@ -588,6 +588,83 @@ IPCD_EXPORT FILE *fdopen(int fd, const char *mode)
 	return cookie_stream(fd, mode);
 }
 
+/*
+ * freopen() of a stream of ours (a cookie stream, which glibc's freopen
+ * would take for a file stream and crash on) or of a stream on an
+ * accelerated fd: the file is opened and put at the stream's fd (dup2,
+ * which lets the accelerated end go), and the stream reads and writes it
+ * from there, through our wrappers to the kernel. A standard stream gets
+ * its own FILE back then (ipcd_stdio_give_back), which is returned.
+ */
+static int mode_flags(const char *mode)
+{
+	int f;
+
+	switch (mode[0]) {
+	case 'r': f = O_RDONLY; break;
+	case 'w': f = O_WRONLY | O_CREAT | O_TRUNC; break;
+	case 'a': f = O_WRONLY | O_CREAT | O_APPEND; break;
+	default: return -1;
+	}
+	if (strchr(mode, '+'))
+		f = (f & ~O_ACCMODE) | O_RDWR;
+	if (strchr(mode, 'e'))
+		f |= O_CLOEXEC;
+	if (strchr(mode, 'x'))
+		f |= O_EXCL;
+	return f;
+}
+
+static bool stream_ours(FILE *f)
+{
+	unsigned int i;
+
+	for (i = 0; i < 3; i++)
+		if (std_cookie[i] == f)
+			return true;
+	return ours(f->_fileno);
+}
+
+static FILE *reopen_stream(const char *path, const char *mode, FILE *f,
+			   FILE *(*real)(const char *, const char *, FILE *))
+{
+	int fd, nfd, flags;
+
+	ipcd_init();
+	if (unlikely(!real))
+		return (FILE *)(intptr_t)ipcd_enosys();
+	if (!f || !stream_ours(f))
+		return real(path, mode, f);
+	fd = f->_fileno;
+	if (!path)
+		return f;	/* a new mode on the same pipe or socket: nothing to change */
+	flags = mode ? mode_flags(mode) : -1;
+	if (flags < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	fflush(f);
+	nfd = open(path, flags & ~O_CLOEXEC, 0666);
+	if (nfd < 0)
+		return NULL;
+	if (nfd != fd && (dup3(nfd, fd, flags & O_CLOEXEC) < 0 || close(nfd) < 0))
+		return NULL;
+	clearerr(f);
+	if (fd >= 0 && fd <= 2 && f == std_cookie[fd])
+		return *std_slot(fd);	/* dup3 gave the standard stream its own FILE back */
+	return f;
+}
+
+IPCD_EXPORT FILE *freopen(const char *path, const char *mode, FILE *f)
+{
+	return reopen_stream(path, mode, f, ipcd_real.freopen);
+}
+
+IPCD_EXPORT FILE *freopen64(const char *path, const char *mode, FILE *f)
+{
+	return reopen_stream(path, mode, f, ipcd_real.freopen64);
+}
+
 /* ---- reopening a pipe by its /proc name ----------------------------------------------- */
 
 /*
@@ -809,38 +886,54 @@ static void keep_only(int a, int b)
 	close_range((unsigned int)hi + 1, ~0u, 0);
 }
 
-/* @s's inheritable fds (@fds, @n) become one kernel pipe end, relayed to @s. */
+/*
+ * @s's inheritable fds (@fds, @n) become one kernel pipe end, relayed to
+ * @s; a socket's (a socketpair's, a named AF_UNIX or TCP connection's)
+ * become one end of a kernel socketpair, relayed both ways, each direction
+ * shut when it ends. Only the bytes cross: control data stays behind, and
+ * SO_PEERCRED names the relay.
+ */
 static void demote(struct ipcd_sock *s, const int *fds, unsigned int n)
 {
-	bool reader = s->conn.acceptor;
-	int kp[2], mine, ring = fds[0];
+	bool pipe = s->kind == IPCD_CONN_KIND_PIPE, reader = s->conn.acceptor;
+	int kp[2], image_end, relay_end, ring = fds[0];
 	unsigned int i;
 	pid_t pid;
 
-	if (ipcd_real.pipe2(kp, O_CLOEXEC))
+	if (pipe ? ipcd_real.pipe2(kp, O_CLOEXEC)
+		 : ipcd_real.socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, kp))
 		return;
+	/* The relay's end of the kernel object, and the new image's. */
+	relay_end = pipe && !reader ? kp[0] : kp[1];
+	image_end = relay_end == kp[0] ? kp[1] : kp[0];
 	pid = fork();
 	if (pid == 0) {
 		if (fork() == 0) {
 			setsid();
 			signal(SIGPIPE, SIG_IGN);
-			keep_only(ring, reader ? kp[1] : kp[0]);
-			if (reader)
-				relay_copy(ring, kp[1]);
-			else
-				relay_copy(kp[0], ring);
+			keep_only(ring, relay_end);
+			if (pipe && reader) {
+				relay_copy(ring, relay_end);
+			} else if (pipe) {
+				relay_copy(relay_end, ring);
+			} else if (fork() == 0) {
+				relay_copy(ring, relay_end);
+				shutdown(relay_end, SHUT_WR);
+			} else {
+				relay_copy(relay_end, ring);
+				shutdown(ring, SHUT_WR);
+			}
 			_exit(0);
 		}
 		_exit(0);
 	}
-	ipcd_real.close(reader ? kp[1] : kp[0]);
-	mine = reader ? kp[0] : kp[1];
+	ipcd_real.close(relay_end);
 	if (pid > 0) {
 		waitpid(pid, NULL, 0);
 		for (i = 0; i < n; i++)
-			dup2(mine, fds[i]);	/* ours: the table lets go of @s there */
+			dup2(image_end, fds[i]);	/* ours: the table lets go of @s there */
 	}
-	ipcd_real.close(mine);
+	ipcd_real.close(image_end);
 }
 
 void ipcd_pipes_before_exec(const char *path, bool search)
@@ -855,7 +948,7 @@ void ipcd_pipes_before_exec(const char *path, bool search)
 	for (fd = 0; fd < IPCD_FDTAB_MAX && nd < IPCD_ARRAY_SIZE(done); fd++) {
 		struct ipcd_sock *s = ipcd_fdtab_get((int)fd);
 
-		if (!s || s->kind != IPCD_CONN_KIND_PIPE || ipcd_fdtab_cloexec((int)fd))
+		if (!s || s->state != IPCD_SK_CONN || ipcd_fdtab_cloexec((int)fd))
 			continue;
 		for (i = 0; i < nd && done[i] != s; i++)
 			;

@@ -720,7 +720,7 @@ IPCD_EXPORT int close(int fd)
 		return ipcd_enosys();
 	if (likely(!ipcd_fdtab_get(fd) && !ipcd_ep_is(fd)) || ipcd_inside) {
 		if (unlikely(!ipcd_inside && ipcd_fd_hidden(fd)))
-			return 0;	/* ours, not the application's (attach.h) */
+			return fail(EBADF);	/* ours, never the application's (attach.h) */
 		return ipcd_real.close(fd);
 	}
 	t = ipcd_fdtab_take(fd);
@@ -1082,6 +1082,8 @@ static int dup_to(int fd, int fd2, int flags, bool is_dup2)
 	struct ipcd_sock *s = ipcd_inside ? NULL : ipcd_sock_get(fd), *old;
 	int rc;
 
+	if (!ipcd_inside && fd != fd2 && ipcd_fd_hidden(fd2))
+		ipcd_fd_relocate(fd2);	/* ours moves out of the application's way */
 	if (!s) {
 		rc = is_dup2 ? ipcd_real.dup2(fd, fd2) : ipcd_real.dup3(fd, fd2, flags);
 		if (rc < 0 || fd == fd2 || ipcd_inside)

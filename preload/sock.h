@@ -213,6 +213,13 @@ struct ipcd_fdset {
 void ipcd_hidden_fds(struct ipcd_fdset *h);	/* fdtab.c: all of them */
 /* Is @fd one of them (marked, and confirmed)? close() leaves it open then. */
 bool ipcd_fd_hidden(int fd);
+/*
+ * The application dup2()s onto @fd, one of them: a socket's fd there moves
+ * to another number first (the library would otherwise write its eventfd
+ * counts into the application's file). The monitor's socket is not moved:
+ * the registration is lost then, as when the application closes it.
+ */
+void ipcd_fd_relocate(int fd);
 void ipcd_state_hidden_fds(struct ipcd_fdset *h);
 void ipcd_lanes_hidden_fds(struct ipcd_fdset *h);
 void ipcd_llanes_hidden_fds(struct ipcd_sock *s, struct ipcd_fdset *h);
