@@ -203,8 +203,26 @@ static __ipcd_always_inline bool rx_ready(struct ipcd_sock *s)
 	       atomic_load_explicit(&s->shut_rd, memory_order_relaxed);
 }
 
+/*
+ * A pipe holds at most its size (F_GETPIPE_SZ: 64 KiB unless set) of
+ * unread bytes, as the kernel's; its ring is larger (F_SETPIPE_SZ up to
+ * 1 MiB). The bytes a writer may add now.
+ */
+static __ipcd_always_inline uint32_t pipe_room(const struct ipcd_sock *s)
+{
+	uint32_t size = ipcd_load_relaxed(&s->conn.ctl->pipe_size);
+	uint64_t unread = ipcd_spsc_bytes_ready(&s->conn.tx);
+
+	if (!size)
+		size = 65536;
+	return unread >= size ? 0 : size - (uint32_t)unread;
+}
+
 static __ipcd_always_inline bool tx_ready(struct ipcd_sock *s, uint32_t want)
 {
+	if (unlikely(s->kind == IPCD_CONN_KIND_PIPE) &&
+	    pipe_room(s) < IPCD_MIN(want, (uint32_t)PIPE_BUF))
+		return atomic_load_explicit(&s->shut_wr, memory_order_relaxed);
 	return ipcd_spsc_writable(&s->conn.tx, want) ||
 	       atomic_load_explicit(&s->shut_wr, memory_order_relaxed);
 }
@@ -255,7 +273,7 @@ static short pipe_events(struct ipcd_sock *s, short want)
 			ev |= POLLHUP;
 	} else {
 		/* Room, whether or not a reader is left; no reader: POLLERR too. */
-		if (ipcd_spsc_room(&s->conn.tx, PIPE_BUF))
+		if (ipcd_spsc_room(&s->conn.tx, PIPE_BUF) && pipe_room(s) >= PIPE_BUF)
 			ev |= POLLOUT | POLLWRNORM;
 		if (ipcd_load_relaxed(&s->conn.tx.shm->cons_closed))
 			ev |= POLLERR;
@@ -836,7 +854,16 @@ static ssize_t conn_send_one(struct ipcd_sock *s, int fd, const struct iovec *io
 		int n = iov_rest(&cur, part);
 		ssize_t put;
 
-		if (whole && !ipcd_spsc_writable(&s->conn.tx, (uint32_t)total))
+		if (pipe) {
+			/* Within the pipe's size: all of a small write, or what fits. */
+			uint32_t room = pipe_room(s);
+
+			if (whole ? room < total : !room)
+				n = 0;
+			else if (!whole)
+				n = iov_cap(part, n, room);
+		}
+		if (!n || (whole && !ipcd_spsc_writable(&s->conn.tx, (uint32_t)total)))
 			put = -EAGAIN;
 		else
 			put = ipcd_spsc_writev(&s->conn.tx, part, n);

@@ -1156,8 +1156,8 @@ static int sock_fcntl(struct ipcd_sock *s, int fd, int cmd, void *arg,
 							 : s->conn.tx.capacity) / 2;
 			uint32_t sz = 4096;
 
-			if (v <= 0)
-				return fail(EINVAL);
+			if (v < 0)
+				return fail(EINVAL);	/* 0: a page, as round_pipe_size() */
 			if ((unsigned long)v > cap)
 				return fail(EPERM);
 			while (sz < (unsigned long)v)
