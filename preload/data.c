@@ -222,7 +222,8 @@ static __ipcd_always_inline bool tx_ready(struct ipcd_sock *s, uint32_t want)
 {
 	if (unlikely(s->kind == IPCD_CONN_KIND_PIPE) &&
 	    pipe_room(s) < IPCD_MIN(want, (uint32_t)PIPE_BUF))
-		return atomic_load_explicit(&s->shut_wr, memory_order_relaxed);
+		return atomic_load_explicit(&s->shut_wr, memory_order_relaxed) ||
+		       ipcd_load_relaxed(&s->conn.tx.shm->cons_closed);	/* EPIPE now */
 	return ipcd_spsc_writable(&s->conn.tx, want) ||
 	       atomic_load_explicit(&s->shut_wr, memory_order_relaxed);
 }
@@ -854,7 +855,7 @@ static ssize_t conn_send_one(struct ipcd_sock *s, int fd, const struct iovec *io
 		int n = iov_rest(&cur, part);
 		ssize_t put;
 
-		if (pipe) {
+		if (pipe && !ipcd_load_relaxed(&s->conn.tx.shm->cons_closed)) {
 			/* Within the pipe's size: all of a small write, or what fits. */
 			uint32_t room = pipe_room(s);
 
