@@ -151,6 +151,7 @@
 #define SCRUB_PUNCH	(16u << 10)	/* ring bytes past which reuse punches pages out */
 #define ULIS_MAX	1024u		/* named AF_UNIX listeners registered on the host */
 #define ULIS_PER_PROCESS 64u		/* ... by one process */
+#define ULIS_UNCLAIMED	1024u		/* connections waiting for a claim, per registration */
 
 enum end { END_OPEN, END_CLOSED, END_GONE };
 
@@ -199,6 +200,7 @@ struct ulis {
 	pid_t pid;
 	uid_t uid;
 	int hold;			/* read end of its token: every holder of the listener */
+	bool retired;			/* no new connects; its unclaimed ones wait for the hang-up */
 };
 
 /* A region a lane owns ("Lane regions" above). */
@@ -1542,9 +1544,23 @@ static struct ulis *ulis_find(uint64_t key)
 	uint32_t i;
 
 	for (i = 0; i < ULIS_MAX; i++)
-		if (cs.ulis[i].owner && cs.ulis[i].key == key)
+		if (cs.ulis[i].owner && !cs.ulis[i].retired && cs.ulis[i].key == key)
 			return &cs.ulis[i];
 	return NULL;
+}
+
+/*
+ * @u takes no new connections (a DROP: an exec handed the listener to a
+ * program that will not load the library; or the same name registered
+ * anew). Its connections not claimed yet stay claimable: the processes
+ * that still hold the listener may accept them. They are reset when its
+ * token hangs up.
+ */
+static void ulis_retire(struct ulis *u)
+{
+	u->retired = true;
+	if (hung_up(u->hold))
+		conns_ulis_hup((uint32_t)(u - cs.ulis));
 }
 
 /* @u's registration ends: its connections nobody claimed are reset. */
@@ -1589,16 +1605,21 @@ int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
 		/* Its owner, or a process of its user (a forked child's exec). */
 		if (!u || (u->owner != c->id && u->uid != c->uid))
 			return -ENOENT;
-		ulis_drop(u);
+		ulis_retire(u);
 		return 0;
 	}
 	if (u) {
 		/*
 		 * The same name again: the file's inode reused by a new socket
 		 * (the old one unlinked), or a process listening on the same
-		 * socket anew. The latest registrant is the one connects reach.
+		 * socket anew. The latest registrant is the one connects reach,
+		 * if it is of the same user: another user's would take over
+		 * the connections to come (and claims where the monitor may
+		 * not look at fds), so it is refused while the first lives.
 		 */
-		ulis_drop(u);
+		if (u->uid != c->uid && !hung_up(u->hold))
+			return -EADDRINUSE;
+		ulis_retire(u);
 	}
 	for (i = 0; i < ULIS_MAX; i++)
 		if (cs.ulis[i].owner == c->id)
@@ -1661,6 +1682,17 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 		conns_ulis_hup((uint32_t)(u - cs.ulis));
 		return -ENOENT;
 	}
+	{
+		/* Bounded as a backlog: connects beyond it stay the kernel's. */
+		uint32_t i, waiting = 0;
+
+		for (i = 0; i < cs.hwm; i++)
+			if (cs.tab[i].id && cs.tab[i].utoken && !cs.tab[i].accepted &&
+			    cs.tab[i].ukey == r->key && cs.tab[i].b_end == END_OPEN)
+				waiting++;
+		if (waiting >= ULIS_UNCLAIMED)
+			return -EAGAIN;
+	}
 	k = conn_alloc();
 	if (!k) {
 		cs.st.no_room++;
@@ -1702,10 +1734,12 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 
 /*
  * The name of the AF_UNIX socket process @pid has at its fd @fd (@peer: its
- * peer's), read from a copy of the fd (pidfd_getfd). 1 and *@sun, *@len;
- * 0 if @fd is not such a socket; -errno if the kernel will not let us look.
+ * peer's, and the peer's credentials in *@cred if not NULL), read from a
+ * copy of the fd (pidfd_getfd). 1 and *@sun, *@len; 0 if @fd is not such a
+ * socket; -errno if the kernel will not let us look.
  */
-static int sock_name(pid_t pid, int fd, bool peer, struct sockaddr_un *sun, socklen_t *len)
+static int sock_name(pid_t pid, int fd, bool peer, struct sockaddr_un *sun, socklen_t *len,
+		     struct ucred *cred)
 {
 	int pfd, sfd, rc;
 
@@ -1722,6 +1756,11 @@ static int sock_name(pid_t pid, int fd, bool peer, struct sockaddr_un *sun, sock
 	rc = (peer ? getpeername : getsockname)(sfd, (struct sockaddr *)sun, len) == 0 &&
 	     sun->sun_family == AF_UNIX && *len > offsetof(struct sockaddr_un, sun_path) &&
 	     *len <= sizeof(*sun);
+	if (rc && cred) {
+		socklen_t cl = sizeof(*cred);
+
+		rc = getsockopt(sfd, SOL_SOCKET, SO_PEERCRED, cred, &cl) == 0;
+	}
 	close(sfd);
 	return rc;
 }
@@ -1731,7 +1770,7 @@ static int sock_name_hash(pid_t pid, int fd, bool peer, uint64_t *h)
 {
 	struct sockaddr_un sun;
 	socklen_t len;
-	int rc = sock_name(pid, fd, peer, &sun, &len);
+	int rc = sock_name(pid, fd, peer, &sun, &len, NULL);
 
 	if (rc == 1)
 		*h = ipcd_unix_name_hash(sun.sun_path, len - offsetof(struct sockaddr_un, sun_path));
@@ -1739,24 +1778,28 @@ static int sock_name_hash(pid_t pid, int fd, bool peer, uint64_t *h)
 }
 
 /*
- * Does @c hold, at its fd @fd, a socket whose peer is @k's connector (its
- * name is @k's)? 1 yes, 0 no, -errno when the kernel will not let us look.
+ * Does @c hold, at its fd @fd, a socket whose peer is @k's connector? Its
+ * peer's name must be @k's and its peer's credentials (SO_PEERCRED: the
+ * process that connected) the connector's: a name alone proves nothing,
+ * anyone may bind the same abstract name in a network namespace of its
+ * own. 1 yes, 0 no, -errno when the kernel will not let us look.
  */
 static int claim_proven(const struct mon_client *c, const struct conn *k, int fd)
 {
 	char want[IPCD_UNIX_NAME_LEN + 1];
 	struct sockaddr_un sun;
+	struct ucred peer;
 	socklen_t len;
-	uint64_t h;
 	int rc;
 
-	if (k->uapp) {
-		rc = sock_name_hash(c->pid, fd, true, &h);
-		return rc == 1 ? h == k->utoken : rc;
-	}
-	rc = sock_name(c->pid, fd, true, &sun, &len);
+	rc = sock_name(c->pid, fd, true, &sun, &len, &peer);
 	if (rc != 1)
 		return rc;
+	if (peer.pid != k->a_pid || peer.uid != k->a_uid)
+		return 0;
+	if (k->uapp)
+		return ipcd_unix_name_hash(sun.sun_path, len - offsetof(struct sockaddr_un,
+									 sun_path)) == k->utoken;
 	snprintf(want, sizeof(want), "%c" IPCD_UNIX_NAME_FMT, '@', k->id, k->utoken);
 	want[0] = '\0';
 	return len == offsetof(struct sockaddr_un, sun_path) + IPCD_UNIX_NAME_LEN &&

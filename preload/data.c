@@ -804,6 +804,9 @@ static bool same_writer(const struct ipcd_sock *s)
 	       ipcd_load_relaxed(&wc[1]) == getuid() && ipcd_load_relaxed(&wc[2]) == getgid();
 }
 
+/* What this thread's send still has to write (signal handlers: tx_defer_add). */
+static __thread volatile size_t tx_left;
+
 /* @msg: sendmsg's, for the control data (socketpair ends); NULL otherwise. */
 static ssize_t conn_send_one(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
 			     int flags, const struct msghdr *msg)
@@ -855,6 +858,7 @@ static ssize_t conn_send_one(struct ipcd_sock *s, int fd, const struct iovec *io
 		int n = iov_rest(&cur, part);
 		ssize_t put;
 
+		tx_left = total - done;
 		if (pipe && !ipcd_load_relaxed(&s->conn.tx.shm->cons_closed)) {
 			/* Within the pipe's size: all of a small write, or what fits. */
 			uint32_t room = pipe_room(s);
@@ -953,16 +957,25 @@ static __thread struct ipcd_sock *volatile tx_busy;
 static __thread volatile size_t tx_defer_len;
 static __thread char tx_defer[TX_DEFER];
 
+/*
+ * The bytes a handler adds must fit after all that the interrupted send
+ * still has to write (tx_left, kept by conn_send_one): then the flush
+ * finds room, unless another process's writer took it meanwhile. If they
+ * do not fit, EAGAIN, as a full pipe answers a nonblocking write (a
+ * blocking one would have waited).
+ */
+
 static ssize_t tx_defer_add(struct ipcd_sock *s, const struct iovec *iov, int iovcnt,
 			    size_t total, const struct msghdr *msg)
 {
-	size_t off = tx_defer_len;
+	size_t off = tx_defer_len, need = tx_left + off + total;
 	int i;
 
-	if ((msg && msg->msg_controllen) || total > TX_DEFER - off ||
-	    !ipcd_spsc_writable(&s->conn.tx, (uint32_t)(off + total) +
-				(uint32_t)sizeof(struct ipcd_rec_hdr)))
-		return fail(EAGAIN);	/* as a full pipe would answer */
+	if ((msg && msg->msg_controllen) || total > TX_DEFER - off || need > UINT32_MAX / 2 ||
+	    (s->kind == IPCD_CONN_KIND_PIPE && pipe_room(s) < need) ||
+	    !ipcd_spsc_writable(&s->conn.tx, (uint32_t)need +
+				(uint32_t)(sizeof(struct ipcd_rec_hdr) * (2 + need / PIPE_BUF))))
+		return fail(EAGAIN);
 	for (i = 0; i < iovcnt; i++) {
 		memcpy(tx_defer + off, iov[i].iov_base, iov[i].iov_len);
 		off += iov[i].iov_len;
@@ -984,7 +997,9 @@ static void tx_defer_flush(struct ipcd_sock *s, int fd)
 	memcpy(buf, tx_defer, v.iov_len);
 	tx_defer_len = 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	(void)conn_send_one(s, fd, &v, 1, MSG_DONTWAIT | MSG_NOSIGNAL, NULL);
+	tx_left = 0;
+	/* As the handler's fd: its room was there when it was accepted. */
+	(void)conn_send_one(s, fd, &v, 1, MSG_NOSIGNAL, NULL);
 }
 
 static ssize_t conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, int iovcnt,
@@ -1002,6 +1017,7 @@ static ssize_t conn_send(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 	tx_busy = s;
 	r = conn_send_one(s, fd, iov, iovcnt, flags, msg);
 	saved = errno;
+	tx_left = 0;
 	for (;;) {
 		while (unlikely(tx_defer_len))
 			tx_defer_flush(s, fd);

@@ -66,15 +66,15 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-/* The network namespace's inode: abstract names are per namespace. */
+/*
+ * The network namespace's inode: abstract names are per namespace. Asked
+ * each time: unshare() and setns() change it.
+ */
 static uint64_t netns_ino(void)
 {
-	static uint64_t ino;
 	struct stat st;
 
-	if (!ino && stat("/proc/self/ns/net", &st) == 0)
-		ino = st.st_ino;
-	return ino;
+	return stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
 }
 
 /*
