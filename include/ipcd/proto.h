@@ -357,13 +357,16 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_hold_req) == 16);
  *  3. A preloaded acceptor whose accepted socket's peer has such a name asks
  *     UCLAIM, naming the accepted socket's fd in its own table. The monitor
  *     checks the claim on the kernel's word: it takes that fd from the
- *     claimer (pidfd_getfd) and compares its peer's name with the
- *     connection's; only a process that accepted the connector's kernel
- *     connection can claim its region. End B's fds come first.
+ *     claimer (pidfd_getfd) and checks its peer: the connection's name, and
+ *     the connector's process and user in SO_PEERCRED. Only a process that
+ *     accepted the connector's kernel connection can claim its region. End
+ *     B's fds come first.
  *
- * A registrant's death or its ULISTEN with IPCD_ULISTEN_DROP ends the
- * registration: its unclaimed connections are reset (the connector's reads
- * fail with ECONNRESET), new connects stay the kernel's.
+ * ULISTEN's answer brings a token (IPCD_CTL_HOLD_FD, as HOLD's) that every
+ * process holding the listener holds: its hang-up ends the registration
+ * and resets its unclaimed connections (the connector's reads fail with
+ * ECONNRESET). IPCD_ULISTEN_DROP (an exec handing the listener to a
+ * program that will not load the library) only stops new connects.
  */
 #define IPCD_UNIX_NAME_PREFIX	"ipcd-u-"	/* after the abstract name's leading NUL */
 #define IPCD_UNIX_NAME_FMT	IPCD_UNIX_NAME_PREFIX "%016" PRIx64 "-%016" PRIx64
