@@ -16,7 +16,10 @@
  * 1 GiB each: the pipes are made by sh and cross fork and exec; the only
  * slow case), eof-last-writer, epipe-sigpipe, atomic-pipe-buf, nonblock,
  * fdinfo, stdio (dprintf, fdopen, popen), pipe-size (F_SETPIPE_SZ),
- * exec-cat, python-mp, jobserver, procsubst (bash, /dev/fd/N), shell-misc.
+ * exec-cat, python-mp, jobserver, procsubst (bash, /dev/fd/N), shell-misc,
+ * signal-writes (a SIGALRM handler writes to the pipe the program writes),
+ * freopen (of stdout and stdin that were pipe ends), close-range
+ * (close_range, closefrom), zombie-writer (a writer SIGKILLed and not reaped).
  * A case whose program is missing (python3, bash) is skipped.
  *
  * The program bounds every wait itself (a hang prints HANG and exits 3);
@@ -266,6 +269,10 @@ PIPE_CASE(jobserver, T_PROG_GUARD_MS)
 PIPE_CASE(shell_misc, GUARD_REAL_MS)
 PIPE_CASE(procsubst, GUARD_REAL_MS)
 PIPE_CASE(python_mp, GUARD_REAL_MS)
+PIPE_CASE(signal_writes, T_PROG_GUARD_MS)
+PIPE_CASE(freopen, T_PROG_GUARD_MS)
+PIPE_CASE(close_range, T_PROG_GUARD_MS)
+PIPE_CASE(zombie_writer, T_PROG_GUARD_MS)
 PIPE_CASE(pipeline_1g, GUARD_1G_MS)
 
 int main(void)
@@ -283,6 +290,10 @@ int main(void)
 		T_ONCE(test_shell_misc),
 		T_ONCE(test_procsubst),
 		T_ONCE(test_python_mp),
+		T_ONCE(test_signal_writes),
+		T_ONCE(test_freopen),
+		T_ONCE(test_close_range),
+		T_ONCE(test_zombie_writer),
 		T_ONCE(test_pipeline_1g),
 	};
 

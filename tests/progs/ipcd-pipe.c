@@ -62,6 +62,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -2881,6 +2882,399 @@ static void case_shell_misc(void)
 			  "141 0\n", "bash PIPESTATUS: yes died by SIGPIPE");
 }
 
+/* ---- temp files --------------------------------------------------------------------- */
+
+/* A new temp file holding @content (its path in @path): an fd open for reading and writing. */
+static int tmp_file(char *path, size_t len, const char *content)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd;
+
+	snprintf(path, len, "%s/ipcd-pipe-XXXXXX", dir && *dir ? dir : "/tmp");
+	fd = (int)MUST(mkstemp(path), "mkstemp %s", path);
+	if (content)
+		write_all(fd, content, strlen(content), "the temp file's content");
+	return fd;
+}
+
+/* ---- case signal-writes ------------------------------------------------------------- */
+
+#define SW_CHUNK	100
+#define SW_WORK_MS	500
+
+static int sw_fd = -1;
+static volatile sig_atomic_t sw_ok, sw_again;
+
+/* The self-pipe trick: one byte from a SIGALRM handler into the pipe the program writes. */
+static void sw_handler(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	if (write(sw_fd, "S", 1) == 1)
+		sw_ok++;
+	else
+		sw_again++;
+	errno = e;
+}
+
+/*
+ * The reader: everything until EOF. The stream must be 'S' bytes and whole
+ * chunks of 100 'c' bytes (a nonblocking write of <= PIPE_BUF bytes is
+ * atomic); it sends the totals (bytes, 'S' bytes, torn chunks) on @res.
+ */
+static void c_sw_reader(int rd, int res)
+{
+	static uint8_t buf[65536];
+	uint64_t v[3] = { 0, 0, 0 }, run = 0;
+
+	for (;;) {
+		ssize_t r = read(rd, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			child_fail(2, "read: %s", strerror(errno));
+		if (!r)
+			break;
+		alarm(ALARM_S);
+		for (ssize_t i = 0; i < r; i++) {
+			if (buf[i] == 'S') {
+				v[1]++;
+				if (run % SW_CHUNK)
+					v[2]++;
+				run = 0;
+			} else if (buf[i] == 'c') {
+				run++;
+			} else {
+				child_fail(3, "byte %" PRIu64 " is 0x%02x, neither 'S' nor 'c'",
+					   v[0] + (uint64_t)i, buf[i]);
+			}
+		}
+		v[0] += (uint64_t)r;
+	}
+	if (run % SW_CHUNK)
+		v[2]++;
+	if (!c_write_all(res, v, sizeof(v)))
+		child_fail(4, "write the totals: %s", strerror(errno));
+	_exit(0);
+}
+
+/*
+ * A nonblocking pipe written by the program and by its SIGALRM handler
+ * (every 200 us, setitimer), read by a child until EOF: every byte the
+ * handler's write() reported arrives, and nothing else but the chunks.
+ * The hang guard's alarm() shares the timer: it is re-armed only after.
+ */
+static void case_signal_writes(void)
+{
+	struct itimerval it = { { 0, 200 }, { 0, 200 } }, off = { { 0, 0 }, { 0, 0 } };
+	struct sigaction sa, old;
+	uint64_t chunks = 0, again = 0, v[3], end, guard;
+	char chunk[SW_CHUNK];
+	int p[2], res[2];
+	pid_t pid;
+
+	memset(chunk, 'c', sizeof(chunk));
+	mkpipe(p, O_NONBLOCK);
+	mkpipe(res, O_CLOEXEC);
+	pid = child_fork();
+	if (pid == 0) {
+		close(p[1]);
+		close(res[0]);
+		set_nonblock(p[0], false);
+		c_sw_reader(p[0], res[1]);
+	}
+	xclose(p[0]);
+	xclose(res[1]);
+	sw_fd = p[1];
+	sw_ok = 0;
+	sw_again = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sw_handler;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	step("signal-writes: %d ms of 100-byte writes with SIGALRM every 200 us", SW_WORK_MS);
+	guard = now_ns() + (uint64_t)GUARD_MS * NSEC_PER_MS;
+	alarm(0);
+	sigaction(SIGALRM, &sa, &old);
+	MUST(setitimer(ITIMER_REAL, &it, NULL), "setitimer 200 us");
+	end = now_ns() + (uint64_t)SW_WORK_MS * NSEC_PER_MS;
+	while (now_ns() < end) {
+		ssize_t r = write(p[1], chunk, sizeof(chunk));
+
+		if (r == (ssize_t)sizeof(chunk)) {
+			chunks++;
+			continue;
+		}
+		if (r >= 0) {
+			setitimer(ITIMER_REAL, &off, NULL);
+			fail("a nonblocking write of %d bytes (<= PIPE_BUF) wrote %zd: not all or "
+			     "nothing", SW_CHUNK, r);
+		}
+		if (errno != EAGAIN && errno != EINTR) {
+			int e = errno;
+
+			setitimer(ITIMER_REAL, &off, NULL);
+			fail_errno(e, "nonblocking write of %d bytes", SW_CHUNK);
+		}
+		again++;
+		if (now_ns() > guard) {
+			setitimer(ITIMER_REAL, &off, NULL);
+			hang("the pipe stayed full for %d ms (the reader reads)", GUARD_MS);
+		}
+		sched_yield();
+	}
+	/* no handler after this: the timer stopped, a pending SIGALRM discarded */
+	setitimer(ITIMER_REAL, &off, NULL);
+	signal(SIGALRM, SIG_IGN);
+	sigaction(SIGALRM, &old, NULL);
+	alarm(ALARM_S);
+	info("%" PRIu64 " chunks written, %" PRIu64 " EAGAIN/EINTR; the handler wrote %d bytes, "
+	     "%d writes failed", chunks, again, (int)sw_ok, (int)sw_again);
+	check_true(chunks > 0, "the program's nonblocking 100-byte writes went in, the handler "
+		   "writing to the same pipe");
+	xclose(p[1]);
+	sw_fd = -1;
+	read_exact(res[0], v, sizeof(v), "the reader's totals");
+	check_eq(child_wait(pid, "the reader"), 0, "the reader's status (only 'c' and 'S' bytes)");
+	check_true(v[0] == chunks * SW_CHUNK + (uint64_t)sw_ok, "bytes read until EOF == 100 x "
+		   "chunks written + the handler's successful 1-byte writes");
+	check_true(v[1] == (uint64_t)sw_ok, "'S' bytes read == the handler's successful writes");
+	check_eq((long long)v[2], 0, "chunks torn by a handler's byte");
+	xclose(res[0]);
+}
+
+/* ---- case freopen ------------------------------------------------------------------- */
+
+#define FR_FIRST	"first line, to the pipe\n"
+#define FR_SECOND	"second line, to the file\n"
+#define FR_FILE		"known content of the file\n"
+
+/* freopen() of stdout and of stdin that were pipe ends (in children: ours stay as they are). */
+static void case_freopen(void)
+{
+	char path[4200], buf[256], *out;
+	int p[2], fd;
+	size_t len;
+	pid_t pid;
+
+	/* (a) stdout: a pipe's write end, then a file */
+	fd = tmp_file(path, sizeof(path), NULL);
+	xclose(fd);
+	mkpipe(p, 0);
+	pid = child_fork();
+	if (pid == 0) {
+		if (dup2(p[1], 1) != 1)
+			child_fail(10, "dup2 onto 1: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		if (printf(FR_FIRST) != (int)strlen(FR_FIRST) || fflush(stdout))
+			child_fail(11, "printf to the pipe: %s", strerror(errno));
+		if (!freopen(path, "w", stdout))
+			child_fail(12, "freopen(%s, \"w\", stdout): %s", path, strerror(errno));
+		if (fileno(stdout) != 1)
+			child_fail(13, "freopen: stdout's fd is %d, not 1", fileno(stdout));
+		if (printf(FR_SECOND) != (int)strlen(FR_SECOND) || fflush(stdout))
+			child_fail(14, "printf to the file: %s", strerror(errno));
+		_exit(0);
+	}
+	xclose(p[1]);
+	out = read_to_eof(p[0], &len, "stdout's line through the pipe");
+	check_eq(child_wait(pid, "the stdout child"), 0, "dup2(pipe, 1), printf, freopen(file, "
+		 "\"w\", stdout) (its fd stays 1), printf, fflush: the child's status");
+	check_true(!strcmp(out, FR_FIRST), "the pipe's reader got the first line, and nothing "
+		   "after it");
+	free(out);
+	xclose(p[0]);
+	fd = (int)MUST(open(path, O_RDONLY), "open %s", path);
+	out = read_to_eof(fd, &len, "the file");
+	check_true(!strcmp(out, FR_SECOND), "the file holds exactly the second line");
+	free(out);
+	xclose(fd);
+
+	/* (b) stdin: a pipe's read end, then a file */
+	fd = tmp_file(path + 2000, sizeof(path) - 2000, FR_FILE);
+	xclose(fd);
+	mkpipe(p, 0);
+	write_all(p[1], "abc\n", 4, "stdin's line");
+	xclose(p[1]);
+	pid = child_fork();
+	if (pid == 0) {
+		if (dup2(p[0], 0) != 0)
+			child_fail(20, "dup2 onto 0: %s", strerror(errno));
+		close(p[0]);
+		if (!fgets(buf, sizeof(buf), stdin) || strcmp(buf, "abc\n"))
+			child_fail(21, "fgets from the pipe: not abc");
+		if (!freopen(path + 2000, "r", stdin))
+			child_fail(22, "freopen(%s, \"r\", stdin): %s", path + 2000,
+				   strerror(errno));
+		if (fileno(stdin) != 0)
+			child_fail(23, "freopen: stdin's fd is %d, not 0", fileno(stdin));
+		if (!fgets(buf, sizeof(buf), stdin) || strcmp(buf, FR_FILE))
+			child_fail(24, "fgets from the file: not its content");
+		if (fgets(buf, sizeof(buf), stdin) || !feof(stdin))
+			child_fail(25, "fgets after the file's content: not EOF");
+		_exit(0);
+	}
+	xclose(p[0]);
+	check_eq(child_wait(pid, "the stdin child"), 0, "dup2(pipe, 0), fgets: abc, freopen(file, "
+		 "\"r\", stdin) (its fd stays 0), fgets: the file's line, then EOF: the child's "
+		 "status");
+	MUST(unlink(path), "unlink %s", path);
+	MUST(unlink(path + 2000), "unlink %s", path + 2000);
+}
+
+/* ---- case close-range --------------------------------------------------------------- */
+
+enum cr_how { CR_RANGE, CR_FROM, CR_STD };
+
+/* In a child: close as @how says, then every fd of the range must be closed (EBADF). */
+static void c_close_range(enum cr_how how)
+{
+	int lo = how == CR_STD ? 0 : 3, hi = how == CR_STD ? 2 : 200, q[2];
+	char buf[4];
+
+	if (how == CR_RANGE && close_range(3, ~0U, 0))
+		_exit(10);
+	if (how == CR_FROM)
+		closefrom(3);
+	if (how == CR_STD && close_range(0, 2, 0))
+		_exit(10);
+	for (int i = lo; i <= hi; i++)
+		if (fcntl(i, F_GETFD) != -1 || errno != EBADF)
+			_exit(11);
+	/* a pipe made after it works (the lowest fds are free again) */
+	if (pipe(q) || q[0] != lo || q[1] != lo + 1)
+		_exit(12);
+	if (write(q[1], "abc", 3) != 3 || read(q[0], buf, 3) != 3 || memcmp(buf, "abc", 3))
+		_exit(13);
+	_exit(0);
+}
+
+static void case_close_range(void)
+{
+	static const char *const what[] = { "close_range(3, ~0U, 0)", "closefrom(3)",
+					    "close_range(0, 2, 0)" };
+	int p[2], nul;
+
+	mkpipe(p, 0);
+	nul = (int)MUST(open("/dev/null", O_RDWR), "open /dev/null");
+	MUST(dup2(nul, 10), "dup2(/dev/null, 10)");
+	MUST(dup2(nul, 100), "dup2(/dev/null, 100)");
+	for (int how = CR_RANGE; how <= CR_STD; how++) {
+		pid_t pid = child_fork();
+
+		if (pid == 0)
+			c_close_range(how);
+		check_eq(child_wait(pid, what[how]), 0, "a child's %s: then fcntl(F_GETFD) of "
+			 "%s -> EBADF each, and a new pipe (at the lowest fds) works: its status",
+			 what[how], how == CR_STD ? "0..2" : "3..200");
+		n_pipes++;
+	}
+	check_true(fcntl(10, F_GETFD) >= 0 && fcntl(100, F_GETFD) >= 0 &&
+		   fcntl(p[0], F_GETFD) >= 0, "the parent's fds (10, 100, the pipe) stay open");
+	write_all(p[1], "xyz", 3, "the parent's pipe");
+	{
+		char buf[3];
+
+		read_exact(p[0], buf, 3, "the parent's pipe");
+		check_true(!memcmp(buf, "xyz", 3), "the parent's pipe works");
+	}
+	xclose(10);
+	xclose(100);
+	xclose(nul);
+	xclose(p[0]);
+	xclose(p[1]);
+}
+
+/* ---- case zombie-writer ------------------------------------------------------------- */
+
+#define ZW_CHUNK	(256u << 10)
+#define ZW_READ		(1u << 20)
+
+/*
+ * A writer child writes 256 KiB chunks forever; the reader takes 1 MiB and
+ * SIGKILLs it, not reaping it (a zombie). Then this process writes one
+ * byte itself and reads it back after what the writer left.
+ */
+static void case_zombie_writer(void)
+{
+	static uint8_t buf[ZW_CHUNK];
+	uint64_t got = 0, left;
+	bool eof;
+	siginfo_t si;
+	int p[2];
+	pid_t pid;
+	ssize_t r;
+	char c;
+
+	mkpipe(p, 0);
+	pid = child_fork();
+	if (pid == 0) {
+		close(p[0]);
+		memset(buf, 'w', sizeof(buf));
+		for (;;) {
+			alarm(ALARM_S);
+			if (!c_write_all(p[1], buf, sizeof(buf)))
+				child_fail(2, "write: %s", strerror(errno));
+		}
+	}
+	while (got < ZW_READ) {
+		step("read the writer's chunks");
+		r = read(p[0], buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			fail("read the writer's chunks: %zd %s", r, r ? errname(errno) : "EOF");
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != 'w')
+				fail("byte %" PRIu64 " of the writer's stream is 0x%02x", got + i,
+				     buf[i]);
+		got += (uint64_t)r;
+	}
+	ok("read 1 MiB of the writer's 256 KiB chunks");
+	MUST(kill(pid, SIGKILL), "kill the writer");
+	step("waitid(WNOWAIT): the writer dies");
+	memset(&si, 0, sizeof(si));
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT))
+		if (errno != EINTR)
+			fail_errno(errno, "waitid(WNOWAIT)");
+	check_true(si.si_code == CLD_KILLED && si.si_status == SIGKILL, "the writer is SIGKILLed "
+		   "and left a zombie (waitid WNOWAIT: not reaped)");
+
+	/* what the writer left, then this process's own byte */
+	set_nonblock(p[0], true);
+	left = 0;
+	for (;;) {
+		r = read(p[0], buf, sizeof(buf));
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r <= 0)
+			fail("drain what the writer left: %zd %s", r, r ? errname(errno) : "EOF");
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != 'w')
+				fail("byte %" PRIu64 " of what the writer left is 0x%02x", left + i,
+				     buf[i]);
+		left += (uint64_t)r;
+	}
+	info("the writer left %" PRIu64 " bytes in the pipe", left);
+	ok("what the writer left: its bytes, then EAGAIN (this process holds a write end)");
+	set_nonblock(p[0], false);
+	write_all(p[1], "P", 1, "this process's byte, the writer a zombie");
+	read_exact(p[0], &c, 1, "this process's byte back");
+	check_true(c == 'P', "this process wrote a byte after the writer died unreaped, and read "
+		   "it back");
+	set_nonblock(p[0], true);
+	CHECK_ERR(read(p[0], &c, 1), EAGAIN, "then the empty pipe: read");
+	check_eq(child_wait(pid, "the zombie writer"), 128 + SIGKILL, "then reaped: the writer's "
+		 "status");
+	xclose(p[1]);
+	eof = read(p[0], &c, 1) == 0;
+	check_true(eof, "the last write end closed: read -> 0 (EOF)");
+	xclose(p[0]);
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 struct pcase {
@@ -2911,6 +3305,13 @@ static const struct pcase cases[] = {
 	{ "procsubst", case_procsubst, "bash process substitution: /dev/fd/N of a pipe" },
 	{ "shell-misc", case_shell_misc,
 	  "$(a | b), while read, yes | head | wc (SIGPIPE), PIPESTATUS" },
+	{ "signal-writes", case_signal_writes,
+	  "a SIGALRM handler (every 200 us) writes to the nonblocking pipe the program writes" },
+	{ "freopen", case_freopen, "freopen of stdout and stdin that were pipe ends (dup2 onto 1, 0)" },
+	{ "close-range", case_close_range,
+	  "children's close_range(3, ~0U), closefrom(3), close_range(0, 2): all closed, pipes work" },
+	{ "zombie-writer", case_zombie_writer,
+	  "a writer SIGKILLed unreaped (a zombie): the reader writes and reads a byte itself" },
 };
 
 #define N_CASES	(sizeof(cases) / sizeof(cases[0]))
