@@ -284,6 +284,8 @@ bool ipcd_fd_hidden(int fd)
 		    fd == s->lfd || fd == s->lhold;
 	pthread_mutex_unlock(&socks_mu);
 	if (!r)
+		r = ipcd_state_fd(fd);	/* the monitor's socket, the registration's memfds */
+	if (!r)
 		ipcd_fd_hide(fd, false);
 	return r;
 }
@@ -315,6 +317,8 @@ void ipcd_fd_relocate(int fd)
 	}
 out:
 	pthread_mutex_unlock(&socks_mu);
+	if (nfd < 0)
+		ipcd_state_fd_relocate(fd);
 }
 
 void ipcd_hidden_fds(struct ipcd_fdset *h)

@@ -221,6 +221,9 @@ bool ipcd_fd_hidden(int fd);
  */
 void ipcd_fd_relocate(int fd);
 void ipcd_state_hidden_fds(struct ipcd_fdset *h);
+/* Is @fd one of the registration's? Move it to another number (true if it was). */
+bool ipcd_state_fd(int fd);
+bool ipcd_state_fd_relocate(int fd);
 void ipcd_lanes_hidden_fds(struct ipcd_fdset *h);
 void ipcd_llanes_hidden_fds(struct ipcd_sock *s, struct ipcd_fdset *h);
 

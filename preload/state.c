@@ -106,6 +106,8 @@ static bool fd_is_ours(int fd, const struct fd_id *id)
 	return fstat(fd, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino;
 }
 
+static void state_fds_hide(bool on);
+
 /* Raw close: no wrapper, no errno change that matters (callers save errno). */
 static void close_raw(int fd)
 {
@@ -196,6 +198,7 @@ static void attach(bool quiet)
 			fd_remember(att.wake_fd, &id_wake);
 			fd_remember(att.client_reg.fd, &id_client);
 			fd_remember(att.global_reg.fd, &id_global);
+			state_fds_hide(true);
 			atomic_store_explicit(&state, ST_ATTACHED, memory_order_release);
 		} else if (quiet) {
 			quiet_tried = true;
@@ -246,6 +249,59 @@ struct ipcd_attach *ipcd_state_get(void)
 	return &att;
 }
 
+/*
+ * The registration's fds are the library's, not the application's
+ * (attach.h): a close() of one fails with EBADF, a dup2() onto one moves
+ * it first (ipcd_state_fd_relocate), as for a connection's.
+ */
+static void state_fds_hide(bool on)
+{
+	ipcd_fd_hide(att.sock, on);
+	ipcd_fd_hide(att.wake_fd, on);
+	ipcd_fd_hide(att.client_reg.fd, on);
+	ipcd_fd_hide(att.global_reg.fd, on);
+}
+
+bool ipcd_state_fd(int fd)
+{
+	bool r;
+
+	pthread_mutex_lock(&state_mu);
+	r = fd >= 0 && atomic_load_explicit(&state, memory_order_relaxed) == ST_ATTACHED &&
+	    (fd == att.sock || fd == att.wake_fd || fd == att.client_reg.fd ||
+	     fd == att.global_reg.fd);
+	pthread_mutex_unlock(&state_mu);
+	return r;
+}
+
+bool ipcd_state_fd_relocate(int fd)
+{
+	int *f[] = { &att.sock, &att.wake_fd, &att.client_reg.fd, &att.global_reg.fd };
+	unsigned int i;
+	bool moved = false;
+	int nfd;
+
+	/* No monitor call in flight uses the old number meanwhile. */
+	pthread_mutex_lock(&call_mu);
+	pthread_mutex_lock(&state_mu);
+	for (i = 0; i < IPCD_ARRAY_SIZE(f); i++) {
+		if (*f[i] != fd || atomic_load_explicit(&state, memory_order_relaxed) != ST_ATTACHED)
+			continue;
+		nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0);
+		if (nfd < 0)
+			break;
+		*f[i] = nfd;	/* the same file: its identity (fd_is_ours) holds */
+		if (att.cl.wake_fd == fd)
+			att.cl.wake_fd = nfd;	/* the request queue's doorbell copy */
+		ipcd_fd_hide(nfd, true);
+		ipcd_fd_hide(fd, false);
+		moved = true;
+	}
+	pthread_mutex_unlock(&state_mu);
+	pthread_mutex_unlock(&call_mu);
+	return moved;
+}
+
 /* Forget @a's fds that are no longer ours (before ipcd_region_close/close). */
 static void drop_foreign_fds(void)
 {
@@ -262,6 +318,7 @@ static void drop_foreign_fds(void)
  */
 static void forget_registration(void)
 {
+	state_fds_hide(false);
 	drop_foreign_fds();
 	ipcd_region_close(&att.client_reg);
 	ipcd_region_close(&att.global_reg);

@@ -19,7 +19,8 @@
  * exec-cat, python-mp, jobserver, procsubst (bash, /dev/fd/N), shell-misc,
  * signal-writes (a SIGALRM handler writes to the pipe the program writes),
  * freopen (of stdout and stdin that were pipe ends), close-range
- * (close_range, closefrom), zombie-writer (a writer SIGKILLed and not reaped).
+ * (close_range, closefrom), dup2-hidden (dup2 onto the library's own fds),
+ * zombie-writer (a writer SIGKILLed and not reaped).
  * A case whose program is missing (python3, bash) is skipped.
  *
  * The program bounds every wait itself (a hang prints HANG and exits 3);
@@ -271,6 +272,7 @@ PIPE_CASE(procsubst, GUARD_REAL_MS)
 PIPE_CASE(python_mp, GUARD_REAL_MS)
 PIPE_CASE(signal_writes, T_PROG_GUARD_MS)
 PIPE_CASE(freopen, T_PROG_GUARD_MS)
+PIPE_CASE(dup2_hidden, T_PROG_GUARD_MS)
 PIPE_CASE(close_range, T_PROG_GUARD_MS)
 PIPE_CASE(zombie_writer, T_PROG_GUARD_MS)
 PIPE_CASE(pipeline_1g, GUARD_1G_MS)
@@ -293,6 +295,7 @@ int main(void)
 		T_ONCE(test_signal_writes),
 		T_ONCE(test_freopen),
 		T_ONCE(test_close_range),
+		T_ONCE(test_dup2_hidden),
 		T_ONCE(test_zombie_writer),
 		T_ONCE(test_pipeline_1g),
 	};

@@ -3125,6 +3125,82 @@ static void case_freopen(void)
 	MUST(unlink(path + 2000), "unlink %s", path + 2000);
 }
 
+/* ---- case dup2-hidden --------------------------------------------------------------- */
+
+static long file_size(const char *path)
+{
+	struct stat st;
+
+	MUST(stat(path, &st), "stat %s", path);
+	return (long)st.st_size;
+}
+
+#define DH_TOP		64
+#define DH_FREE_LO	65
+#define DH_FREE_HI	80
+
+/*
+ * A shell's exec N>file on every fd from 3 to 64 but the pipe's: a child
+ * blocked reading the pipe gets its 5 bytes, and nothing goes to the file.
+ * Then close() of fds never opened: EBADF.
+ */
+static void case_dup2_hidden(void)
+{
+	char path[4200], buf[8];
+	int p[2], fd, n = 0, bad = 0, free_n = 0;
+	pid_t pid;
+
+	mkpipe(p, 0);
+	fd = tmp_file(path, sizeof(path), NULL);
+	for (int i = 3; i <= DH_TOP; i++)
+		if (i != p[0] && i != p[1]) {
+			MUST(dup2(fd, i), "dup2(file, %d)", i);
+			n++;
+		}
+	if (fd > DH_TOP)
+		xclose(fd);
+	check_eq(n, DH_TOP - 4, "dup2(file, N) for every N in 3..%d but the pipe's ends: calls",
+		 DH_TOP);
+	pid = child_fork();
+	if (pid == 0) {
+		close(p[1]);
+		if (!c_read_exact(p[0], buf, 5) || memcmp(buf, "hello", 5))
+			child_fail(2, "no hello (%s)", errno ? errname(errno) : "EOF/data");
+		_exit(0);
+	}
+	sleep_ms(SETTLE_MS);
+	write_all(p[1], "hello", 5, "5 bytes to the blocked reader");
+	check_eq(child_wait(pid, "the reader"), 0, "the child blocked reading the pipe got its 5 "
+		 "bytes: its status");
+	for (int i = 3; i <= DH_TOP; i++)
+		if (i != p[0] && i != p[1] && close(i))
+			bad++;
+	check_eq(bad, 0, "close() of the fds 3..%d but the pipe's: failures", DH_TOP);
+	check_eq(file_size(path), 0, "the file's size (nothing written to it)");
+	MUST(unlink(path), "unlink %s", path);
+	xclose(p[0]);
+	xclose(p[1]);
+
+	for (int i = DH_FREE_LO; i <= DH_FREE_HI; i++) {
+		long rc;
+		int e;
+
+		if (fcntl(i, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		free_n++;
+		errno = 0;
+		rc = close(i);
+		e = errno;
+		if (rc != -1 || e != EBADF)
+			fail("close(%d), an fd never opened: expected -1 EBADF, got %ld %s", i, rc,
+			     rc == -1 ? errname(e) : "");
+	}
+	info("%d of the fds %d..%d were not open", free_n, DH_FREE_LO, DH_FREE_HI);
+	check_true(free_n > 0, "close() of each fd in %d..%d that F_GETFD calls not open -> -1 "
+		   "EBADF", DH_FREE_LO, DH_FREE_HI);
+}
+
+
 /* ---- case close-range --------------------------------------------------------------- */
 
 enum cr_how { CR_RANGE, CR_FROM, CR_STD };
@@ -3308,6 +3384,8 @@ static const struct pcase cases[] = {
 	{ "signal-writes", case_signal_writes,
 	  "a SIGALRM handler (every 200 us) writes to the nonblocking pipe the program writes" },
 	{ "freopen", case_freopen, "freopen of stdout and stdin that were pipe ends (dup2 onto 1, 0)" },
+	{ "dup2-hidden", case_dup2_hidden,
+	  "dup2 of a file onto every fd 3..64 but the pipe's, then the pipe: the file stays empty" },
 	{ "close-range", case_close_range,
 	  "children's close_range(3, ~0U), closefrom(3), close_range(0, 2): all closed, pipes work" },
 	{ "zombie-writer", case_zombie_writer,
