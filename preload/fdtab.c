@@ -128,9 +128,6 @@ static uint32_t *holders_of(struct ipcd_sock *s)
  */
 static bool end_release(struct ipcd_sock *s)
 {
-	struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
-	struct ipcd_close_req *cr = (void *)req.body;
-
 	if (ipcd_fetch_add(holders_of(s), (uint32_t)-1) > 1)
 		return true;
 	/*
@@ -149,11 +146,7 @@ static bool end_release(struct ipcd_sock *s)
 	/* Last: the monitor may reuse a lane's region once both bits are set. */
 	ipcd_fetch_or(&s->conn.ctl->closed,
 		      s->conn.acceptor ? IPCD_CONN_CLOSED_B : IPCD_CONN_CLOSED_A);
-	req.len = sizeof(*cr);
-	cr->conn_id = s->conn.conn_id;
-	cr->end = s->conn.acceptor ? IPCD_CLOSE_B : IPCD_CLOSE_A;
-	/* The peer knows from the rings: the monitor only frees its record. */
-	ipcd_mon_post_lazy(&req);
+	ipcd_mon_post_close(s->conn.conn_id, IPCD_END_OF(s));
 	return false;
 }
 

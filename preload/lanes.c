@@ -101,13 +101,7 @@ static void close_kit(struct ipcd_kit *k)
 /* Kit @conn_id never left us: the monitor closes both its ends. */
 static void post_unsent(uint64_t conn_id)
 {
-	struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
-	struct ipcd_close_req *cr = (void *)req.body;
-
-	req.len = sizeof(*cr);
-	cr->conn_id = conn_id;
-	cr->end = IPCD_CLOSE_UNSENT;
-	ipcd_mon_post_lazy(&req);
+	ipcd_mon_post_close(conn_id, IPCD_CLOSE_UNSENT);
 }
 
 /* Append @n kits, in lane order, to @c's ring (c_mu held; there is room). */

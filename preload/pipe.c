@@ -49,18 +49,6 @@ static int fail(int err)
 	return -1;
 }
 
-/* The monitor made the pair but we cannot use it: both ends are closed. */
-static void pair_drop(uint64_t conn_id, uint32_t end)
-{
-	struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
-	struct ipcd_close_req *cr = (void *)req.body;
-
-	req.len = sizeof(*cr);
-	cr->conn_id = conn_id;
-	cr->end = end;
-	ipcd_mon_post_lazy(&req);
-}
-
 /* An end whose rings are attached but which no fd names: its last reference closes it. */
 static void end_put(struct ipcd_sock *s)
 {
@@ -141,7 +129,7 @@ static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 		a->kind = (uint8_t)kind;
 		end_put(a);
 		a = NULL;
-		pair_drop(cr.conn_id, IPCD_CLOSE_B);
+		ipcd_mon_post_close(cr.conn_id, IPCD_CLOSE_B);
 		goto err_socks;
 	}
 	a->kind = b->kind = (uint8_t)kind;
@@ -170,8 +158,9 @@ static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 	return 0;
 
 err_drop:
-	pair_drop(cr.conn_id, IPCD_CLOSE_A);
-	pair_drop(cr.conn_id, IPCD_CLOSE_B);
+	/* The monitor made the pair but we cannot use it: both ends are closed. */
+	ipcd_mon_post_close(cr.conn_id, IPCD_CLOSE_A);
+	ipcd_mon_post_close(cr.conn_id, IPCD_CLOSE_B);
 err_socks:
 	/* Never installed and never attached: nothing to close but the memory. */
 	if (a) {

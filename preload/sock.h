@@ -372,6 +372,12 @@ int ipcd_mon_kits(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max);
  */
 int ipcd_mon_kits_post(uint32_t lane_id, unsigned int count);
 int ipcd_mon_kits_collect(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max, bool wait);
+/*
+ * ipcd_mon_post_close - tell the monitor that end @end (IPCD_CLOSE_*) of
+ * connection @conn_id is closed, without waiting (ipcd_mon_post_lazy):
+ * the peer knows from the rings, the monitor only frees its records.
+ */
+void ipcd_mon_post_close(uint64_t conn_id, uint32_t end);
 /* ipcd_mon_post - queue a request whose answer nobody waits for. */
 void ipcd_mon_post(struct ipcd_req *req);
 /* ... and that may wait for the monitor's next look (ipcd_reqq_submit_lazy). */

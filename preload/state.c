@@ -862,3 +862,14 @@ void ipcd_mon_post_lazy(struct ipcd_req *req)
 {
 	post(req, true);
 }
+
+void ipcd_mon_post_close(uint64_t conn_id, uint32_t end)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
+	struct ipcd_close_req *cr = (void *)req.body;
+
+	req.len = sizeof(*cr);
+	cr->conn_id = conn_id;
+	cr->end = end;
+	ipcd_mon_post_lazy(&req);
+}

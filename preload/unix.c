@@ -233,17 +233,6 @@ static int unclaim(uint64_t id)
 	return resp.status;
 }
 
-static void post_close(uint64_t id, uint32_t end)
-{
-	struct ipcd_req req = { .opcode = IPCD_OP_CLOSE };
-	struct ipcd_close_req *cr = (void *)req.body;
-
-	req.len = sizeof(*cr);
-	cr->conn_id = id;
-	cr->end = end;
-	ipcd_mon_post_lazy(&req);
-}
-
 /*
  * @s has its end of a named connection (s->conn) and @fd is the kernel
  * socket: the kernel socket moves behind the end (s->kfd) and the end's
@@ -259,7 +248,7 @@ static int become_end(struct ipcd_sock *s, int fd)
 		if (kfd >= 0)
 			ipcd_real.close(kfd);
 		ipcd_conn_close(&s->conn);
-		post_close(s->conn.conn_id, IPCD_END_OF(s));
+		ipcd_mon_post_close(s->conn.conn_id, IPCD_END_OF(s));
 		return -err;
 	}
 	ipcd_real.close(s->conn.wake_self);
@@ -433,11 +422,11 @@ int ipcd_unix_accept(struct ipcd_sock *l, int fd, struct sockaddr *addr, socklen
 		ipcd_real.close(fds[IPCD_CTL_CONN_FD_REGION]);
 		ipcd_real.close(fds[IPCD_CTL_CONN_FD_SELF]);
 		ipcd_real.close(fds[IPCD_CTL_CONN_FD_PEER]);
-		post_close(cr.conn_id, IPCD_CLOSE_B);
+		ipcd_mon_post_close(cr.conn_id, IPCD_CLOSE_B);
 		goto abort;
 	}
 	if (ipcd_conn_open(fds, size, true, &s->conn)) {
-		post_close(cr.conn_id, IPCD_CLOSE_B);
+		ipcd_mon_post_close(cr.conn_id, IPCD_CLOSE_B);
 		goto abort_sock;
 	}
 	if (become_end(s, nfd))
