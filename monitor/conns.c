@@ -1492,6 +1492,28 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 }
 
 /*
+ * @k's region (@ring_bytes rings), its A end's fds sent to @c: 0, or -errno
+ * with @k dropped (@what names the call in the log).
+ */
+static int region_for_a(struct mon_client *c, struct conn *k, uint32_t ring_bytes,
+			const char *what)
+{
+	int rc = region_make(k, ring_bytes);
+
+	if (rc) {
+		log_warn("process %d (%s): %s: cannot create its region: %s", c->pid, c->comm,
+			 what, strerror(-rc));
+		conn_drop(k);
+		cs.st.no_room++;
+		return rc == -ENOSPC ? -ENOBUFS : rc;
+	}
+	rc = send_conn(c, k, 0, false);
+	if (rc)
+		conn_drop(k);
+	return rc;
+}
+
+/*
  * A pipe or socketpair: a connection with no listener and no address, both
  * ends the caller's from the start (as if connected and accepted). The
  * ends then live as any connection's: fork and exec share them through hold
@@ -1516,19 +1538,10 @@ int conns_pair(struct mon_client *c, const struct ipcd_pair_req *r, struct ipcd_
 	k->a_pid = k->b_pid = c->pid;
 	k->a_uid = k->b_uid = c->uid;
 	k->accepted = true;
-	rc = region_make(k, ring_size(r->ring_bytes, 0));
-	if (rc) {
-		log_warn("process %d (%s): %s: cannot create its region: %s", c->pid, c->comm,
-			 k->kind == IPCD_CONN_KIND_PIPE ? "pipe" : "socketpair", strerror(-rc));
-		conn_drop(k);
-		cs.st.no_room++;
-		return rc == -ENOSPC ? -ENOBUFS : rc;
-	}
-	rc = send_conn(c, k, 0, false);
-	if (rc) {
-		conn_drop(k);
+	rc = region_for_a(c, k, ring_size(r->ring_bytes, 0),
+			  k->kind == IPCD_CONN_KIND_PIPE ? "pipe" : "socketpair");
+	if (rc)
 		return rc;
-	}
 	if (k->kind == IPCD_CONN_KIND_PIPE)
 		cs.st.pipes++;
 	else
@@ -1711,19 +1724,9 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 	while (!k->utoken)
 		if (getrandom(&k->utoken, sizeof(k->utoken), GRND_NONBLOCK) != sizeof(k->utoken))
 			k->utoken = (k->id * 0x9e3779b97f4a7c15ull) ^ (uint64_t)c->pid;
-	rc = region_make(k, ring_size(r->ring_bytes, 0));
-	if (rc) {
-		log_warn("process %d (%s): AF_UNIX connect: cannot create its region: %s",
-			 c->pid, c->comm, strerror(-rc));
-		conn_drop(k);
-		cs.st.no_room++;
-		return rc == -ENOSPC ? -ENOBUFS : rc;
-	}
-	rc = send_conn(c, k, 0, false);
-	if (rc) {
-		conn_drop(k);
+	rc = region_for_a(c, k, ring_size(r->ring_bytes, 0), "AF_UNIX connect");
+	if (rc)
 		return rc;
-	}
 	cs.st.created++;
 	memset(out, 0, sizeof(*out));
 	out->conn_id = k->id;
