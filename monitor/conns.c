@@ -1663,78 +1663,6 @@ int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
 	return 0;
 }
 
-static int sock_name_hash(pid_t pid, int fd, bool peer, uint64_t *h);
-
-int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
-		   struct ipcd_uconnect_resp *out)
-{
-	struct ulis *u = ulis_find(r->key);
-	uint64_t utoken = 0;
-	struct conn *k;
-	int rc;
-
-	if (r->ring_bytes > HINT_MAX || r->fd < -1)
-		return -EINVAL;
-	if (!u)
-		return -ENOENT;
-	if (r->fd >= 0) {
-		/* A connector with a name of its own: the token is its hash, and unique. */
-		uint64_t h;
-		uint32_t i;
-
-		if (sock_name_hash(c->pid, r->fd, false, &h) != 1)
-			return -ENOENT;
-		for (i = 0; i < cs.hwm; i++)
-			if (cs.tab[i].id && cs.tab[i].uapp && !cs.tab[i].accepted &&
-			    cs.tab[i].utoken == h)
-				return -EEXIST;
-		utoken = h;
-	}
-	if (hung_up(u->hold)) {
-		/* Its last holder is gone, its hang-up not handled yet: the kernel's. */
-		conns_ulis_hup((uint32_t)(u - cs.ulis));
-		return -ENOENT;
-	}
-	{
-		/* Bounded as a backlog: connects beyond it stay the kernel's. */
-		uint32_t i, waiting = 0;
-
-		for (i = 0; i < cs.hwm; i++)
-			if (cs.tab[i].id && cs.tab[i].utoken && !cs.tab[i].accepted &&
-			    cs.tab[i].ukey == r->key && cs.tab[i].b_end == END_OPEN)
-				waiting++;
-		if (waiting >= ULIS_UNCLAIMED)
-			return -EAGAIN;
-	}
-	k = conn_alloc();
-	if (!k) {
-		cs.st.no_room++;
-		return -ENOBUFS;
-	}
-	k->kind = IPCD_CONN_KIND_UNIX;
-	k->a_owner = c->id;
-	k->a_pid = c->pid;
-	k->a_uid = c->uid;
-	k->b_owner = u->owner;		/* the acceptor's once claimed */
-	k->b_pid = u->pid;
-	k->b_uid = u->uid;
-	k->ukey = r->key;
-	k->utoken = utoken;
-	k->uapp = utoken != 0;
-	while (!k->utoken)
-		if (getrandom(&k->utoken, sizeof(k->utoken), GRND_NONBLOCK) != sizeof(k->utoken))
-			k->utoken = (k->id * 0x9e3779b97f4a7c15ull) ^ (uint64_t)c->pid;
-	rc = region_for_a(c, k, ring_size(r->ring_bytes, 0), "AF_UNIX connect");
-	if (rc)
-		return rc;
-	cs.st.created++;
-	memset(out, 0, sizeof(*out));
-	out->conn_id = k->id;
-	out->token = k->utoken;
-	out->listener_pid = u->pid;
-	return 0;
-}
-
 /*
  * The name of the AF_UNIX socket process @pid has at its fd @fd (@peer: its
  * peer's, and the peer's credentials in *@cred if not NULL), read from a
@@ -1819,6 +1747,70 @@ static struct conn *uapp_find(uint64_t token)
 		    cs.tab[i].utoken == token)
 			return &cs.tab[i];
 	return NULL;
+}
+
+int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
+		   struct ipcd_uconnect_resp *out)
+{
+	struct ulis *u = ulis_find(r->key);
+	uint64_t utoken = 0;
+	struct conn *k;
+	int rc;
+
+	if (r->ring_bytes > HINT_MAX || r->fd < -1)
+		return -EINVAL;
+	if (!u)
+		return -ENOENT;
+	if (hung_up(u->hold)) {
+		/* Its last holder is gone, its hang-up not handled yet: the kernel's. */
+		conns_ulis_hup((uint32_t)(u - cs.ulis));
+		return -ENOENT;
+	}
+	if (r->fd >= 0) {
+		/* A connector with a name of its own: the token is its hash, and unique. */
+		if (sock_name_hash(c->pid, r->fd, false, &utoken) != 1)
+			return -ENOENT;
+		if (uapp_find(utoken))
+			return -EEXIST;
+	}
+	{
+		/* Bounded as a backlog: connects beyond it stay the kernel's. */
+		uint32_t i, waiting = 0;
+
+		for (i = 0; i < cs.hwm; i++)
+			if (cs.tab[i].id && cs.tab[i].utoken && !cs.tab[i].accepted &&
+			    cs.tab[i].ukey == r->key && cs.tab[i].b_end == END_OPEN)
+				waiting++;
+		if (waiting >= ULIS_UNCLAIMED)
+			return -EAGAIN;
+	}
+	k = conn_alloc();
+	if (!k) {
+		cs.st.no_room++;
+		return -ENOBUFS;
+	}
+	k->kind = IPCD_CONN_KIND_UNIX;
+	k->a_owner = c->id;
+	k->a_pid = c->pid;
+	k->a_uid = c->uid;
+	k->b_owner = u->owner;		/* the acceptor's once claimed */
+	k->b_pid = u->pid;
+	k->b_uid = u->uid;
+	k->ukey = r->key;
+	k->utoken = utoken;
+	k->uapp = utoken != 0;
+	while (!k->utoken)
+		if (getrandom(&k->utoken, sizeof(k->utoken), GRND_NONBLOCK) != sizeof(k->utoken))
+			k->utoken = (k->id * 0x9e3779b97f4a7c15ull) ^ (uint64_t)c->pid;
+	rc = region_for_a(c, k, ring_size(r->ring_bytes, 0), "AF_UNIX connect");
+	if (rc)
+		return rc;
+	cs.st.created++;
+	memset(out, 0, sizeof(*out));
+	out->conn_id = k->id;
+	out->token = k->utoken;
+	out->listener_pid = u->pid;
+	return 0;
 }
 
 int conns_uclaim(struct mon_client *c, const struct ipcd_uclaim_req *r,

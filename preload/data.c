@@ -547,9 +547,9 @@ void ipcd_unix_passcred(struct ipcd_sock *s, bool on)
 	uint32_t bit = s->conn.acceptor ? IPCD_CONN_PASSCRED_B : IPCD_CONN_PASSCRED_A;
 
 	if (on)
-		__atomic_fetch_or(&s->conn.ctl->passcred, bit, __ATOMIC_RELAXED);
+		ipcd_fetch_or(&s->conn.ctl->passcred, bit);
 	else
-		__atomic_fetch_and(&s->conn.ctl->passcred, ~bit, __ATOMIC_RELAXED);
+		ipcd_fetch_and(&s->conn.ctl->passcred, ~bit);
 }
 
 /* Has @s's peer (@peer) or @s itself SO_PASSCRED? */

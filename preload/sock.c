@@ -122,8 +122,7 @@ IPCD_EXPORT int socket(int domain, int type, int protocol)
 	return fd;
 }
 
-/* A socket that will only ever be the kernel's: forget it (the fd stays). */
-static void to_kernel(int fd)
+void ipcd_sock_to_kernel(int fd)
 {
 	struct ipcd_sock *t = ipcd_fdtab_take(fd);
 
@@ -323,7 +322,7 @@ unbind:
 	ipcd_mon_post(&req);
 kernel_only:
 	/* Still a working kernel listener: only accelerated peers are lost. */
-	to_kernel(fd);
+	ipcd_sock_to_kernel(fd);
 	return 0;
 }
 
@@ -652,7 +651,7 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	}
 	if (!ipcd_addr_from(addr.__sockaddr__, len, dst, &port) ||
 	    (s->domain == AF_INET && addr.__sockaddr__->sa_family != AF_INET) || port == 0) {
-		to_kernel(fd);	/* AF_UNSPEC, bad addresses: the kernel's answer */
+		ipcd_sock_to_kernel(fd);	/* AF_UNSPEC, bad addresses: the kernel's answer */
 		return ipcd_real.connect(fd, addr, len);
 	}
 	/* Down a lane: kits have the listener's ring size, enough unless we asked for more. */
@@ -668,7 +667,7 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	cq->ring_bytes = ring_hint(s);
 	rc = ipcd_mon_call_lane(&req, &resp, fds, &size, &ml);
 	if (rc) {
-		to_kernel(fd);
+		ipcd_sock_to_kernel(fd);
 		return ipcd_real.connect(fd, addr, len);
 	}
 	switch (resp.status) {
@@ -704,7 +703,7 @@ done:
 
 fallback:
 	note_fallback(dst, port, reason);
-	to_kernel(fd);
+	ipcd_sock_to_kernel(fd);
 	return ipcd_real.connect(fd, addr, len);
 }
 

@@ -266,6 +266,8 @@ void ipcd_fdtab_set_cloexec(int fd, bool on);
  * returns, as the kernel keeps a file alive during a syscall on it.
  */
 struct ipcd_sock *ipcd_sock_get(int fd);
+/* A socket that will only ever be the kernel's: forget it (the fd stays). */
+void ipcd_sock_to_kernel(int fd);
 /* Drop one reference; the last one tears the socket down (no fd is closed). */
 void ipcd_sock_put(struct ipcd_sock *s);
 /* Every fd in [first, last] leaves the table (close_range / closefrom). */

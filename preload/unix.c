@@ -57,15 +57,6 @@ static int fail(int err)
 	return -1;
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n--)
-		h = (h ^ *b++) * 0x100000001b3ull;
-	return h;
-}
-
 /*
  * The network namespace's inode: abstract names are per namespace. Asked
  * each time: unshare() and setns() change it.
@@ -84,7 +75,7 @@ static uint64_t netns_ino(void)
 static bool name_key(const struct sockaddr *sa, socklen_t len, uint64_t *key)
 {
 	const struct sockaddr_un *u = (const void *)sa;
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = IPCD_FNV1A_INIT;
 	size_t n;
 
 	if (!sa || len <= UNIX_PATH_OFF || len > sizeof(*u) || u->sun_family != AF_UNIX)
@@ -93,9 +84,9 @@ static bool name_key(const struct sockaddr *sa, socklen_t len, uint64_t *key)
 	if (u->sun_path[0] == '\0') {
 		uint64_t ns = netns_ino();
 
-		h = fnv(h, "a", 1);
-		h = fnv(h, &ns, sizeof(ns));
-		h = fnv(h, u->sun_path, n);
+		h = ipcd_fnv1a(h, "a", 1);
+		h = ipcd_fnv1a(h, &ns, sizeof(ns));
+		h = ipcd_fnv1a(h, u->sun_path, n);
 	} else {
 		char path[sizeof(u->sun_path) + 1];
 		struct stat st;
@@ -108,9 +99,9 @@ static bool name_key(const struct sockaddr *sa, socklen_t len, uint64_t *key)
 			return false;
 		dev = st.st_dev;
 		ino = st.st_ino;
-		h = fnv(h, "p", 1);
-		h = fnv(h, &dev, sizeof(dev));
-		h = fnv(h, &ino, sizeof(ino));
+		h = ipcd_fnv1a(h, "p", 1);
+		h = ipcd_fnv1a(h, &dev, sizeof(dev));
+		h = ipcd_fnv1a(h, &ino, sizeof(ino));
 	}
 	*key = h;
 	return true;
@@ -157,10 +148,10 @@ void ipcd_unix_bound(struct ipcd_sock *s, int fd)
 }
 
 /*
- * ULISTEN: a registration (its token's fd in *@hold), or its end (@flags
- * IPCD_ULISTEN_DROP; answered if @wait). 0 or -errno.
+ * ULISTEN: a registration (its token's fd in *@hold), or its retirement
+ * (@flags IPCD_ULISTEN_DROP, @hold NULL). 0 or -errno.
  */
-static int ulisten(uint64_t key, uint32_t flags, bool wait, int *hold)
+static int ulisten(uint64_t key, uint32_t flags, int *hold)
 {
 	struct ipcd_req req = { .opcode = IPCD_OP_ULISTEN };
 	struct ipcd_ulisten_req *ul = (void *)req.body;
@@ -170,10 +161,6 @@ static int ulisten(uint64_t key, uint32_t flags, bool wait, int *hold)
 	req.len = sizeof(*ul);
 	ul->key = key;
 	ul->flags = flags;
-	if (!wait) {
-		ipcd_mon_post(&req);
-		return 0;
-	}
 	if (ipcd_mon_call(&req, &resp, hold ? fds : NULL, NULL))
 		return -ENOTCONN;
 	if (hold && resp.status == 0) {
@@ -196,7 +183,7 @@ int ipcd_unix_listen(struct ipcd_sock *s, int fd, int n)
 
 	if (rc || s->ulisten || !s->ukey_ok || !ipcd_state_attach_quiet())
 		return rc;
-	if (ulisten(s->ukey, 0, true, &hold) == 0) {
+	if (ulisten(s->ukey, 0, &hold) == 0) {
 		s->lhold = hold;
 		ipcd_fd_hide(hold, true);
 		s->ulisten = true;
@@ -212,7 +199,7 @@ void ipcd_unix_before_exec(void)
 		struct ipcd_sock *s = ipcd_fdtab_get((int)fd);
 
 		if (s && s->ulisten && !ipcd_fdtab_cloexec((int)fd)) {
-			ulisten(s->ukey, IPCD_ULISTEN_DROP, true, NULL);
+			ulisten(s->ukey, IPCD_ULISTEN_DROP, NULL);
 			s->ulisten = false;
 		}
 	}
@@ -231,6 +218,15 @@ static int unclaim(uint64_t id)
 	if (ipcd_mon_call(&req, &resp, NULL, NULL))
 		return -ENOTCONN;
 	return resp.status;
+}
+
+/* Has the kernel socket @fd SO_PASSCRED? */
+static bool passcred_on(int fd)
+{
+	int on = 0;
+	socklen_t ol = sizeof(on);
+
+	return ipcd_real.getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, &ol) == 0 && on;
 }
 
 /*
@@ -257,32 +253,10 @@ static int become_end(struct ipcd_sock *s, int fd)
 	ipcd_fd_hide(kfd, true);
 	s->kind = IPCD_CONN_KIND_UNIX;
 	ipcd_sock_conn_ready(s);
-	{
-		int on = 0;
-		socklen_t ol = sizeof(on);
-
-		/* Set before connect, or inherited from the listener (as accept() does). */
-		if (ipcd_real.getsockopt(kfd, SOL_SOCKET, SO_PASSCRED, &on, &ol) == 0 && on)
-			ipcd_unix_passcred(s, true);
-	}
+	/* Set before connect, or inherited from the listener (as accept() does). */
+	if (passcred_on(kfd))
+		ipcd_unix_passcred(s, true);
 	return 0;
-}
-
-/* A socket that stays the kernel's from now on: out of the table. */
-static void leave(int fd)
-{
-	struct ipcd_sock *t = ipcd_fdtab_take(fd);
-
-	if (t)
-		ipcd_sock_put(t);
-}
-
-static bool autobinds(int fd)
-{
-	int on = 0;
-	socklen_t ol = sizeof(on);
-
-	return ipcd_real.getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, &ol) == 0 && on;
 }
 
 int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, socklen_t len)
@@ -302,8 +276,9 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 	if (s->state != IPCD_SK_FRESH)
 		return fail(EISCONN);
 	if (s->uname || !name_key(sa, len, &key) || !ipcd_state_attach_quiet()) {
+		/* One with a name of ours stays: getsockname hides that name. */
 		if (!s->uname)
-			leave(fd);	/* else it keeps a name of ours, which getsockname hides */
+			ipcd_sock_to_kernel(fd);
 		return ipcd_real.connect(fd, sa, len);
 	}
 	/*
@@ -311,11 +286,11 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 	 * connect, and its peer sees that name. Autobound now, it is a
 	 * connector with a name of its own, as one the application bound.
 	 */
-	if (!s->bound && autobinds(fd)) {
+	if (!s->bound && passcred_on(fd)) {
 		sa_family_t f = AF_UNIX;
 
 		if (ipcd_real.bind(fd, (struct sockaddr *)&f, sizeof(f)) < 0) {
-			leave(fd);
+			ipcd_sock_to_kernel(fd);
 			return ipcd_real.connect(fd, sa, len);
 		}
 		s->bound = true;
@@ -325,25 +300,26 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 	uq->key = key;
 	uq->fd = named ? fd : -1;
 	if (ipcd_mon_call(&req, &resp, fds, &size) || resp.status) {
-		leave(fd);	/* nobody preloaded listens there */
+		ipcd_sock_to_kernel(fd);	/* nobody preloaded listens there */
 		return ipcd_real.connect(fd, sa, len);
 	}
 	memcpy(&ur, resp.body, sizeof(ur));
 	if (ipcd_conn_open(fds, size, false, &s->conn)) {
 		unclaim(ur.conn_id);
-		leave(fd);
+		ipcd_sock_to_kernel(fd);
 		return ipcd_real.connect(fd, sa, len);
 	}
-	memset(&me, 0, sizeof(me));
-	me.sun_family = AF_UNIX;
-	snprintf(me.sun_path, sizeof(me.sun_path), "@" IPCD_UNIX_NAME_FMT, ur.conn_id, ur.token);
-	me.sun_path[0] = '\0';
 	if (!named) {
+		memset(&me, 0, sizeof(me));
+		me.sun_family = AF_UNIX;
+		snprintf(me.sun_path, sizeof(me.sun_path), "@" IPCD_UNIX_NAME_FMT, ur.conn_id,
+			 ur.token);
+		me.sun_path[0] = '\0';
 		if (ipcd_real.bind(fd, (struct sockaddr *)&me,
 				   UNIX_PATH_OFF + IPCD_UNIX_NAME_LEN) < 0) {
 			ipcd_conn_release(&s->conn);
 			unclaim(ur.conn_id);
-			leave(fd);
+			ipcd_sock_to_kernel(fd);
 			return ipcd_real.connect(fd, sa, len);
 		}
 		s->bound = true;

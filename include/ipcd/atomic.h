@@ -20,6 +20,7 @@
 #define ipcd_xchg(p, v)			__atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
 #define ipcd_fetch_add(p, v)		__atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
 #define ipcd_fetch_or(p, v)		__atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
+#define ipcd_fetch_and(p, v)		__atomic_fetch_and((p), (v), __ATOMIC_SEQ_CST)
 
 /*
  * Full barrier: orders a prior store before a later load (Dekker / eventcount).

@@ -399,15 +399,26 @@ struct ipcd_uconnect_req {
  * name not of ours claims with @conn_id 0 and that hash; the monitor checks
  * the accepted socket's peer name hashes the same.
  */
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_uconnect_req) == 16);
+
+#define IPCD_FNV1A_INIT	0xcbf29ce484222325ull
+
+/* FNV-1a over @n bytes at @p, from @h (IPCD_FNV1A_INIT to start). */
+static inline uint64_t ipcd_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n--)
+		h = (h ^ *b++) * 0x100000001b3ull;
+	return h;
+}
+
 static inline uint64_t ipcd_unix_name_hash(const char *sun_path, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = ipcd_fnv1a(IPCD_FNV1A_INIT, sun_path, len);
 
-	while (len--)
-		h = (h ^ (uint8_t)*sun_path++) * 0x100000001b3ull;
 	return h ? h : 1;	/* 0 is no token */
 }
-IPCD_BUILD_ASSERT(sizeof(struct ipcd_uconnect_req) == 16);
 
 struct ipcd_uconnect_resp {
 	uint64_t conn_id;
