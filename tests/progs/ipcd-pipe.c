@@ -1494,6 +1494,41 @@ static void case_epipe_sigpipe(void)
 
 /* ---- case atomic-pipe-buf ----------------------------------------------------------- */
 
+/*
+ * A write of PIPE_BUF bytes in 16 iovecs of 256 into a full nonblocking
+ * pipe, after each read of 1000 bytes: all of it, or EAGAIN, never a part
+ * (the preload once wrote 8 iovecs and stopped).
+ */
+static void atomic_writev(void)
+{
+	static uint8_t big[4096];
+	struct iovec v[16];
+	uint64_t woff = 0;
+	unsigned int k;
+	ssize_t w = -1;
+	int p[2];
+
+	mkpipe(p, O_NONBLOCK);
+	memset(big, 'v', sizeof(big));
+	for (k = 0; k < 16; k++)
+		v[k] = (struct iovec){ .iov_base = big + k * 256, .iov_len = 256 };
+	(void)fill_nb(p[1], &woff, 0, "fill before the writev");
+	for (k = 0; k < 128 && w < 0; k++) {
+		if (read(p[0], big, 1000) <= 0)
+			fail_errno(errno, "read 1000 bytes from the full pipe");
+		w = writev(p[1], v, 16);
+		if (w < 0 && errno != EAGAIN)
+			fail_errno(errno, "writev(16 x 256) into the full pipe");
+		if (w >= 0 && w != PIPE_BUF)
+			fail("writev(16 x 256 = %d) after %u reads of 1000: wrote %zd, a part",
+			     PIPE_BUF, k + 1, w);
+	}
+	check_eq(w, PIPE_BUF, "writev of PIPE_BUF bytes in 16 iovecs into a full pipe, 1000 "
+		 "bytes freed at a time: EAGAIN until it all fits, then all");
+	xclose(p[0]);
+	xclose(p[1]);
+}
+
 static void case_atomic_pipe_buf(void)
 {
 	enum { WRITERS = 4, RECS = 2000 };
@@ -1521,6 +1556,7 @@ static void case_atomic_pipe_buf(void)
 		check_eq(r.next[w], RECS, "writer %u's records", w);
 	ok("every record whole (never interleaved with another writer's), each writer's in order");
 	xclose(p[0]);
+	atomic_writev();
 }
 
 /* ---- case nonblock ------------------------------------------------------------------ */
