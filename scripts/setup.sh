@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
 # setup.sh - install the Debian 12 packages IPC-Direct needs (idempotent).
 #
-# Usage: scripts/setup.sh [build|test|bench]...   (default: build)
+# Usage: scripts/setup.sh [build|test|rdma|bench]...   (default: build)
 # Installs only what is missing; runs apt-get update only when it must.
+#
+#   build  compilers, cmake, and the libraries the project links (rdma-core's
+#          libibverbs and librdmacm for the cross-host transport, issue #7)
+#   test   what the tests run: socat, python3, nginx, wrk, redis, memcached...
+#   rdma   the RDMA tests' guests (tests/rdma/vm.sh): QEMU, kmod, cpio and xz to
+#          build the initramfs from Debian's kernel package, and the rdma-core
+#          tools and the rxe verbs provider the guests run from the host's /
+#          (the kernel and busybox-static are fetched as .debs, not installed)
+#   bench  gnuplot for the benchmarks' plots
 set -euo pipefail
 
 declare -A groups=(
-	[build]="build-essential cmake pkg-config libcmocka-dev libnuma-dev libjemalloc-dev"
+	[build]="build-essential cmake pkg-config libcmocka-dev libnuma-dev libjemalloc-dev libibverbs-dev librdmacm-dev"
 	[test]="build-essential cmake pkg-config libcmocka-dev procps curl socat python3 nginx wrk redis-server redis-tools memcached libmemcached-tools"
+	[rdma]="qemu-system-x86 kmod cpio xz-utils iproute2 rdma-core ibverbs-providers ibverbs-utils rdmacm-utils"
 	[bench]="gnuplot-nox"
 )
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - set up, build and run the whole IPC-Direct test suite.
 #
-#   1. release build (-Werror): every test (unit, stress, fault, integration)
+#   1. release build (-Werror): every test (unit, stress, fault, integration, and
+#      rdma: two QEMU guests with Soft-RoCE, tests/rdma/, run alone, a few minutes)
 #   2. ASan+UBSan build: unit, fault and preload tests (ipcd-run preloads the ASan runtime)
 #   3. TSan build: unit tests (thread variants of the stress engine included)
 #   4. the benchmarks in --quick mode, as smoke tests (never gate on speed)
@@ -11,7 +12,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-"$top/scripts/setup.sh" build test
+"$top/scripts/setup.sh" build test rdma
 
 flavours=${IPCD_TEST_FLAVOURS:-release asan tsan}
 jobs=$(nproc)

@@ -210,7 +210,8 @@ accel_args() {
 	esac
 }
 
-# One guest's QEMU, its console (CRs dropped) into the share's console log.
+# One guest's QEMU, its console (CRs dropped) into the share's console log,
+# unbuffered: when a run is killed, the log still shows how far it got.
 # QEMU's exit status goes to $ctl/qemu.I.rc: 124 is our timeout.
 run_guest() {	# index
 	local i=$1 wire mac kappend accel log=$share/console.g$1.log
@@ -240,7 +241,8 @@ run_guest() {	# index
 		-bios qboot.rom
 		-kernel "$cache/kernel.img" -initrd "$cache/initrd.cpio" -append "$kappend"
 		-chardev stdio,id=con,signal=off -serial chardev:con
-		-netdev "$wire" -device "virtio-net-pci,netdev=net0,mac=$mac"
+		# romfile=: no PXE option ROM (ipxe-qemu is only a recommended package)
+		-netdev "$wire" -device "virtio-net-pci,netdev=net0,mac=$mac,romfile="
 		# 9p, not a disk image: the guest runs the host's programs from its /
 		-fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
 		-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot
@@ -252,10 +254,10 @@ run_guest() {	# index
 		local rc=0
 		timeout -k 10 "$timeout" "${qemu[@]}" </dev/null 2>"$ctl/qemu.$i.err" || rc=$?
 		echo "$rc" >"$ctl/qemu.$i.rc"
-	} | if [[ $verbose -eq 1 ]]; then
-		tr -d '\r' | tee "$log" | sed -u "s/^/[g$i] /"
+	} | awk '{ sub(/\r$/, ""); print; fflush() }' | if [[ $verbose -eq 1 ]]; then
+		tee "$log" | sed -u "s/^/[g$i] /"
 	else
-		tr -d '\r' >"$log"
+		cat >"$log"
 	fi
 }
 
