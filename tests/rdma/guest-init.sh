@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash
 # guest-init.sh - PID 1 of a tests/rdma/vm.sh guest. vm.sh --prepare copies it
 # into the initramfs as /init, next to busybox and the kernel modules.
 #
