@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -33,7 +34,7 @@ static void usage(FILE *f)
 		"Usage:\n"
 		"  " PROG " link --listen ADDR:PORT --peer ADDR:PORT [--count N] [--stay SECONDS]\n"
 		"                    [--rounds R] [--retry-ms MS] [--timeout SECONDS]\n"
-		"  " PROG " qp --addr ADDR (--server PORT | --connect HOST:PORT) [--bytes N]\n"
+		"  " PROG " qp --addr ADDR|any (--server PORT | --connect HOST:PORT) [--bytes N]\n"
 		"                    [--timeout SECONDS]\n"
 		"\n"
 		"link: open a monitor link (RDMA CM, 256-byte frames) to one peer, wait for it\n"
@@ -47,7 +48,8 @@ static void usage(FILE *f)
 		"      over TCP: the client RDMA-WRITEs N bytes into the server's registered\n"
 		"      buffer, then a WRITE_WITH_IMM; the server waits for that completion on\n"
 		"      the completion channel and checks every byte; both print\n"
-		"      \"qp ok bytes=N\" and exit 0. Default 1 MiB, timeout 300 s.\n"
+		"      \"qp ok bytes=N\" and exit 0. Default 1 MiB, timeout 300 s. --addr any:\n"
+		"      the first active RDMA port and its first RoCE v2 GID.\n"
 		"ADDR is IPv4 or IPv6 ([v6]:port with a port). Exit status: 0 ok, 1 failure,\n"
 		"2 usage.\n");
 }
@@ -173,6 +175,7 @@ struct probe_link {
 	bool stay;
 	bool verbose;
 	int errors;			/* frames that failed a check */
+	uint64_t enobufs;		/* sends refused with a full ring */
 	unsigned int ups, downs, rounds_ok;
 	/* the current round (reset on every up) */
 	bool up;
@@ -303,6 +306,8 @@ static bool send_one(struct probe_link *pl, uint32_t type, uint32_t seq, uint32_
 
 	frame_make(&fr, type, seq, total);
 	rc = ipcd_rlink_send(pl->l, 0, &fr);
+	if (rc == -ENOBUFS)
+		pl->enobufs++;
 	if (rc == -ENOBUFS || rc == -ENOTCONN)
 		return false;
 	if (rc)
@@ -360,6 +365,7 @@ static int run_link(int argc, char **argv)
 	uint16_t lport = 0, pport = 0;
 	uint64_t count = 1000, stay = 0, rounds = 0, retry = 500, timeout = 300, v;
 	struct probe_link pl;
+	struct ipcd_rlink_stats st;
 	struct ipcd_rlink_cb cb = { on_up, on_down, on_frame, &pl };
 	struct epoll_event ev, evs[4];
 	uint64_t end;
@@ -430,10 +436,10 @@ static int run_link(int argc, char **argv)
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
 			fail("epoll_ctl(ADD) of a link fd", errno);
 	}
-	printf("link listening on %s:%u, peer %s:%u (%s connects)\n", lhost, lport, phost, pport,
+	printf("link listening on %s:%u, peer %s:%u (%s)\n", lhost, lport, phost, pport,
 	       memcmp(laddr, peer[0], 16) < 0 || (!memcmp(laddr, peer[0], 16) && lport < pport)
-		       ? "we"
-		       : "the peer");
+		       ? "we connect"
+		       : "the peer connects");
 	fflush(stdout);
 
 	end = now_ms() + (pl.stay ? stay : timeout) * 1000;
@@ -463,6 +469,10 @@ static int run_link(int argc, char **argv)
 	}
 
 	close(ep);
+	ipcd_rlink_stats(pl.l, UINT_MAX, &st);
+	printf("stats frames_tx=%" PRIu64 " frames_rx=%" PRIu64 " connects=%" PRIu64
+	       " drops=%" PRIu64 " rejects=%" PRIu64 " enobufs=%" PRIu64 "\n",
+	       st.frames_tx, st.frames_rx, st.connects, st.drops, st.rejects, pl.enobufs);
 	ipcd_rlink_close(pl.l);
 	if (pl.errors) {
 		fprintf(stderr, PROG ": link: %d bad frames\n", pl.errors);
@@ -642,7 +652,7 @@ static int run_qp(int argc, char **argv)
 	const char *addr_s = NULL;
 	char host[128] = "";
 	uint16_t port = 0;
-	bool server = false, client = false;
+	bool server = false, client = false, any;
 	uint64_t bytes = 1 << 20, timeout = 300, deadline;
 	struct qp_hello me, them;
 	struct ipcd_rqp_info self, peer;
@@ -684,11 +694,12 @@ static int run_qp(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (optind != argc || !addr_s || server == client || !parse_ip(addr_s, addr))
+	any = addr_s && !strcmp(addr_s, "any");
+	if (optind != argc || !addr_s || server == client || (!any && !parse_ip(addr_s, addr)))
 		goto usage;
 	deadline = now_ms() + timeout * 1000;
 
-	rc = ipcd_rdev_open(addr, 64, &d);
+	rc = ipcd_rdev_open(any ? NULL : addr, 64, &d);
 	if (rc) {
 		fprintf(stderr, PROG ": qp: ipcd_rdev_open(%s): %s: %s (errno %d)\n", addr_s,
 			ipcd_rdev_why(), strerror(-rc), -rc);
@@ -719,7 +730,7 @@ static int run_qp(int argc, char **argv)
 			fail("qp: ibv_post_recv", EIO);
 	}
 
-	fd = server ? tcp_server(addr_s, port) : tcp_client(host, port, deadline);
+	fd = server ? tcp_server(any ? "0.0.0.0" : addr_s, port) : tcp_client(host, port, deadline);
 	memset(&me, 0, sizeof(me));
 	me.info = self;
 	me.addr = htole64((uintptr_t)buf);
