@@ -42,6 +42,7 @@ static void reap(uint32_t slot, const char *why)
 		conns_client_gone(c);	/* before its binds go: it releases its own ports */
 		ipcd_ns_release_owner(mon.ns, c->id);
 	}
+	cluster_client_gone(c);
 	epoll_ctl(mon.epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	close(c->sock);
 	ipcd_region_close(&c->reg);

@@ -191,6 +191,12 @@ struct conn {
 	uint64_t ukey;			/* UCONNECT: the listener's name (key) */
 	uint64_t utoken;		/* UCONNECT: the claim's token; 0: not a named AF_UNIX one */
 	bool uapp;			/* ... the hash of the connector's own name (proto.h) */
+	/* Across hosts ("Remote connections" below); remote_host 0: a local one. */
+	uint32_t remote_host;		/* the other end's host, 1-based */
+	bool remote_b;			/* the B end is the remote one (we connected) */
+	bool remote_told;		/* the other host knows our end is done */
+	uint64_t peer_key;		/* the other end's process at its host; 0: not known */
+	uint64_t peer_conn;		/* the other end's connection id at its host */
 };
 
 /* A named AF_UNIX listener of a preloaded process (ULISTEN). */
@@ -422,8 +428,13 @@ static void conn_free(struct conn *k)
 	cs.st.freed++;
 }
 
+static void remote_local_done(struct conn *k);
+static bool remote_owner_gone(struct conn *k, const struct mon_client *c);
+
 static void conn_free_if_done(struct conn *k)
 {
+	if (k->remote_host)
+		remote_local_done(k);
 	if (k->a_end != END_OPEN && k->b_end != END_OPEN && !k->queued)
 		conn_free(k);
 }
@@ -689,6 +700,26 @@ static void region_give(struct conn *k, struct ipcd_region *reg, uint32_t ring_b
 	/* One process per end for now; the ends count forks themselves. */
 	ctl->holders_a = 1;
 	ctl->holders_b = 1;
+	if (k->remote_host) {
+		struct ipcd_spsc_shm *a2b = ipcd_region_area(reg, IPCD_AREA_CONN_A2B, NULL);
+		struct ipcd_spsc_shm *b2a = ipcd_region_area(reg, IPCD_AREA_CONN_B2A, NULL);
+
+		ctl->remote_host = k->remote_host;
+		ctl->peer_key = k->peer_key;
+		ctl->peer_conn = k->peer_conn;
+		/*
+		 * The remote side's doorbell words say "remote" for good: the
+		 * local end's publishes and consumes call its library's hook
+		 * (shm_abi.h IPCD_DB_REMOTE).
+		 */
+		if (k->remote_b) {
+			a2b->cons_wait = IPCD_DB_REMOTE;
+			b2a->prod_wait = IPCD_DB_REMOTE;
+		} else {
+			a2b->prod_wait = IPCD_DB_REMOTE;
+			b2a->cons_wait = IPCD_DB_REMOTE;
+		}
+	}
 	ipcd_region_publish(reg);
 	for (i = 0; i < 3; i++)
 		k->off[i] = reg->hdr.area[i].off;
@@ -1350,6 +1381,49 @@ static bool kernel_listening(uint16_t port)
 	return false;
 }
 
+/*
+ * The listener a connect to @dst:@port reaches (its bind in @e, its owner in
+ * *@owner), or NULL with *@err: -ECONNREFUSED (none, or not accepting) or
+ * -EAGAIN (its backlog is full). @remote: the connector is on another host,
+ * whose address a wildcard listener covers as well.
+ */
+static struct lis *listener_for(const uint8_t dst[16], uint16_t port, bool remote,
+				struct ipcd_ns_entry *e, struct mon_client **owner, int *err)
+{
+	static struct mon_client orphan = { .id = ORPHAN };
+	struct lis *l;
+	int64_t lid;
+
+	*err = -ECONNREFUSED;
+	lid = ipcd_ns_lookup_listener(mon.ns, dst, port);
+	if (lid < 0 || ipcd_ns_get(mon.ns, (uint32_t)lid, e) || !(l = lis_get((uint32_t)lid)))
+		return NULL;
+	if (l->hold >= 0 && hung_up(l->hold)) {
+		/* Its last holder is gone, its hang-up not handled yet: as the kernel, refuse. */
+		conns_lis_hup((uint32_t)ipcd_ns_index(mon.ns, l->bind_id));
+		return NULL;
+	}
+	if (l->owner == ORPHAN) {
+		*owner = &orphan;	/* B's end is the acceptor's once accepted */
+		if (!kernel_listening(port)) {
+			orphan_drop(l);	/* nobody holds its socket any more */
+			return NULL;
+		}
+	} else {
+		*owner = clients_get(l->slot);
+		if (!*owner || (*owner)->id != l->owner || (*owner)->state != CL_ACTIVE)
+			return NULL;	/* cut off this turn: reaped when it ends */
+	}
+	if (!remote && is_wildcard(e->addr) && !is_local(dst))
+		return NULL;		/* another host's address: the kernel's business */
+	if (l->count >= l->max) {
+		cs.st.backlog_full++;
+		*err = -EAGAIN;
+		return NULL;
+	}
+	return l;
+}
+
 int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		  struct ipcd_conn_resp *out)
 {
@@ -1358,10 +1432,9 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 	uint8_t dst[16];
 	struct conn *k;
 	struct lis *l;
-	int64_t lid;
 	int rc;
 
-	if (r->flags || r->pad || r->pad2 || r->ring_bytes > HINT_MAX)
+	if ((r->flags & ~IPCD_CONNECT_REMOTE) || r->pad || r->pad2 || r->ring_bytes > HINT_MAX)
 		return -EINVAL;
 	memcpy(dst, r->addr, 16);
 	if (is_wildcard(dst)) {		/* Linux connects a wildcard to loopback */
@@ -1370,32 +1443,11 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		else
 			memcpy(dst, v6_loopback, 16);
 	}
-	lid = ipcd_ns_lookup_listener(mon.ns, dst, r->port);
-	if (lid < 0 || ipcd_ns_get(mon.ns, (uint32_t)lid, &e) || !(l = lis_get((uint32_t)lid)))
-		goto refused;
-	if (l->hold >= 0 && hung_up(l->hold)) {
-		/* Its last holder is gone, its hang-up not handled yet: as the kernel, refuse. */
-		conns_lis_hup((uint32_t)ipcd_ns_index(mon.ns, l->bind_id));
-		goto refused;
-	}
-	if (l->owner == ORPHAN) {
-		static struct mon_client orphan = { .id = ORPHAN };
-
-		owner = &orphan;	/* B's end is the acceptor's once accepted */
-		if (!kernel_listening(r->port)) {
-			orphan_drop(l);	/* nobody holds its socket any more */
-			goto refused;
-		}
-	} else {
-		owner = clients_get(l->slot);
-		if (!owner || owner->id != l->owner || owner->state != CL_ACTIVE)
-			goto refused;	/* cut off this turn: reaped when it ends */
-	}
-	if (is_wildcard(e.addr) && !is_local(dst))
-		goto refused;		/* another host's address: the kernel's business */
-	if (l->count >= l->max) {
-		cs.st.backlog_full++;
-		return -EAGAIN;
+	l = listener_for(dst, r->port, false, &e, &owner, &rc);
+	if (!l) {
+		if (rc == -ECONNREFUSED)
+			cs.st.refused++;
+		return rc;
 	}
 	k = conn_alloc();
 	if (!k) {
@@ -1439,10 +1491,6 @@ err_free:
 	conn_drop(k);
 	cs.st.no_room++;
 	return rc == -ENOSPC ? -ENOBUFS : rc;
-
-refused:
-	cs.st.refused++;
-	return -ECONNREFUSED;
 }
 
 int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
@@ -1488,6 +1536,8 @@ int conns_accept(struct mon_client *c, const struct ipcd_accept_req *r,
 	k->b_uid = c->uid;
 	cs.st.accepted++;
 	fill_resp(out, k->id, k->a_addr, k->a_port, k->b_port);
+	if (k->remote_host)
+		cluster_tell_accepted(k->remote_host, k->peer_conn, c);
 	return 0;
 }
 
@@ -2249,6 +2299,8 @@ void conns_client_gone(struct mon_client *c)
 
 		if (!k->id)
 			continue;
+		if (k->remote_host && remote_owner_gone(k, c))
+			continue;
 		/*
 		 * An end with a hold token is closed at its hang-up instead
 		 * (conns_hold); its port stays bound while a holder lives, as
@@ -2284,6 +2336,250 @@ void conns_client_gone(struct mon_client *c)
 	for (i = 0; i < LANES_MAX; i++)
 		if (cs.lanes[i].id && cs.lanes[i].l_owner == c->id)
 			lane_finish(&cs.lanes[i], 0, 0);
+}
+
+/* ---- remote connections ----------------------------------------------------- */
+
+/*
+ * Remote connections (issue #7). A connection to a process on another
+ * cluster host has one entry at each host, each with its own region: ours
+ * holds the local end's rings (what it sends, what it received), the other
+ * host's the other end's, and the two libraries keep them in step over
+ * RDMA. Here the remote end is an end like any other, owned by REMOTE: it
+ * is open until the other host says it is done (cluster.c: its F_END, or
+ * the link going down), and the local end's close or death is told to the
+ * other host once (remote_local_done). A death marks the survivor's rings
+ * as mark_end() marks a local one's, so EOF and ECONNRESET come the same
+ * way; a clean close needs nothing from us, since its flags travel behind
+ * its data over RDMA.
+ */
+#define REMOTE		(UINT64_MAX - 1)	/* owner of a remote end */
+
+bool conns_is_local(const uint8_t a[16])
+{
+	return is_local(a);
+}
+
+/*
+ * @c, gone, made the local end of remote @k: its RDMA engine, the only one
+ * that moves the connection's data, went with it. Whoever else holds the
+ * end (a forked child, the image an exec started) sees a reset, and the
+ * other host hears of a death. True if @k was such a connection (maybe
+ * freed).
+ */
+static bool remote_owner_gone(struct conn *k, const struct mon_client *c)
+{
+	bool mine = k->remote_b ? k->a_owner == c->id : k->b_owner == c->id && k->accepted;
+	uint8_t end = k->remote_b ? k->a_end : k->b_end;
+
+	if (!mine || end != END_OPEN)
+		return false;
+	mark_end(k, !k->remote_b, false);
+	if ((k->remote_b ? k->b_end : k->a_end) == END_OPEN)
+		mark_end(k, k->remote_b, true);
+	cs.st.dead_ends++;
+	conn_free_if_done(k);
+	return true;
+}
+
+void conns_remote_accepted(uint32_t host, uint64_t conn_id, uint64_t b_key)
+{
+	struct conn *k = conn_find(conn_id);
+	struct ipcd_conn_ctl *ctl;
+	uint8_t *base;
+
+	if (!k || k->remote_host != host || !k->remote_b || k->peer_key || k->fd < 0)
+		return;
+	k->peer_key = b_key;
+	/*
+	 * Before the acceptor's first message reaches our connector (it comes
+	 * on the same link, after this): its engine takes a bind only from
+	 * the process named here.
+	 */
+	base = mmap(NULL, k->size, PROT_READ | PROT_WRITE, MAP_SHARED, k->fd, 0);
+	if (base == MAP_FAILED) {
+		log_warn("connection %" PRIu64 ": cannot map it to name its acceptor (%s): it will "
+			 "never be bound", k->id, strerror(errno));
+		return;
+	}
+	ctl = (struct ipcd_conn_ctl *)(void *)(base + k->off[IPCD_AREA_CONN_CTL]);
+	ipcd_store_release(&ctl->peer_key, b_key);
+	munmap(base, k->size);
+}
+
+/* Our end of remote @k is done: tell the other host, once. */
+static void remote_local_done(struct conn *k)
+{
+	uint8_t end = k->remote_b ? k->a_end : k->b_end;
+	uint32_t bit = k->remote_b ? IPCD_CONN_RESET_A : IPCD_CONN_RESET_B;
+
+	if (end == END_OPEN || k->remote_told)
+		return;
+	k->remote_told = true;
+	/* A connection its host never heard of (refused, or its CONNECT failed) has no peer_conn. */
+	if (k->peer_conn)
+		cluster_tell_end(k->remote_host, k->peer_conn, end == END_GONE,
+				 (k->reset & bit) != 0);
+}
+
+int conns_remote_a_new(struct mon_client *c, const uint8_t self[16], const uint8_t dst[16],
+		       uint16_t port, uint32_t host, uint64_t *conn_id, uint16_t *a_port)
+{
+	static const struct mon_client remote = { .id = REMOTE };
+	struct conn *k = conn_alloc();
+	int rc;
+
+	if (!k) {
+		cs.st.no_room++;
+		return -ENOBUFS;
+	}
+	memcpy(k->a_addr, self, 16);
+	memcpy(k->b_addr, dst, 16);
+	k->b_port = port;
+	k->remote_host = host;
+	k->remote_b = true;
+	rc = conn_set_ends(k, c, &remote);
+	if (rc) {
+		conn_drop(k);
+		cs.st.no_room++;
+		return rc == -ENOSPC ? -ENOBUFS : rc;
+	}
+	k->accepted = true;	/* the other host's listener has B; nothing queues here */
+	*conn_id = k->id;
+	*a_port = k->a_port;
+	return 0;
+}
+
+int conns_remote_a_ready(struct mon_client *c, uint64_t conn_id, uint64_t peer_conn,
+			 uint32_t ring_bytes, struct ipcd_conn_resp *out)
+{
+	struct conn *k = conn_find(conn_id);
+	int rc;
+
+	if (!k || !k->remote_host || !k->remote_b || k->a_owner != c->id || k->fd >= 0)
+		return -ENOENT;
+	k->peer_conn = peer_conn;
+	if (ring_bytes < IPCD_SPSC_MIN_CAPACITY || ring_bytes > mon.cfg.ring_max_bytes ||
+	    (ring_bytes & (ring_bytes - 1))) {
+		log_warn("process %d (%s): connect to host %u: its monitor chose a %u-byte ring, "
+			 "outside [%u, %u] or not a power of 2: refused", c->pid, c->comm,
+			 k->remote_host, ring_bytes, IPCD_SPSC_MIN_CAPACITY,
+			 mon.cfg.ring_max_bytes);
+		k->a_end = END_CLOSED;
+		k->b_end = END_GONE;
+		remote_local_done(k);
+		conn_free(k);
+		return -ECONNREFUSED;
+	}
+	rc = region_for_a(c, k, ring_bytes, "connect to another host");
+	if (rc)
+		return rc;	/* dropped; the other host hears of it at the death of its end */
+	cs.st.created++;
+	cs.st.remote_out++;
+	fill_resp(out, k->id, k->b_addr, k->b_port, k->a_port);
+	return 0;
+}
+
+void conns_remote_a_drop(uint64_t conn_id)
+{
+	struct conn *k = conn_find(conn_id);
+
+	if (k && k->remote_host && k->fd < 0)
+		conn_drop(k);
+}
+
+int conns_remote_b_new(uint32_t host, uint64_t a_key, uint64_t a_conn, const uint8_t a_addr[16],
+		       uint16_t a_port, const uint8_t dst[16], uint16_t port, uint32_t ring_hint,
+		       struct conns_remote_b *out)
+{
+	struct mon_client *owner;
+	struct ipcd_ns_entry e;
+	struct conn *k;
+	struct lis *l;
+	int rc;
+
+	if (ring_hint > HINT_MAX)
+		return -EINVAL;
+	l = listener_for(dst, port, true, &e, &owner, &rc);
+	if (!l) {
+		if (rc == -ECONNREFUSED)
+			cs.st.refused++;
+		return rc;
+	}
+	k = conn_alloc();
+	if (!k) {
+		cs.st.no_room++;
+		return -ENOBUFS;
+	}
+	memcpy(k->a_addr, a_addr, 16);
+	k->a_port = a_port;
+	memcpy(k->b_addr, is_wildcard(e.addr) ? dst : e.addr, 16);
+	k->b_port = e.port;
+	k->a_owner = REMOTE;
+	k->b_owner = owner->id;
+	k->b_pid = owner->pid;
+	k->b_uid = owner->uid;
+	k->remote_host = host;
+	k->peer_key = a_key;
+	k->peer_conn = a_conn;
+	rc = region_make(k, ring_size(ring_hint, l->ring_bytes));
+	if (rc) {
+		log_warn("connect from host %u to port %u: cannot create a connection region: %s",
+			 host, port, strerror(-rc));
+		k->peer_conn = 0;
+		conn_drop(k);
+		cs.st.no_room++;
+		return rc == -ENOSPC ? -ENOBUFS : rc;
+	}
+	lis_push_tail(l, k);
+	cs.st.created++;
+	cs.st.remote_in++;
+	out->conn_id = k->id;
+	out->ring_bytes = k->ring_bytes;
+	memcpy(out->b_addr, k->b_addr, 16);
+	out->b_port = k->b_port;
+	return 0;
+}
+
+/* The other end of remote @k is done: closed cleanly (@gone false), or its process or host died. */
+static void remote_end_done(struct conn *k, bool gone, bool reset)
+{
+	uint8_t *end = k->remote_b ? &k->b_end : &k->a_end;
+
+	if (*end != END_OPEN)
+		return;
+	if (gone) {
+		/* mark_end() wakes and resets our end as a local peer's death would. */
+		mark_end(k, k->remote_b, reset);
+		cs.st.dead_ends++;
+	} else {
+		*end = END_CLOSED;
+		cs.st.closed++;
+	}
+	conn_free_if_done(k);
+}
+
+void conns_remote_end(uint32_t host, uint64_t conn_id, bool gone, bool reset)
+{
+	struct conn *k = conn_find(conn_id);
+
+	if (!k || k->remote_host != host)
+		return;		/* gone here already, or not the sender's to end */
+	remote_end_done(k, gone, reset);
+}
+
+void conns_remote_host_down(uint32_t host)
+{
+	uint32_t i;
+
+	for (i = 0; i < cs.hwm; i++) {
+		struct conn *k = &cs.tab[i];
+
+		if (k->id && k->remote_host == host) {
+			k->remote_told = true;	/* nobody to tell */
+			remote_end_done(k, true, true);
+		}
+	}
 }
 
 /* ---- init, report ------------------------------------------------------- */
@@ -2408,6 +2704,7 @@ bool conns_next(uint32_t *cursor, struct conns_entry *e)
 		e->reset = k->reset;
 		e->ring_bytes = k->ring_bytes;
 		e->kind = k->kind;
+		e->remote_host = k->remote_host;
 		if (k->kit && k->lane && !k->kit_seen && k->a_end == END_OPEN &&
 		    k->b_end == END_OPEN)
 			e->state = CONN_KIT;

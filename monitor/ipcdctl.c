@@ -23,6 +23,7 @@ static const struct {
 	{ "connections", IPCD_Q_CONNECTIONS, "connections (TCP, pipes, socketpairs), accelerated or not" },
 	{ "counters", IPCD_Q_COUNTERS, "counters per request type, event and fallback reason" },
 	{ "queues", IPCD_Q_QUEUES, "request and response queue depths per process" },
+	{ "cluster", IPCD_Q_CLUSTER, "RDMA cluster hosts and links; processes' queue pairs and RDMA counters" },
 };
 
 static void usage(FILE *f)

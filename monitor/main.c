@@ -187,6 +187,7 @@ static const struct init_step {
 	{ "port namespace", ns_init, ns_exit },
 	{ "connections", conns_init, conns_exit },
 	{ "clients", clients_init, clients_exit },
+	{ "cluster", cluster_init, cluster_exit },
 	{ "control socket", control_init, control_exit },
 };
 
@@ -315,6 +316,12 @@ static int handle_events(int64_t timeout_ns)
 		case MON_EV_UHOLD:
 			conns_ulis_hup(MON_EV_IDX(tag));
 			break;
+		case MON_EV_RLINK:
+			cluster_link_event();
+			break;
+		case MON_EV_RCHAN:
+			cluster_chan_event(MON_EV_IDX(tag), ev[i].events);
+			break;
 		}
 	}
 	return n;
@@ -355,6 +362,7 @@ static void run_loop(void)
 	while (!mon.stop) {
 		int64_t bound;
 		bool orphans;
+		int cl_ms;
 
 		if (poll_turn()) {
 			if (++turns % MON_CONTROL_EVERY == 0)
@@ -386,6 +394,10 @@ static void run_loop(void)
 		/* Lazy requests (a CLOSE) ring no doorbell: look now and then while they may come. */
 		if (conns_active() && (bound < 0 || (uint64_t)bound > IPCD_REQQ_LAZY_NS))
 			bound = (int64_t)IPCD_REQQ_LAZY_NS;
+		/* The cluster's timers: link retries, connects another host did not answer. */
+		cl_ms = cluster_tick();
+		if (cl_ms >= 0 && (bound < 0 || (uint64_t)bound > (uint64_t)cl_ms * 1000000))
+			bound = (int64_t)cl_ms * 1000000;
 		mon.ctr.sleeps++;
 		/*
 		 * Spin again only after a real event: a timeout (the shared mode's

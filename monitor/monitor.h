@@ -297,6 +297,8 @@ extern struct monitor mon;
 #define MON_EV_HOLD		6ull	/* idx: connection index << 1 | B side */
 #define MON_EV_LHOLD		7ull	/* idx: the listener's namespace index */
 #define MON_EV_UHOLD		8ull	/* idx: a named AF_UNIX registration's (conns.c) */
+#define MON_EV_RLINK		9ull	/* the cluster's links (cluster.c) */
+#define MON_EV_RCHAN		10ull	/* idx: a process's RDMA channel, by slot */
 #define MON_EV(kind, idx)	((kind) << 56 | (uint64_t)(idx))
 #define MON_EV_KIND(v)		((v) >> 56)
 #define MON_EV_IDX(v)		((uint32_t)(v))
@@ -366,6 +368,7 @@ struct conns_entry {
 	uint32_t reset;		/* IPCD_CONN_RESET_* the monitor set */
 	uint32_t ring_bytes;	/* capacity of each ring */
 	uint32_t kind;		/* IPCD_CONN_KIND_* */
+	uint32_t remote_host;	/* the other end's cluster host (1-based); 0: local */
 	bool rings_known;	/* false if the region could not be read */
 	struct conns_dir a2b;
 	struct conns_dir b2a;
@@ -395,6 +398,8 @@ struct conns_stats {
 	uint64_t socketpairs;	/* PAIR: AF_UNIX socketpairs made */
 	uint64_t unix_connected; /* UCLAIM: named AF_UNIX connections made */
 	uint32_t unix_listeners; /* ULISTEN: names registered now */
+	uint64_t remote_out;	/* connections made to another host's listener */
+	uint64_t remote_in;	/* connections from another host queued on ours */
 	uint32_t lanes;		/* lanes now */
 	uint32_t active;
 	uint32_t max;
@@ -454,6 +459,84 @@ uint32_t conns_active(void);
  */
 bool conns_orphans_check(uint64_t now);
 const char *conns_state_name(enum conn_state s);
+
+/*
+ * Across hosts (conns.c "Remote connections"; cluster.c drives them).
+ * A side: an entry and an ephemeral port at @self first, the region once
+ * the other host answered (ready: CONN_FD to @c, then fill @out), or drop.
+ * B side: queued on the listener @dst:@port reaches, as a local connect is.
+ */
+bool conns_is_local(const uint8_t a[16]);
+int conns_remote_a_new(struct mon_client *c, const uint8_t self[16], const uint8_t dst[16],
+		       uint16_t port, uint32_t host, uint64_t *conn_id, uint16_t *a_port);
+int conns_remote_a_ready(struct mon_client *c, uint64_t conn_id, uint64_t peer_conn,
+			 uint32_t ring_bytes, struct ipcd_conn_resp *out);
+void conns_remote_a_drop(uint64_t conn_id);
+
+struct conns_remote_b {
+	uint64_t conn_id;
+	uint32_t ring_bytes;
+	uint8_t b_addr[16];
+	uint16_t b_port;
+};
+int conns_remote_b_new(uint32_t host, uint64_t a_key, uint64_t a_conn, const uint8_t a_addr[16],
+		       uint16_t a_port, const uint8_t dst[16], uint16_t port, uint32_t ring_hint,
+		       struct conns_remote_b *out);
+/* The other host says its end of our @conn_id is done: closed, or @gone (with @reset). */
+void conns_remote_end(uint32_t host, uint64_t conn_id, bool gone, bool reset);
+/* The other host's process @b_key accepted our connection @conn_id (its engine may bind it). */
+void conns_remote_accepted(uint32_t host, uint64_t conn_id, uint64_t b_key);
+/* Every connection to @host: its end is gone (reset). */
+void conns_remote_host_down(uint32_t host);
+
+/* ---- the cluster (cluster.c) ----------------------------------------------- */
+
+/*
+ * Links to the other hosts' monitors over RDMA CM (rdma/link.c), connects
+ * across them, and each process's RDMA channel (proto.h IPCD_OP_RATTACH).
+ * Without peers in the config, or without an RDMA device that carries this
+ * host's cluster address, it stays off and connects use the kernel.
+ */
+int cluster_init(void);
+void cluster_exit(void);
+/* MON_EV_RLINK: the link layer has work. */
+void cluster_link_event(void);
+/* MON_EV_RCHAN @slot: a process's channel is readable or hung up. */
+void cluster_chan_event(uint32_t slot, uint32_t events);
+/* Milliseconds until cluster_tick() is due; -1: none. Also runs what is due. */
+int cluster_tick(void);
+/*
+ * CONNECT @req from @c with IPCD_CONNECT_REMOTE: true if the destination is
+ * a host of the cluster whose link is up; the answer then comes later.
+ */
+bool cluster_connect(struct mon_client *c, const struct ipcd_req *req,
+		     const struct ipcd_connect_req *r);
+void cluster_rattach(struct mon_client *c, const struct ipcd_req *req);
+/* reqs.c: answer @req of @c now (a deferred answer: the cluster's connects). */
+void reqs_respond(struct mon_client *c, const struct ipcd_req *req, int32_t status,
+		  const void *body, uint16_t len);
+/* Process @c is gone: its channel closes, the other hosts hear of it. */
+void cluster_client_gone(struct mon_client *c);
+/* From conns.c: @c accepted the connection whose connector's id at @host is @peer_conn. */
+void cluster_tell_accepted(uint32_t host, uint64_t peer_conn, const struct mon_client *c);
+/* From conns.c: our end of the connection @peer_conn names at @host is done. */
+void cluster_tell_end(uint32_t host, uint64_t peer_conn, bool gone, bool reset);
+
+struct cluster_stats {
+	uint32_t hosts;			/* in the config, this one included; 0: off */
+	uint32_t self;			/* this host's number (1-based); 0: none */
+	uint32_t up;			/* links up now */
+	uint32_t chans;			/* processes with an RDMA channel now */
+	uint64_t connects;		/* CONNECTs sent to another host */
+	uint64_t refused;		/* ... answered "no accelerated listener" (or lost) */
+	uint64_t msgs_fwd;		/* process messages forwarded to another host */
+	uint64_t msgs_in;		/* ... delivered here */
+	uint64_t msgs_dropped;		/* undeliverable (no such process, channel full) */
+};
+void cluster_get_stats(struct cluster_stats *st);
+/* Host @h (1-based): its name, address and link state; false past the end. */
+bool cluster_host(uint32_t h, const char **name, const char **addr, uint16_t *port, bool *up,
+		  bool *self);
 
 /* ---- fallbacks (fallback.c) ---------------------------------------------- */
 

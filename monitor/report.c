@@ -291,7 +291,8 @@ static void conn_text(struct out *o, const struct conns_entry *e)
 	put(o, "%-12" PRIu64 " %-33s %-33s %-12s %9u %12s %9s %9s %12s %9s %9s  %s\n", e->id,
 	    end_str(e, false, a, sizeof(a)), end_str(e, true, b, sizeof(b)),
 	    conns_state_name(e->state),
-	    e->ring_bytes, ab[0], ab[1], ab[2], ba[0], ba[1], ba[2], "accelerated");
+	    e->ring_bytes, ab[0], ab[1], ab[2], ba[0], ba[1], ba[2],
+	    e->remote_host ? "rdma" : "accelerated");
 }
 
 static void dir_json(struct out *o, const char *name, const struct conns_dir *d, bool known)
@@ -320,7 +321,7 @@ static void conn_json(struct out *o, const struct conns_entry *e)
 	    e->reset & IPCD_CONN_RESET_B ? "true" : "false");
 	dir_json(o, "a2b", &e->a2b, e->rings_known);
 	dir_json(o, "b2a", &e->b2a, e->rings_known);
-	put(o, "}");
+	put(o, ",\"remote_host\":%u}", e->remote_host);
 }
 
 static void fallback_json(struct out *o, const struct fallback_entry *f, uint64_t now)
@@ -397,8 +398,9 @@ static void q_counters(struct out *o)
 		[IPCD_OP_KIT_ACCEPTED] = "kit_accepted", [IPCD_OP_HOLD] = "hold",
 		[IPCD_OP_REGION] = "region", [IPCD_OP_PAIR] = "pair",
 		[IPCD_OP_ULISTEN] = "ulisten", [IPCD_OP_UCONNECT] = "uconnect",
-		[IPCD_OP_UCLAIM] = "uclaim",
+		[IPCD_OP_UCLAIM] = "uclaim", [IPCD_OP_RATTACH] = "rattach",
 	};
+	struct cluster_stats cl;
 	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
 	struct ipcd_reqq_stats st;
 	struct conns_stats cn;
@@ -406,6 +408,7 @@ static void q_counters(struct out *o)
 
 	ipcd_reqq_srv_stats(mon.srv, &st);
 	conns_get_stats(&cn);
+	cluster_get_stats(&cl);
 	fallback_counts(fb);
 	for (k = 1; k <= IPCD_FB_MAX; k++)
 		fb_total += fb[k];
@@ -426,7 +429,9 @@ static void q_counters(struct out *o)
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
 		    ",\"pooled\":%" PRIu64 ",\"holds\":%" PRIu64 ",\"hold_hups\":%" PRIu64
 		    ",\"pipes\":%" PRIu64 ",\"socketpairs\":%" PRIu64
-		    ",\"unix_connected\":%" PRIu64 ",\"unix_listeners\":%u},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
+		    ",\"unix_connected\":%" PRIu64 ",\"unix_listeners\":%u,\"remote_out\":%" PRIu64
+		    ",\"remote_in\":%" PRIu64 ",\"remote_total\":%" PRIu64
+		    "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
 		    ",\"kits\":%" PRIu64 ",\"kits_unused\":%" PRIu64 ",\"kits_requeued\":%"
 		    PRIu64 ",\"regions_reused\":%" PRIu64 ",\"closed_early\":%" PRIu64
 		    "},\"fallbacks\":{\"total\":%" PRIu64
@@ -434,12 +439,17 @@ static void q_counters(struct out *o)
 		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
 		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, cn.holds,
 		    cn.hold_hups, cn.pipes, cn.socketpairs, cn.unix_connected,
-		    cn.unix_listeners, cn.lanes, cn.lanes_made,
+		    cn.unix_listeners, cn.remote_out, cn.remote_in, cn.remote_out + cn.remote_in,
+		    cn.lanes, cn.lanes_made,
 		    cn.kits, cn.kits_unused, cn.kits_requeued, cn.regions_reused, cn.closed_early,
 		    fb_total);
 		for (k = 1; k <= IPCD_FB_MAX; k++)
 			put(o, "%s\"%s\":%" PRIu64, k > 1 ? "," : "", fallback_reason_key(k), fb[k]);
-		put(o, "},\"invalid\":%" PRIu64 "}}\n", fb[0]);
+		put(o, "},\"invalid\":%" PRIu64 "},\"cluster\":{\"hosts\":%u,\"self\":%u,\"up\":%u,"
+		    "\"channels\":%u,\"connects\":%" PRIu64 ",\"refused\":%" PRIu64
+		    ",\"msgs_forwarded\":%" PRIu64 ",\"msgs_delivered\":%" PRIu64
+		    ",\"msgs_dropped\":%" PRIu64 "}}\n", fb[0], cl.hosts, cl.self, cl.up, cl.chans,
+		    cl.connects, cl.refused, cl.msgs_fwd, cl.msgs_in, cl.msgs_dropped);
 		return;
 	}
 	put(o, "registered      %" PRIu64 "\n", mon.ctr.registered);
@@ -477,6 +487,8 @@ static void q_counters(struct out *o)
 	put(o, "  socketpairs   %" PRIu64 "  (socketpair(AF_UNIX) made)\n", cn.socketpairs);
 	put(o, "  unix named    %" PRIu64 "  (AF_UNIX connections by name; %u names listened "
 	    "on now)\n", cn.unix_connected, cn.unix_listeners);
+	put(o, "  remote        %" PRIu64 " out, %" PRIu64 " in  (across hosts, over RDMA)\n",
+	    cn.remote_out, cn.remote_in);
 	put(o, "lanes           %u now, %" PRIu64 " made  (connection setup without the monitor)\n",
 	    cn.lanes, cn.lanes_made);
 	put(o, "  kits          %" PRIu64 "  (connections made ahead of need for a lane)\n",
@@ -493,6 +505,73 @@ static void q_counters(struct out *o)
 	for (k = 1; k <= IPCD_FB_MAX; k++)
 		put(o, "  %-24s %" PRIu64 "\n", fallback_reason_name(k), fb[k]);
 	put(o, "  %-24s %" PRIu64 "  (malformed reports refused)\n", "invalid", fb[0]);
+	put(o, "cluster         %u hosts, %u links up, %u processes with an RDMA channel\n",
+	    cl.hosts, cl.up, cl.chans);
+	put(o, "  connects      %" PRIu64 " sent, %" PRIu64 " refused or unanswered\n",
+	    cl.connects, cl.refused);
+	put(o, "  messages      %" PRIu64 " forwarded, %" PRIu64 " delivered, %" PRIu64
+	    " dropped\n", cl.msgs_fwd, cl.msgs_in, cl.msgs_dropped);
+}
+
+/*
+ * The cluster: each host and its link, then each process with an RDMA
+ * channel and what its engine says of itself (untrusted, informational).
+ */
+static void q_cluster(struct out *o, const struct ucred *who)
+{
+	const char *name, *addr;
+	bool up, self, first = true;
+	uint16_t port;
+	uint32_t h, s;
+
+	if (o->json)
+		put(o, "{\"hosts\":[");
+	else
+		put(o, "%-4s %-16s %-40s %6s  %s\n", "HOST", "NAME", "ADDRESS", "PORT", "LINK");
+	for (h = 1; cluster_host(h, &name, &addr, &port, &up, &self); h++) {
+		char esc[2 * IPCD_NAME_MAX + 2];
+
+		if (o->json)
+			put(o, "%s{\"host\":%u,\"name\":\"%s\",\"addr\":\"%s\",\"port\":%u,"
+			    "\"self\":%s,\"up\":%s}", h > 1 ? "," : "", h,
+			    jstr(name, esc, sizeof(esc)), addr, port, self ? "true" : "false",
+			    up ? "true" : "false");
+		else
+			put(o, "%-4u %-16s %-40s %6u  %s\n", h, name, addr, port,
+			    self ? "(this host)" : up ? "up" : "down");
+	}
+	if (o->json)
+		put(o, "],\"processes\":[");
+	else
+		put(o, "\n%-8s %-16s %5s %6s %12s %14s %12s %10s %8s\n", "PID", "COMMAND", "QPS",
+		    "CONNS", "WRITES", "TX-BYTES", "RX-EVENTS", "SLEEPS", "ERRORS");
+	for (s = 0; s < mon.cfg.max_processes; s++) {
+		const struct mon_client *c = mon.clients[s];
+		const struct ipcd_client_ctl *ctl;
+		struct ipcd_rdma_stats r;
+		char esc[40];
+
+		if (!c || c->state != CL_ACTIVE || !visible(who, c->uid))
+			continue;
+		ctl = ipcd_region_area(&c->reg, IPCD_AREA_CLIENT_CTL, NULL);
+		memcpy(&r, &ctl->rdma, sizeof(r));	/* the process writes it as we read */
+		if (!r.qps && !r.conns && !r.writes && !r.rx_events)
+			continue;
+		if (o->json) {
+			put(o, "%s{\"pid\":%d,\"comm\":\"%s\",\"qps\":%u,\"conns\":%u,"
+			    "\"writes\":%" PRIu64 ",\"tx_bytes\":%" PRIu64 ",\"rx_events\":%" PRIu64
+			    ",\"sleeps\":%" PRIu64 ",\"errors\":%" PRIu64 "}", first ? "" : ",",
+			    c->pid, jstr(c->comm, esc, sizeof(esc)), r.qps, r.conns, r.writes,
+			    r.tx_bytes, r.rx_events, r.sleeps, r.errors);
+		} else {
+			put(o, "%-8d %-16s %5u %6u %12" PRIu64 " %14" PRIu64 " %12" PRIu64 " %10"
+			    PRIu64 " %8" PRIu64 "\n", c->pid, c->comm, r.qps, r.conns, r.writes,
+			    r.tx_bytes, r.rx_events, r.sleeps, r.errors);
+		}
+		first = false;
+	}
+	if (o->json)
+		put(o, "]}\n");
 }
 
 static void q_queues(struct out *o, const struct ucred *who)
@@ -536,6 +615,9 @@ void report_query(int sock, const struct ucred *cred, const struct ipcd_ctl_quer
 		break;
 	case IPCD_Q_QUEUES:
 		q_queues(&o, cred);
+		break;
+	case IPCD_Q_CLUSTER:
+		q_cluster(&o, cred);
 		break;
 	default:
 		put(&o, "error: unknown query %u\n", q->what);

@@ -34,6 +34,12 @@ static void respond(uint32_t slot, const struct ipcd_req *req, int32_t status,
 	}
 }
 
+void reqs_respond(struct mon_client *c, const struct ipcd_req *req, int32_t status,
+		  const void *body, uint16_t len)
+{
+	respond(c->slot, req, status, body, len);
+}
+
 static void op_nop(struct mon_client *c, const struct ipcd_req *req)
 {
 	respond(c->slot, req, 0, NULL, 0);
@@ -128,6 +134,9 @@ static void op_connect(struct mon_client *c, const struct ipcd_req *req)
 	int rc;
 
 	if (!take_body(c, req, &r, sizeof(r)))
+		return;
+	/* Another cluster host's address: answered when that host's monitor has. */
+	if (cluster_connect(c, req, &r))
 		return;
 	rc = conns_connect(c, &r, &out);
 	if (c->state == CL_ACTIVE)
@@ -281,6 +290,7 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_ACCEPT] = op_accept,
 	[IPCD_OP_CLOSE] = op_close,
 	[IPCD_OP_FALLBACK] = op_fallback,
+	[IPCD_OP_RATTACH] = cluster_rattach,
 };
 
 static void on_request(void *arg, uint32_t slot, const struct ipcd_req *req)

@@ -290,6 +290,10 @@ int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
 		if (nfds != 1 || !m->conn_id)
 			goto err_close;
 		break;
+	case IPCD_CTL_RCHAN_FD:
+		if (nfds != 1)
+			goto err_close;
+		break;
 	default:
 		goto err_close;
 	}
@@ -528,13 +532,19 @@ bool ipcd_fd_marked(int fd)
 	       (atomic_load_explicit(&hide_bits[fd / 64], memory_order_relaxed) >> (fd % 64) & 1);
 }
 
+void (*ipcd_conn_remote_release)(struct ipcd_conn *c);
+
 void ipcd_conn_release(struct ipcd_conn *c)
 {
 	if (!c->reg.base)
 		return;
 	ipcd_fd_hide(c->wake_peer, false);	/* before they are closed (close() checks) */
 	ipcd_fd_hide(c->hold_fd, false);
-	if (c->map_ino && c->reg.fd < 0)
+	if (c->remote && ipcd_conn_remote_release) {
+		ipcd_conn_remote_release(c);	/* the mapping is the engine's now */
+		if (c->reg.fd >= 0)
+			close(c->reg.fd);
+	} else if (c->map_ino && c->reg.fd < 0)
 		mcache_put(c->map_dev, c->map_ino, c->reg.base, c->reg.size);
 	else
 		ipcd_region_close(&c->reg);

@@ -121,7 +121,15 @@ struct ipcd_conn {
 	bool acceptor;
 	dev_t map_dev;			/* the region's memfd, when its mapping may be */
 	ino_t map_ino;			/* kept for the next connection in it; 0: not */
+	void *remote;			/* an end to another host: its engine's (remote.c) */
 };
+
+/*
+ * Set by the preload's remote.c: ipcd_conn_release() of an end to another
+ * host hands its mapping to the RDMA engine instead of unmapping it (the
+ * peer may still write into it until it has seen the end closed).
+ */
+extern void (*ipcd_conn_remote_release)(struct ipcd_conn *c);
 
 /**
  * ipcd_conn_open - map the connection region of a CONN_FD message and attach

@@ -413,7 +413,7 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 	struct ipcd_req req = { .opcode = IPCD_OP_ACCEPT };
 	struct ipcd_accept_req *ar = (void *)req.body;
 	struct ipcd_mon_lane ml;
-	struct ipcd_conn_resp cr;
+	struct ipcd_conn_resp cr = { 0 };
 	struct ipcd_resp resp;
 	struct ipcd_sock *s;
 	uint64_t size = 0, kit_id = 0;
@@ -453,6 +453,13 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 		atomic_store(&s->refs, 1);
 		ipcd_sock_put(s);
 		return rc == -EPROTO ? -ECONNABORTED : rc;
+	}
+	if (s->conn.ctl->remote_host && ipcd_remote_attach(&s->conn)) {
+		/* No engine here for a connection from another host: as a reset before accept. */
+		ipcd_conn_close(&s->conn);
+		atomic_store(&s->refs, 1);
+		ipcd_sock_put(s);
+		return -ECONNABORTED;
 	}
 	fd = s->conn.wake_self;
 	s->conn.wake_self = -1;
@@ -665,6 +672,8 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	memcpy(cq->addr, dst, 16);
 	cq->port = port;
 	cq->ring_bytes = ring_hint(s);
+	if (ipcd_remote_wanted(dst))
+		cq->flags = IPCD_CONNECT_REMOTE;
 	rc = ipcd_mon_call_lane(&req, &resp, fds, &size, &ml);
 	if (rc) {
 		ipcd_sock_to_kernel(fd);
@@ -689,6 +698,10 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	}
 	ipcd_lanes_adopt_connector(&ml, dst, port);
 	rc = ipcd_conn_open(fds, size, false, &s->conn);
+	if (!rc && s->conn.ctl->remote_host && ipcd_remote_attach(&s->conn)) {
+		ipcd_conn_close(&s->conn);	/* the acceptor reads EOF */
+		rc = -ENOTCONN;
+	}
 	if (rc || connected(s, fd)) {
 		reason = IPCD_FB_ERROR;
 		goto fallback;

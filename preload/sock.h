@@ -387,6 +387,17 @@ void ipcd_mon_post_lazy(struct ipcd_req *req);
 /* Spin budget before sleeping (IPCD_SPIN_US; default 20 us). */
 extern uint64_t ipcd_spin_ns;
 
+/* ---- remote.c: connections to other hosts over RDMA ---------------------------------- */
+
+/*
+ * Should a connect() to @dst offer the monitor an RDMA connection
+ * (IPCD_CONNECT_REMOTE)? Loads and starts the engine on first need.
+ */
+bool ipcd_remote_wanted(const uint8_t dst[16]);
+/* End @c (just opened) is to another host: the engine takes it. 0 or -errno. */
+int ipcd_remote_attach(struct ipcd_conn *c);
+void ipcd_remote_atfork_child(void);
+
 /* ---- lanes.c: connection setup without the monitor ---------------------------- */
 
 /* Lanes are on unless IPCD_LANES=0. */

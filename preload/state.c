@@ -370,6 +370,7 @@ void ipcd_state_atfork_child(void)
 	ipcd_inside++;
 	ipcd_self_pid = (pid_t)syscall(SYS_getpid);
 	ipcd_ep_fork_child();
+	ipcd_remote_atfork_child();
 	ipcd_socks_unlock();
 	st = atomic_load_explicit(&state, memory_order_relaxed);
 	if (st == ST_ATTACHED || st == ST_LOST)
@@ -498,7 +499,8 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 	uint16_t want = req->opcode == IPCD_OP_LISTEN ? IPCD_CTL_LISTEN_FD
 			: req->opcode == IPCD_OP_HOLD || req->opcode == IPCD_OP_ULISTEN ?
 				IPCD_CTL_HOLD_FD
-			: req->opcode == IPCD_OP_REGION ? IPCD_CTL_REGION_FD : IPCD_CTL_CONN_FD;
+			: req->opcode == IPCD_OP_REGION ? IPCD_CTL_REGION_FD
+			: req->opcode == IPCD_OP_RATTACH ? IPCD_CTL_RCHAN_FD : IPCD_CTL_CONN_FD;
 	uint64_t conn_id = 0;
 	uint32_t bind_id = 0;
 	struct ipcd_ctl_msg m;
@@ -510,7 +512,7 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 	else if (req->opcode == IPCD_OP_HOLD || req->opcode == IPCD_OP_REGION ||
 		 req->opcode == IPCD_OP_ULISTEN)
 		memcpy(&conn_id, req->body, sizeof(conn_id));	/* ULISTEN: the key */
-	else
+	else if (req->opcode != IPCD_OP_RATTACH)
 		memcpy(&conn_id, resp->body, sizeof(conn_id));
 	for (;;) {
 		/* Sent before the answer: already queued, unless the monitor misbehaves. */
@@ -618,7 +620,7 @@ int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, u
 	     req->opcode == IPCD_OP_LISTEN || req->opcode == IPCD_OP_HOLD ||
 	     req->opcode == IPCD_OP_REGION || req->opcode == IPCD_OP_PAIR ||
 	     req->opcode == IPCD_OP_UCONNECT || req->opcode == IPCD_OP_UCLAIM ||
-	     req->opcode == IPCD_OP_ULISTEN)) {
+	     req->opcode == IPCD_OP_ULISTEN || req->opcode == IPCD_OP_RATTACH)) {
 		rc = take_fds(req, resp, fds, aux, lane);
 		/* LISTEN of a bind already listening sends no new fd. */
 		if (rc == -ETIMEDOUT && req->opcode == IPCD_OP_LISTEN)

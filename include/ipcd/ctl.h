@@ -75,6 +75,7 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_welcome) == 192);
 #define IPCD_Q_CONNECTIONS	4
 #define IPCD_Q_COUNTERS		5
 #define IPCD_Q_QUEUES		6
+#define IPCD_Q_CLUSTER		7	/* hosts, links, processes' RDMA engines (3.5) */
 
 #define IPCD_QF_JSON		(1u << 0)
 
@@ -128,6 +129,7 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
 #define IPCD_CTL_LANE_FD	3
 #define IPCD_CTL_HOLD_FD	4
 #define IPCD_CTL_REGION_FD	5
+#define IPCD_CTL_RCHAN_FD	6	/* one SOCK_SEQPACKET socket: IPCD_OP_RATTACH (ABI 3.5) */
 
 #define IPCD_CTL_CONN_FD_REGION	0
 #define IPCD_CTL_CONN_FD_SELF	1	/* this end's wake eventfd */

@@ -35,7 +35,8 @@
 #define IPCD_OP_ULISTEN		16	/* struct ipcd_ulisten_req (ABI 3.4) */
 #define IPCD_OP_UCONNECT	17	/* struct ipcd_uconnect_req -> struct ipcd_uconnect_resp */
 #define IPCD_OP_UCLAIM		18	/* struct ipcd_uclaim_req -> struct ipcd_conn_resp */
-#define IPCD_OP_MAX		18
+#define IPCD_OP_RATTACH		19	/* no body -> struct ipcd_rattach_resp (ABI 3.5) */
+#define IPCD_OP_MAX		19
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
@@ -122,11 +123,14 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_unbind_req) == 8);
  * -EAGAIN (the listener's backlog is full: retry as the kernel would),
  * -EMFILE / -ENOBUFS (a connection limit), -EACCES.
  */
+/* struct ipcd_connect_req.flags */
+#define IPCD_CONNECT_REMOTE	(1u << 0)	/* the caller can take an RDMA connection (3.5) */
+
 struct ipcd_connect_req {
 	uint8_t addr[16];
 	uint16_t port;
 	uint16_t pad;
-	uint32_t flags;		/* 0 */
+	uint32_t flags;		/* IPCD_CONNECT_* */
 	/*
 	 * Buffering this socket asked for (SO_SNDBUF / SO_RCVBUF, as the kernel
 	 * doubles them); 0: the default. Each ring of the connection gets at
@@ -439,5 +443,53 @@ struct ipcd_uclaim_req {
 	uint32_t pad;
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_uclaim_req) == 24);
+
+/*
+ * ---------------------------------------------------------------------------
+ * Across hosts (ABI 3.5): a process's RDMA channel
+ * ---------------------------------------------------------------------------
+ *
+ * A CONNECT with IPCD_CONNECT_REMOTE to an address of another cluster host
+ * whose link is up is answered once that host's monitor has queued the
+ * connection on its listener (or refused it: -ECONNREFUSED, and the caller
+ * uses the kernel, as for a local port nobody preloaded listens on). The
+ * region it gets has ipcd_conn_ctl.remote_host set; so does the acceptor's.
+ *
+ * The two processes then need a queue pair between them and each other's
+ * ring addresses. They say so in messages the monitors carry: RATTACH gives
+ * the process a SOCK_SEQPACKET socket to its monitor (IPCD_CTL_RCHAN_FD
+ * before the response), on which it sends and receives struct ipcd_rmsg.
+ * The monitor stamps every message it forwards with the sender's host and
+ * key, so a message proves who sent it; the body is the two libraries'
+ * business (rdma/engine.c) and the monitors never read it.
+ */
+#define IPCD_RMSG_BODY		128
+
+#define IPCD_RMSG_SEND		1	/* process -> monitor: to (@host, @key) */
+#define IPCD_RMSG_DELIVER	2	/* monitor -> process: from (@host, @key) */
+#define IPCD_RMSG_GONE		3	/* monitor -> process: (@host, @key) is gone; key 0: the host */
+
+struct ipcd_rmsg {
+	uint16_t type;			/* IPCD_RMSG_* */
+	uint16_t len;			/* bytes of @body in use */
+	uint32_t host;			/* cluster host, 1-based */
+	uint64_t key;			/* a process at that host */
+	uint8_t body[IPCD_RMSG_BODY];
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_rmsg) == 144);
+
+/**
+ * struct ipcd_rattach_resp - RATTACH's answer.
+ * @host:     this host's number in the cluster table (1-based).
+ * @key:      the caller's key, as peers will see it.
+ * @addr:     this host's cluster address: the RDMA device to use carries it.
+ */
+struct ipcd_rattach_resp {
+	uint32_t host;
+	uint32_t pad;
+	uint64_t key;
+	uint8_t addr[16];
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_rattach_resp) == 32);
 
 #endif /* IPCD_PROTO_H */

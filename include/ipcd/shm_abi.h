@@ -29,7 +29,7 @@
 
 #define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
 #define IPCD_SHM_ABI_MAJOR	3
-#define IPCD_SHM_ABI_MINOR	4
+#define IPCD_SHM_ABI_MINOR	5
 
 /* Region kinds (struct ipcd_shm_hdr.kind). */
 #define IPCD_REGION_CONN	1	/* one connection: two SPSC data rings */
@@ -119,9 +119,16 @@ IPCD_BUILD_ASSERT(offsetof(struct ipcd_shm_hdr, area) == 40);
  *   IPCD_DB_FUTEX: FUTEX_WAIT on the word itself;
  *   IPCD_DB_EVENT: poll/epoll on the sleeper's wake eventfd (connections:
  *                  the waker holds it, ctl.h IPCD_CTL_CONN_FD).
+ *   IPCD_DB_REMOTE (ABI 3.5): never cleared while the connection lives: the
+ *                  other side is on another host. A waker that finds it calls
+ *                  the ring's remote hook (spsc.h) instead of waking anyone:
+ *                  the hook pushes what changed over RDMA. Only the process's
+ *                  own struct ipcd_spsc says whether a hook exists: the bit
+ *                  alone, which any writer of the word can set, does nothing.
  */
 #define IPCD_DB_FUTEX		(1u << 0)
 #define IPCD_DB_EVENT		(1u << 1)
+#define IPCD_DB_REMOTE		(1u << 2)
 
 /* prod_lock / cons_lock: a holder's pid, and this bit while others wait. */
 #define IPCD_RING_LOCK_WAITERS	(1u << 31)
@@ -248,10 +255,25 @@ IPCD_BUILD_ASSERT(offsetof(struct ipcd_mpsc_shm, slot) == 4 * IPCD_CACHE_GUARD);
  *
  * Mapped only by that process and the monitor.
  */
+struct ipcd_rdma_stats {
+	uint32_t qps;			/* queue pairs to other hosts' processes now */
+	uint32_t conns;			/* remote connections attached now */
+	uint64_t writes;		/* RDMA WRITE chains posted (data, credits, flags) */
+	uint64_t tx_bytes;		/* payload bytes written to other hosts */
+	uint64_t rx_events;		/* write-with-immediate completions taken */
+	uint64_t sleeps;		/* progress-thread sleeps on the completion channel */
+	uint64_t errors;		/* failed work requests and queue pairs */
+};
+
 struct ipcd_client_ctl {
 	uint32_t slot;			/* W: monitor. this client's index in its table */
 	uint32_t gen;			/* W: monitor. generation of that index */
-	uint32_t reserved0[30];
+	/*
+	 * W: the process's RDMA engine (ABI 3.5), relaxed stores; for
+	 * ipcdctl only: nothing the monitor decides reads it.
+	 */
+	struct ipcd_rdma_stats rdma;
+	uint32_t reserved0[16];
 
 	/*
 	 * Shared mode: 1 while a doorbell for this client is queued or being
@@ -272,6 +294,7 @@ struct ipcd_client_ctl {
 	uint32_t mon_wait __ipcd_guard_aligned;	/* W: monitor sets, client clears */
 	uint8_t reserved2[IPCD_CACHE_GUARD - 4];
 };
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_rdma_stats) == 48);
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_client_ctl, doorbell_pending) == IPCD_CACHE_GUARD);
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_client_ctl, mon_wait) == 2 * IPCD_CACHE_GUARD);
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 3 * IPCD_CACHE_GUARD);
@@ -330,7 +353,23 @@ struct ipcd_conn_ctl {
 	 */
 	uint32_t passcred;
 	uint32_t wcred[2][3];
-	uint32_t reserved0[12];
+	/*
+	 * A connection to another host (ABI 3.5; all 0 for a local one). W:
+	 * this host's monitor at creation, before the region is handed out.
+	 * @remote_host: the other end's host, as the cluster table numbers it
+	 * (1-based; 0: local). @peer_key: the other end's process as its
+	 * monitor names it (0 until that end is accepted: the A side learns it
+	 * from the acceptor's first message). @peer_conn: the other end's
+	 * connection id at its host. Each side's region is its own: the A->B
+	 * ring is A's copy of what it sends and B's copy of what it received,
+	 * the two kept in step by RDMA WRITEs (docs/architecture.md, "Across
+	 * hosts").
+	 */
+	uint32_t remote_host;
+	uint32_t remote_pad;
+	uint64_t peer_key;
+	uint64_t peer_conn;
+	uint32_t reserved0[6];
 
 	/*
 	 * IPCD_CONN_RESET_*: W: the monitor (a death) or that end's last
@@ -354,6 +393,7 @@ struct ipcd_conn_ctl {
 	uint32_t closed;
 	uint8_t reserved1[IPCD_CACHE_GUARD - 16];
 };
+IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, peer_key) == 88);
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, reset) == IPCD_CACHE_GUARD);
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, holders_a) == IPCD_CACHE_GUARD + 4);
 IPCD_BUILD_ASSERT(offsetof(struct ipcd_conn_ctl, closed) == IPCD_CACHE_GUARD + 12);
@@ -370,7 +410,13 @@ struct ipcd_global_ctl {
 	uint32_t queue_mode;		/* W: monitor. IPCD_QMODE_* */
 	uint32_t monitor_pid;		/* W: monitor */
 	uint64_t start_ns;		/* W: monitor. CLOCK_MONOTONIC at start */
-	uint32_t reserved0[28];
+	/*
+	 * ABI 3.5. Hosts of the RDMA cluster whose link is up now (0: none):
+	 * a connect() to an address that is not local is worth asking the
+	 * monitor (IPCD_CONNECT_REMOTE) only while this is non-zero.
+	 */
+	uint32_t cluster_up;
+	uint32_t reserved0[27];
 
 	uint64_t heartbeat __ipcd_guard_aligned; /* W: monitor. bumped by its loop */
 	uint8_t reserved1[IPCD_CACHE_GUARD - 8];

@@ -56,6 +56,15 @@ struct ipcd_spsc {
 	uint32_t flags;
 	uint32_t head_cache;	/* producer side: last head seen (A2) */
 	int32_t wake_fd;	/* the other side's wake eventfd (IPCD_DB_EVENT); -1: none */
+	/*
+	 * A ring whose other side is on another host (IPCD_DB_REMOTE): after
+	 * a publish (or a consume) that finds @remote_word set, @remote is
+	 * called instead of a wake-up, with @room as __ipcd_spsc_wake's. NULL:
+	 * a local ring, whatever the shared word says.
+	 */
+	uint32_t *remote_word;
+	void (*remote)(const struct ipcd_spsc *r, bool room);
+	void *remote_arg;
 };
 
 /* ipcd_spsc_read() flags */
@@ -191,20 +200,14 @@ static __ipcd_always_inline uint32_t __ipcd_spsc_put(struct ipcd_spsc *r, uint32
 }
 
 /*
- * After publishing (W1 in wait.h): wake the other side if it announced a
- * sleep in @word, by each means it named. No syscall while nobody sleeps.
- * @room: the word is the producer's (we freed room): an eventfd sleeper
- * may be waiting for EPOLLOUT, which only a read of the eventfd signals.
+ * Wake whoever announced a sleep in @word (cleared), by each means it named.
+ * The slow half of __ipcd_spsc_wake(); also what a remote ring's progress
+ * thread calls when the other host's data or room arrives.
  */
-static __ipcd_always_inline void __ipcd_spsc_wake(const struct ipcd_spsc *r, uint32_t *word,
-						   bool room)
+static inline void ipcd_spsc_wake_now(const struct ipcd_spsc *r, uint32_t *word, bool room)
 {
-	uint32_t v;
+	uint32_t v = ipcd_xchg(word, 0);
 
-	ipcd_smp_mb();	/* W1: orders the caller's publish before the load; pairs with S1 */
-	if (likely(ipcd_load_relaxed(word) == 0))
-		return;
-	v = ipcd_xchg(word, 0);
 	if (v & IPCD_DB_FUTEX)
 		ipcd_futex_wake(word);
 	if ((v & IPCD_DB_EVENT) && r->wake_fd >= 0) {
@@ -213,6 +216,25 @@ static __ipcd_always_inline void __ipcd_spsc_wake(const struct ipcd_spsc *r, uin
 		else
 			ipcd_eventfd_signal(r->wake_fd);
 	}
+}
+
+/*
+ * After publishing (W1 in wait.h): wake the other side if it announced a
+ * sleep in @word, by each means it named. No syscall while nobody sleeps.
+ * @room: the word is the producer's (we freed room): an eventfd sleeper
+ * may be waiting for EPOLLOUT, which only a read of the eventfd signals.
+ */
+static __ipcd_always_inline void __ipcd_spsc_wake(const struct ipcd_spsc *r, uint32_t *word,
+						   bool room)
+{
+	ipcd_smp_mb();	/* W1: orders the caller's publish before the load; pairs with S1 */
+	if (likely(ipcd_load_relaxed(word) == 0))
+		return;
+	if (unlikely(word == r->remote_word)) {
+		r->remote(r, room);
+		return;
+	}
+	ipcd_spsc_wake_now(r, word, room);
 }
 
 static __ipcd_always_inline void __ipcd_spsc_produced(struct ipcd_spsc *r, uint32_t tail,

@@ -576,7 +576,7 @@ static void __attribute__((noreturn)) rules_connector(const struct t_mon *m, str
 	struct ipcd_attach a;
 	struct ipcd_conn_resp resp;
 	struct ipcd_conn c1, c2, c3;
-	struct ipcd_connect_req bad = { .flags = 1 };
+	struct ipcd_connect_req bad = { .flags = 1u << 31 };	/* no such flag */
 	uint8_t lo[16], lo6[16], buf[8];
 	uint64_t c1_id;
 
