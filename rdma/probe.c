@@ -280,7 +280,7 @@ static void on_frame(void *arg, unsigned int peer, const struct ipcd_rlink_frame
 		if (f.seq != pl->rx_seq || f.total != pl->rx_total) {
 			pl->errors++;
 			fprintf(stderr,
-				PROG ": link: END says %u frames sum %08x, got %u frames sum %08x\n",
+				PROG ": link: END says %u frames sum %08x, got %u sum %08x\n",
 				f.seq, f.total, pl->rx_seq, pl->rx_total);
 			return;
 		}
@@ -338,7 +338,8 @@ static void pump(struct probe_link *pl)
 		pl->ok_ms = now_ms();
 		pl->rounds_ok++;
 		if (pl->stay) {
-			printf("round %u ok frames=%u rx=%u\n", pl->rounds_ok, pl->count, pl->rx_seq);
+			printf("round %u ok frames=%u rx=%u\n", pl->rounds_ok, pl->count,
+			       pl->rx_seq);
 			fflush(stdout);
 		}
 	}
@@ -453,7 +454,9 @@ static int run_link(int argc, char **argv)
 		if (pl.errors)
 			break;
 		if (pl.stay) {
-			if (now >= end || (rounds && pl.rounds_ok >= rounds && (pl.bye_rx || !pl.up)))
+			/* after the last round, the peer's BYE (or its leaving) ends it */
+			if (now >= end ||
+			    (rounds && pl.rounds_ok >= rounds && (pl.bye_rx || !pl.up)))
 				break;
 		} else {
 			if (pl.ok && (pl.bye_rx || !pl.up || now >= pl.ok_ms + LINGER_MS))

@@ -126,15 +126,15 @@ static bool ipoib_has(const uint8_t addr[16], const uint8_t gid[16])
 
 /*
  * The GID of @port to use: with @addr, the RoCE v2 entry equal to it, else
- * the RoCE v1 one, else (InfiniBand) index 0 when an IPoIB netdev on this
- * port has the address; -1 when the port does not carry @addr. Without
+ * the RoCE v1 one, else (InfiniBand) the GID an IPoIB netdev with that
+ * address runs on; -1 when the port does not carry @addr. Without
  * @addr, the first RoCE v2 entry, else index 0.
  */
 static int port_pick_gid(struct ibv_context *ctx, uint8_t port, const struct ibv_port_attr *pa,
 			 const uint8_t *addr)
 {
 	struct ibv_gid_entry e;
-	int v1 = -1, any_ib = -1;
+	int v1 = -1, ib = -1;
 
 	for (int i = 0; i < pa->gid_tbl_len; i++) {
 		if (ibv_query_gid_ex(ctx, port, (uint32_t)i, &e, 0) != 0)
@@ -145,14 +145,12 @@ static int port_pick_gid(struct ibv_context *ctx, uint8_t port, const struct ibv
 		if (addr && e.gid_type == IBV_GID_TYPE_ROCE_V1 && v1 < 0 &&
 		    memcmp(e.gid.raw, addr, 16) == 0)
 			v1 = i;
-		if (addr && e.gid_type == IBV_GID_TYPE_IB && any_ib < 0 && ipoib_has(addr, e.gid.raw))
-			any_ib = i;
+		if (addr && e.gid_type == IBV_GID_TYPE_IB && ib < 0 && ipoib_has(addr, e.gid.raw))
+			ib = i;
 	}
 	if (!addr)
 		return 0;
-	if (v1 >= 0)
-		return v1;
-	return any_ib >= 0 ? 0 : -1;
+	return v1 >= 0 ? v1 : ib;
 }
 
 /* Largest inline size (of inline_tries) an RC QP on @cq accepts. */
@@ -323,6 +321,8 @@ int ipcd_rdev_open(const uint8_t addr[16], uint32_t cqe, struct ipcd_rdev **out)
 		rdev_why_str = "ibv_get_device_list failed (no RDMA subsystem?)";
 		return errno == ENOSYS ? -ENODEV : errno_or(ENODEV);
 	}
+	if (n == 0)
+		rdev_why_str = "no RDMA device";
 	for (int i = 0; i < n; i++) {
 		struct ibv_device_attr da;
 		struct ibv_port_attr pa;
