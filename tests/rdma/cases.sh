@@ -129,7 +129,7 @@ await_file() {	# file what [seconds]
 
 	until [[ -e $file ]]; do
 		if peer_aborted; then
-			fail "the other guest gave up on this case while we waited for $what"
+			fail "the other guest gave up on this case (we were waiting for $what)"
 			return 1
 		fi
 		if ((SECONDS - start >= limit)); then
@@ -141,7 +141,7 @@ await_file() {	# file what [seconds]
 }
 
 await() {	# point [seconds]: wait for the other guest's post
-	await_file "$(sync_file "$1")" "the other guest's '$1'" "${2:-}"
+	await_file "$(sync_file "$1")" "its '$1'" "${2:-}"
 }
 
 # Both guests at POINT. Not cut short by an abort: after it the guests are in
@@ -214,7 +214,7 @@ reap() {	# name seconds
 		fi
 		sleep 0.1
 	done
-	wait "$p" || rc=$?
+	wait "$p" 2>/dev/null || rc=$?	# (no "Killed" notice from bash: the caller reports)
 	unset "pid[$name]"
 	return "$rc"
 }
@@ -321,7 +321,7 @@ remote_expect() {	# some|none
 
 	n=$(remote_total)
 	case $n in
-	absent) got=0 why="; the monitor reports no connections.remote_total" ;;
+	absent) got=0 why="; the monitor has no connections.remote_total counter yet" ;;
 	error) remote_fail "ipcdctl counters gave no answer: cannot count remote connections"; return ;;
 	*) got=$((n - remote_base)) ;;
 	esac
@@ -329,7 +329,7 @@ remote_expect() {	# some|none
 		if ((got > 0)); then
 			say "remote: $got connection(s) over RDMA on $me"
 		else
-			remote_fail "expected remote connections > 0, got $got (connections fell back to TCP$why)"
+			remote_fail "expected remote connections > 0, got $got (connections fell back to TCP)$why"
 		fi
 	elif ((got != 0)); then
 		remote_fail "expected no remote connection (a peer not preloaded), got $got"
@@ -382,6 +382,26 @@ check_end() {	# name status
 	esac
 }
 
+# NAME, an ipcd-echo server, listens (it writes its --port-file then); a
+# server that exits first aborts the case at once.
+await_listening() {	# name
+	local name=$1 file=$case_dir/$1.port start=$SECONDS rc=0
+
+	until [[ -e $file ]]; do
+		if ! running "${pid[$name]}"; then
+			reap "$name" 1 || rc=$?
+			check_exit "$name" "$rc" 0
+			abort_case "$name exited (status $rc) without listening"
+			return
+		fi
+		if peer_aborted || ((SECONDS - start >= t_start)); then
+			abort_case "$name did not listen within $t_start s"
+			return
+		fi
+		sleep 0.1
+	done
+}
+
 echo_server() {	# name port [args...]: a preloaded ipcd-echo server on our address
 	local name=$1 port=$2
 
@@ -389,7 +409,7 @@ echo_server() {	# name port [args...]: a preloaded ipcd-echo server on our addre
 	rm -f "$case_dir/$name.port"
 	spawn "$name" "$run_bin" "$echo_bin" server --host "$server_ip" --port "$port" \
 		--port-file "$case_dir/$name.port" "$@"
-	await_file "$case_dir/$name.port" "$name to listen" "$t_start"
+	await_listening "$name"
 }
 
 # ---- cases: each has a _server (guest 1) and a _client (guest 0) half -------------------
@@ -608,7 +628,7 @@ case_fallback_server() {
 	rm -f "$case_dir/srv1.port"
 	spawn srv1 "$echo_bin" server --host "$server_ip" --port 7501 \
 		--port-file "$case_dir/srv1.port" --conns 2
-	await_file "$case_dir/srv1.port" "srv1 to listen" "$t_start" || return
+	await_listening srv1 || return
 	post listening
 	finish srv1 "$t_step" 0
 	post finished
@@ -643,6 +663,8 @@ run_case() {	# name
 	mkdir -p "$case_dir"
 	say "==== $case_name ($side side)"
 	if barrier begin; then
+		# a case that killed the monitor and could not restart it: try again
+		running "$mon_pid" || monitor_start
 		remote_mark
 		"${fn}_$side"
 		kill_all

@@ -11,7 +11,8 @@
 # Exit status: 0 pass, 1 fail, 2 usage or setup error, 77 skipped: this host
 # cannot run QEMU at all (scripts/setup.sh rdma installs it).
 # Environment: IPCD_RDMA_TIMEOUT (seconds for the whole guest run, default
-# 1200), and vm.sh's and cases.sh's (IPCD_VM_*, IPCD_RDMA_*_S).
+# 1200), vm.sh's (IPCD_VM_*); every other IPCD_* variable is passed on to the
+# guests: cases.sh's bounds (IPCD_RDMA_*_S), the preload's knobs.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -39,9 +40,18 @@ share=$build/rdma-vm
 rm -rf "$share"
 mkdir -p "$share"
 echo "run.sh: two guests, cases: ${*:-all}; logs in $share"
+# The guests start with an empty environment: pass on ours that is meant for
+# them (cases.sh's bounds, the preload's and the monitor's knobs).
+envs=()
+while IFS='=' read -r name _; do
+	case $name in
+	IPCD_VM_* | IPCD_SOCKET | IPCD_RDMA_TIMEOUT) ;;
+	IPCD_*) envs+=(--env "$name=${!name}") ;;
+	esac
+done < <(env)
 rc=0
 "$here/vm.sh" --guests 2 --share "$share" --timeout "${IPCD_RDMA_TIMEOUT:-1200}" \
-	--expose "$build" -- "$here/cases.sh" "$build" "$@" || rc=$?
+	--expose "$build" "${envs[@]}" -- "$here/cases.sh" "$build" "$@" || rc=$?
 
 echo "run.sh: results (guest 1 runs the servers, guest 0 the clients):"
 for g in 0 1; do
