@@ -1083,6 +1083,59 @@ static void test_corrupt_unaligned_head_consumer(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* ---- remote hooks (shm_abi.h IPCD_DB_REMOTE) ------------------------------ */
+
+static unsigned int hook_calls[2];	/* [room] */
+
+static void count_hook(const struct ipcd_spsc *r, bool room)
+{
+	assert_ptr_equal(r->remote_arg, &hook_calls);
+	hook_calls[room]++;
+}
+
+/*
+ * A ring whose consumer is on another host: every publish and every close
+ * calls the producer's hook, and never clears the word; the consumer's
+ * frees call its own hook. A word that says REMOTE on a ring with no hook
+ * (a local ring a hostile peer scribbled on) is an ordinary doorbell.
+ */
+static void test_remote_hooks(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[64] = { 0 };
+
+	fx_open(f, CAP, 0, IPCD_SPSC_F_STREAM);
+	f->shm->cons_wait = IPCD_DB_REMOTE;
+	f->shm->prod_wait = IPCD_DB_REMOTE;
+	f->p.remote_word = &f->shm->cons_wait;
+	f->p.remote = count_hook;
+	f->p.remote_arg = &hook_calls;
+	f->c.remote_word = &f->shm->prod_wait;
+	f->c.remote = count_hook;
+	f->c.remote_arg = &hook_calls;
+	memset(hook_calls, 0, sizeof(hook_calls));
+
+	assert_int_equal(ipcd_spsc_write(&f->p, buf, 10), 10);
+	assert_int_equal(ipcd_spsc_write(&f->p, buf, 20), 20);
+	assert_int_equal(hook_calls[false], 2);
+	assert_int_equal(f->shm->cons_wait, IPCD_DB_REMOTE);	/* never consumed */
+	assert_int_equal(ipcd_spsc_read(&f->c, buf, sizeof(buf), 0), 30);
+	assert_int_equal(hook_calls[true], 1);
+	assert_int_equal(f->shm->prod_wait, IPCD_DB_REMOTE);
+	ipcd_spsc_close_prod(&f->p);
+	ipcd_spsc_close_cons(&f->c);
+	assert_int_equal(hook_calls[false], 3);
+	assert_int_equal(hook_calls[true], 2);
+
+	/* No hook: the bit is just a non-zero word, cleared by the waker. */
+	fx_open(f, CAP, 0, IPCD_SPSC_F_STREAM);
+	memset(hook_calls, 0, sizeof(hook_calls));
+	f->shm->cons_wait = IPCD_DB_REMOTE;
+	assert_int_equal(ipcd_spsc_write(&f->p, buf, 10), 10);
+	assert_int_equal(hook_calls[false] + hook_calls[true], 0);
+	assert_int_equal(f->shm->cons_wait, 0);
+}
+
 #define T(fn)		cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define T_AT(fn, where)	\
 	cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &(where))
@@ -1121,6 +1174,7 @@ int main(void)
 		T_AT(test_fuzz_consumer, AT_START),
 		T(test_corrupt_unaligned_tail_producer),
 		T(test_corrupt_unaligned_head_consumer),
+		T(test_remote_hooks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
