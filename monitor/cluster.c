@@ -47,6 +47,8 @@
 #define CL_CONNECT_NS		3000000000ull	/* < the library's 5 s call timeout */
 #define CL_RETRY_MS		1000		/* link reconnects */
 #define CL_CHAN_BURST		64		/* channel messages per event */
+#define CL_PING_NS		1000000000ull	/* a frame to each linked host at least this often */
+#define CL_SILENT_NS		5000000000ull	/* ... and one from it, or the link is dropped */
 
 /* Frame types */
 enum {
@@ -56,6 +58,7 @@ enum {
 	F_MSG,
 	F_GONE,
 	F_ACCEPTED,
+	F_PING,
 };
 
 struct f_hdr {
@@ -130,6 +133,8 @@ struct host {
 	bool self;
 	bool up;
 	int link;			/* index in the link's peer table; -1: self */
+	uint64_t rx_ns;			/* the last frame from it */
+	uint64_t tx_ns;			/* the last frame to it */
 };
 
 struct pending {
@@ -186,6 +191,7 @@ static int send_frame(uint32_t host, const struct ipcd_rlink_frame *f)
 {
 	if (!cl.link || host == 0 || host > cl.n || cl.hosts[host - 1].self)
 		return -EINVAL;
+	cl.hosts[host - 1].tx_ns = ipcd_now_ns();
 	return ipcd_rlink_send(cl.link, (unsigned int)cl.hosts[host - 1].link, f);
 }
 
@@ -536,6 +542,7 @@ static void link_frame(void *arg, unsigned int peer, const struct ipcd_rlink_fra
 	if (peer >= IPCD_MAX_PEERS || h->magic != CL_MAGIC)
 		return;
 	host = cl.link_host[peer];
+	cl.hosts[host - 1].rx_ns = ipcd_now_ns();
 	switch (h->type) {
 	case F_CONNECT:
 		on_connect(host, (const void *)f->b);
@@ -554,6 +561,8 @@ static void link_frame(void *arg, unsigned int peer, const struct ipcd_rlink_fra
 		break;
 	case F_GONE:
 		chans_gone(host, ((const struct f_gone *)(const void *)f->b)->key);
+		break;
+	case F_PING:
 		break;
 	case F_ACCEPTED: {
 		const struct f_accepted *a = (const void *)f->b;
@@ -583,6 +592,7 @@ static void link_up(void *arg, unsigned int peer)
 
 	(void)arg;
 	cl.hosts[host - 1].up = true;
+	cl.hosts[host - 1].rx_ns = ipcd_now_ns();
 	count_up();
 	log_info("cluster: link to host %u (%s) is up", host, mon.cfg.peers[host - 1].name);
 }
@@ -621,6 +631,29 @@ int cluster_tick(void)
 	if (!cl.link)
 		return -1;
 	cl.link_ms = ipcd_rlink_poll(cl.link);
+	/*
+	 * Keepalive: a host that died without a word (power, kernel, a lost
+	 * disconnect) is found by its silence; the links then retry as after
+	 * any loss, and a monitor that comes back gets in again.
+	 */
+	for (i = 0; i < cl.n; i++) {
+		struct host *h = &cl.hosts[i];
+		struct ipcd_rlink_frame f;
+
+		if (!h->up)
+			continue;
+		if (now - h->rx_ns > CL_SILENT_NS) {
+			log_warn("cluster: host %u (%s) said nothing for %llu s", i + 1,
+				 mon.cfg.peers[i].name, (unsigned long long)(CL_SILENT_NS / 1000000000));
+			ipcd_rlink_drop(cl.link, (unsigned int)h->link, "silent");
+			continue;
+		}
+		if (now - h->tx_ns >= CL_PING_NS) {
+			frame_init(&f, F_PING);
+			send_frame(i + 1, &f);
+		}
+		ms = ms < 0 || ms > (int)(CL_PING_NS / 1000000) ? (int)(CL_PING_NS / 1000000) : ms;
+	}
 	for (i = 0; i < CL_MAX_PENDING; i++) {
 		struct pending *p = &cl.pend[i];
 		int left;

@@ -365,8 +365,10 @@ static void run_loop(void)
 		int cl_ms;
 
 		if (poll_turn()) {
-			if (++turns % MON_CONTROL_EVERY == 0)
+			if (++turns % MON_CONTROL_EVERY == 0) {
 				handle_events(0);
+				cluster_tick();	/* keepalives and deadlines of a busy monitor */
+			}
 			last_work = ipcd_now_ns();
 			continue;
 		}

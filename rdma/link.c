@@ -741,6 +741,12 @@ int ipcd_rlink_send(struct ipcd_rlink *l, unsigned int peer, const struct ipcd_r
 	return 0;
 }
 
+void ipcd_rlink_drop(struct ipcd_rlink *l, unsigned int peer, const char *why)
+{
+	if (peer < l->npeers && l->peers[peer].state == PEER_UP)
+		conn_fail(&l->peers[peer], why);
+}
+
 bool ipcd_rlink_is_up(const struct ipcd_rlink *l, unsigned int peer)
 {
 	return peer < l->npeers && l->peers[peer].state == PEER_UP && !l->peers[peer].broken;

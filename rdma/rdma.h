@@ -196,6 +196,11 @@ int ipcd_rlink_poll(struct ipcd_rlink *l);
  */
 int ipcd_rlink_send(struct ipcd_rlink *l, unsigned int peer, const struct ipcd_rlink_frame *f);
 bool ipcd_rlink_is_up(const struct ipcd_rlink *l, unsigned int peer);
+/*
+ * Drop peer @peer's link now (down() with @why, then retries as for any
+ * loss): the caller's keepalive found it silent. Not from a callback.
+ */
+void ipcd_rlink_drop(struct ipcd_rlink *l, unsigned int peer, const char *why);
 
 /* Counters for ipcdctl. */
 struct ipcd_rlink_stats {
