@@ -347,6 +347,8 @@ monitor_snapshot() {
 		"$ctl_bin" --socket "$mon_sock" counters
 		echo "## connections"
 		"$ctl_bin" --socket "$mon_sock" connections
+		echo "## cluster"
+		"$ctl_bin" --socket "$mon_sock" cluster
 	} >"$f" 2>&1
 }
 
