@@ -35,8 +35,8 @@ set -uo pipefail	# no -e: a failed check fails its case, and the run goes on
 all_cases=(rxe echo redis kill-peer monitor-restart fallback)
 
 # ---- bounds: hang guards, never timing assertions ------------------------------------
-t_step=${IPCD_RDMA_STEP_S:-600}		# one transfer or one program run
-t_await=${IPCD_RDMA_AWAIT_S:-900}	# the other guest reaching a point
+t_step=${IPCD_RDMA_STEP_S:-300}		# one transfer or one program run (<= 60 s seen under load)
+t_await=${IPCD_RDMA_AWAIT_S:-420}	# the other guest reaching a point (> t_step: its hang is reported as one)
 t_end=${IPCD_RDMA_END_S:-180}		# a connection ending after its peer died
 t_start=60				# a server or monitor coming up
 
