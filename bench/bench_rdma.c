@@ -330,12 +330,23 @@ static const char *test_str(uint16_t t)
 	return t >= W_HELLO && t <= W_TPUT ? wire_name[t] : wire_name[0];
 }
 
+/* Send and receive timeouts of @fd (connect() obeys the send one); 0: none. */
+static void sock_timeouts(int fd, unsigned int s)
+{
+	struct timeval tv = { .tv_sec = s };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 /*
- * Connect to @a, send the header, read the reply. 0 with the reply's
- * flags and pid, or -1 with @err set (the socket closed).
+ * Connect to @a, send the header, read the reply, each within @timeout_s
+ * (0: no bound; the roles have their alarm). 0 with the reply's flags and
+ * pid, or -1 with @err set (the socket closed).
  */
 static int open_test(const struct addr *a, enum wire_test t, uint32_t size, uint64_t count,
-		     int *fd_out, struct wire_reply *rep, char *err, size_t len)
+		     unsigned int timeout_s, int *fd_out, struct wire_reply *rep, char *err,
+		     size_t len)
 {
 	struct wire_hdr h;
 	ssize_t got;
@@ -346,6 +357,8 @@ static int open_test(const struct addr *a, enum wire_test t, uint32_t size, uint
 		snprintf(err, len, "socket: %s", strerror(errno));
 		return -1;
 	}
+	if (timeout_s)
+		sock_timeouts(fd, timeout_s);
 	while ((rc = connect(fd, (const struct sockaddr *)&a->ss, a->len)) != 0 && errno == EINTR)
 		;
 	if (rc) {
@@ -364,6 +377,7 @@ static int open_test(const struct addr *a, enum wire_test t, uint32_t size, uint
 	got = recv_full(fd, rep, sizeof(*rep));
 	if (got != (ssize_t)sizeof(*rep)) {
 		snprintf(err, len, "no answer to the test header (%s)",
+			 got == -EAGAIN ? "none in time: is it ipcd-bench-rdma server?" :
 			 got < 0 ? strerror((int)-got) : "EOF: is it ipcd-bench-rdma server?");
 		close(fd);
 		return -1;
@@ -389,6 +403,8 @@ static int open_test(const struct addr *a, enum wire_test t, uint32_t size, uint
 		close(fd);
 		return -1;
 	}
+	if (timeout_s)
+		sock_timeouts(fd, 0);
 	*fd_out = fd;
 	return 0;
 }
@@ -589,7 +605,6 @@ static bool params_ok(uint16_t t, uint32_t size, uint64_t count)
 static void *serve_conn(void *arg)
 {
 	struct sconn *c = arg;
-	struct timeval tv = { .tv_sec = srv.idle_s };
 	struct wire_reply rep = { .magic = htole32(WIRE_MAGIC), .version = htole16(WIRE_VERSION) };
 	struct wire_hdr h;
 	char err[ERR_LEN] = "";
@@ -601,8 +616,7 @@ static void *serve_conn(void *arg)
 	int rc = -1;
 	char end;
 
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	sock_timeouts(c->fd, srv.idle_s);
 	nodelay(c->fd);
 	got = recv_full(c->fd, &h, sizeof(h));
 	if (got != (ssize_t)sizeof(h)) {
@@ -980,7 +994,7 @@ static int role_main(int argc, char **argv)
 		r_die("out of memory");
 	fprintf(rep_out, "hello %d %d\n", (int)getpid(), self_preloaded());
 	fflush(rep_out);
-	if (open_test(&a, t, size, count, &fd, &r, err, sizeof(err)))
+	if (open_test(&a, t, size, count, 0, &fd, &r, err, sizeof(err)))
 		r_die("%s", err);
 	fprintf(rep_out, "conns 1\nserver %u %u\n", r.pid, r.flags & REPLY_PRELOADED ? 1u : 0u);
 	switch (t) {
@@ -1496,7 +1510,7 @@ static void run_block(unsigned int round, unsigned int x, enum side sd)
 	describe_status(st, st_str, sizeof(st_str));
 	log_head(log, head, sizeof(head));
 	if (st != 0 || !okline || !result) {
-		snprintf(why, sizeof(why), "the %s role %s%s%s", side_name[sd], st_str,
+		snprintf(why, sizeof(why), "the %s role %s%s%.280s", side_name[sd], st_str,
 			 head[0] ? ": " : "", head);
 		goto failed;
 	}
@@ -1527,11 +1541,11 @@ static void run_block(unsigned int round, unsigned int x, enum side sd)
 
 			snprintf(why, sizeof(why), "NOT remote: connections.remote_out +%" PRIu64
 				 " during the block, which made 1 connection: %s (the server %s "
-				 "preloaded; ipcdctl cluster shows the links)%s%s", b->delta,
-				 local ? "the monitor made a same-host connection (is --host an "
-				 "address of this host?)" : "it went over kernel TCP",
-				 srv_preloaded ? "is" : "is NOT", head[0] ? "; the role said: " : "",
-				 head);
+				 "preloaded; cluster links up: %u before the block, %u after)%s%.100s",
+				 b->delta, local ? "the monitor made a same-host connection (is "
+				 "--host an address of this host?)" : "it went over kernel TCP",
+				 srv_preloaded ? "is" : "is NOT", before.up, after.up,
+				 head[0] ? "; the role said: " : "", head);
 			goto failed;
 		}
 	}
@@ -1553,8 +1567,8 @@ static void run_block(unsigned int round, unsigned int x, enum side sd)
 	free(blk);
 	b->ok = true;
 	c->blocks_ok++;
-	progress("round %u/%u %-6s %-6s ok: %s %.2f%s", round + 1, o.rounds, d->name,
-		 side_name[sd], d->kind == K_RTT ? "p50" : "", b->figure,
+	progress("round %u/%u %-6s %-6s ok: %s%.2f%s", round + 1, o.rounds, d->name,
+		 side_name[sd], d->kind == K_RTT ? "p50 " : "", b->figure,
 		 d->kind == K_RTT ? " us" : d->kind == K_RATE ? " M msg/s" : " MB/s");
 	return;
 failed:
@@ -1578,7 +1592,7 @@ static void hello_probe(void)
 	if (addr_make(o.host, o.port, &a))
 		die("bad --host %s or --port %u", o.host, o.port);
 	for (;;) {
-		if (!open_test(&a, W_HELLO, 0, 0, &fd, &r, err, sizeof(err)))
+		if (!open_test(&a, W_HELLO, 0, 0, 10, &fd, &r, err, sizeof(err)))
 			break;
 		if (now_ns() >= until)
 			die("the server %s port %u: %s (waited %u s; start `ipcd-run ipcd-bench-rdma "
