@@ -387,6 +387,7 @@ bool cluster_connect(struct mon_client *c, const struct ipcd_req *req,
 	struct f_connect *fc = (void *)f.b;
 	struct pending *p = NULL;
 	uint32_t host, i;
+	uint16_t a_port;
 	int rc;
 
 	if (!cl.link || r->flags != IPCD_CONNECT_REMOTE || r->port == 0 || r->pad || r->pad2)
@@ -404,7 +405,7 @@ bool cluster_connect(struct mon_client *c, const struct ipcd_req *req,
 		return true;
 	}
 	rc = conns_remote_a_new(c, cl.hosts[cl.self - 1].addr, r->addr, r->port, host, &p->a_conn,
-				&fc->a_port);
+				&a_port);
 	if (rc) {
 		reqs_respond(c, req, rc, NULL, 0);
 		return true;
@@ -422,6 +423,7 @@ bool cluster_connect(struct mon_client *c, const struct ipcd_req *req,
 	fc->ring_bytes = r->ring_bytes;
 	fc->a_key = key_of(c);
 	fc->a_conn = p->a_conn;
+	fc->a_port = a_port;
 	memcpy(fc->a_addr, cl.hosts[cl.self - 1].addr, 16);
 	memcpy(fc->dst, r->addr, 16);
 	fc->dst_port = r->port;
@@ -624,13 +626,14 @@ void cluster_link_event(void)
 
 int cluster_tick(void)
 {
-	uint64_t now = ipcd_now_ns();
+	uint64_t now;
 	int ms = -1;
 	uint32_t i;
 
 	if (!cl.link)
 		return -1;
 	cl.link_ms = ipcd_rlink_poll(cl.link);
+	now = ipcd_now_ns();	/* after the poll: its frames stamped rx_ns */
 	/*
 	 * Keepalive: a host that died without a word (power, kernel, a lost
 	 * disconnect) is found by its silence; the links then retry as after
@@ -642,15 +645,20 @@ int cluster_tick(void)
 
 		if (!h->up)
 			continue;
-		if (now - h->rx_ns > CL_SILENT_NS) {
-			log_warn("cluster: host %u (%s) said nothing for %llu s", i + 1,
-				 mon.cfg.peers[i].name, (unsigned long long)(CL_SILENT_NS / 1000000000));
+		if (now > h->rx_ns && now - h->rx_ns > CL_SILENT_NS) {
+			log_warn("cluster: host %u (%s) said nothing for %.1f s (we last sent %.1f s "
+				 "ago)", i + 1, mon.cfg.peers[i].name, (double)(now - h->rx_ns) / 1e9,
+				 (double)(now - h->tx_ns) / 1e9);
 			ipcd_rlink_drop(cl.link, (unsigned int)h->link, "silent");
 			continue;
 		}
-		if (now - h->tx_ns >= CL_PING_NS) {
+		if (now >= h->tx_ns + CL_PING_NS) {
+			int rc;
+
 			frame_init(&f, F_PING);
-			send_frame(i + 1, &f);
+			rc = send_frame(i + 1, &f);
+			if (rc)
+				log_debug("cluster: keepalive to host %u: %s", i + 1, strerror(-rc));
 		}
 		ms = ms < 0 || ms > (int)(CL_PING_NS / 1000000) ? (int)(CL_PING_NS / 1000000) : ms;
 	}

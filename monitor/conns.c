@@ -429,6 +429,7 @@ static void conn_free(struct conn *k)
 }
 
 static void remote_local_done(struct conn *k);
+static uint32_t ctl_reset(const struct conn *k);
 static bool remote_owner_gone(struct conn *k, const struct mon_client *c);
 
 static void conn_free_if_done(struct conn *k)
@@ -2107,6 +2108,22 @@ int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r)
 }
 
 /* The IPCD_CONN_CLOSED_* bits the ends wrote (0 if the region cannot be read). */
+/* The reset bits in @k's conn_ctl, as its ends wrote them. */
+static uint32_t ctl_reset(const struct conn *k)
+{
+	const struct ipcd_conn_ctl *ctl;
+	uint32_t bits;
+	void *base;
+
+	base = mmap(NULL, k->size, PROT_READ, MAP_SHARED, k->fd, 0);
+	if (base == MAP_FAILED)
+		return 0;
+	ctl = (const void *)((const uint8_t *)base + k->off[IPCD_AREA_CONN_CTL]);
+	bits = ipcd_load_acquire(&ctl->reset);
+	munmap(base, k->size);
+	return bits;
+}
+
 static uint32_t ctl_closed(const struct conn *k)
 {
 	const struct ipcd_conn_ctl *ctl;
@@ -2413,13 +2430,23 @@ static void remote_local_done(struct conn *k)
 	uint8_t end = k->remote_b ? k->a_end : k->b_end;
 	uint32_t bit = k->remote_b ? IPCD_CONN_RESET_A : IPCD_CONN_RESET_B;
 
+	bool gone = end == END_GONE, reset = (k->reset & bit) != 0;
+
 	if (end == END_OPEN || k->remote_told)
 		return;
 	k->remote_told = true;
+	/*
+	 * A close whose end says reset (it had data unread, or its library could
+	 * not carry the connection: no engine, no registration, never bound)
+	 * may have no RDMA path to say it: the other host resets its end.
+	 */
+	if (!gone && k->fd >= 0 && ctl_reset(k)) {
+		gone = true;
+		reset = true;
+	}
 	/* A connection its host never heard of (refused, or its CONNECT failed) has no peer_conn. */
 	if (k->peer_conn)
-		cluster_tell_end(k->remote_host, k->peer_conn, end == END_GONE,
-				 (k->reset & bit) != 0);
+		cluster_tell_end(k->remote_host, k->peer_conn, gone, reset);
 }
 
 int conns_remote_a_new(struct mon_client *c, const uint8_t self[16], const uint8_t dst[16],

@@ -249,8 +249,9 @@ static void reload_config(void)
 	ipcd_log_set_level(next.log_level);
 	mon.cfg.n_rules = next.n_rules;
 	memcpy(mon.cfg.rules, next.rules, sizeof(next.rules));
-	mon.cfg.n_peers = next.n_peers;
-	memcpy(mon.cfg.peers, next.peers, sizeof(next.peers));
+	/* The links and the hosts' numbers are made at start (cluster.c). */
+	warn_fixed("peer", next.n_peers != mon.cfg.n_peers ||
+			   memcmp(next.peers, mon.cfg.peers, sizeof(next.peers)) != 0);
 	log_info("reload: configuration from %s applied",
 		 mon.config_path ? mon.config_path : "<embedded default>");
 }

@@ -455,7 +455,12 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 		return rc == -EPROTO ? -ECONNABORTED : rc;
 	}
 	if (s->conn.ctl->remote_host && ipcd_remote_attach(&s->conn)) {
-		/* No engine here for a connection from another host: as a reset before accept. */
+		/*
+		 * No engine here for a connection from another host: as a reset
+		 * before accept. The reset bit makes our monitor reset the
+		 * connector's end (monitor/conns.c remote_local_done).
+		 */
+		ipcd_fetch_or(&s->conn.ctl->reset, IPCD_CONN_RESET_B);
 		ipcd_conn_close(&s->conn);
 		atomic_store(&s->refs, 1);
 		ipcd_sock_put(s);
@@ -699,7 +704,8 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	ipcd_lanes_adopt_connector(&ml, dst, port);
 	rc = ipcd_conn_open(fds, size, false, &s->conn);
 	if (!rc && s->conn.ctl->remote_host && ipcd_remote_attach(&s->conn)) {
-		ipcd_conn_close(&s->conn);	/* the acceptor reads EOF */
+		ipcd_fetch_or(&s->conn.ctl->reset, IPCD_CONN_RESET_A);	/* the acceptor: a reset */
+		ipcd_conn_close(&s->conn);
 		rc = -ENOTCONN;
 	}
 	if (rc || connected(s, fd)) {

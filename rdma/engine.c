@@ -78,11 +78,13 @@
 #define ENG_CQ		(ENG_MAX_PEERS * (ENG_SQ + ENG_RQ))
 #define ENG_PEND_BINDS	64		/* BINDs that came before their attach */
 #define ENG_CHAIN	8		/* WRs in one push */
+#define ENG_BIND_NS	30000000000ull	/* an end not bound by then is reset */
 
-/* Immediate: kind bit, generation, table index. */
+/* Immediate: kind bits, generation, table index. */
 #define IMM_ROOM	(1u << 31)	/* credits: room in the receiver's tx ring */
+#define IMM_FIN		(1u << 30)	/* the sender's last write to this connection */
 #define IMM_IDX_BITS	16
-#define IMM_GEN_MASK	0x7fffu
+#define IMM_GEN_MASK	0x3fffu
 
 /* Engine messages (the body of struct ipcd_rmsg; only engines read them). */
 enum { E_OFFER = 1, E_ANSWER, E_BIND };
@@ -128,6 +130,8 @@ struct rconn {
 	bool closing;			/* detached: freed once the peer is done with it */
 	bool dead;			/* its peer or queue pair failed */
 	atomic_bool ready;		/* bound and its queue pair up: the hooks post */
+	bool fin_sent;			/* our last write is posted: no more (under both locks) */
+	atomic_bool peer_fin;		/* the peer's last write arrived: it writes no more */
 	struct ipcd_engine_conn *pc;	/* NULL once detached */
 	uint64_t conn_id;
 	struct peer *peer;
@@ -139,6 +143,7 @@ struct rconn {
 	uint64_t off[3];
 	bool acceptor;
 	int wake_fd;
+	uint64_t attach_ns;		/* when it was attached (the bind deadline) */
 	struct ibv_mr *mr;
 	uint64_t raddr;			/* the peer's region */
 	uint32_t rkey;
@@ -313,7 +318,7 @@ static void tx_push_locked(struct rconn *rc)
 	uint64_t bytes;
 	int err;
 
-	if (!atomic_load_explicit(&rc->ready, memory_order_acquire))
+	if (!atomic_load_explicit(&rc->ready, memory_order_acquire) || rc->fin_sent)
 		return;
 	tail = ipcd_load_acquire(&s->tail);
 	closed = ipcd_load_acquire(&s->prod_closed);
@@ -392,7 +397,7 @@ static void rx_push_locked(struct rconn *rc, bool force)
 	uint32_t head, closed, reset, n = 0;
 	int err;
 
-	if (!atomic_load_explicit(&rc->ready, memory_order_acquire))
+	if (!atomic_load_explicit(&rc->ready, memory_order_acquire) || rc->fin_sent)
 		return;
 	head = ipcd_load_acquire(&s->head);
 	closed = ipcd_load_acquire(&s->cons_closed);
@@ -435,6 +440,51 @@ static void rx_push_locked(struct rconn *rc, bool force)
 	rc->rx_credited = head;
 	rc->rx_closed = closed;
 	rc->rx_reset = reset;
+}
+
+/*
+ * The last write of a detached end, after its final pushes: a zero-length
+ * WRITE WITH IMMEDIATE (IMM_FIN). RC delivers it after everything we posted
+ * before, so the peer knows we will never write into its region again and
+ * may unregister it. Under both locks. False if the send queue was full.
+ */
+static bool fin_push_locked(struct rconn *rc)
+{
+	struct ibv_send_wr wr;
+
+	if (rc->fin_sent)
+		return true;
+	if (!atomic_load(&rc->ready)) {
+		rc->fin_sent = true;	/* never bound: we never wrote */
+		return true;
+	}
+	tx_push_locked(rc);
+	rx_push_locked(rc, true);
+	memset(&wr, 0, sizeof(wr));
+	wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+	wr.imm_data = htonl(rc->rimm | IMM_FIN);
+	wr.wr.rdma.remote_addr = rc->raddr;
+	wr.wr.rdma.rkey = rc->rkey;
+	switch (post_chain(rc, &wr, 1)) {
+	case 0:
+		rc->fin_sent = true;
+		return true;
+	case -EAGAIN:
+		kick();		/* retried by on_kick */
+		return false;
+	default:
+		rc->fin_sent = true;	/* the queue pair failed: nothing more goes out anyway */
+		return true;
+	}
+}
+
+static void fin_push(struct rconn *rc)
+{
+	pthread_mutex_lock(&rc->tx_mu);
+	pthread_mutex_lock(&rc->rx_mu);
+	fin_push_locked(rc);
+	pthread_mutex_unlock(&rc->rx_mu);
+	pthread_mutex_unlock(&rc->tx_mu);
 }
 
 static void tx_push(struct rconn *rc)
@@ -735,7 +785,7 @@ static void bind_apply(struct rconn *rc, uint32_t host, uint64_t key, const stru
 		return;
 	}
 	if (b->size != rc->size || memcmp(b->off, rc->off, sizeof(rc->off)) ||
-	    b->ring_bytes != rc->tx.capacity || (b->imm & IMM_ROOM)) {
+	    b->ring_bytes != rc->tx.capacity || (b->imm & (IMM_ROOM | IMM_FIN))) {
 		LOG("ipcd: RDMA connection %" PRIu64 ": the peer's region differs from ours "
 		    "(%" PRIu64 " bytes, rings of %u, against %zu and %u): reset", rc->conn_id,
 		    b->size, b->ring_bytes, rc->size, rc->tx.capacity);
@@ -802,9 +852,15 @@ static void rconn_free(struct rconn *rc)
 		stat_set(&eng.env.stats->conns, ipcd_load_relaxed(&eng.env.stats->conns) - 1);
 }
 
-/* Detached connections whose peer cannot write into them any more. Under eng.mu. */
+/*
+ * Detached connections whose peer cannot write into them any more are
+ * freed; ends never bound (a peer refused our queue pair, or its offer or
+ * bind was lost) are reset at their deadline. True while either kind is
+ * left (the progress thread then sleeps with a timeout). Under eng.mu.
+ */
 static bool reap_closing(void)
 {
+	uint64_t now = ipcd_now_ns();
 	bool left = false;
 	unsigned int i;
 
@@ -812,12 +868,33 @@ static bool reap_closing(void)
 		struct rconn *rc = &eng.conns[i];
 		bool peer_done;
 
-		if (!rc->used || !rc->closing)
+		if (!rc->used)
 			continue;
-		peer_done = rc->dead || !rc->peer ||
-			    (ipcd_load_acquire(&rc->rx.shm->prod_closed) &&
-			     ipcd_load_acquire(&rc->tx.shm->cons_closed));
-		if (peer_done && atomic_load(&rc->inflight) == 0)
+		if (!rc->closing && !rc->dead && !atomic_load(&rc->ready)) {
+			if (now - rc->attach_ns > ENG_BIND_NS) {
+				LOG("ipcd: RDMA connection %" PRIu64 ": not bound to its peer in %llu s: "
+				    "reset", rc->conn_id, (unsigned long long)(ENG_BIND_NS / 1000000000));
+				rconn_kill(rc);
+			} else {
+				left = true;
+			}
+			continue;
+		}
+		if (!rc->closing)
+			continue;
+		/*
+		 * The peer may write into the region until its IMM_FIN, and the
+		 * NIC reads from it until our own writes complete. An end never
+		 * bound may still be bound by a late peer: it waits out the
+		 * deadline.
+		 */
+		if (rc->dead || !rc->peer)
+			peer_done = true;
+		else if (!atomic_load(&rc->ready))
+			peer_done = now - rc->attach_ns > ENG_BIND_NS;
+		else
+			peer_done = atomic_load(&rc->peer_fin);
+		if (peer_done && rc->fin_sent && atomic_load(&rc->inflight) == 0)
 			rconn_free(rc);
 		else
 			left = true;
@@ -852,6 +929,8 @@ static int attach(struct ipcd_engine_conn *pc)
 	}
 	rc->used = true;
 	rc->closing = rc->dead = false;
+	rc->fin_sent = false;
+	atomic_store(&rc->peer_fin, false);
 	atomic_store(&rc->ready, false);
 	atomic_store(&rc->inflight, 0);
 	atomic_store(&rc->tx_retry, false);
@@ -867,6 +946,7 @@ static int attach(struct ipcd_engine_conn *pc)
 	memcpy(rc->off, pc->off, sizeof(rc->off));
 	rc->acceptor = pc->acceptor;
 	rc->wake_fd = pc->wake_fd;
+	rc->attach_ns = ipcd_now_ns();
 	rc->raddr = 0;
 	rc->rkey = 0;
 	rc->rimm = 0;
@@ -920,9 +1000,8 @@ static void detach(struct ipcd_engine_conn *pc)
 		kick();
 		return;		/* the parent still holds the end (fork shares it) */
 	}
-	/* The closed flags (and a reset) go out now, before we stop listening to the hooks. */
-	tx_push(rc);
-	rx_push(rc, true);
+	/* The closed flags (and a reset) go out now, then our last write. */
+	fin_push(rc);
 	pthread_mutex_lock(&eng.mu);
 	rc->pc = NULL;
 	rc->closing = true;
@@ -949,9 +1028,16 @@ static void on_completion(const struct ibv_wc *wc)
 		if (idx >= ENG_MAX_CONNS)
 			return;
 		rc = &eng.conns[idx];
-		if (!rc->used || rc->closing || rc->peer != p ||
+		if (!rc->used || rc->peer != p ||
 		    ((imm >> IMM_IDX_BITS) & IMM_GEN_MASK) != (rc->gen & IMM_GEN_MASK))
 			return;		/* stale: a connection since closed */
+		if (imm & IMM_FIN) {
+			atomic_store(&rc->peer_fin, true);
+			if (rc->closing)
+				return;
+		}
+		if (rc->closing)
+			return;
 		if (imm & IMM_ROOM)
 			wake_word(rc, &rc->tx.shm->prod_wait, true);
 		else
@@ -1046,6 +1132,10 @@ static void on_kick(void)
 			continue;
 		atomic_store(&rc->tx_retry, false);
 		atomic_store(&rc->rx_retry, false);
+		if (rc->closing) {
+			fin_push(rc);	/* one the send queue refused at detach */
+			continue;
+		}
 		tx_push(rc);
 		rx_push(rc, false);
 	}
@@ -1096,7 +1186,7 @@ static void *progress(void *arg)
 		if (eng.env.stats)
 			stat_add(&eng.env.stats->sleeps, 1);
 		/* A raw syscall: the preload interposes poll(). */
-		n = (int)syscall(SYS_poll, pfd, eng.broken ? 1 : 3, closing ? 100 : -1);
+		n = (int)syscall(SYS_poll, pfd, eng.broken ? 1 : 3, closing ? 1000 : -1);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
