@@ -214,8 +214,12 @@ static void remote_release(struct ipcd_conn *c)
 
 void ipcd_remote_atfork_child(void)
 {
-	if (atomic_load(&eng_state) == ENG_OK)
+	/* The parent's engine serves the ends we inherit; ours starts on our first need. */
+	if (atomic_load(&eng_state) == ENG_OK) {
 		eng_ops->atfork_child();
+		atomic_store(&eng_state, ENG_UNTRIED);
+	}
+	pthread_mutex_init(&eng_mu, NULL);
 }
 
 __attribute__((constructor)) static void remote_init(void)

@@ -128,6 +128,7 @@ struct rconn {
 	uint32_t gen;			/* IMM_GEN_MASK bits; bumped at each reuse */
 	bool used;
 	bool closing;			/* detached: freed once the peer is done with it */
+	bool released;			/* detached while forked children still hold the end */
 	bool dead;			/* its peer or queue pair failed */
 	atomic_bool ready;		/* bound and its queue pair up: the hooks post */
 	bool fin_sent;			/* our last write is posted: no more (under both locks) */
@@ -142,6 +143,8 @@ struct rconn {
 	size_t size;
 	uint64_t off[3];
 	bool acceptor;
+	bool foreign;			/* a forked child's copy: the parent's engine serves it */
+	int owner_kick;			/* that engine's kick eventfd (inherited by fork) */
 	int wake_fd;
 	uint64_t attach_ns;		/* when it was attached (the bind deadline) */
 	struct ibv_mr *mr;
@@ -178,7 +181,6 @@ static struct {
 	int kick_fd;
 	pthread_t thread;
 	bool started;
-	bool child;			/* a forked child: the parent's thread serves */
 	bool broken;			/* init failed, or the channel is gone */
 } eng = { .mu = PTHREAD_MUTEX_INITIALIZER, .kick_fd = -1 };
 
@@ -504,22 +506,27 @@ static void rx_push(struct rconn *rc, bool force)
 /* The rings' remote hooks (spsc.h), called by the application's threads. */
 static void hook_tx(const struct ipcd_spsc *r, bool room)
 {
+	struct rconn *rc = r->remote_arg;
+
 	(void)room;
-	if (eng.child) {
-		kick();		/* the parent's progress thread pushes it */
+	if (rc->foreign) {
+		/* The ring is shared memory: the parent's progress thread pushes it. */
+		ipcd_eventfd_signal(rc->owner_kick);
 		return;
 	}
-	tx_push(r->remote_arg);
+	tx_push(rc);
 }
 
 static void hook_rx(const struct ipcd_spsc *r, bool room)
 {
+	struct rconn *rc = r->remote_arg;
+
 	(void)room;
-	if (eng.child) {
-		kick();
+	if (rc->foreign) {
+		ipcd_eventfd_signal(rc->owner_kick);
 		return;
 	}
-	rx_push(r->remote_arg, false);
+	rx_push(rc, false);
 }
 
 /* ---- peers and queue pairs ------------------------------------------------------ */
@@ -835,6 +842,13 @@ static void on_bind(uint32_t host, uint64_t key, const struct ebind *b)
 	    ENG_PEND_BINDS);
 }
 
+/* This end's last holder closed it: it writes and reads no more. */
+static bool local_closed(const struct rconn *rc)
+{
+	return ipcd_load_acquire(&rc->tx.shm->prod_closed) &&
+	       ipcd_load_acquire(&rc->rx.shm->cons_closed);
+}
+
 static void rconn_free(struct rconn *rc)
 {
 	if (rc->mr)
@@ -870,6 +884,11 @@ static bool reap_closing(void)
 
 		if (!rc->used)
 			continue;
+		if (rc->released && !rc->closing && (rc->dead || local_closed(rc))) {
+			/* Its forked holders are done (closed, killed: the monitor marked it). */
+			fin_push(rc);
+			rc->closing = true;
+		}
 		if (!rc->closing && !rc->dead && !atomic_load(&rc->ready)) {
 			if (now - rc->attach_ns > ENG_BIND_NS) {
 				LOG("ipcd: RDMA connection %" PRIu64 ": not bound to its peer in %llu s: "
@@ -908,7 +927,7 @@ static int attach(struct ipcd_engine_conn *pc)
 	unsigned int i;
 	int err = 0;
 
-	if (eng.child || eng.broken || !eng.dev)
+	if (eng.broken || !eng.dev)
 		return -ENOTCONN;
 	pthread_mutex_lock(&eng.mu);
 	for (i = 0; i < ENG_MAX_CONNS; i++)
@@ -928,7 +947,7 @@ static int attach(struct ipcd_engine_conn *pc)
 		goto out;
 	}
 	rc->used = true;
-	rc->closing = rc->dead = false;
+	rc->closing = rc->dead = rc->released = false;
 	rc->fin_sent = false;
 	atomic_store(&rc->peer_fin, false);
 	atomic_store(&rc->ready, false);
@@ -945,6 +964,8 @@ static int attach(struct ipcd_engine_conn *pc)
 	rc->size = pc->size;
 	memcpy(rc->off, pc->off, sizeof(rc->off));
 	rc->acceptor = pc->acceptor;
+	rc->foreign = false;
+	rc->owner_kick = eng.kick_fd;
 	rc->wake_fd = pc->wake_fd;
 	rc->attach_ns = ipcd_now_ns();
 	rc->raddr = 0;
@@ -996,9 +1017,22 @@ static void detach(struct ipcd_engine_conn *pc)
 
 	if (!rc)
 		return;
-	if (eng.child) {
-		kick();
+	if (rc->foreign) {
+		ipcd_eventfd_signal(rc->owner_kick);
 		return;		/* the parent still holds the end (fork shares it) */
+	}
+	pc->priv = NULL;
+	if (!local_closed(rc)) {
+		/*
+		 * Only our mapping goes: a forked child still holds the end, and
+		 * its hooks kick us. Its last close (both rings closed) is our
+		 * signal to finish (on_kick).
+		 */
+		pthread_mutex_lock(&eng.mu);
+		rc->pc = NULL;
+		rc->released = true;
+		pthread_mutex_unlock(&eng.mu);
+		return;
 	}
 	/* The closed flags (and a reset) go out now, then our last write. */
 	fin_push(rc);
@@ -1007,7 +1041,6 @@ static void detach(struct ipcd_engine_conn *pc)
 	rc->closing = true;
 	reap_closing();
 	pthread_mutex_unlock(&eng.mu);
-	pc->priv = NULL;
 	kick();		/* the progress thread watches it until the peer is done */
 }
 
@@ -1138,6 +1171,13 @@ static void on_kick(void)
 		}
 		tx_push(rc);
 		rx_push(rc, false);
+		if (rc->released && local_closed(rc)) {
+			/* The last forked holder closed it: as our own last close. */
+			fin_push(rc);
+			pthread_mutex_lock(&eng.mu);
+			rc->closing = true;
+			pthread_mutex_unlock(&eng.mu);
+		}
 	}
 }
 
@@ -1217,8 +1257,10 @@ static int init(const struct ipcd_engine_env *env)
 	if (eng.started)
 		return 0;
 	eng.env = *env;
+	eng.broken = false;
 	for (i = 0; i < ENG_MAX_CONNS; i++)
-		eng.conns[i].wake_fd = -1;
+		if (!eng.conns[i].used)
+			eng.conns[i].wake_fd = -1;
 	err = ipcd_rdev_open(env->addr, ENG_CQ, &eng.dev);
 	if (err) {
 		LOG("ipcd: RDMA: no device for this host's cluster address (%s: %s): connections "
@@ -1247,19 +1289,37 @@ fail:
 	return err;
 }
 
+/*
+ * A forked child. The parent's progress thread, queue pairs and channel
+ * keep serving the ends we share: they become foreign here (their hooks
+ * kick the parent). The verbs objects are the parent's too: the child
+ * forgets them without destroying anything (a destroy would act on the
+ * parent's, through the shared uverbs file). A new remote connection in
+ * the child starts an engine of its own (the preload calls init again).
+ */
 static void atfork_child(void)
 {
-	/* The parent's thread, queue pairs and channel serve the ends we share. */
-	eng.child = true;
+	unsigned int i;
+
+	pthread_mutex_init(&eng.mu, NULL);	/* another thread may have held it */
+	for (i = 0; i < ENG_MAX_CONNS; i++)
+		if (eng.conns[i].used)
+			eng.conns[i].foreign = true;
+	memset(eng.peers, 0, sizeof(eng.peers));
+	memset(eng.pend, 0, sizeof(eng.pend));
 	if (eng.env.chan_fd >= 0)
 		close(eng.env.chan_fd);
 	eng.env.chan_fd = -1;
 	eng.env.stats = NULL;
+	eng.dev = NULL;
+	eng.kick_fd = -1;	/* the parent's stays open: the foreign ends' owner_kick */
+	eng.started = false;
+	eng.broken = false;
 }
 
 static bool usable(void)
 {
-	return eng.started && !eng.child && !eng.broken;
+	return eng.started && !eng.broken;
 }
 
 IPCD_EXPORT const struct ipcd_engine_ops ipcd_engine_ops_v1 = {

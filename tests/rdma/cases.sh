@@ -32,7 +32,7 @@
 # shellcheck disable=SC2317  # the cases are called by name (run_case)
 set -uo pipefail	# no -e: a failed check fails its case, and the run goes on
 
-all_cases=(rxe echo redis kill-peer monitor-restart fallback)
+all_cases=(rxe echo fork redis kill-peer monitor-restart fallback)
 
 # ---- bounds: hang guards, never timing assertions ------------------------------------
 t_step=${IPCD_RDMA_STEP_S:-300}		# one transfer or one program run (<= 60 s seen under load)
@@ -472,6 +472,25 @@ case_echo_client() {
 	else
 		fail "16 MiB through the echo: sha256 sent $a, received $b ($(stat -c %s "$out") bytes)"
 	fi
+	await finished || return
+	check_sums "$case_dir/g0-cli.log" "$case_dir/g1-srv.log"
+}
+
+# fork: a fork-per-connection server (ipcd-echo --fork: the parent accepts,
+# a child serves and the parent closes its copy). The child's end is the
+# parent's remote connection: its sends and reads go through the parent's
+# RDMA engine, which must keep the end alive after the parent's close.
+case_fork_server() {
+	echo_server srv 7151 --conns 4 --fork || return
+	post listening
+	finish srv "$t_step" 0
+	post finished
+}
+
+case_fork_client() {
+	await listening || return
+	run_ok cli "$run_bin" "$echo_bin" client --host "$server_ip" --port 7151 \
+		--conns 4 --size 1M
 	await finished || return
 	check_sums "$case_dir/g0-cli.log" "$case_dir/g1-srv.log"
 }
