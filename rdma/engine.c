@@ -72,9 +72,9 @@
 #include "rdma.h"
 
 #define ENG_MAX_CONNS	4096		/* < 1 << IMM_IDX_BITS */
-#define ENG_MAX_PEERS	32
-#define ENG_SQ		256		/* send WRs per queue pair */
-#define ENG_RQ		256		/* receive WRs per queue pair (immediates) */
+#define ENG_MAX_PEERS	256		/* fewer if the device's CQ is smaller (eng.max_peers) */
+#define ENG_SQ		128		/* send WRs per queue pair */
+#define ENG_RQ		128		/* receive WRs per queue pair (immediates) */
 #define ENG_CQ		(ENG_MAX_PEERS * (ENG_SQ + ENG_RQ))
 #define ENG_PEND_BINDS	64		/* BINDs that came before their attach */
 #define ENG_CHAIN	8		/* WRs in one push */
@@ -179,6 +179,7 @@ static struct {
 	struct peer peers[ENG_MAX_PEERS];
 	struct pend_bind pend[ENG_PEND_BINDS];
 	int kick_fd;
+	unsigned int max_peers;		/* queue pairs the CQ can serve: <= ENG_MAX_PEERS */
 	pthread_t thread;
 	bool started;
 	bool broken;			/* init failed, or the channel is gone */
@@ -593,7 +594,7 @@ static struct peer *peer_new(uint32_t host, uint64_t key)
 {
 	unsigned int i;
 
-	for (i = 0; i < ENG_MAX_PEERS; i++)
+	for (i = 0; i < eng.max_peers; i++)
 		if (eng.peers[i].state == P_FREE) {
 			struct peer *p = &eng.peers[i];
 
@@ -682,7 +683,7 @@ static void on_offer(uint32_t host, uint64_t key, const struct ipcd_rqp_info *in
 		p = peer_new(host, key);
 		if (!p) {
 			LOG("ipcd: RDMA: %u peers already: host %u process %" PRIx64 " refused",
-			    ENG_MAX_PEERS, host, key);
+			    eng.max_peers, host, key);
 			return;
 		}
 	}
@@ -996,7 +997,7 @@ static int attach(struct ipcd_engine_conn *pc)
 				    ipcd_load_relaxed(&pc->ctl->peer_key));
 		if (!rc->peer || send_bind(rc, ipcd_load_relaxed(&pc->ctl->peer_conn))) {
 			LOG("ipcd: RDMA connection %" PRIu64 ": cannot reach its peer (%u peers at "
-			    "most): reset", pc->conn_id, ENG_MAX_PEERS);
+			    "most): reset", pc->conn_id, eng.max_peers);
 			rconn_kill(rc);
 		}
 	} else {
@@ -1267,6 +1268,13 @@ static int init(const struct ipcd_engine_env *env)
 		    "to other hosts use TCP", ipcd_rdev_why(), strerror(-err));
 		eng.broken = true;
 		return err;
+	}
+	/* Every queue pair's sends and receives must fit in the one CQ: never overrun it. */
+	eng.max_peers = IPCD_MIN((unsigned int)eng.dev->cq->cqe / (ENG_SQ + ENG_RQ),
+				 (unsigned int)ENG_MAX_PEERS);
+	if (!eng.max_peers) {
+		err = -ENOSPC;
+		goto fail;
 	}
 	eng.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (eng.kick_fd < 0) {
