@@ -2108,35 +2108,31 @@ int conns_hold(struct mon_client *c, const struct ipcd_hold_req *r)
 }
 
 /* The IPCD_CONN_CLOSED_* bits the ends wrote (0 if the region cannot be read). */
-/* The reset bits in @k's conn_ctl, as its ends wrote them. */
-static uint32_t ctl_reset(const struct conn *k)
+/* The 32-bit word at @field of @k's conn_ctl, as its ends wrote it (0 if unreadable). */
+static uint32_t ctl_word(const struct conn *k, size_t field)
 {
-	const struct ipcd_conn_ctl *ctl;
-	uint32_t bits;
+	const uint32_t *w;
+	uint32_t v;
 	void *base;
 
 	base = mmap(NULL, k->size, PROT_READ, MAP_SHARED, k->fd, 0);
 	if (base == MAP_FAILED)
 		return 0;
-	ctl = (const void *)((const uint8_t *)base + k->off[IPCD_AREA_CONN_CTL]);
-	bits = ipcd_load_acquire(&ctl->reset);
+	w = (const void *)((const uint8_t *)base + k->off[IPCD_AREA_CONN_CTL] + field);
+	v = ipcd_load_acquire(w);
 	munmap(base, k->size);
-	return bits;
+	return v;
+}
+
+/* The reset bits in @k's conn_ctl. */
+static uint32_t ctl_reset(const struct conn *k)
+{
+	return ctl_word(k, offsetof(struct ipcd_conn_ctl, reset));
 }
 
 static uint32_t ctl_closed(const struct conn *k)
 {
-	const struct ipcd_conn_ctl *ctl;
-	uint32_t bits;
-	void *base;
-
-	base = mmap(NULL, k->size, PROT_READ, MAP_SHARED, k->fd, 0);
-	if (base == MAP_FAILED)
-		return 0;
-	ctl = (const void *)((const uint8_t *)base + k->off[IPCD_AREA_CONN_CTL]);
-	bits = ipcd_load_acquire(&ctl->closed);
-	munmap(base, k->size);
-	return bits;
+	return ctl_word(k, offsetof(struct ipcd_conn_ctl, closed));
 }
 
 void conns_hold_hup(uint32_t v)
