@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define NS_PER_S	1000000000ull
 #define MAX_VALUE	4096
 #define MAX_MSG		(MAX_VALUE + 128)
@@ -70,28 +72,15 @@ static struct opts o;
 static struct conn *conns;
 static uint64_t t_begin, t_deadline;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 /* What the process is doing, for the alarm's message. */
 static const char *volatile phase = "starting";
 
 static void on_alarm(int sig)
 {
-	static const char msg[] = "ipcd-bench-memc: timed out (alarm) while ";
-	static const char tail[] = ": the server or the transport stopped making progress\n";
-	const char *p = phase;
-	ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-
-	r = write(STDERR_FILENO, p, strlen(p));
-	r = write(STDERR_FILENO, tail, sizeof(tail) - 1);
-	(void)r;
 	(void)sig;
+	ipcd_bench_say_raw("ipcd-bench-memc: timed out (alarm) while ");
+	ipcd_bench_say_raw(phase);
+	ipcd_bench_say_raw(": the server or the transport stopped making progress\n");
 	_exit(4);
 }
 
@@ -275,13 +264,13 @@ static void *work(void *arg)
 	struct worker *w = arg;
 	struct pollfd pfd[MAX_CONNS];
 	unsigned int i, busy = w->n;
-	uint64_t last = now_ns();
+	uint64_t last = ipcd_now_ns();
 
 	for (i = 0; i < w->n; i++) {
 		struct conn *c = &conns[w->first + i];
 
 		next_request(c);
-		c->t_start = now_ns();
+		c->t_start = ipcd_now_ns();
 		if (pump_send(c)) {
 			snprintf(w->err, sizeof(w->err), "send: %s", strerror(errno));
 			return NULL;
@@ -304,7 +293,7 @@ static void *work(void *arg)
 			snprintf(w->err, sizeof(w->err), "poll: %s", strerror(errno));
 			return NULL;
 		}
-		t = now_ns();
+		t = ipcd_now_ns();
 		if (t - last > STALL_NS) {
 			stalled(w, busy);
 			return NULL;
@@ -345,7 +334,7 @@ static void *work(void *arg)
 			}
 			if (c->got < c->exp_len)
 				continue;
-			t = now_ns();
+			t = ipcd_now_ns();
 			last = t;
 			if (record(w, t - c->t_start)) {
 				snprintf(w->err, sizeof(w->err), "out of memory");
@@ -366,13 +355,6 @@ static void *work(void *arg)
 		}
 	}
 	return NULL;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return (x > y) - (x < y);
 }
 
 static double pct_us(const uint32_t *v, size_t n, double p)
@@ -530,7 +512,7 @@ int main(int argc, char **argv)
 		first += w[k].n;
 	}
 	phase = "running the load (poll loop)";
-	t_begin = now_ns();
+	t_begin = ipcd_now_ns();
 	t_deadline = t_begin + o.duration_ms * 1000000ull;
 	for (k = 0; k < o.threads; k++)
 		if (pthread_create(&w[k].tid, NULL, work, &w[k])) {
@@ -539,7 +521,7 @@ int main(int argc, char **argv)
 		}
 	for (k = 0; k < o.threads; k++)
 		pthread_join(w[k].tid, NULL);
-	t_end = now_ns();
+	t_end = ipcd_now_ns();
 	for (k = 0; k < o.threads; k++) {
 		if (w[k].err[0]) {
 			fprintf(stderr, "ipcd-bench-memc: thread %u: %s\n", k, w[k].err);
@@ -559,7 +541,7 @@ int main(int argc, char **argv)
 		memcpy(all + n, w[k].lat, w[k].n_lat * sizeof(*all));
 		n += w[k].n_lat;
 	}
-	qsort(all, n, sizeof(*all), cmp_u32);
+	qsort(all, n, sizeof(*all), ipcd_bench_cmp_u32);
 	secs = (double)(t_end - t_begin) / 1e9;
 	printf("op=%s conns=%u threads=%u value_size=%u ops=%zu seconds=%.3f rps=%.1f "
 	       "p50_us=%.2f p99_us=%.2f max_us=%.2f conns_opened=%u\n", o.set ? "set" : "get",

@@ -35,6 +35,7 @@
 #include <ipcd/proto.h>
 
 #include "attach.h"
+#include "bench_util.h"
 
 #define MAX_N		256
 #define MAX_BUSY	4
@@ -101,9 +102,7 @@ static void die(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	fprintf(stderr, "ipcd-bench-modes: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
+	ipcd_bench_vsay("ipcd-bench-modes", fmt, ap);
 	va_end(ap);
 	kill_all();
 	if (tmpdir[0])
@@ -154,13 +153,6 @@ static uint64_t cpu_ns(pid_t pid)
 		run = 0;
 	fclose(f);
 	return run;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /* ---- clients ------------------------------------------------------------ */
@@ -325,7 +317,7 @@ static double probe_floor(void)
 		t[i - 1] = (uint32_t)(ipcd_now_ns() - t0);
 	}
 	waitpid(pid, NULL, 0);
-	qsort(t, ROUNDS, sizeof(*t), cmp_u32);
+	qsort(t, ROUNDS, sizeof(*t), ipcd_bench_cmp_u32);
 	p50 = t[ROUNDS / 2];
 	free(t);
 	munmap(line, 4096);
@@ -398,7 +390,7 @@ static void percentiles(double *p50, double *p99)
 		*p50 = *p99 = 0;
 		return;
 	}
-	qsort(sh->samples, n, sizeof(uint32_t), cmp_u32);
+	qsort(sh->samples, n, sizeof(uint32_t), ipcd_bench_cmp_u32);
 	*p50 = sh->samples[n / 2];
 	*p99 = sh->samples[(uint64_t)n * 99 / 100];
 }
@@ -469,13 +461,6 @@ static void measure(const char *bin, const char *mode, unsigned int n, struct re
 	waitpid(mon, NULL, 0);
 }
 
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static double med(const struct result *rr, unsigned int n, size_t off)
 {
 	double v[MAX_REPS];
@@ -483,7 +468,7 @@ static double med(const struct result *rr, unsigned int n, size_t off)
 
 	for (k = 0; k < n; k++)
 		memcpy(&v[k], (const char *)&rr[k] + off, sizeof(double));
-	qsort(v, n, sizeof(double), cmp_dbl);
+	qsort(v, n, sizeof(double), ipcd_bench_cmp_dbl);
 	return v[n / 2];
 }
 

@@ -31,6 +31,8 @@
 #include <ipcd/spsc.h>
 #include <ipcd/wait.h>
 
+#include "bench_util.h"
+
 #define NS_PER_S	1000000000ull
 #define MAX_KIDS	8
 #define CHECK_EVERY	1024u		/* spins between liveness and deadline checks */
@@ -247,17 +249,6 @@ static uint64_t ticks(void)
 
 /* ---- child processes ---------------------------------------------------- */
 
-static void describe_status(int st, char *buf, size_t len)
-{
-	if (WIFEXITED(st))
-		snprintf(buf, len, "exited with status %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(st),
-			 strsignal(WTERMSIG(st)));
-	else
-		snprintf(buf, len, "changed state (0x%x)", st);
-}
-
 /* Reap children that exited. One that died, or quit before finishing its role, is fatal. */
 static void poll_kids(void)
 {
@@ -278,7 +269,7 @@ static void poll_kids(void)
 		kids[i] = -1;
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && ipcd_load_acquire(&ctl->done[i]))
 			continue;
-		describe_status(st, why, sizeof(why));
+		ipcd_bench_describe_status(st, why, sizeof(why));
 		die("peer process %d %s before finishing", (int)r, why);
 	}
 }
@@ -340,9 +331,7 @@ static void spawn(int cpu, void (*role)(void *arg), void *arg)
 
 	if (idx >= MAX_KIDS)
 		die("too many children");
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = ipcd_bench_fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -425,20 +414,6 @@ static bool kids_done(void)
 
 /* ---- statistics --------------------------------------------------------- */
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static double pct(const uint32_t *s, size_t n, double p)
 {
 	size_t i = (size_t)(p * (double)n);
@@ -448,7 +423,7 @@ static double pct(const uint32_t *s, size_t n, double p)
 
 static void lat_stats(uint32_t *s, size_t n, struct lat *out)
 {
-	qsort(s, n, sizeof(*s), cmp_u32);
+	qsort(s, n, sizeof(*s), ipcd_bench_cmp_u32);
 	out->n = n;
 	out->min = (double)s[0] / ticks_per_ns;
 	out->p50 = pct(s, n, 0.50);
@@ -462,7 +437,7 @@ static struct range range_of(double *v, unsigned int n)
 {
 	struct range r;
 
-	qsort(v, n, sizeof(*v), cmp_dbl);
+	qsort(v, n, sizeof(*v), ipcd_bench_cmp_dbl);
 	r.min = v[0];
 	r.max = v[n - 1];
 	r.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -677,7 +652,7 @@ static void run_latency(const struct opts *o, void *ab_mem, void *ba_mem, uint32
 		bp50[kind] = xmalloc(nb * sizeof(double));
 		for (k = 0; k < nb; k++) {
 			memcpy(tmp, samples[kind] + (size_t)k * LAT_REC, LAT_REC * sizeof(*tmp));
-			qsort(tmp, LAT_REC, sizeof(*tmp), cmp_u32);
+			qsort(tmp, LAT_REC, sizeof(*tmp), ipcd_bench_cmp_u32);
 			bp50[kind][k] = (double)tmp[LAT_REC / 2] / ticks_per_ns;
 		}
 		lat_stats(samples[kind], (size_t)nb * LAT_REC, &out[kind]);
@@ -734,7 +709,7 @@ static double probe_floor(void)
 	ipcd_store_release(&ctl->stop, 1);
 	end_phase();
 	total = (unsigned int)c - PROBE_WARM;
-	qsort(s, total, sizeof(*s), cmp_u32);
+	qsort(s, total, sizeof(*s), ipcd_bench_cmp_u32);
 	p50 = (double)s[total / 2] / ticks_per_ns;
 	note_floor(p50);
 	return p50;
@@ -1128,28 +1103,6 @@ static void read_line(const char *path, char *buf, size_t len)
 	fclose(f);
 }
 
-static bool cpuinfo_has(const char *key, char *val, size_t len)
-{
-	char line[4096];
-	bool found = false;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if (!colon || strncmp(line, key, strlen(key)))
-			continue;
-		colon += 1 + (colon[1] == ' ');
-		colon[strcspn(colon, "\n")] = '\0';
-		snprintf(val, len, "%s", colon);
-		found = true;
-	}
-	fclose(f);
-	return found;
-}
-
 static void cpu_topology(char *buf, size_t len)
 {
 	char path[96], core_a[32], core_b[32], pkg_a[32], pkg_b[32];
@@ -1208,7 +1161,7 @@ static void calibrate(uint64_t ns, struct env *e)
 	int i;
 
 #if defined(__x86_64__) || defined(__i386__)
-	use_tsc = cpuinfo_has("flags", flags, sizeof(flags)) &&
+	use_tsc = ipcd_bench_cpuinfo("flags", flags, sizeof(flags)) &&
 		  strstr(flags, " constant_tsc") && strstr(flags, " nonstop_tsc") &&
 		  strstr(flags, " rdtscp");
 #else
@@ -1245,7 +1198,7 @@ static void collect_env(struct env *e)
 	gmtime_r(&now, &tm);
 	strftime(e->date, sizeof(e->date), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	read_line("/proc/loadavg", e->loadavg, sizeof(e->loadavg));
-	if (!cpuinfo_has("model name", e->cpu_model, sizeof(e->cpu_model)))
+	if (!ipcd_bench_cpuinfo("model name", e->cpu_model, sizeof(e->cpu_model)))
 		snprintf(e->cpu_model, sizeof(e->cpu_model), "unknown");
 	if (uname(&u) == 0)
 		snprintf(e->kernel, sizeof(e->kernel), "%s %s", u.sysname, u.release);
@@ -1311,22 +1264,6 @@ static void print_mpsc_row(const struct mres *m)
 	fflush(stdout);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void json_range(FILE *f, const char *name, const struct range *r)
 {
 	fprintf(f, "\"%s\": {\"median\": %.1f, \"min\": %.1f, \"max\": %.1f}", name, r->med,
@@ -1363,17 +1300,17 @@ static void write_json(const char *path, const struct opts *o, const struct resu
 	if (!f)
 		die("cannot write %s: %s", path, strerror(errno));
 	fprintf(f, "{\n  \"benchmark\": \"ipcd-bench-queues\",\n  \"meta\": {\"date\": ");
-	json_str(f, e->date);
+	ipcd_bench_json_str(f, e->date);
 	fprintf(f, ", \"loadavg\": ");
-	json_str(f, e->loadavg);
+	ipcd_bench_json_str(f, e->loadavg);
 	fprintf(f, ", \"cpu_model\": ");
-	json_str(f, e->cpu_model);
+	ipcd_bench_json_str(f, e->cpu_model);
 	fprintf(f, ", \"kernel\": ");
-	json_str(f, e->kernel);
+	ipcd_bench_json_str(f, e->kernel);
 	fprintf(f, ",\n    \"nproc_online\": %ld, \"nproc_allowed\": %d, \"pinned\": %s, "
 		"\"cpu_a\": %d, \"cpu_b\": %d, \"topology\": ", e->online, e->allowed,
 		single_cpu ? "false" : "true", cpu_a, cpu_b);
-	json_str(f, e->topology);
+	ipcd_bench_json_str(f, e->topology);
 	fprintf(f, ",\n    \"clock\": \"%s\", \"ticks_per_ns\": %.4f, "
 		"\"timer_resolution_ns\": %.1f, \"timer_overhead_ns\": %.1f, "
 		"\"quick\": %s, \"runs\": %u, \"run_s\": %.3f, \"elapsed_s\": %.1f,\n"
@@ -1430,7 +1367,7 @@ static void write_json(const char *path, const struct opts *o, const struct resu
 	fprintf(f, "  ],\n  \"targets\": [\n");
 	for (i = 0; i < nt; i++) {
 		fprintf(f, "    {\"name\": ");
-		json_str(f, t[i].name);
+		ipcd_bench_json_str(f, t[i].name);
 		fprintf(f, ", \"value\": %.3f, \"limit\": %.3f, \"unit\": \"%s\", ", t[i].value,
 			t[i].limit, t[i].unit);
 		fprintf(f, "\"pass\": %s}%s\n", t[i].pass ? "true" : "false",

@@ -35,7 +35,6 @@
  * SIGKILL in the driver.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -64,15 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef IPCDCTL_BIN
-#define IPCDCTL_BIN		"ipcdctl"
-#endif
-#ifndef IPCD_PRELOAD_LIB
-#define IPCD_PRELOAD_LIB	"libipcd.so"
-#endif
-#ifndef IPCD_RUN_BIN
-#define IPCD_RUN_BIN		"ipcd-run"
-#endif
+#include "bench_util.h"
 
 #define NS_PER_S	1000000000ull
 #define DEFAULT_PORT	18600
@@ -133,14 +124,6 @@ struct wire_ack {
 _Static_assert(sizeof(struct wire_hdr) == 32, "wire header layout");
 _Static_assert(sizeof(struct wire_reply) == 24, "wire reply layout");
 _Static_assert(sizeof(struct wire_ack) == 24, "wire ack layout");
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
 
 /* ==== shared by every role: the pattern, addresses, full sends and receives ====== */
 
@@ -207,29 +190,22 @@ struct addr {
 
 static int addr_make(const char *host, unsigned int port, struct addr *a)
 {
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&a->ss;
+	bool v6 = strchr(host, ':') != NULL;
+	void *ip = v6 ? (void *)&s6->sin6_addr : (void *)&s4->sin_addr;
+
 	memset(a, 0, sizeof(*a));
 	if (port == 0 || port > 65535)
 		return -EINVAL;
-	if (strchr(host, ':')) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->ss;
-
-		s6->sin6_family = AF_INET6;
+	a->family = v6 ? AF_INET6 : AF_INET;
+	a->len = v6 ? sizeof(*s6) : sizeof(*s4);
+	a->ss.ss_family = (sa_family_t)a->family;
+	if (v6)
 		s6->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			return -EINVAL;
-		a->len = sizeof(*s6);
-		a->family = AF_INET6;
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&a->ss;
-
-		s4->sin_family = AF_INET;
+	else
 		s4->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return -EINVAL;
-		a->len = sizeof(*s4);
-		a->family = AF_INET;
-	}
-	return 0;
+	return inet_pton(a->family, host, ip) == 1 ? 0 : -EINVAL;
 }
 
 static void addr_str(const struct sockaddr_storage *ss, char *b, size_t len)
@@ -254,16 +230,7 @@ static void addr_str(const struct sockaddr_storage *ss, char *b, size_t len)
 /* Is libipcd mapped into this process? */
 static bool self_preloaded(void)
 {
-	char line[1024];
-	bool found = false;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "/libipcd.so") != NULL;
-	fclose(f);
-	return found;
+	return ipcd_bench_mapped("/libipcd.so");
 }
 
 /* All of @n, or -errno (-EPIPE for a send that returned 0). */
@@ -284,26 +251,6 @@ static int send_full(int fd, const void *p, size_t n)
 		n -= (size_t)r;
 	}
 	return 0;
-}
-
-/* The bytes read (fewer than @n only at EOF), or -errno. */
-static ssize_t recv_full(int fd, void *p, size_t n)
-{
-	uint8_t *b = p;
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = recv(fd, b + got, n - got, 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
 }
 
 static void nodelay(int fd)
@@ -367,14 +314,14 @@ static int open_test(const struct addr *a, enum wire_test t, uint32_t size, uint
 		return -1;
 	}
 	nodelay(fd);
-	hdr_encode(&h, t, size, count, (uint64_t)getpid() << 32 ^ now_ns());
+	hdr_encode(&h, t, size, count, (uint64_t)getpid() << 32 ^ ipcd_now_ns());
 	rc = send_full(fd, &h, sizeof(h));
 	if (rc) {
 		snprintf(err, len, "sending the test header: %s", strerror(-rc));
 		close(fd);
 		return -1;
 	}
-	got = recv_full(fd, rep, sizeof(*rep));
+	got = ipcd_bench_recv_full(fd, rep, sizeof(*rep));
 	if (got != (ssize_t)sizeof(*rep)) {
 		snprintf(err, len, "no answer to the test header (%s)",
 			 got == -EAGAIN ? "none in time: is it ipcd-bench-rdma server?" :
@@ -442,6 +389,22 @@ static __attribute__((format(printf, 2, 3))) void sconn_log(const struct sconn *
 	fprintf(stderr, "%s\n", line);
 }
 
+static int no_memory(char *err, size_t len)
+{
+	snprintf(err, len, "out of memory");
+	return -1;
+}
+
+/* The test's last word (stream, tput): 0, or -1 with @err. */
+static int send_ack(int fd, const void *ack, size_t n, char *err, size_t len)
+{
+	int s = send_full(fd, ack, n);
+
+	if (s)
+		snprintf(err, len, "ack: %s", strerror(-s));
+	return s ? -1 : 0;
+}
+
 /* Ping: K messages of N bytes, each checked and echoed. 0, or -1 with @err. */
 static int serve_ping(int fd, uint32_t size, uint64_t count, char *err, size_t len)
 {
@@ -449,12 +412,10 @@ static int serve_ping(int fd, uint32_t size, uint64_t count, char *err, size_t l
 	uint64_t i;
 	int rc = -1;
 
-	if (!buf) {
-		snprintf(err, len, "out of memory");
-		return -1;
-	}
+	if (!buf)
+		return no_memory(err, len);
 	for (i = 0; i < count; i++) {
-		ssize_t got = recv_full(fd, buf, size);
+		ssize_t got = ipcd_bench_recv_full(fd, buf, size);
 		int s;
 
 		if (got != (ssize_t)size) {
@@ -485,12 +446,10 @@ static int serve_stream(int fd, uint32_t size, uint64_t count, char *err, size_t
 	uint64_t total = count * size, got = 0;
 	uint8_t *buf = malloc(PERIOD);
 	char ack = ACK_OK;
-	int rc = -1, s;
+	int rc = -1;
 
-	if (!buf) {
-		snprintf(err, len, "out of memory");
-		return -1;
-	}
+	if (!buf)
+		return no_memory(err, len);
 	while (got < total) {
 		size_t want = total - got < PERIOD ? (size_t)(total - got) : PERIOD;
 		ssize_t n = recv(fd, buf, want, 0);
@@ -519,12 +478,7 @@ static int serve_stream(int fd, uint32_t size, uint64_t count, char *err, size_t
 		}
 		got += (uint64_t)n;
 	}
-	s = send_full(fd, &ack, 1);
-	if (s) {
-		snprintf(err, len, "ack: %s", strerror(-s));
-		goto out;
-	}
-	rc = 0;
+	rc = send_ack(fd, &ack, 1, err, len);
 out:
 	free(buf);
 	return rc;
@@ -536,14 +490,12 @@ static int serve_tput(int fd, uint64_t chunks, char *err, size_t len)
 	uint64_t *buf = aligned_alloc(64, CHUNK), ck = 0, k;
 	const uint64_t *pw = (const uint64_t *)(const void *)pat;
 	struct wire_ack ack = { .magic = htole32(WIRE_MAGIC) };
-	int rc = -1, s;
+	int rc = -1;
 
-	if (!buf) {
-		snprintf(err, len, "out of memory");
-		return -1;
-	}
+	if (!buf)
+		return no_memory(err, len);
 	for (k = 0; k < chunks; k++) {
-		ssize_t got = recv_full(fd, buf, CHUNK);
+		ssize_t got = ipcd_bench_recv_full(fd, buf, CHUNK);
 		uint64_t s1, s2, bad = 0;
 		uint32_t i;
 
@@ -574,12 +526,7 @@ static int serve_tput(int fd, uint64_t chunks, char *err, size_t len)
 	}
 	ack.bytes = htole64(chunks * CHUNK);
 	ack.csum = htole64(ck);
-	s = send_full(fd, &ack, sizeof(ack));
-	if (s) {
-		snprintf(err, len, "ack: %s", strerror(-s));
-		goto out;
-	}
-	rc = 0;
+	rc = send_ack(fd, &ack, sizeof(ack), err, len);
 out:
 	free(buf);
 	return rc;
@@ -608,7 +555,7 @@ static void *serve_conn(void *arg)
 	struct wire_reply rep = { .magic = htole32(WIRE_MAGIC), .version = htole16(WIRE_VERSION) };
 	struct wire_hdr h;
 	char err[ERR_LEN] = "";
-	uint64_t t0 = now_ns();
+	uint64_t t0 = ipcd_now_ns();
 	uint32_t size = 0;
 	uint64_t count = 0;
 	uint16_t test = 0;
@@ -618,7 +565,7 @@ static void *serve_conn(void *arg)
 
 	sock_timeouts(c->fd, srv.idle_s);
 	nodelay(c->fd);
-	got = recv_full(c->fd, &h, sizeof(h));
+	got = ipcd_bench_recv_full(c->fd, &h, sizeof(h));
 	if (got != (ssize_t)sizeof(h)) {
 		snprintf(err, sizeof(err), "no test header (%s)",
 			 got < 0 ? strerror((int)-got) : "EOF");
@@ -658,7 +605,7 @@ static void *serve_conn(void *arg)
 	}
 	if (rc == 0 && test != W_HELLO) {
 		/* The client closes after the last echo or ack: anything else is an error. */
-		got = recv_full(c->fd, &end, 1);
+		got = ipcd_bench_recv_full(c->fd, &end, 1);
 		if (got != 0) {
 			snprintf(err, sizeof(err), "%s after the test's last byte",
 				 got > 0 ? "more bytes" : strerror((int)-got));
@@ -671,7 +618,7 @@ done:
 		atomic_fetch_add(&srv.served, 1);
 		if (!srv.quiet && test != W_HELLO)
 			sconn_log(c, "%s %u B x %" PRIu64 ": ok (%.3f s)", test_str(test), size,
-				  count, (double)(now_ns() - t0) / 1e9);
+				  count, (double)(ipcd_now_ns() - t0) / 1e9);
 	} else {
 		atomic_fetch_add(&srv.failed, 1);
 		sconn_log(c, "%s %u B x %" PRIu64 ": FAILED: %s", test_str(test), size, count, err);
@@ -759,7 +706,7 @@ static int server_main(int argc, char **argv)
 	printf("ipcd-bench-rdma server: listening on %s, pid %d, preloaded %s, protocol %u\n",
 	       where, (int)getpid(), srv.preloaded ? "yes" : "NO", WIRE_VERSION);
 	fflush(stdout);
-	idle_since = now_ns();
+	idle_since = ipcd_now_ns();
 	while (!srv.stop) {
 		struct pollfd pf = { .fd = lfd, .events = POLLIN };
 		struct sockaddr_storage ss;
@@ -770,8 +717,8 @@ static int server_main(int argc, char **argv)
 		int fd, n;
 
 		if (atomic_load(&srv.active))
-			idle_since = now_ns();
-		else if (exit_idle && now_ns() - idle_since >= exit_idle * NS_PER_S)
+			idle_since = ipcd_now_ns();
+		else if (exit_idle && ipcd_now_ns() - idle_since >= exit_idle * NS_PER_S)
 			break;
 		n = poll(&pf, 1, 500);
 		if (n < 0 && errno != EINTR) {
@@ -796,7 +743,7 @@ static int server_main(int argc, char **argv)
 		sc->id = atomic_fetch_add(&srv.next_id, 1) + 1;
 		addr_str(&ss, sc->peer, sizeof(sc->peer));
 		atomic_fetch_add(&srv.active, 1);
-		idle_since = now_ns();
+		idle_since = ipcd_now_ns();
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		if (pthread_create(&th, &attr, serve_conn, sc)) {
@@ -820,24 +767,21 @@ static FILE *rep_out;
 
 static __attribute__((noreturn, format(printf, 1, 2))) void r_die(const char *fmt, ...)
 {
+	char who[48];
 	va_list ap;
 
-	fprintf(stderr, "ipcd-bench-rdma role (pid %d): ", (int)getpid());
+	snprintf(who, sizeof(who), "ipcd-bench-rdma role (pid %d)", (int)getpid());
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ipcd_bench_vsay(who, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	_exit(3);
 }
 
 static void on_alarm(int sig)
 {
-	static const char msg[] = "ipcd-bench-rdma role: timed out (alarm): the connection "
-				  "stopped making progress\n";
-	ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-
-	(void)r;
 	(void)sig;
+	ipcd_bench_say_raw("ipcd-bench-rdma role: timed out (alarm): the connection stopped "
+			   "making progress\n");
 	_exit(4);
 }
 
@@ -855,12 +799,12 @@ static void role_ping(int fd, uint32_t size, uint64_t count, uint64_t warm)
 		ssize_t got;
 		int rc;
 
-		t0 = now_ns();
+		t0 = ipcd_now_ns();
 		rc = send_full(fd, msg, size);
 		if (rc)
 			r_die("round trip %" PRIu64 ": send: %s", i, strerror(-rc));
-		got = recv_full(fd, buf, size);
-		t1 = now_ns();
+		got = ipcd_bench_recv_full(fd, buf, size);
+		t1 = ipcd_now_ns();
 		if (got != (ssize_t)size)
 			r_die("round trip %" PRIu64 " of %" PRIu64 ": %s", i, count,
 			      got < 0 ? strerror((int)-got) :
@@ -884,15 +828,15 @@ static void role_stream(int fd, uint32_t size, uint64_t count)
 	char ack = 0;
 	int rc;
 
-	t0 = now_ns();
+	t0 = ipcd_now_ns();
 	for (i = 0; i < count; i++) {
 		rc = send_full(fd, pat + off, size);
 		if (rc)
 			r_die("message %" PRIu64 " of %" PRIu64 ": send: %s", i, count, strerror(-rc));
 		off = (off + size) % PERIOD;
 	}
-	got = recv_full(fd, &ack, 1);
-	t1 = now_ns();
+	got = ipcd_bench_recv_full(fd, &ack, 1);
+	t1 = ipcd_now_ns();
 	if (got != 1)
 		r_die("no ack after %" PRIu64 " messages: %s", count,
 		      got < 0 ? strerror((int)-got) : "EOF (the server's output says why)");
@@ -911,15 +855,15 @@ static void role_tput(int fd, uint64_t chunks)
 	if (!buf)
 		r_die("out of memory");
 	memcpy(buf, pat, CHUNK);
-	t0 = now_ns();
+	t0 = ipcd_now_ns();
 	for (k = 0; k < chunks; k++) {
 		buf[0] = k ^ TAG_SALT;
 		rc = send_full(fd, buf, CHUNK);
 		if (rc)
 			r_die("chunk %" PRIu64 " of %" PRIu64 ": send: %s", k, chunks, strerror(-rc));
 	}
-	got = recv_full(fd, &ack, sizeof(ack));
-	t1 = now_ns();
+	got = ipcd_bench_recv_full(fd, &ack, sizeof(ack));
+	t1 = ipcd_now_ns();
 	if (got != (ssize_t)sizeof(ack))
 		r_die("no ack after %" PRIu64 " chunks: %s", chunks,
 		      got < 0 ? strerror((int)-got) : "EOF (the server's output says why)");
@@ -1094,11 +1038,9 @@ static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt,
 	va_list ap;
 
 	fflush(stdout);
-	fprintf(stderr, "ipcd-bench-rdma: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ipcd_bench_vsay("ipcd-bench-rdma", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	exit(1);
 }
 
@@ -1106,11 +1048,9 @@ static __attribute__((format(printf, 1, 2))) void progress(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "ipcd-bench-rdma: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ipcd_bench_vsay("ipcd-bench-rdma", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* environ without LD_PRELOAD (and IPCD_SOCKET when @ipcd), plus ours when @ipcd. */
@@ -1151,19 +1091,6 @@ static char **env_build(bool ipcd)
 	return e;
 }
 
-static void describe_status(int st, char *b, size_t len)
-{
-	if (st == -1)
-		snprintf(b, len, "timed out (killed)");
-	else if (WIFEXITED(st))
-		snprintf(b, len, "exited with status %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(b, len, "was killed by signal %d (%s)", WTERMSIG(st),
-			 strsignal(WTERMSIG(st)));
-	else
-		snprintf(b, len, "changed state (0x%x)", st);
-}
-
 /* Wait for @pid until @until (then SIGKILL it). Its wait status, or -1 if it was killed. */
 static int reap(pid_t pid, uint64_t until)
 {
@@ -1176,7 +1103,7 @@ static int reap(pid_t pid, uint64_t until)
 			return st;
 		if (r < 0 && errno != EINTR)
 			return -1;
-		if (now_ns() >= until) {
+		if (ipcd_now_ns() >= until) {
 			kill(pid, SIGKILL);
 			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 				;
@@ -1186,48 +1113,21 @@ static int reap(pid_t pid, uint64_t until)
 	}
 }
 
-struct buf {
-	char *p;
-	size_t n, cap;
-};
-
-static void buf_add(struct buf *b, const char *d, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *p;
-
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p)
-			die("out of memory");
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, d, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
 /*
- * Run @argv with @env (stdout and stderr to @out, or with @report_fd: fd 3 to
- * @out and stdout/stderr to @log) for at most @timeout_ns. The wait status,
- * -1 on timeout.
+ * Run @argv with @env (stdout and stderr to @out, or with @log: fd 3 to @out
+ * and stdout/stderr to the file @log) for at most @timeout_ns. The wait
+ * status, -1 on timeout.
  */
-static int run_child(const char *const argv[], char **env, struct buf *out, const char *log,
-		     uint64_t timeout_ns)
+static int run_child(const char *const argv[], char **env, struct ipcd_bench_buf *out,
+		     const char *log, uint64_t timeout_ns)
 {
-	uint64_t until = now_ns() + timeout_ns;
-	int p[2], st;
+	uint64_t until = ipcd_now_ns() + timeout_ns;
+	int p[2];
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC))
 		die("pipe: %s", strerror(errno));
-	buf_add(out, "", 0);
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = ipcd_bench_fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -1247,53 +1147,13 @@ static int run_child(const char *const argv[], char **env, struct buf *out, cons
 		} else if (dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0) {
 			_exit(127);
 		}
-		execve(argv[0], (char *const *)argv, env);
-		fprintf(stderr, "%s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+		ipcd_bench_exec(argv, env);
 	}
 	close(p[1]);
-	for (;;) {
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		char chunk[8192];
-		uint64_t t = now_ns();
-		ssize_t n;
-
-		if (t >= until)
-			break;
-		if (poll(&pf, 1, (int)((until - t) / 1000000 + 1 < 200 ? (until - t) / 1000000 + 1
-									: 200)) <= 0)
-			continue;
-		n = read(p[0], chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		buf_add(out, chunk, (size_t)n);
-	}
+	if (ipcd_bench_drain(p[0], out, until, 200) == -ENOMEM)
+		die("out of memory");
 	close(p[0]);
-	st = reap(pid, now_ns() >= until ? now_ns() : until);
-	return st;
-}
-
-/* The first few lines of a file, on one line. */
-static void log_head(const char *path, char *b, size_t len)
-{
-	char line[512];
-	size_t used = 0;
-	int lines = 0;
-	FILE *f = fopen(path, "re");
-
-	b[0] = '\0';
-	if (!f)
-		return;
-	while (lines < 4 && used + 8 < len && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!line[0])
-			continue;
-		used += (size_t)snprintf(b + used, len - used, "%s%s", lines ? " | " : "", line);
-		lines++;
-	}
-	fclose(f);
+	return reap(pid, ipcd_now_ns() >= until ? ipcd_now_ns() : until);
 }
 
 /* ---- the monitor's counters (ipcdctl) -------------------------------------------- */
@@ -1303,17 +1163,7 @@ struct mctr {
 	unsigned int hosts, self, up;
 };
 
-static const char *json_key(const char *from, const char *end, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	p = strstr(from, k);
-	return p && (!end || p < end) ? p + strlen(k) : NULL;
-}
-
-static int ipcdctl(const char *what, bool json, struct buf *out, char *err, size_t len)
+static int ipcdctl(const char *what, bool json, struct ipcd_bench_buf *out, char *err, size_t len)
 {
 	const char *argv[7];
 	int n = 0, st;
@@ -1339,38 +1189,29 @@ static int ipcdctl(const char *what, bool json, struct buf *out, char *err, size
 
 static int counters(struct mctr *m, char *err, size_t len)
 {
-	struct buf out = { 0 };
-	const char *conn, *cend, *cl, *p;
+	struct ipcd_bench_buf out = { 0 };
+	const char *conn, *cend, *cl, *clend;
 
 	memset(m, 0, sizeof(*m));
 	if (ipcdctl("counters", true, &out, err, len)) {
 		free(out.p);
 		return -1;
 	}
-	conn = strstr(out.p, "\"connections\":{");
-	cend = conn ? strchr(conn + 15, '}') : NULL;
-	p = conn ? json_key(conn, cend, "remote_out") : NULL;
-	if (!p) {
+	conn = ipcd_bench_json_obj(out.p, "connections", &cend);
+	if (!conn || !ipcd_bench_json_key(conn, cend, "remote_out")) {
 		snprintf(err, len, "ipcdctl --json counters has no connections.remote_out (a "
 			 "monitor without issue #7?): %.120s", out.p);
 		free(out.p);
 		return -1;
 	}
-	m->remote_out = strtoull(p, NULL, 10);
-	p = json_key(conn, cend, "remote_in");
-	m->remote_in = p ? strtoull(p, NULL, 10) : 0;
-	p = json_key(conn, cend, "created");
-	m->created = p ? strtoull(p, NULL, 10) : 0;
-	cl = strstr(out.p, "\"cluster\":{");
+	m->remote_out = ipcd_bench_json_u64(conn, cend, "remote_out");
+	m->remote_in = ipcd_bench_json_u64(conn, cend, "remote_in");
+	m->created = ipcd_bench_json_u64(conn, cend, "created");
+	cl = ipcd_bench_json_obj(out.p, "cluster", &clend);
 	if (cl) {
-		const char *e = strchr(cl + 11, '}');
-
-		if ((p = json_key(cl, e, "hosts")))
-			m->hosts = (unsigned int)strtoul(p, NULL, 10);
-		if ((p = json_key(cl, e, "self")))
-			m->self = (unsigned int)strtoul(p, NULL, 10);
-		if ((p = json_key(cl, e, "up")))
-			m->up = (unsigned int)strtoul(p, NULL, 10);
+		m->hosts = (unsigned int)ipcd_bench_json_u64(cl, clend, "hosts");
+		m->self = (unsigned int)ipcd_bench_json_u64(cl, clend, "self");
+		m->up = (unsigned int)ipcd_bench_json_u64(cl, clend, "up");
 	}
 	free(out.p);
 	return 0;
@@ -1408,20 +1249,6 @@ static void cell_add_sample(struct cell *c, uint32_t v)
 	c->s[c->n++] = v;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank percentile of sorted @s. */
 static double pct(const uint32_t *s, uint64_t n, double p)
 {
@@ -1443,7 +1270,7 @@ static void run_block(unsigned int round, unsigned int x, enum side sd)
 	char st_str[96], head[ERR_LEN];
 	const char *argv[20];
 	struct mctr before, after;
-	struct buf out = { 0 };
+	struct ipcd_bench_buf out = { 0 };
 	uint64_t nrtt = 0, got_rtt = 0, a1 = 0, a2 = 0;
 	uint32_t *blk = NULL;
 	bool hello = false, okline = false, result = false;
@@ -1507,8 +1334,8 @@ static void run_block(unsigned int round, unsigned int x, enum side sd)
 		}
 	}
 	free(out.p);
-	describe_status(st, st_str, sizeof(st_str));
-	log_head(log, head, sizeof(head));
+	ipcd_bench_describe_status(st, st_str, sizeof(st_str));
+	ipcd_bench_log_head(log, 4, head, sizeof(head));
 	if (st != 0 || !okline || !result) {
 		snprintf(why, sizeof(why), "the %s role %s%s%.280s", side_name[sd], st_str,
 			 head[0] ? ": " : "", head);
@@ -1555,7 +1382,7 @@ static void run_block(unsigned int round, unsigned int x, enum side sd)
 
 		for (i = 0; i < nrtt; i++)
 			cell_add_sample(c, blk[i]);
-		qsort(blk, nrtt, sizeof(*blk), cmp_u32);
+		qsort(blk, nrtt, sizeof(*blk), ipcd_bench_cmp_u32);
 		b->figure = pct(blk, nrtt, 50) / 1e3;
 	} else if (d->kind == K_RATE) {
 		b->figure = (double)a1 / ((double)a2 / 1e9) / 1e6;
@@ -1583,7 +1410,7 @@ failed:
 
 static void hello_probe(void)
 {
-	uint64_t until = now_ns() + (uint64_t)o.wait_s * NS_PER_S;
+	uint64_t until = ipcd_now_ns() + (uint64_t)o.wait_s * NS_PER_S;
 	char err[ERR_LEN];
 	struct wire_reply r;
 	struct addr a;
@@ -1594,7 +1421,7 @@ static void hello_probe(void)
 	for (;;) {
 		if (!open_test(&a, W_HELLO, 0, 0, 10, &fd, &r, err, sizeof(err)))
 			break;
-		if (now_ns() >= until)
+		if (ipcd_now_ns() >= until)
 			die("the server %s port %u: %s (waited %u s; start `ipcd-run ipcd-bench-rdma "
 			    "server` there, or --wait longer)", o.host, o.port, err, o.wait_s);
 		usleep(250000);
@@ -1620,23 +1447,8 @@ static void loadavg(char *b, size_t len)
 
 static void cpu_model(char *b, size_t len)
 {
-	char line[512];
-	FILE *f = fopen("/proc/cpuinfo", "re");
-
-	snprintf(b, len, "unknown");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if (strncmp(line, "model name", 10) || !colon)
-			continue;
-		colon += 1 + (colon[1] == ' ');
-		colon[strcspn(colon, "\n")] = '\0';
-		snprintf(b, len, "%s", colon);
-		break;
-	}
-	fclose(f);
+	if (!ipcd_bench_cpuinfo("model name", b, len))
+		snprintf(b, len, "unknown");
 }
 
 static void finish_cells(void)
@@ -1650,7 +1462,7 @@ static void finish_cells(void)
 			if (!c->ran || c->failed)
 				continue;
 			if (xdefs[x].kind == K_RTT && c->n) {
-				qsort(c->s, c->n, sizeof(*c->s), cmp_u32);
+				qsort(c->s, c->n, sizeof(*c->s), ipcd_bench_cmp_u32);
 				c->p50 = pct(c->s, c->n, 50);
 				c->p99 = pct(c->s, c->n, 99);
 				c->min = c->s[0];
@@ -1659,7 +1471,7 @@ static void finish_cells(void)
 				double r[MAX_ROUNDS];
 
 				memcpy(r, c->runs, c->nruns * sizeof(r[0]));
-				qsort(r, c->nruns, sizeof(r[0]), cmp_dbl);
+				qsort(r, c->nruns, sizeof(r[0]), ipcd_bench_cmp_dbl);
 				c->med = c->nruns % 2 ? r[c->nruns / 2] :
 					(r[c->nruns / 2 - 1] + r[c->nruns / 2]) / 2;
 				c->rmin = r[0];
@@ -1821,7 +1633,7 @@ static void run_ib_write_lat(void)
 {
 	char exe[PATH_MAX], iters[24], args[512], *tok, *save = NULL;
 	const char *argv[40];
-	struct buf out = { 0 };
+	struct ipcd_bench_buf out = { 0 };
 	size_t used;
 	int n = 0, st;
 
@@ -1854,7 +1666,7 @@ static void run_ib_write_lat(void)
 		char s[96];
 		char *last = out.p;
 
-		describe_status(st, s, sizeof(s));
+		ipcd_bench_describe_status(st, s, sizeof(s));
 		while (strlen(last) > 160 && strchr(last, '\n'))
 			last = strchr(last, '\n') + 1;
 		for (char *q = last; *q; q++)
@@ -1901,28 +1713,29 @@ static void print_ib(void)
 
 /* ---- JSON --------------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 static void json_num(FILE *f, bool ok, double v)
 {
 	if (ok && isfinite(v) && v == floor(v) && fabs(v) < 1e15)
 		fprintf(f, "%.0f", v);
 	else if (ok && isfinite(v))
 		fprintf(f, "%.6g", v);
+	else
+		fputs("null", f);
+}
+
+/* ,"@key":@v, or null when !@ok (a failed or missing figure is never a number). */
+static void json_field(FILE *f, const char *key, bool ok, double v)
+{
+	fprintf(f, ",\"%s\":", key);
+	json_num(f, ok, v);
+}
+
+/* ,"error":"@why", or null when nothing failed (@why NULL). */
+static void json_error(FILE *f, const char *why)
+{
+	fputs(",\"error\":", f);
+	if (why)
+		ipcd_bench_json_str(f, why);
 	else
 		fputs("null", f);
 }
@@ -1942,27 +1755,27 @@ static void write_json(const char *date, const char *la0, const char *la1,
 	uname(&u);
 	cpu_model(cpu, sizeof(cpu));
 	fprintf(f, "{\"meta\":{\"tool\":\"ipcd-bench-rdma\",\"date\":");
-	json_str(f, date);
+	ipcd_bench_json_str(f, date);
 	fprintf(f, ",\"host\":");
-	json_str(f, u.nodename);
+	ipcd_bench_json_str(f, u.nodename);
 	fprintf(f, ",\"kernel\":");
-	json_str(f, u.release);
+	ipcd_bench_json_str(f, u.release);
 	fprintf(f, ",\"cpu\":");
-	json_str(f, cpu);
+	ipcd_bench_json_str(f, cpu);
 	fprintf(f, ",\"nproc\":%ld,\"server\":{\"host\":", sysconf(_SC_NPROCESSORS_ONLN));
-	json_str(f, o.host);
+	ipcd_bench_json_str(f, o.host);
 	fprintf(f, ",\"port\":%u,\"pid\":%u,\"preloaded\":%s},\"monitor_socket\":", o.port,
 		srv_pid, srv_preloaded ? "true" : "false");
-	json_str(f, o.sock ? o.sock : "(default)");
+	ipcd_bench_json_str(f, o.sock ? o.sock : "(default)");
 	fprintf(f, ",\"preload\":");
-	json_str(f, o.preload);
+	ipcd_bench_json_str(f, o.preload);
 	fprintf(f, ",\"quick\":%s,\"rounds\":%u,\"rtt_iterations\":%" PRIu64 ",\"rtt_warmup\":%"
 		PRIu64 ",\"rate_messages\":%" PRIu64 ",\"tput_bytes\":%" PRIu64
 		",\"loadavg_start\":", o.quick ? "true" : "false", o.rounds, o.rtt_count,
 		o.rtt_warm, o.rate_count, o.tput_chunks * CHUNK);
-	json_str(f, la0);
+	ipcd_bench_json_str(f, la0);
 	fprintf(f, ",\"loadavg_end\":");
-	json_str(f, la1);
+	ipcd_bench_json_str(f, la1);
 	fprintf(f, ",\"cluster\":{\"hosts\":%u,\"self\":%u,\"up\":%u}},\"tests\":[", m0->hosts,
 		m0->self, m0->up);
 	for (x = 0, i = 0; x < N_X; x++) {
@@ -1982,28 +1795,18 @@ static void write_json(const char *date, const char *la0, const char *la1,
 			if (sd == S_IPCD)
 				fprintf(f, ",\"connections\":%" PRIu64 ",\"remote_out_growth\":%"
 					PRIu64, c->conns, c->remote);
-			fprintf(f, ",\"error\":");
-			if (c->failed)
-				json_str(f, c->why);
-			else
-				fputs("null", f);
+			json_error(f, c->failed ? c->why : NULL);
 			if (d->kind == K_RTT) {
-				fprintf(f, ",\"samples\":%" PRIu64 ",\"p50_ns\":", good ? c->n : 0);
-				json_num(f, good, c->p50);
-				fprintf(f, ",\"p99_ns\":");
-				json_num(f, good, c->p99);
-				fprintf(f, ",\"min_ns\":");
-				json_num(f, good, c->min);
-				fprintf(f, ",\"max_ns\":");
-				json_num(f, good, c->max);
+				fprintf(f, ",\"samples\":%" PRIu64, good ? c->n : 0);
+				json_field(f, "p50_ns", good, c->p50);
+				json_field(f, "p99_ns", good, c->p99);
+				json_field(f, "min_ns", good, c->min);
+				json_field(f, "max_ns", good, c->max);
 			} else {
-				fprintf(f, ",\"%s\":", d->kind == K_RATE ? "messages_per_s" :
-					"mb_per_s");
-				json_num(f, good, c->med);
-				fprintf(f, ",\"min\":");
-				json_num(f, good, c->rmin);
-				fprintf(f, ",\"max\":");
-				json_num(f, good, c->rmax);
+				json_field(f, d->kind == K_RATE ? "messages_per_s" : "mb_per_s",
+					   good, c->med);
+				json_field(f, "min", good, c->rmin);
+				json_field(f, "max", good, c->rmax);
 				fprintf(f, ",\"runs\":[");
 				for (unsigned int r = 0; good && r < c->nruns; r++)
 					fprintf(f, "%s%.6g", r ? "," : "", c->runs[r]);
@@ -2016,13 +1819,10 @@ static void write_json(const char *date, const char *la0, const char *la1,
 			const struct cell *k = &cells[x][S_KERN], *p = &cells[x][S_IPCD];
 
 			if (d->kind == K_RTT) {
-				fprintf(f, ",\"ratio_p50\":");
-				json_num(f, both && p->p50 > 0, k->p50 / p->p50);
-				fprintf(f, ",\"ratio_p99\":");
-				json_num(f, both && p->p99 > 0, k->p99 / p->p99);
+				json_field(f, "ratio_p50", both && p->p50 > 0, k->p50 / p->p50);
+				json_field(f, "ratio_p99", both && p->p99 > 0, k->p99 / p->p99);
 			} else {
-				fprintf(f, ",\"ratio\":");
-				json_num(f, both && k->med > 0, p->med / k->med);
+				json_field(f, "ratio", both && k->med > 0, p->med / k->med);
 			}
 		}
 		fprintf(f, "}");
@@ -2031,20 +1831,16 @@ static void write_json(const char *date, const char *la0, const char *la1,
 	for (i = 0; i < n_brecs; i++) {
 		const struct brec *b = &brecs[i];
 
-		fprintf(f, "%s{\"round\":%u,\"test\":\"%s\",\"side\":\"%s\",\"ok\":%s,\"figure\":",
+		fprintf(f, "%s{\"round\":%u,\"test\":\"%s\",\"side\":\"%s\",\"ok\":%s",
 			i ? "," : "", b->round + 1, xdefs[b->x].name, side_name[b->side],
 			b->ok ? "true" : "false");
-		json_num(f, b->ok, b->figure);
+		json_field(f, "figure", b->ok, b->figure);
 		fprintf(f, ",\"remote_out_growth\":");
 		if (b->have_delta)
 			fprintf(f, "%" PRIu64, b->delta);
 		else
 			fputs("null", f);
-		fprintf(f, ",\"error\":");
-		if (b->ok)
-			fputs("null", f);
-		else
-			json_str(f, b->why);
+		json_error(f, b->ok ? NULL : b->why);
 		fprintf(f, "}");
 	}
 	fprintf(f, "],\"ib_write_lat\":");
@@ -2052,20 +1848,13 @@ static void write_json(const char *date, const char *la0, const char *la1,
 		fputs("null", f);
 	} else {
 		fprintf(f, "{\"ok\":%s,\"command\":", ib.ok ? "true" : "false");
-		json_str(f, ib.cmd);
-		fprintf(f, ",\"error\":");
-		if (ib.ok)
-			fputs("null", f);
-		else
-			json_str(f, ib.why);
-		fprintf(f, ",\"t_typical_us\":");
-		json_num(f, ib.ok, ib.typical_us);
-		fprintf(f, ",\"t_avg_us\":");
-		json_num(f, ib.ok, ib.avg_us);
-		fprintf(f, ",\"rtt_us\":");
-		json_num(f, ib.ok, 2 * ib.typical_us);
-		fprintf(f, ",\"formula\":\"ipcd rtt8 p50 / (2 * t_typical)\",\"ratio\":");
-		json_num(f, ib.ok && ib.ratio > 0, ib.ratio);
+		ipcd_bench_json_str(f, ib.cmd);
+		json_error(f, ib.ok ? NULL : ib.why);
+		json_field(f, "t_typical_us", ib.ok, ib.typical_us);
+		json_field(f, "t_avg_us", ib.ok, ib.avg_us);
+		json_field(f, "rtt_us", ib.ok, 2 * ib.typical_us);
+		fprintf(f, ",\"formula\":\"ipcd rtt8 p50 / (2 * t_typical)\"");
+		json_field(f, "ratio", ib.ok && ib.ratio > 0, ib.ratio);
 		fprintf(f, ",\"target\":1.5}");
 	}
 	fprintf(f, ",\"failed\":%s}\n", failed ? "true" : "false");
@@ -2074,28 +1863,6 @@ static void write_json(const char *date, const char *la0, const char *la1,
 }
 
 /* ---- main ---------------------------------------------------------------------------- */
-
-/* The blocks' logs: plain files in our own mkdtemp() dir. */
-static void remove_tmpdir(void)
-{
-	DIR *d = opendir(tmpdir);
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		char path[sizeof(tmpdir) + 256];
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
-	if (rmdir(tmpdir))
-		fprintf(stderr, "ipcd-bench-rdma: could not remove %s: %s\n", tmpdir,
-			strerror(errno));
-}
 
 static void client_usage(FILE *f)
 {
@@ -2261,7 +2028,7 @@ static int client_main(int argc, char **argv)
 	printf("ipcd side LD_PRELOAD=%s IPCD_SOCKET=%s\n", o.preload,
 	       o.sock ? o.sock : "(unset: the default)");
 	if (have_m0) {
-		struct buf out = { 0 };
+		struct ipcd_bench_buf out = { 0 };
 		char e2[ERR_LEN];
 
 		if (m0.hosts)
@@ -2349,7 +2116,7 @@ static int client_main(int argc, char **argv)
 	if (o.json && *o.json)
 		write_json(date, la0, la1, &m0, failed);
 	if (!o.keep) {
-		remove_tmpdir();
+		ipcd_bench_rmdir(tmpdir, "ipcd-bench-rdma");	/* the blocks' logs */
 	} else {
 		printf("logs      %s\n", tmpdir);
 	}

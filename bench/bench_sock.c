@@ -37,7 +37,6 @@
  * never with figures, and the exit status is 1.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -67,15 +66,7 @@
 #include <ipcd/atomic.h>
 #include <ipcd/compiler.h>
 
-#ifndef IPCD_MONITOR_BIN
-#define IPCD_MONITOR_BIN	"ipcd-monitor"
-#endif
-#ifndef IPCDCTL_BIN
-#define IPCDCTL_BIN		"ipcdctl"
-#endif
-#ifndef IPCD_PRELOAD_LIB
-#define IPCD_PRELOAD_LIB	"libipcd.so"
-#endif
+#include "bench_util.h"
 
 #define NS_PER_S	1000000000ull
 #define MAX_MSG		(1u << 20)	/* largest ping-pong message */
@@ -140,14 +131,6 @@ static const char *const xtest_name[N_XTEST] = { "pipe-tput", "pipe-rtt", "pair-
 #define IPC_RTT_SIZE	64u		/* pipe, socketpair and named AF_UNIX ping-pong */
 #define IPC_RATE_SIZE	8u		/* socketpair and named AF_UNIX one-way messages */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
 static uint32_t clamp32(uint64_t v)
 {
 	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
@@ -205,26 +188,23 @@ static void solo_cleanup(void)
 
 static __attribute__((noreturn, format(printf, 1, 2))) void r_die(const char *fmt, ...)
 {
+	char who[96];
 	va_list ap;
 
 	solo_cleanup();
 
-	fprintf(stderr, "ipcd-bench-sock %s (pid %d): ", r_name, (int)getpid());
+	snprintf(who, sizeof(who), "ipcd-bench-sock %s (pid %d)", r_name, (int)getpid());
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ipcd_bench_vsay(who, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	_exit(3);
 }
 
 static void on_alarm(int sig)
 {
-	static const char msg[] = "ipcd-bench-sock: role timed out (alarm): the transport stopped "
-				  "making progress\n";
-	ssize_t r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-
-	(void)r;
 	(void)sig;
+	ipcd_bench_say_raw("ipcd-bench-sock: role timed out (alarm): the transport stopped "
+			   "making progress\n");
 	solo_cleanup();
 	_exit(4);
 }
@@ -369,21 +349,11 @@ static void send_all(int fd, const void *p, size_t n)
 /* Returns the bytes read: fewer than @n only at EOF. */
 static size_t recv_all(int fd, void *p, size_t n)
 {
-	uint8_t *b = p;
-	size_t got = 0;
+	ssize_t got = ipcd_bench_recv_full(fd, p, n);
 
-	while (got < n) {
-		ssize_t r = recv(fd, b + got, n - got, 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			r_die("recv: %s", strerror(errno));
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return got;
+	if (got < 0)
+		r_die("recv: %s", strerror((int)-got));
+	return (size_t)got;
 }
 
 static void *xmalloc_role(size_t n)
@@ -433,15 +403,15 @@ static void client_rtt(const struct role *r, const struct raddr *a)
 		uint64_t t0, t1;
 
 		if (i == warm)
-			start = now_ns();
+			start = ipcd_now_ns();
 		if (i >= warm &&
-		    (n == r->count || (n >= r->min && now_ns() - start >= r->budget_ns)))
+		    (n == r->count || (n >= r->min && ipcd_now_ns() - start >= r->budget_ns)))
 			break;
-		t0 = now_ns();
+		t0 = ipcd_now_ns();
 		send_all(fd, msg, r->size);
 		if (recv_all(fd, buf, r->size) != r->size)
 			r_die("the server closed the connection after %" PRIu64 " round trips", i);
-		t1 = now_ns();
+		t1 = ipcd_now_ns();
 		if (memcmp(buf, msg, r->size))
 			r_die("round trip %" PRIu64 ": the echo differs from what was sent", i);
 		if (i >= warm)
@@ -499,14 +469,14 @@ static void client_rate(const struct role *r, const struct raddr *a)
 	if (PERIOD % r->size)
 		r_die("message size %u does not divide %u", r->size, PERIOD);
 	nodelay(fd, a);
-	t0 = now_ns();
+	t0 = ipcd_now_ns();
 	for (i = 0; i < r->count; i++) {
 		send_all(fd, pat + off, r->size);
 		off = (off + r->size) % PERIOD;
 	}
 	if (recv_all(fd, &ack, 1) != 1 || ack != 'A')
 		r_die("no acknowledgement from the server after %" PRIu64 " messages", r->count);
-	t1 = now_ns();
+	t1 = ipcd_now_ns();
 	close(fd);
 	fprintf(rep, "conns 1\nrate %" PRIu64 " %" PRIu64 "\n", r->count, t1 - t0);
 }
@@ -544,10 +514,10 @@ static void client_conn(const struct role *r, const struct raddr *a, uint32_t *s
 {
 	uint64_t k = 0, t0, t1;
 
-	t0 = now_ns();
-	while (k < r->count && (k < r->min || now_ns() - t0 < r->budget_ns))
+	t0 = ipcd_now_ns();
+	while (k < r->count && (k < r->min || ipcd_now_ns() - t0 < r->budget_ns))
 		one_conn(a, k++);
-	t1 = now_ns();
+	t1 = ipcd_now_ns();
 	/* The last connection, untimed: it tells the server to stop. */
 	ipcd_store_release(stop, (uint32_t)(k + 1));	/* R1: pairs with A1 in server_conn */
 	one_conn(a, k);
@@ -643,9 +613,7 @@ static pid_t fork_peer(const struct role *r, int cpu)
 	pid_t parent = getpid(), pid;
 
 	fflush(rep);
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = ipcd_bench_fork();
 	if (pid < 0)
 		r_die("fork: %s", strerror(errno));
 	if (pid > 0) {
@@ -750,7 +718,7 @@ static void solo_pipe_tput(const struct role *r, int cpu)
 	}
 	if (rd_all(a[0], &c, 1) != 1 || c != 'W')
 		r_die("no warm-up acknowledgement from the reader");
-	t0 = now_ns();
+	t0 = ipcd_now_ns();
 	for (; k < CHUNK_WARM + r->count; k++) {
 		buf[0] = chunk_tag(k);
 		wr_all(d[1], buf, CHUNK);
@@ -758,7 +726,7 @@ static void solo_pipe_tput(const struct role *r, int cpu)
 	close(d[1]);
 	if (rd_all(a[0], &c, 1) != 1 || c != 'A')
 		r_die("no final acknowledgement from the reader");
-	t1 = now_ns();
+	t1 = ipcd_now_ns();
 	if (rd_all(a[0], &c, 1) != 0)
 		r_die("bytes after the final acknowledgement");
 	close(a[0]);
@@ -821,15 +789,15 @@ static void pp_ping(const struct role *r, const struct pp_io *io)
 		uint64_t t0, t1;
 
 		if (i == warm)
-			start = now_ns();
+			start = ipcd_now_ns();
 		if (i >= warm &&
-		    (n == r->count || (n >= r->min && now_ns() - start >= r->budget_ns)))
+		    (n == r->count || (n >= r->min && ipcd_now_ns() - start >= r->budget_ns)))
 			break;
-		t0 = now_ns();
+		t0 = ipcd_now_ns();
 		pp_send(io, msg, r->size);
 		if (pp_recv(io, buf, r->size) != r->size)
 			r_die("the peer closed after %" PRIu64 " round trips", i);
-		t1 = now_ns();
+		t1 = ipcd_now_ns();
 		if (memcmp(buf, msg, r->size))
 			r_die("round trip %" PRIu64 ": the echo differs from what was sent", i);
 		if (i >= warm)
@@ -1005,14 +973,14 @@ static void solo_stream_rate(const struct role *r, int cpu, bool named)
 	fd = conn_role(named, sv);
 	if (recv_all(fd, &c, 1) != 1 || c != 'R')
 		r_die("the peer did not say it was ready");
-	t0 = now_ns();
+	t0 = ipcd_now_ns();
 	for (i = 0; i < r->count; i++) {
 		send_all(fd, pat + off, r->size);
 		off = (off + r->size) % PERIOD;
 	}
 	if (recv_all(fd, &c, 1) != 1 || c != 'A')
 		r_die("no acknowledgement from the peer after %" PRIu64 " messages", r->count);
-	t1 = now_ns();
+	t1 = ipcd_now_ns();
 	close(fd);
 	reap_peer();
 	fprintf(rep, "rate %" PRIu64 " %" PRIu64 "\n", r->count, t1 - t0);
@@ -1200,11 +1168,6 @@ struct block {
 	int srv_cpu, cli_cpu;		/* -1: all allowed CPUs */
 };
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
 struct outcome {
 	char err[ERR_LEN];
 	uint32_t *s;			/* rtt samples (malloc'd) */
@@ -1217,7 +1180,7 @@ struct child {
 	const char *what;		/* "server" or "client" */
 	pid_t pid;
 	int fd;				/* report pipe, read end; -1 at EOF */
-	struct buf out;
+	struct ipcd_bench_buf out;
 	char logpath[128];
 	int status;
 	bool reaped;
@@ -1274,11 +1237,9 @@ static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt,
 	va_list ap;
 
 	fflush(stdout);
-	fprintf(stderr, "ipcd-bench-sock: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ipcd_bench_vsay("ipcd-bench-sock", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (getpid() != driver_pid)
 		_exit(3);
 	stop_processes();
@@ -1290,9 +1251,7 @@ static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt,
 
 static void on_signal(int sig)
 {
-	static const char msg[] = "ipcd-bench-sock: interrupted\n";
 	unsigned int i;
-	ssize_t r;
 
 	for (i = 0; i < IPCD_ARRAY_SIZE(live); i++)
 		if (live[i] > 0)
@@ -1301,8 +1260,7 @@ static void on_signal(int sig)
 		kill(hog_pid, SIGKILL);
 	if (mon_pid > 0)
 		kill(mon_pid, SIGTERM);
-	r = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-	(void)r;
+	ipcd_bench_say_raw("ipcd-bench-sock: interrupted\n");
 	_exit(128 + sig);
 }
 
@@ -1338,24 +1296,8 @@ static char *xstrdup_printf(const char *fmt, ...)
 	return s;
 }
 
-static void buf_add(struct buf *b, const char *d, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = IPCD_MAX(b->cap * 2, b->len + n + 4096);
-		char *p = realloc(b->p, cap);
-
-		if (!p)
-			die("out of memory");
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 /* The text after @prefix on the first line that starts with it, or NULL. */
-static const char *find_line(const struct buf *b, const char *prefix)
+static const char *find_line(const struct ipcd_bench_buf *b, const char *prefix)
 {
 	const char *p = b->p;
 	size_t k = strlen(prefix);
@@ -1382,52 +1324,22 @@ static void set_affinity(int cpu)
 		die("sched_setaffinity(%d): %s", cpu, strerror(errno));
 }
 
-static void describe_status(int st, char *b, size_t len)
-{
-	if (WIFEXITED(st))
-		snprintf(b, len, "exited with status %d", WEXITSTATUS(st));
-	else if (WIFSIGNALED(st))
-		snprintf(b, len, "was killed by signal %d (%s)", WTERMSIG(st),
-			 strsignal(WTERMSIG(st)));
-	else
-		snprintf(b, len, "changed state (0x%x)", st);
-}
-
 /* The first lines of a log, on one line, for an error message. */
 static void log_head(const char *path, char *b, size_t len)
 {
-	char line[256];
-	size_t used = 0;
-	int lines = 0;
-	FILE *f = fopen(path, "re");
-
-	b[0] = '\0';
-	if (!f)
-		return;
-	while (lines < 3 && used + 4 < len && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!line[0])
-			continue;
-		used += (size_t)snprintf(b + used, len - used, "%s%s", lines ? " | " : "", line);
-		lines++;
-		if (used >= len)
-			break;
-	}
-	fclose(f);
+	ipcd_bench_log_head(path, 3, b, len);
 }
 
 /* Run @argv (stdout and stderr captured) for at most @timeout_ns. Returns its wait status. */
-static int run_capture(const char *const argv[], struct buf *out, uint64_t timeout_ns)
+static int run_capture(const char *const argv[], struct ipcd_bench_buf *out, uint64_t timeout_ns)
 {
-	uint64_t until = now_ns() + timeout_ns;
-	int p[2], st = -1;
+	uint64_t until = ipcd_now_ns() + timeout_ns;
+	int p[2], st = -1, rc;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC))
 		die("pipe: %s", strerror(errno));
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = ipcd_bench_fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -1437,36 +1349,18 @@ static int run_capture(const char *const argv[], struct buf *out, uint64_t timeo
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
 			_exit(127);
-		execve(argv[0], (char *const *)argv, env_kernel ? env_kernel : environ);
-		fprintf(stderr, "%s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+		ipcd_bench_exec(argv, env_kernel ? env_kernel : environ);
 	}
 	close(p[1]);
-	for (;;) {
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		char chunk[4096];
-		ssize_t n;
-		uint64_t t = now_ns();
-
-		if (t >= until) {
-			kill(pid, SIGKILL);
-			break;
-		}
-		if (poll(&pf, 1, (int)IPCD_MIN((until - t) / 1000000 + 1, (uint64_t)POLL_MS)) <= 0)
-			continue;
-		n = read(p[0], chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		buf_add(out, chunk, (size_t)n);
-	}
+	rc = ipcd_bench_drain(p[0], out, until, POLL_MS);
+	if (rc == -ENOMEM)
+		die("out of memory");
+	if (rc == -ETIMEDOUT)
+		kill(pid, SIGKILL);
 	close(p[0]);
-	if (!out->p)
-		buf_add(out, "", 0);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	if (now_ns() >= until)
+	if (ipcd_now_ns() >= until)
 		return -1;
 	return st;
 }
@@ -1488,14 +1382,14 @@ static bool monitor_alive(void)
 
 static void stop_monitor(void)
 {
-	uint64_t until = now_ns() + 5 * NS_PER_S;
+	uint64_t until = ipcd_now_ns() + 5 * NS_PER_S;
 	pid_t pid = mon_pid;
 
 	if (pid <= 0)
 		return;
 	kill(pid, SIGTERM);
 	while (waitpid(pid, NULL, WNOHANG) == 0) {
-		if (now_ns() > until) {
+		if (ipcd_now_ns() > until) {
 			fprintf(stderr, "ipcd-bench-sock: the monitor did not exit on SIGTERM; "
 				"killing it\n");
 			kill(pid, SIGKILL);
@@ -1514,8 +1408,8 @@ static void stop_monitor(void)
 static int monitor_counters(struct mctr *m, char *err, size_t len)
 {
 	const char *argv[] = { o.ipcdctl, "--socket", mon_sock, "--json", "counters", NULL };
-	struct buf out = { 0 };
-	const char *p, *end;
+	struct ipcd_bench_buf out = { 0 };
+	const char *conn, *end, *p;
 	unsigned int g;
 	int st;
 
@@ -1528,26 +1422,20 @@ static int monitor_counters(struct mctr *m, char *err, size_t len)
 		free(out.p);
 		return -1;
 	}
-	p = strstr(out.p, "\"connections\":{");
-	end = p ? strchr(p + strlen("\"connections\":{"), '}') : NULL;
-	p = p ? strstr(p, "\"created\":") : NULL;
+	conn = ipcd_bench_json_obj(out.p, "connections", &end);
+	p = conn ? ipcd_bench_json_key(conn, NULL, "created") : NULL;
 	if (!p) {
 		snprintf(err, len, "ipcdctl counters --json: no connections.created in %.200s",
 			 out.p);
 		free(out.p);
 		return -1;
 	}
-	m->created = strtoull(p + strlen("\"created\":"), NULL, 10);
+	m->created = strtoull(p, NULL, 10);
 	for (g = 0; g < N_GRP && end; g++) {
-		char key[32];
-		const char *q;
-
-		snprintf(key, sizeof(key), "\"%s\":", grp_counter[g]);
-		q = strstr(out.p, "\"connections\":{");
-		q = strstr(q, key);
-		if (q && q < end) {
+		p = ipcd_bench_json_key(conn, end, grp_counter[g]);
+		if (p) {
 			m->have[g] = true;
-			m->grp[g] = strtoull(q + strlen(key), NULL, 10);
+			m->grp[g] = strtoull(p, NULL, 10);
 		}
 	}
 	free(out.p);
@@ -1573,7 +1461,7 @@ static int start_monitor(char *err, size_t len)
 {
 	const char *argv[] = { o.monitor, "--print-default-config", NULL };
 	char conf[128], *line, *save = NULL;
-	struct buf def = { 0 };
+	struct ipcd_bench_buf def = { 0 };
 	bool moved = false;
 	size_t used = 0;
 	FILE *f;
@@ -1608,12 +1496,11 @@ static int start_monitor(char *err, size_t len)
 	if (fclose(f))
 		die("%s: %s", conf, strerror(errno));
 
-	fflush(stdout);
-	fflush(stderr);
-	mon_pid = fork();
+	mon_pid = ipcd_bench_fork();
 	if (mon_pid < 0)
 		die("fork: %s", strerror(errno));
 	if (mon_pid == 0) {
+		const char *margv[] = { o.monitor, "--foreground", "--config", conf, NULL };
 		int fd = open(mon_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
@@ -1621,10 +1508,7 @@ static int start_monitor(char *err, size_t len)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(127);
-		execle(o.monitor, o.monitor, "--foreground", "--config", conf, (char *)NULL,
-		       env_kernel);
-		fprintf(stderr, "%s: %s\n", o.monitor, strerror(errno));
-		_exit(127);
+		ipcd_bench_exec(margv, env_kernel);
 	}
 	for (i = 0; i < 500; i++) {
 		struct stat sb;
@@ -1649,9 +1533,7 @@ static int start_monitor(char *err, size_t len)
 
 static void start_hog(void)
 {
-	fflush(stdout);
-	fflush(stderr);
-	hog_pid = fork();
+	hog_pid = ipcd_bench_fork();
 	if (hog_pid < 0)
 		die("fork: %s", strerror(errno));
 	if (hog_pid == 0) {
@@ -1681,20 +1563,6 @@ static void stop_hog(void)
 	}
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * The physical floor, for reference: two processes on the spin condition's
  * CPUs ping-pong one cache line. 0 when it cannot be measured.
@@ -1713,17 +1581,15 @@ static double probe_floor(void)
 	line = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (line == MAP_FAILED)
 		return 0;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = ipcd_bench_fork();
 	if (pid == 0) {
 		child_signals();
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		set_affinity(cpu_b);
 		for (i = 1; i <= WARM + ROUNDS; i++) {
-			guard = now_ns() + NS_PER_S;
+			guard = ipcd_now_ns() + NS_PER_S;
 			while (ipcd_load_acquire(line) != 2 * i - 1)	/* A1: pairs with R2 */
-				if (now_ns() > guard)
+				if (ipcd_now_ns() > guard)
 					_exit(1);
 			ipcd_store_release(line, 2 * i);		/* R1: pairs with A2 */
 		}
@@ -1735,21 +1601,21 @@ static double probe_floor(void)
 	}
 	set_affinity(cpu_a);
 	for (i = 1; i <= WARM + ROUNDS; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = ipcd_now_ns();
 
 		guard = t0 + NS_PER_S;
 		ipcd_store_release(line, 2 * i - 1);			/* R2: pairs with A1 */
 		while (ipcd_load_acquire(line) != 2 * i)		/* A2: pairs with R1 */
-			if (now_ns() > guard)
+			if (ipcd_now_ns() > guard)
 				break;
 		if (ipcd_load_acquire(line) != 2 * i)
 			break;
 		if (i > WARM)
-			t[i - WARM - 1] = clamp32(now_ns() - t0);
+			t[i - WARM - 1] = clamp32(ipcd_now_ns() - t0);
 	}
 	set_affinity(-1);
 	if (i > WARM + ROUNDS) {
-		qsort(t, ROUNDS, sizeof(*t), cmp_u32);
+		qsort(t, ROUNDS, sizeof(*t), ipcd_bench_cmp_u32);
 		p50 = t[ROUNDS / 2];
 	}
 	kill(pid, SIGKILL);
@@ -1773,9 +1639,7 @@ static void spawn_exec(struct child *c, const char *what, const char *log, char 
 	snprintf(c->logpath, sizeof(c->logpath), "%s/%s.log", tmpdir, log);
 	if (pipe2(p, O_CLOEXEC))
 		die("pipe: %s", strerror(errno));
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = ipcd_bench_fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -1847,7 +1711,7 @@ static bool pump(struct child *k, unsigned int nk, enum pump_until what, uint64_
 			return true;
 		if (what == UNTIL_DONE && done)
 			return true;
-		t = now_ns();
+		t = ipcd_now_ns();
 		if (t >= until)
 			return false;
 		for (i = 0; i < nk; i++)
@@ -1870,8 +1734,8 @@ static bool pump(struct child *k, unsigned int nk, enum pump_until what, uint64_
 			if (n <= 0) {
 				close(c->fd);
 				c->fd = -1;
-			} else {
-				buf_add(&c->out, chunk, (size_t)n);
+			} else if (ipcd_bench_buf_add(&c->out, chunk, (size_t)n)) {
+				die("out of memory");
 			}
 		}
 	}
@@ -1915,7 +1779,7 @@ static void explain(struct outcome *out, const char *what, struct child *k, unsi
 
 	for (i = 0; i < nk; i++)
 		if (child_failed(&k[i])) {
-			describe_status(k[i].status, st, sizeof(st));
+			ipcd_bench_describe_status(k[i].status, st, sizeof(st));
 			log_head(k[i].logpath, head, sizeof(head));
 			fail(out, "%s%s%s %s%s%s", what, *what ? ": " : "", k[i].what, st,
 			     head[0] ? ": " : "", head);
@@ -2058,7 +1922,7 @@ static bool run_block(const struct block *b, struct outcome *out)
 	ipcd_store_release(stop_word, 0);
 
 	spawn_role(&k[0], "server", b->tp, b->srv_cpu, argv, 0);
-	if (!pump(k, 1, UNTIL_LISTENING, now_ns() + START_NS)) {
+	if (!pump(k, 1, UNTIL_LISTENING, ipcd_now_ns() + START_NS)) {
 		explain(out, "timed out waiting for the server to listen", k, 1);
 		kill_roles(k, 1);
 		goto out_free;
@@ -2076,7 +1940,7 @@ static bool run_block(const struct block *b, struct outcome *out)
 	argv[10] = port;
 	spawn_role(&k[1], "client", b->tp, b->cli_cpu, argv, 1);
 
-	until = now_ns() + b->budget_ns + (uint64_t)o.role_timeout_s * NS_PER_S + REAP_NS;
+	until = ipcd_now_ns() + b->budget_ns + (uint64_t)o.role_timeout_s * NS_PER_S + REAP_NS;
 	if (!pump(k, 2, UNTIL_DONE, until)) {
 		explain(out, "timed out (a role hung: no progress, no exit)", k, 2);
 		kill_roles(k, 2);
@@ -2194,7 +2058,7 @@ static bool run_solo(const struct xblock *b, struct outcome *out)
 	spawn_exec(&k[0], "role", log, b->side == S_IPCD ? env_ipcd : env_kernel, b->cpu, argv,
 		   0);
 	if (!pump(k, 1, UNTIL_DONE,
-		  now_ns() + b->budget_ns + (uint64_t)o.role_timeout_s * NS_PER_S + REAP_NS)) {
+		  ipcd_now_ns() + b->budget_ns + (uint64_t)o.role_timeout_s * NS_PER_S + REAP_NS)) {
 		explain(out, "timed out (the role or its forked peer hung: no progress, no exit)",
 			k, 1);
 		kill_roles(k, 1);
@@ -2308,7 +2172,7 @@ static void finish_rtt(struct rtt_cell *cell)
 		cell->ok = false;
 		return;
 	}
-	qsort(cell->s, cell->n, sizeof(uint32_t), cmp_u32);
+	qsort(cell->s, cell->n, sizeof(uint32_t), ipcd_bench_cmp_u32);
 	cell->min = cell->s[0];
 	cell->p50 = cell->s[cell->n / 2];
 	cell->p99 = cell->s[cell->n * 99 / 100];
@@ -2373,7 +2237,7 @@ static void finish_runs(struct runs_cell *cell)
 		return;
 	}
 	memcpy(v, cell->v, cell->runs * sizeof(double));
-	qsort(v, cell->runs, sizeof(double), cmp_dbl);
+	qsort(v, cell->runs, sizeof(double), ipcd_bench_cmp_dbl);
 	cell->min = v[0];
 	cell->max = v[cell->runs - 1];
 	cell->med = v[cell->runs / 2];
@@ -3071,26 +2935,19 @@ static void print_ipc_summary(void)
 	}
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 static void json_num(FILE *f, bool have, double v)
 {
 	if (have)
 		fprintf(f, "%.3f", v);
 	else
 		fprintf(f, "null");
+}
+
+static void json_side_err(FILE *f, const char *err)
+{
+	fprintf(f, "\"error\":");
+	ipcd_bench_json_str(f, err[0] ? err : "not run");
+	fputc('}', f);
 }
 
 static void json_runs(FILE *f, const struct runs_cell *cells, const char *unit, int size)
@@ -3110,9 +2967,7 @@ static void json_runs(FILE *f, const struct runs_cell *cells, const char *unit, 
 		fprintf(f, "\"transport\":\"%s\",\"ok\":%s,", tp_name[t],
 			cell->ok ? "true" : "false");
 		if (!cell->ok) {
-			fprintf(f, "\"error\":");
-			json_str(f, cell->err[0] ? cell->err : "not run");
-			fputc('}', f);
+			json_side_err(f, cell->err);
 			continue;
 		}
 		sp = runs_speedup(cells, (enum tp)t, &x);
@@ -3124,13 +2979,6 @@ static void json_runs(FILE *f, const struct runs_cell *cells, const char *unit, 
 		json_num(f, sp, x);
 		fputc('}', f);
 	}
-}
-
-static void json_side_err(FILE *f, const char *err)
-{
-	fprintf(f, "\"error\":");
-	json_str(f, err[0] ? err : "not run");
-	fputc('}', f);
 }
 
 static void json_ipc_rtt(FILE *f, enum grp g, const struct rtt_cell *cells)
@@ -3210,7 +3058,7 @@ static void json_ipc(FILE *f)
 			fprintf(f, "%s\"%s\":{\"ok\":%s,\"error\":", i++ ? "," : "",
 				side_name[g][t], grp_failed[g][t] ? "false" : "true");
 			if (grp_failed[g][t])
-				json_str(f, grp_err[g][t]);
+				ipcd_bench_json_str(f, grp_err[g][t]);
 			else
 				fprintf(f, "null");
 			fputc('}', f);
@@ -3234,7 +3082,7 @@ static void json_ipc(FILE *f)
 			continue;
 		ipc_placement((enum cond)c, place, sizeof(place));
 		fprintf(f, "%s{\"name\":\"%s\",\"placement\":", k++ ? "," : "", cond_name[c]);
-		json_str(f, place);
+		ipcd_bench_json_str(f, place);
 		for (g = 0; g < N_GRP; g++) {
 			if (!r->ran[g])
 				continue;
@@ -3267,7 +3115,7 @@ static void json_ipc(FILE *f)
 	fprintf(f, "],\"targets\":[");
 	for (i = 0; i < n; i++) {
 		fprintf(f, "%s{\"name\":", i ? "," : "");
-		json_str(f, tg[i].name);
+		ipcd_bench_json_str(f, tg[i].name);
 		fprintf(f, ",\"unit\":\"%s\",\"value\":", tg[i].unit);
 		json_num(f, tg[i].have, tg[i].value);
 		fprintf(f, ",\"limit\":%.2f,\"pass\":%s}", tg[i].limit,
@@ -3292,7 +3140,7 @@ static void write_json(const char *path, const char *date, double elapsed, int s
 	fprintf(f, "{\"benchmark\":\"ipcd-bench-sock\",\"date\":\"%s\",\"quick\":%s,"
 		"\"elapsed_s\":%.1f,\"exit_status\":%d,\"cpus\":[%d,%d],\"monitor_config\":",
 		date, o.quick ? "true" : "false", elapsed, status, cpu_a, cpu_b);
-	json_str(f, mon_config);
+	ipcd_bench_json_str(f, mon_config);
 	fprintf(f, ",\"transports\":{");
 	for (t = 0, k = 0; t < N_TP; t++) {
 		if (!o.tp_on[t])
@@ -3300,7 +3148,7 @@ static void write_json(const char *path, const char *date, double elapsed, int s
 		fprintf(f, "%s\"%s\":{\"ok\":%s,\"error\":", k++ ? "," : "", tp_name[t],
 			tp_failed[t] ? "false" : "true");
 		if (tp_failed[t])
-			json_str(f, tp_err[t]);
+			ipcd_bench_json_str(f, tp_err[t]);
 		else
 			fprintf(f, "null");
 		fputc('}', f);
@@ -3314,7 +3162,7 @@ static void write_json(const char *path, const char *date, double elapsed, int s
 		if (!r->ran)
 			continue;
 		fprintf(f, "%s{\"name\":\"%s\",\"placement\":", k++ ? "," : "", cond_name[c]);
-		json_str(f, r->placement);
+		ipcd_bench_json_str(f, r->placement);
 		fprintf(f, ",\"loadavg_start\":[%.2f,%.2f,%.2f],\"loadavg_end\":[%.2f,%.2f,%.2f],"
 			"\"floor_ns\":{\"before\":", r->load_start[0], r->load_start[1],
 			r->load_start[2], r->load_end[0], r->load_end[1], r->load_end[2]);
@@ -3332,9 +3180,7 @@ static void write_json(const char *path, const char *date, double elapsed, int s
 					i++ ? "," : "", rtt_sizes[si], tp_name[t],
 					cell->ok ? "true" : "false");
 				if (!cell->ok) {
-					fprintf(f, "\"error\":");
-					json_str(f, cell->err[0] ? cell->err : "not run");
-					fputc('}', f);
+					json_side_err(f, cell->err);
 					continue;
 				}
 				fprintf(f, "\"samples\":%" PRIu64 ",\"min_ns\":%.0f,"
@@ -3362,7 +3208,7 @@ static void write_json(const char *path, const char *date, double elapsed, int s
 	fprintf(f, "],\"targets\":[");
 	for (i = 0; i < n; i++) {
 		fprintf(f, "%s{\"name\":", i ? "," : "");
-		json_str(f, tg[i].name);
+		ipcd_bench_json_str(f, tg[i].name);
 		fprintf(f, ",\"unit\":\"%s\",\"value\":", tg[i].unit);
 		json_num(f, tg[i].have, tg[i].value);
 		fprintf(f, ",\"limit\":%.2f,\"pass\":%s}", tg[i].limit,
@@ -3435,61 +3281,6 @@ static void setup_cpus(void)
 	}
 	if (cpu_b < 0)
 		cpu_a = -1;
-}
-
-static bool self_preloaded(void)
-{
-	char line[1024];
-	bool found = false;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "/libipcd") != NULL;
-	fclose(f);
-	return found;
-}
-
-static void read_first_line(const char *path, const char *key, char *b, size_t len)
-{
-	char line[4096];
-	FILE *f = fopen(path, "re");
-
-	snprintf(b, len, "unknown");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if (key && (strncmp(line, key, strlen(key)) || !colon))
-			continue;
-		colon = key ? colon + 1 + (colon[1] == ' ') : line;
-		colon[strcspn(colon, "\n")] = '\0';
-		snprintf(b, len, "%s", colon);
-		break;
-	}
-	fclose(f);
-}
-
-/* Remove what the run left in its temp dir (only files it created: no subdirectories). */
-static void remove_tmpdir(void)
-{
-	DIR *d = opendir(tmpdir);
-	struct dirent *e;
-	char path[400];
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.') {
-			snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
-			unlink(path);
-		}
-	closedir(d);
-	if (rmdir(tmpdir))
-		fprintf(stderr, "ipcd-bench-sock: could not remove %s: %s\n", tmpdir,
-			strerror(errno));
 }
 
 static void usage(FILE *f)
@@ -3663,7 +3454,7 @@ static const char *absolute(const char *path)
 
 int main(int argc, char **argv)
 {
-	uint64_t start = now_ns();
+	uint64_t start = ipcd_now_ns();
 	double load[3] = { 0 };
 	char date[32], cpu_model[128], kernel[160], why[ERR_LEN], scratch[ERR_LEN];
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -3678,7 +3469,7 @@ int main(int argc, char **argv)
 	parse_opts(argc, argv);
 	driver_pid = getpid();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (self_preloaded()) {
+	if (ipcd_bench_mapped("/libipcd")) {
 		fprintf(stderr, "ipcd-bench-sock: run it without LD_PRELOAD/ipcd-run: it preloads "
 			"its own children\n");
 		return 2;
@@ -3709,7 +3500,8 @@ int main(int argc, char **argv)
 
 	gmtime_r(&wall, &tm);
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	read_first_line("/proc/cpuinfo", "model name", cpu_model, sizeof(cpu_model));
+	if (!ipcd_bench_cpuinfo("model name", cpu_model, sizeof(cpu_model)))
+		snprintf(cpu_model, sizeof(cpu_model), "unknown");
 	snprintf(kernel, sizeof(kernel), "unknown");
 	if (uname(&u) == 0)
 		snprintf(kernel, sizeof(kernel), "%s %s", u.sysname, u.release);
@@ -3815,11 +3607,11 @@ int main(int argc, char **argv)
 	getloadavg(load, 3);
 	printf("load     %.2f %.2f %.2f at end\n", load[0], load[1], load[2]);
 	stop_monitor();
-	write_json(o.json, date, (double)(now_ns() - start) / 1e9, status);
-	printf("%.1f s; json: %s\n", (double)(now_ns() - start) / 1e9, o.json);
+	write_json(o.json, date, (double)(ipcd_now_ns() - start) / 1e9, status);
+	printf("%.1f s; json: %s\n", (double)(ipcd_now_ns() - start) / 1e9, o.json);
 	if (status)
 		printf("logs kept in %s\n", tmpdir);
 	else
-		remove_tmpdir();
+		ipcd_bench_rmdir(tmpdir, "ipcd-bench-sock");
 	return status;
 }
