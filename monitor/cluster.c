@@ -47,6 +47,8 @@
 #define CL_CONNECT_NS		3000000000ull	/* < the library's 5 s call timeout */
 #define CL_RETRY_MS		1000		/* link reconnects */
 #define CL_CHAN_BURST		64		/* channel messages per event */
+#define CL_PER_CLIENT		64		/* of CL_MAX_PENDING, for one process */
+#define CL_BACKLOG		4096		/* frames queued per host while the link's window is full */
 #define CL_PING_NS		1000000000ull	/* a frame to each linked host at least this often */
 #define CL_SILENT_NS		5000000000ull	/* ... and one from it, or the link is dropped */
 
@@ -135,6 +137,15 @@ struct host {
 	int link;			/* index in the link's peer table; -1: self */
 	uint64_t rx_ns;			/* the last frame from it */
 	uint64_t tx_ns;			/* the last frame to it */
+	/*
+	 * Frames the link could not take yet (its window of IPCD_RLINK_DEPTH
+	 * was full), in order: an F_END or F_ACCEPTED must not be lost.
+	 * Allocated on first need; a host that lets it overflow loses its link.
+	 */
+	struct ipcd_rlink_frame *q;
+	uint32_t q_head;
+	uint32_t q_n;
+	bool q_overflow;
 };
 
 struct pending {
@@ -187,12 +198,46 @@ static void frame_init(struct ipcd_rlink_frame *f, uint16_t type)
 	h->type = type;
 }
 
+/* Send what waits for host @h, in order, while the link takes it. */
+static void flush_frames(struct host *h)
+{
+	while (h->q_n) {
+		int rc = ipcd_rlink_send(cl.link, (unsigned int)h->link, &h->q[h->q_head]);
+
+		if (rc == -ENOBUFS)
+			return;
+		if (rc) {
+			h->q_n = 0;	/* the link is down: its down() resets everything */
+			return;
+		}
+		h->q_head = (h->q_head + 1) % CL_BACKLOG;
+		h->q_n--;
+	}
+}
+
 static int send_frame(uint32_t host, const struct ipcd_rlink_frame *f)
 {
+	struct host *h;
+	int rc;
+
 	if (!cl.link || host == 0 || host > cl.n || cl.hosts[host - 1].self)
 		return -EINVAL;
-	cl.hosts[host - 1].tx_ns = ipcd_now_ns();
-	return ipcd_rlink_send(cl.link, (unsigned int)cl.hosts[host - 1].link, f);
+	h = &cl.hosts[host - 1];
+	h->tx_ns = ipcd_now_ns();
+	if (!h->q_n) {
+		rc = ipcd_rlink_send(cl.link, (unsigned int)h->link, f);
+		if (rc != -ENOBUFS)
+			return rc;
+	}
+	if (!h->q && !(h->q = malloc(CL_BACKLOG * sizeof(*h->q))))
+		h->q_overflow = true;
+	if (h->q_overflow || h->q_n == CL_BACKLOG) {
+		h->q_overflow = true;	/* cluster_tick drops the link: nothing is lost silently */
+		return -ENOBUFS;
+	}
+	h->q[(h->q_head + h->q_n) % CL_BACKLOG] = *f;
+	h->q_n++;
+	return 0;
 }
 
 /* ---- process channels ---------------------------------------------------- */
@@ -216,8 +261,7 @@ static void chan_close(uint32_t slot)
 	if (ch->fd < 0)
 		return;
 	close(ch->fd);		/* leaves our epoll set with it */
-	ch->fd = -1;
-	ch->client = 0;
+	ch->fd = -1;		/* ->client stays: its death is still news to the other hosts */
 	cl.st.chans--;
 }
 
@@ -288,6 +332,7 @@ void cluster_chan_event(uint32_t slot, uint32_t events)
 	c = clients_get(slot);
 	if (!c || c->id != ch->client || c->state != CL_ACTIVE) {
 		chan_close(slot);
+		ch->client = 0;
 		return;
 	}
 	for (i = 0; i < CL_CHAN_BURST; i++) {
@@ -312,6 +357,16 @@ void cluster_chan_event(uint32_t slot, uint32_t events)
 			mon.ctr.faults++;
 			chan_close(slot);
 			return;
+		}
+		/*
+		 * Only to a process it shares a connection with: nobody can fill
+		 * a stranger's tables with offers and binds.
+		 */
+		if (!conns_remote_pair(c->id, m.host, m.key)) {
+			cl.st.msgs_dropped++;
+			log_debug("process %d: message to host %u process %" PRIx64 ", with which it "
+				  "has no connection: dropped", c->pid, m.host, m.key);
+			continue;
 		}
 		frame_init(&f, F_MSG);
 		fm->len = m.len;
@@ -338,9 +393,11 @@ void cluster_client_gone(struct mon_client *c)
 
 	if (!cl.link || c->slot >= cl.n_chans)
 		return;
-	if (cl.chans[c->slot].fd < 0 || cl.chans[c->slot].client != c->id)
+	if (cl.chans[c->slot].client != c->id)
 		return;		/* never talked to another host: nobody there knows it */
+	/* Its channel may have hung up first (exit): the other hosts must hear it anyway. */
 	chan_close(c->slot);
+	cl.chans[c->slot].client = 0;
 	frame_init(&f, F_GONE);
 	g->key = key_of(c);
 	for (h = 1; h <= cl.n; h++)
@@ -386,7 +443,7 @@ bool cluster_connect(struct mon_client *c, const struct ipcd_req *req,
 	struct ipcd_rlink_frame f;
 	struct f_connect *fc = (void *)f.b;
 	struct pending *p = NULL;
-	uint32_t host, i;
+	uint32_t host, i, n;
 	uint16_t a_port;
 	int rc;
 
@@ -395,12 +452,14 @@ bool cluster_connect(struct mon_client *c, const struct ipcd_req *req,
 	host = host_of_addr(r->addr);
 	if (!host || cl.hosts[host - 1].self || !cl.hosts[host - 1].up || conns_is_local(r->addr))
 		return false;
-	for (i = 0; i < CL_MAX_PENDING; i++)
-		if (!cl.pend[i].pend) {
-			p = &cl.pend[i];
-			break;
-		}
-	if (!p) {
+	for (i = 0, n = 0; i < CL_MAX_PENDING; i++) {
+		if (!cl.pend[i].pend)
+			p = p ? p : &cl.pend[i];
+		else if (cl.pend[i].client == c->id)
+			n++;
+	}
+	i = p ? (uint32_t)(p - cl.pend) : 0;
+	if (!p || n >= CL_PER_CLIENT) {
 		reqs_respond(c, req, -ENOBUFS, NULL, 0);
 		return true;
 	}
@@ -608,6 +667,8 @@ static void link_down(void *arg, unsigned int peer, const char *why)
 	if (!cl.hosts[host - 1].up)
 		return;
 	cl.hosts[host - 1].up = false;
+	cl.hosts[host - 1].q_n = 0;
+	cl.hosts[host - 1].q_overflow = false;
 	count_up();
 	log_warn("cluster: link to host %u (%s) is down (%s): its connections are reset",
 		 host, mon.cfg.peers[host - 1].name, why ? why : "?");
@@ -618,10 +679,21 @@ static void link_down(void *arg, unsigned int peer, const char *why)
 	chans_gone(host, 0);
 }
 
+static void flush_all(void)
+{
+	uint32_t i;
+
+	for (i = 0; i < cl.n; i++)
+		if (cl.hosts[i].up && cl.hosts[i].q_n)
+			flush_frames(&cl.hosts[i]);
+}
+
 void cluster_link_event(void)
 {
-	if (cl.link)
-		cl.link_ms = ipcd_rlink_poll(cl.link);
+	if (!cl.link)
+		return;
+	cl.link_ms = ipcd_rlink_poll(cl.link);
+	flush_all();	/* send completions free the window */
 }
 
 int cluster_tick(void)
@@ -633,6 +705,7 @@ int cluster_tick(void)
 	if (!cl.link)
 		return -1;
 	cl.link_ms = ipcd_rlink_poll(cl.link);
+	flush_all();
 	now = ipcd_now_ns();	/* after the poll: its frames stamped rx_ns */
 	/*
 	 * Keepalive: a host that died without a word (power, kernel, a lost
@@ -645,6 +718,14 @@ int cluster_tick(void)
 
 		if (!h->up)
 			continue;
+		if (h->q_overflow) {
+			log_warn("cluster: host %u (%s) did not take %u frames in time: link dropped",
+				 i + 1, mon.cfg.peers[i].name, CL_BACKLOG);
+			ipcd_rlink_drop(cl.link, (unsigned int)h->link, "frame backlog overflow");
+			continue;
+		}
+		if (h->q_n)
+			ms = 1;	/* the window reopens with send completions: look soon */
 		if (now > h->rx_ns && now - h->rx_ns > CL_SILENT_NS) {
 			log_warn("cluster: host %u (%s) said nothing for %.1f s (we last sent %.1f s "
 				 "ago)", i + 1, mon.cfg.peers[i].name, (double)(now - h->rx_ns) / 1e9,
@@ -776,6 +857,8 @@ void cluster_exit(void)
 
 	for (i = 0; cl.chans && i < cl.n_chans; i++)
 		chan_close(i);
+	for (i = 0; i < IPCD_MAX_PEERS; i++)
+		free(cl.hosts[i].q);
 	free(cl.chans);
 	cl.chans = NULL;
 	if (cl.link)

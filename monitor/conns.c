@@ -2591,6 +2591,20 @@ void conns_remote_end(uint32_t host, uint64_t conn_id, bool gone, bool reset)
 	remote_end_done(k, gone, reset);
 }
 
+bool conns_remote_pair(uint64_t client, uint32_t host, uint64_t key)
+{
+	uint32_t i;
+
+	for (i = 0; i < cs.hwm; i++) {
+		const struct conn *k = &cs.tab[i];
+
+		if (k->id && k->remote_host == host && k->peer_key == key &&
+		    (k->remote_b ? k->a_owner : k->b_owner) == client)
+			return true;
+	}
+	return false;
+}
+
 void conns_remote_host_down(uint32_t host)
 {
 	uint32_t i;

@@ -486,6 +486,8 @@ int conns_remote_b_new(uint32_t host, uint64_t a_key, uint64_t a_conn, const uin
 void conns_remote_end(uint32_t host, uint64_t conn_id, bool gone, bool reset);
 /* The other host's process @b_key accepted our connection @conn_id (its engine may bind it). */
 void conns_remote_accepted(uint32_t host, uint64_t conn_id, uint64_t b_key);
+/* Does process @client have a connection with process @key of @host? (cluster.c's filter) */
+bool conns_remote_pair(uint64_t client, uint32_t host, uint64_t key);
 /* Every connection to @host: its end is gone (reset). */
 void conns_remote_host_down(uint32_t host);
 

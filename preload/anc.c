@@ -178,6 +178,17 @@ static ssize_t describe(struct anc_buf *b, const struct msghdr *msg)
 			undescribe(b);
 			return -ETOOMANYREFS;
 		}
+		if (s->conn.ctl->remote_host) {
+			/*
+			 * An end to another host moves its data through this
+			 * process's RDMA engine: another process could not.
+			 */
+			ipcd_log_raw("ipcd: sendmsg: an RDMA connection cannot be passed with "
+				     "SCM_RIGHTS (EOPNOTSUPP)\n");
+			ipcd_sock_put(s);
+			undescribe(b);
+			return -EOPNOTSUPP;
+		}
 		region = ipcd_mon_region(s->conn.conn_id, s->conn.acceptor, &size);
 		if (region < 0 || ipcd_sock_hold(s) < 0) {
 			if (region >= 0)

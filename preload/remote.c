@@ -157,7 +157,9 @@ bool ipcd_remote_wanted(const uint8_t dst[16])
 
 	if (!a || !a->gctl || !ipcd_load_acquire(&a->gctl->cluster_up))
 		return false;
-	if (dst[0] == 0 && dst[10] == 0xff && dst[12] == 127)
+	static const uint8_t v6_lo[16] = { [15] = 1 };
+
+	if ((dst[0] == 0 && dst[10] == 0xff && dst[12] == 127) || !memcmp(dst, v6_lo, 16))
 		return false;		/* loopback: never another host */
 	return engine_ready();
 }

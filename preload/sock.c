@@ -460,8 +460,11 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 		 * before accept. The reset bit makes our monitor reset the
 		 * connector's end (monitor/conns.c remote_local_done).
 		 */
+		uint64_t id = s->conn.conn_id;
+
 		ipcd_fetch_or(&s->conn.ctl->reset, IPCD_CONN_RESET_B);
 		ipcd_conn_close(&s->conn);
+		ipcd_mon_post_close(id, IPCD_CLOSE_B);
 		atomic_store(&s->refs, 1);
 		ipcd_sock_put(s);
 		return -ECONNABORTED;
@@ -704,8 +707,11 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	ipcd_lanes_adopt_connector(&ml, dst, port);
 	rc = ipcd_conn_open(fds, size, false, &s->conn);
 	if (!rc && s->conn.ctl->remote_host && ipcd_remote_attach(&s->conn)) {
+		uint64_t id = s->conn.conn_id;
+
 		ipcd_fetch_or(&s->conn.ctl->reset, IPCD_CONN_RESET_A);	/* the acceptor: a reset */
 		ipcd_conn_close(&s->conn);
+		ipcd_mon_post_close(id, IPCD_CLOSE_A);
 		rc = -ENOTCONN;
 	}
 	if (rc || connected(s, fd)) {

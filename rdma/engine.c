@@ -168,6 +168,7 @@ struct pend_bind {
 	bool used;
 	uint32_t host;
 	uint64_t key;
+	uint64_t at;			/* dropped ENG_BIND_NS after */
 	struct ebind b;
 };
 
@@ -241,8 +242,12 @@ static void rconn_kill(struct rconn *rc)
 	rc->dead = true;
 	pthread_mutex_unlock(&rc->rx_mu);
 	pthread_mutex_unlock(&rc->tx_mu);
-	if (rc->closing)
-		return;		/* nobody here reads it any more */
+	/*
+	 * Nobody here reads it any more; or the peer closed cleanly (its FIN
+	 * came after its last data and flags): no reset for what already ended.
+	 */
+	if (rc->closing || atomic_load(&rc->peer_fin))
+		return;
 	ipcd_fetch_or(&rc->ctl->reset, bit);
 	ipcd_store_release(&rc->rx.shm->prod_closed, 1);
 	ipcd_store_release(&rc->tx.shm->cons_closed, 1);
@@ -307,8 +312,12 @@ static int post_chain(struct rconn *rc, struct ibv_send_wr *wr, unsigned int n)
 	return 0;
 }
 
-/* Push what tx has that the peer lacks. Under tx_mu. */
-static void tx_push_locked(struct rconn *rc)
+/*
+ * Push what tx has that the peer lacks. Under tx_mu. True when the peer has
+ * it all (or the queue pair failed, which peer_fail handles); false when it
+ * must be tried again: not bound yet, or the send queue was full.
+ */
+static bool tx_push_locked(struct rconn *rc)
 {
 	const struct ipcd_spsc *r = &rc->tx;
 	struct ipcd_spsc_shm *s = r->shm;
@@ -321,14 +330,24 @@ static void tx_push_locked(struct rconn *rc)
 	uint64_t bytes;
 	int err;
 
-	if (!atomic_load_explicit(&rc->ready, memory_order_acquire) || rc->fin_sent)
-		return;
+	if (rc->fin_sent)
+		return true;
+	if (!atomic_load_explicit(&rc->ready, memory_order_acquire))
+		return false;
 	tail = ipcd_load_acquire(&s->tail);
 	closed = ipcd_load_acquire(&s->prod_closed);
 	if (tail == rc->tx_sent && closed == rc->tx_closed)
-		return;
+		return true;
 	if (tail - rc->tx_sent > r->capacity || (tail & (IPCD_REC_ALIGN - 1)))
-		return;		/* our own process wrote nonsense: the ring's reader says -EPROTO */
+		return true;	/* our own process wrote nonsense: the ring's reader says -EPROTO */
+	/*
+	 * The producer stores tail (relaxed) after the header's release: on a
+	 * weakly ordered CPU another thread may see the tail first. Never send
+	 * a header that is not published yet; the producer's own hook follows.
+	 */
+	if (tail != rc->tx_sent &&
+	    (uint32_t)(ipcd_load_acquire(__ipcd_rec_at(r, rc->tx_sent)) >> 32) != rc->tx_sent)
+		return false;
 	bytes = ipcd_load_relaxed(&s->prod_bytes);
 	if (tail != rc->tx_sent) {
 		uint32_t from = rc->tx_sent + (uint32_t)sizeof(struct ipcd_rec_hdr);
@@ -373,22 +392,23 @@ static void tx_push_locked(struct rconn *rc)
 	if (err == -EAGAIN) {
 		atomic_store(&rc->tx_retry, true);
 		kick();
-		return;
+		return false;
 	}
 	if (err) {
 		LOG("ipcd: RDMA connection %" PRIu64 ": posting its data failed: %s",
 		    rc->conn_id, strerror(-err));
-		return;
+		return true;
 	}
 	if (eng.env.stats)
 		stat_add(&eng.env.stats->tx_bytes, bytes - rc->tx_bytes);
 	rc->tx_bytes = bytes;
 	rc->tx_sent = tail;
 	rc->tx_closed = closed;
+	return true;
 }
 
-/* Credits (and cons_closed, and our reset bit) for the peer's tx. Under rx_mu. */
-static void rx_push_locked(struct rconn *rc, bool force)
+/* Credits (and cons_closed, and our reset bit) for the peer's tx. Under rx_mu. As tx_push_locked. */
+static bool rx_push_locked(struct rconn *rc, bool force)
 {
 	const struct ipcd_spsc *r = &rc->rx;
 	struct ipcd_spsc_shm *s = r->shm;
@@ -400,17 +420,19 @@ static void rx_push_locked(struct rconn *rc, bool force)
 	uint32_t head, closed, reset, n = 0;
 	int err;
 
-	if (!atomic_load_explicit(&rc->ready, memory_order_acquire) || rc->fin_sent)
-		return;
+	if (rc->fin_sent)
+		return true;
+	if (!atomic_load_explicit(&rc->ready, memory_order_acquire))
+		return false;
 	head = ipcd_load_acquire(&s->head);
 	closed = ipcd_load_acquire(&s->cons_closed);
 	reset = ipcd_load_acquire(&rc->ctl->reset) & bit;
 	if (closed == rc->rx_closed && reset == rc->rx_reset) {
 		if (head == rc->rx_credited)
-			return;
+			return true;
 		/* An eighth of the ring, or all of it (then the producer may be waiting). */
 		if (!force && head - rc->rx_credited < r->capacity / 8 && ipcd_spsc_unread(r))
-			return;
+			return true;
 	}
 	if (reset != rc->rx_reset) {
 		wr_write(&wr[n], &sge[n], (uint64_t)(uintptr_t)&reset, 4, 0,
@@ -436,13 +458,14 @@ static void rx_push_locked(struct rconn *rc, bool force)
 	if (err == -EAGAIN) {
 		atomic_store(&rc->rx_retry, true);
 		kick();
-		return;
+		return false;
 	}
 	if (err)
-		return;
+		return true;
 	rc->rx_credited = head;
 	rc->rx_closed = closed;
 	rc->rx_reset = reset;
+	return true;
 }
 
 /*
@@ -457,12 +480,18 @@ static bool fin_push_locked(struct rconn *rc)
 
 	if (rc->fin_sent)
 		return true;
-	if (!atomic_load(&rc->ready)) {
-		rc->fin_sent = true;	/* never bound: we never wrote */
+	if (rc->dead) {
+		rc->fin_sent = true;	/* no transport: nothing more can go */
 		return true;
 	}
-	tx_push_locked(rc);
-	rx_push_locked(rc, true);
+	/* Not bound yet: its data and flags wait for the bind (rconn_ready). */
+	if (!atomic_load(&rc->ready))
+		return false;
+	/* The FIN only after everything else is posted: a refused push comes first. */
+	if (!tx_push_locked(rc) || !rx_push_locked(rc, true)) {
+		kick();
+		return false;
+	}
 	memset(&wr, 0, sizeof(wr));
 	wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
 	wr.imm_data = htonl(rc->rimm | IMM_FIN);
@@ -629,7 +658,7 @@ static void peer_ready(struct peer *p)
 	for (i = 0; i < ENG_MAX_CONNS; i++) {
 		struct rconn *rc = &eng.conns[i];
 
-		if (rc->used && rc->peer == p && rc->rkey && !rc->dead)
+		if (rc->used && !rc->foreign && rc->peer == p && rc->rkey && !rc->dead)
 			rconn_ready(rc);
 	}
 }
@@ -648,9 +677,15 @@ static void peer_fail(struct peer *p, const char *why)
 	for (i = 0; i < ENG_MAX_CONNS; i++) {
 		struct rconn *rc = &eng.conns[i];
 
-		if (rc->used && rc->peer == p) {
+		if (rc->used && !rc->foreign && rc->peer == p) {
 			rconn_kill(rc);
 			rc->peer = NULL;
+			/*
+			 * A destroyed queue pair's flushed completions may never
+			 * come (mlx5 drops them): nothing is in flight any more.
+			 * Late ones find no queue pair and count nothing.
+			 */
+			atomic_store(&rc->inflight, 0);
 		}
 	}
 	/* No hook can post on it now: every connection on it is not ready. */
@@ -762,6 +797,8 @@ static void rconn_ready(struct rconn *rc)
 	atomic_store_explicit(&rc->ready, true, memory_order_release);
 	tx_push(rc);		/* what was written before the peer was bound */
 	rx_push(rc, true);
+	if (rc->closing)
+		fin_push(rc);	/* closed before it was bound: everything goes now */
 }
 
 static int send_bind(struct rconn *rc, uint64_t to)
@@ -827,7 +864,8 @@ static void on_bind(uint32_t host, uint64_t key, const struct ebind *b)
 	for (i = 0; i < ENG_MAX_CONNS; i++) {
 		struct rconn *rc = &eng.conns[i];
 
-		if (rc->used && !rc->closing && rc->conn_id == b->to) {
+		/* A closed end too: what it wrote before its bind still goes. */
+		if (rc->used && !rc->foreign && rc->conn_id == b->to) {
 			bind_apply(rc, host, key, b);
 			return;
 		}
@@ -836,7 +874,7 @@ static void on_bind(uint32_t host, uint64_t key, const struct ebind *b)
 	for (i = 0; i < ENG_PEND_BINDS; i++)
 		if (!eng.pend[i].used) {
 			eng.pend[i] = (struct pend_bind){ .used = true, .host = host, .key = key,
-							  .b = *b };
+							  .at = ipcd_now_ns(), .b = *b };
 			return;
 		}
 	LOG("ipcd: RDMA: more than %u binds waiting for their connection: one dropped",
@@ -879,41 +917,39 @@ static bool reap_closing(void)
 	bool left = false;
 	unsigned int i;
 
+	for (i = 0; i < ENG_PEND_BINDS; i++)
+		if (eng.pend[i].used && now - eng.pend[i].at > ENG_BIND_NS)
+			eng.pend[i].used = false;	/* its connection never came */
 	for (i = 0; i < ENG_MAX_CONNS; i++) {
 		struct rconn *rc = &eng.conns[i];
 		bool peer_done;
 
-		if (!rc->used)
-			continue;
+		if (!rc->used || rc->foreign)
+			continue;	/* a foreign end is its owner's to reap */
 		if (rc->released && !rc->closing && (rc->dead || local_closed(rc))) {
 			/* Its forked holders are done (closed, killed: the monitor marked it). */
 			fin_push(rc);
 			rc->closing = true;
 		}
-		if (!rc->closing && !rc->dead && !atomic_load(&rc->ready)) {
-			if (now - rc->attach_ns > ENG_BIND_NS) {
-				LOG("ipcd: RDMA connection %" PRIu64 ": not bound to its peer in %llu s: "
-				    "reset", rc->conn_id, (unsigned long long)(ENG_BIND_NS / 1000000000));
-				rconn_kill(rc);
-			} else {
+		if (!rc->dead && !atomic_load(&rc->ready)) {
+			if (now - rc->attach_ns <= ENG_BIND_NS) {
 				left = true;
+				continue;
 			}
-			continue;
+			LOG("ipcd: RDMA connection %" PRIu64 ": not bound to its peer in %llu s: reset",
+			    rc->conn_id, (unsigned long long)(ENG_BIND_NS / 1000000000));
+			rconn_kill(rc);
 		}
 		if (!rc->closing)
 			continue;
 		/*
 		 * The peer may write into the region until its IMM_FIN, and the
-		 * NIC reads from it until our own writes complete. An end never
-		 * bound may still be bound by a late peer: it waits out the
-		 * deadline.
+		 * NIC reads from it until our own writes complete; our FIN goes
+		 * after our last data (a full send queue delays it).
 		 */
-		if (rc->dead || !rc->peer)
-			peer_done = true;
-		else if (!atomic_load(&rc->ready))
-			peer_done = now - rc->attach_ns > ENG_BIND_NS;
-		else
-			peer_done = atomic_load(&rc->peer_fin);
+		if (!rc->fin_sent)
+			fin_push(rc);
+		peer_done = rc->dead || !rc->peer || atomic_load(&rc->peer_fin);
 		if (peer_done && rc->fin_sent && atomic_load(&rc->inflight) == 0)
 			rconn_free(rc);
 		else
@@ -1088,7 +1124,7 @@ static void on_completion(const struct ibv_wc *wc)
 		uint32_t n = (uint32_t)(wc->wr_id >> 32);
 		struct peer *p = peer_by_qpn(wc->qp_num);
 
-		if (n && idx < ENG_MAX_CONNS)
+		if (p && n && idx < ENG_MAX_CONNS)
 			atomic_fetch_sub(&eng.conns[idx].inflight, 1);
 		if (p && n)
 			atomic_fetch_sub(&p->sq_used, n);
@@ -1162,7 +1198,7 @@ static void on_kick(void)
 	for (i = 0; i < ENG_MAX_CONNS; i++) {
 		struct rconn *rc = &eng.conns[i];
 
-		if (!rc->used || !atomic_load(&rc->ready))
+		if (!rc->used || rc->foreign || !atomic_load(&rc->ready))
 			continue;
 		atomic_store(&rc->tx_retry, false);
 		atomic_store(&rc->rx_retry, false);
@@ -1182,9 +1218,29 @@ static void on_kick(void)
 	}
 }
 
+/*
+ * What a busy progress thread must not leave for its next sleep, every 64
+ * turns: the channel, kicks (retries, forked children's pushes), and at
+ * most every second the reaping and the bind deadlines.
+ */
+static void busy_chores(uint64_t *reaped_at)
+{
+	uint64_t v, now = ipcd_now_ns();
+
+	on_chan();
+	if (read(eng.kick_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		on_kick();
+	if (now - *reaped_at >= 1000000000ull) {
+		*reaped_at = now;
+		pthread_mutex_lock(&eng.mu);
+		reap_closing();
+		pthread_mutex_unlock(&eng.mu);
+	}
+}
+
 static void *progress(void *arg)
 {
-	uint64_t idle_since = ipcd_now_ns();
+	uint64_t idle_since = ipcd_now_ns(), reaped_at = idle_since;
 	struct ibv_wc wc[32];
 	unsigned int turns = 0;
 
@@ -1199,12 +1255,12 @@ static void *progress(void *arg)
 		if (n > 0) {
 			idle_since = ipcd_now_ns();
 			if (++turns % 64 == 0)
-				on_chan();
+				busy_chores(&reaped_at);
 			continue;
 		}
 		if (ipcd_now_ns() - idle_since < eng.env.spin_ns) {
 			if (++turns % 64 == 0)
-				on_chan();
+				busy_chores(&reaped_at);
 			ipcd_cpu_relax();
 			continue;
 		}
@@ -1311,8 +1367,10 @@ static void atfork_child(void)
 
 	pthread_mutex_init(&eng.mu, NULL);	/* another thread may have held it */
 	for (i = 0; i < ENG_MAX_CONNS; i++)
-		if (eng.conns[i].used)
+		if (eng.conns[i].used) {
 			eng.conns[i].foreign = true;
+			eng.conns[i].peer = NULL;	/* the parent's */
+		}
 	memset(eng.peers, 0, sizeof(eng.peers));
 	memset(eng.pend, 0, sizeof(eng.pend));
 	if (eng.env.chan_fd >= 0)
@@ -1328,6 +1386,33 @@ static void atfork_child(void)
 static bool usable(void)
 {
 	return eng.started && !eng.broken;
+}
+
+/*
+ * At exit: what the application wrote (and its closes) must reach the peers
+ * before the process's queue pairs die with it, as the kernel still sends a
+ * closed socket's data after exit. Wait, bounded, for our posted writes.
+ */
+__attribute__((destructor)) static void linger(void)
+{
+	uint64_t end = ipcd_now_ns() + 2000000000ull;
+	unsigned int i;
+
+	if (!eng.started)
+		return;
+	for (;;) {
+		unsigned int busy = 0;
+
+		for (i = 0; i < ENG_MAX_CONNS; i++)
+			if (eng.conns[i].used && !eng.conns[i].foreign &&
+			    (atomic_load(&eng.conns[i].inflight) ||
+			     atomic_load(&eng.conns[i].tx_retry) || atomic_load(&eng.conns[i].rx_retry)))
+				busy++;
+		if (!busy || ipcd_now_ns() >= end)
+			return;
+		kick();
+		usleep(1000);
+	}
 }
 
 IPCD_EXPORT const struct ipcd_engine_ops ipcd_engine_ops_v1 = {

@@ -32,7 +32,7 @@
 # shellcheck disable=SC2317  # the cases are called by name (run_case)
 set -uo pipefail	# no -e: a failed check fails its case, and the run goes on
 
-all_cases=(rxe echo fork redis kill-peer monitor-restart fallback)
+all_cases=(rxe echo fork short redis kill-peer monitor-restart fallback)
 
 # ---- bounds: hang guards, never timing assertions ------------------------------------
 t_step=${IPCD_RDMA_STEP_S:-300}		# one transfer or one program run (<= 60 s seen under load)
@@ -71,6 +71,7 @@ monitor_bin=$build/monitor/ipcd-monitor
 ctl_bin=$build/monitor/ipcdctl
 run_bin=$build/preload/ipcd-run
 echo_bin=$build/tests/ipcd-echo
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 mkdir -p "$work" "$sync_dir"
 
@@ -493,6 +494,32 @@ case_fork_client() {
 		--conns 4 --size 1M
 	await finished || return
 	check_sums "$case_dir/g0-cli.log" "$case_dir/g1-srv.log"
+}
+
+# short: connections that write and close at once, both ways (a client's
+# fire-and-forget message, a server's banner-then-close), under python3: what
+# was written before close() arrives whole, though the connection may close
+# before the two engines have even bound it.
+case_short_server() {
+	local start=$SECONDS
+
+	spawn srv "$run_bin" python3 "$here/short.py" server "$server_ip" 7161 20
+	until grep -q listening "$case_dir/g1-srv.log" 2>/dev/null; do
+		if ! running "${pid[srv]}" || ((SECONDS - start >= t_start)); then
+			abort_case "short.py server did not come up ($case_dir/g1-srv.log)"
+			return
+		fi
+		sleep 0.2
+	done
+	post listening
+	finish srv "$t_step" 0
+	post finished
+}
+
+case_short_client() {
+	await listening || return
+	run_ok cli "$run_bin" python3 "$here/short.py" client "$server_ip" 7161 20
+	await finished || return
 }
 
 # redis: redis-server preloaded on guest 1; redis-benchmark (SET, GET) and a
