@@ -117,6 +117,13 @@ struct peer {
 	enum peer_state state;
 	uint32_t host;
 	uint64_t key;
+	/*
+	 * Its own protection domain: its queue pair reaches only the regions
+	 * of the connections with this peer, whatever rkey it guesses. Kept,
+	 * with the slot, while regions registered in it remain (@mrs).
+	 */
+	struct ibv_pd *pd;
+	uint32_t mrs;
 	struct ibv_qp *qp;
 	struct ipcd_rqp_info self;
 	struct ipcd_rqp_info remote;
@@ -147,7 +154,8 @@ struct rconn {
 	int owner_kick;			/* that engine's kick eventfd (inherited by fork) */
 	int wake_fd;
 	uint64_t attach_ns;		/* when it was attached (the bind deadline) */
-	struct ibv_mr *mr;
+	struct ibv_mr *mr;		/* in mr_peer's protection domain */
+	struct peer *mr_peer;
 	uint64_t raddr;			/* the peer's region */
 	uint32_t rkey;
 	uint32_t rimm;			/* the peer's name for this connection */
@@ -326,7 +334,7 @@ static bool tx_push_locked(struct rconn *rc)
 	uint64_t stamp, hdr, ring = remote_ring(rc, r);
 	uint64_t data = ring + sizeof(struct ipcd_spsc_shm);
 	struct { uint32_t tail, lock; uint64_t bytes, msgs; } pg;
-	uint32_t lkey = rc->mr->lkey, tail, closed, n = 0;
+	uint32_t lkey, tail, closed, n = 0;
 	uint64_t bytes;
 	int err;
 
@@ -334,6 +342,7 @@ static bool tx_push_locked(struct rconn *rc)
 		return true;
 	if (!atomic_load_explicit(&rc->ready, memory_order_acquire))
 		return false;
+	lkey = rc->mr->lkey;	/* registered before it was ready */
 	tail = ipcd_load_acquire(&s->tail);
 	closed = ipcd_load_acquire(&s->prod_closed);
 	if (tail == rc->tx_sent && closed == rc->tx_closed)
@@ -607,7 +616,9 @@ static int post_recvs(struct peer *p, unsigned int n)
 /* A queue pair for @p in INIT, its receives posted. Under eng.mu. */
 static int peer_qp(struct peer *p)
 {
-	p->qp = ipcd_rqp_create(eng.dev, ENG_SQ, ENG_RQ, &p->self);
+	if (!p->pd && !(p->pd = ibv_alloc_pd(eng.dev->ctx)))
+		return errno ? -errno : -ENOMEM;
+	p->qp = ipcd_rqp_create(eng.dev, p->pd, ENG_SQ, ENG_RQ, &p->self);
 	if (!p->qp)
 		return -errno;
 	atomic_store(&p->sq_used, 0);
@@ -624,7 +635,7 @@ static struct peer *peer_new(uint32_t host, uint64_t key)
 	unsigned int i;
 
 	for (i = 0; i < eng.max_peers; i++)
-		if (eng.peers[i].state == P_FREE) {
+		if (eng.peers[i].state == P_FREE && !eng.peers[i].pd) {
 			struct peer *p = &eng.peers[i];
 
 			memset(p, 0, sizeof(*p));
@@ -647,6 +658,7 @@ static void count_peers(void)
 }
 
 static void rconn_ready(struct rconn *rc);
+static void peer_pd_put(struct peer *p);
 
 /* @p's queue pair is connected: its bound connections go. Under eng.mu. */
 static void peer_ready(struct peer *p)
@@ -693,7 +705,33 @@ static void peer_fail(struct peer *p, const char *why)
 		ipcd_rqp_destroy(p->qp);
 	p->qp = NULL;
 	p->state = P_FREE;
+	peer_pd_put(p);
 	count_peers();
+}
+
+/* A free slot's protection domain goes with its last region. */
+static void peer_pd_put(struct peer *p)
+{
+	if (p->state == P_FREE && !p->mrs && p->pd) {
+		ibv_dealloc_pd(p->pd);
+		p->pd = NULL;
+	}
+}
+
+/* Register @rc's region in @p's protection domain. 0 or -errno. */
+static int rconn_reg(struct rconn *rc, struct peer *p)
+{
+	rc->mr = ipcd_rdev_reg(eng.dev, p->pd, rc->base, rc->size, true);
+	if (!rc->mr) {
+		int err = errno ? -errno : -ENOMEM;
+
+		LOG("ipcd: RDMA connection %" PRIu64 ": cannot register its %zu-byte region: %s",
+		    rc->conn_id, rc->size, strerror(-err));
+		return err;
+	}
+	rc->mr_peer = p;
+	p->mrs++;
+	return 0;
 }
 
 static bool info_less(const struct ipcd_rqp_info *a, const struct ipcd_rqp_info *b)
@@ -846,6 +884,11 @@ static void bind_apply(struct rconn *rc, uint32_t host, uint64_t key, const stru
 			return;
 		}
 	}
+	/* The connector registers now that it knows whose domain the region goes in. */
+	if (!rc->mr && rconn_reg(rc, rc->peer)) {
+		rconn_kill(rc);
+		return;
+	}
 	rc->raddr = b->addr;
 	rc->rimm = b->imm;
 	rc->rkey = b->rkey;
@@ -890,13 +933,17 @@ static bool local_closed(const struct rconn *rc)
 
 static void rconn_free(struct rconn *rc)
 {
-	if (rc->mr)
+	if (rc->mr) {
 		ipcd_rdev_dereg(rc->mr);
+		rc->mr_peer->mrs--;
+		peer_pd_put(rc->mr_peer);
+	}
 	if (rc->base)
 		munmap(rc->base, rc->size);
 	if (rc->wake_fd >= 0)
 		close(rc->wake_fd);
 	rc->mr = NULL;
+	rc->mr_peer = NULL;
 	rc->base = NULL;
 	rc->wake_fd = -1;
 	rc->used = false;
@@ -976,12 +1023,24 @@ static int attach(struct ipcd_engine_conn *pc)
 		err = -ENOBUFS;
 		goto out;
 	}
-	rc->mr = ipcd_rdev_reg(eng.dev, pc->base, pc->size, true);
-	if (!rc->mr) {
-		err = -errno;
-		LOG("ipcd: RDMA connection %" PRIu64 ": cannot register its %zu-byte region: %s",
-		    pc->conn_id, pc->size, strerror(errno));
-		goto out;
+	rc->mr = NULL;
+	rc->mr_peer = NULL;
+	rc->base = pc->base;
+	rc->size = pc->size;
+	rc->conn_id = pc->conn_id;
+	if (pc->acceptor) {
+		/* The acceptor knows its peer now: its queue pair, and its domain for the region. */
+		rc->peer = peer_get(ipcd_load_relaxed(&pc->ctl->remote_host),
+				    ipcd_load_relaxed(&pc->ctl->peer_key));
+		if (!rc->peer) {
+			LOG("ipcd: RDMA connection %" PRIu64 ": no queue pair to its peer (%u peers at "
+			    "most)", pc->conn_id, eng.max_peers);
+			err = -ENOBUFS;
+			goto out;
+		}
+		err = rconn_reg(rc, rc->peer);
+		if (err)
+			goto out;
 	}
 	rc->used = true;
 	rc->closing = rc->dead = rc->released = false;
@@ -992,8 +1051,8 @@ static int attach(struct ipcd_engine_conn *pc)
 	atomic_store(&rc->tx_retry, false);
 	atomic_store(&rc->rx_retry, false);
 	rc->pc = pc;
-	rc->conn_id = pc->conn_id;
-	rc->peer = NULL;
+	if (!pc->acceptor)
+		rc->peer = NULL;	/* its bind names it */
 	rc->ctl = pc->ctl;
 	rc->tx = *pc->tx;
 	rc->rx = *pc->rx;
@@ -1029,11 +1088,9 @@ static int attach(struct ipcd_engine_conn *pc)
 	if (eng.env.stats)
 		stat_set(&eng.env.stats->conns, ipcd_load_relaxed(&eng.env.stats->conns) + 1);
 	if (pc->acceptor) {
-		rc->peer = peer_get(ipcd_load_relaxed(&pc->ctl->remote_host),
-				    ipcd_load_relaxed(&pc->ctl->peer_key));
-		if (!rc->peer || send_bind(rc, ipcd_load_relaxed(&pc->ctl->peer_conn))) {
-			LOG("ipcd: RDMA connection %" PRIu64 ": cannot reach its peer (%u peers at "
-			    "most): reset", pc->conn_id, eng.max_peers);
+		if (send_bind(rc, ipcd_load_relaxed(&pc->ctl->peer_conn))) {
+			LOG("ipcd: RDMA connection %" PRIu64 ": cannot send its bind: reset",
+			    pc->conn_id);
 			rconn_kill(rc);
 		}
 	} else {

@@ -719,10 +719,10 @@ static int run_qp(int argc, char **argv)
 		for (uint64_t i = 0; i < bytes; i++)
 			buf[i] = pattern_byte(i);
 	}
-	mr = ipcd_rdev_reg(d, buf, bytes, server);
+	mr = ipcd_rdev_reg(d, NULL, buf, bytes, server);
 	if (!mr)
 		fail("qp: ipcd_rdev_reg", errno);
-	qp = ipcd_rqp_create(d, 2 * QP_WRITES_IN_FLIGHT, 4, &self);
+	qp = ipcd_rqp_create(d, NULL, 2 * QP_WRITES_IN_FLIGHT, 4, &self);
 	if (!qp)
 		fail("qp: ipcd_rqp_create", errno);
 	if (server) {

@@ -98,11 +98,14 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_rqp_info) == 32);
  * ipcd_rqp_create - an RC QP on @d in state INIT (both send and receive on
  * @d->cq), with remote write access, @max_send send and @max_recv receive
  * work requests, one SGE each way and at least 64 bytes inline.
+ * @pd:   its protection domain; NULL: @d->pd. A QP reaches only the memory
+ *        registered in its own PD: one PD per peer keeps a peer out of the
+ *        memory of every other peer's connections.
  * @self: filled with its info (random PSN).
  * Returns the QP, or NULL with errno.
  */
-struct ibv_qp *ipcd_rqp_create(struct ipcd_rdev *d, uint32_t max_send, uint32_t max_recv,
-			       struct ipcd_rqp_info *self);
+struct ibv_qp *ipcd_rqp_create(struct ipcd_rdev *d, struct ibv_pd *pd, uint32_t max_send,
+			       uint32_t max_recv, struct ipcd_rqp_info *self);
 
 /**
  * ipcd_rqp_connect - INIT -> RTR -> RTS towards @peer (the remote QP's info,
@@ -117,10 +120,11 @@ int ipcd_rqp_connect(struct ipcd_rdev *d, struct ibv_qp *qp, const struct ipcd_r
 void ipcd_rqp_destroy(struct ibv_qp *qp);
 
 /**
- * ipcd_rdev_reg - register @len bytes at @addr: local write, plus remote
- * write when @remote. NULL with errno on failure.
+ * ipcd_rdev_reg - register @len bytes at @addr in @pd (NULL: @d->pd): local
+ * write, plus remote write when @remote. NULL with errno on failure.
  */
-struct ibv_mr *ipcd_rdev_reg(struct ipcd_rdev *d, void *addr, size_t len, bool remote);
+struct ibv_mr *ipcd_rdev_reg(struct ipcd_rdev *d, struct ibv_pd *pd, void *addr, size_t len,
+			     bool remote);
 void ipcd_rdev_dereg(struct ibv_mr *mr);
 
 /*

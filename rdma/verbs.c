@@ -375,8 +375,8 @@ static uint32_t random_psn(void)
 	return r & 0xffffff;
 }
 
-struct ibv_qp *ipcd_rqp_create(struct ipcd_rdev *d, uint32_t max_send, uint32_t max_recv,
-			       struct ipcd_rqp_info *self)
+struct ibv_qp *ipcd_rqp_create(struct ipcd_rdev *d, struct ibv_pd *pd, uint32_t max_send,
+			       uint32_t max_recv, struct ipcd_rqp_info *self)
 {
 	struct ibv_qp_init_attr ia = {
 		.send_cq = d->cq,
@@ -394,7 +394,7 @@ struct ibv_qp *ipcd_rqp_create(struct ipcd_rdev *d, uint32_t max_send, uint32_t 
 	struct ibv_qp *qp;
 	int rc;
 
-	qp = ibv_create_qp(d->pd, &ia);
+	qp = ibv_create_qp(pd ? pd : d->pd, &ia);
 	if (!qp) {
 		if (errno == 0)
 			errno = EINVAL;
@@ -473,12 +473,13 @@ void ipcd_rqp_destroy(struct ibv_qp *qp)
 	ibv_destroy_qp(qp);
 }
 
-struct ibv_mr *ipcd_rdev_reg(struct ipcd_rdev *d, void *addr, size_t len, bool remote)
+struct ibv_mr *ipcd_rdev_reg(struct ipcd_rdev *d, struct ibv_pd *pd, void *addr, size_t len,
+			     bool remote)
 {
 	int access = IBV_ACCESS_LOCAL_WRITE | (remote ? IBV_ACCESS_REMOTE_WRITE : 0);
 	struct ibv_mr *mr;
 
-	mr = ibv_reg_mr(d->pd, addr, len, access);
+	mr = ibv_reg_mr(pd ? pd : d->pd, addr, len, access);
 	if (!mr && errno == 0)
 		errno = EINVAL;
 	return mr;
