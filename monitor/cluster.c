@@ -48,7 +48,7 @@
 #define CL_RETRY_MS		1000		/* link reconnects */
 #define CL_CHAN_BURST		64		/* channel messages per event */
 #define CL_PER_CLIENT		64		/* of CL_MAX_PENDING, for one process */
-#define CL_BACKLOG		4096		/* frames queued per host while the link's window is full */
+#define CL_BACKLOG		16384		/* frames queued per host while the link's window is full */
 #define CL_PING_NS		1000000000ull	/* a frame to each linked host at least this often */
 #define CL_SILENT_NS		5000000000ull	/* ... and one from it, or the link is dropped */
 
@@ -332,7 +332,8 @@ void cluster_chan_event(uint32_t slot, uint32_t events)
 	c = clients_get(slot);
 	if (!c || c->id != ch->client || c->state != CL_ACTIVE) {
 		chan_close(slot);
-		ch->client = 0;
+		if (!c || c->id != ch->client)
+			ch->client = 0;	/* a dying one's death is still to be told (F_GONE) */
 		return;
 	}
 	for (i = 0; i < CL_CHAN_BURST; i++) {
@@ -686,6 +687,16 @@ static void flush_all(void)
 	for (i = 0; i < cl.n; i++)
 		if (cl.hosts[i].up && cl.hosts[i].q_n)
 			flush_frames(&cl.hosts[i]);
+}
+
+bool cluster_backlogged(void)
+{
+	uint32_t i;
+
+	for (i = 0; i < cl.n; i++)
+		if (cl.hosts[i].q_n)
+			return true;
+	return false;
 }
 
 void cluster_link_event(void)

@@ -366,6 +366,8 @@ static void run_loop(void)
 		int cl_ms;
 
 		if (poll_turn()) {
+			if (cluster_backlogged())
+				cluster_link_event();	/* send completions reopen the window */
 			if (++turns % MON_CONTROL_EVERY == 0) {
 				handle_events(0);
 				cluster_tick();	/* keepalives and deadlines of a busy monitor */

@@ -503,6 +503,8 @@ int cluster_init(void);
 void cluster_exit(void);
 /* MON_EV_RLINK: the link layer has work. */
 void cluster_link_event(void);
+/* Frames wait for a link's window: a busy loop polls the links every turn. */
+bool cluster_backlogged(void);
 /* MON_EV_RCHAN @slot: a process's channel is readable or hung up. */
 void cluster_chan_event(uint32_t slot, uint32_t events);
 /* Milliseconds until cluster_tick() is due; -1: none. Also runs what is due. */

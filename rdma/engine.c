@@ -52,6 +52,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,8 @@ static void rconn_kill(struct rconn *rc)
 	pthread_mutex_lock(&rc->rx_mu);
 	atomic_store(&rc->ready, false);
 	rc->dead = true;
+	atomic_store(&rc->tx_retry, false);
+	atomic_store(&rc->rx_retry, false);
 	pthread_mutex_unlock(&rc->rx_mu);
 	pthread_mutex_unlock(&rc->tx_mu);
 	/*
@@ -264,6 +267,13 @@ static void rconn_kill(struct rconn *rc)
 }
 
 /* ---- posting ------------------------------------------------------------------ */
+
+/* This end's last holder closed it: it writes and reads no more. */
+static bool local_closed(const struct rconn *rc)
+{
+	return ipcd_load_acquire(&rc->tx.shm->prod_closed) &&
+	       ipcd_load_acquire(&rc->rx.shm->cons_closed);
+}
 
 static uint64_t remote_ring(const struct rconn *rc, const struct ipcd_spsc *r)
 {
@@ -356,7 +366,7 @@ static bool tx_push_locked(struct rconn *rc)
 	 */
 	if (tail != rc->tx_sent &&
 	    (uint32_t)(ipcd_load_acquire(__ipcd_rec_at(r, rc->tx_sent)) >> 32) != rc->tx_sent)
-		return false;
+		return local_closed(rc);	/* after the last close: corrupt, nothing to wait for */
 	bytes = ipcd_load_relaxed(&s->prod_bytes);
 	if (tail != rc->tx_sent) {
 		uint32_t from = rc->tx_sent + (uint32_t)sizeof(struct ipcd_rec_hdr);
@@ -497,10 +507,8 @@ static bool fin_push_locked(struct rconn *rc)
 	if (!atomic_load(&rc->ready))
 		return false;
 	/* The FIN only after everything else is posted: a refused push comes first. */
-	if (!tx_push_locked(rc) || !rx_push_locked(rc, true)) {
-		kick();
-		return false;
-	}
+	if (!tx_push_locked(rc) || !rx_push_locked(rc, true))
+		return false;	/* a full send queue kicked already: on_kick retries */
 	memset(&wr, 0, sizeof(wr));
 	wr.opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
 	wr.imm_data = htonl(rc->rimm | IMM_FIN);
@@ -805,8 +813,10 @@ static struct peer *peer_get(uint32_t host, uint64_t key)
 		return p;
 	p = peer_new(host, key);
 	if (!p || peer_qp(p)) {
-		if (p)
+		if (p) {
 			p->state = P_FREE;
+			peer_pd_put(p);
+		}
 		return NULL;
 	}
 	e.qp = p->self;
@@ -814,6 +824,7 @@ static struct peer *peer_get(uint32_t host, uint64_t key)
 		ipcd_rqp_destroy(p->qp);
 		p->qp = NULL;
 		p->state = P_FREE;
+		peer_pd_put(p);
 		return NULL;
 	}
 	p->state = P_OFFERED;
@@ -924,13 +935,6 @@ static void on_bind(uint32_t host, uint64_t key, const struct ebind *b)
 	    ENG_PEND_BINDS);
 }
 
-/* This end's last holder closed it: it writes and reads no more. */
-static bool local_closed(const struct rconn *rc)
-{
-	return ipcd_load_acquire(&rc->tx.shm->prod_closed) &&
-	       ipcd_load_acquire(&rc->rx.shm->cons_closed);
-}
-
 static void rconn_free(struct rconn *rc)
 {
 	if (rc->mr) {
@@ -987,8 +991,11 @@ static bool reap_closing(void)
 			    rc->conn_id, (unsigned long long)(ENG_BIND_NS / 1000000000));
 			rconn_kill(rc);
 		}
-		if (!rc->closing)
+		if (!rc->closing) {
+			if (rc->released)
+				left = true;	/* a killed child tells nobody: look every second */
 			continue;
+		}
 		/*
 		 * The peer may write into the region until its IMM_FIN, and the
 		 * NIC reads from it until our own writes complete; our FIN goes
@@ -1284,7 +1291,8 @@ static void busy_chores(uint64_t *reaped_at)
 {
 	uint64_t v, now = ipcd_now_ns();
 
-	on_chan();
+	if (!eng.broken)
+		on_chan();
 	if (read(eng.kick_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
 		on_kick();
 	if (now - *reaped_at >= 1000000000ull) {
@@ -1394,7 +1402,15 @@ static int init(const struct ipcd_engine_env *env)
 		err = -errno;
 		goto fail;
 	}
-	err = -pthread_create(&eng.thread, NULL, progress, NULL);
+	{
+		sigset_t all, old;
+
+		/* The application's signals are for its own threads. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		err = -pthread_create(&eng.thread, NULL, progress, NULL);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	if (err)
 		goto fail;
 	pthread_setname_np(eng.thread, "ipcd-rdma");
@@ -1460,11 +1476,16 @@ __attribute__((destructor)) static void linger(void)
 	for (;;) {
 		unsigned int busy = 0;
 
-		for (i = 0; i < ENG_MAX_CONNS; i++)
-			if (eng.conns[i].used && !eng.conns[i].foreign &&
-			    (atomic_load(&eng.conns[i].inflight) ||
-			     atomic_load(&eng.conns[i].tx_retry) || atomic_load(&eng.conns[i].rx_retry)))
+		for (i = 0; i < ENG_MAX_CONNS; i++) {
+			struct rconn *rc = &eng.conns[i];
+
+			if (!rc->used || rc->foreign || rc->dead)
+				continue;
+			/* Posted writes, refused ones, and closed ends still waiting for their bind. */
+			if (atomic_load(&rc->inflight) || atomic_load(&rc->tx_retry) ||
+			    atomic_load(&rc->rx_retry) || (rc->closing && !rc->fin_sent))
 				busy++;
+		}
 		if (!busy || ipcd_now_ns() >= end)
 			return;
 		kick();
