@@ -511,6 +511,14 @@ static void pat_check(const uint8_t *buf, uint64_t off, size_t n, unsigned int s
 		     pat(off + (uint64_t)bad, salt));
 }
 
+/* @n bytes of a stream that is all @want, the first at offset @off. */
+static void fill_check(const uint8_t *buf, size_t n, uint8_t want, uint64_t off, const char *what)
+{
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != want)
+			fail("byte %" PRIu64 " of %s is 0x%02x", off + i, what, buf[i]);
+}
+
 /* All of @buf, blocking (partial writes continued); false with errno on error. */
 static bool c_write_all(int fd, const void *buf, size_t n)
 {
@@ -3339,10 +3347,7 @@ static void case_zombie_writer(void)
 			continue;
 		if (r <= 0)
 			fail("read the writer's chunks: %zd %s", r, r ? errname(errno) : "EOF");
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != 'w')
-				fail("byte %" PRIu64 " of the writer's stream is 0x%02x", got + i,
-				     buf[i]);
+		fill_check(buf, (size_t)r, 'w', got, "the writer's stream");
 		got += (uint64_t)r;
 	}
 	ok("read 1 MiB of the writer's 256 KiB chunks");
@@ -3364,10 +3369,7 @@ static void case_zombie_writer(void)
 			break;
 		if (r <= 0)
 			fail("drain what the writer left: %zd %s", r, r ? errname(errno) : "EOF");
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != 'w')
-				fail("byte %" PRIu64 " of what the writer left is 0x%02x", left + i,
-				     buf[i]);
+		fill_check(buf, (size_t)r, 'w', left, "what the writer left");
 		left += (uint64_t)r;
 	}
 	info("the writer left %" PRIu64 " bytes in the pipe", left);
