@@ -1425,6 +1425,30 @@ static struct lis *listener_for(const uint8_t dst[16], uint16_t port, bool remot
 	return l;
 }
 
+/*
+ * listener_for(), then a table entry for the new connection: 0 with *@l
+ * and *@k, or the answer to give (refusals and a full table counted).
+ */
+static int listener_conn(const uint8_t dst[16], uint16_t port, bool remote,
+			 struct ipcd_ns_entry *e, struct mon_client **owner, struct lis **l,
+			 struct conn **k)
+{
+	int rc;
+
+	*l = listener_for(dst, port, remote, e, owner, &rc);
+	if (!*l) {
+		if (rc == -ECONNREFUSED)
+			cs.st.refused++;
+		return rc;
+	}
+	*k = conn_alloc();
+	if (!*k) {
+		cs.st.no_room++;
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
 int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		  struct ipcd_conn_resp *out)
 {
@@ -1444,17 +1468,9 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 		else
 			memcpy(dst, v6_loopback, 16);
 	}
-	l = listener_for(dst, r->port, false, &e, &owner, &rc);
-	if (!l) {
-		if (rc == -ECONNREFUSED)
-			cs.st.refused++;
+	rc = listener_conn(dst, r->port, false, &e, &owner, &l, &k);
+	if (rc)
 		return rc;
-	}
-	k = conn_alloc();
-	if (!k) {
-		cs.st.no_room++;
-		return -ENOBUFS;
-	}
 	/* Source address: as Linux picks it for a local destination. */
 	if (is_v4(dst) && dst[12] == 127)
 		set_v4(k->a_addr, 127, 0, 0, 1);
@@ -2523,17 +2539,9 @@ int conns_remote_b_new(uint32_t host, uint64_t a_key, uint64_t a_conn, const uin
 
 	if (ring_hint > HINT_MAX)
 		return -EINVAL;
-	l = listener_for(dst, port, true, &e, &owner, &rc);
-	if (!l) {
-		if (rc == -ECONNREFUSED)
-			cs.st.refused++;
+	rc = listener_conn(dst, port, true, &e, &owner, &l, &k);
+	if (rc)
 		return rc;
-	}
-	k = conn_alloc();
-	if (!k) {
-		cs.st.no_room++;
-		return -ENOBUFS;
-	}
 	memcpy(k->a_addr, a_addr, 16);
 	k->a_port = a_port;
 	memcpy(k->b_addr, is_wildcard(e.addr) ? dst : e.addr, 16);
