@@ -600,14 +600,21 @@ static struct peer *peer_find(uint32_t host, uint64_t key)
 	return NULL;
 }
 
-static struct peer *peer_by_qpn(uint32_t qpn)
+/*
+ * The peer a completion belongs to, from its wr_id (a receive's: the
+ * peer's index; a send chain's: its connection's), confirmed by the queue
+ * pair number: NULL for a queue pair since destroyed. No scan per message.
+ */
+static struct peer *peer_of_wc(const struct ibv_wc *wc)
 {
-	unsigned int i;
+	uint32_t idx = (uint32_t)wc->wr_id;
+	struct peer *p = NULL;
 
-	for (i = 0; i < ENG_MAX_PEERS; i++)
-		if (eng.peers[i].qp && eng.peers[i].qp->qp_num == qpn)
-			return &eng.peers[i];
-	return NULL;
+	if (!(wc->wr_id >> 32) && idx < ENG_MAX_PEERS)
+		p = &eng.peers[idx];
+	else if ((wc->wr_id >> 32) && idx < ENG_MAX_CONNS)
+		p = eng.conns[idx].peer;
+	return p && p->qp && p->qp->qp_num == wc->qp_num ? p : NULL;
 }
 
 static int post_recvs(struct peer *p, unsigned int n)
@@ -1152,7 +1159,7 @@ static void on_completion(const struct ibv_wc *wc)
 	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM && wc->status == IBV_WC_SUCCESS) {
 		uint32_t imm = ntohl(wc->imm_data);
 		uint32_t idx = imm & ((1u << IMM_IDX_BITS) - 1);
-		struct peer *p = peer_by_qpn(wc->qp_num);
+		struct peer *p = peer_of_wc(wc);
 		struct rconn *rc;
 
 		if (p)
@@ -1162,16 +1169,13 @@ static void on_completion(const struct ibv_wc *wc)
 		if (idx >= ENG_MAX_CONNS)
 			return;
 		rc = &eng.conns[idx];
-		if (!rc->used || rc->peer != p ||
+		if (!p || !rc->used || rc->peer != p ||
 		    ((imm >> IMM_IDX_BITS) & IMM_GEN_MASK) != (rc->gen & IMM_GEN_MASK))
-			return;		/* stale: a connection since closed */
-		if (imm & IMM_FIN) {
+			return;		/* stale: a queue pair or a connection since gone */
+		if (imm & IMM_FIN)
 			atomic_store(&rc->peer_fin, true);
-			if (rc->closing)
-				return;
-		}
 		if (rc->closing)
-			return;
+			return;		/* nobody here sleeps on it */
 		if (imm & IMM_ROOM)
 			wake_word(rc, &rc->tx.shm->prod_wait, true);
 		else
@@ -1186,7 +1190,7 @@ static void on_completion(const struct ibv_wc *wc)
 	{
 		uint32_t idx = (uint32_t)wc->wr_id;
 		uint32_t n = (uint32_t)(wc->wr_id >> 32);
-		struct peer *p = peer_by_qpn(wc->qp_num);
+		struct peer *p = peer_of_wc(wc);
 
 		if (p && n && idx < ENG_MAX_CONNS)
 			atomic_fetch_sub(&eng.conns[idx].inflight, 1);
