@@ -387,23 +387,30 @@ check_end() {	# name status
 
 # NAME, an ipcd-echo server, listens (it writes its --port-file then); a
 # server that exits first aborts the case at once.
-await_listening() {	# name
-	local name=$1 file=$case_dir/$1.port start=$SECONDS rc=0
+await_up() {	# name probe...: wait (bounded) until PROBE succeeds while NAME runs
+	local name=$1 start=$SECONDS rc=0
 
-	until [[ -e $file ]]; do
+	shift
+	until "$@" 2>/dev/null; do
 		if ! running "${pid[$name]}"; then
 			reap "$name" 1 || rc=$?
 			check_exit "$name" "$rc" 0
 			abort_case "$name exited (status $rc) without listening"
-			return
+			return 1
 		fi
 		if peer_aborted || ((SECONDS - start >= t_start)); then
 			abort_case "$name did not listen within $t_start s"
-			return
+			return 1
 		fi
 		sleep 0.1
 	done
 }
+
+await_listening() {	# name: an ipcd-echo server wrote its --port-file
+	await_up "$1" test -e "$case_dir/$1.port"
+}
+
+redis_pong() { [[ $(redis-cli -h "$server_ip" -p 6379 PING) == PONG ]]; }
 
 echo_server() {	# name port [args...]: a preloaded ipcd-echo server on our address
 	local name=$1 port=$2
@@ -501,16 +508,8 @@ case_fork_client() {
 # was written before close() arrives whole, though the connection may close
 # before the two engines have even bound it.
 case_short_server() {
-	local start=$SECONDS
-
 	spawn srv "$run_bin" python3 "$here/short.py" server "$server_ip" 7161 20
-	until grep -q listening "$case_dir/g1-srv.log" 2>/dev/null; do
-		if ! running "${pid[srv]}" || ((SECONDS - start >= t_start)); then
-			abort_case "short.py server did not come up ($case_dir/g1-srv.log)"
-			return
-		fi
-		sleep 0.2
-	done
+	await_up srv grep -q listening "$case_dir/$me-srv.log" || return
 	post listening
 	finish srv "$t_step" 0
 	post finished
@@ -525,19 +524,11 @@ case_short_client() {
 # redis: redis-server preloaded on guest 1; redis-benchmark (SET, GET) and a
 # 1 MiB random value SET and read back byte for byte with redis-cli, preloaded.
 case_redis_server() {
-	local start=$SECONDS
-
 	spawn redis "$run_bin" redis-server --port 6379 --bind "$server_ip" --save "" \
 		--appendonly no --dir "$work" --daemonize no --logfile "" --databases 1 \
 		--protected-mode no
 	# up when it answers (a plain redis-cli: nothing of ours involved)
-	until [[ $(redis-cli -h "$server_ip" -p 6379 PING 2>/dev/null) == PONG ]]; do
-		if ! running "${pid[redis]}" || ((SECONDS - start >= t_start)); then
-			abort_case "redis-server did not come up ($case_dir/g1-redis.log)"
-			return
-		fi
-		sleep 0.2
-	done
+	await_up redis redis_pong || return
 	post listening
 	await finished || return
 	kill -TERM "${pid[redis]}"
