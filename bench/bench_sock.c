@@ -1264,14 +1264,6 @@ static void on_signal(int sig)
 	_exit(128 + sig);
 }
 
-static void child_signals(void)
-{
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
-}
-
 static void *xmalloc(size_t n)
 {
 	void *p = calloc(1, n ? n : 1);
@@ -1345,7 +1337,7 @@ static int run_capture(const char *const argv[], struct ipcd_bench_buf *out, uin
 	if (pid == 0) {
 		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-		child_signals();
+		ipcd_bench_child_signals();
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
 			_exit(127);
@@ -1496,20 +1488,9 @@ static int start_monitor(char *err, size_t len)
 	if (fclose(f))
 		die("%s: %s", conf, strerror(errno));
 
-	mon_pid = ipcd_bench_fork();
+	mon_pid = ipcd_bench_spawn_monitor(o.monitor, conf, mon_log, env_kernel);
 	if (mon_pid < 0)
 		die("fork: %s", strerror(errno));
-	if (mon_pid == 0) {
-		const char *margv[] = { o.monitor, "--foreground", "--config", conf, NULL };
-		int fd = open(mon_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		child_signals();
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(127);
-		ipcd_bench_exec(margv, env_kernel);
-	}
 	for (i = 0; i < 500; i++) {
 		struct stat sb;
 
@@ -1540,7 +1521,7 @@ static void start_hog(void)
 		volatile uint64_t x = 0;
 		uint32_t i;
 
-		child_signals();
+		ipcd_bench_child_signals();
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != driver_pid)
 			_exit(0);
@@ -1583,7 +1564,7 @@ static double probe_floor(void)
 		return 0;
 	pid = ipcd_bench_fork();
 	if (pid == 0) {
-		child_signals();
+		ipcd_bench_child_signals();
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		set_affinity(cpu_b);
 		for (i = 1; i <= WARM + ROUNDS; i++) {
@@ -1645,7 +1626,7 @@ static void spawn_exec(struct child *c, const char *what, const char *log, char 
 	if (pid == 0) {
 		int lg, w, m, nul;
 
-		child_signals();
+		ipcd_bench_child_signals();
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != driver_pid)
 			_exit(127);

@@ -2,10 +2,13 @@
 /* bench_util.c - what the benchmark drivers share (bench_util.h). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +42,33 @@ void ipcd_bench_exec(const char *const argv[], char **env)
 	execve(argv[0], (char *const *)argv, env);
 	fprintf(stderr, "%s: %s\n", argv[0], strerror(errno));
 	_exit(127);
+}
+
+void ipcd_bench_child_signals(void)
+{
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+}
+
+pid_t ipcd_bench_spawn_monitor(const char *monitor, const char *conf, const char *log,
+			       char **env)
+{
+	pid_t pid = ipcd_bench_fork();
+
+	if (pid == 0) {
+		const char *margv[] = { monitor, "--foreground", "--config", conf, NULL };
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		ipcd_bench_child_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		ipcd_bench_exec(margv, env);
+	}
+	return pid;
 }
 
 void ipcd_bench_describe_status(int st, char *b, size_t len)

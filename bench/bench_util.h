@@ -67,6 +67,17 @@ pid_t ipcd_bench_fork(void);
  */
 __attribute__((noreturn)) void ipcd_bench_exec(const char *const argv[], char **env);
 
+/** ipcd_bench_child_signals - in a child: the default action for SIGINT, SIGTERM, SIGHUP, SIGPIPE. */
+void ipcd_bench_child_signals(void);
+
+/**
+ * ipcd_bench_spawn_monitor - fork @monitor --foreground --config @conf with
+ * @env, stdin from /dev/null, stdout and stderr to @log, killed with its
+ * parent (PDEATHSIG). Returns its pid, or -1 (fork failed: errno).
+ */
+pid_t ipcd_bench_spawn_monitor(const char *monitor, const char *conf, const char *log,
+			       char **env);
+
 /**
  * ipcd_bench_describe_status - a wait status in words, for an error message:
  * "exited with status 3", "was killed by signal 9 (Killed)"; -1 (what the

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* clients.c - registered processes: registration, death, cleanup. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "monitor.h"
@@ -69,52 +73,249 @@ void clients_exit(void)
 	mon.dead = NULL;
 }
 
+/* The settings @c's library follows, in its own control block (shm_abi.h ABI 3.6). */
+static void publish_to(struct mon_client *c)
+{
+	ipcd_store_relaxed(&c->chan.ctl->limit_action, mon.cfg.limit_action);
+	ipcd_store_release(&c->chan.ctl->cluster_up, mon.cluster_up);
+}
+
+void clients_publish(void)
+{
+	uint32_t s;
+
+	if (!mon.clients)
+		return;
+	for (s = 0; s < mon.cfg.max_processes; s++)
+		if (mon.clients[s] && mon.clients[s]->state == CL_ACTIVE)
+			publish_to(mon.clients[s]);
+}
+
 struct mon_client *clients_get(uint32_t slot)
 {
 	return slot < mon.cfg.max_processes ? mon.clients[slot] : NULL;
 }
 
-/* Root, or CAP_NET_BIND_SERVICE in the effective set, may bind ports < 1024. */
-static bool may_bind_privileged(pid_t pid, uid_t uid)
+/* Read @name of the process directory @dfd into @buf (NUL-terminated). 0 or -errno. */
+static int read_proc(int dfd, const char *name, char *buf, size_t size)
 {
-	char path[64], line[256];
-	bool ok = false;
-	FILE *f;
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n;
 
-	if (uid == 0)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long caps;
-
-		if (sscanf(line, "CapEff: %llx", &caps) == 1) {
-			ok = caps & (1ull << CAP_NET_BIND_SERVICE_BIT);
-			break;
-		}
-	}
-	fclose(f);
-	return ok;
+	if (fd < 0)
+		return -errno;
+	while (len < size - 1 && (n = read(fd, buf + len, size - 1 - len)) > 0)
+		len += (size_t)n;
+	n = len ? 0 : -EIO;
+	close(fd);
+	buf[len] = '\0';
+	return (int)n;
 }
 
+/* starttime (field 22) of a /proc/PID/stat line, in ns since boot. false if malformed. */
+static bool stat_start_ns(const char *stat, uint64_t *ns)
+{
+	const char *p = strrchr(stat, ')');	/* comm may hold spaces and ')' */
+	long hz = sysconf(_SC_CLK_TCK);
+	unsigned int field;
+	char *end;
+
+	if (!p || hz <= 0)
+		return false;
+	for (field = 2; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');		/* p: the space before field + 1 */
+	if (!p)
+		return false;
+	*ns = strtoull(p + 1, &end, 10) * (1000000000ull / (uint64_t)hz);
+	return end != p + 1;
+}
+
+/* CLOCK_BOOTTIME (that of /proc/PID/stat) at the CLOCK_MONOTONIC instant @mono_ns. */
+static uint64_t boottime_at(uint64_t mono_ns)
+{
+	struct timespec b;
+	uint64_t now = ipcd_now_ns();
+
+	clock_gettime(CLOCK_BOOTTIME, &b);
+	return (uint64_t)b.tv_sec * 1000000000ull + (uint64_t)b.tv_nsec - (now - mono_ns);
+}
+
+/* Why a process gets no privileged-port right, when it is worth saying. */
+struct priv_why {
+	const char *what;
+	bool suspect;		/* not what a library does: worth a warning */
+};
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD	77	/* Linux 6.5; asm-generic value */
+#endif
+
+/*
+ * Is the process that connected on @sock still alive? 1 yes, 0 no, -1 this
+ * kernel cannot say (no SO_PEERPIDFD before Linux 6.5). Its pidfd names that
+ * very process, whatever has its pid number now.
+ */
+static int connector_alive(int sock)
+{
+	socklen_t len = sizeof(int);
+	int pidfd, rc;
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0)
+		return errno == ENOPROTOOPT || errno == EINVAL ? -1 : 0;
+	rc = (int)syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0);
+	rc = rc == 0 || errno == EPERM;		/* EPERM: it exists */
+	close(pidfd);
+	return rc;
+}
+
+/*
+ * May the process that said hello on @sock, with credentials @hello that
+ * match the connect's (@pend: SO_PEERCRED and the accept time), bind ports
+ * below 1024? Root may. Another uid needs CAP_NET_BIND_SERVICE in its
+ * effective set, read from /proc/PID/status; and the process read there
+ * must be the one that spoke, not one that took its pid since (isolation
+ * finding e5):
+ *  - the hello came from the process that connected (a library's process
+ *    connects and says hello itself; the pid of the connect alone may be
+ *    another process's by the hello: e5);
+ *  - the files are read through one /proc/PID directory fd (if the pid is
+ *    reused meanwhile, they fail);
+ *  - the process there runs as the hello's uid (real and effective), and
+ *    started before the monitor accepted the connection (/proc/PID/stat,
+ *    clock ticks: a pid reused within one tick of the accept passes this);
+ *  - and after the reads, the process that connected is still alive
+ *    (SO_PEERPIDFD, Linux 6.5+): then nothing can have taken its pid.
+ * It must also live in our user namespace: capabilities in a namespace of
+ * its own (unshare -U) are worth nothing for our ports.
+ */
+static bool may_bind_privileged(int sock, const struct ucred *hello,
+				const struct mon_pending *pend, struct priv_why *why)
+{
+	static struct stat own_ns;
+	char path[64], buf[4096], *line, *next;
+	unsigned int ruid = ~0u, euid = ~0u;
+	unsigned long long caps = 0;
+	struct stat ns;
+	uint64_t start;
+	int dfd;
+
+	why->what = NULL;
+	why->suspect = false;
+	if (hello->uid == 0)
+		return true;
+	if (hello->pid <= 0)
+		return false;		/* not in our pid namespace */
+	if (hello->pid != pend->cred.pid) {
+		why->what = "its hello came from another process than the one that connected";
+		why->suspect = true;
+		return false;
+	}
+	if (!own_ns.st_ino && stat("/proc/self/ns/user", &own_ns) < 0) {
+		why->what = "cannot read our own user namespace";
+		return false;
+	}
+	snprintf(path, sizeof(path), "/proc/%d", (int)hello->pid);
+	dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		why->what = "it is gone";
+		return false;
+	}
+	if (read_proc(dfd, "status", buf, sizeof(buf))) {
+		why->what = "it is gone";
+		goto no;
+	}
+	for (line = buf; line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (sscanf(line, "Uid: %u %u", &ruid, &euid) != 2)
+			sscanf(line, "CapEff: %llx", &caps);
+	}
+	if (!(caps & (1ull << CAP_NET_BIND_SERVICE_BIT)))
+		goto no;
+	if (ruid != hello->uid || euid != hello->uid) {
+		why->what = "the process now at its pid runs as another user";
+		why->suspect = true;
+		goto no;
+	}
+	if (read_proc(dfd, "stat", buf, sizeof(buf)) || !stat_start_ns(buf, &start)) {
+		why->what = "it is gone";
+		goto no;
+	}
+	if (start > boottime_at(pend->since_ns)) {
+		why->what = "the process now at its pid started after it connected";
+		why->suspect = true;
+		goto no;
+	}
+	if (fstatat(dfd, "ns/user", &ns, 0) < 0 || ns.st_ino != own_ns.st_ino ||
+	    ns.st_dev != own_ns.st_dev) {
+		why->what = "its capabilities are those of another user namespace";
+		goto no;
+	}
+	if (!connector_alive(sock)) {
+		why->what = "the process that connected is gone: its pid may be another's";
+		why->suspect = true;
+		goto no;
+	}
+	close(dfd);
+	return true;
+no:
+	close(dfd);
+	return false;
+}
+
+/*
+ * The handshake @sock belongs to: control.c keeps its entry (SO_PEERCRED at
+ * accept, the accept time) until clients_register() returns.
+ */
+static const struct mon_pending *pending_of(int sock)
+{
+	uint32_t i;
+
+	for (i = 0; i < MON_MAX_PENDING; i++)
+		if (mon.pending[i].sock == sock)
+			return &mon.pending[i];
+	return NULL;
+}
+
+/*
+ * Register the process that said @hello on @sock. @cred: the hello's
+ * SCM_CREDENTIALS (pid 0 and uid/gid -1 if none came); SO_PEERCRED is in
+ * the pending entry of @sock. The uid and gid are SO_PEERCRED's (who
+ * connected); the pid is the hello's sender's when the kernel gave it, and
+ * the privileged-port right is judged on it only when its uid and gid are
+ * those that connected (ctl.h, "Identity").
+ */
 int clients_register(int sock, const struct ucred *cred, const struct ipcd_ctl_hello *hello,
 		     char *why, size_t whylen)
 {
+	const struct mon_pending *pend = pending_of(sock);
 	struct ipcd_ctl_welcome w = {
 		.magic = IPCD_CTL_MAGIC,
 		.abi_major = IPCD_SHM_ABI_MAJOR,
 		.abi_minor = IPCD_SHM_ABI_MINOR,
 		.queue_mode = mon.cfg.queue_mode,
-		.pid = (uint32_t)cred->pid,
 	};
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
+	struct priv_why priv_why = { 0 };
 	struct mon_client *c;
 	int fds[IPCD_CTL_NFDS];
+	bool same;
 	uint32_t slot;
 	int rc;
 
+	if (!pend) {
+		snprintf(why, whylen, "not a pending handshake");
+		return -EINVAL;
+	}
+	same = cred->uid == pend->cred.uid && cred->gid == pend->cred.gid;
+	if (!same && (hello->flags & IPCD_CTL_HELLO_CREDS)) {
+		snprintf(why, whylen, "the credentials of its hello (uid %d gid %d) are not those "
+			 "it connected with (uid %u gid %u)", (int)cred->uid, (int)cred->gid,
+			 pend->cred.uid, pend->cred.gid);
+		return -EPERM;
+	}
 	if (mon.n_clients >= mon.cfg.max_processes) {
 		snprintf(why, whylen, "the monitor serves at most max_processes=%u processes",
 			 mon.cfg.max_processes);
@@ -137,10 +338,16 @@ int clients_register(int sock, const struct ucred *cred, const struct ipcd_ctl_h
 	}
 	c->state = CL_ACTIVE;
 	c->id = ++mon.next_client_id;
-	c->pid = cred->pid;
-	c->uid = cred->uid;
-	c->gid = cred->gid;
-	c->priv_ports = may_bind_privileged(cred->pid, cred->uid);
+	c->pid = cred->pid > 0 ? cred->pid : pend->cred.pid;
+	c->uid = pend->cred.uid;
+	c->gid = pend->cred.gid;
+	/* Without credentials that match the connect's, no pid is worth reading. */
+	c->priv_ports = same && may_bind_privileged(sock, cred, pend, &priv_why);
+	if (priv_why.what)
+		ipcd_log(priv_why.suspect ? IPCD_LOG_WARN : IPCD_LOG_INFO,
+			 "process %d (uid %u): no right to ports below 1024: %s", c->pid, c->uid,
+			 priv_why.what);
+	w.pid = (uint32_t)c->pid;
 	c->abi_minor = hello->abi_minor;
 	memcpy(c->comm, hello->comm, sizeof(c->comm));
 	c->comm[sizeof(c->comm) - 1] = '\0';
@@ -150,6 +357,7 @@ int clients_register(int sock, const struct ucred *cred, const struct ipcd_ctl_h
 	c->sock = sock;
 	c->slot = slot;
 	c->since_ns = ipcd_now_ns();
+	publish_to(c);		/* before the welcome: the library reads them from its first call */
 
 	w.client_id = c->id;
 	w.slot = slot;
@@ -171,8 +379,11 @@ int clients_register(int sock, const struct ucred *cred, const struct ipcd_ctl_h
 	mon.n_clients++;
 	mon.ctr.registered++;
 	log_info("process %d (%s, uid %u gid %u) registered: slot %u, id %" PRIu64
-		 ", library ABI %u.%u", c->pid, c->comm, c->uid, c->gid, slot, c->id,
-		 hello->abi_major, hello->abi_minor);
+		 ", library ABI %u.%u%s", c->pid, c->comm, c->uid, c->gid, slot, c->id,
+		 hello->abi_major, hello->abi_minor, c->priv_ports ? ", ports < 1024" : "");
+	if (c->pid != pend->cred.pid)
+		log_info("process %d (%s): pid %d connected, pid %d said hello", c->pid, c->comm,
+			 pend->cred.pid, c->pid);
 	return 0;
 
 err_del:

@@ -649,7 +649,9 @@ static void count_up(void)
 	for (h = 0; h < cl.n; h++)
 		up += cl.hosts[h].up;
 	cl.st.up = up;
-	ipcd_store_release(&mon.gctl->cluster_up, up);
+	mon.cluster_up = up;
+	ipcd_store_release(&mon.gctl->cluster_up, up);	/* for libraries before ABI 3.6 */
+	clients_publish();
 }
 
 static void link_up(void *arg, unsigned int peer)
@@ -871,10 +873,14 @@ void cluster_exit(void)
 	for (i = 0; i < IPCD_MAX_PEERS; i++)
 		free(cl.hosts[i].q);
 	free(cl.chans);
-	cl.chans = NULL;
 	if (cl.link)
 		ipcd_rlink_close(cl.link);
-	cl.link = NULL;
+	/*
+	 * Everything as before cluster_init(), which may run again: the fuzz
+	 * targets (tests/fuzz) start a monitor per input. The backlogs' memory
+	 * is freed above, and this host's number is found anew.
+	 */
+	memset(&cl, 0, sizeof(cl));
 }
 
 void cluster_get_stats(struct cluster_stats *st)

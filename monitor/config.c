@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -27,6 +28,10 @@ const char ipcd_default_config[] =
 	"control_socket = /run/ipcd/monitor.sock\n"
 	"max_processes = 1024\n"
 	"max_connections = 65536\n"
+	"max_process_connections = 16384\n"
+	"max_memory = auto\n"
+	"max_process_memory = auto\n"
+	"limit_action = kernel\n"
 	"ring_bytes = 262144\n"
 	"ring_max_bytes = 4194304\n"
 	"request_ring_bytes = 4096\n"
@@ -84,6 +89,43 @@ static int parse_pow2(struct parser *p, const char *v, uint32_t lo, uint32_t hi,
 	if (parse_u32(p, v, lo, hi, out) || !IPCD_IS_POW2(*out))
 		return fail(p, "expected a power of two in [%u, %u], got '%s'", lo, hi, v);
 	return 0;
+}
+
+/*
+ * A size in bytes: a number with an optional K, M, G or T (powers of 1024),
+ * at least @lo, or "auto" (0) where @auto_ok.
+ */
+static int parse_size(struct parser *p, const char *v, uint64_t lo, bool auto_ok, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	unsigned long long x;
+	const char *u;
+	char *end;
+
+	if (auto_ok && !strcmp(v, "auto")) {
+		*out = 0;
+		return 0;
+	}
+	if (!isdigit((unsigned char)*v))
+		goto bad;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno)
+		goto bad;
+	if (*end) {
+		u = strchr(units, *end);
+		if (!u || !*u || end[1] || x > (UINT64_MAX >> 10 * (u - units + 1)))
+			goto bad;
+		x <<= 10 * (u - units + 1);
+	}
+	if (x < lo)
+		goto bad;
+	*out = x;
+	return 0;
+bad:
+	return fail(p, "expected %sa size in bytes of at least %" PRIu64
+		    " (a number, optionally with K, M, G or T), got '%s'",
+		    auto_ok ? "auto or " : "", lo, v);
 }
 
 static int parse_enum(struct parser *p, const char *v, const char *const *names, unsigned int n,
@@ -214,7 +256,8 @@ static int parse_peer(struct parser *p, char *v)
 enum key_id {
 	K_QUEUE_MODE, K_CORE, K_SPIN_US, K_SKIP_US, K_CONTROL_SOCKET, K_MAX_PROCESSES,
 	K_MAX_CONNECTIONS, K_RING_BYTES, K_RING_MAX_BYTES, K_REQUEST_RING_BYTES, K_LOG_LEVEL,
-	K_BIND_RULE, K_PEER, K_COUNT
+	K_BIND_RULE, K_PEER, K_MAX_PROCESS_CONNECTIONS, K_MAX_MEMORY, K_MAX_PROCESS_MEMORY,
+	K_LIMIT_ACTION, K_COUNT
 };
 IPCD_BUILD_ASSERT(K_COUNT <= 32);	/* struct parser: seen, line_of */
 
@@ -232,12 +275,17 @@ static const char *const key_names[K_COUNT] = {
 	[K_LOG_LEVEL] = "log_level",
 	[K_BIND_RULE] = "bind_rule",
 	[K_PEER] = "peer",
+	[K_MAX_PROCESS_CONNECTIONS] = "max_process_connections",
+	[K_MAX_MEMORY] = "max_memory",
+	[K_MAX_PROCESS_MEMORY] = "max_process_memory",
+	[K_LIMIT_ACTION] = "limit_action",
 };
 
 static int set_key(struct parser *p, enum key_id k, char *v)
 {
 	static const char *const modes[] = { "per-process", "shared" };
 	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	static const char *const actions[] = { "kernel", "error" };
 	struct ipcd_config *cfg = p->cfg;
 	unsigned int e = 0;
 	uint32_t x;
@@ -289,6 +337,17 @@ static int set_key(struct parser *p, enum key_id k, char *v)
 		return parse_bind_rule(p, v);
 	case K_PEER:
 		return parse_peer(p, v);
+	case K_MAX_PROCESS_CONNECTIONS:
+		return parse_u32(p, v, 1, 1u << 20, &cfg->max_process_connections);
+	case K_MAX_MEMORY:
+		return parse_size(p, v, 1u << 20, true, &cfg->max_memory);
+	case K_MAX_PROCESS_MEMORY:
+		return parse_size(p, v, 1u << 20, true, &cfg->max_process_memory);
+	case K_LIMIT_ACTION:
+		if (parse_enum(p, v, actions, 2, &e))
+			return -EINVAL;
+		cfg->limit_action = e == 0 ? IPCD_LIMIT_KERNEL : IPCD_LIMIT_ERROR;
+		return 0;
 	case K_COUNT:
 		break;
 	}

@@ -117,21 +117,30 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <inttypes.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <linux/sockios.h>
+
+#include <ipcd/addr.h>
+#include <ipcd/siphash.h>
 #include <ipcd/spsc.h>
 
 #include "monitor.h"
@@ -164,6 +173,7 @@ struct conn {
 	int fd;				/* the region's memfd */
 	int wake[2];			/* wake eventfds of end A [0] and end B [1] */
 	int hold[2];			/* read ends of the ends' hold tokens (HOLD); -1: none */
+	int live[2];			/* life sockets of end A [0] and B [1] not yet sent; -1: none */
 	uint32_t ring_bytes;		/* capacity of each ring */
 	uint32_t eph_bind;		/* A's ephemeral port in the namespace */
 	uint32_t listener;		/* bind id while queued */
@@ -191,12 +201,17 @@ struct conn {
 	uint64_t ukey;			/* UCONNECT: the listener's name (key) */
 	uint64_t utoken;		/* UCONNECT: the claim's token; 0: not a named AF_UNIX one */
 	bool uapp;			/* ... the hash of the connector's own name (proto.h) */
+	bool ukconn;			/* ... its connector said its kernel connection is made */
 	/* Across hosts ("Remote connections" below); remote_host 0: a local one. */
 	uint32_t remote_host;		/* the other end's host, 1-based */
 	bool remote_b;			/* the B end is the remote one (we connected) */
 	bool remote_told;		/* the other host knows our end is done */
 	uint64_t peer_key;		/* the other end's process at its host; 0: not known */
 	uint64_t peer_conn;		/* the other end's connection id at its host */
+	/* What it counts against ("Limits" below): the processes charged, and its bytes. */
+	uint64_t chg_id[2];		/* client ids; 0: nobody */
+	uint32_t chg_slot[2];
+	uint64_t chg_bytes;
 };
 
 /* A named AF_UNIX listener of a preloaded process (ULISTEN). */
@@ -206,6 +221,7 @@ struct ulis {
 	pid_t pid;
 	uid_t uid;
 	int hold;			/* read end of its token: every holder of the listener */
+	uint32_t slot;			/* the registrant's client slot */
 	bool retired;			/* no new connects; its unclaimed ones wait for the hang-up */
 };
 
@@ -220,6 +236,8 @@ struct lane_reg {
 struct lane {
 	uint32_t id;			/* 0: free; (serial << LANE_IDX_BITS) | index */
 	uint32_t bind_id;
+	uint64_t key;			/* its kits' tag key: ours and the listener's only */
+	uint32_t key2;			/* ... its other 32 bits */
 	uint64_t c_owner;		/* the connecting process */
 	uint64_t l_owner;		/* the bind's owner when the lane was made */
 	uint32_t issued;		/* kits numbered so far */
@@ -248,9 +266,12 @@ struct lis {
 	bool lanes_ok;			/* its latest LISTEN had IPCD_LISTEN_LANES */
 	bool shared;			/* its owner LISTENed again (fork): orphaned, not dropped */
 	int hold;			/* read end of its hold token (HOLD); -1: none */
+	int kfd;			/* our copy of its kernel listening socket; -1: none */
+	uid_t uid;			/* of the process that listened first */
 };
 
 #define ORPHAN		UINT64_MAX	/* struct lis.owner of a shared listener whose owner went */
+#define REMOTE		(UINT64_MAX - 1)	/* owner of a remote end ("Remote connections") */
 
 static struct {
 	struct conn *tab;		/* [cap] */
@@ -270,6 +291,11 @@ static struct {
 	uint32_t lane_serial;
 	struct ulis ulis[ULIS_MAX];
 	uint32_t n_ulis;
+	/* Limits in force (conns_limits_apply()) and the bytes charged against them. */
+	uint64_t lim_mem;
+	uint64_t lim_proc_mem;
+	uint32_t lim_proc_conns;
+	uint64_t mem;
 } cs = { .free_head = NONE };
 
 static const uint8_t v4_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -383,6 +409,7 @@ static struct conn *conn_alloc(void)
 	k->fd = -1;
 	k->wake[0] = k->wake[1] = -1;
 	k->hold[0] = k->hold[1] = -1;
+	k->live[0] = k->live[1] = -1;
 	k->next = NONE;
 	k->id = ++cs.serial << CONN_IDX_BITS | idx;
 	cs.st.active++;
@@ -390,6 +417,124 @@ static struct conn *conn_alloc(void)
 }
 
 static void lane_reg_return(struct conn *k);
+
+/* ---- limits ------------------------------------------------------------- */
+
+/*
+ * Limits. A connection counts, for as long as its entry lives, against the
+ * process that made it (the connector; a pipe's or socketpair's creator)
+ * and the process whose listener it reached: one connection and its
+ * region's bytes each (max_process_connections, max_process_memory), and
+ * its bytes once against max_memory. Forked holders of an end are not
+ * charged: the process that made the end is. A refusal is -EMFILE (the
+ * caller's own count), -ENOBUFS (memory: the caller's, or the host's) or
+ * -EDQUOT (the listener's process is at its caps: the caller's library
+ * makes that ECONNREFUSED), so that the library can fail the call with the
+ * kernel's errno (limit_action = error) or take the kernel's path (kernel).
+ */
+
+/* The bytes of a connection region with two rings of @ring_bytes. */
+static uint64_t conn_bytes(uint32_t ring_bytes)
+{
+	/* ipcd_region_create()'s layout, give or take its alignment: a header, then the areas. */
+	return 2ull * ipcd_spsc_mem_size(ring_bytes) + sizeof(struct ipcd_conn_ctl) +
+	       sizeof(struct ipcd_shm_hdr);
+}
+
+static int charge_check(const struct mon_client *c, uint64_t bytes, bool peer)
+{
+	if (c->n_conns >= cs.lim_proc_conns) {
+		cs.st.limit_conns++;
+		return peer ? -EDQUOT : -EMFILE;
+	}
+	if (c->conn_bytes + bytes > cs.lim_proc_mem) {
+		cs.st.limit_memory++;
+		return peer ? -EDQUOT : -ENOBUFS;
+	}
+	return 0;
+}
+
+/* Charge @k's bytes and one connection to @c, as its party @i (0: maker, 1: listener). */
+static void charge_party(struct conn *k, unsigned int i, struct mon_client *c)
+{
+	c->n_conns++;
+	c->conn_bytes += k->chg_bytes;
+	k->chg_id[i] = c->id;
+	k->chg_slot[i] = c->slot;
+}
+
+/*
+ * Charge new connection @k with rings of @ring_bytes to @a (its maker) and
+ * @b (the listener's process; NULL: none here, or the same as @a): 0, or
+ * the refusal with nothing charged.
+ */
+static int conn_charge(struct conn *k, struct mon_client *a, struct mon_client *b,
+		       uint32_t ring_bytes)
+{
+	uint64_t bytes = conn_bytes(ring_bytes);
+	struct mon_client *who[2] = { a, b == a ? NULL : b };
+	unsigned int i;
+	int rc;
+
+	if (cs.mem + bytes > cs.lim_mem) {
+		cs.st.limit_memory++;
+		return -ENOBUFS;
+	}
+	for (i = 0; i < 2; i++)
+		if (who[i] && (rc = charge_check(who[i], bytes, i == 1)))
+			return rc;
+	k->chg_bytes = bytes;
+	for (i = 0; i < 2; i++)
+		if (who[i])
+			charge_party(k, i, who[i]);
+	cs.mem += bytes;
+	return 0;
+}
+
+/* What conn_charge() charged goes back (a process since gone has no count left). */
+static void conn_uncharge(struct conn *k)
+{
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		struct mon_client *c;
+
+		if (!k->chg_id[i])
+			continue;
+		c = clients_get(k->chg_slot[i]);
+		if (c && c->id == k->chg_id[i]) {
+			c->n_conns--;
+			c->conn_bytes -= k->chg_bytes;
+		}
+	}
+	cs.mem -= k->chg_bytes;
+}
+
+/* A listener's owner as a client to charge: NULL for an orphan's or another host's. */
+static struct mon_client *chargeable(struct mon_client *c)
+{
+	return c && c->id != ORPHAN && c->id != REMOTE ? c : NULL;
+}
+
+void conns_limits_apply(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t ram = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 8ull << 30;
+
+	cs.lim_mem = mon.cfg.max_memory ? mon.cfg.max_memory : ram / 2;
+	cs.lim_proc_mem = mon.cfg.max_process_memory ? mon.cfg.max_process_memory
+						     : cs.lim_mem / 2;
+	cs.lim_proc_conns = IPCD_MIN(mon.cfg.max_process_connections, mon.cfg.max_connections);
+	clients_publish();
+}
+
+void conns_get_limits(struct conns_limits *l)
+{
+	l->max_memory = cs.lim_mem;
+	l->max_process_memory = cs.lim_proc_mem;
+	l->max_process_connections = cs.lim_proc_conns;
+	l->memory = cs.mem;
+}
 
 static void conn_close_fds(struct conn *k)
 {
@@ -404,19 +549,24 @@ static void conn_close_fds(struct conn *k)
 			close(k->wake[i]);
 		if (k->hold[i] >= 0)
 			close(k->hold[i]);	/* leaves our epoll set with it */
+		if (k->live[i] >= 0)
+			close(k->live[i]);	/* an end never sent: its peer sees the hang-up */
 	}
 	k->fd = k->wake[0] = k->wake[1] = k->hold[0] = k->hold[1] = -1;
+	k->live[0] = k->live[1] = -1;
 }
 
 /* Give entry @k back; conn_free() for a connection that existed. */
 static void conn_drop(struct conn *k)
 {
+	conn_uncharge(k);
 	conn_close_fds(k);
 	/* -ENOENT if ipcd_ns_release_owner() already took it with A's other binds. */
 	if (k->eph_bind)
 		ipcd_ns_unbind(mon.ns, k->a_owner, k->eph_bind);
 	memset(k, 0, sizeof(*k));
 	k->fd = k->wake[0] = k->wake[1] = k->hold[0] = k->hold[1] = -1;
+	k->live[0] = k->live[1] = -1;
 	k->next = cs.free_head;
 	cs.free_head = conn_idx(k);
 	cs.st.active--;
@@ -514,6 +664,28 @@ static struct conn *lis_pop(struct lis *l)
 	k->queued = false;
 	lis_level(l);
 	return k;
+}
+
+/* Take @k out of the middle of its listener's backlog (a CANCEL). */
+static void lis_remove(struct lis *l, struct conn *k)
+{
+	uint32_t idx = conn_idx(k), prev = NONE, i;
+
+	for (i = l->head; l->count && i != NONE; prev = i, i = cs.tab[i].next) {
+		if (i != idx)
+			continue;
+		if (prev == NONE)
+			l->head = k->next;
+		else
+			cs.tab[prev].next = k->next;
+		if (l->tail == idx)
+			l->tail = prev;
+		l->count--;
+		break;
+	}
+	k->next = NONE;
+	k->queued = false;
+	lis_level(l);
 }
 
 static uint32_t read_somaxconn(void)
@@ -686,6 +858,8 @@ static int prepared_take(struct prepared *p, uint32_t ring_bytes)
 }
 
 /* Region @reg (mapped, formatted) becomes @k's: its identity, then published. */
+static struct lane *lane_find(uint32_t id);
+
 static void region_give(struct conn *k, struct ipcd_region *reg, uint32_t ring_bytes)
 {
 	struct ipcd_conn_ctl *ctl = ipcd_region_area(reg, IPCD_AREA_CONN_CTL, NULL);
@@ -698,6 +872,11 @@ static void region_give(struct conn *k, struct ipcd_region *reg, uint32_t ring_b
 	ctl->a_port = k->a_port;
 	ctl->b_port = k->b_port;
 	ctl->kind = k->kind;
+	if (k->kit) {
+		struct lane *n = lane_find(k->lane);
+
+		ctl->kit_tag = n ? ipcd_kit_tag(n->key, n->key2, n->id, k->id) : 0;
+	}
 	/* One process per end for now; the ends count forks themselves. */
 	ctl->holders_a = 1;
 	ctl->holders_b = 1;
@@ -776,31 +955,10 @@ static void mark_end(struct conn *k, bool b_side, bool reset)
 	out = ring_at(base, k, out_area);
 	in = ring_at(base, k, in_area);
 	ctl = (struct ipcd_conn_ctl *)(void *)(base + k->off[IPCD_AREA_CONN_CTL]);
-	if (ipcd_load_acquire(&in->prod_bytes) != ipcd_load_relaxed(&in->cons_bytes))
-		reset = true;
-	if (k->kind == IPCD_CONN_KIND_PIPE)
-		reset = false;		/* a pipe's writers get EPIPE, its reader EOF */
-	if (reset) {
-		ipcd_fetch_or(&ctl->reset, bit);
+	if (ipcd_conn_mark_gone(ctl, out, in, bit, reset, k->kind == IPCD_CONN_KIND_PIPE)) {
 		if (!k->reset)
 			cs.st.reset++;
 		k->reset |= (uint8_t)bit;
-	}
-	/* R3 for the survivor's A3, as ipcd_spsc_close_prod() would have done. */
-	ipcd_store_release(&out->prod_closed, 1);
-	ipcd_store_release(&in->cons_closed, 1);
-	/*
-	 * wait.h protocol, as a waker: clear each word (a full barrier after the
-	 * stores above) and wake. A sleeper that armed before our exchange either
-	 * sleeps and is woken, or finds the word 0 and does not sleep.
-	 */
-	for (i = 0; i < 2; i++) {
-		struct ipcd_spsc_shm *r = i ? in : out;
-
-		ipcd_xchg(&r->cons_wait, 0);
-		ipcd_futex_wake(&r->cons_wait);
-		ipcd_xchg(&r->prod_wait, 0);
-		ipcd_futex_wake(&r->prod_wait);
 	}
 	munmap(base, k->size);
 	/*
@@ -834,6 +992,16 @@ static int send_msg(struct mon_client *to, uint16_t type, uint64_t conn_id, uint
 
 	if (!rc)
 		return 0;
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		/*
+		 * It died (or exited) between its request and our answer: no
+		 * fault of its. Its socket's EOF reaps it as usual (what it
+		 * queued before is served first).
+		 */
+		log_debug("process %d (%s): gone before its %s could be sent", to->pid, to->comm,
+			  type == IPCD_CTL_CONN_FD ? "connection's fds" : "descriptor");
+		return rc;
+	}
 	log_warn("process %d (%s): cannot send it %s on its control socket: %s%s; "
 		 "disconnecting it", to->pid, to->comm,
 		 type == IPCD_CTL_CONN_FD ? "a connection's fds"
@@ -847,16 +1015,47 @@ static int send_msg(struct mon_client *to, uint16_t type, uint64_t conn_id, uint
 	return rc;
 }
 
-/* IPCD_CTL_CONN_FD to end @b_side of @k: [memfd, its own wake fd, the peer's]. */
-static int send_conn(struct mon_client *to, const struct conn *k, uint32_t bind_id, bool b_side)
+/*
+ * IPCD_CTL_CONN_FD to end @b_side of @k: [memfd, its own wake fd, the
+ * peer's], and the end's life socket to a library that takes it (3.7),
+ * which is then no longer ours: from then on only that end's processes
+ * hold it, so its hang-up at the peer means all of them are gone.
+ */
+static int send_conn(struct mon_client *to, struct conn *k, uint32_t bind_id, bool b_side)
 {
 	int fds[IPCD_CTL_CONN_NFDS];
+	unsigned int n = IPCD_CTL_CONN_NFDS_MIN;
+	int rc;
 
 	fds[IPCD_CTL_CONN_FD_REGION] = k->fd;
 	fds[IPCD_CTL_CONN_FD_SELF] = k->wake[b_side];
 	fds[IPCD_CTL_CONN_FD_PEER] = k->wake[!b_side];
-	return send_msg(to, IPCD_CTL_CONN_FD, k->id, bind_id, k->kit && !b_side ? k->lane : 0,
-			k->size, fds, IPCD_CTL_CONN_NFDS);
+	if (k->live[b_side] >= 0 && to->abi_minor >= 7)
+		fds[n++] = k->live[b_side];
+	rc = send_msg(to, IPCD_CTL_CONN_FD, k->id, bind_id, k->kit && !b_side ? k->lane : 0,
+		      k->size, fds, n);
+	if (!rc && n > IPCD_CTL_CONN_NFDS_MIN) {
+		close(k->live[b_side]);
+		k->live[b_side] = -1;
+	}
+	return rc;
+}
+
+/*
+ * The life sockets of connection @k, whose ends we hand to processes @a
+ * and @b (NULL: not known yet) ourselves: only when both take them (3.7),
+ * since an end without one would look dead to its peer once we are gone.
+ * Without them (a failure is only logged) the connection still works; its
+ * peers then learn of a death from us alone.
+ */
+static void live_pair(struct conn *k, const struct mon_client *a, const struct mon_client *b)
+{
+	if (a->abi_minor < 7 || (b && b->abi_minor < 7))
+		return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, k->live) < 0) {
+		log_debug("connection %" PRIu64 ": no life sockets: %s", k->id, strerror(errno));
+		k->live[0] = k->live[1] = -1;
+	}
 }
 
 static void fill_resp(struct ipcd_conn_resp *out, uint64_t id, const uint8_t peer[16],
@@ -1182,6 +1381,12 @@ static int lane_offer(struct mon_client *c, struct lis *l, struct conn *k)
 		cs.lane_serial = 1;
 	memset(n, 0, sizeof(*n));
 	n->id = cs.lane_serial << LANE_IDX_BITS | (uint32_t)(n - cs.lanes);
+	/* Only the listener hears it (lane_deliver): the connector must not tag kits. */
+	while (!n->key)
+		if (getrandom(&n->key, sizeof(n->key), 0) != (ssize_t)sizeof(n->key))
+			n->key = ipcd_now_ns() * 0x9e3779b97f4a7c15ull;
+	if (getrandom(&n->key2, sizeof(n->key2), 0) != (ssize_t)sizeof(n->key2))
+		n->key2 = (uint32_t)(ipcd_now_ns() >> 7);
 	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, l->bind_id, 0, 0, &sv[0], 1);
 	close(sv[0]);
 	if (rc) {
@@ -1226,7 +1431,7 @@ static int lane_deliver(struct mon_client *c, struct conn *k, uint32_t bind_id)
 		lane_finish(n, 0, 0);
 		return 0;
 	}
-	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, bind_id, 0, 0, &n->l_fd, 1);
+	rc = send_msg(c, IPCD_CTL_LANE_FD, n->id, bind_id, n->key2, n->key, &n->l_fd, 1);
 	if (rc)
 		return rc;
 	close(n->l_fd);
@@ -1273,6 +1478,19 @@ int conns_kits(struct mon_client *c, const struct ipcd_kits_req *r, struct ipcd_
 			rc = rc == -ENOSPC ? -ENOBUFS : rc;
 			break;
 		}
+		/*
+		 * The connector's alone until the listener says it accepted it
+		 * (KIT_ACCEPTED): a connector asking for kits must not use up
+		 * the listener's caps (docs/limits.md). A listener at its caps
+		 * gets no more kits, as it gets no more CONNECTs.
+		 */
+		rc = charge_check(owner, conn_bytes(n->ring_bytes), true);
+		if (!rc)
+			rc = conn_charge(k, c, NULL, n->ring_bytes);
+		if (rc) {
+			conn_drop(k);
+			break;
+		}
 		k->accepted = true;
 		k->kit = true;
 		k->lane = n->id;
@@ -1312,6 +1530,9 @@ int conns_kit_accepted(struct mon_client *c, const struct ipcd_kit_accepted_req 
 	k->kit_seen = true;
 	cs.st.created++;
 	cs.st.accepted++;
+	/* Its listener has it: now its share is charged too (conn_charge's slot 1). */
+	if (!k->chg_id[1] && k->chg_id[0] != c->id)
+		charge_party(k, 1, c);
 	return 0;
 }
 
@@ -1353,8 +1574,8 @@ static void orphan_drop(struct lis *l)
 	lis_drop_bind(l, "no process listens on its port any more");
 }
 
-/* Does any socket of this network namespace listen on TCP @port? */
-static bool kernel_listening(uint16_t port)
+/* Does a socket of this network namespace, made by user @uid, listen on TCP @port? */
+static bool kernel_listening(uint16_t port, uid_t uid)
 {
 	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
 	char line[256];
@@ -1367,12 +1588,12 @@ static bool kernel_listening(uint16_t port)
 			return true;	/* cannot tell: keep it */
 		while (fgets(line, sizeof(line), f)) {
 			char *colon = strchr(line, ':');
-			unsigned int p, st;
+			unsigned int p, st, u;
 
-			/* "sl: local_addr:PORT rem_addr:PORT st ..." in hex */
+			/* "sl: local_addr:PORT rem_addr:PORT st tx:rx tr:when retr uid ..." */
 			colon = colon ? strchr(colon + 1, ':') : NULL;
-			if (colon && sscanf(colon + 1, "%x %*s %x", &p, &st) == 2 &&
-			    p == port && st == 0x0a) {
+			if (colon && sscanf(colon + 1, "%x %*s %x %*s %*s %*s %u", &p, &st, &u) == 3 &&
+			    p == port && st == 0x0a && u == uid) {
 				fclose(f);
 				return true;
 			}
@@ -1406,7 +1627,7 @@ static struct lis *listener_for(const uint8_t dst[16], uint16_t port, bool remot
 	}
 	if (l->owner == ORPHAN) {
 		*owner = &orphan;	/* B's end is the acceptor's once accepted */
-		if (!kernel_listening(port)) {
+		if (!kernel_listening(port, l->uid)) {
 			orphan_drop(l);	/* nobody holds its socket any more */
 			return NULL;
 		}
@@ -1455,12 +1676,15 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 	struct mon_client *owner;
 	struct ipcd_ns_entry e;
 	uint8_t dst[16];
+	uint32_t ring;
 	struct conn *k;
 	struct lis *l;
 	int rc;
 
 	if ((r->flags & ~IPCD_CONNECT_REMOTE) || r->pad || r->pad2 || r->ring_bytes > HINT_MAX)
 		return -EINVAL;
+	if (mon.draining)
+		return -ECONNREFUSED;	/* stopping: the kernel's (main.c drain) */
 	memcpy(dst, r->addr, 16);
 	if (is_wildcard(dst)) {		/* Linux connects a wildcard to loopback */
 		if (is_v4(dst))
@@ -1481,14 +1705,25 @@ int conns_connect(struct mon_client *c, const struct ipcd_connect_req *r,
 	rc = conn_set_ends(k, c, owner);
 	if (rc)
 		goto err_free;
-	rc = region_make(k, ring_size(r->ring_bytes, l->ring_bytes));
+	ring = ring_size(r->ring_bytes, l->ring_bytes);
+	rc = conn_charge(k, c, chargeable(owner), ring);
+	if (rc) {
+		conn_drop(k);
+		return rc;
+	}
+	rc = region_make(k, ring);
 	if (rc) {
 		log_warn("process %d (%s): connect: cannot create a connection region: %s",
 			 c->pid, c->comm, strerror(-rc));
 		goto err_free;
 	}
-	/* The fds first: the response names a connection the process already holds. */
-	rc = lane_offer(c, l, k);
+	live_pair(k, c, owner);
+	/*
+	 * The fds first: the response names a connection the process already
+	 * holds. A lane only between libraries that agree on life sockets
+	 * (ctl.h struct ipcd_lane_msg).
+	 */
+	rc = !owner || (c->abi_minor >= 7) == (owner->abi_minor >= 7) ? lane_offer(c, l, k) : 0;
 	if (!rc)
 		rc = send_conn(c, k, 0, false);
 	if (rc) {
@@ -1605,6 +1840,11 @@ int conns_pair(struct mon_client *c, const struct ipcd_pair_req *r, struct ipcd_
 	k->a_pid = k->b_pid = c->pid;
 	k->a_uid = k->b_uid = c->uid;
 	k->accepted = true;
+	rc = conn_charge(k, c, NULL, ring_size(r->ring_bytes, 0));
+	if (rc) {
+		conn_drop(k);
+		return rc;
+	}
 	rc = region_for_a(c, k, ring_size(r->ring_bytes, 0),
 			  k->kind == IPCD_CONN_KIND_PIPE ? "pipe" : "socketpair");
 	if (rc)
@@ -1724,10 +1964,90 @@ int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
 	}
 	u->key = r->key;
 	u->owner = c->id;
+	u->slot = c->slot;
 	u->pid = c->pid;
 	u->uid = c->uid;
 	cs.n_ulis++;
 	return 0;
+}
+
+/* ---- descriptors taken from a process (pidfd_getfd) ---------------------- */
+
+/*
+ * A descriptor a process names may be anything it can open: a file on a
+ * FUSE mount whose daemon never answers (fstat, and every close, wait for
+ * it) or a TCP socket lingering on unsent data (the last close waits). Our
+ * one thread must never wait on either: we take only what /proc says is a
+ * socket, check it with calls that do not block (getsockopt), and close
+ * anything but an AF_UNIX or a listening socket in a thread of its own.
+ * At most CLOSERS_MAX such closes run at once; past that, nothing is taken.
+ */
+#define CLOSERS_MAX	8
+
+static atomic_uint closers;
+
+static void *closer(void *arg)
+{
+	close((int)(intptr_t)arg);
+	atomic_fetch_sub(&closers, 1);
+	return NULL;
+}
+
+/* Close @fd, taken from a process, without waiting on it. */
+static void close_taken(int fd)
+{
+	int type = 0, dom = 0, acc = 0;
+	socklen_t l1 = sizeof(type), l2 = sizeof(dom), l3 = sizeof(acc);
+	pthread_attr_t at;
+	pthread_t t;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l2) == 0 &&
+	    (dom == AF_UNIX || (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l3) == 0 && acc))) {
+		close(fd);	/* neither lingers nor calls a daemon */
+		return;
+	}
+	atomic_fetch_add(&closers, 1);
+	if (pthread_attr_init(&at) == 0) {
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&at, 64 << 10);
+		if (pthread_create(&t, &at, closer, (void *)(intptr_t)fd) == 0) {
+			pthread_attr_destroy(&at);
+			return;
+		}
+		pthread_attr_destroy(&at);
+	}
+	atomic_fetch_sub(&closers, 1);
+	log_warn("cannot start a thread to close a descriptor a process handed us: kept open");
+}
+
+/*
+ * Process @pid's fd @fd, if /proc says it is a socket: our copy (>= 0), or
+ * -errno: -EBADF (no such fd, or not a socket), -EAGAIN (too many closes
+ * pending), or what pidfd_open/pidfd_getfd say. Close it with close_taken().
+ */
+static int take_socket(pid_t pid, int fd)
+{
+	char path[64], link[32];
+	int pfd, sfd;
+	ssize_t n;
+
+	if (fd < 0)
+		return -EBADF;
+	if (atomic_load(&closers) >= CLOSERS_MAX)
+		return -EAGAIN;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	n = readlink(path, link, sizeof(link) - 1);	/* the name only: nothing is opened */
+	if (n < 8 || memcmp(link, "socket:[", 8))
+		return -EBADF;
+	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return -errno;
+	sfd = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
+	if (sfd < 0)
+		sfd = -errno;
+	close(pfd);
+	return sfd;
 }
 
 /*
@@ -1739,16 +2059,11 @@ int conns_ulisten(struct mon_client *c, const struct ipcd_ulisten_req *r)
 static int sock_name(pid_t pid, int fd, bool peer, struct sockaddr_un *sun, socklen_t *len,
 		     struct ucred *cred)
 {
-	int pfd, sfd, rc;
+	int sfd, rc;
 
-	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd < 0)
-		return -errno;
-	sfd = (int)syscall(SYS_pidfd_getfd, pfd, fd, 0);
-	rc = sfd < 0 ? -errno : 0;
-	close(pfd);
-	if (rc)
-		return rc == -EBADF ? 0 : rc;
+	sfd = take_socket(pid, fd);
+	if (sfd < 0)
+		return sfd == -EBADF ? 0 : sfd;
 	memset(sun, 0, sizeof(*sun));
 	*len = sizeof(*sun);
 	rc = (peer ? getpeername : getsockname)(sfd, (struct sockaddr *)sun, len) == 0 &&
@@ -1759,7 +2074,7 @@ static int sock_name(pid_t pid, int fd, bool peer, struct sockaddr_un *sun, sock
 
 		rc = getsockopt(sfd, SOL_SOCKET, SO_PEERCRED, cred, &cl) == 0;
 	}
-	close(sfd);
+	close_taken(sfd);
 	return rc;
 }
 
@@ -1820,13 +2135,14 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 		   struct ipcd_uconnect_resp *out)
 {
 	struct ulis *u = ulis_find(r->key);
+	struct mon_client *registrant;
 	uint64_t utoken = 0;
 	struct conn *k;
 	int rc;
 
 	if (r->ring_bytes > HINT_MAX || r->fd < -1)
 		return -EINVAL;
-	if (!u)
+	if (!u || mon.draining)
 		return -ENOENT;
 	if (hung_up(u->hold)) {
 		/* Its last holder is gone, its hang-up not handled yet: the kernel's. */
@@ -1869,6 +2185,15 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 	while (!k->utoken)
 		if (getrandom(&k->utoken, sizeof(k->utoken), GRND_NONBLOCK) != sizeof(k->utoken))
 			k->utoken = (k->id * 0x9e3779b97f4a7c15ull) ^ (uint64_t)c->pid;
+	registrant = clients_get(u->slot);
+	if (registrant && registrant->id != u->owner)
+		registrant = NULL;
+	rc = conn_charge(k, c, registrant, ring_size(r->ring_bytes, 0));
+	if (rc) {
+		conn_drop(k);
+		return rc;
+	}
+	live_pair(k, c, registrant);
 	rc = region_for_a(c, k, ring_size(r->ring_bytes, 0), "AF_UNIX connect");
 	if (rc)
 		return rc;
@@ -1877,6 +2202,63 @@ int conns_uconnect(struct mon_client *c, const struct ipcd_uconnect_req *r,
 	out->conn_id = k->id;
 	out->token = k->utoken;
 	out->listener_pid = u->pid;
+	return 0;
+}
+
+void conns_cancel(struct mon_client *c, uint16_t op, uint64_t id)
+{
+	struct conn *k = conn_find(id);
+	struct lis *l;
+
+	if (!k)
+		return;
+	switch (op) {
+	case IPCD_OP_CONNECT:
+	case IPCD_OP_UCONNECT:
+		if (k->a_owner != c->id || k->a_end != END_OPEN)
+			return;
+		if (!k->accepted) {
+			/* Nobody had it: as if never made (its lane too). */
+			struct lane *n = lane_find(k->lane);
+
+			if (n && !n->delivered)
+				lane_finish(n, 0, 0);
+			l = k->queued ? lis_get(k->listener) : NULL;
+			if (l)
+				lis_remove(l, k);
+			k->a_end = END_CLOSED;
+			k->b_end = END_GONE;
+			cs.st.cancelled++;
+			conn_free_if_done(k);
+			return;
+		}
+		mark_end(k, false, true);	/* its acceptor was quicker: a reset */
+		break;
+	case IPCD_OP_ACCEPT:
+	case IPCD_OP_UCLAIM:
+		if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN)
+			mark_end(k, true, true);	/* the connector sees a reset */
+		break;
+	case IPCD_OP_PAIR:
+		if (k->a_owner == c->id && k->a_end == END_OPEN && k->b_end == END_OPEN) {
+			k->a_end = END_CLOSED;
+			k->b_end = END_CLOSED;
+		}
+		break;
+	default:
+		return;
+	}
+	cs.st.cancelled++;
+	conn_free_if_done(k);
+}
+
+int conns_uconnected(struct mon_client *c, const struct ipcd_uconnected_req *r)
+{
+	struct conn *k = conn_find(r->conn_id);
+
+	if (!k || !k->utoken || k->accepted || k->a_owner != c->id)
+		return -ENOENT;
+	k->ukconn = true;
 	return 0;
 }
 
@@ -2206,25 +2588,103 @@ static void lis_drop(struct lis *l)
 		close(l->efd);
 	if (l->hold >= 0)
 		close(l->hold);
+	if (l->kfd >= 0)
+		close(l->kfd);
 	if (l->owner == ORPHAN)
 		cs.orphans--;
 	memset(l, 0, sizeof(*l));
 	l->efd = -1;
 	l->hold = -1;
+	l->kfd = -1;
+}
+
+/*
+ * A copy of @c's kernel socket @fd, if it listens on TCP @e's address and
+ * port and @c's user made it: 0 with *@out, or -EPERM (not such a socket,
+ * or the kernel will not let us look: the listener stays the kernel's).
+ * Holding it, we hold the port in the kernel for as long as the listener
+ * is accelerated: nobody can bind it there and receive, through the kernel,
+ * the connections meant for this listener, nor can this listener take the
+ * connections of a port it stopped listening on.
+ */
+/* Is socket @fd in the network namespace we run in (whose ports we judge)? */
+static bool same_netns(int fd)
+{
+	static ino_t ours;
+	struct stat st;
+	int ns;
+	bool same;
+
+	if (!ours) {
+		if (stat("/proc/self/ns/net", &st))
+			return false;
+		ours = st.st_ino;
+	}
+	ns = ioctl(fd, SIOCGSKNS);
+	if (ns < 0)
+		return false;
+	same = fstat(ns, &st) == 0 && st.st_ino == ours;
+	close(ns);
+	return same;
+}
+
+static int take_kernel_listener(const struct mon_client *c, int fd, const struct ipcd_ns_entry *e,
+				int *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int sfd, v = 0, t = 0;
+	socklen_t vl = sizeof(v), tl = sizeof(t);
+	uint8_t addr[16];
+	uint16_t port;
+	struct stat st;
+	bool ok;
+
+	sfd = take_socket(c->pid, fd);
+	if (sfd < 0) {
+		if (sfd != -EBADF)
+			log_warn("process %d (%s): listen: cannot take its socket (fd %d) to check "
+				 "it: %s; its listener stays the kernel's", c->pid, c->comm, fd,
+				 strerror(-sfd));
+		return -EPERM;
+	}
+	/* Non-blocking checks first (take_socket); then its user, netns, address. */
+	ok = getsockopt(sfd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) == 0 && v &&
+	     getsockopt(sfd, SOL_SOCKET, SO_PROTOCOL, &t, &tl) == 0 && t == IPPROTO_TCP &&
+	     fstat(sfd, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == c->uid &&
+	     same_netns(sfd) &&
+	     getsockname(sfd, (struct sockaddr *)&ss, &sl) == 0 &&
+	     ipcd_sockaddr_key((struct sockaddr *)&ss, sl, addr, &port) && port == e->port &&
+	     !memcmp(addr, e->addr, 16);
+	if (!ok) {
+		log_warn("process %d (%s): listen on port %u: fd %d is not its kernel socket "
+			 "listening there (in our network namespace): refused", c->pid, c->comm,
+			 e->port, fd);
+		close_taken(sfd);
+		return -EPERM;
+	}
+	*out = sfd;
+	return 0;
 }
 
 int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 {
 	uint32_t cap = IPCD_MIN(IPCD_MIN(IPCD_MAX(r->backlog, 1u), read_somaxconn()), BACKLOG_MAX);
 	bool first = !lis_get(r->id);
-	int efd = -1, rc;
+	int efd = -1, kfd = -1, rc;
+	struct ipcd_ns_entry e;
 	struct lis *l;
 	int64_t idx;
 
-	if ((r->flags & ~IPCD_LISTEN_LANES) || r->ring_bytes > HINT_MAX)
+	if ((r->flags & ~IPCD_LISTEN_LANES) || r->ring_bytes > HINT_MAX || r->pad)
 		return -EINVAL;
 	/* Before the namespace says "listening": then nothing can fail but the send. */
 	if (first) {
+		if (ipcd_ns_get(mon.ns, r->id, &e) || e.owner != c->id)
+			return -ENOENT;
+		rc = take_kernel_listener(c, r->kfd, &e, &kfd);
+		if (rc)
+			return rc;
 		efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (efd < 0) {
 			rc = -errno;
@@ -2260,6 +2720,8 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 		l->head = l->tail = NONE;
 		l->efd = efd;
 		l->hold = -1;
+		l->kfd = kfd;
+		l->uid = c->uid;
 		l->token = token;
 		if ((uint32_t)idx >= cs.lis_hwm)
 			cs.lis_hwm = (uint32_t)idx + 1;
@@ -2276,6 +2738,8 @@ int conns_listen(struct mon_client *c, const struct ipcd_listen_req *r)
 err_close:
 	if (efd >= 0)
 		close(efd);
+	if (kfd >= 0)
+		close(kfd);
 	return rc;
 }
 
@@ -2295,7 +2759,7 @@ void conns_client_gone(struct mon_client *c)
 	 * SIGTERM: connections are peer to peer and outlive the monitor; the
 	 * processes it is letting go of are not dying (conns_exit closes fds).
 	 */
-	if (mon.stop && c->state == CL_ACTIVE)
+	if (mon.exiting && c->state == CL_ACTIVE)
 		return;
 	for (i = 0; i < cs.lis_hwm; i++) {
 		struct lis *l = &cs.lis[i];
@@ -2306,6 +2770,13 @@ void conns_client_gone(struct mon_client *c)
 		    ipcd_ns_give(mon.ns, l->bind_id, c->id, ORPHAN) == 0) {
 			l->owner = ORPHAN;	/* its inheritors may still accept */
 			cs.orphans++;
+			/*
+			 * Its inheritors hold the socket now, or nobody does: our
+			 * copy goes, and kernel_listening() tells which.
+			 */
+			if (l->kfd >= 0)
+				close(l->kfd);
+			l->kfd = -1;
 			log_info("listener %u: owner %d (%s) gone, kept for the processes that "
 				 "inherited it", l->bind_id, c->pid, c->comm);
 			continue;
@@ -2350,6 +2821,19 @@ void conns_client_gone(struct mon_client *c)
 			 */
 			mark_end(k, false, false);
 			cs.st.dead_ends++;
+			/*
+			 * A named AF_UNIX one nobody claimed, whose connector
+			 * never said it had its kernel connection (a 3.7
+			 * library says so before connect() returns): there is
+			 * nothing an acceptor could claim it with, and nothing
+			 * was written to it. Without this it would wait for a
+			 * claim as long as the listener lives (soak finding S1).
+			 */
+			if (k->utoken && !k->accepted && !k->ukconn && c->abi_minor >= 7 &&
+			    k->b_end == END_OPEN) {
+				k->b_end = END_GONE;
+				cs.st.unix_unconnected++;
+			}
 		}
 		if (k->b_owner == c->id && k->accepted && k->b_end == END_OPEN && k->hold[1] < 0) {
 			mark_end(k, true, false);
@@ -2382,8 +2866,6 @@ void conns_client_gone(struct mon_client *c)
  * way; a clean close needs nothing from us, since its flags travel behind
  * its data over RDMA.
  */
-#define REMOTE		(UINT64_MAX - 1)	/* owner of a remote end */
-
 bool conns_is_local(const uint8_t a[16])
 {
 	return is_local(a);
@@ -2504,12 +2986,12 @@ int conns_remote_a_ready(struct mon_client *c, uint64_t conn_id, uint64_t peer_c
 			 "outside [%u, %u] or not a power of 2: refused", c->pid, c->comm,
 			 k->remote_host, ring_bytes, IPCD_SPSC_MIN_CAPACITY,
 			 mon.cfg.ring_max_bytes);
-		k->a_end = END_CLOSED;
-		k->b_end = END_GONE;
-		remote_local_done(k);
-		conn_free(k);
-		return -ECONNREFUSED;
+		rc = -ECONNREFUSED;
+		goto refuse;
 	}
+	rc = conn_charge(k, c, NULL, ring_bytes);
+	if (rc)
+		goto refuse;
 	rc = region_for_a(c, k, ring_bytes, "connect to another host");
 	if (rc)
 		return rc;	/* dropped; the other host hears of it at the death of its end */
@@ -2517,6 +2999,14 @@ int conns_remote_a_ready(struct mon_client *c, uint64_t conn_id, uint64_t peer_c
 	cs.st.remote_out++;
 	fill_resp(out, k->id, k->b_addr, k->b_port, k->a_port);
 	return 0;
+
+refuse:
+	/* The other host made its half: it hears that ours is gone. */
+	k->a_end = END_CLOSED;
+	k->b_end = END_GONE;
+	remote_local_done(k);
+	conn_free(k);
+	return rc;
 }
 
 void conns_remote_a_drop(uint64_t conn_id)
@@ -2553,6 +3043,12 @@ int conns_remote_b_new(uint32_t host, uint64_t a_key, uint64_t a_conn, const uin
 	k->remote_host = host;
 	k->peer_key = a_key;
 	k->peer_conn = a_conn;
+	rc = conn_charge(k, NULL, chargeable(owner), ring_size(ring_hint, l->ring_bytes));
+	if (rc) {
+		k->peer_conn = 0;
+		conn_drop(k);
+		return rc;
+	}
 	rc = region_make(k, ring_size(ring_hint, l->ring_bytes));
 	if (rc) {
 		log_warn("connect from host %u to port %u: cannot create a connection region: %s",
@@ -2640,8 +3136,19 @@ int conns_init(void)
 	cs.hwm = 0;
 	cs.lis_hwm = 0;
 	cs.free_head = NONE;
-	cs.serial = 0;
-	cs.lane_serial = 0;
+	/*
+	 * Ids never repeat a previous monitor's: processes that lived through
+	 * a restart still close their older connections by id (a lazy CLOSE),
+	 * and must not close one of ours that happens to have the same. So the
+	 * serials start at random: 2^40 connection serials, 2^21 lane ones.
+	 */
+	if (getrandom(&cs.serial, sizeof(cs.serial), 0) != (ssize_t)sizeof(cs.serial))
+		cs.serial = ipcd_now_ns();
+	cs.serial &= (1ull << 40) - 1;
+	if (getrandom(&cs.lane_serial, sizeof(cs.lane_serial), 0) !=
+	    (ssize_t)sizeof(cs.lane_serial))
+		cs.lane_serial = (uint32_t)ipcd_now_ns();
+	cs.lane_serial &= (1u << 21) - 1;
 	for (i = 0; i < LANES_MAX; i++) {
 		memset(&cs.lanes[i], 0, sizeof(cs.lanes[i]));
 		cs.lanes[i].l_fd = -1;
@@ -2652,6 +3159,8 @@ int conns_init(void)
 		cs.ulis[i].hold = -1;
 	cs.n_ulis = 0;
 	cs.st.max = cs.cap;
+	cs.mem = 0;
+	conns_limits_apply();
 	/* calloc'ed pages stay untouched until the high-water mark reaches them. */
 	cs.tab = calloc(cs.cap, sizeof(*cs.tab));
 	cs.lis = calloc(cs.n_lis, sizeof(*cs.lis));
@@ -2662,11 +3171,13 @@ int conns_init(void)
 	}
 	/*
 	 * What the config can make us hold at once, never more: per connection
-	 * its memfd, two wake eventfds and up to two hold tokens, per listener its accept eventfd (a
+	 * its memfd, two wake eventfds, up to two hold tokens and two life
+	 * sockets not yet sent, per listener its accept eventfd
+	 * and our copy of its kernel socket (a
 	 * listener is a bind: at most max_connections), per process its control
 	 * socket and client region, plus pending handshakes and our own few.
 	 */
-	need = 3ull * (cs.cap + POOL_MAX) + 2ull * cs.cap + cs.n_lis + 2ull * mon.cfg.max_processes +
+	need = 3ull * (cs.cap + POOL_MAX) + 4ull * cs.cap + 2ull * cs.n_lis + 2ull * mon.cfg.max_processes +
 	       LANES_MAX * (1ull + LANE_REGIONS) + MON_MAX_PENDING + FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
@@ -2694,9 +3205,12 @@ void conns_exit(void)
 	for (i = 0; cs.tab && i < cs.hwm; i++)
 		if (cs.tab[i].id)
 			conn_close_fds(&cs.tab[i]);
-	for (i = 0; cs.lis && i < cs.lis_hwm; i++)
+	for (i = 0; cs.lis && i < cs.lis_hwm; i++) {
 		if (cs.lis[i].bind_id && cs.lis[i].efd >= 0)
 			close(cs.lis[i].efd);
+		if (cs.lis[i].bind_id && cs.lis[i].kfd >= 0)
+			close(cs.lis[i].kfd);
+	}
 	for (i = 0; i < LANES_MAX; i++) {
 		if (cs.lanes[i].id)
 			lane_regs_end(&cs.lanes[i]);
@@ -2793,7 +3307,7 @@ bool conns_orphans_check(uint64_t now)
 
 		if (!l->bind_id || l->owner != ORPHAN)
 			continue;
-		if (ipcd_ns_get(mon.ns, l->bind_id, &e) == 0 && kernel_listening(e.port)) {
+		if (ipcd_ns_get(mon.ns, l->bind_id, &e) == 0 && kernel_listening(e.port, l->uid)) {
 			left = true;
 			continue;
 		}
@@ -2805,6 +3319,19 @@ bool conns_orphans_check(uint64_t now)
 uint32_t conns_active(void)
 {
 	return cs.st.active;
+}
+
+uint32_t conns_unaccepted(void)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < cs.hwm; i++) {
+		const struct conn *k = &cs.tab[i];
+
+		if (k->id && (k->queued || (k->utoken && !k->accepted && k->b_end == END_OPEN)))
+			n++;
+	}
+	return n;
 }
 
 const char *conns_state_name(enum conn_state s)

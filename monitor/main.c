@@ -245,6 +245,12 @@ static void reload_config(void)
 	mon.db.skip_ns = (uint64_t)next.skip_us * 1000;
 	mon.cfg.ring_bytes = next.ring_bytes;	/* for connections made from now on */
 	mon.cfg.ring_max_bytes = next.ring_max_bytes;
+	/* Limits: for connections made from now on; those over them stay. */
+	mon.cfg.max_process_connections = next.max_process_connections;
+	mon.cfg.max_memory = next.max_memory;
+	mon.cfg.max_process_memory = next.max_process_memory;
+	mon.cfg.limit_action = next.limit_action;
+	conns_limits_apply();
 	mon.cfg.log_level = next.log_level;
 	ipcd_log_set_level(next.log_level);
 	mon.cfg.n_rules = next.n_rules;
@@ -265,6 +271,9 @@ static void on_signal(void)
 	while (read(mon.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			mon.reload = true;
+		} else if (mon.stop) {
+			log_info("signal %u again: exiting now", si.ssi_signo);
+			mon.drain_end = 0;
 		} else {
 			log_info("signal %u: draining and exiting", si.ssi_signo);
 			mon.stop = true;
@@ -348,6 +357,38 @@ static unsigned int poll_turn(void)
 }
 
 /*
+ * After SIGTERM (or SIGINT), before exiting: no new process registers (the
+ * socket's path is free for a successor at once) and no new connection is
+ * made (CONNECT and UCONNECT are refused: the kernel's), while requests are
+ * still served, so that connections already made but not accepted yet get
+ * their ACCEPT or UCLAIM, for up to MON_DRAIN_NS: those would otherwise go
+ * with us (their connectors then see a reset: docs/reliability.md). A second
+ * signal ends the wait. True once the loop may end.
+ */
+#define MON_DRAIN_NS	3000000000ull
+
+static bool stopping(void)
+{
+	uint32_t n;
+
+	if (!mon.stop)
+		return false;
+	n = conns_unaccepted();
+	if (!mon.draining) {
+		mon.draining = true;
+		mon.drain_end = ipcd_now_ns() + MON_DRAIN_NS;
+		control_exit();
+		if (n)
+			log_info("stopping: no new connections; waiting up to %llu s for %u not "
+				 "accepted yet", MON_DRAIN_NS / 1000000000ull, n);
+	}
+	if (n && ipcd_now_ns() >= mon.drain_end)
+		log_warn("stopping with %u connections not accepted: their connectors will see "
+			 "a reset", n);
+	return n == 0 || ipcd_now_ns() >= mon.drain_end;
+}
+
+/*
  * Flat loop (Caladan): requests first, each turn a bounded batch; the control
  * sockets when idle (and every MON_CONTROL_EVERY busy turns, so a flood of
  * requests cannot starve registrations and deaths); after spin_us without
@@ -360,7 +401,7 @@ static void run_loop(void)
 	uint64_t last_work = ipcd_now_ns();
 	unsigned int turns = 0;
 
-	while (!mon.stop) {
+	while (!stopping()) {
 		int64_t bound;
 		bool orphans;
 		int cl_ms;
@@ -382,8 +423,8 @@ static void run_loop(void)
 			continue;
 		}
 		/* The periodic look at epoll may have seen SIGTERM: never sleep past it. */
-		if (mon.stop)
-			break;
+		if (mon.stop && !mon.draining)
+			continue;
 		if (mon.reload) {
 			mon.reload = false;
 			reload_config();
@@ -397,7 +438,8 @@ static void run_loop(void)
 		if ((any_pending() || orphans) && (bound < 0 || (uint64_t)bound > MON_HOUSEKEEP_NS))
 			bound = (int64_t)MON_HOUSEKEEP_NS;
 		/* Lazy requests (a CLOSE) ring no doorbell: look now and then while they may come. */
-		if (conns_active() && (bound < 0 || (uint64_t)bound > IPCD_REQQ_LAZY_NS))
+		if ((conns_active() || mon.draining) &&
+		    (bound < 0 || (uint64_t)bound > IPCD_REQQ_LAZY_NS))
 			bound = (int64_t)IPCD_REQQ_LAZY_NS;
 		/* The cluster's timers: link retries, connects another host did not answer. */
 		cl_ms = cluster_tick();
@@ -596,6 +638,7 @@ int main(int argc, char **argv)
 	if (!foreground)
 		daemonize();
 	run_loop();
+	mon.exiting = true;	/* from here on, processes let go are not dying */
 	drain();
 	undo_init(IPCD_ARRAY_SIZE(init_steps));
 	log_info("stopped");

@@ -67,6 +67,14 @@ struct ipcd_config {
 	char control_socket[108];	/* sizeof(sun_path) */
 	uint32_t max_processes;		/* registered processes */
 	uint32_t max_connections;	/* accelerated connections, whole host */
+	/*
+	 * Caps on what connections hold (docs/limits.md). Memory is the bytes
+	 * of connection regions; 0 in a memory cap means "auto" (ipcd_limits).
+	 */
+	uint32_t max_process_connections; /* connections one process made or listens for */
+	uint64_t max_memory;		/* all connection regions on the host; 0: auto */
+	uint64_t max_process_memory;	/* those charged to one process; 0: auto */
+	uint32_t limit_action;		/* IPCD_LIMIT_KERNEL or IPCD_LIMIT_ERROR (shm_abi.h) */
 	uint32_t ring_bytes;		/* data ring per connection direction (power of 2) */
 	uint32_t ring_max_bytes;	/* cap on ring_bytes raised by hints (power of 2) */
 	uint32_t request_ring_bytes;	/* request and response ring per process (power of 2) */
@@ -232,6 +240,10 @@ struct mon_client {
 	gid_t gid;
 	bool priv_ports;		/* root or CAP_NET_BIND_SERVICE at registration */
 	uint16_t abi_minor;		/* the library's: newer ones may send opcodes we lack */
+	/* Its latest request that made or gave it a connection (a CANCEL undoes it). */
+	uint16_t made_op;
+	uint64_t made_cookie;
+	uint64_t made_conn;
 	char comm[16];
 	const char *why_dead;		/* CL_DEAD: reason, reaped after the poll turn */
 	int sock;			/* control socket: EOF = the process is gone */
@@ -240,6 +252,8 @@ struct mon_client {
 	struct ipcd_reqq_chan chan;
 	uint64_t since_ns;
 	uint64_t reqs[IPCD_OP_MAX + 1];	/* requests served, by opcode (0: unknown) */
+	uint32_t n_conns;		/* connections charged to it (conns.c "Limits") */
+	uint64_t conn_bytes;		/* ... and their regions' bytes */
 };
 
 /** struct mon_pending - an accepted control connection that has not said hello yet. */
@@ -279,10 +293,14 @@ struct monitor {
 	uint32_t *dead;			/* slots killed during a poll turn, reaped after it */
 	uint32_t n_dead;
 	uint64_t next_client_id;
+	uint32_t cluster_up;		/* hosts whose link is up (cluster.c), for clients_publish */
 	struct mon_pending pending[MON_MAX_PENDING];
 	struct ipcd_ns *ns;
 	struct mon_counters ctr;
-	bool stop;
+	bool stop;			/* SIGTERM/SIGINT: drain, then exit (main.c) */
+	bool draining;			/* ... no new connections meanwhile */
+	uint64_t drain_end;		/* when the drain gives up on unaccepted connections */
+	bool exiting;			/* the drain is over: the processes let go live on */
 	bool reload;
 };
 
@@ -320,6 +338,11 @@ void clients_kill(uint32_t slot, const char *why);
 void clients_reap_dead(void);
 void clients_event(uint32_t slot, uint32_t events);
 struct mon_client *clients_get(uint32_t slot);
+/*
+ * clients_publish - write the settings the libraries follow (limit_action,
+ * cluster_up) into every registered process's own control block.
+ */
+void clients_publish(void);
 
 /* ---- connections (conns.c) ---------------------------------------------- */
 
@@ -397,9 +420,13 @@ struct conns_stats {
 	uint64_t pipes;		/* PAIR: pipes made */
 	uint64_t socketpairs;	/* PAIR: AF_UNIX socketpairs made */
 	uint64_t unix_connected; /* UCLAIM: named AF_UNIX connections made */
+	uint64_t unix_unconnected; /* ... freed unclaimed: their connector died before connecting */
+	uint64_t cancelled;	/* connections undone by a CANCEL (their caller gave up waiting) */
 	uint32_t unix_listeners; /* ULISTEN: names registered now */
 	uint64_t remote_out;	/* connections made to another host's listener */
 	uint64_t remote_in;	/* connections from another host queued on ours */
+	uint64_t limit_conns;	/* refused: a process at max_process_connections */
+	uint64_t limit_memory;	/* refused: max_memory or max_process_memory */
 	uint32_t lanes;		/* lanes now */
 	uint32_t active;
 	uint32_t max;
@@ -449,8 +476,28 @@ void conns_client_gone(struct mon_client *c);
 /** conns_next - iterate: first call with *@cursor = 0. false at the end. */
 bool conns_next(uint32_t *cursor, struct conns_entry *e);
 void conns_get_stats(struct conns_stats *st);
+
+/** struct conns_limits - the limits in force ("auto" resolved) and the bytes charged. */
+struct conns_limits {
+	uint64_t max_memory;
+	uint64_t max_process_memory;
+	uint32_t max_process_connections;
+	uint64_t memory;
+};
+/* The config's limits take effect (start, reload); limit_action is published (clients_publish). */
+void conns_limits_apply(void);
+void conns_get_limits(struct conns_limits *l);
 /* Connections in the table (kits included): lazy CLOSEs may come while any is. */
 uint32_t conns_active(void);
+/*
+ * CANCEL: @c gave up waiting for its answer to @op (CONNECT, UCONNECT, ACCEPT,
+ * UCLAIM, PAIR), which made or gave it connection @id: undo it.
+ */
+void conns_cancel(struct mon_client *c, uint16_t op, uint64_t id);
+/* UCONNECTED: the connector of an unclaimed AF_UNIX connection has its kernel connection. */
+int conns_uconnected(struct mon_client *c, const struct ipcd_uconnected_req *r);
+/* Connections made but not accepted yet: queued in a backlog, or AF_UNIX ones unclaimed. */
+uint32_t conns_unaccepted(void);
 /*
  * Orphaned shared listeners (conns.c "Shared listeners"): drop those whose
  * port no kernel socket listens on any more, at most every

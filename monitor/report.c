@@ -92,21 +92,30 @@ static void q_status(struct out *o)
 	const struct ipcd_config *c = &mon.cfg;
 	double up = (double)(ipcd_now_ns() - mon.start_ns) / 1e9;
 	uint32_t listeners = mon.ns ? ipcd_ns_count(mon.ns) : 0;
+	static const char *const actions[] = { [IPCD_LIMIT_KERNEL] = "kernel",
+						[IPCD_LIMIT_ERROR] = "error" };
+	struct conns_limits lim;
 	struct conns_stats cn;
 
 	conns_get_stats(&cn);
+	conns_get_limits(&lim);
 
 	if (o->json) {
 		put(o, "{\"pid\":%d,\"uptime_s\":%.1f,\"abi\":\"%u.%u\",\"queue_mode\":\"%s\","
 		    "\"core\":%d,\"spin_us\":%u,\"processes\":%u,\"max_processes\":%u,"
 		    "\"binds\":%u,\"connections\":%u,\"socket\":\"%s\",\"config\":\"%s\","
 		    "\"log_level\":\"%s\","
+		    "\"limits\":{\"max_connections\":%u,\"max_process_connections\":%u,"
+		    "\"max_memory\":%" PRIu64 ",\"max_process_memory\":%" PRIu64
+		    ",\"memory\":%" PRIu64 ",\"limit_action\":\"%s\"},"
 		    "\"heartbeat\":%" PRIu64 "}\n",
 		    (int)getpid(), up, IPCD_SHM_ABI_MAJOR, IPCD_SHM_ABI_MINOR,
 		    ipcd_reqq_mode_name(c->queue_mode), c->core, c->spin_us, mon.n_clients,
 		    c->max_processes, listeners, cn.active, mon.sock_path,
 		    mon.config_path ? mon.config_path : "<embedded default>",
-		    ipcd_log_level_name(c->log_level), mon.gctl->heartbeat);
+		    ipcd_log_level_name(c->log_level), cn.max, lim.max_process_connections,
+		    lim.max_memory, lim.max_process_memory, lim.memory,
+		    actions[c->limit_action], mon.gctl->heartbeat);
 		return;
 	}
 	put(o, "ipcd-monitor   pid %d, up %.1f s, ABI %u.%u\n", (int)getpid(), up,
@@ -119,7 +128,13 @@ static void q_status(struct out *o)
 		put(o, "core           not pinned, spin %u us before sleeping\n", c->spin_us);
 	put(o, "processes      %u of %u\n", mon.n_clients, c->max_processes);
 	put(o, "binds          %u\n", listeners);
-	put(o, "connections    %u of %u\n", cn.active, cn.max);
+	put(o, "connections    %u of %u, at most %u per process\n", cn.active, cn.max,
+	    lim.max_process_connections);
+	put(o, "memory         %" PRIu64 " of %" PRIu64 " MiB in connection regions, at most %"
+	    PRIu64 " MiB per process\n", lim.memory >> 20, lim.max_memory >> 20,
+	    lim.max_process_memory >> 20);
+	put(o, "over a limit   %s\n", c->limit_action == IPCD_LIMIT_ERROR
+	    ? "the call fails (EMFILE, ENOBUFS, ECONNREFUSED)" : "the call uses the kernel");
 	put(o, "socket         %s\n", mon.sock_path);
 	put(o, "config         %s\n", mon.config_path ? mon.config_path : "<embedded default>");
 	put(o, "log level      %s\n", ipcd_log_level_name(c->log_level));
@@ -145,8 +160,8 @@ static void q_processes(struct out *o, const struct ucred *who, bool queues)
 		put(o, "%-8s %-16s %6s %10s %10s %12s %12s\n", "PID", "COMMAND", "SLOT", "REQ-DEPTH",
 		    "RESP-DEPTH", "REQ-MSGS", "RESP-MSGS");
 	else
-		put(o, "%-8s %-16s %6s %6s %6s %10s %12s\n", "PID", "COMMAND", "UID", "SLOT", "ID",
-		    "AGE(s)", "REQUESTS");
+		put(o, "%-8s %-16s %6s %6s %6s %10s %12s %7s %10s\n", "PID", "COMMAND", "UID",
+		    "SLOT", "ID", "AGE(s)", "REQUESTS", "CONNS", "MEM(KiB)");
 	for (s = 0; s < mon.cfg.max_processes; s++) {
 		const struct mon_client *c = mon.clients[s];
 		uint64_t total = 0;
@@ -160,10 +175,11 @@ static void q_processes(struct out *o, const struct ucred *who, bool queues)
 			elem(o);
 			put(o, "{\"pid\":%d,\"comm\":\"%s\",\"uid\":%u,\"gid\":%u,\"slot\":%u,"
 			    "\"id\":%" PRIu64 ",\"age_s\":%.1f,\"requests\":%" PRIu64 ","
-			    "\"req_depth\":%" PRIu64 ",\"resp_depth\":%" PRIu64 "}",
+			    "\"req_depth\":%" PRIu64 ",\"resp_depth\":%" PRIu64 ","
+			    "\"connections\":%u,\"conn_bytes\":%" PRIu64 "}",
 			    c->pid, jstr(c->comm, esc, sizeof(esc)), c->uid, c->gid, c->slot, c->id,
 			    (double)(now - c->since_ns) / 1e9, total, ring_depth(&c->chan.req),
-			    ring_depth(&c->chan.resp));
+			    ring_depth(&c->chan.resp), c->n_conns, c->conn_bytes);
 		} else if (queues) {
 			put(o, "%-8d %-16s %6u %10" PRIu64 " %10" PRIu64 " %12" PRIu64
 			    " %12" PRIu64 "\n", c->pid, c->comm, c->slot, ring_depth(&c->chan.req),
@@ -171,9 +187,10 @@ static void q_processes(struct out *o, const struct ucred *who, bool queues)
 			    ipcd_load_relaxed(&c->chan.req.shm->cons_msgs),
 			    ipcd_load_relaxed(&c->chan.resp.shm->prod_msgs));
 		} else {
-			put(o, "%-8d %-16s %6u %6u %6" PRIu64 " %10.1f %12" PRIu64 "\n", c->pid,
-			    c->comm, c->uid, c->slot, c->id, (double)(now - c->since_ns) / 1e9,
-			    total);
+			put(o, "%-8d %-16s %6u %6u %6" PRIu64 " %10.1f %12" PRIu64 " %7u %10" PRIu64
+			    "\n", c->pid, c->comm, c->uid, c->slot, c->id,
+			    (double)(now - c->since_ns) / 1e9, total, c->n_conns,
+			    c->conn_bytes >> 10);
 		}
 	}
 	if (o->json)
@@ -399,6 +416,7 @@ static void q_counters(struct out *o)
 		[IPCD_OP_REGION] = "region", [IPCD_OP_PAIR] = "pair",
 		[IPCD_OP_ULISTEN] = "ulisten", [IPCD_OP_UCONNECT] = "uconnect",
 		[IPCD_OP_UCLAIM] = "uclaim", [IPCD_OP_RATTACH] = "rattach",
+		[IPCD_OP_UCONNECTED] = "uconnected", [IPCD_OP_CANCEL] = "cancel",
 	};
 	struct cluster_stats cl;
 	uint64_t fb[IPCD_FB_MAX + 1], fb_total = 0;
@@ -429,8 +447,11 @@ static void q_counters(struct out *o)
 		    ",\"backlog_full\":%" PRIu64 ",\"no_room\":%" PRIu64 ",\"fd_faults\":%" PRIu64
 		    ",\"pooled\":%" PRIu64 ",\"holds\":%" PRIu64 ",\"hold_hups\":%" PRIu64
 		    ",\"pipes\":%" PRIu64 ",\"socketpairs\":%" PRIu64
-		    ",\"unix_connected\":%" PRIu64 ",\"unix_listeners\":%u,\"remote_out\":%" PRIu64
+		    ",\"unix_connected\":%" PRIu64 ",\"unix_unconnected\":%" PRIu64
+		    ",\"unix_listeners\":%u,\"remote_out\":%" PRIu64
 		    ",\"remote_in\":%" PRIu64 ",\"remote_total\":%" PRIu64
+		    ",\"limit_connections\":%" PRIu64 ",\"limit_memory\":%" PRIu64
+		    ",\"cancelled\":%" PRIu64
 		    "},\"lanes\":{\"open\":%u,\"made\":%" PRIu64
 		    ",\"kits\":%" PRIu64 ",\"kits_unused\":%" PRIu64 ",\"kits_requeued\":%"
 		    PRIu64 ",\"regions_reused\":%" PRIu64 ",\"closed_early\":%" PRIu64
@@ -439,8 +460,8 @@ static void q_counters(struct out *o)
 		    cn.accepted, cn.closed, cn.freed, cn.dead_ends, cn.reset, cn.refused,
 		    cn.backlog_full, cn.no_room, cn.fd_faults, cn.pooled, cn.holds,
 		    cn.hold_hups, cn.pipes, cn.socketpairs, cn.unix_connected,
-		    cn.unix_listeners, cn.remote_out, cn.remote_in, cn.remote_out + cn.remote_in,
-		    cn.lanes, cn.lanes_made,
+		    cn.unix_unconnected, cn.unix_listeners, cn.remote_out, cn.remote_in, cn.remote_out + cn.remote_in,
+		    cn.limit_conns, cn.limit_memory, cn.cancelled, cn.lanes, cn.lanes_made,
 		    cn.kits, cn.kits_unused, cn.kits_requeued, cn.regions_reused, cn.closed_early,
 		    fb_total);
 		for (k = 1; k <= IPCD_FB_MAX; k++)
@@ -477,6 +498,11 @@ static void q_counters(struct out *o)
 	put(o, "  refused       %" PRIu64 "  (no accelerated listener)\n", cn.refused);
 	put(o, "  backlog full  %" PRIu64 "\n", cn.backlog_full);
 	put(o, "  no room       %" PRIu64 "  (connection table, ports or fds)\n", cn.no_room);
+	put(o, "  over limits   %" PRIu64 " connections, %" PRIu64 " memory  (refused: "
+	    "max_process_connections; max_memory, max_process_memory)\n", cn.limit_conns,
+	    cn.limit_memory);
+	put(o, "  cancelled     %" PRIu64 "  (undone: the caller gave up waiting for us)\n",
+	    cn.cancelled);
 	put(o, "  fd faults     %" PRIu64 "  (processes cut off: control socket not read)\n",
 	    cn.fd_faults);
 	put(o, "  pooled        %" PRIu64 "  (regions made ahead of need)\n", cn.pooled);
@@ -486,7 +512,8 @@ static void q_counters(struct out *o)
 	put(o, "  pipes         %" PRIu64 "  (pipe(2) made: one connection each)\n", cn.pipes);
 	put(o, "  socketpairs   %" PRIu64 "  (socketpair(AF_UNIX) made)\n", cn.socketpairs);
 	put(o, "  unix named    %" PRIu64 "  (AF_UNIX connections by name; %u names listened "
-	    "on now)\n", cn.unix_connected, cn.unix_listeners);
+	    "on now; %" PRIu64 " freed unclaimed: connector died before connecting)\n",
+	    cn.unix_connected, cn.unix_listeners, cn.unix_unconnected);
 	put(o, "  remote        %" PRIu64 " out, %" PRIu64 " in  (across hosts, over RDMA)\n",
 	    cn.remote_out, cn.remote_in);
 	put(o, "lanes           %u now, %" PRIu64 " made  (connection setup without the monitor)\n",

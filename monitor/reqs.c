@@ -40,6 +40,14 @@ void reqs_respond(struct mon_client *c, const struct ipcd_req *req, int32_t stat
 	respond(c->slot, req, status, body, len);
 }
 
+/* @c's request @req made or gave it connection @id (a CANCEL may undo it). */
+static void made(struct mon_client *c, const struct ipcd_req *req, uint64_t id)
+{
+	c->made_op = req->opcode;
+	c->made_cookie = req->cookie;
+	c->made_conn = id;
+}
+
 static void op_nop(struct mon_client *c, const struct ipcd_req *req)
 {
 	respond(c->slot, req, 0, NULL, 0);
@@ -81,6 +89,20 @@ static void op_bind(struct mon_client *c, const struct ipcd_req *req)
 		respond(c->slot, req, -EINVAL, NULL, 0);
 		return;
 	}
+	if (b.flags & IPCD_BIND_PROBE) {
+		/*
+		 * The config's rules only: the kernel judges ports below 1024
+		 * itself, with what it knows and we may not (user namespaces,
+		 * ip_unprivileged_port_start).
+		 */
+		rc = b.port && !ipcd_config_bind_allowed(&mon.cfg, c->uid, c->gid, b.port) ? -EACCES
+											: 0;
+		if (rc)
+			log_info("process %d (%s, uid %u): bind to port %u denied", c->pid, c->comm,
+				 c->uid, b.port);
+		respond(c->slot, req, rc, NULL, 0);
+		return;
+	}
 	if (b.flags & IPCD_BIND_REUSEADDR)
 		flags |= IPCD_NS_REUSEADDR;
 	if (b.flags & IPCD_BIND_REUSEPORT)
@@ -105,8 +127,14 @@ static void op_listen(struct mon_client *c, const struct ipcd_req *req)
 	struct ipcd_listen_req l;
 	int rc;
 
-	if (!take_body(c, req, &l, sizeof(l)))
+	if (req->len == IPCD_LISTEN_REQ_V35) {
+		/* A library before 3.6: no kernel socket named (conns_listen refuses a first LISTEN). */
+		memset(&l, 0, sizeof(l));
+		memcpy(&l, req->body, IPCD_LISTEN_REQ_V35);
+		l.kfd = -1;
+	} else if (!take_body(c, req, &l, sizeof(l))) {
 		return;
+	}
 	rc = conns_listen(c, &l);
 	if (c->state == CL_ACTIVE)
 		respond(c->slot, req, rc, NULL, 0);
@@ -139,6 +167,8 @@ static void op_connect(struct mon_client *c, const struct ipcd_req *req)
 	if (cluster_connect(c, req, &r))
 		return;
 	rc = conns_connect(c, &r, &out);
+	if (!rc)
+		made(c, req, out.conn_id);
 	if (c->state == CL_ACTIVE)
 		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
 	conns_refill();		/* the next CONNECT's region, once this one is answered */
@@ -153,6 +183,8 @@ static void op_accept(struct mon_client *c, const struct ipcd_req *req)
 	if (!take_body(c, req, &r, sizeof(r)))
 		return;
 	rc = conns_accept(c, &r, &out);
+	if (!rc)
+		made(c, req, out.conn_id);
 	if (c->state == CL_ACTIVE)
 		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
 }
@@ -167,6 +199,8 @@ static void op_pair(struct mon_client *c, const struct ipcd_req *req)
 	if (!take_body(c, req, &r, sizeof(r)))
 		return;
 	rc = conns_pair(c, &r, &out);
+	if (!rc)
+		made(c, req, out.conn_id);
 	if (c->state == CL_ACTIVE)
 		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
 	conns_refill();
@@ -190,6 +224,8 @@ static void op_uconnect(struct mon_client *c, const struct ipcd_req *req)
 	if (!take_body(c, req, &r, sizeof(r)))
 		return;
 	rc = conns_uconnect(c, &r, &out);
+	if (!rc)
+		made(c, req, out.conn_id);
 	if (c->state == CL_ACTIVE)
 		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
 	conns_refill();
@@ -204,8 +240,30 @@ static void op_uclaim(struct mon_client *c, const struct ipcd_req *req)
 	if (!take_body(c, req, &r, sizeof(r)))
 		return;
 	rc = conns_uclaim(c, &r, &out);
+	if (!rc)
+		made(c, req, out.conn_id);
 	if (c->state == CL_ACTIVE)
 		respond(c->slot, req, rc, rc ? NULL : &out, rc ? 0 : sizeof(out));
+}
+
+static void op_uconnected(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_uconnected_req r;
+
+	if (take_body(c, req, &r, sizeof(r)))
+		respond(c->slot, req, conns_uconnected(c, &r), NULL, 0);
+}
+
+static void op_cancel(struct mon_client *c, const struct ipcd_req *req)
+{
+	struct ipcd_cancel_req r;
+
+	if (!take_body(c, req, &r, sizeof(r)))
+		return;
+	if (c->made_cookie == r.cookie && c->made_op)
+		conns_cancel(c, c->made_op, c->made_conn);
+	c->made_op = 0;
+	respond(c->slot, req, 0, NULL, 0);
 }
 
 static void op_close(struct mon_client *c, const struct ipcd_req *req)
@@ -285,6 +343,8 @@ static const op_fn ops_table[IPCD_OP_MAX + 1] = {
 	[IPCD_OP_ULISTEN] = op_ulisten,
 	[IPCD_OP_UCONNECT] = op_uconnect,
 	[IPCD_OP_UCLAIM] = op_uclaim,
+	[IPCD_OP_UCONNECTED] = op_uconnected,
+	[IPCD_OP_CANCEL] = op_cancel,
 	[IPCD_OP_UNBIND] = op_unbind,
 	[IPCD_OP_CONNECT] = op_connect,
 	[IPCD_OP_ACCEPT] = op_accept,

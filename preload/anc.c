@@ -19,7 +19,7 @@
  * pipe end, a socketpair or TCP end) is an eventfd to the kernel: the
  * receiver could do nothing with it alone. So the sender adds what its new
  * holder needs (the region's memfd, the peer's wake eventfd, the end's hold
- * token, a socketpair end's kernel socket) to the same SCM_RIGHTS list and
+ * token and life socket, a socketpair end's kernel socket) to the same SCM_RIGHTS list and
  * describes each such end in a record; the receiver builds the end, installs
  * it at the fd the kernel gave for the eventfd, and gives the application
  * only the fds it was sent, in one SCM_RIGHTS message as the kernel merges
@@ -39,9 +39,9 @@
 
 #include "sock.h"
 
-#define ANC_MAGIC	0x324e4149u		/* "IAN2" */
+#define ANC_MAGIC	0x334e4149u		/* "IAN3" (3.7: struct anc_end.live) */
 #define ANC_FDS_MAX	253			/* SCM_MAX_FD */
-#define ANC_ENDS_MAX	(ANC_FDS_MAX / 4)	/* an end takes 2..5 fds */
+#define ANC_ENDS_MAX	(ANC_FDS_MAX / 4)	/* an end takes 2..6 fds */
 #define ANC_NONE	UINT16_MAX
 
 struct anc_hdr {
@@ -67,10 +67,11 @@ struct anc_end {
 	uint16_t peer;			/* the peer's wake eventfd */
 	uint16_t hold;			/* the end's hold token, or ANC_NONE */
 	uint16_t kfd;			/* a socketpair end's kernel socket, or ANC_NONE */
+	uint16_t live;			/* the end's life socket, or ANC_NONE */
 	uint8_t acceptor;
 	uint8_t kind;
 	uint8_t nonblock;
-	uint8_t pad[3];
+	uint8_t pad;
 };
 
 /* Scratch for one message, on the heap (a full SCM_RIGHTS list is ~1 KiB). */
@@ -169,7 +170,7 @@ static ssize_t describe(struct anc_buf *b, const struct msghdr *msg)
 			continue;
 		}
 		if (s->state != IPCD_SK_CONN || b->hdr.n_ends == ANC_ENDS_MAX ||
-		    n + 4 > ANC_FDS_MAX) {
+		    n + 5 > ANC_FDS_MAX) {
 			bool conn = s->state == IPCD_SK_CONN;
 
 			ipcd_sock_put(s);
@@ -208,6 +209,7 @@ static ssize_t describe(struct anc_buf *b, const struct msghdr *msg)
 		e->peer = add_fd(b, &n, s->conn.wake_peer);
 		e->hold = add_fd(b, &n, s->conn.hold_fd);
 		e->kfd = add_fd(b, &n, s->kind == IPCD_CONN_KIND_UNIX ? s->kfd : -1);
+		e->live = add_fd(b, &n, s->conn.live_fd);
 		e->acceptor = s->conn.acceptor;
 		e->kind = s->kind;
 		e->nonblock = atomic_load(&s->nonblock);
@@ -322,6 +324,8 @@ static void companions_close(const struct anc_end *e, const int *fds, unsigned i
 		ipcd_real.close(fds[e->hold]);
 	if (e->kfd != ANC_NONE && e->kfd < n)
 		ipcd_real.close(fds[e->kfd]);
+	if (e->live != ANC_NONE && e->live < n)
+		ipcd_real.close(fds[e->live]);
 }
 
 /* End @e of the message: a socket of ours at the application's fd, or that fd closed. */
@@ -333,7 +337,7 @@ static bool adopt(const struct anc_end *e, const int *fds, unsigned int n, bool 
 
 	if (e->app >= n || e->region >= n || e->peer >= n ||
 	    (e->hold != ANC_NONE && e->hold >= n) || (e->kfd != ANC_NONE && e->kfd >= n) ||
-	    e->kind > IPCD_CONN_KIND_UNIX) {
+	    (e->live != ANC_NONE && e->live >= n) || e->kind > IPCD_CONN_KIND_UNIX) {
 		companions_close(e, fds, n);	/* cut by the kernel (our fd limit) */
 		return false;
 	}
@@ -346,6 +350,7 @@ static bool adopt(const struct anc_end *e, const int *fds, unsigned int n, bool 
 	cfds[IPCD_CTL_CONN_FD_REGION] = fds[e->region];
 	cfds[IPCD_CTL_CONN_FD_SELF] = -1;
 	cfds[IPCD_CTL_CONN_FD_PEER] = fds[e->peer];
+	cfds[IPCD_CTL_CONN_FD_LIVE] = e->live != ANC_NONE ? fds[e->live] : -1;
 	if (ipcd_conn_open_id(cfds, e->region_size, e->acceptor != 0, e->conn_id, &s->conn) ||
 	    s->conn.ctl->kind != e->kind) {
 		ipcd_conn_release(&s->conn);
@@ -363,6 +368,8 @@ static bool adopt(const struct anc_end *e, const int *fds, unsigned int n, bool 
 err:
 	ipcd_real.close(fds[e->region]);
 	ipcd_real.close(fds[e->peer]);
+	if (e->live != ANC_NONE)
+		ipcd_real.close(fds[e->live]);
 err_fds:
 	if (e->hold != ANC_NONE)
 		ipcd_real.close(fds[e->hold]);
@@ -483,6 +490,8 @@ bool ipcd_anc_take(struct ipcd_sock *s, struct msghdr *msg, socklen_t cap, int f
 			skip[e->hold] = true;
 		if (e->kfd != ANC_NONE && e->kfd < n)
 			skip[e->kfd] = true;
+		if (e->live != ANC_NONE && e->live < n)
+			skip[e->live] = true;
 	}
 	for (i = 0; i < b->hdr.n_ends; i++) {
 		if (b->ends[i].app >= n || skip[b->ends[i].app]) {

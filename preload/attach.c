@@ -11,13 +11,29 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ipcd/wait.h>
 
 #include "attach.h"
 
-#define MSG_MAX_FDS	4	/* more than a message may carry: any excess is closed */
+#define MSG_MAX_FDS	5	/* more than a message may carry: any excess is closed */
+
+/*
+ * Registration, all of it: connect() (the monitor's backlog may be full),
+ * hello and welcome. As long as a call may wait for the monitor (state.c):
+ * a monitor that does not answer within it is gone, and the process uses the
+ * kernel rather than block in its first socket().
+ */
+#define ATTACH_TIMEOUT_NS	5000000000ll
+/*
+ * A monitor whose table of connections that owe a hello is full closes one
+ * of a user past its share without a word (monitor/control.c): a burst of
+ * the user's own programs starting at once. Connect again, backing off.
+ */
+#define ATTACH_TRIES		8
+#define ATTACH_BACKOFF_NS	1000000ll	/* doubled at each try */
 
 const char *ipcd_ctl_path(const char *path)
 {
@@ -82,14 +98,185 @@ ssize_t ipcd_ctl_recv(int sock, void *buf, size_t len, int flags, int *fds,
 	return n;
 }
 
-/* Receive the welcome and exactly IPCD_CTL_NFDS descriptors (or none, if refused). */
-static int recv_welcome(int sock, struct ipcd_ctl_welcome *w, int *fds, unsigned int *nfds)
+/* Wait for POLLIN on @sock until @deadline. 0, -ETIMEDOUT or -errno. */
+static int wait_in(int sock, uint64_t deadline)
 {
-	ssize_t n = ipcd_ctl_recv(sock, w, sizeof(*w), 0, fds, IPCD_CTL_NFDS, nfds);
+	for (;;) {
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int64_t left = ipcd_remaining(deadline);
+		int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000);
+		int n = poll(&p, 1, ms);
 
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n == 0 && ipcd_remaining(deadline) == 0)
+			return -ETIMEDOUT;
+	}
+}
+
+/*
+ * Receive the welcome and exactly IPCD_CTL_NFDS descriptors (or none, if
+ * refused) by @deadline. -ECONNRESET: the monitor closed without a word.
+ */
+static int recv_welcome(int sock, struct ipcd_ctl_welcome *w, int *fds, unsigned int *nfds,
+			uint64_t deadline)
+{
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		n = ipcd_ctl_recv(sock, w, sizeof(*w), MSG_DONTWAIT, fds, IPCD_CTL_NFDS, nfds);
+		if (n != -EAGAIN)
+			break;
+		rc = wait_in(sock, deadline);
+		if (rc)
+			return rc;
+	}
+	if (n == 0 || n == -ECONNRESET) {
+		close_fds(fds, *nfds);
+		*nfds = 0;
+		return -ECONNRESET;
+	}
 	if (n < 0)
 		return n == -EMSGSIZE ? -EPROTO : (int)n;
 	return n == (ssize_t)sizeof(*w) ? 0 : -EPROTO;
+}
+
+/*
+ * connect() by @deadline: a monitor whose backlog is full (busy, or flooded
+ * with connections) makes a blocking connect() wait; SO_SNDTIMEO bounds it
+ * (the kernel then says EAGAIN).
+ */
+static int connect_until(int sock, const struct sockaddr_un *sa, uint64_t deadline)
+{
+	for (;;) {
+		int64_t left = ipcd_remaining(deadline);
+		struct timeval tv = {
+			.tv_sec = left / 1000000000,
+			.tv_usec = left % 1000000000 / 1000,
+		};
+
+		if (left == 0)
+			return -ETIMEDOUT;
+		if (!tv.tv_sec && !tv.tv_usec)
+			tv.tv_usec = 1;		/* 0 would mean forever */
+		if (setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+			return -errno;
+		if (connect(sock, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+			return 0;
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+	}
+}
+
+/*
+ * Send @h with this process's credentials (SCM_CREDENTIALS, checked by the
+ * kernel): the monitor takes the pid from them (ctl.h, "Identity"). If the
+ * kernel will not let us name them (an id not mapped in our user
+ * namespace), send it as an older library did.
+ */
+static int send_hello(int sock, struct ipcd_ctl_hello *h)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} u;
+	struct ucred uc = { .pid = getpid(), .uid = geteuid(), .gid = getegid() };
+	struct iovec iov = { .iov_base = h, .iov_len = sizeof(*h) };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = u.buf,
+		.msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(&u, 0, sizeof(u));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_CREDENTIALS;
+	cm->cmsg_len = CMSG_LEN(sizeof(uc));
+	memcpy(CMSG_DATA(cm), &uc, sizeof(uc));
+	h->flags |= IPCD_CTL_HELLO_CREDS;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EPERM || errno == EINVAL)) {
+		h->flags &= ~IPCD_CTL_HELLO_CREDS;
+		do
+			n = send(sock, h, sizeof(*h), MSG_NOSIGNAL);
+		while (n < 0 && errno == EINTR);
+	}
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(*h) ? 0 : -EIO;
+}
+
+/* Sleep @ns, but not past @deadline. */
+static void backoff(int64_t ns, uint64_t deadline)
+{
+	int64_t left = ipcd_remaining(deadline);
+	struct timespec ts;
+
+	if (left >= 0 && left < ns)
+		ns = left;
+	ts.tv_sec = ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * One try: connect to @sa, say hello, receive the welcome and its
+ * descriptors (*@nfds of them in @fds). a->sock is the connection, or -1.
+ */
+static int handshake(const struct sockaddr_un *sa, const char *path, struct ipcd_ctl_hello *h,
+		     struct ipcd_attach *a, int *fds, unsigned int *nfds, uint64_t deadline,
+		     char *why, size_t whylen)
+{
+	int rc;
+
+	*nfds = 0;
+	a->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (a->sock < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		return rc;
+	}
+	rc = connect_until(a->sock, sa, deadline);
+	if (rc == -ETIMEDOUT || rc == -EAGAIN) {
+		rc = -ETIMEDOUT;
+		snprintf(why, whylen, "monitor at %s: its control socket took no connection "
+			 "within %lld s (busy, or flooded)", path, ATTACH_TIMEOUT_NS / 1000000000);
+		return rc;
+	}
+	if (rc) {
+		snprintf(why, whylen, "no monitor at %s (%s)", path, strerror(-rc));
+		return rc;
+	}
+	rc = send_hello(a->sock, h);
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		snprintf(why, whylen, "monitor at %s: closed the connection before the hello",
+			 path);
+		return -ECONNRESET;	/* as closed without a word: try again */
+	}
+	if (rc) {
+		snprintf(why, whylen, "monitor at %s: send hello: %s", path, strerror(-rc));
+		return rc;
+	}
+	rc = recv_welcome(a->sock, &a->welcome, fds, nfds, deadline);
+	if (rc == -ETIMEDOUT)
+		snprintf(why, whylen, "monitor at %s: no welcome within %lld s", path,
+			 ATTACH_TIMEOUT_NS / 1000000000);
+	else if (rc == -ECONNRESET)
+		snprintf(why, whylen, "monitor at %s: closed the connection without a welcome",
+			 path);
+	else if (rc)
+		snprintf(why, whylen, "monitor at %s: bad welcome (%s)", path, strerror(-rc));
+	return rc;
 }
 
 int ipcd_attach(const char *path, const char *comm, struct ipcd_attach *a, char *why,
@@ -102,8 +289,10 @@ int ipcd_attach(const char *path, const char *comm, struct ipcd_attach *a, char 
 		.abi_minor = IPCD_SHM_ABI_MINOR,
 		.kind = IPCD_CTL_CLIENT,
 	};
+	uint64_t deadline = ipcd_deadline(ATTACH_TIMEOUT_NS);
 	int fds[IPCD_CTL_NFDS] = { -1, -1, -1 };
-	unsigned int nfds = 0;
+	int64_t pause = ATTACH_BACKOFF_NS;
+	unsigned int nfds = 0, tries;
 	size_t mpsc_size;
 	void *mpsc;
 	int rc;
@@ -122,27 +311,16 @@ int ipcd_attach(const char *path, const char *comm, struct ipcd_attach *a, char 
 	else
 		prctl(PR_GET_NAME, h.comm);
 
-	a->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (a->sock < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "socket: %s", strerror(errno));
-		return rc;
+	for (tries = 1;; tries++) {
+		rc = handshake(&sa, path, &h, a, fds, &nfds, deadline, why, whylen);
+		if (rc != -ECONNRESET || tries == ATTACH_TRIES || ipcd_remaining(deadline) == 0)
+			break;
+		close(a->sock);
+		backoff(pause, deadline);
+		pause *= 2;
 	}
-	if (connect(a->sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = -errno;
-		snprintf(why, whylen, "no monitor at %s (%s)", path, strerror(errno));
-		goto err_sock;
-	}
-	if (send(a->sock, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h)) {
-		rc = -errno;
-		snprintf(why, whylen, "monitor at %s: send hello: %s", path, strerror(errno));
-		goto err_sock;
-	}
-	rc = recv_welcome(a->sock, &a->welcome, fds, &nfds);
-	if (rc) {
-		snprintf(why, whylen, "monitor at %s: bad welcome (%s)", path, strerror(-rc));
+	if (rc)
 		goto err_fds;
-	}
 	a->welcome.msg[sizeof(a->welcome.msg) - 1] = '\0';
 	if (a->welcome.magic != IPCD_CTL_MAGIC) {
 		rc = -EPROTO;
@@ -206,8 +384,8 @@ err_fds:
 	close_fds(fds, nfds);
 	if (a->wake_fd >= 0)
 		close(a->wake_fd);
-err_sock:
-	close(a->sock);
+	if (a->sock >= 0)
+		close(a->sock);
 	a->sock = -1;
 	a->wake_fd = -1;
 	return rc;
@@ -223,24 +401,6 @@ void ipcd_detach(struct ipcd_attach *a)
 	close(a->sock);
 	a->sock = -1;
 	a->wake_fd = -1;
-}
-
-/* Wait for POLLIN on @sock until @deadline. 0, -ETIMEDOUT or -errno. */
-static int wait_in(int sock, uint64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = sock, .events = POLLIN };
-		int64_t left = ipcd_remaining(deadline);
-		int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000);
-		int n = poll(&p, 1, ms);
-
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n == 0 && ipcd_remaining(deadline) == 0)
-			return -ETIMEDOUT;
-	}
 }
 
 int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
@@ -274,7 +434,7 @@ int ipcd_attach_recv_msg(struct ipcd_attach *a, struct ipcd_ctl_msg *m,
 		goto err_close;
 	switch (m->type) {
 	case IPCD_CTL_CONN_FD:
-		if (nfds != IPCD_CTL_CONN_NFDS || !m->conn_id)
+		if ((nfds != IPCD_CTL_CONN_NFDS && nfds != IPCD_CTL_CONN_NFDS_MIN) || !m->conn_id)
 			goto err_close;
 		break;
 	case IPCD_CTL_LISTEN_FD:
@@ -431,6 +591,9 @@ static int conn_attach(struct ipcd_conn *out, uint64_t region_size, bool accepto
 	out->tx.wake_fd = out->wake_peer;
 	out->rx.wake_fd = out->wake_peer;
 	out->acceptor = acceptor;
+	ipcd_fetch_or(&out->ctl->opened, acceptor ? IPCD_CONN_CLOSED_B : IPCD_CONN_CLOSED_A);
+	if (out->live_fd >= 0)
+		ipcd_fetch_or(&out->ctl->opened, acceptor ? IPCD_CONN_LIVE_B : IPCD_CONN_LIVE_A);
 	return 0;
 }
 
@@ -466,7 +629,9 @@ int ipcd_conn_open_id(const int fds[IPCD_CTL_CONN_NFDS], uint64_t region_size, b
 	out->hold_fd = -1;
 	out->wake_self = fds[IPCD_CTL_CONN_FD_SELF];
 	out->wake_peer = fds[IPCD_CTL_CONN_FD_PEER];
+	out->live_fd = fds[IPCD_CTL_CONN_FD_LIVE];
 	ipcd_fd_hide(out->wake_peer, true);
+	ipcd_fd_hide(out->live_fd, true);
 	if (expect_id && fstat(fd, &st) == 0 && (uint64_t)st.st_size == region_size) {
 		if (conn_open_cached(fd, &st, region_size, acceptor, expect_id, out) == 0)
 			goto cacheable;
@@ -497,9 +662,12 @@ err_wake:
 		close(out->wake_self);
 	if (out->wake_peer >= 0)
 		close(out->wake_peer);
+	ipcd_fd_hide(out->live_fd, false);
+	if (out->live_fd >= 0)
+		close(out->live_fd);
 	memset(out, 0, sizeof(*out));
 	out->reg.fd = -1;
-	out->wake_self = out->wake_peer = out->hold_fd = -1;
+	out->wake_self = out->wake_peer = out->hold_fd = out->live_fd = -1;
 	return rc;
 }
 
@@ -540,6 +708,7 @@ void ipcd_conn_release(struct ipcd_conn *c)
 		return;
 	ipcd_fd_hide(c->wake_peer, false);	/* before they are closed (close() checks) */
 	ipcd_fd_hide(c->hold_fd, false);
+	ipcd_fd_hide(c->live_fd, false);
 	if (c->remote && ipcd_conn_remote_release) {
 		ipcd_conn_remote_release(c);	/* the mapping is the engine's now */
 		if (c->reg.fd >= 0)
@@ -555,9 +724,52 @@ void ipcd_conn_release(struct ipcd_conn *c)
 	/* Last: the monitor closes the end for us if we were its last holder. */
 	if (c->hold_fd >= 0)
 		close(c->hold_fd);
+	/* ... and the peer sees the hang-up after our marks (ipcd_conn_peer_check). */
+	if (c->live_fd >= 0)
+		close(c->live_fd);
 	memset(c, 0, sizeof(*c));
 	c->reg.fd = -1;
-	c->wake_self = c->wake_peer = c->hold_fd = -1;
+	c->wake_self = c->wake_peer = c->hold_fd = c->live_fd = -1;
+}
+
+enum ipcd_peer ipcd_conn_peer_state(struct ipcd_conn *c)
+{
+	struct pollfd p = { .fd = c->live_fd, .events = POLLIN };
+	uint32_t peer = c->acceptor ? IPCD_CONN_CLOSED_A : IPCD_CONN_CLOSED_B;
+	uint32_t live = c->acceptor ? IPCD_CONN_LIVE_A : IPCD_CONN_LIVE_B;
+	uint32_t opened;
+
+	if (c->live_fd < 0 || !c->reg.base || ipcd_load_relaxed(&c->peer_lost))
+		return IPCD_PEER_HERE;
+	if (poll(&p, 1, 0) != 1 || !(p.revents & (POLLHUP | POLLRDHUP | POLLERR)))
+		return IPCD_PEER_HERE;
+	/* Its end is marked closed (by itself or a monitor): nothing to say. */
+	if (ipcd_load_acquire(&c->rx.shm->prod_closed) &&
+	    ipcd_load_acquire(&c->tx.shm->cons_closed)) {
+		ipcd_store_relaxed(&c->peer_lost, IPCD_PEER_GONE);
+		return IPCD_PEER_HERE;
+	}
+	opened = ipcd_load_acquire(&c->ctl->opened);
+	if (!(opened & peer))
+		return IPCD_PEER_NEVER;
+	if (!(opened & live)) {
+		/* It has the connection, but not the life socket we hear from: nothing to say. */
+		ipcd_store_relaxed(&c->peer_lost, IPCD_PEER_DEAF);
+		return IPCD_PEER_HERE;
+	}
+	return IPCD_PEER_GONE;
+}
+
+void ipcd_conn_peer_mark(struct ipcd_conn *c)
+{
+	uint32_t bit = c->acceptor ? IPCD_CONN_RESET_A : IPCD_CONN_RESET_B;
+	struct ipcd_spsc_shm *out = c->rx.shm;	/* the ring the peer wrote */
+	struct ipcd_spsc_shm *in = c->tx.shm;	/* the ring it read */
+
+	ipcd_store_relaxed(&c->peer_lost, IPCD_PEER_GONE);
+	/* As the monitor marks a dead process's end, from our own mapping. */
+	(void)ipcd_conn_mark_gone(c->ctl, out, in, bit, false,
+				  ipcd_load_relaxed(&c->ctl->kind) == IPCD_CONN_KIND_PIPE);
 }
 
 void ipcd_conn_close(struct ipcd_conn *c)

@@ -118,6 +118,8 @@ struct ipcd_conn {
 	int wake_self;
 	int wake_peer;
 	int hold_fd;			/* this end's hold token (IPCD_OP_HOLD); -1: none */
+	int live_fd;			/* this end's life socket (ctl.h, 3.7); -1: none */
+	uint32_t peer_lost;		/* enum ipcd_peer: what its hang-up meant */
 	bool acceptor;
 	dev_t map_dev;			/* the region's memfd, when its mapping may be */
 	ino_t map_ino;			/* kept for the next connection in it; 0: not */
@@ -164,6 +166,41 @@ void ipcd_mcache_atfork_child(void);
  * struct.
  */
 void ipcd_conn_close(struct ipcd_conn *c);
+
+/*
+ * The peer's end, as its life socket (ctl.h) tells: for the deaths no
+ * monitor reports (a connection made by a monitor since restarted, or one
+ * a monitor held unaccepted when it died: docs/reliability.md, "Monitor
+ * restarts").
+ */
+enum ipcd_peer {
+	IPCD_PEER_HERE,		/* held, or closed and marked so, or no life socket */
+	IPCD_PEER_GONE,		/* every holder gone, its end not marked: a death */
+	IPCD_PEER_NEVER,	/* hung up before any process of the peer's opened it */
+	IPCD_PEER_MOVED,	/* (set by the socket layer) being made the kernel's */
+	IPCD_PEER_DEAF,		/* the peer opened it without a life socket: not watched */
+};
+
+/**
+ * ipcd_conn_peer_state - one poll() of @c->live_fd: IPCD_PEER_HERE at once
+ * for an end without one, or whose hang-up was handled already.
+ */
+enum ipcd_peer ipcd_conn_peer_state(struct ipcd_conn *c);
+
+/**
+ * ipcd_conn_peer_mark - close the peer's end as the monitor closes a dead
+ * process's (EOF after what it wrote, EPIPE for our writes, a reset if it
+ * left bytes unread) and wake this process's sleepers on the rings.
+ */
+void ipcd_conn_peer_mark(struct ipcd_conn *c);
+
+
+/*
+ * How long a sleep on an end with a life socket lasts before its peer is
+ * checked (data.c, wait.c, epoll.c): the bound on noticing a death that no
+ * monitor reports; it costs an idle sleeper one wake-up and one poll().
+ */
+#define IPCD_LIVE_CHECK_NS	1000000000ll
 
 /**
  * ipcd_conn_release - unmap and close without marking the rings: another

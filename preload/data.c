@@ -25,11 +25,15 @@
  */
 #undef _FORTIFY_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <stdio.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include <ipcd/wait.h>
@@ -160,10 +164,15 @@ bool ipcd_restartable(void)
 	/*
 	 * We cannot know which signal interrupted the sleep. Restart only if
 	 * every installed handler has SA_RESTART: then the kernel would have
-	 * restarted the socket call whatever the signal was.
+	 * restarted the socket call whatever the signal was. The handlers of
+	 * faults (a sanitizer's SIGSEGV, a JIT's SIGILL) do not count: those
+	 * signals come from the faulting thread's own instructions, never
+	 * while it sleeps in a syscall.
 	 */
 	for (sig = 1; sig < NSIG; sig++) {
-		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) != 0)
+		if (sig == SIGKILL || sig == SIGSTOP || sig == SIGSEGV || sig == SIGBUS ||
+		    sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS ||
+		    sigaction(sig, NULL, &sa) != 0)
 			continue;
 		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
 			continue;
@@ -194,8 +203,16 @@ static __ipcd_always_inline uint32_t tx_want(const struct ipcd_sock *s, size_t n
 	return (uint32_t)IPCD_MIN(need, (size_t)s->conn.tx.capacity / 4);
 }
 
+/* Flagged to become the kernel's (ipcd_sock_peer_check): its next call does it. */
+static __ipcd_always_inline bool moving(const struct ipcd_sock *s)
+{
+	return unlikely(ipcd_load_relaxed(&s->conn.peer_lost) == IPCD_PEER_MOVED);
+}
+
 static __ipcd_always_inline bool rx_ready(struct ipcd_sock *s)
 {
+	if (moving(s))
+		return true;
 	if (unlikely(s->kind == IPCD_CONN_KIND_UNIX) &&
 	    ipcd_spsc_mark_ready(&s->conn.rx) == -EAGAIN)
 		return atomic_load_explicit(&s->shut_rd, memory_order_relaxed);
@@ -220,6 +237,8 @@ static __ipcd_always_inline uint32_t pipe_room(const struct ipcd_sock *s)
 
 static __ipcd_always_inline bool tx_ready(struct ipcd_sock *s, uint32_t want)
 {
+	if (moving(s))
+		return true;
 	if (unlikely(s->kind == IPCD_CONN_KIND_PIPE) &&
 	    pipe_room(s) < IPCD_MIN(want, (uint32_t)PIPE_BUF))
 		return atomic_load_explicit(&s->shut_wr, memory_order_relaxed) ||
@@ -290,6 +309,8 @@ short ipcd_conn_events(struct ipcd_sock *s, short want)
 	bool reset = peer_rst && !atomic_load(&s->reset_told);
 	short ev = 0;
 
+	if (moving(s))
+		return want & (POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM);	/* make the call */
 	if (s->kind == IPCD_CONN_KIND_PIPE)
 		return pipe_events(s, want);
 	if (rx_ready(s))
@@ -429,7 +450,9 @@ static bool wait_done(void *p)
 
 /*
  * Wait until the ring is ready (rx: a record or EOF; tx: @want bytes of
- * room or the peer gone). @timeout_ns 0: forever. 0, -ETIMEDOUT or -EINTR.
+ * room or the peer gone). @timeout_ns 0: forever. 0, -ETIMEDOUT, -EINTR,
+ * or -IPCD_EMOVED (the socket is to become the kernel's: the caller lets
+ * go of its locks and returns, and the wrapper does the rest).
  * A spin per direction (ipcd_spin), then a futex sleep.
  */
 static int conn_wait(struct ipcd_sock *s, bool rx, uint32_t want, int64_t timeout_ns)
@@ -439,7 +462,7 @@ static int conn_wait(struct ipcd_sock *s, bool rx, uint32_t want, int64_t timeou
 	struct wait_arg w = { .s = s, .rx = rx, .want = want };
 
 	if (ipcd_spin(rx ? &s->rx_spin : &s->tx_spin, wait_done, &w))
-		return 0;
+		return moving(s) ? -IPCD_EMOVED : 0;
 	for (;;) {
 		int64_t left = ipcd_remaining(deadline);
 
@@ -450,20 +473,59 @@ static int conn_wait(struct ipcd_sock *s, bool rx, uint32_t want, int64_t timeou
 			int rc;
 
 			if (ready(s, rx, want))
-				return 0;
+				return moving(s) ? -IPCD_EMOVED : 0;
 			/*
 			 * The futex of this direction's word, never the shared
 			 * eventfd: a poller of the other direction could take its
 			 * count. With a timeout the kernel never restarts the
 			 * wait after a handler (EINTR), as for a socket call.
 			 */
-			rc = ipcd_futex_wait(word, v, timeout_ns ? left : -1);
+			/*
+			 * With a life socket, in slices: a peer whose death no
+			 * monitor reports is found by its hang-up (attach.h).
+			 * A timed futex wait is never restarted by the kernel
+			 * after a handler (EINTR, SA_RESTART or not), so for a
+			 * call without a timeout ipcd_restartable() decides,
+			 * as the kernel would if every handler is alike.
+			 */
+			int64_t slice = timeout_ns ? left : -1;
+
+			if (s->conn.live_fd >= 0 && (slice < 0 || slice > IPCD_LIVE_CHECK_NS))
+				slice = IPCD_LIVE_CHECK_NS;
+			rc = ipcd_futex_wait(word, v, slice);
 			if (rc == -EINTR && (timeout_ns || !ipcd_restartable()))
 				return -EINTR;
+			if (rc == -ETIMEDOUT)
+				(void)ipcd_sock_peer_check(s);
 		}
 		if (ready(s, rx, want))
-			return 0;
+			return moving(s) ? -IPCD_EMOVED : 0;
 	}
+}
+
+/*
+ * A pipe's writer after a pause (tx_lock held): a reader that died since
+ * is seen now, from its life socket, so this write fails with EPIPE as the
+ * kernel's would, rather than after the monitor has marked the death. A
+ * writer that keeps writing looks only once a millisecond (a clock read).
+ */
+#define PIPE_PAUSE_NS	1000000ull
+
+static void pipe_reader_check(struct ipcd_sock *s)
+{
+	uint64_t now = ipcd_now_ns();
+
+	if (s->conn.live_fd >= 0 && now - s->tx_at > PIPE_PAUSE_NS &&
+	    !ipcd_load_relaxed(&s->conn.tx.shm->cons_closed) &&
+	    ipcd_conn_peer_state(&s->conn) == IPCD_PEER_GONE)
+		ipcd_conn_peer_mark(&s->conn);
+	s->tx_at = now;
+}
+
+/* A conn_wait() failure as the call's errno (nothing done yet). */
+static int wait_errno(int rc)
+{
+	return rc == -ETIMEDOUT ? EAGAIN : rc == -IPCD_EMOVED ? IPCD_EMOVED : EINTR;
 }
 
 /* ---- iovec cursor ------------------------------------------------------------ */
@@ -625,6 +687,11 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 	if (rc)
 		return fail(-rc);
 	lock(&s->rx_lock);
+	if (unlikely(moving(s))) {
+		/* Moved (or moving) to the kernel while we waited for the lock. */
+		unlock(&s->rx_lock);
+		return fail(IPCD_EMOVED);
+	}
 	ring_lock(&s->conn.rx.shm->cons_lock);
 	while (done < total && done < stop) {
 		int n = iov_cap(part, iov_rest(&cur, part), stop - done);
@@ -663,7 +730,7 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 				rc = conn_wait(s, true, 0, s->rcvtimeo_ns);
 				ring_lock(&s->conn.rx.shm->cons_lock);
 				if (rc) {
-					err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
+					err = wait_errno(rc);
 					break;
 				}
 				continue;
@@ -731,7 +798,7 @@ static ssize_t conn_recv(struct ipcd_sock *s, int fd, const struct iovec *iov, i
 		ring_lock(&s->conn.rx.shm->cons_lock);
 		if (rc) {
 			if (!done)
-				err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
+				err = wait_errno(rc);
 			break;
 		}
 	}
@@ -779,7 +846,7 @@ static int anc_send(struct ipcd_sock *s, const struct msghdr *msg, size_t total,
 			       s->sndtimeo_ns);
 		ring_lock(&s->conn.tx.shm->prod_lock);
 		if (rc)
-			return rc == -ETIMEDOUT ? EAGAIN : EINTR;
+			return wait_errno(rc);
 	}
 	if (ipcd_load_relaxed(&s->conn.tx.shm->cons_closed))
 		return EPIPE;
@@ -840,6 +907,13 @@ static ssize_t conn_send_one(struct ipcd_sock *s, int fd, const struct iovec *io
 		cur = (struct iov_cur){ .iov = &one, .cnt = 1 };
 	}
 	lock(&s->tx_lock);
+	if (unlikely(moving(s))) {
+		/* Moved (or moving) to the kernel while we waited for the lock. */
+		unlock(&s->tx_lock);
+		return fail(IPCD_EMOVED);
+	}
+	if (unlikely(s->kind == IPCD_CONN_KIND_PIPE))
+		pipe_reader_check(s);
 	ring_lock(&s->conn.tx.shm->prod_lock);
 	if (atomic_load(&s->shut_wr)) {
 		err = EPIPE;
@@ -923,7 +997,7 @@ static ssize_t conn_send_one(struct ipcd_sock *s, int fd, const struct iovec *io
 		ring_lock(&s->conn.tx.shm->prod_lock);
 		if (rc) {
 			if (!done)
-				err = rc == -ETIMEDOUT ? EAGAIN : EINTR;
+				err = wait_errno(rc);
 			break;
 		}
 		if (atomic_load(&s->shut_wr)) {
@@ -1245,6 +1319,219 @@ ssize_t ipcd_sock_sendfile64(struct ipcd_sock *s, int fd, int in_fd, __off64_t *
 {
 	NOT_CONN(ipcd_real.sendfile64(fd, in_fd, offset, count));
 	return conn_sendfile(s, fd, in_fd, (off_t *)offset, count);
+}
+
+/* ---- monitor restarts: the peer's life socket ------------------------------------ */
+
+bool ipcd_sock_peer_check(struct ipcd_sock *s)
+{
+	uint64_t now = ipcd_now_ns(), last = atomic_load_explicit(&s->live_at,
+								   memory_order_relaxed);
+	uint32_t v = IPCD_PEER_HERE;
+
+	/* At most once a second per socket, whoever asks (a busy event loop asks often). */
+	if (s->conn.live_fd < 0 || now - last < (uint64_t)IPCD_LIVE_CHECK_NS ||
+	    !atomic_compare_exchange_strong(&s->live_at, &last, now))
+		return false;
+	switch (ipcd_conn_peer_state(&s->conn)) {
+	case IPCD_PEER_GONE:
+		ipcd_conn_peer_mark(&s->conn);	/* a death no monitor reported */
+		return true;
+	case IPCD_PEER_NEVER:
+		break;
+	default:
+		return false;
+	}
+	/*
+	 * The peer never had it. While the monitor that made it lives, that
+	 * monitor still holds it (a lane kit given back to the backlog at a
+	 * listener's fork) or resets it: its business. Otherwise it died with
+	 * the connection in its backlog, where the kernel's would have waited
+	 * for accept(): the connector connects again in the kernel (its next
+	 * call, ipcd_sock_settle); any other end is simply closed.
+	 */
+	if (ipcd_state_monitor_alive(s->mon_id))
+		return false;
+	if (s->conn.acceptor || s->kind == IPCD_CONN_KIND_PIPE) {
+		ipcd_conn_peer_mark(&s->conn);
+		return true;
+	}
+	if (ipcd_cas(&s->conn.peer_lost, &v, IPCD_PEER_MOVED))
+		ipcd_conn_wake_rings(s->conn.tx.shm, s->conn.rx.shm);
+	return true;
+}
+
+/* All of @buf to kernel socket @fd (blocking). 0 or -errno. */
+static int write_all(int fd, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = ipcd_real.write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* SO_RCVTIMEO / SO_SNDTIMEO @name of @ns (0: none) on kernel socket @fd. */
+static void set_timeo(int fd, int name, int64_t ns)
+{
+	struct timeval tv = { .tv_sec = ns / 1000000000, .tv_usec = ns % 1000000000 / 1000 };
+
+	if (ns)
+		(void)ipcd_real.setsockopt(fd, SOL_SOCKET, name, &tv, sizeof(tv));
+}
+
+/*
+ * Connector @s's connection to the kernel (both locks held): a kernel
+ * socket connected to the same address (a socketpair end's: the kernel
+ * connection it has already), the bytes it sent into the ring, which no
+ * process ever read, written to it in order, then put at every fd of @s
+ * in place of the eventfd, with the application's flags and epoll
+ * registrations. 0, or -errno with nothing changed.
+ */
+static int move_to_kernel(struct ipcd_sock *s)
+{
+	struct ipcd_spsc rd = s->conn.tx;	/* a reader's view of our own ring */
+	size_t cap = s->conn.tx.capacity, have = 0;
+	unsigned int nmax = atomic_load(&s->refs), n, i;	/* its fds, calls in progress */
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int *fds = NULL, ks = -1, rc;
+	uint8_t *buf = NULL;
+	ssize_t got = 0;
+
+	/* Another process holds this end too (fork): it could still write to the ring. */
+	if (ipcd_load_relaxed(&s->conn.ctl->holders_a) != 1)
+		return -EBUSY;
+	if (s->kind == IPCD_CONN_KIND_UNIX && s->kfd < 0)
+		return -ENOTCONN;
+	buf = malloc(cap);
+	fds = malloc(nmax * sizeof(*fds));
+	if (!buf || !fds) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/*
+	 * What it sent, all of it before anything goes out. A mark is control
+	 * data (SCM_RIGHTS, credentials) that went ahead on the kernel socket:
+	 * its place in the stream cannot be kept (-ENOMSG), and nothing is
+	 * written then. The ring holds at most its capacity.
+	 */
+	while (have < cap &&
+	       (got = ipcd_spsc_read(&rd, buf + have, cap - have, IPCD_SPSC_MARKS)) > 0)
+		have += (size_t)got;
+	if (have < cap && got < 0 && got != -EAGAIN) {
+		rc = (int)got;
+		goto out;
+	}
+	if (s->kind == IPCD_CONN_KIND_UNIX) {
+		ks = s->kfd;
+	} else {
+		ks = ipcd_real.socket(s->domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (ks < 0) {
+			rc = -errno;
+			goto out;
+		}
+		for (i = 0; i < s->nopts; i++)
+			(void)ipcd_real.setsockopt(ks, s->opts[i].level, s->opts[i].name,
+						   &s->opts[i].val, sizeof(int));
+		if (s->sndbuf)
+			(void)ipcd_real.setsockopt(ks, SOL_SOCKET, SO_SNDBUF, &s->sndbuf,
+						   sizeof(int));
+		if (s->rcvbuf)
+			(void)ipcd_real.setsockopt(ks, SOL_SOCKET, SO_RCVBUF, &s->rcvbuf,
+						   sizeof(int));
+		if (s->linger.l_onoff)
+			(void)ipcd_real.setsockopt(ks, SOL_SOCKET, SO_LINGER, &s->linger,
+						   sizeof(s->linger));
+		ipcd_addr_to(s->domain, s->peer_addr, s->peer_port, (struct sockaddr *)&ss, &len);
+		while ((rc = ipcd_real.connect(ks, (struct sockaddr *)&ss, len)) < 0 &&
+		       errno == EINTR)
+			;
+		if (rc < 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	/*
+	 * Blocking for the replay (a socketpair end's kernel socket may be the
+	 * application's nonblocking one): all of it goes, or the connection
+	 * fails. Once bytes went, it cannot stay ours: a failure from here is a
+	 * reset at both ends (an RST for TCP), never a clean EOF after a part.
+	 */
+	(void)ipcd_real.fcntl(ks, F_SETFL, (void *)(intptr_t)(ipcd_real.fcntl(ks, F_GETFL) &
+							      ~O_NONBLOCK));
+	rc = write_all(ks, buf, have);
+	if (rc) {
+		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+		(void)ipcd_real.setsockopt(ks, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+		goto out;
+	}
+	set_timeo(ks, SO_RCVTIMEO, s->rcvtimeo_ns);
+	set_timeo(ks, SO_SNDTIMEO, s->sndtimeo_ns);
+	/* The application's shutdowns, after the bytes. */
+	if (atomic_load(&s->shut_wr) || atomic_load(&s->shut_rd))
+		(void)ipcd_real.shutdown(ks, !atomic_load(&s->shut_rd) ? SHUT_WR
+					     : !atomic_load(&s->shut_wr) ? SHUT_RD : SHUT_RDWR);
+	if (atomic_load(&s->nonblock))	/* the application's O_NONBLOCK, back */
+		(void)ipcd_real.fcntl(ks, F_SETFL, (void *)(intptr_t)(ipcd_real.fcntl(ks, F_GETFL) |
+								      O_NONBLOCK));
+	n = ipcd_fdtab_fds_of(s, fds, nmax);
+	for (i = 0; i < n; i++) {
+		if (ipcd_real.dup3(ks, fds[i], ipcd_fdtab_cloexec(fds[i]) ? O_CLOEXEC : 0) < 0)
+			continue;	/* only EBUSY/EINTR: that fd keeps the old end */
+		ipcd_ep_sock_to_kernel(s, fds[i]);
+		if (ipcd_fdtab_take(fds[i]) == s)
+			ipcd_sock_put(s);	/* its reference; the caller holds one */
+	}
+	if (ks == s->kfd) {
+		ipcd_fd_hide(s->kfd, false);
+		s->kfd = -1;
+	}
+	atomic_store(&s->moved, true);
+	rc = 0;
+out:
+	if (ks >= 0 && ks != s->kfd)
+		ipcd_real.close(ks);
+	free(buf);
+	free(fds);
+	return rc;
+}
+
+bool ipcd_sock_settle(struct ipcd_sock *s)
+{
+	char line[160];
+	int rc;
+
+	if (atomic_load(&s->moved))
+		return true;
+	if (!moving(s))
+		return false;
+	lock(&s->rx_lock);
+	lock(&s->tx_lock);
+	ipcd_inside++;
+	if (!atomic_load(&s->moved) && moving(s)) {
+		rc = move_to_kernel(s);
+		if (rc) {
+			snprintf(line, sizeof(line), "ipcd: connection %" PRIu64 ": its monitor died "
+				 "before the listener took it, and no kernel connection could replace "
+				 "it (%s): reset\n", s->conn.conn_id, strerror(-rc));
+			ipcd_log_raw(line);
+			/* As the kernel's RST: the bytes we sent are read out of the ring by now. */
+			ipcd_fetch_or(&s->conn.ctl->reset, IPCD_CONN_RESET_B);
+			ipcd_conn_peer_mark(&s->conn);
+		}
+	}
+	ipcd_inside--;
+	unlock(&s->tx_lock);
+	unlock(&s->rx_lock);
+	return atomic_load(&s->moved);
 }
 
 /* ---- _FORTIFY_SOURCE variants ----------------------------------------------------- */

@@ -116,6 +116,7 @@ struct ipcd_ep {
 	unsigned int npending, pending_at;
 	struct epoll_event pending[EP_PENDING];
 	struct ipcd_spin spin;
+	uint64_t live_at;		/* its ends' life sockets last looked at (peers_check) */
 	struct ipcd_ep_item *regs;	/* items naming this set in other sets (onext) */
 	struct ipcd_ep *next, *prev;	/* every set (fork) / spares */
 };
@@ -759,6 +760,36 @@ void ipcd_ep_sock_kernel_del(struct ipcd_sock *s, int fd)
 	sock_fd_act(s, fd, FD_REPLACED);
 }
 
+void ipcd_ep_sock_to_kernel(struct ipcd_sock *s, int fd)
+{
+	struct ipcd_ep_item *it;
+
+	pthread_mutex_lock(&reg_mu);
+	for (it = s->ep_items; it; it = it->onext) {
+		struct ipcd_ep *ep = it->ep;
+		struct epoll_event kev;
+
+		if (it->kind != EPI_CONN || it->fd != fd)
+			continue;
+		pthread_mutex_lock(&ep->mu);
+		if (it->listed)
+			list_del(ep, it);
+		it->kind = EPI_KERNEL;
+		it->kreg = false;
+		if (ep->naccel)
+			ep->naccel--;
+		ep->nkernel++;
+		/* The eventfd's registration went with it: the socket's, as the application asked. */
+		kev = kernel_event(it);
+		if (it->off)
+			kev.events &= ~EP_READINESS;	/* an EPOLLONESHOT that fired: until MOD */
+		if (ep->fd >= 0)
+			(void)ipcd_real.epoll_ctl(ep->fd, EPOLL_CTL_ADD, fd, &kev);
+		pthread_mutex_unlock(&ep->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
+}
+
 void ipcd_ep_sock_gone(struct ipcd_sock *s)
 {
 	pthread_mutex_lock(&reg_mu);
@@ -1042,6 +1073,22 @@ static bool probe_cb(void *arg)
 	return probe(arg);
 }
 
+/*
+ * A sleep of ours on @ep timed out: look for peers gone without a word
+ * (attach.h ipcd_conn_peer_check; mu held). An end found so has its
+ * eventfd signalled, as the monitor does at a death, so that the kernel
+ * reports it and every thread waiting on it sees it.
+ */
+static void peers_check(struct ipcd_ep *ep)
+{
+	struct ipcd_ep_item *it;
+
+	for (it = ep->items; it; it = it->enext)
+		if (it->kind == EPI_CONN && it->sock && it->sock->conn.live_fd >= 0 &&
+		    ipcd_sock_peer_check(it->sock) && ipcd_fdtab_get(it->fd) == it->sock)
+			(void)ipcd_eventfd_signal_out(it->fd);
+}
+
 static int ep_wait(struct ipcd_ep *ep, int epfd, struct epoll_event *evs, int max,
 		   int64_t tmo_ns, const sigset_t *ss)
 {
@@ -1050,8 +1097,14 @@ static int ep_wait(struct ipcd_ep *ep, int epfd, struct epoll_event *evs, int ma
 
 	pthread_mutex_lock(&ep->mu);
 	for (;;) {
-		bool had_pending = ep->npending != 0;
+		bool had_pending = ep->npending != 0, slice;
 		int64_t left;
+
+		/* Every time round, at most once a second: a busy loop may never sleep. */
+		if (ep->naccel && ipcd_now_ns() - ep->live_at >= (uint64_t)IPCD_LIVE_CHECK_NS) {
+			ep->live_at = ipcd_now_ns();
+			peers_check(ep);
+		}
 
 		n = pending_take(ep, evs, max);
 		n += scan(ep, evs + n, max - n);
@@ -1083,7 +1136,9 @@ static int ep_wait(struct ipcd_ep *ep, int epfd, struct epoll_event *evs, int ma
 			continue;
 		if (ep_arm_locked(ep))
 			continue;
-		n = kernel_wait(ep, epfd, evs, max, left, ss);
+		/* Accelerated ends: in slices, to look for a peer's hang-up now and then. */
+		slice = ep->naccel && (left < 0 || left > IPCD_LIVE_CHECK_NS);
+		n = kernel_wait(ep, epfd, evs, max, slice ? IPCD_LIVE_CHECK_NS : left, ss);
 		if (n < 0)
 			break;
 		n += scan(ep, evs + n, max - n);

@@ -64,7 +64,7 @@
 #include "sock.h"
 
 #define HO_MAGIC	0x46464f48u	/* "HOFF" */
-#define HO_VERSION	1u
+#define HO_VERSION	2u	/* 2: struct ho_end.live_fd (ABI 3.7) */
 #define HO_ENV		"IPCD_HANDOFF"
 #define HO_ENDS_MAX	4096u		/* ends one exec hands over; more are closed */
 #define HO_FDS_MAX	16384u		/* application fds naming them */
@@ -116,6 +116,8 @@ struct ho_end {
 	int32_t lfd;			/* the monitor's accept eventfd */
 	int32_t backlog;
 	uint64_t accept_token;
+	int32_t live_fd;		/* a connection end's life socket; -1: none */
+	uint32_t pad;
 };
 
 /* The old image's side, from prepare to the exec (or its failure). */
@@ -399,10 +401,11 @@ static int share_listener(struct ipcd_sock *s)
 	if (s->forked)
 		return 0;	/* shared already (fork): only its owner may LISTEN */
 	s->forked = true;
-	req.len = sizeof(*lr);
+	req.len = ipcd_listen_req_len();
 	lr->id = s->bind_id;
 	lr->backlog = s->backlog < 0 ? 0 : (uint32_t)s->backlog;
 	lr->flags = 0;
+	lr->kfd = s->kfd;	/* a LISTEN again: the monitor has its copy already */
 	rc = ipcd_mon_call(&req, &resp, NULL, NULL);
 	ipcd_lanes_listener_close(s);
 	return rc ? rc : resp.status;
@@ -467,7 +470,7 @@ static void fill_end(struct ho_end *e, const struct ho_slot *sl, uint32_t first,
 	memcpy(e->opts, s->opts, sizeof(e->opts));
 	memcpy(e->self_addr, s->self_addr, 16);
 	e->self_port = s->self_port;
-	e->region_fd = e->wake_peer = e->hold_fd = -1;
+	e->region_fd = e->wake_peer = e->hold_fd = e->live_fd = -1;
 	if (sl->listen) {
 		e->listen = 1;
 		e->bind_id = s->bind_id;
@@ -485,6 +488,7 @@ static void fill_end(struct ho_end *e, const struct ho_slot *sl, uint32_t first,
 	e->efd_id = efd >= 0 ? eventfd_id(efd) : 0;
 	e->region_fd = sl->region_fd;
 	e->wake_peer = sl->drop ? -1 : s->conn.wake_peer;
+	e->live_fd = sl->drop ? -1 : s->conn.live_fd;
 	e->hold_fd = s->conn.hold_fd;
 	e->rcvtimeo_ns = s->rcvtimeo_ns;
 	e->sndtimeo_ns = s->sndtimeo_ns;
@@ -564,6 +568,7 @@ static void inheritable(struct ho_state *st, bool on)
 		if (sl->drop)
 			continue;
 		set_cloexec(sl->s->conn.wake_peer, !on);
+		set_cloexec(sl->s->conn.live_fd, !on);
 		set_cloexec(sl->s->kfd, !on);
 		set_cloexec(sl->region_fd, !on);
 	}
@@ -800,7 +805,7 @@ static bool hidden(int fd, const struct ho_end *ends, uint32_t n)
 
 	for (i = 0; i < n; i++)
 		if (fd == ends[i].wake_peer || fd == ends[i].hold_fd || fd == ends[i].region_fd ||
-		    fd == ends[i].kfd || fd == ends[i].lfd)
+		    fd == ends[i].kfd || fd == ends[i].lfd || fd == ends[i].live_fd)
 			return true;
 	return false;
 }
@@ -857,6 +862,8 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 			  : e->domain == AF_INET6 ? AF_INET6 : AF_INET, SOCK_STREAM);
 	if (!s) {
 		ipcd_real.close(e->region_fd);
+		if (e->live_fd >= 0)
+			ipcd_real.close(e->live_fd);
 		return;
 	}
 	/* The ring says what it is (the monitor wrote it); the record must agree. */
@@ -864,6 +871,7 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 	fds[IPCD_CTL_CONN_FD_REGION] = e->region_fd;
 	fds[IPCD_CTL_CONN_FD_SELF] = -1;
 	fds[IPCD_CTL_CONN_FD_PEER] = e->wake_peer;
+	fds[IPCD_CTL_CONN_FD_LIVE] = e->live_fd;
 	if (ipcd_conn_open(fds, e->region_size, e->acceptor, &s->conn) ||
 	    s->conn.conn_id != e->conn_id || s->conn.ctl->kind != s->kind) {
 		log_line("ipcd: exec: connection %" PRIu64 " from the old image is not valid: "
@@ -886,6 +894,7 @@ static void adopt_end(const struct ho_end *e, const int32_t *list, const struct 
 	else if (e->kfd >= 0)
 		ipcd_real.close(e->kfd);
 	set_cloexec(e->wake_peer, true);
+	set_cloexec(e->live_fd, true);
 	set_cloexec(e->hold_fd, true);
 	set_cloexec(s->kfd, true);
 	ipcd_fd_hide(s->conn.hold_fd, true);

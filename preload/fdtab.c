@@ -69,6 +69,7 @@ struct ipcd_sock *ipcd_sock_new(int domain, int type)
 	s->conn.wake_self = -1;
 	s->conn.wake_peer = -1;
 	s->conn.hold_fd = -1;
+	s->conn.live_fd = -1;
 	atomic_init(&s->nonblock, (type & SOCK_NONBLOCK) != 0);
 	pthread_mutex_lock(&socks_mu);
 	s->next = socks;
@@ -93,6 +94,17 @@ struct ipcd_sock *ipcd_fdtab_take(int fd)
 	if ((unsigned int)fd >= IPCD_FDTAB_MAX)
 		return NULL;
 	return atomic_exchange_explicit(&ipcd_fdtab[fd], NULL, memory_order_acq_rel);
+}
+
+unsigned int ipcd_fdtab_fds_of(const struct ipcd_sock *s, int *out, unsigned int max)
+{
+	unsigned int n = 0;
+	int fd;
+
+	for (fd = 0; fd < IPCD_FDTAB_MAX && n < max; fd++)
+		if (atomic_load_explicit(&ipcd_fdtab[fd], memory_order_relaxed) == s)
+			out[n++] = fd;
+	return n;
 }
 
 bool ipcd_fdtab_cloexec(int fd)
@@ -274,7 +286,7 @@ bool ipcd_fd_hidden(int fd)
 	pthread_mutex_lock(&socks_mu);
 	for (s = socks; s && !r; s = s->next)
 		r = fd == s->conn.wake_peer || fd == s->conn.hold_fd || fd == s->kfd ||
-		    fd == s->lfd || fd == s->lhold;
+		    fd == s->lfd || fd == s->lhold || fd == s->conn.live_fd;
 	pthread_mutex_unlock(&socks_mu);
 	if (!r)
 		r = ipcd_state_fd(fd);	/* the monitor's socket, the registration's memfds */
@@ -291,7 +303,7 @@ void ipcd_fd_relocate(int fd)
 	pthread_mutex_lock(&socks_mu);
 	for (s = socks; s; s = s->next) {
 		int *f[] = { &s->conn.wake_peer, &s->conn.tx.wake_fd, &s->conn.rx.wake_fd,
-			     &s->conn.hold_fd, &s->kfd, &s->lfd, &s->lhold };
+			     &s->conn.hold_fd, &s->kfd, &s->lfd, &s->lhold, &s->conn.live_fd };
 		unsigned int i;
 
 		for (i = 0; i < IPCD_ARRAY_SIZE(f); i++) {
@@ -324,6 +336,7 @@ void ipcd_hidden_fds(struct ipcd_fdset *h)
 	for (s = socks; s; s = s->next) {
 		hide(h, s->conn.wake_peer);
 		hide(h, s->conn.hold_fd);
+		hide(h, s->conn.live_fd);
 		hide(h, s->kfd);
 		hide(h, s->lfd);
 		hide(h, s->lhold);
@@ -436,10 +449,11 @@ void ipcd_socks_before_fork(void)
 			struct ipcd_listen_req *lr = (void *)req.body;
 
 			s = batch[i];
-			req.len = sizeof(*lr);
+			req.len = ipcd_listen_req_len();
 			lr->id = s->bind_id;
 			lr->backlog = s->backlog < 0 ? 0 : (uint32_t)s->backlog;
 			lr->flags = 0;
+			lr->kfd = s->kfd;	/* a LISTEN again: the monitor has its copy */
 			ipcd_mon_post(&req);
 			ipcd_lanes_listener_close(s);
 			ipcd_sock_put(s);

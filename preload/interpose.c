@@ -112,7 +112,10 @@ void *ipcd_real_slot(unsigned int i)
  * 3. The wrappers (STYLE.md 2.4): an fd that is not in the table, or a call
  * made by the library itself, goes to the real call unchanged; an
  * accelerated one goes to ipcd_sock_<name>() (sock.c, data.c), holding a
- * reference on the socket for the duration of the call.
+ * reference on the socket for the duration of the call. A connection
+ * whose monitor died with it still in a backlog becomes the kernel's at
+ * its next call, or when a call finds it so (IPCD_EMOVED): the call is
+ * then the kernel's (sock.h ipcd_sock_settle).
  */
 #define IPCD_WRAP(ret, name, params, sock_only, ...)				\
 	IPCD_EXPORT ret name params						\
@@ -131,9 +134,20 @@ void *ipcd_real_slot(unsigned int i)
 			errno = ENOTSOCK;	/* send() on a pipe */		\
 			return (ret)-1;						\
 		}								\
+		if (unlikely(s->conn.peer_lost == IPCD_PEER_MOVED) &&		\
+		    ipcd_sock_settle(s))					\
+			goto kernel;						\
 		r = ipcd_sock_##name(s, __VA_ARGS__);				\
+		if (unlikely(r == (ret)-1 && errno == IPCD_EMOVED)) {		\
+			if (ipcd_sock_settle(s))				\
+				goto kernel;					\
+			r = ipcd_sock_##name(s, __VA_ARGS__);			\
+		}								\
 		ipcd_sock_put(s);	/* preserves errno */			\
 		return r;							\
+	kernel:									\
+		ipcd_sock_put(s);						\
+		return ipcd_real.name(__VA_ARGS__);				\
 	}
 #define IPCD_FD_CALL(ret, name, params, ...)	IPCD_WRAP(ret, name, params, false, __VA_ARGS__)
 #define IPCD_SOCK_CALL(ret, name, params, ...)	IPCD_WRAP(ret, name, params, true, __VA_ARGS__)

@@ -48,6 +48,7 @@
 
 #include <ipcd/ctl.h>
 #include <ipcd/proto.h>
+#include <ipcd/siphash.h>
 
 #include "attach.h"
 #include "interpose.h"
@@ -72,6 +73,7 @@ struct clane {
 	unsigned int head;		/* next kit to use */
 	unsigned int n;			/* kits held, from @head (a ring) */
 	bool pending;			/* a KITS is posted for it */
+	uint64_t mon_id;		/* the monitor that made it, and its kits */
 	struct ipcd_kit kits[CLANE_KITS];
 };
 
@@ -133,6 +135,17 @@ static int clane_collect(struct clane *c, bool wait)
 	return rc;
 }
 
+/*
+ * A KITS refusal that leaves the lane usable later: -EAGAIN (the listener
+ * has not got its end yet) and the monitor's limits (-EMFILE, -ENOBUFS,
+ * -EDQUOT: room comes back as connections close). The CONNECT that follows
+ * says what the caller sees.
+ */
+static bool kits_later(int rc)
+{
+	return rc == -EAGAIN || rc == -EMFILE || rc == -ENOBUFS || rc == -EDQUOT;
+}
+
 /* Drop connector lane @c (c_mu held); @tell: CLOSE the kits left unsent. */
 static void clane_drop(struct clane *c, bool tell)
 {
@@ -174,6 +187,7 @@ void ipcd_lanes_adopt_connector(const struct ipcd_mon_lane *ml, const uint8_t ad
 	c->id = ml->id;
 	c->bind_id = ml->bind_id;
 	c->fd = ml->fd;
+	c->mon_id = ipcd_state_monitor_id();
 	memcpy(c->addr, addr, 16);
 	c->port = port;
 	pthread_mutex_unlock(&c_mu);
@@ -189,7 +203,8 @@ static struct clane *clane_find(const uint8_t addr[16], uint16_t port)
 	return NULL;
 }
 
-int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *conn)
+int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *conn,
+		      uint64_t *mon_id)
 {
 	struct ipcd_lane_msg msg = { .magic = IPCD_LANE_MAGIC };
 	char cbuf[CMSG_SPACE(IPCD_CTL_CONN_NFDS * sizeof(int))];
@@ -202,7 +217,8 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 	};
 	struct cmsghdr *cm;
 	struct ipcd_kit kit;
-	int fds[IPCD_CTL_CONN_NFDS];
+	int fds[IPCD_CTL_CONN_NFDS], live[2];
+	unsigned int nfds = IPCD_CTL_CONN_NFDS;
 	struct clane *c;
 	int rc;
 
@@ -215,7 +231,7 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 	if (c->pending) {
 		/* Wait only when nothing is left; the answer may be in already. */
 		rc = clane_collect(c, c->n == 0);
-		if (rc < 0 && rc != -EAGAIN && !c->n) {
+		if (rc < 0 && !kits_later(rc) && !c->n) {
 			clane_drop(c, false);
 			pthread_mutex_unlock(&c_mu);
 			return -ENOENT;
@@ -225,8 +241,7 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 		c->head = 0;
 		rc = ipcd_mon_kits(c->id, c->kits, IPCD_KITS_MAX);
 		if (rc <= 0) {
-			/* -EAGAIN: the listener has not got its end yet; try later. */
-			if (rc != -EAGAIN)
+			if (!kits_later(rc))
 				clane_drop(c, false);
 			pthread_mutex_unlock(&c_mu);
 			return -ENOENT;
@@ -243,12 +258,30 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 	}
 	fds[IPCD_CTL_CONN_FD_SELF] = kit.fds[IPCD_CTL_CONN_FD_SELF];
 	fds[IPCD_CTL_CONN_FD_PEER] = kit.fds[IPCD_CTL_CONN_FD_PEER];
+	/*
+	 * The kit's life sockets are ours to make (ctl.h): one end stays with
+	 * us, the other goes with the kit. Without them it still works.
+	 */
+	{
+		/* A 3.6 monitor makes lanes to 3.6 listeners too, which take 3 fds. */
+		struct ipcd_attach *a = ipcd_state_get();
+
+		if (!a || a->welcome.abi_minor < 7 ||
+		    ipcd_real.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, live) < 0) {
+			live[0] = live[1] = -1;
+			nfds = IPCD_CTL_CONN_NFDS_MIN;
+		}
+	}
+	fds[IPCD_CTL_CONN_FD_LIVE] = live[0];
 	rc = ipcd_conn_open_id(fds, kit.size, false, kit.conn_id, conn); /* takes the wake fds */
+	*mon_id = c->mon_id;
 	c->head = (c->head + 1) % CLANE_KITS;
 	c->n--;
 	if (rc) {
 		/* A kit we cannot map: never sent, so only the monitor must know. */
 		ipcd_real.close(kit.fds[IPCD_CTL_CONN_FD_REGION]);
+		if (live[1] >= 0)
+			ipcd_real.close(live[1]);
 		post_unsent(kit.conn_id);
 		pthread_mutex_unlock(&c_mu);
 		return -ENOENT;
@@ -260,15 +293,19 @@ int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *c
 	cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(IPCD_CTL_CONN_NFDS * sizeof(int));
+	cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
 	fds[IPCD_CTL_CONN_FD_REGION] = kit.fds[IPCD_CTL_CONN_FD_REGION];
 	fds[IPCD_CTL_CONN_FD_SELF] = conn->wake_peer;
 	fds[IPCD_CTL_CONN_FD_PEER] = conn->wake_self;
-	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	fds[IPCD_CTL_CONN_FD_LIVE] = live[1];
+	memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
 	do
 		rc = (int)ipcd_real.sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (rc < 0 && errno == EINTR);
 	ipcd_real.close(kit.fds[IPCD_CTL_CONN_FD_REGION]);
+	if (live[1] >= 0)
+		ipcd_real.close(live[1]);	/* the listener's now, or gone with the kit */
 	if (rc == (int)sizeof(msg)) {
 		/* After the send: the listener is already on its way. */
 		if (!c->pending && c->n <= CLANE_LOW &&
@@ -337,6 +374,8 @@ __attribute__((destructor)) static void lanes_at_exit(void)
 struct llane {
 	uint32_t id;			/* 0: free */
 	int fd;
+	uint64_t key;			/* its kits' tag key (ipcd_kit_tag); 0: a monitor before 3.6 */
+	uint32_t key2;
 	uint32_t received;		/* one past the last kit number that came */
 	uint32_t accepted;		/* one past the last kit number accepted */
 };
@@ -389,6 +428,8 @@ void ipcd_lanes_adopt_listener(struct ipcd_sock *s, int ep, const struct ipcd_mo
 	}
 	n->id = ml->id;
 	n->fd = ml->fd;
+	n->key = ml->key;
+	n->key2 = ml->key2;
 	n->received = n->accepted = 0;
 	pthread_mutex_unlock(&ls->mu);
 	return;
@@ -433,13 +474,15 @@ static int lane_recv(struct llane *n, int fds[IPCD_CTL_CONN_NFDS], uint64_t *siz
 	 * Only a region the monitor made: sealed, so it cannot shrink under us.
 	 */
 	if (r == (ssize_t)sizeof(msg) && msg.magic == IPCD_LANE_MAGIC && msg.seq >= n->received &&
-	    msg.seq != UINT32_MAX && got == IPCD_CTL_CONN_NFDS)
+	    msg.seq != UINT32_MAX && got >= IPCD_CTL_CONN_NFDS_MIN)
 		seals = ipcd_real.fcntl(fds[IPCD_CTL_CONN_FD_REGION], F_GET_SEALS, (void *)0);
 	if (seals < 0 || (seals & want) != want) {
 		for (i = 0; i < got; i++)
 			ipcd_real.close(fds[i]);
 		return -1;		/* not our protocol: end the lane */
 	}
+	for (i = got; i < IPCD_CTL_CONN_NFDS; i++)
+		fds[i] = -1;		/* a connector without life sockets */
 	n->received = msg.seq + 1;
 	*size = msg.region_size;
 	*conn_id = msg.conn_id;		/* the region must say the same */
@@ -459,7 +502,7 @@ static void llane_end(struct llane *n)
 }
 
 int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size,
-		     uint64_t *conn_id)
+		     uint64_t *conn_id, uint64_t *tag)
 {
 	struct ipcd_llanes *ls = s->lanes;
 	unsigned int i, idx;
@@ -478,6 +521,8 @@ int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t 
 			continue;
 		r = lane_recv(n, fds, size, conn_id);
 		if (r > 0) {
+			/* What the monitor wrote in the kit, if it is the one it says it is. */
+			*tag = n->key ? ipcd_kit_tag(n->key, n->key2, n->id, *conn_id) : 0;
 			n->accepted = n->received;
 			ls->next = idx + 1;
 			rc = 0;

@@ -71,7 +71,9 @@ static void close_fds(const int *fds, unsigned int n)
  * @fd_b (B), which the caller made as the kernel's object. @flags: O_NONBLOCK,
  * O_CLOEXEC (or their SOCK_ twins). A socketpair's kernel sockets stay
  * behind the ends (s->kfd): duplicates of them first, made here.
- * 0, or -1 with the kernel's fds untouched.
+ * 0, or -1 with the kernel's fds untouched (they serve unaccelerated), or
+ * an errno > 0 when the monitor refused for a limit with limit_action =
+ * error (ipcd_limit_errno): the call is then to fail with it.
  */
 static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 {
@@ -90,6 +92,7 @@ static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 	struct ipcd_resp resp;
 	uint64_t size = 0;
 	unsigned int i;
+	int refused = 0;
 
 	if ((unsigned int)fd_a >= IPCD_FDTAB_MAX || (unsigned int)fd_b >= IPCD_FDTAB_MAX ||
 	    !ipcd_state_attach_quiet())
@@ -103,20 +106,38 @@ static int pair_make(uint32_t kind, int domain, int fd_a, int fd_b, int flags)
 	req.len = sizeof(*pr);
 	pr->kind = kind;
 	pr->ring_bytes = ring;
-	if (ipcd_mon_call(&req, &resp, fa, &size) || resp.status)
+	if (ipcd_mon_call(&req, &resp, fa, &size))
 		goto err_kernel;
+	if (resp.status) {
+		/* limit_action = error: the call fails, its kernel objects closed by the caller. */
+		refused = ipcd_limit_errno(resp.status);
+		if (refused == ENOBUFS && kind == IPCD_CONN_KIND_PIPE)
+			refused = ENFILE;	/* pipe(2)'s errno for pipe memory */
+		goto err_kernel;
+	}
 	memcpy(&cr, resp.body, sizeof(cr));
 	/* End B: the same region; its wake eventfd is A's peer one, and A's is its peer. */
 	fb[IPCD_CTL_CONN_FD_REGION] = ipcd_real.fcntl(fa[IPCD_CTL_CONN_FD_REGION],
 						      F_DUPFD_CLOEXEC, 0);
 	fb[IPCD_CTL_CONN_FD_SELF] = ipcd_real.fcntl(fa[IPCD_CTL_CONN_FD_PEER], F_DUPFD_CLOEXEC, 0);
 	fb[IPCD_CTL_CONN_FD_PEER] = ipcd_real.fcntl(fa[IPCD_CTL_CONN_FD_SELF], F_DUPFD_CLOEXEC, 0);
+	/* Life sockets (ctl.h): the ends often part at the next fork. Optional. */
+	{
+		int live[2];
+
+		if (ipcd_real.socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, live) < 0)
+			live[0] = live[1] = -1;
+		if (fa[IPCD_CTL_CONN_FD_LIVE] >= 0)
+			ipcd_real.close(fa[IPCD_CTL_CONN_FD_LIVE]);	/* not the monitor's to give */
+		fa[IPCD_CTL_CONN_FD_LIVE] = live[0];
+		fb[IPCD_CTL_CONN_FD_LIVE] = live[1];
+	}
 	a = ipcd_sock_new(domain, nb ? SOCK_NONBLOCK : 0);
 	b = ipcd_sock_new(domain, nb ? SOCK_NONBLOCK : 0);
-	for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
+	for (i = 0; i < IPCD_CTL_CONN_NFDS_MIN; i++)
 		if (fb[i] < 0)
 			break;
-	if (!a || !b || i < IPCD_CTL_CONN_NFDS) {
+	if (!a || !b || i < IPCD_CTL_CONN_NFDS_MIN) {
 		close_fds(fa, IPCD_CTL_CONN_NFDS);
 		close_fds(fb, IPCD_CTL_CONN_NFDS);
 		goto err_drop;
@@ -176,12 +197,21 @@ err_kernel:
 		ipcd_real.close(ka);
 	if (kb >= 0)
 		ipcd_real.close(kb);
+	return refused ? refused : -1;
+}
+
+/* limit_action = error: the kernel objects made for the call go, and it fails with @err. */
+static int refuse_pair(const int k[2], int err)
+{
+	ipcd_real.close(k[0]);
+	ipcd_real.close(k[1]);
+	errno = err;
 	return -1;
 }
 
 static int pipe_common(int fds[2], int flags)
 {
-	int k[2], saved;
+	int k[2], saved, refused;
 
 	if (unlikely(!ipcd_real.pipe2))
 		return ipcd_enosys();
@@ -189,7 +219,9 @@ static int pipe_common(int fds[2], int flags)
 		return -1;
 	if (!ipcd_inside && !(flags & ~(O_CLOEXEC | O_NONBLOCK)) && ipcd_pipes_enabled()) {
 		saved = errno;
-		(void)pair_make(IPCD_CONN_KIND_PIPE, AF_UNSPEC, k[1], k[0], flags);
+		refused = pair_make(IPCD_CONN_KIND_PIPE, AF_UNSPEC, k[1], k[0], flags);
+		if (refused > 0)
+			return refuse_pair(k, refused);
 		errno = saved;
 	}
 	fds[0] = k[0];
@@ -199,7 +231,7 @@ static int pipe_common(int fds[2], int flags)
 
 IPCD_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
-	int saved;
+	int saved, refused;
 
 	ipcd_init();
 	if (unlikely(!ipcd_real.socketpair))
@@ -210,9 +242,11 @@ IPCD_EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 	if (!ipcd_inside && domain == AF_UNIX &&
 	    (type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_STREAM && ipcd_pipes_enabled()) {
 		saved = errno;
-		(void)pair_make(IPCD_CONN_KIND_UNIX, AF_UNIX, sv[0], sv[1],
-				(type & SOCK_NONBLOCK ? O_NONBLOCK : 0) |
-				(type & SOCK_CLOEXEC ? O_CLOEXEC : 0));
+		refused = pair_make(IPCD_CONN_KIND_UNIX, AF_UNIX, sv[0], sv[1],
+				    (type & SOCK_NONBLOCK ? O_NONBLOCK : 0) |
+				    (type & SOCK_CLOEXEC ? O_CLOEXEC : 0));
+		if (refused > 0)
+			return refuse_pair(sv, refused);
 		errno = saved;
 	}
 	return 0;

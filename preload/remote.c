@@ -155,7 +155,13 @@ bool ipcd_remote_wanted(const uint8_t dst[16])
 {
 	struct ipcd_attach *a = ipcd_state_get();
 
-	if (!a || !a->gctl || !ipcd_load_acquire(&a->gctl->cluster_up))
+	/* Pointers read once: another thread may forget the registration (state.c retire_region). */
+	const uint32_t *up = !a ? NULL
+			     : a->welcome.abi_minor >= 6 ? (a->cl.chan.ctl ? &a->cl.chan.ctl->cluster_up
+									    : NULL)
+			     : a->gctl ? &a->gctl->cluster_up : NULL;
+
+	if (!up || !ipcd_load_acquire(up))
 		return false;
 	static const uint8_t v6_lo[16] = { [15] = 1 };
 

@@ -25,34 +25,16 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include <ipcd/addr.h>
 #include <ipcd/wait.h>
 
 #include "sock.h"
-
-static const uint8_t v4_prefix[12] = { [10] = 0xff, [11] = 0xff };
 
 /* ---- addresses ---------------------------------------------------------- */
 
 bool ipcd_addr_from(const struct sockaddr *sa, socklen_t len, uint8_t addr[16], uint16_t *port)
 {
-	if (!sa || len < (socklen_t)sizeof(sa_family_t))
-		return false;
-	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *in = (const void *)sa;
-
-		memcpy(addr, v4_prefix, sizeof(v4_prefix));
-		memcpy(addr + 12, &in->sin_addr, 4);
-		*port = ntohs(in->sin_port);
-		return true;
-	}
-	if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-
-		memcpy(addr, &in6->sin6_addr, 16);
-		*port = ntohs(in6->sin6_port);
-		return true;
-	}
-	return false;
+	return ipcd_sockaddr_key(sa, len, addr, port);
 }
 
 void ipcd_addr_to(int domain, const uint8_t addr[16], uint16_t port, struct sockaddr *sa,
@@ -158,12 +140,36 @@ static uint32_t listen_flags(const struct ipcd_sock *s)
 	return !s->forked && ipcd_lanes_enabled() ? IPCD_LISTEN_LANES : 0;
 }
 
+/*
+ * May this process bind @port (the config's bind_rules, which the kernel
+ * does not know)? Asked before a bind() to an explicit port reaches the
+ * kernel: false only when the monitor says no (IPCD_BIND_PROBE).
+ */
+static bool bind_allowed(uint16_t port)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_BIND };
+	struct ipcd_bind_req *br = (void *)req.body;
+	struct ipcd_resp resp;
+
+	if (!ipcd_state_attach_quiet())
+		return true;
+	req.len = sizeof(*br);
+	br->port = port;
+	br->flags = IPCD_BIND_PROBE;
+	return ipcd_mon_call(&req, &resp, NULL, NULL) || resp.status != -EACCES;
+}
+
 int ipcd_sock_bind(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
+	uint8_t a[16];
+	uint16_t port;
 	int rc;
 
 	if (s->state != IPCD_SK_FRESH)
 		return fail(EINVAL);
+	if (s->domain != AF_UNIX && ipcd_addr_from(addr.__sockaddr__, len, a, &port) && port &&
+	    !bind_allowed(port))
+		return fail(EACCES);	/* as the kernel refuses a port below 1024 */
 	rc = ipcd_real.bind(fd, addr, len);
 	if (rc == 0) {
 		s->bound = true;
@@ -246,11 +252,12 @@ int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
 		if (rc)
 			return rc;
 		req.opcode = IPCD_OP_LISTEN;
-		req.len = sizeof(*lr);
+		req.len = ipcd_listen_req_len();
 		lr->id = s->bind_id;
 		lr->backlog = n < 0 ? 0 : (uint32_t)n;
 		lr->ring_bytes = ring_hint(s);
 		lr->flags = listen_flags(s);
+		lr->kfd = s->kfd;
 		s->backlog = n;
 		ipcd_mon_call(&req, &resp, NULL, NULL);
 		return 0;
@@ -293,11 +300,12 @@ int ipcd_sock_listen(struct ipcd_sock *s, int fd, int n)
 
 		memset(&req, 0, sizeof(req));
 		req.opcode = IPCD_OP_LISTEN;
-		req.len = sizeof(*lr);
+		req.len = ipcd_listen_req_len();
 		lr->id = s->bind_id;
 		lr->backlog = n < 0 ? 0 : (uint32_t)n;
 		lr->ring_bytes = ring_hint(s);
 		lr->flags = listen_flags(s);
+		lr->kfd = fd;	/* the monitor keeps a copy: the port stays held in the kernel */
 		s->backlog = n;
 		if (ipcd_mon_call(&req, &resp, fds, &s->accept_token) || resp.status || fds[0] < 0)
 			goto unbind;
@@ -332,6 +340,7 @@ kernel_only:
 static void conn_init(struct ipcd_sock *s, const struct ipcd_sock *parent)
 {
 	s->state = IPCD_SK_CONN;
+	s->mon_id = ipcd_state_monitor_id();
 	s->rx_spin.ns = s->tx_spin.ns = (uint32_t)IPCD_MIN(ipcd_spin_ns, (uint64_t)UINT32_MAX);
 	/*
 	 * An event loop registers a new connection with epoll before it ever
@@ -416,12 +425,12 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 	struct ipcd_conn_resp cr = { 0 };
 	struct ipcd_resp resp;
 	struct ipcd_sock *s;
-	uint64_t size = 0, kit_id = 0;
+	uint64_t size = 0, kit_id = 0, kit_tag = 0;
 	int fds[IPCD_CTL_CONN_NFDS];
 	bool lane;
 	int rc, fd;
 
-	lane = ipcd_lane_accept(l, fds, &size, &kit_id) == 0;
+	lane = ipcd_lane_accept(l, fds, &size, &kit_id, &kit_tag) == 0;
 	if (!lane) {
 		/* The monitor's backlog: its accept eventfd says exactly when it has some. */
 		if (atomic_load(&l->accel_off))
@@ -432,6 +441,8 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 		ar->id = l->bind_id;
 		ar->token = l->accept_token;	/* what lets a forked worker accept */
 		rc = ipcd_mon_call_lane(&req, &resp, fds, &size, &ml);
+		if (rc == -ETIMEDOUT)
+			return -EAGAIN;	/* a slow monitor, still ours: the next accept asks again */
 		if (rc || resp.status == -ENOENT || resp.status == -EPERM) {
 			/* Not the app's error: the kernel side still works. */
 			accel_off(l, lfd_app, rc ? rc : resp.status);
@@ -453,6 +464,17 @@ static int accept_accel(struct ipcd_sock *l, int lfd_app, struct sockaddr *addr,
 		atomic_store(&s->refs, 1);
 		ipcd_sock_put(s);
 		return rc == -EPROTO ? -ECONNABORTED : rc;
+	}
+	if (lane && kit_tag && ipcd_load_relaxed(&s->conn.ctl->kit_tag) != kit_tag) {
+		/*
+		 * The connector rewrote the kit's id: it names a connection that
+		 * is not this kit. Nothing may reach the monitor in that name:
+		 * unmapped, untold, as a connection aborted before accept.
+		 */
+		ipcd_conn_release(&s->conn);
+		atomic_store(&s->refs, 1);
+		ipcd_sock_put(s);
+		return -ECONNABORTED;
 	}
 	if (s->conn.ctl->remote_host && ipcd_remote_attach(&s->conn)) {
 		/*
@@ -646,7 +668,7 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 	struct ipcd_connect_req *cq = (void *)req.body;
 	struct ipcd_mon_lane ml;
 	struct ipcd_resp resp;
-	uint64_t size = 0;
+	uint64_t size = 0, kit_mon = 0;
 	uint8_t dst[16];
 	uint16_t port;
 	int fds[IPCD_CTL_CONN_NFDS];
@@ -670,9 +692,11 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 		return ipcd_real.connect(fd, addr, len);
 	}
 	/* Down a lane: kits have the listener's ring size, enough unless we asked for more. */
-	if (!ring_hint(s) && ipcd_lane_connect(dst, port, &s->conn) == 0) {
-		if (connected(s, fd) == 0)
+	if (!ring_hint(s) && ipcd_lane_connect(dst, port, &s->conn, &kit_mon) == 0) {
+		if (connected(s, fd) == 0) {
+			s->mon_id = kit_mon;	/* the kit's monitor, not ours now */
 			goto done;
+		}
 		reason = IPCD_FB_ERROR;
 		goto fallback;
 	}
@@ -698,6 +722,14 @@ int ipcd_sock_connect(struct ipcd_sock *s, int fd, __CONST_SOCKADDR_ARG addr, so
 		goto fallback;
 	case -ENOBUFS:
 	case -EMFILE:
+	case -EDQUOT:
+		rc = ipcd_limit_errno(resp.status);
+		if (rc) {
+			/* limit_action = error: refused as the kernel refuses, unconnected. */
+			note_fallback(dst, port, IPCD_FB_LIMIT);
+			ipcd_sock_to_kernel(fd);
+			return fail(rc);
+		}
 		reason = IPCD_FB_LIMIT;
 		goto fallback;
 	default:
@@ -847,8 +879,16 @@ int ipcd_sock_shutdown(struct ipcd_sock *s, int fd, int how)
 	}
 	if (how != SHUT_RD && !atomic_exchange(&s->shut_wr, true))
 		ipcd_spsc_close_prod(&s->conn.tx);	/* the peer reads EOF once drained */
-	if (s->kind == IPCD_CONN_KIND_UNIX)
-		(void)ipcd_real.shutdown(s->kfd, how);	/* its control data goes no further either */
+	/*
+	 * Its control data goes no further either; but not before the peer
+	 * has the connection: its monitor may die first, and the connection
+	 * then moves to this kernel one, whose peer must not see EOF before
+	 * the bytes (ipcd_sock_settle applies the shutdown after them).
+	 */
+	if (s->kind == IPCD_CONN_KIND_UNIX &&
+	    (s->conn.acceptor ||
+	     (ipcd_load_acquire(&s->conn.ctl->opened) & IPCD_CONN_CLOSED_B)))
+		(void)ipcd_real.shutdown(s->kfd, how);
 	return 0;
 }
 

@@ -113,6 +113,10 @@ struct ipcd_sock {
 	bool exec_released;		/* CONN: exec dropped our hold (undone if it fails) */
 	bool hold_asked;		/* a hold token was asked for (fdtab.c, exec.c) */
 	bool exec_keep;			/* CONN: handed to the new image by an exec (exec.c) */
+	atomic_bool moved;		/* CONN: made the kernel's (ipcd_sock_settle) */
+	uint64_t mon_id;		/* CONN: the monitor at connect (ipcd_state_monitor_id) */
+	_Atomic uint64_t live_at;	/* CONN: its peer's life socket last looked at */
+	uint64_t tx_at;			/* CONN, pipe: its last write (tx_lock; data.c) */
 	uint32_t ho_idx;		/* exec.c: its slot + 1 while a handover is prepared */
 
 	/* named AF_UNIX (unix.c) */
@@ -259,6 +263,8 @@ void ipcd_fdtab_set(int fd, struct ipcd_sock *s, bool cloexec);
 struct ipcd_sock *ipcd_fdtab_take(int fd);
 bool ipcd_fdtab_cloexec(int fd);
 void ipcd_fdtab_set_cloexec(int fd, bool on);
+/* The fds naming @s (a scan of the table), at most @max of them in @out. */
+unsigned int ipcd_fdtab_fds_of(const struct ipcd_sock *s, int *out, unsigned int max);
 /*
  * ipcd_sock_get - the socket behind @fd with a reference for the duration
  * of a call (NULL: a kernel fd, or closed meanwhile). A close by another
@@ -317,6 +323,14 @@ void ipcd_socks_unlock(void);
 
 struct ipcd_attach *ipcd_state_get(void);
 /*
+ * The monitor this process is registered with (its start time; 0: none),
+ * and whether the one named @id is still that one and alive (a look at
+ * the control socket; true while another thread is in a call, or for id 0:
+ * not known, so never taken for gone).
+ */
+uint64_t ipcd_state_monitor_id(void);
+bool ipcd_state_monitor_alive(uint64_t id);
+/*
  * ipcd_mon_call - one request and its response, bounded in time; on a
  * CONNECT/ACCEPT/LISTEN success also the descriptors the monitor sent
  * first (@fds, IPCD_CTL_CONN_NFDS entries, -1 when unused) and @aux: the
@@ -326,6 +340,19 @@ struct ipcd_attach *ipcd_state_get(void);
  * uses the kernel from now on).
  */
 int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux);
+/*
+ * ipcd_limit_errno - what to do with a CONNECT, UCONNECT or PAIR answer
+ * @status: when it is one of the monitor's limits (proto.h "Limits") and the
+ * monitor says limit_action = error, the errno the call fails with (-EDQUOT,
+ * the listener's process at its caps, is ECONNREFUSED); otherwise 0: the
+ * call goes to the kernel, as for any refusal.
+ */
+int ipcd_limit_errno(int32_t status);
+/*
+ * The LISTEN body's length for our monitor: a monitor before ABI 3.6 cuts
+ * off a process whose LISTEN is longer than its 16 bytes (no kfd).
+ */
+uint16_t ipcd_listen_req_len(void);
 /*
  * ipcd_mon_hold - a hold token (proto.h IPCD_OP_HOLD) for end @end
  * (IPCD_CLOSE_A/B) of connection @id, or for listening bind @id
@@ -347,6 +374,8 @@ struct ipcd_mon_lane {
 	int fd;
 	uint32_t id;
 	uint32_t bind_id;
+	uint64_t key;		/* a listener's: its kits' tag key (ctl.h LANE_FD); 0: none */
+	uint32_t key2;		/* ... its other 32 bits */
 };
 /* ipcd_mon_call, keeping the lane's end the monitor may send first (@lane). */
 int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux,
@@ -408,19 +437,22 @@ void ipcd_lanes_adopt_connector(const struct ipcd_mon_lane *ml, const uint8_t ad
 /*
  * ipcd_lane_connect - connect to @addr:@port down this process's lane to it:
  * 0 and @conn opened (A end), or -ENOENT: no lane, no kit, or the lane is
- * over (the caller asks the monitor).
+ * over (the caller asks the monitor). @mon_id: the monitor that made the
+ * kit (a process may use its kits after registering with another one).
  */
-int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *conn);
+int ipcd_lane_connect(const uint8_t addr[16], uint16_t port, struct ipcd_conn *conn,
+		      uint64_t *mon_id);
 /* An ACCEPT brought a lane for listener @s, whose epoll fd is @ep. */
 void ipcd_lanes_adopt_listener(struct ipcd_sock *s, int ep, const struct ipcd_mon_lane *ml);
 /*
  * ipcd_lane_accept - one kit from @s's lanes: 0 and @fds (IPCD_CTL_CONN_FD_*
- * order, ours to open as B), @size and @conn_id (as its connector says), or
- * -EAGAIN. Lanes found over are
- * closed and reported (LANE_DONE).
+ * order, ours to open as B), @size and @conn_id (as its connector says),
+ * and @tag: the kit_tag its region must carry if it is that connection
+ * (0: not checkable, a monitor before ABI 3.6); or -EAGAIN. Lanes found
+ * over are closed and reported (LANE_DONE).
  */
 int ipcd_lane_accept(struct ipcd_sock *s, int fds[IPCD_CTL_CONN_NFDS], uint64_t *size,
-		     uint64_t *conn_id);
+		     uint64_t *conn_id, uint64_t *tag);
 /*
  * The listening socket closes, or its process forks: shut and drain every
  * lane and report each (kits not accepted go back to the monitor's backlog).
@@ -484,6 +516,11 @@ void ipcd_ep_sock_kernel_del(struct ipcd_sock *s, int fd);
  * registrations made under that number, so the lazy ones are made now.
  */
 void ipcd_ep_sock_fd_leaving(struct ipcd_sock *s, int fd);
+/*
+ * @fd of CONN socket @s names a kernel socket now (ipcd_sock_settle): its
+ * registrations become the kernel's, with the application's events.
+ */
+void ipcd_ep_sock_to_kernel(struct ipcd_sock *s, int fd);
 /* fork: the registry lock (prepare/parent/child). */
 void ipcd_ep_fork_prepare(void);
 void ipcd_ep_fork_parent(void);
@@ -518,6 +555,23 @@ bool ipcd_spin(struct ipcd_spin *sp, bool (*done)(void *), void *arg);
 bool ipcd_restartable(void);
 /* Raise SIGPIPE on this thread, as the kernel does for a write to a closed socket. */
 void ipcd_sigpipe(int flags);
+
+/*
+ * Monitor restarts (docs/reliability.md). ipcd_sock_peer_check: a sleep on
+ * CONN socket @s timed out; look at its peer's life socket (attach.h):
+ * a peer gone without a word is marked as a death; a connection whose
+ * peer never had it, made by a monitor gone since (it was still in its
+ * backlog), is flagged IPCD_PEER_MOVED for the socket's next call, and
+ * sleepers are woken. True if anything changed. ipcd_sock_settle, at that
+ * call (the wrapper, interpose.c; no lock of @s held): a flagged
+ * connector becomes the kernel's connection to the same address, what it
+ * sent replayed, at each of its fds; true if so (the caller then makes
+ * the kernel's call), false if it stays ours (a failed move resets it).
+ * Calls return -1 with errno IPCD_EMOVED when they find the flag.
+ */
+#define IPCD_EMOVED	0x4d4f5645	/* internal: never reaches the application */
+bool ipcd_sock_peer_check(struct ipcd_sock *s);
+bool ipcd_sock_settle(struct ipcd_sock *s);
 
 /*
  * The accelerated variant of every IPCD_FD_CALL: ipcd_sock_<name>(s, args),

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -169,21 +170,42 @@ void ipcd_state_hidden_fds(struct ipcd_fdset *h)
 }
 
 /*
- * Register with the monitor, once. @quiet (a pipe's first need): no warning
- * line and no final verdict if there is no monitor: pipes then stay the
- * kernel's without another try, and the process's first TCP socket still
- * tries and says so. Shell scripts make pipes in every process; the one
- * line goes to programs that use the network.
+ * Register with the monitor. @quiet (a pipe's need): no warning line and no
+ * verdict if there is no monitor: pipes stay the kernel's, and the process's
+ * next TCP socket still tries and says so. Shell scripts make pipes in every
+ * process; the one line goes to programs that use the network. A process
+ * that found no monitor (ST_FAILED, or a quiet try) tries again at its next
+ * need once a delay has passed: 50 ms after the first miss, doubling up to
+ * 2 s. A monitor restarted after a gap serves it again, and a process with
+ * no monitor pays one failed registration per delay, never more.
  */
+#define ATTACH_RETRY_NS		50000000ull	/* 50 ms */
+#define ATTACH_RETRY_MAX_NS	2000000000ull	/* 2 s */
+
 static void attach(bool quiet)
 {
-	static bool quiet_tried;
+	static _Atomic uint64_t quiet_at, failed_at;	/* when those tries found none; 0: never */
+	static _Atomic uint64_t retry_ns = ATTACH_RETRY_NS;	/* the delay, doubled per miss */
+	static bool said;				/* the "using the kernel" line, once */
 	char why[256], line[320];
-	int saved, rc;
+	uint64_t now = 0;
+	int saved, rc, st = atomic_load_explicit(&state, memory_order_acquire);
 
-	if (atomic_load_explicit(&state, memory_order_acquire) != ST_NONE ||
-	    (quiet && quiet_tried))
+	if (st == ST_FAILED || (quiet && atomic_load(&quiet_at))) {
+		now = ipcd_now_ns();
+		if (st == ST_FAILED && now - atomic_load(&failed_at) < atomic_load(&retry_ns))
+			return;
+		if (quiet && now - atomic_load(&quiet_at) < atomic_load(&retry_ns))
+			return;
+		if (st == ST_FAILED) {
+			int f = ST_FAILED;
+
+			atomic_store(&failed_at, now);	/* one thread tries; the others wait */
+			atomic_compare_exchange_strong(&state, &f, ST_NONE);
+		}
+	} else if (st != ST_NONE) {
 		return;
+	}
 
 	saved = errno;
 	ipcd_inside++;
@@ -199,15 +221,22 @@ static void attach(bool quiet)
 			fd_remember(att.client_reg.fd, &id_client);
 			fd_remember(att.global_reg.fd, &id_global);
 			state_fds_hide(true);
+			atomic_store(&retry_ns, ATTACH_RETRY_NS);
 			atomic_store_explicit(&state, ST_ATTACHED, memory_order_release);
 		} else if (quiet) {
-			quiet_tried = true;
+			atomic_store(&quiet_at, ipcd_now_ns() | 1);
+			if (atomic_load(&retry_ns) < ATTACH_RETRY_MAX_NS)
+				atomic_store(&retry_ns, atomic_load(&retry_ns) * 2);
 		} else {
-			if (!env_quiet) {
+			if (!env_quiet && !said) {
 				snprintf(line, sizeof(line), "ipcd: %s: using the kernel\n",
 					 why[0] ? why : strerror(-rc));
 				ipcd_log_raw(line);
+				said = true;
 			}
+			atomic_store(&failed_at, ipcd_now_ns());
+			if (atomic_load(&retry_ns) < ATTACH_RETRY_MAX_NS)
+				atomic_store(&retry_ns, atomic_load(&retry_ns) * 2);
 			atomic_store_explicit(&state, ST_FAILED, memory_order_release);
 		}
 	}
@@ -316,12 +345,49 @@ static void drop_foreign_fds(void)
  * the application has since reused) and go back to NONE: the next TCP
  * socket() or monitor call registers again. state_mu is held.
  */
-static void forget_registration(void)
+/*
+ * The regions of registrations we forgot, still mapped: a thread outside
+ * call_mu (a connect() reading its settings, ipcd_remote_wanted and
+ * ipcd_limit_errno) may hold a pointer into them while another forgets the
+ * registration. Their descriptors are closed; the mappings go only when
+ * RETIRED_MAX later registrations have been forgotten too.
+ */
+#define RETIRED_MAX	4
+
+static void retire_region(struct ipcd_region *reg)
+{
+	static struct { void *base; size_t size; } retired[RETIRED_MAX];
+	static unsigned int next;
+
+	if (!reg->base)
+		return;		/* never mapped: the fd is not ours (ipcd_region_close) */
+	if (retired[next].base)
+		munmap(retired[next].base, retired[next].size);
+	retired[next].base = reg->base;
+	retired[next].size = reg->size;
+	next = (next + 1) % RETIRED_MAX;
+	if (reg->fd >= 0)
+		close_raw(reg->fd);
+	memset(reg, 0, sizeof(*reg));
+	reg->fd = -1;
+}
+
+/*
+ * @fork_child: in a fork child (one thread), the parent's regions are
+ * unmapped at once: code that runs in the child (privileges dropped, no
+ * exec) must not keep a way to write the parent's requests.
+ */
+static void forget_registration(bool fork_child)
 {
 	state_fds_hide(false);
 	drop_foreign_fds();
-	ipcd_region_close(&att.client_reg);
-	ipcd_region_close(&att.global_reg);
+	if (fork_child) {
+		ipcd_region_close(&att.client_reg);
+		ipcd_region_close(&att.global_reg);
+	} else {
+		retire_region(&att.client_reg);
+		retire_region(&att.global_reg);
+	}
 	if (fd_is_ours(att.wake_fd, &id_wake))
 		close_raw(att.wake_fd);
 	if (fd_is_ours(att.sock, &id_sock))
@@ -374,7 +440,7 @@ void ipcd_state_atfork_child(void)
 	ipcd_socks_unlock();
 	st = atomic_load_explicit(&state, memory_order_relaxed);
 	if (st == ST_ATTACHED || st == ST_LOST)
-		forget_registration();
+		forget_registration(true);
 	/* ST_FAILED stays: the monitor was absent for the parent; one line is enough. */
 	pthread_mutex_unlock(&state_mu);	/* locked by prepare in the parent */
 	pthread_mutex_unlock(&call_mu);
@@ -429,7 +495,7 @@ static void detach_locked(const char *why)
 				 why);
 			ipcd_log_raw(line);
 		}
-		forget_registration();
+		forget_registration(false);
 	}
 	pthread_mutex_unlock(&state_mu);
 }
@@ -473,9 +539,43 @@ static int ctl_recv(struct ipcd_ctl_msg *m, int *fds, int timeout_ms)
 	return 1;
 }
 
-/* A call failed with @rc on the monitor's side (call_mu held): let it go. */
+/*
+ * A call failed with @rc on the monitor's side (call_mu held): let it go,
+ * unless it is only slow. A monitor that did not answer in time but still
+ * holds our socket keeps us: this call goes to the kernel and the next one
+ * asks again. Detaching would close the socket, and the monitor would take
+ * that for our death and end our connections (chaos bug 4). What it answers
+ * late is dropped as it comes (the answer by its cookie, fds by take_fds):
+ * a connection it made for this call then has no end here, and its peer
+ * sees it closed (the life socket, or at our exit).
+ */
+static int submit_locked(struct ipcd_req *req, bool lazy, uint64_t deadline);
+static uint64_t timed_out;	/* the cookie of the call that timed out (call_mu) */
+
 static int call_failed(int rc)
 {
+	static atomic_bool told;
+	uint64_t cookie = timed_out;
+
+	timed_out = 0;
+	/* A monitor before 3.7 cannot undo a late answer: let it go, as before. */
+	if (rc == -ETIMEDOUT && cookie && att.welcome.abi_minor >= 7 && !monitor_gone()) {
+		/*
+		 * Whatever the late answer makes is undone (proto.h CANCEL):
+		 * this call goes to the kernel, and a listener must not get a
+		 * connection its connector never had.
+		 */
+		struct ipcd_req cr = { .opcode = IPCD_OP_CANCEL };
+		struct ipcd_cancel_req *cq = (void *)cr.body;
+
+		cr.len = sizeof(*cq);
+		cq->cookie = cookie;
+		(void)submit_locked(&cr, false, ipcd_deadline(POST_WAIT_NS));
+		if (!env_quiet && !atomic_exchange(&told, true))
+			ipcd_log_raw("ipcd: the monitor did not answer within 5 s: that call used "
+				     "the kernel; still registered (said once)\n");
+		return -ETIMEDOUT;
+	}
 	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
 	return -ECONNRESET;
 }
@@ -531,6 +631,8 @@ static int take_fds(const struct ipcd_req *req, const struct ipcd_resp *resp, in
 			lane->fd = fds[0];
 			lane->id = (uint32_t)m.conn_id;
 			lane->bind_id = m.bind_id;
+			lane->key = m.region_size;	/* the listener's only: its kits' tag key */
+			lane->key2 = m.lane_id;
 			fds[0] = -1;
 			continue;
 		}
@@ -580,11 +682,61 @@ static int call_locked(struct ipcd_req *req, struct ipcd_resp *resp)
 			continue;	/* an answer to a posted request */
 		if (n != -EAGAIN)
 			return (int)n;
-		if (ipcd_remaining(deadline) == 0 || monitor_gone())
+		if (ipcd_remaining(deadline) == 0 || monitor_gone()) {
+			timed_out = req->cookie;
 			return -ETIMEDOUT;
+		}
 		/* EINTR is not the application's business here: keep waiting. */
 		ipcd_spsc_wait_readable(&att.cl.chan.resp, MON_SPIN_NS, DEAD_CHECK_NS);
 	}
+}
+
+uint64_t ipcd_state_monitor_id(void)
+{
+	/* W: the monitor; a process of its shared mode could rewrite it: a hint. */
+	if (atomic_load_explicit(&state, memory_order_acquire) != ST_ATTACHED || !att.gctl)
+		return 0;
+	return ipcd_load_relaxed(&att.gctl->start_ns) | 1;
+}
+
+bool ipcd_state_monitor_alive(uint64_t id)
+{
+	bool alive;
+
+	if (!id)
+		return true;	/* not known (an end an exec handed over) */
+	/* A fork child, or a process that met a dead monitor: registered (again) first. */
+	if (!ipcd_state_monitor_id())
+		(void)ipcd_state_attach_quiet();
+	if (ipcd_state_monitor_id() != id)
+		return false;
+	if (pthread_mutex_trylock(&call_mu))
+		return true;		/* a call is under way: it will find out */
+	alive = ipcd_state_get() && !monitor_gone();
+	pthread_mutex_unlock(&call_mu);
+	return alive;
+}
+
+uint16_t ipcd_listen_req_len(void)
+{
+	struct ipcd_attach *a = ipcd_state_get();
+
+	return a && a->welcome.abi_minor < 6 ? IPCD_LISTEN_REQ_V35
+					     : (uint16_t)sizeof(struct ipcd_listen_req);
+}
+
+int ipcd_limit_errno(int32_t status)
+{
+	struct ipcd_client_ctl *ctl;
+	struct ipcd_attach *a;
+
+	if (status != -EMFILE && status != -ENOBUFS && status != -EDQUOT)
+		return 0;
+	a = ipcd_state_get();
+	ctl = a ? a->cl.chan.ctl : NULL;	/* NULL once forgotten, still mapped if read before */
+	if (!ctl || ipcd_load_relaxed(&ctl->limit_action) != IPCD_LIMIT_ERROR)
+		return 0;
+	return status == -EDQUOT ? ECONNREFUSED : -status;
 }
 
 int ipcd_mon_call(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, uint64_t *aux)
@@ -598,8 +750,11 @@ int ipcd_mon_call_lane(struct ipcd_req *req, struct ipcd_resp *resp, int *fds, u
 	unsigned int i;
 	int rc;
 
-	if (lane)
+	if (lane) {
 		lane->fd = -1;
+		lane->key = 0;
+		lane->key2 = 0;
+	}
 	if (fds)
 		for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
 			fds[i] = -1;

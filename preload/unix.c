@@ -220,6 +220,23 @@ static int unclaim(uint64_t id)
 	return resp.status;
 }
 
+/*
+ * Our kernel connection for @id is made (posted; proto.h UCONNECTED): were
+ * we to die from now on, an acceptor may still come to claim it.
+ */
+static void uconnected(uint64_t id)
+{
+	struct ipcd_req req = { .opcode = IPCD_OP_UCONNECTED };
+	struct ipcd_uconnected_req *ur = (void *)req.body;
+	struct ipcd_attach *a = ipcd_state_get();
+
+	if (!a || a->welcome.abi_minor < 7)
+		return;
+	req.len = sizeof(*ur);
+	ur->conn_id = id;
+	ipcd_mon_post_lazy(&req);
+}
+
 /* Has the kernel socket @fd SO_PASSCRED? */
 static bool passcred_on(int fd)
 {
@@ -299,8 +316,12 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 	req.len = sizeof(*uq);
 	uq->key = key;
 	uq->fd = named ? fd : -1;
-	if (ipcd_mon_call(&req, &resp, fds, &size) || resp.status) {
+	err = ipcd_mon_call(&req, &resp, fds, &size);
+	if (err || resp.status) {
+		err = err ? 0 : ipcd_limit_errno(resp.status);
 		ipcd_sock_to_kernel(fd);	/* nobody preloaded listens there */
+		if (err)
+			return fail(err);	/* limit_action = error */
 		return ipcd_real.connect(fd, sa, len);
 	}
 	memcpy(&ur, resp.body, sizeof(ur));
@@ -333,6 +354,7 @@ int ipcd_unix_connect(struct ipcd_sock *s, int fd, const struct sockaddr *sa, so
 		unclaim(ur.conn_id);
 		return fail(err);
 	}
+	uconnected(ur.conn_id);
 	/*
 	 * The listener we reached must be the registrant (the path may name
 	 * another socket by now). If not, the connection is taken back, unless

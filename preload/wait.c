@@ -132,6 +132,7 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 	struct pent pstack[STACK_FDS], *pe = pstack;
 	uint64_t deadline = ipcd_deadline(ts_ns(tmo));
 	nfds_t i, nacc = 0;
+	bool lives = false;
 	int rc;
 
 	for (i = 0; i < nfds; i++)
@@ -153,12 +154,18 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 		rc = ipcd_real.ppoll(fds, nfds, tmo, ss);
 		goto out;
 	}
+	for (i = 0; i < nfds; i++)
+		lives |= pe[i].s && pe[i].s->conn.live_fd >= 0;
 	for (;;) {
 		int64_t left = ipcd_remaining(deadline);
 		struct timespec lts;
-		bool any = false;
+		bool any = false, slice;
 		int n;
 
+		/* Every time round (at most once a second per socket): a busy loop may never sleep. */
+		for (i = 0; lives && i < nfds; i++)
+			if (pe[i].s)
+				(void)ipcd_sock_peer_check(pe[i].s);
 		for (i = 0; i < nfds; i++) {
 			if (pe[i].s || pe[i].ep) {
 				fds[i].revents = pent_events(&pe[i], fds[i].fd, fds[i].events);
@@ -194,6 +201,10 @@ static int poll_core(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo
 					atomic_fetch_sub(&pe[i].s->pollers, 1);
 			continue;
 		}
+		/* Ends with a life socket: in slices, to look for a peer's hang-up (attach.h). */
+		slice = lives && (left < 0 || left > IPCD_LIVE_CHECK_NS);
+		if (slice)
+			left = IPCD_LIVE_CHECK_NS;
 		if (left > 0) {
 			lts.tv_sec = left / 1000000000;
 			lts.tv_nsec = left % 1000000000;

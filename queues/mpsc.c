@@ -109,16 +109,24 @@ unsigned int ipcd_mpsc_dequeue_burst(struct ipcd_mpsc *q, uint32_t *out, unsigne
 			ipcd_store_release(slot, __ipcd_mpsc_pack(head + q->capacity, 0));
 			head++;
 			q->stall_since = 0;
-		} else if (seq == head) {
+		} else if (v == __ipcd_mpsc_pack(head, 0)) {
+			/*
+			 * Free, or claimed and not published yet. Only {head, 0}:
+			 * unstick() skips a stalled claim by CAS from exactly that,
+			 * so a slot with the head's sequence and a payload (which no
+			 * honest party writes) waited there forever, and every
+			 * doorbell behind it with it (found by tests/fuzz/fuzz_mpsc).
+			 */
 			if (!unstick(q, slot, head, &now_ns))
 				break;
 			head++;
 		} else {
 			/*
-			 * Honest parties only ever leave head or head + 1 here: a
-			 * hostile process wrote this slot. If a producer had claimed
-			 * it, drop the claim like a skip (its publish gets -ESTALE);
-			 * if not, give the slot back to the current lap and stay.
+			 * Honest parties only ever leave {head, 0} or {head + 1, v}
+			 * here: a hostile process wrote this slot. If a producer had
+			 * claimed it, drop the claim like a skip (its publish gets
+			 * -ESTALE); if not, give the slot back to the current lap and
+			 * stay.
 			 */
 			q->corrupt++;
 			q->stall_since = 0;

@@ -123,9 +123,20 @@ int ipcd_region_check_hdr(const struct ipcd_shm_hdr *h, size_t map_size, uint32_
 
 		if (!a->off)
 			continue;
-		if (a->off < h->hdr_size || a->off > map_size || a->size > map_size - a->off ||
-		    (a->off & 7)) {
+		if (a->off < h->hdr_size || a->off > map_size || a->size > map_size - a->off) {
 			*why = "area outside the region";
+			return -EPROTO;
+		}
+		/*
+		 * Every shared struct is IPCD_CACHE_GUARD-aligned, and so is every
+		 * area ipcd_region_create() places: an area only 8-aligned (which a
+		 * process that rewrote the header of a region it hands on, a lane
+		 * kit or the global region, can ask for) would put the reader's
+		 * structs at misaligned addresses (undefined behaviour; found by
+		 * tests/fuzz/fuzz_region).
+		 */
+		if (a->off & (IPCD_CACHE_GUARD - 1)) {
+			*why = "misaligned area";
 			return -EPROTO;
 		}
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh - install the Debian 12 packages IPC-Direct needs (idempotent).
 #
-# Usage: scripts/setup.sh [build|test|rdma|bench]...   (default: build)
+# Usage: scripts/setup.sh [build|test|rdma|bench|fuzz]...   (default: build)
 # Installs only what is missing; runs apt-get update only when it must.
 #
 #   build  compilers, cmake, and the libraries the project links (rdma-core's
@@ -12,6 +12,8 @@
 #          tools and the rxe verbs provider the guests run from the host's /
 #          (the kernel and busybox-static are fetched as .debs, not installed)
 #   bench  gnuplot for the benchmarks' plots
+#   fuzz   clang, the libFuzzer runtime (libclang_rt.fuzzer: libclang-rt-14-dev, which
+#          clang only recommends) and llvm-symbolizer (llvm-14) for scripts/fuzz.sh
 set -euo pipefail
 
 declare -A groups=(
@@ -19,6 +21,7 @@ declare -A groups=(
 	[test]="build-essential cmake pkg-config libcmocka-dev procps curl socat python3 nginx wrk redis-server redis-tools memcached libmemcached-tools"
 	[rdma]="qemu-system-x86 kmod cpio xz-utils iproute2 rdma-core ibverbs-providers ibverbs-utils rdmacm-utils"
 	[bench]="gnuplot-nox"
+	[fuzz]="clang libclang-rt-14-dev llvm-14"
 )
 
 want=()

@@ -5,16 +5,20 @@
 #      rdma: two QEMU guests with Soft-RoCE, tests/rdma/, run alone, a few minutes)
 #   2. ASan+UBSan build: unit, fault and preload tests (ipcd-run preloads the ASan runtime)
 #   3. TSan build: unit tests (thread variants of the stress engine included)
-#   4. the benchmarks in --quick mode, as smoke tests (never gate on speed)
+#   4. fuzz: scripts/fuzz.sh, clang/libFuzzer build in build/fuzz: every target of
+#      tests/fuzz replays its corpus, then fuzzes for IPCD_FUZZ_SECONDS (default 30;
+#      about 5 minutes for the stage); a crash, leak or timeout fails the suite
+#   5. the benchmarks in --quick mode, as smoke tests (never gate on speed), and the
+#      one-minute soak (bench/soak: fails on data errors, hangs or growth)
 #
-# Environment: IPCD_TEST_FLAVOURS="release asan tsan" to choose builds.
+# Environment: IPCD_TEST_FLAVOURS="release asan tsan fuzz" to choose stages.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
-"$top/scripts/setup.sh" build test rdma
+"$top/scripts/setup.sh" build test rdma fuzz
 
-flavours=${IPCD_TEST_FLAVOURS:-release asan tsan}
+flavours=${IPCD_TEST_FLAVOURS:-release asan tsan fuzz}
 jobs=$(nproc)
 status=0
 
@@ -24,6 +28,9 @@ run_ctest() {	# dir, ctest args...
 }
 
 for f in $flavours; do
+	if [[ $f == fuzz ]]; then
+		continue	# after the sanitizer builds, below
+	fi
 	echo "=== build: $f"
 	"$top/scripts/build.sh" "$f"
 	echo "=== tests: $f"
@@ -39,6 +46,11 @@ for f in $flavours; do
 	esac
 done
 
+if [[ " $flavours " == *" fuzz "* ]]; then
+	echo "=== fuzz (tests/fuzz, scripts/fuzz.sh)"
+	"$top/scripts/fuzz.sh" || status=1
+fi
+
 if [[ " $flavours " == *" release "* ]]; then
 	echo "=== benchmark smoke (numbers are not checked)"
 	./build/release/bench/ipcd-bench-queues --quick --json build/release/bench-queues-quick.json \
@@ -48,5 +60,8 @@ if [[ " $flavours " == *" release "* ]]; then
 	# Fails (exit 1) if a transport fails or ipcd connections were not accelerated.
 	./build/release/bench/ipcd-bench-sock --quick \
 		--json build/release/bench-sock-quick.json || status=1
+	# The soak's one-minute form (docs/reliability.md): data errors, hangs, or
+	# memory, fds or monitor objects that grow or do not go back to idle fail it.
+	./build/release/bench/ipcd-soak --quick --json build/release/soak-quick.json || status=1
 fi
 exit $status

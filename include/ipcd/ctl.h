@@ -7,8 +7,9 @@
  * Requests of the control plane travel in shared memory (reqq.h).
  *
  *   client                                    monitor
- *   connect()                   ------>       accept(); SO_PEERCRED -> pid/uid/gid
- *   struct ipcd_ctl_hello       ------>       check magic and ABI major
+ *   connect()                   ------>       accept(); SO_PEERCRED -> uid/gid
+ *   struct ipcd_ctl_hello       ------>       check magic and ABI major;
+ *   + SCM_CREDENTIALS                         SCM_CREDENTIALS -> pid (see "Identity")
  *                               <------       struct ipcd_ctl_welcome
  *                                             + SCM_RIGHTS: client region, global
  *                                               region, monitor wake eventfd
@@ -21,6 +22,36 @@
  *
  * Same rules as shm_abi.h: fixed-width fields, explicit padding. Changing a
  * message bumps IPCD_SHM_ABI_MAJOR (one ABI version covers both).
+ *
+ * Identity. The uid and gid of a registration are SO_PEERCRED's (who
+ * connected). The pid is that of the process that sent the hello: the
+ * monitor sets SO_PASSCRED before reading it, so the kernel attaches the
+ * sender's pid, uid and gid as they were at sendmsg() time (checked by the
+ * kernel when the sender names them); SO_PEERCRED's pid only if none came.
+ * A pid taken at connect() may be another process's by the hello (the
+ * connector exited, a child kept the socket, the pid was reused). A library
+ * from ABI 3.6 sends its credentials explicitly, { getpid(), geteuid(),
+ * getegid() }, and sets IPCD_CTL_HELLO_CREDS; the monitor refuses such a
+ * hello (-EPERM) if they are not the uid and gid it connected with.
+ *
+ * The right to bind ports below 1024 is judged on the hello's credentials,
+ * and only when they match the connect's: uid 0; or CAP_NET_BIND_SERVICE of
+ * that pid in /proc, when the hello's sender is the process that connected,
+ * the process found at the pid runs as that uid (real and effective), lives
+ * in the monitor's user namespace, started before the monitor accepted the
+ * connection, and (Linux 6.5+, SO_PEERPIDFD) the connector is still alive
+ * after the reads. An older library's hello (no flag) is registered as
+ * before: with credentials that do not match it gets no right to ports
+ * below 1024, and is never refused for that. Both directions are
+ * compatible: an older monitor ignores the flag and the credentials.
+ *
+ * Registration is bounded (preload/attach.c): connect(), hello and welcome
+ * within 5 s, else the library uses the kernel. Of the monitor's table of
+ * connections that owe a hello, each uid is sure of a quarter; past that,
+ * with the table full, a connection whose hello has not arrived is closed
+ * without a word (a new one of that uid, or its oldest when another uid's
+ * needs the slot), and the library connects again a few times (backing off)
+ * within those 5 s.
  */
 #ifndef IPCD_CTL_H
 #define IPCD_CTL_H
@@ -38,6 +69,9 @@
 #define IPCD_CTL_CLIENT		1	/* register this process */
 #define IPCD_CTL_ADMIN		2	/* ipcdctl: one query, then close */
 
+/* struct ipcd_ctl_hello.flags */
+#define IPCD_CTL_HELLO_CREDS	(1u << 0)	/* sent with its SCM_CREDENTIALS (ABI 3.6) */
+
 /* Welcome fds, in this order. */
 #define IPCD_CTL_FD_CLIENT	0	/* IPCD_REGION_CLIENT memfd */
 #define IPCD_CTL_FD_GLOBAL	1	/* IPCD_REGION_GLOBAL memfd */
@@ -49,7 +83,7 @@ struct ipcd_ctl_hello {
 	uint16_t abi_major;		/* IPCD_SHM_ABI_MAJOR of the sender */
 	uint16_t abi_minor;
 	uint32_t kind;			/* IPCD_CTL_CLIENT or IPCD_CTL_ADMIN */
-	uint32_t flags;			/* 0 */
+	uint32_t flags;			/* IPCD_CTL_HELLO_CREDS, or 0 */
 	char comm[16];			/* informational (the process name) */
 	uint8_t reserved[32];
 };
@@ -63,7 +97,7 @@ struct ipcd_ctl_welcome {
 	uint32_t queue_mode;		/* IPCD_QMODE_* */
 	uint64_t client_id;		/* unique for the monitor's lifetime */
 	uint32_t slot;			/* request-server slot (informational) */
-	uint32_t pid;			/* as the monitor saw it (SO_PEERCRED) */
+	uint32_t pid;			/* the hello's sender, as the monitor saw it */
 	char msg[160];			/* why, when refused; NUL-terminated */
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_welcome) == 192);
@@ -94,8 +128,23 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
  * protocol violation):
  *   IPCD_CTL_CONN_FD       + SCM_RIGHTS, IPCD_CTL_CONN_NFDS fds in the
  *                          IPCD_CTL_CONN_FD_* order: connection @conn_id's
- *                          region, this end's wake eventfd and the peer's.
- *                          Sent before the CONNECT/ACCEPT response naming it.
+ *                          region, this end's wake eventfd and the peer's,
+ *                          and (ABI 3.7, only to a library of 3.7 or later)
+ *                          this end's life socket, for a connection whose
+ *                          ends the monitor hands to two processes
+ *                          (CONNECT/ACCEPT, UCONNECT/UCLAIM): one end of an
+ *                          AF_UNIX socketpair whose other end goes to the
+ *                          peer. Nothing is ever sent on it; each end's
+ *                          processes hold theirs (fork and exec keep it, as
+ *                          the kernel keeps a socket), so its hang-up tells
+ *                          an end that every holder of the other end is gone,
+ *                          without the monitor: after a monitor restart, or
+ *                          for a connection still queued in a monitor that
+ *                          died (docs/reliability.md, "Monitor restarts").
+ *                          Libraries make their own for the connections
+ *                          they hand over themselves (lane kits, pipes,
+ *                          socketpairs). Sent before the CONNECT/ACCEPT
+ *                          response naming it.
  *   IPCD_CTL_LISTEN_FD     + SCM_RIGHTS, one eventfd: listening bind
  *                          @bind_id's accept doorbell. The monitor keeps it
  *                          readable exactly while the bind's accelerated
@@ -134,7 +183,9 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_query) == 32);
 #define IPCD_CTL_CONN_FD_REGION	0
 #define IPCD_CTL_CONN_FD_SELF	1	/* this end's wake eventfd */
 #define IPCD_CTL_CONN_FD_PEER	2	/* the other end's wake eventfd */
-#define IPCD_CTL_CONN_NFDS	3
+#define IPCD_CTL_CONN_FD_LIVE	3	/* this end's life socket (3.7); -1: none */
+#define IPCD_CTL_CONN_NFDS	4	/* at most; a message may carry 3 (no life socket) */
+#define IPCD_CTL_CONN_NFDS_MIN	3
 
 struct ipcd_ctl_msg {
 	uint32_t magic;			/* IPCD_CTL_MAGIC */
@@ -142,8 +193,11 @@ struct ipcd_ctl_msg {
 	uint16_t pad;
 	uint64_t conn_id;
 	uint32_t bind_id;
-	uint32_t lane_id;		/* CONN_FD of a kit (IPCD_OP_KITS): its lane; else 0 */
-	uint64_t region_size;		/* CONN_FD: the memfd's size */
+	uint32_t lane_id;		/* CONN_FD of a kit (IPCD_OP_KITS): its lane. LANE_FD
+					 * to the listener (3.6): 32 more bits of the key */
+	uint64_t region_size;		/* CONN_FD: the memfd's size. LANE_FD to the
+					 * listener (ABI 3.6): its lane's kit key
+					 * (shm_abi.h ipcd_conn_ctl.kit_tag); 0: none */
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_msg) == 32);
 
@@ -152,7 +206,9 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_ctl_msg) == 32);
 /**
  * struct ipcd_lane_msg - a connector to a listener, on their lane: one kit
  * (a connect()), with SCM_RIGHTS fds in the IPCD_CTL_CONN_FD_* order as the
- * listener sees them: the region, B's wake eventfd, A's.
+ * listener sees them: the region, B's wake eventfd, A's, and (both ends of
+ * 3.7 or later: the monitor makes lanes only between libraries that agree)
+ * B's life socket, whose other end the connector keeps.
  *
  * Written by the connecting process: the listener trusts nothing in it
  * beyond what it would trust in the region itself (it maps the region with

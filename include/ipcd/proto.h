@@ -36,13 +36,24 @@
 #define IPCD_OP_UCONNECT	17	/* struct ipcd_uconnect_req -> struct ipcd_uconnect_resp */
 #define IPCD_OP_UCLAIM		18	/* struct ipcd_uclaim_req -> struct ipcd_conn_resp */
 #define IPCD_OP_RATTACH		19	/* no body -> struct ipcd_rattach_resp (ABI 3.5) */
-#define IPCD_OP_MAX		19
+#define IPCD_OP_UCONNECTED	20	/* struct ipcd_uconnected_req (ABI 3.7), posted */
+#define IPCD_OP_CANCEL		21	/* struct ipcd_cancel_req (ABI 3.7), posted */
+#define IPCD_OP_MAX		21
 
 /* struct ipcd_bind_req.flags */
 #define IPCD_BIND_REUSEADDR	(1u << 0)
 #define IPCD_BIND_REUSEPORT	(1u << 1)
 #define IPCD_BIND_V6ONLY	(1u << 2)
-#define IPCD_BIND_FLAGS		(IPCD_BIND_REUSEADDR | IPCD_BIND_REUSEPORT | IPCD_BIND_V6ONLY)
+/*
+ * ABI 3.6: only ask whether the config's bind_rules let the caller bind
+ * @port: 0 or -EACCES, and nothing is bound. The library asks before a
+ * bind() to an explicit port reaches the kernel, so that a port the config
+ * reserves for others fails there with EACCES (ports below 1024 stay the
+ * kernel's to judge). Advisory against a process that drops the preload.
+ */
+#define IPCD_BIND_PROBE		(1u << 3)
+#define IPCD_BIND_FLAGS		(IPCD_BIND_REUSEADDR | IPCD_BIND_REUSEPORT | IPCD_BIND_V6ONLY | \
+				 IPCD_BIND_PROBE)
 
 /**
  * struct ipcd_bind_req - bind an accelerated TCP address.
@@ -104,8 +115,20 @@ struct ipcd_listen_req {
 	uint32_t backlog;	/* as listen(2); the monitor caps it */
 	uint32_t ring_bytes;
 	uint32_t flags;		/* IPCD_LISTEN_* */
+	/*
+	 * ABI 3.6: the caller's kernel socket listening on the bind's address
+	 * and port (its fd number). The first LISTEN of a bind takes a copy of
+	 * it (pidfd_getfd) and keeps it as long as the listener lives, so an
+	 * accelerated listener always holds its port in the kernel too: no
+	 * process can take connections for a port it does not listen on. A
+	 * first LISTEN without one (-1, or the 16-byte body of a library before
+	 * 3.6) is refused with -EPERM: the socket stays the kernel's.
+	 */
+	int32_t kfd;
+	uint32_t pad;
 };
-IPCD_BUILD_ASSERT(sizeof(struct ipcd_listen_req) == 16);
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_listen_req) == 24);
+#define IPCD_LISTEN_REQ_V35	16	/* the body's size before ABI 3.6 */
 
 struct ipcd_unbind_req {
 	uint32_t id;
@@ -443,6 +466,35 @@ struct ipcd_uclaim_req {
 	uint32_t pad;
 };
 IPCD_BUILD_ASSERT(sizeof(struct ipcd_uclaim_req) == 24);
+
+/**
+ * struct ipcd_uconnected_req - (ABI 3.7, posted) the connector of named
+ * AF_UNIX connection @conn_id has its kernel connection: an acceptor may
+ * come to claim it. Posted before connect() returns, so before the
+ * application wrote a byte. A connector that dies without having said so
+ * made no kernel connection (or wrote nothing): its unclaimed connection
+ * is freed at once instead of waiting for a claim that cannot come.
+ * Status: 0, -ENOENT (no such unclaimed connection of the caller's).
+ */
+struct ipcd_uconnected_req {
+	uint64_t conn_id;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_uconnected_req) == 8);
+
+/**
+ * struct ipcd_cancel_req - (ABI 3.7, posted) the caller gave up waiting for
+ * the answer to its request @cookie (its monitor was slower than the
+ * library's call bound) and made the call in the kernel instead. If that
+ * request was the caller's latest CONNECT, UCONNECT, ACCEPT, UCLAIM or PAIR
+ * and made or handed it a connection, the monitor undoes it: a connection
+ * nobody accepted yet is withdrawn (no listener will get a connection its
+ * connector never had), one accepted meanwhile, or one the caller accepted,
+ * is ended with a reset. Anything else: nothing. Status: 0.
+ */
+struct ipcd_cancel_req {
+	uint64_t cookie;
+};
+IPCD_BUILD_ASSERT(sizeof(struct ipcd_cancel_req) == 8);
 
 /*
  * ---------------------------------------------------------------------------

@@ -29,7 +29,11 @@
 
 #define IPCD_SHM_MAGIC		0x44435049u	/* "IPCD" little endian */
 #define IPCD_SHM_ABI_MAJOR	3
-#define IPCD_SHM_ABI_MINOR	5
+#define IPCD_SHM_ABI_MINOR	7
+
+/* struct ipcd_client_ctl.limit_action */
+#define IPCD_LIMIT_KERNEL	0
+#define IPCD_LIMIT_ERROR	1
 
 /* Region kinds (struct ipcd_shm_hdr.kind). */
 #define IPCD_REGION_CONN	1	/* one connection: two SPSC data rings */
@@ -273,7 +277,20 @@ struct ipcd_client_ctl {
 	 * ipcdctl only: nothing the monitor decides reads it.
 	 */
 	struct ipcd_rdma_stats rdma;
-	uint32_t reserved0[16];
+	/*
+	 * ABI 3.6, W: monitor. Settings the library follows, here rather than
+	 * in the global region, which every client maps writable: another
+	 * process must not be able to change them for this one.
+	 * @limit_action: what a call refused for one of the monitor's limits
+	 * does (config limit_action, docs/limits.md): IPCD_LIMIT_KERNEL, it
+	 * goes to the kernel unaccelerated; IPCD_LIMIT_ERROR, it fails with the
+	 * kernel's errno for the limit. 0 (a monitor before 3.6): kernel.
+	 * @cluster_up: as ipcd_global_ctl.cluster_up (kept there for 3.5
+	 * libraries), which a library of 3.6 or later reads here.
+	 */
+	uint32_t limit_action;
+	uint32_t cluster_up;
+	uint32_t reserved0[14];
 
 	/*
 	 * Shared mode: 1 while a doorbell for this client is queued or being
@@ -319,6 +336,10 @@ IPCD_BUILD_ASSERT(sizeof(struct ipcd_client_ctl) == 3 * IPCD_CACHE_GUARD);
 /* struct ipcd_conn_ctl.closed (ABI 3.1) */
 #define IPCD_CONN_CLOSED_A	(1u << 0)	/* A's last holder closed it */
 #define IPCD_CONN_CLOSED_B	(1u << 1)
+
+/* struct ipcd_conn_ctl.opened (ABI 3.7): IPCD_CONN_CLOSED_A/B, and these */
+#define IPCD_CONN_LIVE_A	(1u << 2)	/* A opened it holding a life socket (ctl.h) */
+#define IPCD_CONN_LIVE_B	(1u << 3)
 
 /**
  * struct ipcd_conn_ctl - one connection's identity and fate, beside its rings.
@@ -369,7 +390,26 @@ struct ipcd_conn_ctl {
 	uint32_t remote_pad;
 	uint64_t peer_key;
 	uint64_t peer_conn;
-	uint32_t reserved0[6];
+	/*
+	 * ABI 3.6, W: monitor at creation. A lane kit's tag: ipcd_kit_tag()
+	 * (siphash.h) of @conn_id under the key of its lane, which only the
+	 * monitor and the listener know. The connector hands the kit over and
+	 * can rewrite this region, but cannot tag another connection's id: the
+	 * listener takes a kit only with the right tag. 0: not a kit.
+	 */
+	uint64_t kit_tag;
+	/*
+	 * ABI 3.7. IPCD_CONN_CLOSED_* bits (here: "opened"), and
+	 * IPCD_CONN_LIVE_* if it held a life socket: W: that end's processes,
+	 * each time one maps it. An end whose peer's life socket hung up
+	 * (ctl.h) tells from it whether the peer ever had the connection:
+	 * never, and the monitor that held it is gone, and the connector makes
+	 * it the kernel's (preload/data.c); opened without a life socket (a
+	 * lane kit given back to the backlog, a 3.6 acceptor), and the hang-up
+	 * says nothing. Trusted by the two ends only, each about the other.
+	 */
+	uint32_t opened;
+	uint32_t reserved0[3];
 
 	/*
 	 * IPCD_CONN_RESET_*: W: the monitor (a death) or that end's last

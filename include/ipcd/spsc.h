@@ -513,4 +513,57 @@ int ipcd_spsc_wait_readable(struct ipcd_spsc *r, uint64_t spin_ns, int64_t timeo
 int ipcd_spsc_wait_writable(struct ipcd_spsc *r, uint32_t len, uint64_t spin_ns,
 			    int64_t timeout_ns);
 
+/*
+ * ---------------------------------------------------------------------------
+ * A connection end gone without closing (a death)
+ * ---------------------------------------------------------------------------
+ */
+
+/**
+ * ipcd_conn_wake_rings - wake every sleeper on the two rings of a
+ * connection (wait.h protocol, as a waker): clear each doorbell word (a full
+ * barrier after the caller's stores) and futex-wake it. A sleeper that armed
+ * before the exchange either sleeps and is woken, or finds the word 0.
+ */
+static inline void ipcd_conn_wake_rings(struct ipcd_spsc_shm *a, struct ipcd_spsc_shm *b)
+{
+	struct ipcd_spsc_shm *r[2] = { a, b };
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		ipcd_xchg(&r[i]->cons_wait, 0);
+		ipcd_futex_wake(&r[i]->cons_wait);
+		ipcd_xchg(&r[i]->prod_wait, 0);
+		ipcd_futex_wake(&r[i]->prod_wait);
+	}
+}
+
+/**
+ * ipcd_conn_mark_gone - close an end for a process that can no longer do
+ * it, as the kernel closes a dead process's socket: @reset_bit in
+ * @ctl->reset (IPCD_CONN_RESET_A/B, the gone end's) if @reset or if the ring
+ * it read (@in) still held bytes it never read (the kernel's RST; never for
+ * a @pipe: its writers get EPIPE, its reader EOF), then prod_closed on the
+ * ring it wrote (@out: the survivor reads EOF once drained) and cons_closed
+ * on @in (the survivor's writes fail), then every sleeper on both rings
+ * woken. Used by the monitor at a death and by a survivor that learns of
+ * it from its life socket (ctl.h). Returns true if the reset bit was set.
+ */
+static inline bool ipcd_conn_mark_gone(struct ipcd_conn_ctl *ctl, struct ipcd_spsc_shm *out,
+				       struct ipcd_spsc_shm *in, uint32_t reset_bit, bool reset,
+				       bool pipe)
+{
+	if (ipcd_load_acquire(&in->prod_bytes) != ipcd_load_relaxed(&in->cons_bytes))
+		reset = true;
+	if (pipe)
+		reset = false;
+	if (reset)
+		ipcd_fetch_or(&ctl->reset, reset_bit);
+	/* R3 for the survivor's A3, as ipcd_spsc_close_prod() would have done. */
+	ipcd_store_release(&out->prod_closed, 1);
+	ipcd_store_release(&in->cons_closed, 1);
+	ipcd_conn_wake_rings(out, in);
+	return reset;
+}
+
 #endif /* IPCD_SPSC_H */

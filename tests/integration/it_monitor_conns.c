@@ -29,7 +29,9 @@
  * timing assertion.
  */
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -131,8 +133,9 @@ static int maps0;		/* ipcd-conn mappings after start: the monitor's pool */
 static int listen_req(struct ipcd_attach *a, uint32_t id, uint32_t backlog, uint32_t hint,
 		      uint32_t flags, int *lfd)
 {
+	/* A first LISTEN names the kernel socket listening there (proto.h). */
 	struct ipcd_listen_req l = { .id = id, .backlog = backlog, .ring_bytes = hint,
-				     .flags = flags };
+				     .flags = flags, .kfd = t_kernel_listener(id) };
 	int fds[IPCD_CTL_CONN_NFDS];
 	struct ipcd_ctl_msg m;
 	int rc = call(a, IPCD_OP_LISTEN, &l, sizeof(l), NULL, 0);
@@ -170,9 +173,12 @@ static int bind_listen_flags(struct ipcd_attach *a, const uint8_t addr[16], uint
 	int rc;
 
 	memcpy(b.addr, addr, 16);
+	if (!port)
+		b.port = t_kernel_port(addr, flags);	/* a port free in the kernel too */
 	rc = call(a, IPCD_OP_BIND, &b, sizeof(b), &br, sizeof(br));
 	if (rc)
 		return rc;
+	t_note_bind(br.id, addr, br.port, flags);
 	*id = br.id;
 	*port_out = br.port;
 	return listen_req(a, br.id, backlog, 0, lflags, lfd);
@@ -183,9 +189,13 @@ static int bind_only(struct ipcd_attach *a, const uint8_t addr[16], uint16_t por
 {
 	struct ipcd_bind_req b = { .port = port };
 	struct ipcd_bind_resp br;
+	int rc;
 
 	memcpy(b.addr, addr, 16);
-	return call(a, IPCD_OP_BIND, &b, sizeof(b), &br, sizeof(br));
+	rc = call(a, IPCD_OP_BIND, &b, sizeof(b), &br, sizeof(br));
+	if (rc == 0)
+		t_note_bind(br.id, addr, br.port, 0);
+	return rc;
 }
 
 static int bind_listen(struct ipcd_attach *a, const uint8_t addr[16], uint16_t port,
@@ -208,8 +218,8 @@ static void take_conn_fd(struct ipcd_attach *a, uint64_t conn_id, bool acceptor,
 	T_CHECK_EQ(ipcd_attach_recv_msg(a, &m, fds, 0), 0);
 	T_CHECK_EQ(m.type, IPCD_CTL_CONN_FD);
 	T_CHECK_EQ(m.conn_id, conn_id);
-	for (i = 0; i < IPCD_CTL_CONN_NFDS; i++)
-		T_CHECK(fds[i] >= 0);
+	for (i = 0; i < IPCD_CTL_CONN_NFDS_MIN; i++)
+		T_CHECK(fds[i] >= 0);	/* the life socket is optional (ctl.h) */
 	T_CHECK_EQ(ipcd_conn_open(fds, m.region_size, acceptor, conn), 0);
 	T_CHECK_EQ(conn->conn_id, conn_id);
 	T_CHECK(conn->wake_self >= 0 && conn->wake_peer >= 0);
@@ -1941,6 +1951,12 @@ static void take_kits(struct ipcd_attach *a, uint32_t lane, uint32_t count, cons
 		T_CHECK_EQ(m.type, IPCD_CTL_CONN_FD);
 		T_CHECK(m.conn_id != 0);
 		for (j = 0; j < IPCD_CTL_CONN_NFDS; j++) {
+			x->fds[j] = -1;
+			if (j >= IPCD_CTL_CONN_NFDS_MIN) {
+				/* A kit's life sockets are its connector's to make. */
+				T_CHECK_EQ(fds[j], -1);
+				continue;
+			}
 			T_CHECK(fds[j] >= 0);
 			x->fds[j] = fcntl(fds[j], F_DUPFD_CLOEXEC, 0);
 			T_CHECK(x->fds[j] >= 0);
@@ -1998,7 +2014,8 @@ static void lane_send_kit(int lane_fd, const struct kit *k)
 	struct ipcd_lane_msg lm = {
 		.magic = IPCD_LANE_MAGIC, .seq = k->seq, .conn_id = k->id, .region_size = k->size,
 	};
-	int fds[IPCD_CTL_CONN_NFDS] = {
+	/* As a connector without life sockets sends it (a 3.6 library's form). */
+	int fds[IPCD_CTL_CONN_NFDS_MIN] = {
 		[IPCD_CTL_CONN_FD_REGION] = k->fds[IPCD_CTL_CONN_FD_REGION],
 		[IPCD_CTL_CONN_FD_SELF] = k->fds[IPCD_CTL_CONN_FD_PEER],
 		[IPCD_CTL_CONN_FD_PEER] = k->fds[IPCD_CTL_CONN_FD_SELF],
@@ -2035,7 +2052,8 @@ static void lane_recv_kit(int lane_fd, const struct kit *k, struct ipcd_conn *b)
 	wait_in(lane_fd);
 	T_CHECK_EQ(ipcd_ctl_recv(lane_fd, &lm, sizeof(lm), MSG_DONTWAIT, got, IPCD_CTL_MAX_FDS,
 				 &nfds), (ssize_t)sizeof(lm));
-	T_CHECK_EQ(nfds, IPCD_CTL_CONN_NFDS);
+	T_CHECK_EQ(nfds, IPCD_CTL_CONN_NFDS_MIN);
+	got[IPCD_CTL_CONN_FD_LIVE] = -1;
 	T_CHECK_EQ(lm.magic, IPCD_LANE_MAGIC);
 	T_CHECK_EQ(lm.seq, k->seq);
 	T_CHECK_EQ(lm.conn_id, k->id);
@@ -4660,12 +4678,441 @@ static void test_hold_lane_kit(void **state)
 	T_PASSED(s);
 }
 
+/* ---- 40-43. limits (conns.c "Limits", docs/limits.md) ------------------------ */
+
+/* One connection per listener in each test but the flood's; small rings. */
+#define CONF_LIMITS	"max_process_connections = 3\nring_bytes = 4096\n"
+
+static int pair_req(struct ipcd_attach *a, uint32_t kind, struct ipcd_conn *conn)
+{
+	struct ipcd_pair_req r = { .kind = kind };
+	struct ipcd_conn_resp resp;
+	int rc = call(a, IPCD_OP_PAIR, &r, sizeof(r), &resp, sizeof(resp));
+
+	if (rc == 0)
+		take_conn_fd(a, resp.conn_id, false, conn);
+	return rc;
+}
+
+static void pair_close(struct ipcd_attach *a, struct ipcd_conn *conn)
+{
+	uint64_t id = conn->conn_id;
+
+	ipcd_conn_close(conn);
+	T_CHECK_EQ(close_end(a, id, IPCD_CLOSE_A, 0), 0);
+	T_CHECK_EQ(close_end(a, id, IPCD_CLOSE_B, 0), 0);
+}
+
+/* Connect @c to (@port, @id) of @l and accept it: the answer to the CONNECT. */
+static int conn_pair(struct ipcd_attach *c, struct ipcd_attach *l, const uint8_t lo[16],
+		     uint16_t port, uint32_t id, struct ipcd_conn *ce, struct ipcd_conn *le)
+{
+	struct ipcd_conn_resp resp;
+	int rc = do_connect(c, lo, port, ce, &resp);
+
+	if (rc == 0)
+		T_CHECK_EQ(do_accept(l, id, le, &resp), 0);
+	return rc;
+}
+
+static void __attribute__((noreturn)) limit_conns_child(const struct t_mon *m)
+{
+	struct ipcd_attach l1, l2, c, d;
+	struct ipcd_conn ce[3], le[3], de, de2, pe[2], x, y;
+	uint32_t id1, id2, i;
+	uint16_t p1, p2;
+	uint8_t lo[16];
+	int f1, f2;
+
+	attach_or_die(m, "it-lim-l1", &l1);
+	attach_or_die(m, "it-lim-l2", &l2);
+	attach_or_die(m, "it-lim-c", &c);
+	attach_or_die(m, "it-lim-d", &d);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen(&l1, lo, 0, 0, 16, &id1, &p1, &f1), 0);
+	T_CHECK_EQ(bind_listen(&l2, lo, 0, 0, 16, &id2, &p2, &f2), 0);
+	for (i = 0; i < 3; i++)
+		T_CHECK_EQ(conn_pair(&c, &l1, lo, p1, id1, &ce[i], &le[i]), 0);
+	/* c made 3: its own count says EMFILE, wherever it connects. */
+	T_CHECK_EQ(conn_pair(&c, &l2, lo, p2, id2, &x, &y), -EMFILE);
+	/* l1 holds 3: a connector to it hears -EDQUOT (its library: ECONNREFUSED). */
+	T_CHECK_EQ(conn_pair(&d, &l1, lo, p1, id1, &x, &y), -EDQUOT);
+	/* Nobody else is held back. */
+	T_CHECK_EQ(conn_pair(&d, &l2, lo, p2, id2, &de, &de2), 0);
+	/* Pipes and socketpairs count as one connection each. */
+	T_CHECK_EQ(pair_req(&d, IPCD_CONN_KIND_PIPE, &pe[0]), 0);
+	T_CHECK_EQ(pair_req(&d, IPCD_CONN_KIND_UNIX, &pe[1]), 0);
+	T_CHECK_EQ(pair_req(&d, IPCD_CONN_KIND_PIPE, &x), -EMFILE);
+	/* A connection freed (both ends closed) is room again, for both processes. */
+	do_close(&c, &ce[0]);
+	do_close(&l1, &le[0]);
+	T_CHECK_EQ(conn_pair(&c, &l1, lo, p1, id1, &ce[0], &le[0]), 0);
+	pair_close(&d, &pe[0]);
+	T_CHECK_EQ(pair_req(&d, IPCD_CONN_KIND_PIPE, &pe[0]), 0);
+	for (i = 0; i < 3; i++) {
+		do_close(&c, &ce[i]);
+		do_close(&l1, &le[i]);
+	}
+	do_close(&d, &de);
+	do_close(&l2, &de2);
+	pair_close(&d, &pe[0]);
+	pair_close(&d, &pe[1]);
+	close(f1);
+	close(f2);
+	ipcd_detach(&d);
+	ipcd_detach(&c);
+	ipcd_detach(&l2);
+	ipcd_detach(&l1);
+	_exit(0);
+}
+
+static void test_limit_connections(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	pid_t pid;
+
+	t_mon_write_config(m, CONF_LIMITS);
+	t_mon_start(m);
+	assert_int_equal(t_ctl_num(m, "status", "max_process_connections"), 3);
+	pid = t_fork(T_CHILD_ALARM * 2);
+	if (pid == 0)
+		limit_conns_child(m);
+	child_ok(pid);
+	/* c's EMFILE, d's EDQUOT, d's third pair. */
+	assert_int_equal(t_ctl_num(m, "counters", "limit_connections"), 3);
+	assert_int_equal(t_ctl_num(m, "counters", "limit_memory"), 0);
+	expect_no_connections(m);
+	assert_int_equal(t_ctl_num(m, "status", "memory"), 0);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
+/*
+ * Memory: c connects to l1 until its own cap (max_process_memory) or the
+ * host's (max_memory) refuses, with -ENOBUFS; then d, to l1 and to l2.
+ * @host: the host's cap is the smaller one.
+ */
+static void __attribute__((noreturn)) limit_mem_child(const struct t_mon *m, bool host)
+{
+	struct ipcd_attach l1, l2, c, d;
+	struct ipcd_conn ce[16], le[16], x, y;
+	uint32_t id1, id2, i, n;
+	uint16_t p1, p2;
+	uint8_t lo[16];
+	int f1, f2, rc;
+
+	attach_or_die(m, "it-mem-l1", &l1);
+	attach_or_die(m, "it-mem-l2", &l2);
+	attach_or_die(m, "it-mem-c", &c);
+	attach_or_die(m, "it-mem-d", &d);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen(&l1, lo, 0, 0, 32, &id1, &p1, &f1), 0);
+	T_CHECK_EQ(bind_listen(&l2, lo, 0, 0, 32, &id2, &p2, &f2), 0);
+	for (n = 0; n < 16; n++) {
+		rc = conn_pair(&c, &l1, lo, p1, id1, &ce[n], &le[n]);
+		if (rc)
+			break;
+	}
+	/* 1 MiB of ~130 KiB regions (64 KiB rings): a few, never all 16. */
+	T_CHECK(n >= 2 && n < 16);
+	T_CHECK_EQ(rc, -ENOBUFS);
+	if (host) {
+		/* The host is full: d too, wherever it connects, until c frees one. */
+		T_CHECK_EQ(conn_pair(&d, &l2, lo, p2, id2, &x, &y), -ENOBUFS);
+		do_close(&c, &ce[--n]);
+		do_close(&l1, &le[n]);
+		T_CHECK_EQ(conn_pair(&d, &l2, lo, p2, id2, &x, &y), 0);
+	} else {
+		/* c's memory and l1's are full, not d's nor l2's. */
+		T_CHECK_EQ(conn_pair(&d, &l1, lo, p1, id1, &x, &y), -EDQUOT);
+		T_CHECK_EQ(conn_pair(&d, &l2, lo, p2, id2, &x, &y), 0);
+	}
+	do_close(&d, &x);
+	do_close(&l2, &y);
+	for (i = 0; i < n; i++) {
+		do_close(&c, &ce[i]);
+		do_close(&l1, &le[i]);
+	}
+	close(f1);
+	close(f2);
+	ipcd_detach(&d);
+	ipcd_detach(&c);
+	ipcd_detach(&l2);
+	ipcd_detach(&l1);
+	_exit(0);
+}
+
+static void run_limit_memory(struct t_state *s, bool host)
+{
+	struct t_mon *m = &s->mon;
+	pid_t pid;
+
+	/* A process's cap is half the host's unless set ("auto"). */
+	t_mon_write_config(m, host ? "max_memory = 1M\nmax_process_memory = 1M\nring_bytes = 65536\n"
+				   : "max_process_memory = 1M\nring_bytes = 65536\n");
+	t_mon_start(m);
+	assert_int_equal(t_ctl_num(m, "status", host ? "max_memory" : "max_process_memory"),
+			 1 << 20);
+	pid = t_fork(T_CHILD_ALARM * 2);
+	if (pid == 0)
+		limit_mem_child(m, host);
+	child_ok(pid);
+	assert_int_equal(t_ctl_num(m, "counters", "limit_memory"), 2);
+	assert_int_equal(t_ctl_num(m, "counters", "limit_connections"), 0);
+	expect_no_connections(m);
+	assert_int_equal(t_ctl_num(m, "status", "memory"), 0);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
+static void test_limit_process_memory(void **state)
+{
+	run_limit_memory(*state, false);
+}
+
+static void test_limit_host_memory(void **state)
+{
+	run_limit_memory(*state, true);
+}
+
+/*
+ * A flood of connects from one process does not starve another (issue #8):
+ * the flooder pipelines CONNECTs to its own listener and never closes what
+ * it gets; the table holds 64 connections, a process 8. Without the
+ * per-process cap the flooder would take the whole table and the good
+ * process's connects would fail with -ENOBUFS; without fairness in the
+ * request loop they would wait behind the flood. The good process makes
+ * GOOD_CONNS connections, one at a time, while the flood goes on.
+ */
+#define CONF_FLOOD	"max_connections = 64\nmax_process_connections = 8\nring_bytes = 4096\n"
+#define GOOD_CONNS	200u
+#define FLOOD_MAX_NS	(60 * T_NSEC_PER_SEC)
+
+struct sh_flood {
+	uint32_t port;
+	uint32_t bind_id;
+	uint32_t ready;
+	uint32_t submitted;
+	uint32_t answered;
+	uint32_t refused;	/* -EMFILE answers */
+	uint32_t other;		/* any other refusal: a failure */
+	uint32_t good_done;
+};
+
+static void __attribute__((noreturn)) flood_child(const struct t_mon *m, struct sh_flood *sh)
+{
+	uint64_t end = ipcd_deadline(FLOOD_MAX_NS);
+	struct ipcd_connect_req r = { 0 };
+	struct ipcd_attach f, l;
+	struct ipcd_req req;
+	struct ipcd_resp resp;
+	uint32_t id, held = 0;
+	uint16_t port;
+	uint8_t lo[16];
+	int lfd;
+
+	attach_or_die(m, "it-flood", &f);
+	attach_or_die(m, "it-flood-l", &l);
+	v4(lo, 127, 0, 0, 1);
+	T_CHECK_EQ(bind_listen(&l, lo, 0, 0, 64, &id, &port, &lfd), 0);
+	memcpy(r.addr, lo, 16);
+	r.port = port;
+	memset(&req, 0, sizeof(req));
+	req.opcode = IPCD_OP_CONNECT;
+	req.len = sizeof(r);
+	memcpy(req.body, &r, sizeof(r));
+	ipcd_store_release(&sh->ready, 1);
+	while (!ipcd_load_acquire(&sh->good_done) && ipcd_remaining(end) != 0) {
+		/* Keep the request ring full; take answers (and the fds that precede them). */
+		while (ipcd_reqq_submit(&f.cl, &req) == 0)
+			ipcd_store_release(&sh->submitted, sh->submitted + 1);
+		while (ipcd_spsc_recv(&f.cl.chan.resp, &resp, sizeof(resp)) == sizeof(resp)) {
+			if (resp.status == 0) {
+				int fds[IPCD_CTL_CONN_NFDS];
+				struct ipcd_ctl_msg msg;
+				unsigned int j;
+
+				T_CHECK_EQ(ipcd_attach_recv_msg(&f, &msg, fds, T_WAIT_MS), 0);
+				for (j = 0; j < IPCD_CTL_CONN_NFDS; j++)
+					close(fds[j]);
+				held++;
+			} else if (resp.status == -EMFILE) {
+				ipcd_store_release(&sh->refused, sh->refused + 1);
+			} else {
+				fprintf(stderr, "[flooder] CONNECT: %d (%s)\n", resp.status,
+					strerror(-resp.status));
+				ipcd_store_release(&sh->other, sh->other + 1);
+			}
+			ipcd_store_release(&sh->answered, sh->answered + 1);
+		}
+	}
+	/* The good process must have finished while the flood was still on. */
+	T_CHECK(ipcd_load_acquire(&sh->good_done));
+	while (sh->answered < sh->submitted) {
+		if (ipcd_spsc_recv(&f.cl.chan.resp, &resp, sizeof(resp)) != sizeof(resp)) {
+			T_CHECK(ipcd_spsc_wait_readable(&f.cl.chan.resp, 20000,
+							(uint64_t)T_WAIT_MS * 1000000) == 0);
+			continue;
+		}
+		if (resp.status == 0) {
+			int fds[IPCD_CTL_CONN_NFDS];
+			struct ipcd_ctl_msg msg;
+			unsigned int j;
+
+			T_CHECK_EQ(ipcd_attach_recv_msg(&f, &msg, fds, T_WAIT_MS), 0);
+			for (j = 0; j < IPCD_CTL_CONN_NFDS; j++)
+				close(fds[j]);
+			held++;
+		}
+		ipcd_store_release(&sh->answered, sh->answered + 1);
+	}
+	T_CHECK(held <= 8);
+	close(lfd);
+	ipcd_detach(&l);
+	ipcd_detach(&f);
+	_exit(0);
+}
+
+static void test_connect_flood(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct sh_flood *sh = t_shm_alloc(sizeof(*sh));
+	struct ipcd_attach g, l;
+	struct ipcd_conn ge, le;
+	uint32_t id, i, during;
+	uint16_t port;
+	uint8_t lo[16];
+	pid_t pid;
+	int lfd;
+
+	t_mon_write_config(m, CONF_FLOOD);
+	t_mon_start(m);
+	pid = t_fork(T_CHILD_ALARM * 3);
+	if (pid == 0)
+		flood_child(m, sh);
+	assert_true(t_wait_at_least(&sh->ready, 1, T_WAIT_MS));
+	/* The flood is on: past its cap, refused by the hundred. */
+	assert_true(t_wait_at_least(&sh->refused, 100, T_WAIT_MS));
+	t_attach(m, "it-good", &g);
+	t_attach(m, "it-good-l", &l);
+	v4(lo, 127, 0, 0, 1);
+	assert_int_equal(bind_listen(&l, lo, 0, 0, 4, &id, &port, &lfd), 0);
+	during = ipcd_load_acquire(&sh->answered);
+	for (i = 0; i < GOOD_CONNS; i++) {
+		assert_int_equal(conn_pair(&g, &l, lo, port, id, &ge, &le), 0);
+		do_close(&g, &ge);
+		do_close(&l, &le);
+	}
+	during = ipcd_load_acquire(&sh->answered) - during;
+	ipcd_store_release(&sh->good_done, 1);
+	child_ok(pid);
+	/* The flooder checked that the flood outlasted the good process; it only hit its cap. */
+	fprintf(stderr, "flood: %u CONNECTs answered while the good process made %u "
+		"connections (%u refused at the cap)\n", during, GOOD_CONNS, sh->refused);
+	assert_int_equal(sh->other, 0);
+	assert_int_equal(sh->answered, sh->submitted);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	close(lfd);
+	ipcd_detach(&l);
+	ipcd_detach(&g);
+	expect_no_connections(m);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- 44. a listener holds its port in the kernel (proto.h ipcd_listen_req.kfd) ---- */
+
+/*
+ * A first LISTEN must name the caller's kernel socket listening on the
+ * bind's address and port: none, a socket listening elsewhere, or a socket
+ * that does not listen is refused (-EPERM) and nothing listens. Named, the
+ * monitor keeps a copy: once the caller closes its own, the port is still
+ * held in the kernel (a kernel bind there fails) for as long as the
+ * accelerated listener lives, and freed with it.
+ */
+static void __attribute__((noreturn)) kfd_child(const struct t_mon *m)
+{
+	struct ipcd_listen_req lr = { .backlog = 8 };
+	struct ipcd_bind_req b = { 0 };
+	struct ipcd_bind_resp br, br2;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct ipcd_attach a;
+	uint8_t lo[16];
+	int other, plain, k, lfd;
+
+	attach_or_die(m, "it-kfd", &a);
+	v4(lo, 127, 0, 0, 1);
+	memcpy(b.addr, lo, 16);
+	b.port = t_kernel_port(lo, 0);		/* ports free in the kernel, sockets ready */
+	T_CHECK_EQ(call(&a, IPCD_OP_BIND, &b, sizeof(b), &br, sizeof(br)), 0);
+	b.port = t_kernel_port(lo, 0);
+	T_CHECK_EQ(call(&a, IPCD_OP_BIND, &b, sizeof(b), &br2, sizeof(br2)), 0);
+	t_note_bind(br.id, lo, br.port, 0);
+	t_note_bind(br2.id, lo, br2.port, 0);
+	/* None; the kernel listener of another port; a socket that does not listen. */
+	lr.id = br.id;
+	lr.kfd = -1;
+	T_CHECK_EQ(call(&a, IPCD_OP_LISTEN, &lr, sizeof(lr), NULL, 0), -EPERM);
+	other = t_kernel_listener(br2.id);
+	T_CHECK(other >= 0);
+	lr.kfd = other;
+	T_CHECK_EQ(call(&a, IPCD_OP_LISTEN, &lr, sizeof(lr), NULL, 0), -EPERM);
+	plain = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	T_CHECK(plain >= 0);
+	lr.kfd = plain;
+	T_CHECK_EQ(call(&a, IPCD_OP_LISTEN, &lr, sizeof(lr), NULL, 0), -EPERM);
+	/* A library before ABI 3.6 (a 16-byte body) names none: refused, not cut off. */
+	T_CHECK_EQ(call(&a, IPCD_OP_LISTEN, &lr, IPCD_LISTEN_REQ_V35, NULL, 0), -EPERM);
+	/* Its own: accepted, and the port stays the listener's after we close ours. */
+	T_CHECK_EQ(listen_req(&a, br.id, 8, 0, 0, &lfd), 0);
+	close(t_kernel_listener(br.id));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(br.port);
+	k = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	T_CHECK(k >= 0);
+	T_CHECK(bind(k, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno == EADDRINUSE);
+	T_CHECK_EQ(unbind_id(&a, br.id), 0);
+	/* Unbound: the monitor's copy is gone, and so is the kernel listener. */
+	T_CHECK_EQ(bind(k, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	close(k);
+	close(plain);
+	close(other);
+	close(lfd);
+	ipcd_detach(&a);
+	_exit(0);
+}
+
+static void test_listen_kernel_socket(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	pid_t pid;
+
+	t_mon_write_config(m, CONF);
+	t_mon_start(m);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		kfd_child(m);
+	child_ok(pid);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	t_mon_stop(m);
+	T_PASSED(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T_BOTH(test_transfer),
 		T_BOTH(test_rules),
 		T_BOTH(test_reuseport),
+		T_BOTH(test_limit_connections),
+		T_BOTH(test_limit_process_memory),
+		T_BOTH(test_limit_host_memory),
+		T_BOTH(test_connect_flood),
+		T_BOTH(test_listen_kernel_socket),
 		T_BOTH(test_kill_endpoint),
 		T_BOTH(test_kill_listener),
 		T_BOTH(test_many_in_a_row),

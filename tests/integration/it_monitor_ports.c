@@ -45,6 +45,7 @@ static int bind4(struct ipcd_attach *a, bool any, uint16_t port, uint32_t flags,
 		return rc;
 	if (resp.status == 0) {
 		memcpy(&out, resp.body, sizeof(out));
+		t_note_bind(out.id, b.addr, out.port, flags);
 		if (id)
 			*id = out.id;
 		if (got)
@@ -55,7 +56,7 @@ static int bind4(struct ipcd_attach *a, bool any, uint16_t port, uint32_t flags,
 
 static int listen_id(struct ipcd_attach *a, uint32_t id)
 {
-	struct ipcd_listen_req l = { .id = id, .backlog = 16 };
+	struct ipcd_listen_req l = { .id = id, .backlog = 16, .kfd = t_kernel_listener(id) };
 	struct ipcd_resp resp;
 	int rc = t_call(a, IPCD_OP_LISTEN, &l, sizeof(l), &resp, T_CALL_TIMEOUT_NS);
 

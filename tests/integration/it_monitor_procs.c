@@ -4,15 +4,28 @@
  * registering at once (detaching, exiting, or SIGKILLed mid-calls), SIGKILLs
  * at random points with a survivor that keeps getting answers, and the
  * max_processes limit. Afterwards nothing may be left: no process, no fd, no
- * mapping in the monitor, no /dev/shm entry.
+ * mapping in the monitor, no /dev/shm entry. Then who a process is: one
+ * user's silent connections against another's registration, and the
+ * privileged-port right of a hello's sender (as root: other users).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ipcd/atomic.h>
@@ -413,6 +426,648 @@ static void test_max_processes(void **state)
 	T_PASSED(s);
 }
 
+/* ---- who a process is (as root: other users) --------------------------- */
+
+#define UID_FLOOD	61011u		/* no passwd entries needed */
+#define UID_OTHER	61012u
+#define NOBODY		65534u
+#define PENDING_MAX	64		/* the monitor's table of connections owing a hello */
+#define FLOOD_SOCKS	(4 * PENDING_MAX)
+
+struct ident {
+	uint32_t stop;
+	uint32_t connects;		/* the flooder's */
+	uint32_t dropped;		/* ... closed by the monitor */
+	uint32_t go;			/* the parent's steps */
+	uint32_t done;			/* the child's */
+	uint32_t r_ready;		/* the process put at a pid is what it should be */
+	uint32_t connected;		/* STALE_SENDER_LATER: nobody's process connected */
+	int32_t p;			/* the connector, or the hello's sender */
+	int32_t q;			/* the process that holds the connection after it */
+	int32_t rc;			/* registration: 0, or -errno / the refusal */
+	int32_t bind80;			/* BIND 127.0.0.1:80 */
+	uint32_t welcome_pid;
+	char why[256];
+};
+
+/* The cases below become other users (setresuid): root only. */
+static void need_root(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "note: not root: cannot become other users\n");
+		skip();
+	}
+}
+
+/* The monitor's temp dir is 0700: let other users reach the socket, as /run/ipcd does. */
+static void open_dir(struct t_mon *m)
+{
+	assert_int_equal(chmod(m->dir, 0755), 0);
+}
+
+/* In a child: become @uid (gid and groups too); keep CAP_NET_BIND_SERVICE if @cap. */
+static void become(uid_t uid, bool cap)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	if (cap)
+		T_CHECK_EQ(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), 0);
+	T_CHECK_EQ(setgroups(0, NULL), 0);
+	T_CHECK_EQ(setresgid(uid, uid, uid), 0);
+	T_CHECK_EQ(setresuid(uid, uid, uid), 0);
+	if (!cap)
+		return;
+	memset(data, 0, sizeof(data));
+	data[0].effective = data[0].permitted = 1u << CAP_NET_BIND_SERVICE;
+	T_CHECK_EQ(syscall(SYS_capset, &hdr, data), 0);
+}
+
+/* BIND 127.0.0.1:80 (child side): the status. */
+static int bind80(struct ipcd_attach *a)
+{
+	struct ipcd_bind_req b = { .port = 80 };
+	struct ipcd_resp resp;
+	int rc;
+
+	b.addr[10] = b.addr[11] = 0xff;
+	b.addr[12] = 127;
+	b.addr[15] = 1;
+	rc = t_call(a, IPCD_OP_BIND, &b, sizeof(b), &resp, T_CALL_TIMEOUT_NS);
+	return rc ? rc : resp.status;
+}
+
+/*
+ * A hello on @sock, connected already. @creds: as a library does (its
+ * SCM_CREDENTIALS and IPCD_CTL_HELLO_CREDS); else as an older library, or a
+ * hand-made client, does.
+ */
+static int raw_hello(int sock, bool creds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} u;
+	struct ipcd_ctl_hello h = {
+		.magic = IPCD_CTL_MAGIC,
+		.abi_major = IPCD_SHM_ABI_MAJOR,
+		.abi_minor = IPCD_SHM_ABI_MINOR,
+		.kind = IPCD_CTL_CLIENT,
+		.flags = creds ? IPCD_CTL_HELLO_CREDS : 0,
+		.comm = "it-ident",
+	};
+	struct ucred uc = { .pid = getpid(), .uid = geteuid(), .gid = getegid() };
+	struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (creds) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_CREDENTIALS;
+		cm->cmsg_len = CMSG_LEN(sizeof(uc));
+		memcpy(CMSG_DATA(cm), &uc, sizeof(uc));
+	}
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(h) ? 0 : -errno;
+}
+
+/* The rest of ipcd_attach() on @sock, hello sent: the welcome, the mappings. */
+static int raw_welcome(int sock, struct ipcd_attach *a)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int fds[IPCD_CTL_MAX_FDS];
+	unsigned int nfds = 0;
+	ssize_t n;
+
+	memset(a, 0, sizeof(*a));
+	a->sock = sock;
+	a->wake_fd = -1;
+	if (poll(&p, 1, T_WAIT_MS) != 1)
+		return -ETIMEDOUT;
+	n = ipcd_ctl_recv(sock, &a->welcome, sizeof(a->welcome), MSG_DONTWAIT, fds,
+			  IPCD_CTL_MAX_FDS, &nfds);
+	if (n == 0)
+		return -ECONNRESET;
+	if (n != (ssize_t)sizeof(a->welcome))
+		return n < 0 ? (int)n : -EPROTO;
+	if (a->welcome.status)
+		return a->welcome.status;
+	if (nfds != IPCD_CTL_NFDS)
+		return -EPROTO;
+	if (ipcd_region_map(fds[IPCD_CTL_FD_CLIENT], IPCD_REGION_CLIENT, &a->client_reg) ||
+	    ipcd_region_map(fds[IPCD_CTL_FD_GLOBAL], IPCD_REGION_GLOBAL, &a->global_reg) ||
+	    ipcd_reqq_chan_attach(&a->client_reg, &a->cl.chan))
+		return -EPROTO;
+	a->wake_fd = fds[IPCD_CTL_FD_WAKE];
+	a->gctl = ipcd_region_area(&a->global_reg, IPCD_AREA_GLOBAL_CTL, NULL);
+	if (a->welcome.queue_mode == IPCD_QMODE_SHARED) {
+		size_t size;
+		void *q = ipcd_region_area(&a->global_reg, IPCD_AREA_GLOBAL_MPSC, &size);
+
+		if (!q || ipcd_mpsc_attach(&a->db, q, size, 0))
+			return -EPROTO;
+		a->cl.db = &a->db;
+	}
+	a->cl.wake_fd = a->wake_fd;
+	return 0;
+}
+
+/* Child side: the welcome on @sock, then BIND port 80; both results in @sh. */
+static void welcome_and_bind80(int sock, struct ident *sh)
+{
+	struct ipcd_attach a;
+
+	sh->rc = raw_welcome(sock, &a);
+	sh->welcome_pid = a.welcome.pid;
+	sh->bind80 = sh->rc ? 1 : bind80(&a);
+}
+
+/* ---- one user's silent connections -------------------------------------- */
+
+/*
+ * As UID_FLOOD: keep FLOOD_SOCKS connections to the control socket that
+ * never say hello, each one the monitor closes made again at once.
+ */
+static void __attribute__((noreturn)) flooder(const struct t_mon *m, struct ident *sh)
+{
+	static struct pollfd p[FLOOD_SOCKS];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	unsigned int i;
+
+	become(UID_FLOOD, false);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", m->sock);
+	for (i = 0; i < FLOOD_SOCKS; i++)
+		p[i].fd = -1;
+	while (!ipcd_load_acquire(&sh->stop)) {
+		for (i = 0; i < FLOOD_SOCKS; i++) {
+			if (p[i].fd >= 0 && p[i].revents) {
+				close(p[i].fd);
+				p[i].fd = -1;
+				ipcd_fetch_add(&sh->dropped, 1);
+			}
+			p[i].revents = 0;
+			if (p[i].fd < 0) {
+				int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+						0);
+
+				if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+					p[i].fd = fd;
+					p[i].events = POLLRDHUP;
+					ipcd_fetch_add(&sh->connects, 1);
+				} else if (fd >= 0) {
+					close(fd);
+				}
+			}
+		}
+		poll(p, FLOOD_SOCKS, 10);
+	}
+	_exit(0);
+}
+
+/* As @uid: register (the library's way), one call; 0 or the error, why in @sh. */
+static void __attribute__((noreturn)) share_client(const struct t_mon *m, struct ident *sh,
+						   uid_t uid)
+{
+	struct ipcd_attach a;
+	int rc;
+
+	become(uid, false);
+	rc = ipcd_attach(m->sock, "it-share", &a, sh->why, sizeof(sh->why));
+	if (rc) {
+		fprintf(stderr, "[uid %u] attach: %d: %s\n", uid, rc, sh->why);
+		_exit(2);
+	}
+	T_CHECK_EQ(t_echo_check(&a, (uint32_t)getpid(), 0, 8), 0);
+	ipcd_detach(&a);
+	_exit(0);
+}
+
+/*
+ * One user keeps four times the monitor's table of connections that owe a
+ * hello, silent (isolation finding e4): another user's process registers
+ * all the same (within its share, it takes back a slot lent to the
+ * flooder), and so does the flooding user's own (its hello is there when the
+ * monitor takes its connection, or its library connects again). Before,
+ * the flood held every slot for 1 s each and everyone else's registration
+ * waited behind it in the kernel's backlog.
+ */
+static void test_pending_share(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct ident *sh;
+	pid_t flood, pid;
+
+	need_root();
+	sh = t_shm_alloc(sizeof(*sh));
+	open_dir(m);
+	t_mon_start(m);
+	flood = t_fork(T_CHILD_ALARM);
+	if (flood == 0)
+		flooder(m, sh);
+	/* The flood is steady: the monitor has closed more of them than it holds. */
+	if (!t_wait_at_least(&sh->dropped, FLOOD_SOCKS, T_WAIT_MS))
+		fail_msg("the monitor closed only %u of the flood's %u connections",
+			 sh->dropped, sh->connects);
+
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		share_client(m, sh, UID_OTHER);
+	if (t_wait(pid, T_WAIT_MS) != 0)
+		fail_msg("uid %u could not register while uid %u flooded the control socket "
+			 "(%u silent connections so far): %s", UID_OTHER, UID_FLOOD, sh->connects,
+			 sh->why);
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		share_client(m, sh, UID_FLOOD);
+	if (t_wait(pid, T_WAIT_MS) != 0)
+		fail_msg("the flooding uid's own program could not register: %s", sh->why);
+
+	ipcd_store_release(&sh->stop, 1);
+	assert_int_equal(t_wait(flood, T_WAIT_MS), 0);
+	assert_true(t_mon_log_contains(m, "connections that owe a hello, past its share of 16"));
+	assert_int_equal(t_ctl_num(m, "counters", "registered"), 2);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	final_client_ok(m);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/* ---- the privileged-port right of a hello's sender ---------------------- */
+
+/* As @uid (with CAP_NET_BIND_SERVICE if @cap): ipcd_attach(), then BIND port 80. */
+static void __attribute__((noreturn)) attach_bind80(const struct t_mon *m, struct ident *sh,
+						    uid_t uid, bool cap, bool userns)
+{
+	struct ipcd_attach a;
+
+	become(uid, cap);
+	if (userns && unshare(CLONE_NEWUSER) < 0) {
+		snprintf(sh->why, sizeof(sh->why), "unshare(CLONE_NEWUSER): %s", strerror(errno));
+		_exit(T_EXIT_SKIP);
+	}
+	sh->rc = ipcd_attach(m->sock, "it-priv", &a, sh->why, sizeof(sh->why));
+	if (sh->rc)
+		_exit(2);
+	sh->welcome_pid = a.welcome.pid;
+	sh->bind80 = bind80(&a);
+	ipcd_detach(&a);
+	_exit(0);
+}
+
+/* Run attach_bind80() in a child; its BIND status, or fail. T_EXIT_SKIP if it could not try. */
+static int run_attach_bind80(const struct t_mon *m, struct ident *sh, uid_t uid, bool cap,
+			     bool userns)
+{
+	pid_t pid = t_fork(T_CHILD_ALARM);
+	int code;
+
+	if (pid == 0)
+		attach_bind80(m, sh, uid, cap, userns);
+	code = t_wait(pid, T_WAIT_MS);
+	if (code == T_EXIT_SKIP)
+		return T_EXIT_SKIP;
+	if (code != 0)
+		fail_msg("uid %u%s: registration: %d: %s", uid, cap ? " + CAP_NET_BIND_SERVICE" : "",
+			 sh->rc, sh->why);
+	assert_int_equal(sh->welcome_pid, pid);
+	return sh->bind80;
+}
+
+/*
+ * Root connects, then (a child of) it drops to nobody and says hello: the
+ * right to ports below 1024 is judged on the hello's sender, never on who
+ * connected. A hello without IPCD_CTL_HELLO_CREDS (an older library) is
+ * registered without that right; a library's hello whose credentials are
+ * not those of the connect is refused.
+ */
+static void __attribute__((noreturn)) root_connects(const struct t_mon *m, struct ident *sh,
+						    bool creds)
+{
+	int sock = t_connect(m->sock);
+
+	T_CHECK(sock >= 0);
+	become(NOBODY, false);
+	T_CHECK_EQ(raw_hello(sock, creds), 0);
+	welcome_and_bind80(sock, sh);
+	_exit(0);
+}
+
+static void test_hello_identity(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct ident *sh;
+	pid_t pid;
+	int rc;
+
+	need_root();
+	sh = t_shm_alloc(sizeof(*sh));
+	open_dir(m);
+	t_mon_start(m);
+
+	/* The control: root may, nobody may not, nobody with the capability may. */
+	assert_int_equal(run_attach_bind80(m, sh, 0, false, false), 0);
+	assert_int_equal(run_attach_bind80(m, sh, NOBODY, false, false), -EACCES);
+	assert_int_equal(run_attach_bind80(m, sh, NOBODY, true, false), 0);
+
+	/* Capabilities in a user namespace of its own are worth nothing here. */
+	rc = run_attach_bind80(m, sh, NOBODY, false, true);
+	if (rc == T_EXIT_SKIP)
+		fprintf(stderr, "note: no user namespace for nobody (%s): case not run\n", sh->why);
+	else
+		assert_int_equal(rc, -EACCES);
+
+	/* Root connected, nobody said hello, as an older library would. */
+	memset(sh, 0, sizeof(*sh));
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		root_connects(m, sh, false);
+	assert_int_equal(t_wait(pid, T_WAIT_MS), 0);
+	assert_int_equal(sh->rc, 0);
+	assert_int_equal(sh->welcome_pid, pid);
+	assert_int_equal(sh->bind80, -EACCES);
+
+	/* ... with its credentials, as a library does: they are not the connect's. */
+	memset(sh, 0, sizeof(*sh));
+	pid = t_fork(T_CHILD_ALARM);
+	if (pid == 0)
+		root_connects(m, sh, true);
+	assert_int_equal(t_wait(pid, T_WAIT_MS), 0);
+	assert_int_equal(sh->rc, -EPERM);
+
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	assert_int_equal(t_ctl_num(m, "counters", "faults"), 0);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
+/*
+ * A child with pid @want (ns_last_pid, as root), running as @uid with
+ * CAP_NET_BIND_SERVICE if @cap (root stays root), asleep until killed; it
+ * sets sh->r_ready once it is what it should be. Another process on the host
+ * may take the pid first: tried again; returns the child (maybe not @want),
+ * or 0 if pids cannot be chosen here.
+ */
+static pid_t fork_at_pid(pid_t want, uid_t uid, bool cap, struct ident *sh)
+{
+	pid_t pid = 0;
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+		char buf[16];
+		int n = snprintf(buf, sizeof(buf), "%d", (int)want - 1);
+
+		if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+			if (fd >= 0)
+				close(fd);
+			return 0;
+		}
+		close(fd);
+		ipcd_store_release(&sh->r_ready, 0);
+		pid = t_fork(T_CHILD_ALARM);
+		if (pid == 0) {
+			if (uid)
+				become(uid, cap);
+			ipcd_store_release(&sh->r_ready, 1);
+			for (;;)
+				pause();
+		}
+		if (pid == want)
+			break;
+		t_kill_wait(pid);
+	}
+	if (pid == want && !t_wait_at_least(&sh->r_ready, 1, T_WAIT_MS))
+		fail_msg("the process at pid %d did not get ready", (int)pid);
+	return pid;
+}
+
+/*
+ * The holder of a connection once the process that made it has exited: once
+ * the parent gave that pid away (go 2), says hello if @say_hello, takes the
+ * welcome and BINDs port 80; waits for go 3.
+ */
+static void __attribute__((noreturn)) holder(int sock, struct ident *sh, bool say_hello)
+{
+	alarm(T_CHILD_ALARM);		/* fork() does not inherit t_fork()'s hang guard */
+	while (ipcd_load_acquire(&sh->go) < 2)
+		t_sleep_ms(1);
+	sh->rc = say_hello ? raw_hello(sock, false) : 0;
+	if (!sh->rc)
+		welcome_and_bind80(sock, sh);
+	ipcd_store_release(&sh->done, 1);
+	while (ipcd_load_acquire(&sh->go) < 3)
+		t_sleep_ms(1);
+	_exit(0);
+}
+
+enum stale { STALE_CONNECTOR, STALE_SENDER_ROOT, STALE_SENDER_LATER, STALE_SENDER_SOON };
+
+/* The process given the pid: nobody's, with CAP_NET_BIND_SERVICE (else root's). */
+static bool stale_nobody_cap(enum stale how)
+{
+	return how == STALE_SENDER_LATER || how == STALE_SENDER_SOON;
+}
+
+/* As nobody: connect, say hello unless STALE_CONNECTOR, fork the holder, exit. */
+static void __attribute__((noreturn)) stale_child(const struct t_mon *m, struct ident *sh,
+						  enum stale how)
+{
+	int sock;
+	pid_t q;
+
+	become(NOBODY, false);
+	sock = t_connect(m->sock);
+	T_CHECK(sock >= 0);
+	if (how == STALE_SENDER_LATER) {
+		ipcd_store_release(&sh->connected, 1);
+		while (ipcd_load_acquire(&sh->go) < 1)	/* the monitor took it, and is stopped */
+			t_sleep_ms(1);
+	}
+	if (how != STALE_CONNECTOR)
+		T_CHECK_EQ(raw_hello(sock, true), 0);
+	q = fork();
+	T_CHECK(q >= 0);
+	if (q == 0)
+		holder(sock, sh, how == STALE_CONNECTOR);
+	sh->p = getpid();
+	sh->q = q;
+	_exit(0);
+}
+
+/* The monitor's fd count reaches @n (it took a connection): hang guard only. */
+static void wait_mon_fds(const struct t_mon *m, int n)
+{
+	uint64_t deadline = ipcd_deadline((int64_t)T_WAIT_MS * T_NSEC_PER_MSEC);
+
+	while (t_mon_fd_count(m) < n) {
+		if (ipcd_remaining(deadline) == 0)
+			fail_msg("the monitor did not take the connection (%d fds, want %d)",
+				 t_mon_fd_count(m), n);
+		t_sleep_ms(1);
+	}
+}
+
+/* CLOCK_BOOTTIME, the clock of /proc/PID/stat's start time. */
+static uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Let @ticks clock ticks (/proc/PID/stat's unit) begin after now. */
+static void pass_ticks(unsigned int ticks)
+{
+	uint64_t tick = 1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK);
+	uint64_t until = (boottime_ns() / tick + ticks) * tick;
+
+	while (boottime_ns() <= until)
+		t_sleep_ms(1);
+}
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD	77	/* Linux 6.5; asm-generic value */
+#endif
+
+/* Can this kernel give a pidfd of a socket's peer (Linux 6.5+)? */
+static bool have_peer_pidfd(void)
+{
+	socklen_t len = sizeof(int);
+	int sv[2], pidfd;
+	bool ok;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return false;
+	ok = getsockopt(sv[0], SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0;
+	if (ok)
+		close(pidfd);
+	close(sv[0]);
+	close(sv[1]);
+	return ok;
+}
+
+/*
+ * One stale pid: the process a pid of the handshake named is gone, and
+ * another process has that pid when the monitor looks (isolation finding
+ * e5). The registration must not get that process's right to bind port 80.
+ * Returns false (with a note) if the case could not be set up.
+ *
+ * STALE_CONNECTOR: nobody connects and exits, root gets its pid, nobody's
+ *   child says hello. The pid of the connect is root's process now; the
+ *   hello's sender is nobody's child.
+ * STALE_SENDER_ROOT: the monitor stopped, nobody connects, says hello and
+ *   exits (its child holds the connection); root gets its pid before the
+ *   monitor reads the hello: the process at the hello's pid runs as
+ *   another user.
+ * STALE_SENDER_LATER: as STALE_SENDER_ROOT, but the monitor is stopped once
+ *   it has taken the connection, and the pid goes to a process of nobody's
+ *   with CAP_NET_BIND_SERVICE, two clock ticks later: it started after the
+ *   connection was taken (/proc/PID/stat).
+ * STALE_SENDER_SOON: as STALE_SENDER_ROOT, but the pid goes to a process of
+ *   nobody's with CAP_NET_BIND_SERVICE: same user, started before the
+ *   monitor took the connection; only the connector's pidfd tells
+ *   (SO_PEERPIDFD, Linux 6.5+).
+ */
+static bool stale_case(const struct t_mon *m, struct ident *sh, enum stale how)
+{
+	bool stopped = false;
+	pid_t p, r;
+	int base;
+
+	memset(sh, 0, sizeof(*sh));
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	base = t_mon_fd_baseline(m);
+	if (how == STALE_SENDER_ROOT || how == STALE_SENDER_SOON) {
+		kill(m->pid, SIGSTOP);
+		stopped = true;
+	}
+	p = t_fork(T_CHILD_ALARM);
+	if (p == 0)
+		stale_child(m, sh, how);
+	if (how == STALE_SENDER_LATER) {
+		if (!t_wait_at_least(&sh->connected, 1, T_WAIT_MS))
+			fail_msg("nobody's process did not connect");
+		wait_mon_fds(m, base + 1);
+		kill(m->pid, SIGSTOP);
+		stopped = true;
+		ipcd_store_release(&sh->go, 1);
+		pass_ticks(2);		/* /proc/PID/stat's start time can tell: a later tick */
+	}
+	assert_int_equal(t_wait(p, T_WAIT_MS), 0);	/* reaped: its pid is free */
+	assert_int_equal(sh->p, p);
+	r = fork_at_pid(p, stale_nobody_cap(how) ? NOBODY : 0, stale_nobody_cap(how), sh);
+	if (stopped)
+		kill(m->pid, SIGCONT);
+	if (r != p) {
+		kill(sh->q, SIGKILL);
+		if (r > 0)
+			t_kill_wait(r);
+		fprintf(stderr, "note: could not give pid %d to another process (ns_last_pid): "
+			"stale pid case %d not run\n", (int)p, how);
+		return false;
+	}
+	ipcd_store_release(&sh->go, 2);
+	if (!t_wait_at_least(&sh->done, 1, T_WAIT_MS))
+		fail_msg("stale pid case %d: the holder of the connection did not finish", how);
+	ipcd_store_release(&sh->go, 3);
+	kill(sh->q, SIGKILL);
+	t_kill_wait(r);
+	/* Silent while its pid was given away: the monitor may have dropped it (1 s). */
+	if ((how == STALE_CONNECTOR || how == STALE_SENDER_LATER) &&
+	    (sh->rc == -ECONNRESET || sh->rc == -EPIPE) &&
+	    t_mon_log_contains(m, "said no hello within 1 s")) {
+		fprintf(stderr, "note: the monitor was stopped past its hello timeout: stale pid "
+			"case %d not run\n", how);
+		return false;
+	}
+	if (sh->rc)
+		fail_msg("stale pid case %d: the hello was refused: %d", how, sh->rc);
+	assert_int_equal(sh->welcome_pid, how == STALE_CONNECTOR ? (uint32_t)sh->q : (uint32_t)p);
+	if (sh->bind80 != -EACCES)
+		fail_msg("stale pid case %d: nobody's registration got the right to bind port 80 "
+			 "of the process that took a pid of its handshake: BIND -> %d", how,
+			 sh->bind80);
+	return true;
+}
+
+static void test_stale_pid(void **state)
+{
+	struct t_state *s = *state;
+	struct t_mon *m = &s->mon;
+	struct ident *sh;
+
+	need_root();
+	sh = t_shm_alloc(sizeof(*sh));
+	open_dir(m);
+	t_mon_start(m);
+	stale_case(m, sh, STALE_CONNECTOR);
+	if (stale_case(m, sh, STALE_SENDER_ROOT))
+		assert_true(t_mon_log_contains(m, "runs as another user"));
+	if (stale_case(m, sh, STALE_SENDER_LATER))
+		assert_true(t_mon_log_contains(m, "started after it connected"));
+	if (have_peer_pidfd()) {
+		if (stale_case(m, sh, STALE_SENDER_SOON))
+			assert_true(t_mon_log_contains(m, "the process that connected is gone"));
+	} else {
+		fprintf(stderr, "note: no SO_PEERPIDFD (Linux < 6.5): the monitor cannot tell a "
+			"pid reused before the accept by a process of the same user; case not "
+			"run\n");
+	}
+	assert_int_equal(t_ctl_wait_num(m, "status", "processes", 0), 0);
+	t_mon_stop(m);
+	t_shm_free(sh, sizeof(*sh));
+	T_PASSED(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,7 +1075,13 @@ int main(void)
 		T_BOTH(test_random_kills),
 		T_BOTH(test_registration_burst),
 		T_BOTH(test_max_processes),
+		T_BOTH(test_pending_share),
+		T_ONCE(test_hello_identity),
+		T_ONCE(test_stale_pid),
 	};
+
+	if (getenv("T_FILTER"))		/* e.g. T_FILTER='test_stale*' */
+		cmocka_set_test_filter(getenv("T_FILTER"));
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -779,4 +780,145 @@ void t_attach(const struct t_mon *m, const char *comm, struct ipcd_attach *a)
 		fail_msg("ipcd_attach(%s): %d (%s): %s", m->sock, rc, strerror(-rc), why);
 	assert_int_equal(a->welcome.queue_mode, m->mode);
 	assert_int_equal(a->welcome.pid, getpid());
+}
+
+/* ---- kernel sockets behind raw LISTENs ------------------------------------ */
+
+#define T_BINDS	64
+
+static struct t_bind {
+	uint32_t id;		/* 0: free */
+	uint8_t addr[16];
+	uint16_t port;
+	uint32_t flags;
+	int fd;			/* -1: not made yet */
+	pid_t pid;		/* the process that noted it (a fork child notes its own) */
+} t_binds[T_BINDS];
+
+static struct t_bind *bind_of(uint32_t id)
+{
+	unsigned int i;
+
+	for (i = 0; i < T_BINDS; i++)
+		if (t_binds[i].id == id && t_binds[i].pid == getpid())
+			return &t_binds[i];
+	return NULL;
+}
+
+void t_note_bind(uint32_t id, const uint8_t addr[16], uint16_t port, uint32_t flags)
+{
+	struct t_bind *b = bind_of(id);
+	unsigned int i;
+
+	/* The same id from an earlier monitor (ids start again): its socket is stale. */
+	if (b) {
+		if (b->fd >= 0)
+			close(b->fd);
+		memset(b, 0, sizeof(*b));
+		b->fd = -1;
+		b = NULL;
+	}
+	/* A socket t_kernel_port() made for this address and port: the bind's now. */
+	for (i = 0; i < T_BINDS; i++)
+		if (t_binds[i].pid == getpid() && t_binds[i].id == 0 && t_binds[i].fd >= 0 &&
+		    t_binds[i].port == port && !memcmp(t_binds[i].addr, addr, 16)) {
+			t_binds[i].id = id;
+			return;
+		}
+
+	for (i = 0; !b && i < T_BINDS; i++)
+		if ((!t_binds[i].id && t_binds[i].fd < 0) || t_binds[i].pid != getpid() ||
+		    (t_binds[i].id && t_binds[i].fd >= 0 && fcntl(t_binds[i].fd, F_GETFD) < 0))
+			b = &t_binds[i];	/* free, a parent's, or its socket closed since */
+	if (!b)
+		b = &t_binds[id % T_BINDS];
+	b->id = id;
+	memcpy(b->addr, addr, 16);
+	b->port = port;
+	b->flags = flags;
+	b->fd = -1;
+	b->pid = getpid();
+}
+
+uint16_t t_kernel_port(const uint8_t addr[16], uint32_t flags)
+{
+	struct t_bind *b = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	uint16_t port;
+	unsigned int i;
+	int fd;
+
+	for (i = 0; !b && i < T_BINDS; i++)	/* free: not a pending socket of ours */
+		if ((!t_binds[i].id && t_binds[i].fd < 0) || t_binds[i].pid != getpid())
+			b = &t_binds[i];
+	if (!b)
+		return 0;
+	memset(b, 0, sizeof(*b));
+	memcpy(b->addr, addr, 16);
+	b->flags = flags;
+	b->fd = -1;
+	b->pid = getpid();
+	b->id = UINT32_MAX;		/* taken while we make it */
+	fd = t_kernel_listener(UINT32_MAX);
+	b->id = 0;
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		if (fd >= 0)
+			close(fd);
+		b->fd = -1;
+		b->pid = 0;
+		return 0;
+	}
+	port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					      : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	b->port = port;
+	return port;
+}
+
+int t_kernel_listener(uint32_t id)
+{
+	static const uint8_t v4[12] = { [10] = 0xff, [11] = 0xff };
+	struct t_bind *b = bind_of(id);
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1;
+
+	if (!b)
+		return -1;
+	if (b->fd >= 0 && fcntl(b->fd, F_GETFD) >= 0)
+		return b->fd;
+	memset(&ss, 0, sizeof(ss));
+	if (!memcmp(b->addr, v4, 12)) {
+		struct sockaddr_in *in = (void *)&ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(b->port);
+		memcpy(&in->sin_addr, b->addr + 12, 4);
+		sl = sizeof(*in);
+	} else {
+		struct sockaddr_in6 *in6 = (void *)&ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(b->port);
+		memcpy(&in6->sin6_addr, b->addr, 16);
+		sl = sizeof(*in6);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (b->flags & IPCD_BIND_REUSEADDR)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (b->flags & IPCD_BIND_REUSEPORT)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+			   &(int){ (b->flags & IPCD_BIND_V6ONLY) != 0 }, sizeof(int));
+	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 64)) {
+		fprintf(stderr, "t_kernel_listener: bind %u: port %u: %s\n", id, b->port,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	b->fd = fd;
+	return fd;
 }

@@ -252,6 +252,29 @@ void t_ring_monitor(struct ipcd_attach *a);
  */
 int t_wait_eof(int sock, int timeout_ms);
 
+/**
+ * t_note_bind - remember that BIND answered @id for @addr:@port (@flags:
+ * IPCD_BIND_*), so that t_kernel_listener() can make its kernel socket.
+ */
+void t_note_bind(uint32_t id, const uint8_t addr[16], uint16_t port, uint32_t flags);
+
+/**
+ * t_kernel_port - a kernel TCP socket listening on @addr, port 0 (the kernel
+ * picks a free one; @flags IPCD_BIND_*): its port, for a BIND of that port
+ * whose t_note_bind() then adopts the socket; 0 if the kernel refuses. A
+ * raw test's LISTEN needs a kernel socket on its port: letting the monitor
+ * pick one could choose a port another program holds in the kernel.
+ */
+uint16_t t_kernel_port(const uint8_t addr[16], uint32_t flags);
+
+/**
+ * t_kernel_listener - a kernel TCP socket of this process listening on the
+ * address and port of bind @id (made once, then the same one), as a first
+ * LISTEN must name (proto.h struct ipcd_listen_req.kfd); -1 for a bind
+ * t_note_bind() was not told of, or if the kernel refuses.
+ */
+int t_kernel_listener(uint32_t id);
+
 /** t_attach - ipcd_attach() to @m's socket; fails the test with @why. Parent only. */
 void t_attach(const struct t_mon *m, const char *comm, struct ipcd_attach *a);
 

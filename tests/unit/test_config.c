@@ -44,6 +44,63 @@ static void test_default(void **state)
 	assert_int_equal(cfg.log_level, IPCD_LOG_INFO);
 	assert_int_equal(cfg.n_rules, 0);
 	assert_int_equal(cfg.n_peers, 0);
+	assert_int_equal(cfg.max_process_connections, 16384);
+	assert_int_equal(cfg.max_memory, 0);		/* auto */
+	assert_int_equal(cfg.max_process_memory, 0);	/* auto */
+	assert_int_equal(cfg.limit_action, IPCD_LIMIT_KERNEL);
+}
+
+/* The limits' keys: sizes with units, auto, and the action. */
+static void test_limit_keys(void **state)
+{
+	static const struct {
+		const char *text;
+		uint64_t mem;		/* max_memory */
+		uint64_t pmem;		/* max_process_memory */
+	} good[] = {
+		{ "max_memory = 1048576\nmax_process_memory = 2M\n", 1u << 20, 2u << 20 },
+		{ "max_memory = 3G\nmax_process_memory = auto\n", 3ull << 30, 0 },
+		{ "max_memory = 1T\nmax_process_memory = 1024K\n", 1ull << 40, 1u << 20 },
+		{ "max_memory = auto\nmax_process_memory = 16777215T\n", 0, 16777215ull << 40 },
+	};
+	static const struct {
+		const char *text;
+		const char *err;
+	} bad[] = {
+		{ "max_memory = 1023K\n", "key 'max_memory': expected auto or a size in bytes of at least 1048576" },
+		{ "max_memory = 1X\n", "got '1X'" },
+		{ "max_memory = 1MB\n", "got '1MB'" },
+		{ "max_memory = -1\n", "got '-1'" },
+		{ "max_memory = 16777216T\n", "got '16777216T'" },	/* 2^64: too big */
+		{ "max_process_memory = 99999999999999999999\n", "key 'max_process_memory'" },
+		{ "max_process_memory = 17179869184T\n", "key 'max_process_memory'" },
+		{ "max_process_connections = 0\n", "key 'max_process_connections': expected a number in [1, 1048576]" },
+		{ "limit_action = panic\n", "key 'limit_action': expected kernel or error, got 'panic'" },
+	};
+	struct ipcd_config cfg;
+	char err[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		load_default(&cfg);
+		err[0] = '\0';
+		assert_int_equal(parse(good[i].text, &cfg, err, sizeof(err)), 0);
+		assert_int_equal(cfg.max_memory, good[i].mem);
+		assert_int_equal(cfg.max_process_memory, good[i].pmem);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		load_default(&cfg);
+		assert_int_equal(parse(bad[i].text, &cfg, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, bad[i].err))
+			fail_msg("'%s': got '%s', want '%s'", bad[i].text, err, bad[i].err);
+		assert_int_equal(cfg.max_memory, 0);	/* nothing applied */
+	}
+	load_default(&cfg);
+	assert_int_equal(parse("limit_action = error\nmax_process_connections = 7\n", &cfg, err,
+			       sizeof(err)), 0);
+	assert_int_equal(cfg.limit_action, IPCD_LIMIT_ERROR);
+	assert_int_equal(cfg.max_process_connections, 7);
 }
 
 static void test_good_file(void **state)
@@ -276,6 +333,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default),
+		cmocka_unit_test(test_limit_keys),
 		cmocka_unit_test(test_good_file),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_ring_max),

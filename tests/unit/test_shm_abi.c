@@ -70,9 +70,13 @@ PIN(offsetof(struct ipcd_conn_ctl, closed) == 140);
 
 PIN(sizeof(struct ipcd_connect_req) == 32);
 PIN(offsetof(struct ipcd_connect_req, ring_bytes) == 24);
-PIN(sizeof(struct ipcd_listen_req) == 16);
+PIN(sizeof(struct ipcd_listen_req) == 24);	/* 16 before ABI 3.6 (IPCD_LISTEN_REQ_V35) */
+PIN(IPCD_LISTEN_REQ_V35 == 16);
 PIN(offsetof(struct ipcd_listen_req, ring_bytes) == 8);
 PIN(offsetof(struct ipcd_listen_req, flags) == 12);
+PIN(offsetof(struct ipcd_listen_req, kfd) == 16);
+PIN(offsetof(struct ipcd_client_ctl, limit_action) == 56);
+PIN(offsetof(struct ipcd_client_ctl, cluster_up) == 60);
 PIN(IPCD_LISTEN_LANES == 1);
 PIN(sizeof(struct ipcd_kits_req) == 8);
 PIN(sizeof(struct ipcd_kits_resp) == 8);
@@ -95,7 +99,9 @@ PIN(offsetof(struct ipcd_accept_req, token) == 8);
 PIN(offsetof(struct ipcd_close_req, end) == 8);
 PIN(offsetof(struct ipcd_fallback_req, reason) == 18);
 PIN(sizeof(struct ipcd_ctl_msg) == 32);
-PIN(IPCD_CTL_CONN_NFDS == 3);
+PIN(IPCD_CTL_CONN_NFDS_MIN == 3);	/* what a 3.6 library takes */
+PIN(IPCD_CTL_CONN_NFDS == 4);		/* 3.7: + the life socket */
+PIN(IPCD_CTL_CONN_FD_LIVE == 3);
 PIN(IPCD_REC_ALIGN == 8);
 
 PIN(offsetof(struct ipcd_mpsc_shm, capacity) == 0);
