@@ -58,7 +58,13 @@ def pattern(k, n, salt):
 
 
 def say(role, *words):
-    print(role + ":", *words, flush=True)
+    """One line, in one write(): a fork child shares this stdout with its parent,
+    and print() under PYTHONUNBUFFERED writes each word apart, so two processes'
+    lines could interleave mid-line."""
+    line = (" ".join([role + ":"] + [str(w) for w in words]) + "\n").encode()
+    sys.stdout.flush()
+    while line:
+        line = line[os.write(sys.stdout.fileno(), line):]
 
 
 def kind(s):
