@@ -751,6 +751,16 @@ static struct {
 	unsigned int n;
 } pools[POOLS];
 
+/*
+ * Life socket pairs (live_pair()), made ahead of need as the regions are:
+ * a socketpair() is two sockets and two inodes, which a CONNECT, ACCEPT or
+ * UCONNECT then does not wait for.
+ */
+static struct {
+	int sv[POOL_MAX][2];
+	unsigned int n;
+} lives;
+
 /* The ring size pool @i holds (the config may change it at a reload). */
 static uint32_t pool_size(unsigned int i)
 {
@@ -824,6 +834,13 @@ err:
 void conns_refill(void)
 {
 	unsigned int i;
+
+	while (lives.n < POOL_MAX) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
+			       lives.sv[lives.n]) < 0)
+			return;	/* out of fds: live_pair() will say so */
+		lives.n++;
+	}
 
 	for (i = 0; i < POOLS; i++) {
 		/* Pipes' size may be the default one: then one pool serves both. */
@@ -1052,6 +1069,12 @@ static void live_pair(struct conn *k, const struct mon_client *a, const struct m
 {
 	if (a->abi_minor < 7 || (b && b->abi_minor < 7))
 		return;
+	if (lives.n) {
+		lives.n--;
+		k->live[0] = lives.sv[lives.n][0];
+		k->live[1] = lives.sv[lives.n][1];
+		return;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, k->live) < 0) {
 		log_debug("connection %" PRIu64 ": no life sockets: %s", k->id, strerror(errno));
 		k->live[0] = k->live[1] = -1;
@@ -3172,12 +3195,12 @@ int conns_init(void)
 	/*
 	 * What the config can make us hold at once, never more: per connection
 	 * its memfd, two wake eventfds, up to two hold tokens and two life
-	 * sockets not yet sent, per listener its accept eventfd
-	 * and our copy of its kernel socket (a
-	 * listener is a bind: at most max_connections), per process its control
-	 * socket and client region, plus pending handshakes and our own few.
+	 * sockets not yet sent, per listener its accept eventfd and our copy of
+	 * its kernel socket (a listener is a bind: at most max_connections), per
+	 * process its control socket and client region, the pools (a region and
+	 * two eventfds, a life socket pair), pending handshakes and our own few.
 	 */
-	need = 3ull * (cs.cap + POOL_MAX) + 4ull * cs.cap + 2ull * cs.n_lis + 2ull * mon.cfg.max_processes +
+	need = 3ull * (cs.cap + POOL_MAX) + 2ull * POOL_MAX + 4ull * cs.cap + 2ull * cs.n_lis + 2ull * mon.cfg.max_processes +
 	       LANES_MAX * (1ull + LANE_REGIONS) + MON_MAX_PENDING + FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
@@ -3201,6 +3224,11 @@ void conns_exit(void)
 	for (i = 0; i < POOLS; i++)
 		while (pools[i].n)
 			prepared_close(&pools[i].p[--pools[i].n]);
+	while (lives.n) {
+		lives.n--;
+		close(lives.sv[lives.n][0]);
+		close(lives.sv[lives.n][1]);
+	}
 	/* SIGTERM leaves connections to their endpoints: only our fds go. */
 	for (i = 0; cs.tab && i < cs.hwm; i++)
 		if (cs.tab[i].id)
