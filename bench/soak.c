@@ -1062,19 +1062,26 @@ static uint64_t cur_srv_port[N_SIDE];
 
 static void stop_all(void);
 
-static __attribute__((format(printf, 1, 2))) void failed(const char *fmt, ...)
+static __attribute__((format(printf, 2, 0))) void failed_record(bool hard, const char *fmt,
+									 va_list ap)
 {
 	char line[ERR_LEN];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	fprintf(stderr, "ipcd-soak: FAILED: %s\n", line);
 	if (n_err < IPCD_ARRAY_SIZE(errs))
 		memcpy(errs[n_err], line, sizeof(line));
 	n_err++;
-	n_hard++;
+	n_hard += hard;
+}
+
+static __attribute__((format(printf, 1, 2))) void failed(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	failed_record(true, fmt, ap);
+	va_end(ap);
 }
 
 /*
@@ -1084,16 +1091,11 @@ static __attribute__((format(printf, 1, 2))) void failed(const char *fmt, ...)
  */
 static __attribute__((format(printf, 1, 2))) void failed_soft(const char *fmt, ...)
 {
-	char line[ERR_LEN];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	failed_record(false, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "ipcd-soak: FAILED: %s\n", line);
-	if (n_err < IPCD_ARRAY_SIZE(errs))
-		memcpy(errs[n_err], line, sizeof(line));
-	n_err++;
 }
 
 static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
