@@ -71,6 +71,13 @@ static struct {
 	struct ipcd_kit kits[IPCD_KITS_MAX];
 } ak;
 
+/*
+ * The monitor let a call time out while it still held our socket (stopped,
+ * or swamped): until it answers anything again, a call waits for that answer
+ * at most STALL_WAIT_NS and then uses the kernel without asking (call_mu).
+ */
+static bool stalled;
+
 static void close_raw(int fd);
 
 /* Forget the KITS in flight (call_mu held, or a fork child): its kits are closed. */
@@ -396,6 +403,7 @@ static void forget_registration(bool fork_child)
 	att.sock = -1;
 	att.wake_fd = -1;
 	ak_forget();
+	stalled = false;
 	atomic_store_explicit(&state, ST_NONE, memory_order_release);
 }
 
@@ -455,6 +463,13 @@ void ipcd_state_atfork_child(void)
 /* ---- requests ------------------------------------------------------------ */
 
 #define CALL_TIMEOUT_NS	5000000000ll	/* a monitor that does not answer is gone */
+/*
+ * Once a call has timed out (stalled), how long a later one waits for the
+ * monitor to answer something before it uses the kernel: a stopped monitor
+ * costs each connect() this, not CALL_TIMEOUT_NS, and the request ring does
+ * not fill with calls nobody reads and their CANCELs.
+ */
+#define STALL_WAIT_NS	100000000ll
 #define DEAD_CHECK_NS	10000000ll	/* how often a waiting call looks for its EOF */
 #define POST_WAIT_NS	100000000ll	/* how long a post waits for room in a full ring */
 /*
@@ -506,6 +521,8 @@ static ssize_t resp_recv(struct ipcd_resp *r)
 	for (;;) {
 		ssize_t n = ipcd_spsc_recv(&att.cl.chan.resp, r, sizeof(*r));
 
+		if (n == (ssize_t)sizeof(*r))
+			stalled = false;	/* it answers again */
 		if (n != (ssize_t)sizeof(*r) || !ak.cookie || r->cookie != ak.cookie)
 			return n;
 		ak.resp = *r;
@@ -558,6 +575,8 @@ static int call_failed(int rc)
 	uint64_t cookie = timed_out;
 
 	timed_out = 0;
+	if (rc == -ETIMEDOUT && !cookie && stalled && !monitor_gone())
+		return -ETIMEDOUT;	/* not asked (call_locked): still stalled */
 	/* A monitor before 3.7 cannot undo a late answer: let it go, as before. */
 	if (rc == -ETIMEDOUT && cookie && att.welcome.abi_minor >= 7 && !monitor_gone()) {
 		/*
@@ -571,9 +590,11 @@ static int call_failed(int rc)
 		cr.len = sizeof(*cq);
 		cq->cookie = cookie;
 		(void)submit_locked(&cr, false, ipcd_deadline(POST_WAIT_NS));
+		stalled = true;		/* its answer, or the late one, ends it */
 		if (!env_quiet && !atomic_exchange(&told, true))
 			ipcd_log_raw("ipcd: the monitor did not answer within 5 s: that call used "
-				     "the kernel; still registered (said once)\n");
+				     "the kernel, and later ones do until it answers again; still "
+				     "registered (said once)\n");
 		return -ETIMEDOUT;
 	}
 	detach_locked(rc == -EPROTO ? "protocol error" : "no answer, or it closed our socket");
@@ -670,6 +691,15 @@ static int call_locked(struct ipcd_req *req, struct ipcd_resp *resp)
 	uint64_t deadline = ipcd_deadline(CALL_TIMEOUT_NS);
 	int rc;
 
+	if (stalled) {
+		uint64_t until = ipcd_deadline(STALL_WAIT_NS);
+
+		for (drain_stale(); stalled; drain_stale()) {
+			if (ipcd_remaining(until) == 0 || monitor_gone())
+				return -ETIMEDOUT;	/* nothing asked: nothing to cancel */
+			ipcd_spsc_wait_readable(&att.cl.chan.resp, MON_SPIN_NS, DEAD_CHECK_NS);
+		}
+	}
 	rc = submit_locked(req, false, deadline);
 	if (rc)
 		return rc;

@@ -41,6 +41,10 @@
  *       must carry its bytes both ways (not a connection the monitor made
  *       for the call it answered late, which nobody connects on);
  *   slow_monitor_control: the positive control of both, without the SIGSTOP;
+ *   slow_monitor_asks_once: five connect()s while the monitor is stopped:
+ *       only the first may reach it (the others use the kernel without
+ *       asking, counted by its CONNECTs), and the first one after the
+ *       SIGCONT is accelerated again;
  *   short_timeout_event_loop_after_kill[_poll,_select]: unaccepted_lanes_
  *       at_monitor_kill with a client that waits for the reply in an event
  *       loop (non-blocking socket; epoll, poll or select calls of 0.5 s,
@@ -811,6 +815,83 @@ static void slow_monitor_fallback_connect_works(void **state)
 	slow_monitor(state, true, true, "slow_monitor_fallback_connect_works");
 }
 
+#define STALL_CONNECTS	5	/* peer.py's, the second connect() included */
+
+/*
+ * A stalled monitor is asked once: after the call that timed out, later
+ * connect()s must not ask a monitor that has not answered since (each would
+ * wait the library's 5 s and leave a request and its CANCEL in the ring);
+ * they use the kernel. Once the monitor answers again, a connect() is
+ * accelerated again. The monitor's CONNECT count says how often it was asked.
+ */
+static void slow_monitor_asks_once(void **state)
+{
+	const char *name = "slow_monitor_asks_once";
+	struct t_state *s = *state;
+	struct t_prog srv, cli;
+	long long conn0, asked;
+	char addr[160], pre[64];
+	const char *l;
+	int i;
+
+	t_mon_start(&s->mon);
+	env_for(s, false);	/* every connect() asks the monitor: no lanes */
+	start_py(&srv, s, "server", true, "server", "slow-many", "tcp", s->mon.dir, NULL);
+	server_addr(s, &srv, addr, sizeof(addr));
+	start_py(&cli, s, "client", true, "client", "slow-many", "tcp", s->mon.dir, addr);
+	expect_eventfd(need_line(&cli, "client: pid=", name), "client", name);
+	need_line(&cli, "client: round 0 ok", name);
+	conn0 = t_ctl_num(&s->mon, "counters", "connect");
+
+	if (kill(s->mon.pid, SIGSTOP))
+		fail_msg("%s: kill(monitor, SIGSTOP): %s", name, strerror(errno));
+	go(s, "go-stall");
+	fprintf(stderr, "%s: monitor SIGSTOPped; the client makes %d connect()s\n", name,
+		STALL_CONNECTS);
+	/* The bound would let every connect() wait the library's 5 s. */
+	l = await_line(&cli, "client: stalled connects done", GUARD_MS + STALL_CONNECTS * 5000);
+	kill(s->mon.pid, SIGCONT);
+	if (!l)
+		fail_msg("%s: HANG: the client's connect()s made while the monitor was stopped "
+			 "did not all return: %s (logs below)", name, why);
+	/* A query is answered after every request queued before it. */
+	asked = t_ctl_num(&s->mon, "counters", "connect") - conn0;
+	fprintf(stderr, "%s: monitor SIGCONTed; it received %lld CONNECT(s), %lld CANCEL(s)\n",
+		name, asked, t_ctl_num(&s->mon, "counters", "cancel"));
+	for (i = 2; i <= STALL_CONNECTS; i++) {
+		snprintf(pre, sizeof(pre), "client: stalled connect %d returned, fd=", i);
+		if (!t_line(t_prog_read(&cli), pre))
+			fail_msg("%s: connect() %d of the stall failed: \"%s\"; expected it to "
+				 "succeed over the kernel", name, i, last_line(&cli));
+	}
+	if (asked != 1)
+		fail_msg("%s: the stopped monitor was sent %lld CONNECTs for the %d connect()s "
+			 "made while it did not answer; expected 1: once a call has timed out, "
+			 "later ones must use the kernel without asking until it answers again",
+			 name, asked, STALL_CONNECTS);
+
+	go(s, "go-recover");
+	l = await_line(&cli, "client: recovered connect returned", GUARD_MS);
+	if (!l)
+		fail_msg("%s: HANG: the connect() after the SIGCONT did not return: %s", name,
+			 why);
+	if (!strstr(l, "fd=anon_inode:[eventfd]"))
+		fail_msg("%s: the connect() made after the monitor answered again is NOT "
+			 "accelerated: \"%s\"; expected the monitor's answers to end the stall",
+			 name, l);
+	fprintf(stderr, "%s: OK: asked once during the stall; after it: %s\n", name, l);
+	go(s, "go-rounds");
+	if (!await_line(&cli, "client: all rounds ok", GUARD_MS))
+		fail_msg("%s: the established connection did not survive the stall: client: "
+			 "\"%s\"; server: \"%s\" (%s)", name, last_line(&cli), last_line(&srv),
+			 why);
+	t_prog_expect(&cli, GUARD_MS, 0);
+	t_prog_expect(&srv, GUARD_MS, 0);
+	t_prog_free(&srv);
+	t_prog_free(&cli);
+	T_PASSED(s);
+}
+
 /* ---- 5. a listener whose accept() meets a stopped monitor ------------------------------ */
 
 /* What the library says when the monitor did not answer a call in time (state.c). */
@@ -1133,6 +1214,7 @@ int main(void)
 		T_ONCE(slow_monitor_control),
 		T_ONCE(slow_monitor_keeps_connections),
 		T_ONCE(slow_monitor_fallback_connect_works),
+		T_ONCE(slow_monitor_asks_once),
 		T_ONCE(short_timeout_event_loop_control),
 		T_ONCE(short_timeout_event_loop_after_kill),
 		T_ONCE(short_timeout_event_loop_after_kill_poll),

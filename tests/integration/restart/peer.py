@@ -8,7 +8,9 @@
 SCENARIO: death (peer death after a monitor restart), unaccepted (a
 connection queued when the monitor goes), slow (a monitor that does not
 answer for a while), slow-second (slow, then the connection made while the
-monitor did not answer is accepted and carries data). FAMILY: tcp (127.0.0.1) or unix (DIR/srv.sock).
+monitor did not answer is accepted and carries data), slow-many (slow,
+with more connects during the stall and one after it; the server is slow's).
+FAMILY: tcp (127.0.0.1) or unix (DIR/srv.sock).
 Client only: unaccepted-epoll, unaccepted-poll, unaccepted-select: the
 unaccepted client waiting for its reply in an event loop (non-blocking
 socket, select.epoll/poll/select with a 0.5 s timeout called again and
@@ -51,6 +53,9 @@ def reply_to(data):
 # one exchange on the connection made while the monitor did not answer.
 ROUNDS = [(0, 64), (1, 10), (2, 4096), (3, 65536), (4, 200000)]
 SECOND = b"second-connection:" + random.Random(2).randbytes(1000)
+# slow-many: connect()s made during the stall (the second one included),
+# then one after the monitor is back.
+STALL_CONNECTS = 5
 
 
 def pattern(k, n, salt):
@@ -315,7 +320,26 @@ def server_second(s):
     return 0
 
 
-def client_slow(c, fam, addr, d, second):
+def connect_how(fam, addr, keep):
+    """connect(); "fd=KIND" (the socket kept in @keep) or "failed: ERRNO"."""
+    try:
+        e = connect(fam, addr)
+    except OSError as ex:
+        return "failed: %s" % err_name(ex)
+    keep.append(e)
+    return "fd=%s" % kind(e)
+
+
+def client_stall_more(fam, addr, d, keep):
+    """slow-many: more connect()s while the monitor is stopped, one after."""
+    for i in range(2, STALL_CONNECTS + 1):
+        say("client", "stalled connect %d returned, %s" % (i, connect_how(fam, addr, keep)))
+    say("client", "stalled connects done")
+    wait_file("client", os.path.join(d, "go-recover"))
+    say("client", "recovered connect returned, %s" % connect_how(fam, addr, keep))
+
+
+def client_slow(c, fam, addr, d, second, many=False):
     def round_(k, n):
         try:
             c.sendall(pattern(k, n, 1))
@@ -342,6 +366,9 @@ def client_slow(c, fam, addr, d, second):
     except OSError as ex:
         e, how = None, "failed: %s" % err_name(ex)
     say("client", "second connect returned after %.1f s, %s" % (time.monotonic() - t, how))
+    more = []
+    if many:
+        client_stall_more(fam, addr, d, more)
     wait_file("client", os.path.join(d, "go-rounds"))
     for k, n in ROUNDS[1:]:
         if not round_(k, n):
@@ -350,8 +377,9 @@ def client_slow(c, fam, addr, d, second):
         return 1
     say("client", "all rounds ok")
     c.close()
-    if e:
-        e.close()
+    for x in [e] + more:
+        if x:
+            x.close()
     return 0
 
 
@@ -397,7 +425,7 @@ def main():
         return client_unaccepted(c)
     if scen.startswith("unaccepted-"):
         return client_unaccepted_loop(c, scen[len("unaccepted-"):])
-    return client_slow(c, fam, addr, d, scen == "slow-second")
+    return client_slow(c, fam, addr, d, scen == "slow-second", scen == "slow-many")
 
 
 if __name__ == "__main__":
