@@ -1534,6 +1534,22 @@ bool ipcd_sock_settle(struct ipcd_sock *s)
 	return atomic_load(&s->moved);
 }
 
+bool ipcd_sock_settle_on_close(struct ipcd_sock *s)
+{
+	if (s->state != IPCD_SK_CONN || s->conn.acceptor || s->kind == IPCD_CONN_KIND_PIPE ||
+	    !s->conn.ctl || s->conn.live_fd < 0)
+		return false;
+	if (!moving(s)) {
+		/* The listener has it (the usual close): nothing to look at. */
+		if (ipcd_load_acquire(&s->conn.ctl->opened) & IPCD_CONN_CLOSED_B)
+			return false;
+		atomic_store_explicit(&s->live_at, 0, memory_order_relaxed);	/* look now */
+		if (!ipcd_sock_peer_check(s) || !moving(s))
+			return false;
+	}
+	return ipcd_sock_settle(s);
+}
+
 /* ---- _FORTIFY_SOURCE variants ----------------------------------------------------- */
 
 extern void __chk_fail(void) __attribute__((noreturn));

@@ -779,6 +779,13 @@ IPCD_EXPORT int close(int fd)
 			return fail(EBADF);	/* ours, never the application's (attach.h) */
 		return ipcd_real.close(fd);
 	}
+	t = ipcd_sock_get(fd);
+	if (t) {
+		/* Its last fd, and no call under way: ours and the fd's references. */
+		if (atomic_load(&t->refs) == 2)
+			(void)ipcd_sock_settle_on_close(t);
+		ipcd_sock_put(t);
+	}
 	t = ipcd_fdtab_take(fd);
 	if (t && t->state == IPCD_SK_CONN && t->ep_items) {
 		if (atomic_load(&t->refs) == 1)

@@ -568,10 +568,15 @@ void ipcd_sigpipe(int flags);
  * sent replayed, at each of its fds; true if so (the caller then makes
  * the kernel's call), false if it stays ours (a failed move resets it).
  * Calls return -1 with errno IPCD_EMOVED when they find the flag.
+ * ipcd_sock_settle_on_close: the same at the last close() of a connector
+ * whose peer never opened its end, flagged or not yet looked at: what it
+ * wrote then reaches the listener over the kernel connection the caller
+ * closes, as a kernel close() would deliver it.
  */
 #define IPCD_EMOVED	0x4d4f5645	/* internal: never reaches the application */
 bool ipcd_sock_peer_check(struct ipcd_sock *s);
 bool ipcd_sock_settle(struct ipcd_sock *s);
+bool ipcd_sock_settle_on_close(struct ipcd_sock *s);
 
 /*
  * The accelerated variant of every IPCD_FD_CALL: ipcd_sock_<name>(s, args),

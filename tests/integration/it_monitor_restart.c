@@ -676,6 +676,82 @@ static void unaccepted_unix_at_monitor_term(void **state)
 	unaccepted(state, "unix", STOP_TERM, true, NULL, "unaccepted_unix_at_monitor_term");
 }
 
+/*
+ * The client sent its bytes into a connection the server has not accepted;
+ * the monitor is SIGKILLed (@kill) with it in its backlog; the client's next
+ * call is close() (it made none since the kill, so nothing has looked at the
+ * connection yet). A kernel close() would leave the bytes for the server's
+ * accept(): so must ours, over the kernel connection that replaces it.
+ * Without @kill: the positive control, the monitor up.
+ */
+static void unaccepted_close(void **state, const char *fam, bool lanes, bool kill,
+			     const char *name)
+{
+	struct t_state *s = *state;
+	struct t_prog srv, cli;
+	char addr[160];
+	const char *acc;
+	struct t_ctr c0;
+
+	t_mon_start(&s->mon);
+	env_for(s, lanes);
+	t_ctr_read(&s->mon, &c0);
+	start_py(&srv, s, "server", true, "server", "unaccepted", fam, s->mon.dir, NULL);
+	server_addr(s, &srv, addr, sizeof(addr));
+	start_py(&cli, s, "client", true, "client", "unaccepted-close", fam, s->mon.dir, addr);
+	expect_eventfd(need_line(&cli, "client: pid=", name), "client", name);
+	need_line(&cli, "client: sent", name);
+	expect_counted(s, &c0, false, name);
+	if (kill) {
+		t_mon_kill(&s->mon);
+		fprintf(stderr, "%s: monitor SIGKILLed with the connection queued, not "
+			"accepted\n", name);
+	}
+	go(s, "go-close");
+	need_line(&cli, "client: closed", name);
+	t_prog_expect(&cli, GUARD_MS, 0);
+	fprintf(stderr, "%s: the client closed its socket and exited; the server accepts "
+		"now\n", name);
+	go(s, "go-accept");
+	run_sentinel(s, &srv, fam, addr, name);
+	expect_no_corruption(&srv, name);
+	if (partial_line(srv.out))
+		fail_msg("%s: PARTIAL: the server got only part of the client's bytes: \"%s\" "
+			 "(expected all %d)", name, partial_line(srv.out), MSG_LEN);
+	acc = find_line(srv.out, "server: accepted #1 ", true);
+	if (!strstr(srv.out, "server: conn #1 got the payload intact"))
+		fail_msg("%s: LOST: the client's %d bytes, sent before its close(), never reached "
+			 "the server (its first connection: \"%s\"); a kernel connection's would "
+			 "have waited for its accept()%s (logs below)", name, MSG_LEN,
+			 acc ? acc : "none", kill ? ": the one lost with the killed monitor's "
+			 "backlog must move to the kernel at the close()" : "");
+	fprintf(stderr, "%s: OK: the server accepted the closed connection (%s) and got its "
+		"%d bytes intact\n", name, acc, MSG_LEN);
+	t_prog_free(&srv);
+	t_prog_free(&cli);
+	T_PASSED(s);
+}
+
+static void unaccepted_close_control(void **state)
+{
+	unaccepted_close(state, "tcp", false, false, "unaccepted_close_control");
+}
+
+static void unaccepted_close_at_monitor_kill(void **state)
+{
+	unaccepted_close(state, "tcp", false, true, "unaccepted_close_at_monitor_kill");
+}
+
+static void unaccepted_close_lanes_at_monitor_kill(void **state)
+{
+	unaccepted_close(state, "tcp", true, true, "unaccepted_close_lanes_at_monitor_kill");
+}
+
+static void unaccepted_close_unix_at_monitor_kill(void **state)
+{
+	unaccepted_close(state, "unix", true, true, "unaccepted_close_unix_at_monitor_kill");
+}
+
 /* Positive control of the next ones: the event-loop client, the monitor up. */
 static void short_timeout_event_loop_control(void **state)
 {
@@ -1211,6 +1287,10 @@ int main(void)
 		T_ONCE(unaccepted_at_monitor_term),
 		T_ONCE(unaccepted_lanes_at_monitor_term),
 		T_ONCE(unaccepted_unix_at_monitor_term),
+		T_ONCE(unaccepted_close_control),
+		T_ONCE(unaccepted_close_at_monitor_kill),
+		T_ONCE(unaccepted_close_lanes_at_monitor_kill),
+		T_ONCE(unaccepted_close_unix_at_monitor_kill),
 		T_ONCE(slow_monitor_control),
 		T_ONCE(slow_monitor_keeps_connections),
 		T_ONCE(slow_monitor_fallback_connect_works),

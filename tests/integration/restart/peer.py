@@ -11,7 +11,9 @@ answer for a while), slow-second (slow, then the connection made while the
 monitor did not answer is accepted and carries data), slow-many (slow,
 with more connects during the stall and one after it; the server is slow's).
 FAMILY: tcp (127.0.0.1) or unix (DIR/srv.sock).
-Client only: unaccepted-epoll, unaccepted-poll, unaccepted-select: the
+Client only: unaccepted-close: the unaccepted client closes its socket
+(after go-close) instead of waiting for a reply. unaccepted-epoll,
+unaccepted-poll, unaccepted-select: the
 unaccepted client waiting for its reply in an event loop (non-blocking
 socket, select.epoll/poll/select with a 0.5 s timeout called again and
 again) instead of a blocking recv(); the server is the unaccepted one.
@@ -211,6 +213,16 @@ def client_unaccepted(c):
     want = reply_to(PAYLOAD)
     data, end = recv_exact(c, len(want))
     say_reply_end(data, end, want)
+    return 0
+
+
+def client_unaccepted_close(c, d):
+    """Its bytes sent, it waits (in no socket call) for go-close, then closes."""
+    c.sendall(PAYLOAD)
+    say("client", "sent %d bytes; closing after go-close" % len(PAYLOAD))
+    wait_file("client", os.path.join(d, "go-close"))
+    c.close()
+    say("client", "closed")
     return 0
 
 
@@ -423,6 +435,8 @@ def main():
         return client_death(c)
     if scen == "unaccepted":
         return client_unaccepted(c)
+    if scen == "unaccepted-close":
+        return client_unaccepted_close(c, d)
     if scen.startswith("unaccepted-"):
         return client_unaccepted_loop(c, scen[len("unaccepted-"):])
     return client_slow(c, fam, addr, d, scen == "slow-second", scen == "slow-many")
