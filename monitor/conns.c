@@ -753,8 +753,8 @@ static struct {
 
 /*
  * Life socket pairs (live_pair()), made ahead of need as the regions are:
- * a socketpair() is two sockets and two inodes, which a CONNECT, ACCEPT or
- * UCONNECT then does not wait for.
+ * a socketpair() is two sockets and two inodes, which a CONNECT or UCONNECT
+ * then does not wait for.
  */
 static struct {
 	int sv[POOL_MAX][2];
@@ -838,7 +838,7 @@ void conns_refill(void)
 	while (lives.n < POOL_MAX) {
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0,
 			       lives.sv[lives.n]) < 0)
-			return;	/* out of fds: live_pair() will say so */
+			break;	/* out of fds: live_pair() will say so */
 		lives.n++;
 	}
 

@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1361,14 +1362,64 @@ bool ipcd_sock_peer_check(struct ipcd_sock *s)
 	return true;
 }
 
-/* All of @buf to kernel socket @fd (blocking). 0 or -errno. */
-static int write_all(int fd, const uint8_t *buf, size_t len)
+/* Kernel socket @fd writable (or failed) before @deadline (UINT64_MAX: none). */
+static bool wait_out(int fd, uint64_t deadline)
 {
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int64_t left;
+
+	while ((left = ipcd_remaining(deadline)) != 0) {
+		int r = ipcd_real.poll(&p, 1, left < 0 ? -1 : (int)((left + 999999) / 1000000));
+
+		if (r > 0 || (r < 0 && errno != EINTR))
+			return true;	/* the next call says what is wrong */
+	}
+	return false;
+}
+
+/*
+ * Kernel socket @ks (ours, blocking) connected to @sa before @deadline
+ * (UINT64_MAX: none). A connect() a signal interrupts goes on in the
+ * kernel: wait for it as for a nonblocking one. 0 or -errno.
+ */
+static int connect_by(int ks, const struct sockaddr *sa, socklen_t len, uint64_t deadline)
+{
+	int fl = ipcd_real.fcntl(ks, F_GETFL), err = 0;
+	socklen_t el = sizeof(err);
+
+	if (deadline != UINT64_MAX)
+		(void)ipcd_real.fcntl(ks, F_SETFL, (void *)(intptr_t)(fl | O_NONBLOCK));
+	if (ipcd_real.connect(ks, sa, len) < 0) {
+		err = errno;
+		if (err == EINTR || err == EINPROGRESS) {
+			if (!wait_out(ks, deadline))
+				err = ETIMEDOUT;
+			else if (ipcd_real.getsockopt(ks, SOL_SOCKET, SO_ERROR, &err, &el))
+				err = errno;
+		}
+	}
+	(void)ipcd_real.fcntl(ks, F_SETFL, (void *)(intptr_t)fl);
+	return -err;
+}
+
+/*
+ * All of @buf to kernel socket @fd (blocking) before @deadline (UINT64_MAX:
+ * none), never raising SIGPIPE. 0 or -errno.
+ */
+static int send_all(int fd, const uint8_t *buf, size_t len, uint64_t deadline)
+{
+	int flags = MSG_NOSIGNAL | (deadline == UINT64_MAX ? 0 : MSG_DONTWAIT);
+
 	while (len) {
-		ssize_t n = ipcd_real.write(fd, buf, len);
+		ssize_t n = ipcd_real.send(fd, buf, len, flags);
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN && deadline != UINT64_MAX) {
+			if (!wait_out(fd, deadline))
+				return -ETIMEDOUT;
+			continue;
+		}
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
 		buf += n;
@@ -1392,9 +1443,10 @@ static void set_timeo(int fd, int name, int64_t ns)
  * connection it has already), the bytes it sent into the ring, which no
  * process ever read, written to it in order, then put at every fd of @s
  * in place of the eventfd, with the application's flags and epoll
- * registrations. 0, or -errno with nothing changed.
+ * registrations; the connect and the replay done by @deadline (UINT64_MAX:
+ * no bound). 0, or -errno with nothing changed.
  */
-static int move_to_kernel(struct ipcd_sock *s)
+static int move_to_kernel(struct ipcd_sock *s, uint64_t deadline)
 {
 	struct ipcd_spsc rd = s->conn.tx;	/* a reader's view of our own ring */
 	size_t cap = s->conn.tx.capacity, have = 0;
@@ -1430,7 +1482,21 @@ static int move_to_kernel(struct ipcd_sock *s)
 		goto out;
 	}
 	if (s->kind == IPCD_CONN_KIND_UNIX) {
+		int sb = 0;
+		socklen_t sl = sizeof(sb);
+
 		ks = s->kfd;
+		/*
+		 * An AF_UNIX stream has no RST: a replay cut short by @deadline
+		 * would end in a clean EOF after part of it. Bounded, it is
+		 * written only if it fits the kernel's buffer at once.
+		 */
+		if (deadline != UINT64_MAX &&
+		    (ipcd_real.getsockopt(ks, SOL_SOCKET, SO_SNDBUF, &sb, &sl) ||
+		     have > (size_t)sb / 2)) {
+			rc = -EMSGSIZE;
+			goto out;
+		}
 	} else {
 		ks = ipcd_real.socket(s->domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (ks < 0) {
@@ -1450,13 +1516,9 @@ static int move_to_kernel(struct ipcd_sock *s)
 			(void)ipcd_real.setsockopt(ks, SOL_SOCKET, SO_LINGER, &s->linger,
 						   sizeof(s->linger));
 		ipcd_addr_to(s->domain, s->peer_addr, s->peer_port, (struct sockaddr *)&ss, &len);
-		while ((rc = ipcd_real.connect(ks, (struct sockaddr *)&ss, len)) < 0 &&
-		       errno == EINTR)
-			;
-		if (rc < 0) {
-			rc = -errno;
+		rc = connect_by(ks, (struct sockaddr *)&ss, len, deadline);
+		if (rc)
 			goto out;
-		}
 	}
 	/*
 	 * Blocking for the replay (a socketpair end's kernel socket may be the
@@ -1466,7 +1528,7 @@ static int move_to_kernel(struct ipcd_sock *s)
 	 */
 	(void)ipcd_real.fcntl(ks, F_SETFL, (void *)(intptr_t)(ipcd_real.fcntl(ks, F_GETFL) &
 							      ~O_NONBLOCK));
-	rc = write_all(ks, buf, have);
+	rc = send_all(ks, buf, have, deadline);
 	if (rc) {
 		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
 
@@ -1504,7 +1566,7 @@ out:
 	return rc;
 }
 
-bool ipcd_sock_settle(struct ipcd_sock *s)
+static bool settle(struct ipcd_sock *s, uint64_t deadline)
 {
 	char line[160];
 	int rc;
@@ -1517,7 +1579,7 @@ bool ipcd_sock_settle(struct ipcd_sock *s)
 	lock(&s->tx_lock);
 	ipcd_inside++;
 	if (!atomic_load(&s->moved) && moving(s)) {
-		rc = move_to_kernel(s);
+		rc = move_to_kernel(s, deadline);
 		if (rc) {
 			snprintf(line, sizeof(line), "ipcd: connection %" PRIu64 ": its monitor died "
 				 "before the listener took it, and no kernel connection could replace "
@@ -1534,10 +1596,24 @@ bool ipcd_sock_settle(struct ipcd_sock *s)
 	return atomic_load(&s->moved);
 }
 
+bool ipcd_sock_settle(struct ipcd_sock *s)
+{
+	return settle(s, UINT64_MAX);
+}
+
+/* How long a close() may take to move what it wrote (unless SO_LINGER says). */
+#define CLOSE_MOVE_NS	1000000000ll
+
 bool ipcd_sock_settle_on_close(struct ipcd_sock *s)
 {
 	if (s->state != IPCD_SK_CONN || s->conn.acceptor || s->kind == IPCD_CONN_KIND_PIPE ||
 	    !s->conn.ctl || s->conn.live_fd < 0)
+		return false;
+	/* An abortive close (SO_LINGER 0) would discard the bytes anyway. */
+	if (s->linger.l_onoff && !s->linger.l_linger)
+		return false;
+	/* Another process holds this end too: this close() only drops our copy. */
+	if (ipcd_load_relaxed(&s->conn.ctl->holders_a) != 1)
 		return false;
 	if (!moving(s)) {
 		/* The listener has it (the usual close): nothing to look at. */
@@ -1547,7 +1623,8 @@ bool ipcd_sock_settle_on_close(struct ipcd_sock *s)
 		if (!ipcd_sock_peer_check(s) || !moving(s))
 			return false;
 	}
-	return ipcd_sock_settle(s);
+	return settle(s, ipcd_deadline(s->linger.l_onoff ? s->linger.l_linger * 1000000000ll
+							  : CLOSE_MOVE_NS));
 }
 
 /* ---- _FORTIFY_SOURCE variants ----------------------------------------------------- */

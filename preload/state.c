@@ -589,8 +589,8 @@ static int call_failed(int rc)
 
 		cr.len = sizeof(*cq);
 		cq->cookie = cookie;
-		(void)submit_locked(&cr, false, ipcd_deadline(POST_WAIT_NS));
 		stalled = true;		/* its answer, or the late one, ends it */
+		(void)submit_locked(&cr, false, ipcd_deadline(POST_WAIT_NS));
 		if (!env_quiet && !atomic_exchange(&told, true))
 			ipcd_log_raw("ipcd: the monitor did not answer within 5 s: that call used "
 				     "the kernel, and later ones do until it answers again; still "
@@ -691,7 +691,11 @@ static int call_locked(struct ipcd_req *req, struct ipcd_resp *resp)
 	uint64_t deadline = ipcd_deadline(CALL_TIMEOUT_NS);
 	int rc;
 
-	if (stalled) {
+	/*
+	 * Not a UCLAIM: its caller has taken the kernel connection from the
+	 * backlog already, and only the monitor can tell it which one that is.
+	 */
+	if (stalled && req->opcode != IPCD_OP_UCLAIM) {
 		uint64_t until = ipcd_deadline(STALL_WAIT_NS);
 
 		for (drain_stale(); stalled; drain_stale()) {
@@ -946,7 +950,7 @@ int ipcd_mon_kits_post(uint32_t lane_id, unsigned int count)
 
 int ipcd_mon_kits_collect(uint32_t lane_id, struct ipcd_kit *kits, unsigned int max, bool wait)
 {
-	uint64_t deadline = ipcd_deadline(CALL_TIMEOUT_NS);
+	uint64_t deadline;
 	int fds[IPCD_CTL_CONN_NFDS];
 	struct ipcd_kits_resp kresp;
 	struct ipcd_ctl_msg m;
@@ -966,6 +970,7 @@ int ipcd_mon_kits_collect(uint32_t lane_id, struct ipcd_kit *kits, unsigned int 
 		rc = -ENOTCONN;
 		goto out;
 	}
+	deadline = ipcd_deadline(stalled ? STALL_WAIT_NS : CALL_TIMEOUT_NS);
 	for (;;) {
 		while (!ak.answered && (n = resp_recv(&r)) >= 0)
 			;		/* other answers: posted requests' */
@@ -979,9 +984,20 @@ int ipcd_mon_kits_collect(uint32_t lane_id, struct ipcd_kit *kits, unsigned int 
 			rc = 0;
 			goto out;
 		}
-		if (ipcd_remaining(deadline) == 0 || monitor_gone()) {
+		if (monitor_gone()) {
 			rc = -ETIMEDOUT;
 			goto gone;
+		}
+		if (ipcd_remaining(deadline) == 0) {
+			/*
+			 * A monitor that holds our socket but does not answer:
+			 * as a call's time-out (call_failed), not a detach. Its
+			 * late kits are closed as they come (take_fds).
+			 */
+			ak_forget();
+			stalled = true;
+			rc = -ETIMEDOUT;
+			goto out;
 		}
 		ipcd_spsc_wait_readable(&att.cl.chan.resp, MON_SPIN_NS, DEAD_CHECK_NS);
 	}

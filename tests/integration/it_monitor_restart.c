@@ -678,19 +678,33 @@ static void unaccepted_unix_at_monitor_term(void **state)
 
 /*
  * The client sent its bytes into a connection the server has not accepted;
- * the monitor is SIGKILLed (@kill) with it in its backlog; the client's next
+ * the monitor is SIGKILLed (@mkill) with it in its backlog; the client's next
  * call is close() (it made none since the kill, so nothing has looked at the
  * connection yet). A kernel close() would leave the bytes for the server's
  * accept(): so must ours, over the kernel connection that replaces it.
- * Without @kill: the positive control, the monitor up.
+ * Without @mkill: the positive control, the monitor up. Variants:
+ *   CLOSE_SRV_GONE: the server is SIGKILLed before the close(): there is
+ *       nothing to move to, and the close() must still return 0 without a
+ *       SIGPIPE (the client has SIGPIPE's default action);
+ *   CLOSE_BIG: 250 KiB (the ring holds 256), more than the kernel takes from
+ *       an AF_UNIX move at once;
+ *       the close() must return although the server does not accept, and
+ *       the server must never see part of the bytes (then EOF);
+ *   CLOSE_FORK: a fork child closes its copy of the end; the client, which
+ *       still holds it, must get the server's reply (a close of one copy is
+ *       not the connection's end).
  */
-static void unaccepted_close(void **state, const char *fam, bool lanes, bool kill,
-			     const char *name)
+enum close_variant { CLOSE_PLAIN, CLOSE_SRV_GONE, CLOSE_BIG, CLOSE_FORK };
+
+static void unaccepted_close(void **state, const char *fam, bool lanes, bool mkill,
+			     enum close_variant v, const char *name)
 {
+	static const char *const scen[] = { "unaccepted-close", "unaccepted-close",
+					    "unaccepted-bigclose", "unaccepted-forkclose" };
 	struct t_state *s = *state;
 	struct t_prog srv, cli;
 	char addr[160];
-	const char *acc;
+	const char *acc, *l;
 	struct t_ctr c0;
 
 	t_mon_start(&s->mon);
@@ -698,35 +712,68 @@ static void unaccepted_close(void **state, const char *fam, bool lanes, bool kil
 	t_ctr_read(&s->mon, &c0);
 	start_py(&srv, s, "server", true, "server", "unaccepted", fam, s->mon.dir, NULL);
 	server_addr(s, &srv, addr, sizeof(addr));
-	start_py(&cli, s, "client", true, "client", "unaccepted-close", fam, s->mon.dir, addr);
+	start_py(&cli, s, "client", true, "client", scen[v], fam, s->mon.dir, addr);
 	expect_eventfd(need_line(&cli, "client: pid=", name), "client", name);
 	need_line(&cli, "client: sent", name);
 	expect_counted(s, &c0, false, name);
-	if (kill) {
+	if (mkill) {
 		t_mon_kill(&s->mon);
 		fprintf(stderr, "%s: monitor SIGKILLed with the connection queued, not "
 			"accepted\n", name);
 	}
+	if (v == CLOSE_SRV_GONE) {
+		kill(srv.pid, SIGKILL);
+		t_prog_wait(&srv, GUARD_MS);
+		fprintf(stderr, "%s: server SIGKILLed: its listener is gone\n", name);
+	}
 	go(s, "go-close");
-	need_line(&cli, "client: closed", name);
+	if (v == CLOSE_FORK) {
+		need_line(&cli, "client: child gone", name);
+		go(s, "go-accept");
+		l = await_line(&cli, "client: END", GUARD_MS);
+		if (!l)
+			fail_msg("%s: HANG: the client's recv() of the reply did not return after "
+				 "its fork child closed its copy: %s (logs below)", name, why);
+		if (!strstr(l, "END reply intact"))
+			fail_msg("%s: the client, which still holds the end its child closed, got "
+				 "\"%s\"; expected the server's reply (logs below)", name, l);
+	} else {
+		if (!await_line(&cli, "client: closed", GUARD_MS))
+			fail_msg("%s: HANG or DEATH: the client's close() did not return: %s "
+				 "(logs below)", name, why);
+	}
 	t_prog_expect(&cli, GUARD_MS, 0);
-	fprintf(stderr, "%s: the client closed its socket and exited; the server accepts "
-		"now\n", name);
-	go(s, "go-accept");
+	if (v == CLOSE_SRV_GONE) {
+		fprintf(stderr, "%s: OK: close() returned and the client exited 0\n", name);
+		goto done;
+	}
+	if (v != CLOSE_FORK) {
+		fprintf(stderr, "%s: the client closed its socket and exited; the server "
+			"accepts now\n", name);
+		go(s, "go-accept");
+	}
 	run_sentinel(s, &srv, fam, addr, name);
 	expect_no_corruption(&srv, name);
 	if (partial_line(srv.out))
 		fail_msg("%s: PARTIAL: the server got only part of the client's bytes: \"%s\" "
-			 "(expected all %d)", name, partial_line(srv.out), MSG_LEN);
+			 "(expected all or none)", name, partial_line(srv.out));
 	acc = find_line(srv.out, "server: accepted #1 ", true);
+	if (v == CLOSE_BIG) {
+		fprintf(stderr, "%s: OK: close() returned; the server's first connection: %s; "
+			"%s\n", name, acc ? acc : "none",
+			strstr(srv.out, "conn #1 got the payload intact") ? "the bytes arrived"
+			: "the bytes were lost whole (not cut short)");
+		goto done;
+	}
 	if (!strstr(srv.out, "server: conn #1 got the payload intact"))
 		fail_msg("%s: LOST: the client's %d bytes, sent before its close(), never reached "
 			 "the server (its first connection: \"%s\"); a kernel connection's would "
 			 "have waited for its accept()%s (logs below)", name, MSG_LEN,
-			 acc ? acc : "none", kill ? ": the one lost with the killed monitor's "
+			 acc ? acc : "none", mkill ? ": the one lost with the killed monitor's "
 			 "backlog must move to the kernel at the close()" : "");
-	fprintf(stderr, "%s: OK: the server accepted the closed connection (%s) and got its "
-		"%d bytes intact\n", name, acc, MSG_LEN);
+	fprintf(stderr, "%s: OK: the server accepted the connection (%s) and got its %d bytes "
+		"intact\n", name, acc, MSG_LEN);
+done:
 	t_prog_free(&srv);
 	t_prog_free(&cli);
 	T_PASSED(s);
@@ -734,22 +781,52 @@ static void unaccepted_close(void **state, const char *fam, bool lanes, bool kil
 
 static void unaccepted_close_control(void **state)
 {
-	unaccepted_close(state, "tcp", false, false, "unaccepted_close_control");
+	unaccepted_close(state, "tcp", false, false, CLOSE_PLAIN, "unaccepted_close_control");
 }
 
 static void unaccepted_close_at_monitor_kill(void **state)
 {
-	unaccepted_close(state, "tcp", false, true, "unaccepted_close_at_monitor_kill");
+	unaccepted_close(state, "tcp", false, true, CLOSE_PLAIN,
+			 "unaccepted_close_at_monitor_kill");
 }
 
 static void unaccepted_close_lanes_at_monitor_kill(void **state)
 {
-	unaccepted_close(state, "tcp", true, true, "unaccepted_close_lanes_at_monitor_kill");
+	unaccepted_close(state, "tcp", true, true, CLOSE_PLAIN,
+			 "unaccepted_close_lanes_at_monitor_kill");
 }
 
 static void unaccepted_close_unix_at_monitor_kill(void **state)
 {
-	unaccepted_close(state, "unix", true, true, "unaccepted_close_unix_at_monitor_kill");
+	unaccepted_close(state, "unix", true, true, CLOSE_PLAIN,
+			 "unaccepted_close_unix_at_monitor_kill");
+}
+
+static void unaccepted_close_unix_server_gone(void **state)
+{
+	unaccepted_close(state, "unix", true, true, CLOSE_SRV_GONE,
+			 "unaccepted_close_unix_server_gone");
+}
+
+static void unaccepted_close_tcp_server_gone(void **state)
+{
+	unaccepted_close(state, "tcp", false, true, CLOSE_SRV_GONE,
+			 "unaccepted_close_tcp_server_gone");
+}
+
+static void unaccepted_close_unix_big(void **state)
+{
+	unaccepted_close(state, "unix", true, true, CLOSE_BIG, "unaccepted_close_unix_big");
+}
+
+static void unaccepted_close_tcp_big(void **state)
+{
+	unaccepted_close(state, "tcp", false, true, CLOSE_BIG, "unaccepted_close_tcp_big");
+}
+
+static void unaccepted_close_fork_child(void **state)
+{
+	unaccepted_close(state, "tcp", false, true, CLOSE_FORK, "unaccepted_close_fork_child");
 }
 
 /* Positive control of the next ones: the event-loop client, the monitor up. */
@@ -900,9 +977,8 @@ static void slow_monitor_fallback_connect_works(void **state)
  * they use the kernel. Once the monitor answers again, a connect() is
  * accelerated again. The monitor's CONNECT count says how often it was asked.
  */
-static void slow_monitor_asks_once(void **state)
+static void slow_monitor_asks(void **state, bool lanes, const char *name)
 {
-	const char *name = "slow_monitor_asks_once";
 	struct t_state *s = *state;
 	struct t_prog srv, cli;
 	long long conn0, asked;
@@ -911,7 +987,7 @@ static void slow_monitor_asks_once(void **state)
 	int i;
 
 	t_mon_start(&s->mon);
-	env_for(s, false);	/* every connect() asks the monitor: no lanes */
+	env_for(s, lanes);	/* no lanes: every connect() asks the monitor */
 	start_py(&srv, s, "server", true, "server", "slow-many", "tcp", s->mon.dir, NULL);
 	server_addr(s, &srv, addr, sizeof(addr));
 	start_py(&cli, s, "client", true, "client", "slow-many", "tcp", s->mon.dir, addr);
@@ -940,7 +1016,8 @@ static void slow_monitor_asks_once(void **state)
 			fail_msg("%s: connect() %d of the stall failed: \"%s\"; expected it to "
 				 "succeed over the kernel", name, i, last_line(&cli));
 	}
-	if (asked != 1)
+	/* With lanes, kits serve connect()s until they run out (KITS, not CONNECT). */
+	if (!lanes && asked != 1)
 		fail_msg("%s: the stopped monitor was sent %lld CONNECTs for the %d connect()s "
 			 "made while it did not answer; expected 1: once a call has timed out, "
 			 "later ones must use the kernel without asking until it answers again",
@@ -955,7 +1032,8 @@ static void slow_monitor_asks_once(void **state)
 		fail_msg("%s: the connect() made after the monitor answered again is NOT "
 			 "accelerated: \"%s\"; expected the monitor's answers to end the stall",
 			 name, l);
-	fprintf(stderr, "%s: OK: asked once during the stall; after it: %s\n", name, l);
+	fprintf(stderr, "%s: OK: %s during the stall; after it: %s\n", name,
+		lanes ? "no detach" : "asked once", l);
 	go(s, "go-rounds");
 	if (!await_line(&cli, "client: all rounds ok", GUARD_MS))
 		fail_msg("%s: the established connection did not survive the stall: client: "
@@ -966,6 +1044,21 @@ static void slow_monitor_asks_once(void **state)
 	t_prog_free(&srv);
 	t_prog_free(&cli);
 	T_PASSED(s);
+}
+
+static void slow_monitor_asks_once(void **state)
+{
+	slow_monitor_asks(state, false, "slow_monitor_asks_once");
+}
+
+/*
+ * The same with lanes: the connect()s use kits until they run out, then the
+ * library's KITS wait times out. That must not detach the process (the
+ * monitor would take it for dead and end its established connection).
+ */
+static void slow_monitor_asks_once_lanes(void **state)
+{
+	slow_monitor_asks(state, true, "slow_monitor_asks_once_lanes");
 }
 
 /* ---- 5. a listener whose accept() meets a stopped monitor ------------------------------ */
@@ -1291,10 +1384,16 @@ int main(void)
 		T_ONCE(unaccepted_close_at_monitor_kill),
 		T_ONCE(unaccepted_close_lanes_at_monitor_kill),
 		T_ONCE(unaccepted_close_unix_at_monitor_kill),
+		T_ONCE(unaccepted_close_unix_server_gone),
+		T_ONCE(unaccepted_close_tcp_server_gone),
+		T_ONCE(unaccepted_close_unix_big),
+		T_ONCE(unaccepted_close_tcp_big),
+		T_ONCE(unaccepted_close_fork_child),
 		T_ONCE(slow_monitor_control),
 		T_ONCE(slow_monitor_keeps_connections),
 		T_ONCE(slow_monitor_fallback_connect_works),
 		T_ONCE(slow_monitor_asks_once),
+		T_ONCE(slow_monitor_asks_once_lanes),
 		T_ONCE(short_timeout_event_loop_control),
 		T_ONCE(short_timeout_event_loop_after_kill),
 		T_ONCE(short_timeout_event_loop_after_kill_poll),

@@ -12,7 +12,9 @@ monitor did not answer is accepted and carries data), slow-many (slow,
 with more connects during the stall and one after it; the server is slow's).
 FAMILY: tcp (127.0.0.1) or unix (DIR/srv.sock).
 Client only: unaccepted-close: the unaccepted client closes its socket
-(after go-close) instead of waiting for a reply. unaccepted-epoll,
+(after go-close) instead of waiting for a reply; unaccepted-bigclose: the
+same with 250 times the bytes; unaccepted-forkclose: a fork child closes
+its copy, then the client waits for the reply. unaccepted-epoll,
 unaccepted-poll, unaccepted-select: the
 unaccepted client waiting for its reply in an event loop (non-blocking
 socket, select.epoll/poll/select with a 0.5 s timeout called again and
@@ -31,6 +33,7 @@ import errno
 import os
 import random
 import select
+import signal
 import socket
 import sys
 import time
@@ -216,13 +219,43 @@ def client_unaccepted(c):
     return 0
 
 
-def client_unaccepted_close(c, d):
-    """Its bytes sent, it waits (in no socket call) for go-close, then closes."""
-    c.sendall(PAYLOAD)
-    say("client", "sent %d bytes; closing after go-close" % len(PAYLOAD))
+# unaccepted-bigclose: more than an AF_UNIX replay may write at close() (half
+# the kernel socket's buffer), less than the ring holds.
+BIG = PAYLOAD * 250
+
+
+def client_unaccepted_close(c, d, data):
+    """
+    Its bytes sent, it waits (in no socket call) for go-close, then closes.
+    SIGPIPE is a C program's default here: a close() must never raise it.
+    """
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    c.sendall(data)
+    say("client", "sent %d bytes; closing after go-close" % len(data))
     wait_file("client", os.path.join(d, "go-close"))
     c.close()
     say("client", "closed")
+    return 0
+
+
+def client_unaccepted_forkclose(c, d):
+    """
+    Its bytes sent, it forks; the child closes its copy (after go-close)
+    and exits; then the parent waits for the reply as client_unaccepted.
+    """
+    c.sendall(PAYLOAD)
+    pid = os.fork()
+    if pid == 0:
+        wait_file("child", os.path.join(d, "go-close"))
+        c.close()
+        say("child", "closed")
+        os._exit(0)
+    say("client", "sent %d bytes; child pid=%d closes its copy" % (len(PAYLOAD), pid))
+    os.waitpid(pid, 0)
+    say("client", "child gone; waiting for the reply")
+    want = reply_to(PAYLOAD)
+    data, end = recv_exact(c, len(want))
+    say_reply_end(data, end, want)
     return 0
 
 
@@ -436,7 +469,11 @@ def main():
     if scen == "unaccepted":
         return client_unaccepted(c)
     if scen == "unaccepted-close":
-        return client_unaccepted_close(c, d)
+        return client_unaccepted_close(c, d, PAYLOAD)
+    if scen == "unaccepted-bigclose":
+        return client_unaccepted_close(c, d, BIG)
+    if scen == "unaccepted-forkclose":
+        return client_unaccepted_forkclose(c, d)
     if scen.startswith("unaccepted-"):
         return client_unaccepted_loop(c, scen[len("unaccepted-"):])
     return client_slow(c, fam, addr, d, scen == "slow-second", scen == "slow-many")
