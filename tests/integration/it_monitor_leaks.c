@@ -96,62 +96,15 @@ static void start_leaks(struct t_prog *p, struct t_state *s, const char *label, 
 	t_prog_startv(p, s->mon.dir, label, true, argv);
 }
 
-/* The line of @text starting with @prefix, copied to a static buffer, or NULL. */
 static const char *find_line(const char *text, const char *prefix)
 {
-	static char line[1024];
-	size_t plen = strlen(prefix);
-	const char *p = text;
-
-	while (p && *p) {
-		size_t n = strcspn(p, "\n");
-
-		if (n >= plen && !strncmp(p, prefix, plen)) {
-			snprintf(line, sizeof(line), "%.*s", (int)n, p);
-			return line;
-		}
-		p += n;
-		if (*p)
-			p++;
-	}
-	return NULL;
+	return t_find_line(text, prefix, true);
 }
 
-/*
- * await_line - wait (bounded by @guard_ms) until @p's stdout has a line
- * starting with @prefix; returns it (a static copy) or NULL with why[]
- * saying what happened instead (exited, or still running at the guard).
- */
+/* t_prog_await_line() of a line starting with @prefix, why[] saying what happened if NULL. */
 static const char *await_line(struct t_prog *p, const char *prefix, int guard_ms)
 {
-	uint64_t deadline = ipcd_deadline((int64_t)guard_ms * T_NSEC_PER_MSEC);
-
-	for (;;) {
-		const char *l = find_line(t_prog_read(p), prefix);
-		int code;
-
-		if (l)
-			return l;
-		code = p->pid > 0 ? t_try_wait(p->pid) : p->code;
-		if (code != T_STILL_RUNNING) {
-			if (p->pid > 0) {
-				p->code = code;
-				p->pid = 0;
-			}
-			l = find_line(t_prog_read(p), prefix);
-			if (l)
-				return l;
-			snprintf(why, sizeof(why), "%s exited (code %d) without printing \"%s\"",
-				 p->label, code, prefix);
-			return NULL;
-		}
-		if (ipcd_remaining(deadline) == 0) {
-			snprintf(why, sizeof(why), "%s printed no \"%s\" within the %d ms hang guard",
-				 p->label, prefix, guard_ms);
-			return NULL;
-		}
-		t_sleep_ms(2);
-	}
+	return t_prog_await_line(p, prefix, true, guard_ms, why, sizeof(why));
 }
 
 /* await_line() that fails the case: a step that must happen (setup). */

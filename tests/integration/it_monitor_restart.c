@@ -138,67 +138,15 @@ static void start_py(struct t_prog *p, struct t_state *s, const char *label, boo
 
 static char why[256];
 
-/*
- * find_line - the line of @text holding @needle (at its start if @at_start),
- * copied to a static buffer, or NULL.
- */
 static const char *find_line(const char *text, const char *needle, bool at_start)
 {
-	static char line[1024];
-	const char *p = text;
-
-	while (p && *p) {
-		size_t n = strcspn(p, "\n");
-		const char *hit = at_start ? (strncmp(p, needle, strlen(needle)) ? NULL : p) :
-					     memmem(p, n, needle, strlen(needle));
-
-		if (hit) {
-			snprintf(line, sizeof(line), "%.*s", (int)n, p);
-			return line;
-		}
-		p += n;
-		if (*p)
-			p++;
-	}
-	return NULL;
+	return t_find_line(text, needle, at_start);
 }
 
-/*
- * await_text - wait (bounded by @guard_ms) until @p's stdout has a line
- * holding @needle (starting with it if @at_start); returns that line (a
- * static copy) or NULL with why[] saying what happened instead (exited, or
- * still running at the guard).
- */
+/* t_prog_await_line(), why[] saying what happened if it returns NULL. */
 static const char *await_text(struct t_prog *p, const char *needle, bool at_start, int guard_ms)
 {
-	uint64_t deadline = ipcd_deadline((int64_t)guard_ms * T_NSEC_PER_MSEC);
-
-	for (;;) {
-		const char *l = find_line(t_prog_read(p), needle, at_start);
-		int code;
-
-		if (l)
-			return l;
-		code = p->pid > 0 ? t_try_wait(p->pid) : p->code;
-		if (code != T_STILL_RUNNING) {
-			if (p->pid > 0) {
-				p->code = code;
-				p->pid = 0;
-			}
-			l = find_line(t_prog_read(p), needle, at_start);
-			if (l)
-				return l;
-			snprintf(why, sizeof(why), "%s exited (code %d) without printing \"%s\"",
-				 p->label, code, needle);
-			return NULL;
-		}
-		if (ipcd_remaining(deadline) == 0) {
-			snprintf(why, sizeof(why), "%s printed no \"%s\" within the %d ms hang guard",
-				 p->label, needle, guard_ms);
-			return NULL;
-		}
-		t_sleep_ms(5);
-	}
+	return t_prog_await_line(p, needle, at_start, guard_ms, why, sizeof(why));
 }
 
 /* await_text() of a line starting with @prefix. */

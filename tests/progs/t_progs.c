@@ -213,6 +213,62 @@ const char *t_prog_wait_output(struct t_prog *p, bool in_err, const char *needle
 	}
 }
 
+const char *t_find_line(const char *text, const char *needle, bool at_start)
+{
+	static char line[1024];
+	size_t len = strlen(needle);
+	const char *p = text;
+
+	while (p && *p) {
+		size_t n = strcspn(p, "\n");
+		bool hit = at_start ? n >= len && !strncmp(p, needle, len)
+				    : memmem(p, n, needle, len) != NULL;
+
+		if (hit) {
+			snprintf(line, sizeof(line), "%.*s", (int)n, p);
+			return line;
+		}
+		p += n;
+		if (*p)
+			p++;
+	}
+	return NULL;
+}
+
+const char *t_prog_await_line(struct t_prog *p, const char *needle, bool at_start, int guard_ms,
+			      char *why, size_t why_len)
+{
+	uint64_t deadline = ipcd_deadline((int64_t)guard_ms * T_NSEC_PER_MSEC);
+
+	for (;;) {
+		const char *l = t_find_line(t_prog_read(p), needle, at_start);
+		int code;
+
+		if (l)
+			return l;
+		code = p->pid > 0 ? t_try_wait(p->pid) : p->code;
+		if (code != T_STILL_RUNNING) {
+			if (p->pid > 0) {
+				p->code = code;
+				p->pid = 0;
+			}
+			/* What it printed before it exited. */
+			l = t_find_line(t_prog_read(p), needle, at_start);
+			if (l)
+				return l;
+			snprintf(why, why_len, "%s exited (code %d) without printing \"%s\"",
+				 p->label, code, needle);
+			return NULL;
+		}
+		if (ipcd_remaining(deadline) == 0) {
+			snprintf(why, why_len, "%s printed no \"%s\" within the %d ms hang guard",
+				 p->label, needle, guard_ms);
+			return NULL;
+		}
+		t_sleep_ms(2);
+	}
+}
+
 unsigned int t_echo_server(struct t_prog *p, const char *dir, const char *label, bool preload,
 			   const char *args)
 {

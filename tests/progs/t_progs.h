@@ -81,6 +81,22 @@ int t_prog_wait(struct t_prog *p, int timeout_ms);
 /** t_prog_expect - t_prog_wait() and fail (showing the outputs) unless it exits @code. */
 void t_prog_expect(struct t_prog *p, int timeout_ms, int code);
 
+/**
+ * t_find_line - the line of @text holding @needle (starting with it if
+ * @at_start), copied to a static buffer, or NULL.
+ */
+const char *t_find_line(const char *text, const char *needle, bool at_start);
+
+/**
+ * t_prog_await_line - wait (bounded by @guard_ms) until @p's stdout has a
+ * line holding @needle (starting with it if @at_start); returns that line
+ * (t_find_line's copy), or NULL with @why (@why_len bytes) saying what
+ * happened instead: @p exited (reaped), or was still running at the guard.
+ * Never fails the test: the caller says what the missing line means.
+ */
+const char *t_prog_await_line(struct t_prog *p, const char *needle, bool at_start, int guard_ms,
+			      char *why, size_t why_len);
+
 /** t_prog_read - (re)read @p's stdout file into @p->out; returns it ("" if none). */
 const char *t_prog_read(struct t_prog *p);
 
