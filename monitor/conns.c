@@ -3198,10 +3198,12 @@ int conns_init(void)
 	 * sockets not yet sent, per listener its accept eventfd and our copy of
 	 * its kernel socket (a listener is a bind: at most max_connections), per
 	 * process its control socket and client region, the pools (a region and
-	 * two eventfds, a life socket pair), pending handshakes and our own few.
+	 * two eventfds each, connections' and pipes'; life socket pairs), pending
+	 * handshakes and our own few.
 	 */
-	need = 3ull * (cs.cap + POOL_MAX) + 2ull * POOL_MAX + 4ull * cs.cap + 2ull * cs.n_lis + 2ull * mon.cfg.max_processes +
-	       LANES_MAX * (1ull + LANE_REGIONS) + MON_MAX_PENDING + FD_SLACK;
+	need = 3ull * (cs.cap + POOL_MAX + POOL_MAX / 2) + 2ull * POOL_MAX + 4ull * cs.cap +
+	       2ull * cs.n_lis + 2ull * mon.cfg.max_processes + LANES_MAX * (1ull + LANE_REGIONS) +
+	       MON_MAX_PENDING + FD_SLACK;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need
 										  : rl.rlim_max;
