@@ -438,6 +438,35 @@ static void gone(uint32_t slot)
 	}
 }
 
+void mon_object_event(uint64_t tag, uint32_t events)
+{
+	switch (MON_EV_KIND(tag)) {
+	case MON_EV_CLIENT:
+		clients_event(MON_EV_IDX(tag), events);
+		break;
+	case MON_EV_PENDING:
+		control_pending_ready(MON_EV_IDX(tag));
+		break;
+	case MON_EV_HOLD:
+		conns_hold_hup(MON_EV_IDX(tag));
+		break;
+	case MON_EV_LHOLD:
+		conns_lis_hup(MON_EV_IDX(tag));
+		break;
+	case MON_EV_UHOLD:
+		conns_ulis_hup(MON_EV_IDX(tag));
+		break;
+	case MON_EV_RLINK:
+		cluster_link_event();
+		break;
+	case MON_EV_RCHAN:
+		cluster_chan_event(MON_EV_IDX(tag), events);
+		break;
+	default:
+		break;
+	}
+}
+
 void clients_event(uint32_t slot, uint32_t events)
 {
 	struct mon_client *c = clients_get(slot);

@@ -311,26 +311,8 @@ static int handle_events(int64_t timeout_ns)
 			ipcd_reqq_srv_woken(mon.srv);
 			mon.ctr.wakeups++;
 			break;
-		case MON_EV_CLIENT:
-			clients_event(MON_EV_IDX(tag), ev[i].events);
-			break;
-		case MON_EV_PENDING:
-			control_pending_ready(MON_EV_IDX(tag));
-			break;
-		case MON_EV_HOLD:
-			conns_hold_hup(MON_EV_IDX(tag));
-			break;
-		case MON_EV_LHOLD:
-			conns_lis_hup(MON_EV_IDX(tag));
-			break;
-		case MON_EV_UHOLD:
-			conns_ulis_hup(MON_EV_IDX(tag));
-			break;
-		case MON_EV_RLINK:
-			cluster_link_event();
-			break;
-		case MON_EV_RCHAN:
-			cluster_chan_event(MON_EV_IDX(tag), ev[i].events);
+		default:
+			mon_object_event(tag, ev[i].events);
 			break;
 		}
 	}

@@ -321,6 +321,15 @@ extern struct monitor mon;
 #define MON_EV_KIND(v)		((v) >> 56)
 #define MON_EV_IDX(v)		((uint32_t)(v))
 
+/*
+ * clients.c: an event of a monitor object (a process, a pending handshake,
+ * a hold token, a listener's or a named AF_UNIX registration's copy, the
+ * cluster's links and channels). The main loop handles the listening
+ * socket, signals and the wake eventfd itself; the fuzz harness
+ * (tests/fuzz/fx.c) calls this for every event.
+ */
+void mon_object_event(uint64_t tag, uint32_t events);
+
 /* control.c: the control socket, handshake and admin queries */
 int control_init(void);
 void control_exit(void);

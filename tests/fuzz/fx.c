@@ -478,7 +478,11 @@ int fx_submit(struct fx_client *c, struct ipcd_req *req)
 
 /* ---- the loop -------------------------------------------------------------- */
 
-/* main.c's handle_events() without waiting: returns the events handled. */
+/*
+ * main.c's handle_events() without waiting, for the monitor objects' events
+ * only (the listening socket, signals and the wake eventfd are main.c's):
+ * returns the events handled.
+ */
 static int events(void)
 {
 	struct epoll_event ev[32];
@@ -489,35 +493,8 @@ static int events(void)
 		if (n <= 0)
 			break;
 		total += n;
-		for (i = 0; i < n; i++) {
-			uint64_t tag = ev[i].data.u64;
-
-			switch (MON_EV_KIND(tag)) {
-			case MON_EV_CLIENT:
-				clients_event(MON_EV_IDX(tag), ev[i].events);
-				break;
-			case MON_EV_PENDING:
-				control_pending_ready(MON_EV_IDX(tag));
-				break;
-			case MON_EV_HOLD:
-				conns_hold_hup(MON_EV_IDX(tag));
-				break;
-			case MON_EV_LHOLD:
-				conns_lis_hup(MON_EV_IDX(tag));
-				break;
-			case MON_EV_UHOLD:
-				conns_ulis_hup(MON_EV_IDX(tag));
-				break;
-			case MON_EV_RLINK:
-				cluster_link_event();
-				break;
-			case MON_EV_RCHAN:
-				cluster_chan_event(MON_EV_IDX(tag), ev[i].events);
-				break;
-			default:
-				break;
-			}
-		}
+		for (i = 0; i < n; i++)
+			mon_object_event(ev[i].data.u64, ev[i].events);
 		clients_reap_dead();
 	}
 	return total;
