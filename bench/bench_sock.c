@@ -1322,39 +1322,15 @@ static void log_head(const char *path, char *b, size_t len)
 	ipcd_bench_log_head(path, 3, b, len);
 }
 
-/* Run @argv (stdout and stderr captured) for at most @timeout_ns. Returns its wait status. */
+/* Run @argv (output captured) for at most @timeout_ns: its wait status, -1 (timed out). */
 static int run_capture(const char *const argv[], struct ipcd_bench_buf *out, uint64_t timeout_ns)
 {
-	uint64_t until = ipcd_now_ns() + timeout_ns;
-	int p[2], st = -1, rc;
-	pid_t pid;
+	char **env = env_kernel ? env_kernel : environ;
+	int st, rc = ipcd_bench_run_capture(argv, env, out, timeout_ns, POLL_MS, &st);
 
-	if (pipe2(p, O_CLOEXEC))
-		die("pipe: %s", strerror(errno));
-	pid = ipcd_bench_fork();
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		ipcd_bench_child_signals();
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
-			_exit(127);
-		ipcd_bench_exec(argv, env_kernel ? env_kernel : environ);
-	}
-	close(p[1]);
-	rc = ipcd_bench_drain(p[0], out, until, POLL_MS);
-	if (rc == -ENOMEM)
-		die("out of memory");
-	if (rc == -ETIMEDOUT)
-		kill(pid, SIGKILL);
-	close(p[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (ipcd_now_ns() >= until)
-		return -1;
-	return st;
+	if (rc && rc != -ETIMEDOUT)
+		die("running %s: %s", argv[0], strerror(-rc));
+	return rc ? -1 : st;
 }
 
 /* ---- the monitor ---------------------------------------------------------------- */
@@ -1452,11 +1428,8 @@ static int monitor_created(uint64_t *created, char *err, size_t len)
 static int start_monitor(char *err, size_t len)
 {
 	const char *argv[] = { o.monitor, "--print-default-config", NULL };
-	char conf[128], *line, *save = NULL;
 	struct ipcd_bench_buf def = { 0 };
-	bool moved = false;
-	size_t used = 0;
-	FILE *f;
+	char conf[128];
 	int st, i;
 
 	st = run_capture(argv, &def, 10 * NS_PER_S);
@@ -1466,27 +1439,10 @@ static int start_monitor(char *err, size_t len)
 		return -1;
 	}
 	snprintf(conf, sizeof(conf), "%s/monitor.conf", tmpdir);
-	f = fopen(conf, "we");
-	if (!f)
-		die("%s: %s", conf, strerror(errno));
-	for (line = strtok_r(def.p, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(line, "control_socket", strlen("control_socket"))) {
-			fprintf(f, "control_socket = %s\n", mon_sock);
-			moved = true;
-		} else {
-			fprintf(f, "%s\n", line);
-		}
-		if (line[0] != '#' && line[0] && used < sizeof(mon_config) - 1)
-			used += (size_t)snprintf(mon_config + used, sizeof(mon_config) - used,
-						 "%s%s", used ? "; " : "",
-						 strncmp(line, "control_socket", 14) ? line
-						 : "control_socket = <temp dir>");
-	}
-	if (!moved)
-		fprintf(f, "control_socket = %s\n", mon_sock);
+	st = ipcd_bench_write_conf(def.p, conf, mon_sock, mon_config, sizeof(mon_config));
 	free(def.p);
-	if (fclose(f))
-		die("%s: %s", conf, strerror(errno));
+	if (st)
+		die("%s: %s", conf, strerror(-st));
 
 	mon_pid = ipcd_bench_spawn_monitor(o.monitor, conf, mon_log, env_kernel);
 	if (mon_pid < 0)

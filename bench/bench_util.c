@@ -179,6 +179,74 @@ int ipcd_bench_drain(int fd, struct ipcd_bench_buf *out, uint64_t until, unsigne
 	}
 }
 
+int ipcd_bench_run_capture(const char *const argv[], char **env, struct ipcd_bench_buf *out,
+			   uint64_t timeout_ns, unsigned int poll_ms, int *status)
+{
+	uint64_t until = ipcd_now_ns() + timeout_ns;
+	int p[2], rc;
+	pid_t pid;
+
+	*status = -1;
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = ipcd_bench_fork();
+	if (pid < 0) {
+		rc = -errno;
+		close(p[0]);
+		close(p[1]);
+		return rc;
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		ipcd_bench_child_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
+			_exit(127);
+		ipcd_bench_exec(argv, env);
+	}
+	close(p[1]);
+	rc = ipcd_bench_drain(p[0], out, until, poll_ms);
+	if (rc)
+		kill(pid, SIGKILL);	/* timed out, or no room for what it says */
+	close(p[0]);
+	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+		;
+	if (rc == -ENOMEM)
+		return rc;
+	return ipcd_now_ns() >= until ? -ETIMEDOUT : 0;
+}
+
+int ipcd_bench_write_conf(char *text, const char *path, const char *sock, char *summary,
+			  size_t len)
+{
+	static const char key[] = "control_socket";
+	char *line, *save = NULL;
+	bool moved = false;
+	size_t used = 0;
+	FILE *f = fopen(path, "we");
+
+	if (!f)
+		return -errno;
+	if (len)
+		summary[0] = '\0';
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		bool is_sock = !strncmp(line, key, sizeof(key) - 1);
+
+		if (is_sock)
+			fprintf(f, "%s = %s\n", key, sock);
+		else
+			fprintf(f, "%s\n", line);
+		moved |= is_sock;
+		if (line[0] != '#' && line[0] && used + 1 < len)
+			used += (size_t)snprintf(summary + used, len - used, "%s%s", used ? "; " : "",
+						 is_sock ? "control_socket = <temp dir>" : line);
+	}
+	if (!moved)
+		fprintf(f, "%s = %s\n", key, sock);
+	return fclose(f) ? -errno : 0;
+}
+
 const char *ipcd_bench_json_obj(const char *text, const char *name, const char **end)
 {
 	char k[64];

@@ -155,6 +155,26 @@ int ipcd_bench_buf_add(struct ipcd_bench_buf *b, const char *d, size_t n);
  */
 int ipcd_bench_drain(int fd, struct ipcd_bench_buf *out, uint64_t until, unsigned int poll_ms);
 
+/**
+ * ipcd_bench_run_capture - run @argv with @env (stdin /dev/null, stdout and
+ * stderr into @out, default signal actions, killed with its parent) for at
+ * most @timeout_ns, draining every @poll_ms at least. 0 with its wait status
+ * in @status; -ETIMEDOUT (it was killed and reaped); or -errno from pipe(),
+ * fork() or @out's growth (-ENOMEM), with nothing left running.
+ */
+int ipcd_bench_run_capture(const char *const argv[], char **env, struct ipcd_bench_buf *out,
+			   uint64_t timeout_ns, unsigned int poll_ms, int *status);
+
+/**
+ * ipcd_bench_write_conf - write the monitor config @text (what
+ * --print-default-config printed; cut into lines in place) to @path with its
+ * control_socket set to @sock (added if it had none), and its settings into
+ * @summary (@len bytes): "key = value; ...", the socket as "<temp dir>".
+ * 0 or -errno from writing @path.
+ */
+int ipcd_bench_write_conf(char *text, const char *path, const char *sock, char *summary,
+			  size_t len);
+
 /* ---- the monitor's counters (ipcdctl --json counters) ------------------------------ */
 
 /*

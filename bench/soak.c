@@ -1166,34 +1166,11 @@ static char **env_build(bool preload)
 /* Run @argv (not preloaded), its stdout and stderr into @out; the wait status or -1 (timed out). */
 static int run_capture(const char *const argv[], struct ipcd_bench_buf *out, uint64_t timeout_ns)
 {
-	uint64_t until = ipcd_now_ns() + timeout_ns;
-	int p[2], st = -1, rc;
-	pid_t pid;
+	int st, rc = ipcd_bench_run_capture(argv, env_kernel, out, timeout_ns, 100, &st);
 
-	if (pipe2(p, O_CLOEXEC))
-		die("pipe: %s", strerror(errno));
-	pid = ipcd_bench_fork();
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		ipcd_bench_child_signals();
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (nul < 0 || dup2(nul, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
-			_exit(127);
-		ipcd_bench_exec(argv, env_kernel);
-	}
-	close(p[1]);
-	rc = ipcd_bench_drain(p[0], out, until, 100);
-	if (rc == -ENOMEM)
-		die("out of memory");
-	if (rc == -ETIMEDOUT)
-		kill(pid, SIGKILL);
-	close(p[0]);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return ipcd_now_ns() >= until ? -1 : st;
+	if (rc && rc != -ETIMEDOUT)
+		die("running %s: %s", argv[0], strerror(-rc));
+	return rc ? -1 : st;
 }
 
 /* ---- the monitor ---------------------------------------------------------------------- */
@@ -1238,34 +1215,18 @@ static void stop_monitor(void)
 static void start_monitor(void)
 {
 	const char *argv[] = { o.monitor, "--print-default-config", NULL };
-	char conf[128], *line, *save = NULL;
 	struct ipcd_bench_buf def = { 0 };
-	size_t used = 0;
-	FILE *f;
+	char conf[128];
 	int st, i;
 
 	st = run_capture(argv, &def, 10 * NS_PER_S);
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		die("%s --print-default-config failed: %.200s", o.monitor, def.p);
 	snprintf(conf, sizeof(conf), "%s/monitor.conf", tmpdir);
-	f = fopen(conf, "we");
-	if (!f)
-		die("%s: %s", conf, strerror(errno));
-	for (line = strtok_r(def.p, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		bool sock = !strncmp(line, "control_socket", 14);
-
-		if (sock)
-			fprintf(f, "control_socket = %s\n", mon_sock);
-		else
-			fprintf(f, "%s\n", line);
-		if (line[0] != '#' && line[0] && used < sizeof(mon_config) - 1)
-			used += (size_t)snprintf(mon_config + used, sizeof(mon_config) - used,
-						 "%s%s", used ? "; " : "",
-						 sock ? "control_socket = <temp dir>" : line);
-	}
+	st = ipcd_bench_write_conf(def.p, conf, mon_sock, mon_config, sizeof(mon_config));
 	free(def.p);
-	if (fclose(f))
-		die("%s: %s", conf, strerror(errno));
+	if (st)
+		die("%s: %s", conf, strerror(-st));
 	mon_pid = ipcd_bench_spawn_monitor(o.monitor, conf, mon_log, env_kernel);
 	if (mon_pid < 0)
 		die("fork: %s", strerror(errno));
