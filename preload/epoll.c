@@ -1101,9 +1101,13 @@ static int ep_wait(struct ipcd_ep *ep, int epfd, struct epoll_event *evs, int ma
 		int64_t left;
 
 		/* Every time round, at most once a second: a busy loop may never sleep. */
-		if (ep->naccel && ipcd_now_ns() - ep->live_at >= (uint64_t)IPCD_LIVE_CHECK_NS) {
-			ep->live_at = ipcd_now_ns();
-			peers_check(ep);
+		if (ep->naccel) {
+			uint64_t now = ipcd_now_ns();
+
+			if (now - ep->live_at >= (uint64_t)IPCD_LIVE_CHECK_NS) {
+				ep->live_at = now;
+				peers_check(ep);
+			}
 		}
 
 		n = pending_take(ep, evs, max);
